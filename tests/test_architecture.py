@@ -1,0 +1,38 @@
+"""The core stays headless: no Qt anywhere under tlstudio/core."""
+
+from __future__ import annotations
+
+import ast
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import tlstudio.core
+
+CORE = Path(tlstudio.core.__file__).parent
+QT_MODULES = ("PySide6", "PyQt5", "PyQt6", "shiboken6", "matplotlib.backends.backend_qt")
+
+
+def test_core_sources_never_import_qt():
+    for source in CORE.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(), str(source))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert not name.startswith(QT_MODULES), f"{source.name} imports {name}"
+
+
+def test_importing_every_core_module_loads_no_qt():
+    modules = [m.name for m in pkgutil.walk_packages([str(CORE)], "tlstudio.core.")]
+    assert modules, "no core modules found"
+    code = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        f"print([m for m in sys.modules if m.startswith({QT_MODULES!r})])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,0 +1,91 @@
+"""`tlstudio inspect` and `tlstudio demo`, end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from factory import encode, make_class_folder, pattern, write
+
+from tlstudio.cli import main
+from tlstudio.core.split import Manifest
+
+
+def test_inspect_json_end_to_end_in_a_real_process(tmp_path):
+    make_class_folder(tmp_path, "ants", 6)
+    make_class_folder(tmp_path, "bees", 4, seed=1)
+    write(tmp_path / "bees" / "broken.jpg", b"<html>oops</html>")
+    out = subprocess.run(
+        [sys.executable, "-m", "tlstudio", "inspect", str(tmp_path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["classes"] == {"ants": 6, "bees": 4}
+    assert data["skipped"] == [
+        {"path": "bees/broken.jpg", "reason": "not an image (named .jpg): an HTML page"}
+    ]
+    assert isinstance(data["warnings"], list) and data["duplicates"] == []
+
+
+def test_inspect_text_and_manifest(tmp_path, capsys):
+    make_class_folder(tmp_path / "d", "x", 10)
+    make_class_folder(tmp_path / "d", "y", 10, seed=1)
+    assert main(["inspect", str(tmp_path / "d"), "--manifest", str(tmp_path / "m.csv"), "--seed", "7"]) == 0
+    text = capsys.readouterr().out
+    assert "2 classes, 20 usable images, 0 skipped" in text
+    assert "Usable: yes" in text
+    manifest = Manifest.load(tmp_path / "m.csv")
+    assert len(manifest.entries) == 20
+    assert manifest.counts()["test"] == {"x": 2, "y": 2}
+
+
+def test_inspect_unusable_folder_exits_non_zero_with_a_reason(tmp_path, capsys):
+    make_class_folder(tmp_path, "only", 3)
+    assert main(["inspect", str(tmp_path), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["usable"] is False
+    assert captured.err.strip().splitlines() == [
+        "tlstudio inspect: not usable: found 1 class folder(s) with usable images; at least two are needed "
+        "(one sub-folder per class)"
+    ]
+
+
+def test_inspect_missing_folder(tmp_path, capsys):
+    assert main(["inspect", str(tmp_path / "nope")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_inspect_json_survives_undecodable_names(tmp_path, capsys):
+    import os
+
+    make_class_folder(tmp_path, "a", 2)
+    make_class_folder(tmp_path, "b", 2, seed=1)
+    with open(os.path.join(os.fsencode(tmp_path / "b"), b"\xff\xfe.jpg"), "wb") as fh:
+        fh.write(encode(pattern(seed=5), "JPEG"))
+    with open(os.path.join(os.fsencode(tmp_path / "b"), b"bad\xff.txt"), "wb") as fh:
+        fh.write(b"text")
+    assert main(["inspect", str(tmp_path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["classes"] == {"a": 2, "b": 3}
+    assert len(data["skipped"]) == 1
+
+
+def test_demo_runs_on_the_bundled_sample(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "10 classes, 400 usable images, 0 skipped" in text
+    assert (tmp_path / "manifest.csv").is_file()
+
+
+def test_help_is_fast_to_import():
+    code = (
+        "import sys, tlstudio.cli\n"
+        "print(sorted(m for m in ('tensorflow', 'PIL', 'PySide6') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

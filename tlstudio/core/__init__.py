@@ -1,0 +1,1 @@
+"""Headless core of TL Studio. Nothing in this package imports Qt."""

@@ -1,0 +1,68 @@
+"""Plain-text rendering of the dataset doctor's report for the terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tlstudio.core.health import DatasetReport
+from tlstudio.core.split import SPLITS, Manifest
+
+_MAX_LISTED = 50
+
+
+def format_report(
+    report: DatasetReport, manifest: Manifest | None = None, manifest_path: Path | None = None
+) -> str:
+    """The report as aligned text a person can read top to bottom."""
+    lines = [
+        f"Dataset: {report.root}",
+        f"  {len(report.classes)} classes, {len(report.images)} usable images, {len(report.skipped)} skipped",
+        "",
+    ]
+    if report.classes:
+        width = max(len("class"), *(len(c) for c in report.classes))
+        lines.append(f"  {'class':<{width}}  {'images':>6}  {'weight':>6}")
+        for label, n in report.classes.items():
+            weight = report.class_weights.get(label, 0.0)
+            lines.append(f"  {label:<{width}}  {n:>6}  {weight:>6.2f}")
+        if report.imbalance_ratio is not None:
+            lines.append(f"  imbalance (largest:smallest) {report.imbalance_ratio:.2f}:1")
+        lines.append("")
+    if report.formats:
+        lines.append("Formats: " + ", ".join(f"{k} {v}" for k, v in report.formats.items()))
+    stats = report.size_stats
+    if stats:
+        w, h = stats["width"], stats["height"]
+        lines.append(
+            f"Image sizes: width {w['min']}–{w['max']} (median {w['median']:g}), "
+            f"height {h['min']}–{h['max']} (median {h['median']:g})"
+        )
+        hist = ", ".join(f"{k}: {v}" for k, v in stats["short_side_histogram"].items())
+        lines.append(f"  short side: {hist}")
+    lines.append(
+        f"Duplicates: {len(report.duplicates)} group(s) of identical files"
+        if report.duplicates
+        else "Duplicates: none"
+    )
+    for group in report.duplicates[:_MAX_LISTED]:
+        lines.append("  = " + "  ==  ".join(group.paths))
+    if report.skipped:
+        lines += ["", f"Skipped ({len(report.skipped)}):"]
+        for item in report.skipped[:_MAX_LISTED]:
+            lines.append(f"  - {item.path}: {item.reason}")
+        if len(report.skipped) > _MAX_LISTED:
+            lines.append(f"  … and {len(report.skipped) - _MAX_LISTED} more (use --json for all)")
+    if report.warnings:
+        lines += ["", "Warnings:"]
+        lines += [f"  ! {w}" for w in report.warnings]
+    if manifest is not None:
+        counts = manifest.counts()
+        summary = " / ".join(f"{s} {sum(counts[s].values())}" for s in SPLITS)
+        lines += [
+            "",
+            f"Split manifest: {manifest_path} ({summary})",
+            f"  fingerprint {manifest.fingerprint()[:16]}",
+        ]
+    lines.append("")
+    lines.append("Usable: yes" if report.usable else f"Usable: no — {report.problem}")
+    return "\n".join(lines)
