@@ -39,13 +39,113 @@ def build_parser() -> argparse.ArgumentParser:
     _add_split_options(inspect)
     inspect.set_defaults(handler=_cmd_inspect)
 
-    demo = sub.add_parser("demo", help="run the dataset doctor on the bundled sample dataset")
+    backbones = sub.add_parser("backbones", help="list the Keras Applications backbones")
+    backbones.add_argument("--json", action="store_true", help="print a JSON list")
+    backbones.set_defaults(handler=_cmd_backbones)
+
+    train = sub.add_parser(
+        "train",
+        help="train a classifier on DATA_DIR and export it",
+        description="Train with the two-phase recipe (frozen backbone + new head, then the top blocks "
+        "unfrozen at a 10x lower learning rate), early stopping on validation loss with the best "
+        "weights restored, then export a verified SavedModel into RUN_DIR/saved_model.",
+    )
+    train.add_argument("data_dir", metavar="DATA_DIR", type=Path)
+    train.add_argument(
+        "--backbone",
+        required=True,
+        metavar="NAME_OR_PATH",
+        help="a Keras Applications name (see `tlstudio backbones`), a .keras/.h5 model file, "
+        "or a SavedModel folder",
+    )
+    train.add_argument("--out", required=True, type=Path, metavar="RUN_DIR", help="the run folder to write")
+    train.add_argument(
+        "--weights",
+        default="imagenet",
+        metavar="imagenet|none|FILE",
+        help="backbone weights (default imagenet; none = from scratch, the baseline)",
+    )
+    train.add_argument(
+        "--image-size", type=int, metavar="N", help="square input size (default: the backbone's)"
+    )
+    train.add_argument("--epochs", type=int, default=10, metavar="N", help="phase 1 epochs (10)")
+    train.add_argument(
+        "--fine-tune-epochs",
+        type=int,
+        default=10,
+        metavar="N",
+        help="phase 2 epochs (10; 0 = no fine-tuning phase)",
+    )
+    train.add_argument(
+        "--fine-tune-blocks", type=int, default=2, metavar="N", help="top blocks unfrozen in phase 2 (2)"
+    )
+    train.add_argument("--batch-size", type=int, default=32, metavar="N", help="(32)")
+    train.add_argument("--learning-rate", type=float, default=1e-3, metavar="X", help="phase 1 rate (0.001)")
+    train.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd", "rmsprop"])
+    train.add_argument(
+        "--freeze",
+        default="all",
+        metavar="PLAN",
+        help="all (default: feature extraction, then fine-tuning), none, top:N, first:P%%",
+    )
+    train.add_argument(
+        "--train-batchnorm",
+        action="store_true",
+        help="let BatchNorm layers train (default: frozen, in inference mode)",
+    )
+    train.add_argument("--dropout", type=float, default=0.2, metavar="F", help="head dropout (0.2)")
+    train.add_argument(
+        "--dense", default="", metavar="UNITS", help="extra dense layers in the head, e.g. 256,128 (none)"
+    )
+    train.add_argument("--no-augment", action="store_true", help="turn off flip/rotation augmentation")
+    train.add_argument("--no-flip", action="store_true", help="no horizontal flips (text, digits, maps)")
+    train.add_argument("--zoom", type=float, default=0.0, metavar="F", help="random zoom augmentation (0)")
+    train.add_argument(
+        "--contrast", type=float, default=0.0, metavar="F", help="random contrast augmentation (0)"
+    )
+    train.add_argument(
+        "--class-weights",
+        default="auto",
+        choices=["auto", "balanced", "none"],
+        help="auto: balanced weights when classes are imbalanced past 5:1",
+    )
+    train.add_argument("--patience", type=int, default=3, metavar="N", help="early stopping patience (3)")
+    train.add_argument(
+        "--cut-at", metavar="LAYER", help="model files: the layer whose output are the features"
+    )
+    train.add_argument(
+        "--preprocessing",
+        choices=["none", "unit", "tf", "caffe", "torch"],
+        help="override the input preprocessing (model files default to none: the model takes 0-255 pixels)",
+    )
+    train.add_argument("--manifest", type=Path, metavar="FILE", help="reuse a split manifest")
+    train.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU)")
+    _add_split_options(train)
+    train.set_defaults(handler=_cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="score an exported model on a labelled folder")
+    evaluate.add_argument("model", metavar="MODEL", type=Path, help="a SavedModel folder or a run folder")
+    evaluate.add_argument("data_dir", metavar="DATA_DIR", type=Path)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--manifest", type=Path, metavar="FILE", help="evaluate the files of this manifest")
+    evaluate.add_argument("--split", choices=["train", "val", "test"], help="with --manifest: one split")
+    evaluate.add_argument("--predictions", action="store_true", help="with --json: include every prediction")
+    evaluate.set_defaults(handler=_cmd_evaluate)
+
+    predict = sub.add_parser("predict", help="classify image files with an exported model")
+    predict.add_argument("model", metavar="MODEL", type=Path, help="a SavedModel folder or a run folder")
+    predict.add_argument("images", metavar="IMAGE", nargs="+", type=Path)
+    predict.add_argument("--top", type=int, default=3, metavar="K", help="classes shown per image (3)")
+    predict.add_argument("--json", action="store_true", help="print a JSON list")
+    predict.set_defaults(handler=_cmd_predict)
+
+    demo = sub.add_parser("demo", help="inspect, train and export on the bundled sample dataset")
     demo.add_argument(
         "--out",
         type=Path,
         default=Path("runs/demo"),
         metavar="DIR",
-        help="where to write the split manifest (default: runs/demo)",
+        help="the run folder (default: runs/demo)",
     )
     demo.set_defaults(handler=_cmd_demo)
     return parser
@@ -77,6 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tlstudio: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `tlstudio evaluate ... | head`
+        sys.stderr.close()
+        return 0
 
 
 def _fail(command: str, message: str, code: int = 1) -> int:
@@ -122,17 +225,217 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_backbones(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from tlstudio.core.backbones import list_backbones
+
+    specs = list_backbones()
+    if args.json:
+        print(json.dumps([spec.to_dict() for spec in specs], indent=2))
+        return 0
+    print(f"{'name':<20} {'family':<20} {'params':>12} {'input':>6} {'min':>4}  preprocessing")
+    for spec in specs:
+        params = f"{spec.params:,}" if spec.params else "?"
+        print(
+            f"{spec.name:<20} {spec.family:<20} {params:>12} {spec.default_size:>6} {spec.min_size:>4}  "
+            f"{spec.preprocessing}"
+        )
+    print(
+        "\nparams: without the ImageNet classification top. Also accepted as --backbone: a .keras/.h5 "
+        "model file or a SavedModel folder."
+    )
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    if not args.data_dir.is_dir():
+        return _fail("train", f"{args.data_dir} is not a folder", 2)
+    _quiet_tensorflow()
+    try:
+        settings = _settings_from_args(args)
+    except ValueError as err:
+        return _fail("train", str(err), 2)
+    return _run_training(settings, args.data_dir, args.out, args.manifest)
+
+
+def _settings_from_args(args: argparse.Namespace):
+    from tlstudio.core.freezing import FreezePlan
+    from tlstudio.core.model import HeadSettings
+    from tlstudio.core.pipeline import Augmentation
+    from tlstudio.core.settings import TrainSettings
+
+    plan = FreezePlan.parse(args.freeze)
+    if args.train_batchnorm:
+        plan = FreezePlan(plan.preset, plan.value, train_batchnorm=True)
+    dense = tuple(int(u) for u in args.dense.split(",") if u.strip()) if args.dense else ()
+    augment = (
+        Augmentation(flip=False, rotation=0.0, zoom=args.zoom, contrast=args.contrast)
+        if args.no_augment
+        else Augmentation(zoom=args.zoom, contrast=args.contrast)
+    )
+    return TrainSettings(
+        backbone=args.backbone,
+        weights=args.weights,
+        image_size=args.image_size,
+        cut_at=args.cut_at,
+        preprocessing=args.preprocessing,
+        head=HeadSettings(dropout=args.dropout, dense_units=dense),
+        freeze=plan,
+        optimizer=args.optimizer,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        fine_tune_epochs=args.fine_tune_epochs,
+        fine_tune_blocks=args.fine_tune_blocks,
+        early_stopping_patience=args.patience,
+        augmentation=augment,
+        class_weights=args.class_weights,
+        batchnorm="train" if args.train_batchnorm else "frozen",
+        seed=args.seed,
+        val_fraction=args.val,
+        test_fraction=args.test,
+        mixed_precision=args.mixed_precision,
+    )
+
+
+def _run_training(settings, data_dir: Path, out: Path, manifest: Path | None) -> int:
+    import signal
+    import threading
+
+    from tlstudio.core.training import TrainingSession
+    from tlstudio.progress import ProgressPrinter
+
+    stop = threading.Event()
+
+    def request_stop(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        print("\nStopping after this batch (Ctrl-C again to abort)…", file=sys.stderr)
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, request_stop)
+    try:
+        session = TrainingSession(
+            settings, data_dir, out, manifest=manifest, on_event=ProgressPrinter(), stop_event=stop
+        )
+        result = session.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return {"completed": 0, "stopped": 130}.get(result.status, 1)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from tlstudio.core.evaluation import evaluate_folder, load_exported
+    from tlstudio.core.split import Manifest
+
+    if not args.data_dir.is_dir():
+        return _fail("evaluate", f"{args.data_dir} is not a folder", 2)
+    try:
+        model = load_exported(args.model)
+        manifest = Manifest.load(args.manifest) if args.manifest else None
+        result = evaluate_folder(model, args.data_dir, manifest=manifest, split=args.split)
+    except (FileNotFoundError, ValueError) as err:
+        return _fail("evaluate", str(err))
+    if args.json:
+        print(json.dumps(result.to_dict(with_predictions=args.predictions), indent=2, ensure_ascii=False))
+        return 0
+    print(f"Accuracy {result.accuracy:.4f} on {result.num_images} images ({len(result.skipped)} skipped)\n")
+    width = max(len(x) for x in result.labels)
+    print(f"{'class':<{width}}  precision  recall     f1  support")
+    for name, row in result.per_class.items():
+        print(
+            f"{name:<{width}}  {row['precision']:>9.3f}  {row['recall']:>6.3f}  {row['f1']:>5.3f}  "
+            f"{row['support']:>7}"
+        )
+    print("\nConfusion matrix (rows: true class, columns: predicted, same order):")
+    for name, row in zip(result.labels, result.confusion_matrix, strict=True):
+        print(f"{name:<{width}}  " + " ".join(f"{v:>4}" for v in row))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    _quiet_tensorflow()
+    from tlstudio.core.evaluation import load_exported, predict_files
+
+    try:
+        model = load_exported(args.model)
+    except (FileNotFoundError, ValueError) as err:
+        return _fail("predict", str(err))
+    results = predict_files(model, args.images, top=args.top)
+    if args.json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+    else:
+        for item in results:
+            if "error" in item:
+                print(f"{item['path']}: cannot read: {item['error']}")
+            else:
+                tops = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in item["top"])
+                print(f"{item['path']}: {tops}")
+    return 1 if any("error" in item for item in results) else 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from tlstudio.samples import sample_dataset
 
     data = sample_dataset()
     print(f"TL Studio demo on the bundled sample dataset: {data}\n")
     manifest_path = args.out / "manifest.csv"
-    return _cmd_inspect(
+    code = _cmd_inspect(
         argparse.Namespace(
             data_dir=data, json=False, deep=False, manifest=manifest_path, val=0.15, test=0.15, seed=42
         )
     )
+    if code:
+        return code
+    print("\nTraining a small CNN from scratch on it (the backbone is built here; no download)…\n")
+    _quiet_tensorflow()
+    from tlstudio.core.pipeline import Augmentation
+    from tlstudio.core.settings import TrainSettings
+
+    settings = TrainSettings(
+        backbone=str(_demo_backbone(args.out)),
+        epochs=30,
+        fine_tune_epochs=0,
+        batch_size=32,
+        learning_rate=3e-3,
+        freeze=_plan("none"),
+        early_stopping_patience=5,
+        augmentation=Augmentation(flip=False),  # digits are not mirror-symmetric
+    )
+    code = _run_training(settings, data, args.out, manifest_path)
+    if code == 0:
+        print(f"\nTry: tlstudio predict {args.out} {next(iter(sorted(data.glob('3_*/*.png'))))}")
+    return code
+
+
+def _plan(text: str):
+    from tlstudio.core.freezing import FreezePlan
+
+    return FreezePlan.parse(text)
+
+
+def _demo_backbone(out: Path) -> Path:
+    """A small CNN saved as a .keras file, to show the 'your own model as backbone' path offline."""
+    import keras
+
+    path = out / "demo_backbone.keras"
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    for filters in (32, 64):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
+        x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Flatten()(x)
+    keras.Model(inputs, x, name="demo_cnn").save(path)
+    return path
+
+
+def _quiet_tensorflow() -> None:
+    from tlstudio.quiet_tf import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
 
 
 def _progress_printer(label: str):

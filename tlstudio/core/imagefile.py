@@ -257,6 +257,16 @@ def _sniff_non_image(head: bytes) -> str:
             return name
     if head[4:8] == b"ftyp":
         return "a video or HEIF/AVIF file (not supported)"
-    if head and all(32 <= b < 127 or b in b"\r\n\t" for b in head[:256]):
+    if head and _looks_like_text(head):
         return "a text file"
     return "unrecognised content"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if err.start < len(head) - 4:  # only a character cut at the end of the sample is allowed
+            return False
+        text = head[: err.start].decode("utf-8")
+    return bool(text) and all(ch.isprintable() or ch in "\r\n\t" for ch in text)

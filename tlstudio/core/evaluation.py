@@ -1,0 +1,176 @@
+"""Score an exported model: load it with plain TensorFlow, predict files, evaluate a folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tlstudio.core.health import inspect_folder
+from tlstudio.core.imagefile import ImageProblem
+from tlstudio.core.pipeline import load_for_model
+from tlstudio.core.split import Manifest
+
+BATCH = 64
+
+
+@dataclass
+class ExportedModel:
+    """A SavedModel written by ``export_model``, with its labels and input size."""
+
+    path: Path
+    labels: list[str]
+    image_size: int
+    _signature: object = field(repr=False, default=None)
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        """Probabilities for a batch of uint8 RGB images."""
+        out = self._signature(images=tf.constant(pixels.astype(np.float32)))
+        return out["probabilities"].numpy()
+
+
+def load_exported(path: str | os.PathLike[str]) -> ExportedModel:
+    """Open an export: a ``saved_model`` folder, or a run / export folder holding one."""
+    path = Path(path)
+    saved = path / "saved_model" if (path / "saved_model" / "saved_model.pb").is_file() else path
+    if not (saved / "saved_model.pb").is_file():
+        raise FileNotFoundError(f"no SavedModel in {path} (expected saved_model.pb or saved_model/)")
+    labels_file = saved / "assets" / "labels.txt"
+    if not labels_file.is_file():
+        labels_file = saved.parent / "labels.txt"
+    labels = labels_file.read_text(encoding="utf-8").splitlines()
+    loaded = tf.saved_model.load(str(saved))
+    signature = loaded.signatures["serving_default"]
+    meta_file = saved / "assets" / "metadata.json"
+    if not meta_file.is_file():
+        meta_file = saved.parent / "metadata.json"
+    if not meta_file.is_file():
+        raise FileNotFoundError(
+            f"no metadata.json in {saved / 'assets'} or beside {saved}: input size unknown"
+        )
+    size = json.loads(meta_file.read_text(encoding="utf-8"))["image_size"]
+    model = ExportedModel(saved, labels, int(size), signature)
+    model._keepalive = loaded  # the signature needs the loaded object alive
+    return model
+
+
+@dataclass
+class Evaluation:
+    """Metrics of a model on a set of labelled images."""
+
+    labels: list[str]
+    accuracy: float
+    confusion_matrix: list[list[int]]  # rows: true class, columns: predicted, in ``labels`` order
+    per_class: dict[str, dict[str, float]]
+    num_images: int
+    skipped: list[dict[str, str]]
+    predictions: list[dict[str, object]]
+
+    def to_dict(self, with_predictions: bool = False) -> dict[str, object]:
+        """JSON-ready form."""
+        data = {
+            "accuracy": self.accuracy,
+            "labels": self.labels,
+            "confusion_matrix": self.confusion_matrix,
+            "per_class": self.per_class,
+            "num_images": self.num_images,
+            "skipped": self.skipped,
+        }
+        if with_predictions:
+            data["predictions"] = self.predictions
+        return data
+
+
+def evaluate_folder(
+    model: ExportedModel,
+    data_dir: str | os.PathLike[str],
+    *,
+    manifest: Manifest | None = None,
+    split: str | None = None,
+) -> Evaluation:
+    """Evaluate on every usable image of ``data_dir`` (or one split of a manifest)."""
+    data_dir = Path(data_dir)
+    skipped: list[dict[str, str]] = []
+    if manifest is not None:
+        items = [(e.path, e.label) for e in (manifest.subset(split) if split else manifest.entries)]
+    else:
+        report = inspect_folder(data_dir)
+        items = [(r.path, r.label) for r in report.images]
+        skipped = [{"path": s.path, "reason": s.reason} for s in report.skipped]
+    unknown = sorted({label for _, label in items} - set(model.labels))
+    if unknown:
+        raise ValueError(
+            f"classes not known to the model: {', '.join(unknown)} (it knows {', '.join(model.labels)})"
+        )
+    index = {name: i for i, name in enumerate(model.labels)}
+    y_true, y_prob, kept = [], [], []
+    for start in range(0, len(items), BATCH):
+        pixels = []
+        for rel, label in items[start : start + BATCH]:
+            try:
+                pixels.append(load_for_model(data_dir / rel, model.image_size))
+            except (ImageProblem, OSError) as err:
+                skipped.append({"path": rel, "reason": str(err)})
+                continue
+            y_true.append(index[label])
+            kept.append(rel)
+        if pixels:
+            y_prob.append(model.predict(np.stack(pixels)))
+    if not kept:
+        raise ValueError("no usable images to evaluate")
+    probs = np.concatenate(y_prob)
+    return summarize_predictions(model.labels, np.array(y_true), probs, kept, skipped)
+
+
+def summarize_predictions(labels, y_true, probs, paths, skipped=()) -> Evaluation:
+    """Accuracy, confusion matrix and per-class precision/recall/F1 from probabilities."""
+    k = len(labels)
+    y_pred = probs.argmax(axis=1)
+    cm = np.zeros((k, k), dtype=int)
+    np.add.at(cm, (y_true, y_pred), 1)
+    per_class = {}
+    for i, name in enumerate(labels):
+        tp = int(cm[i, i])
+        support = int(cm[i].sum())
+        predicted = int(cm[:, i].sum())
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    predictions = [
+        {"path": p, "true": labels[t], "predicted": labels[q], "confidence": float(probs[i, q])}
+        for i, (p, t, q) in enumerate(zip(paths, y_true, y_pred, strict=True))
+    ]
+    return Evaluation(
+        labels=list(labels),
+        accuracy=float((y_pred == y_true).mean()),
+        confusion_matrix=cm.tolist(),
+        per_class=per_class,
+        num_images=len(paths),
+        skipped=list(skipped),
+        predictions=predictions,
+    )
+
+
+def predict_files(model: ExportedModel, files: list[str | os.PathLike[str]], top: int = 3) -> list[dict]:
+    """Top classes with probabilities for each image file (or the reason it could not be read)."""
+    out = []
+    for file in files:
+        try:
+            pixels = load_for_model(file, model.image_size)[None]
+        except (ImageProblem, OSError) as err:
+            out.append({"path": str(file), "error": str(err)})
+            continue
+        probs = model.predict(pixels)[0]
+        order = np.argsort(-probs)[:top]
+        out.append(
+            {
+                "path": str(file),
+                "top": [{"label": model.labels[i], "probability": float(probs[i])} for i in order],
+            }
+        )
+    return out

@@ -1,0 +1,110 @@
+"""Plain events a training session reports; the CLI prints them, the GUI turns them into signals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    """Training is about to begin."""
+
+    run_dir: str
+    device: str
+    classes: list[str]
+    train_images: int
+    val_images: int
+    test_images: int
+    image_size: int
+    backbone: str
+
+
+@dataclass(frozen=True)
+class PhaseStarted:
+    """A phase of the recipe begins ("head": frozen backbone; "fine-tune": top blocks unfrozen)."""
+
+    phase: str
+    description: str
+    first_epoch: int  # 0-based, counted over the whole run
+    epochs: int
+    learning_rate: float
+    trainable_params: int
+    frozen_params: int
+    steps_per_epoch: int
+    uses_feature_cache: bool = False
+
+
+@dataclass(frozen=True)
+class BatchEnded:
+    """One training step done."""
+
+    phase: str
+    epoch: int
+    step: int  # 1-based within the epoch
+    steps: int
+    loss: float
+    accuracy: float | None
+    images_per_second: float
+
+
+@dataclass(frozen=True)
+class EpochEnded:
+    """An epoch done, with training and validation metrics."""
+
+    phase: str
+    epoch: int
+    metrics: dict[str, float]
+    learning_rate: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    """The best weights so far were written."""
+
+    path: str
+    epoch: int
+    monitor: str
+    value: float
+
+
+@dataclass(frozen=True)
+class FilesSkipped:
+    """Files that failed to load while training, dropped from the stream."""
+
+    files: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """The run ended; ``status`` is "completed" or "stopped"."""
+
+    status: str
+    run_dir: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    export_dir: str | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class RunFailed:
+    """The run failed; the best checkpoint so far, if any, is kept."""
+
+    run_dir: str
+    error: str
+    hint: str
+    checkpoint: str | None
+
+
+Event = (
+    RunStarted
+    | PhaseStarted
+    | BatchEnded
+    | EpochEnded
+    | CheckpointSaved
+    | FilesSkipped
+    | RunFinished
+    | RunFailed
+)
+EventCallback = Callable[[Event], None]

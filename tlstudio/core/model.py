@@ -1,0 +1,144 @@
+"""Backbone + head assembly, and a model whose train step supports per-group learning rates.
+
+The classifier takes raw 0–255 RGB pixels: preprocessing layers come first, then the backbone
+(a nested model named ``backbone``, called with ``training=False`` so its BatchNorm layers stay in
+inference mode), then the head: global pooling, dropout, optional dense layers, softmax.
+
+Keras 3 has no per-layer learning rates (keras-team/keras#21741), so ``TransferModel`` overrides
+``train_step`` to hand each group of variables to its own optimizer whose learning rate is the base
+rate times the group's multiplier. This is the TensorFlow trainer's own step with the single
+``apply_gradients`` replaced by one per group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+from tlstudio.core.backbones import preprocessing_layers
+
+
+@dataclass(frozen=True)
+class HeadSettings:
+    """The new classification head."""
+
+    pooling: str = "avg"  # "avg" or "max"
+    dropout: float = 0.2
+    dense_units: tuple[int, ...] = ()
+
+
+@keras.saving.register_keras_serializable(package="tlstudio")
+class TransferModel(keras.Model):
+    """A functional model with optional discriminative (per variable group) learning rates."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._lr_groups: list[tuple[float, keras.optimizers.Optimizer]] = []
+        self._group_of_var: dict[int, int] = {}
+
+    def set_lr_multipliers(self, multiplier_of: Callable[[keras.Variable], float]) -> dict[float, int]:
+        """After ``compile``: give each trainable variable the multiplier ``multiplier_of(var)``.
+
+        Variables with multiplier 1 use the compiled optimizer; every other multiplier gets a
+        fresh optimizer of the same kind and settings at ``learning_rate * multiplier``.
+
+        Returns:
+            {multiplier: number of variables}.
+        """
+        base = self.optimizer
+        if base is None:
+            raise RuntimeError("compile the model before setting learning-rate multipliers")
+        base_lr = float(keras.ops.convert_to_numpy(base.learning_rate))
+        self._lr_groups = []
+        self._group_of_var = {}
+        counts: dict[float, int] = {}
+        by_multiplier: dict[float, list[keras.Variable]] = {}
+        for var in self.trainable_weights:
+            m = float(multiplier_of(var))
+            by_multiplier.setdefault(m, []).append(var)
+            counts[m] = counts.get(m, 0) + 1
+        for m, variables in sorted(by_multiplier.items()):
+            if m == 1.0:
+                continue
+            config = base.get_config() | {"learning_rate": base_lr * m, "name": f"{base.name}_x{m:g}"}
+            optimizer = base.__class__.from_config(config)
+            optimizer.build(variables)
+            for var in variables:
+                self._group_of_var[id(var)] = len(self._lr_groups)
+            self._lr_groups.append((m, optimizer))
+        return counts
+
+    @property
+    def lr_groups(self) -> list[tuple[float, keras.optimizers.Optimizer]]:
+        """The extra (multiplier, optimizer) pairs; empty when every rate is the base rate."""
+        return list(self._lr_groups)
+
+    def train_step(self, data):
+        if not self._lr_groups:
+            return super().train_step(data)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
+            self._loss_tracker.update_state(loss, sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
+        variables = self.trainable_weights
+        gradients = tape.gradient(loss, variables)
+        groups: list[list[tuple]] = [[] for _ in range(len(self._lr_groups) + 1)]
+        for grad, var in zip(gradients, variables, strict=True):
+            groups[self._group_of_var.get(id(var), -1) + 1].append((grad, var))
+        if groups[0]:
+            self.optimizer.apply_gradients(groups[0])
+        for (_, optimizer), pairs in zip(self._lr_groups, groups[1:], strict=True):
+            if pairs:
+                optimizer.apply_gradients(pairs)
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+def build_classifier(
+    backbone: keras.Model,
+    num_classes: int,
+    image_size: int,
+    *,
+    preprocessing: str = "none",
+    head: HeadSettings | None = None,
+    batchnorm_inference: bool = True,
+) -> TransferModel:
+    """Put preprocessing, the backbone and a new head together.
+
+    Args:
+        backbone: a model named ``backbone`` whose output is a feature map or a feature vector.
+        num_classes: size of the softmax output.
+        image_size: square input size in pixels.
+        preprocessing: a mode of ``backbones.PREPROCESSING_MODES``.
+        head: pooling, dropout and dense sizes.
+        batchnorm_inference: call the backbone with ``training=False`` (recommended).
+    """
+    head = head or HeadSettings()
+    inputs = keras.Input((image_size, image_size, 3), name="pixels")
+    x = inputs
+    for layer in preprocessing_layers(preprocessing):
+        x = layer(x)
+    x = backbone(x, training=False) if batchnorm_inference else backbone(x)
+    if len(x.shape) == 4:
+        pool = (
+            keras.layers.GlobalMaxPooling2D if head.pooling == "max" else keras.layers.GlobalAveragePooling2D
+        )
+        x = pool(name="head_pool")(x)
+    elif len(x.shape) != 2:
+        x = keras.layers.Flatten(name="head_flatten")(x)
+    if head.dropout > 0:
+        x = keras.layers.Dropout(head.dropout, name="head_dropout")(x)
+    for i, units in enumerate(head.dense_units, start=1):
+        x = keras.layers.Dense(units, activation="relu", name=f"head_dense_{i}")(x)
+        if head.dropout > 0:
+            x = keras.layers.Dropout(head.dropout, name=f"head_dropout_{i}")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+    return TransferModel(inputs, outputs, name="tlstudio_classifier")
+
+
+def plain_copy(model: keras.Model) -> keras.Model:
+    """The same layers as a plain functional ``keras.Model`` (loadable without TL Studio)."""
+    return keras.Model(model.input, model.output, name=model.name)

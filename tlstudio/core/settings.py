@@ -1,0 +1,108 @@
+"""Training settings: one dataclass the CLI, the GUI and project files share, with defaults that
+follow good transfer-learning practice."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from tlstudio.core.freezing import FreezePlan
+from tlstudio.core.model import HeadSettings
+from tlstudio.core.pipeline import Augmentation
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything a training run needs besides the data.
+
+    Defaults: a frozen backbone and a new head at learning rate 1e-3 (phase 1), then the top two
+    blocks unfrozen at a 10× lower rate, each lower block at half the rate of the one above it
+    (phase 2); BatchNorm kept in inference mode; early stopping on validation loss with the best
+    weights restored; class weights when the classes are imbalanced more than 5:1.
+    """
+
+    backbone: str
+    weights: str = "imagenet"
+    image_size: int | None = None  # None: the backbone's default (or the model file's input size)
+    cut_at: str | None = None  # model files: layer whose output are the features
+    preprocessing: str | None = None  # None: what the backbone needs
+    head: HeadSettings = field(default_factory=HeadSettings)
+    freeze: FreezePlan = field(default_factory=FreezePlan)
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 10
+    fine_tune_epochs: int = 10  # phase 2; 0 turns the two-phase recipe off
+    fine_tune_blocks: int = 2
+    fine_tune_lr_factor: float = 0.1
+    fine_tune_lr_decay: float | None = 0.5
+    early_stopping_patience: int = 3
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    class_weights: str = "auto"  # "auto", "balanced" or "none"
+    batchnorm: str = "frozen"  # "frozen" (inference mode) or "train"
+    seed: int = 42
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    cache: str = "auto"
+    mixed_precision: bool = False
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer '{self.optimizer}' (choose from {', '.join(OPTIMIZERS)})")
+        if self.class_weights not in ("auto", "balanced", "none"):
+            raise ValueError("class_weights must be auto, balanced or none")
+        if self.batchnorm not in ("frozen", "train"):
+            raise ValueError("batchnorm must be frozen or train")
+        for name in ("batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.learning_rate <= 0:
+            raise ValueError("learning_rate must be positive")
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        data = asdict(self)
+        data["freeze"]["frozen_layers"] = sorted(self.freeze.frozen_layers)
+        data["freeze"]["block_lr"] = [list(p) for p in self.freeze.block_lr]
+        data["head"]["dense_units"] = list(self.head.dense_units)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> TrainSettings:
+        """Inverse of ``to_dict``; unknown keys are refused."""
+        data = dict(data)
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+        if isinstance(data.get("head"), dict):
+            head = dict(data["head"])
+            head["dense_units"] = tuple(head.get("dense_units", ()))
+            data["head"] = HeadSettings(**head)
+        if isinstance(data.get("freeze"), dict):
+            plan = dict(data["freeze"])
+            plan["frozen_layers"] = frozenset(plan.get("frozen_layers", ()))
+            plan["block_lr"] = tuple(tuple(p) for p in plan.get("block_lr", ()))
+            data["freeze"] = FreezePlan(**plan)
+        if isinstance(data.get("augmentation"), dict):
+            data["augmentation"] = Augmentation(**data["augmentation"])
+        return cls(**data)
+
+    def but(self, **changes) -> TrainSettings:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+
+
+def make_optimizer(name: str, learning_rate: float):
+    """A fresh Keras optimizer."""
+    import keras
+
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate)
+    if name == "adamw":
+        return keras.optimizers.AdamW(learning_rate)
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
+    return keras.optimizers.RMSprop(learning_rate)

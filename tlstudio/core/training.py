@@ -1,0 +1,487 @@
+"""A training session: data, model, the two-phase recipe, checkpoints, events, export.
+
+``TrainingSession.run()`` blocks; call it from a worker thread to keep a GUI responsive. It reports
+through ``on_event`` (plain dataclasses from ``events``) and stops within one batch when
+``stop_event`` is set, keeping the best weights so far. Every run writes a run folder: settings,
+manifest, history (per epoch and per batch), the best checkpoint, final metrics and the export.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import threading
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tlstudio.core import events as ev
+from tlstudio.core.backbones import BackboneError, build_backbone, input_size_of, resolve_backbone
+from tlstudio.core.freezing import FreezePlan, apply_freeze_plan, variable_multipliers
+from tlstudio.core.health import IMBALANCE_WARNING_RATIO, balanced_class_weights, inspect_folder
+from tlstudio.core.model import TransferModel, build_classifier
+from tlstudio.core.pipeline import LoadErrors, make_dataset
+from tlstudio.core.settings import TrainSettings, make_optimizer
+from tlstudio.core.split import Manifest, SplitConfig, make_split
+
+CHECKPOINT_NAME = "best.weights.h5"
+
+
+class StopRequested(Exception):
+    """Raised inside ``fit`` to end training at once when a stop was asked for."""
+
+
+class TrainingError(Exception):
+    """A run that cannot start, with a message that says what to do."""
+
+
+@dataclass
+class RunResult:
+    """How a run ended."""
+
+    status: str  # "completed", "stopped" or "failed"
+    run_dir: Path
+    metrics: dict[str, float] = field(default_factory=dict)
+    export_dir: Path | None = None
+    error: str | None = None
+    model: keras.Model | None = None
+
+
+def describe_device() -> str:
+    """The device training will use, in words."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    try:
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+    except (RuntimeError, ValueError):
+        name = "GPU"
+    return f"GPU: {name}" + (f" (+{len(gpus) - 1} more)" if len(gpus) > 1 else "")
+
+
+class EventBridge(keras.callbacks.Callback):
+    """Turns Keras hooks into TL Studio events and checks the stop flag after every batch."""
+
+    def __init__(self, session: TrainingSession, phase: str, steps: int, batch_size: int):
+        super().__init__()
+        self.session, self.phase, self.steps, self.batch_size = session, phase, steps, batch_size
+        self._epoch = 0
+        self._epoch_start = self._last = time.perf_counter()
+        self._rate = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._epoch_start = self._last = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        logs = logs or {}
+        now = time.perf_counter()
+        rate = self.batch_size / max(now - self._last, 1e-9)
+        self._rate = rate if self._rate == 0 else 0.8 * self._rate + 0.2 * rate
+        self._last = now
+        record = {
+            "phase": self.phase,
+            "epoch": self._epoch,
+            "step": batch + 1,
+            "loss": float(logs.get("loss", math.nan)),
+        }
+        if "accuracy" in logs:
+            record["accuracy"] = float(logs["accuracy"])
+        self.session.history["batches"].append(record)
+        self.session.emit(
+            ev.BatchEnded(
+                self.phase,
+                self._epoch,
+                batch + 1,
+                self.steps,
+                record["loss"],
+                record.get("accuracy"),
+                self._rate,
+            )
+        )
+        if self.session.stop_event.is_set():
+            raise StopRequested()
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        seconds = time.perf_counter() - self._epoch_start
+        self.session.history["epochs"].append(
+            {"phase": self.phase, "epoch": epoch, **metrics, "learning_rate": lr, "seconds": seconds}
+        )
+        self.session.save_history()
+        self.session.emit(ev.EpochEnded(self.phase, epoch, metrics, lr, seconds))
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Saves the weights whenever the monitored value improves, atomically (temp file + rename).
+
+    Written by hand rather than with ``ModelCheckpoint`` so that a crash mid-write never leaves a
+    broken file in place of the last good checkpoint.
+    """
+
+    def __init__(self, session: TrainingSession, path: Path, monitor: str, best: float = math.inf):
+        super().__init__()
+        self.session, self.path, self.monitor, self.best = session, path, monitor, best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not value < self.best:
+            return
+        self.best = float(value)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(".tmp-" + self.path.name)
+        self.model.save_weights(tmp)
+        os.replace(tmp, self.path)
+        self.session.best_epoch = epoch
+        self.session.emit(ev.CheckpointSaved(str(self.path), epoch, self.monitor, self.best))
+
+
+class TrainingSession:
+    """One training run over a data folder (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: TrainSettings,
+        data_dir: str | os.PathLike[str],
+        run_dir: str | os.PathLike[str],
+        *,
+        manifest: Manifest | str | os.PathLike[str] | None = None,
+        on_event: ev.EventCallback | None = None,
+        stop_event: threading.Event | None = None,
+        export: bool = True,
+    ):
+        self.settings = settings
+        self.data_dir = Path(data_dir)
+        self.run_dir = Path(run_dir)
+        self.manifest_source = manifest
+        self.on_event = on_event
+        self.stop_event = stop_event or threading.Event()
+        self.export = export
+        self.history: dict[str, list] = {"epochs": [], "batches": []}
+        self.checkpoint = self.run_dir / "checkpoints" / CHECKPOINT_NAME
+        self.best_epoch: int | None = None
+        self.load_errors = LoadErrors()
+        self.model: TransferModel | None = None
+
+    # -- reporting -------------------------------------------------------------------------------
+    def emit(self, event: ev.Event) -> None:
+        """Send an event to the listener, if any."""
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def save_history(self) -> None:
+        """Write history.json (atomically) so it survives a failure."""
+        _write_json(self.run_dir / "history.json", self.history)
+
+    # -- the run -----------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        """Train, evaluate on the test split and export. Never raises for training errors."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        started = time.time()
+        policy = keras.config.dtype_policy()
+        try:
+            if self.settings.mixed_precision:
+                keras.mixed_precision.set_dtype_policy("mixed_float16")
+            return self._run(started)
+        except StopRequested:
+            return self._finish_stopped(started)
+        except Exception as err:  # the run must report, not crash its thread
+            return self._finish_failed(err, started)
+        finally:
+            keras.config.set_dtype_policy(policy)
+
+    def _run(self, started: float) -> RunResult:
+        s = self.settings
+        _write_json(self.run_dir / "settings.json", s.to_dict())
+        manifest = self._manifest()
+        classes = manifest.classes
+        spec = resolve_backbone(s.backbone)
+        backbone = build_backbone(spec, weights=s.weights, image_size=s.image_size, cut_at=s.cut_at)
+        size = s.image_size or input_size_of(backbone) or spec.default_size
+        if spec.kind == "file" and s.image_size and input_size_of(backbone) not in (None, s.image_size):
+            raise TrainingError(
+                f"{spec.source} takes {input_size_of(backbone)} px images, not {s.image_size}"
+            )
+        model = build_classifier(
+            backbone,
+            len(classes),
+            size,
+            preprocessing=s.preprocessing or spec.preprocessing,
+            head=s.head,
+            batchnorm_inference=s.batchnorm == "frozen",
+        )
+        self.model = model
+        train, val, test = (manifest.subset(x) for x in ("train", "val", "test"))
+        if not train:
+            raise TrainingError("the training split is empty: add images or lower --val/--test")
+        self._status("running", started, manifest, size)
+        self.emit(
+            ev.RunStarted(
+                str(self.run_dir),
+                describe_device(),
+                classes,
+                len(train),
+                len(val),
+                len(test),
+                size,
+                s.backbone,
+            )
+        )
+        ds_args = {
+            "root": self.data_dir,
+            "classes": classes,
+            "image_size": size,
+            "batch_size": s.batch_size,
+            "seed": s.seed,
+            "errors": self.load_errors,
+        }
+        train_ds = make_dataset(
+            train, training=True, augmentation=s.augmentation, cache=self._cache("train"), **ds_args
+        )
+        val_ds = make_dataset(val, cache=self._cache("val"), **ds_args) if val else None
+        monitor = "val_loss" if val else "loss"
+        class_weight = self._class_weights(train, classes)
+        steps = math.ceil(len(train) / s.batch_size)
+
+        phases = [("head" if s.freeze.preset == "all" else "train", s.freeze, s.learning_rate, s.epochs)]
+        if s.freeze.preset == "all" and s.fine_tune_epochs > 0 and s.fine_tune_blocks > 0:
+            plan = FreezePlan(
+                "top",
+                s.fine_tune_blocks,
+                train_batchnorm=s.freeze.train_batchnorm,
+                lr_decay=s.fine_tune_lr_decay,
+            )
+            phases.append(("fine-tune", plan, s.learning_rate * s.fine_tune_lr_factor, s.fine_tune_epochs))
+
+        best = math.inf
+        epoch = 0
+        for phase, plan, lr, epochs in phases:
+            summary = apply_freeze_plan(model, plan)
+            model.compile(
+                optimizer=make_optimizer(s.optimizer, lr),
+                loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"],
+            )
+            multipliers = variable_multipliers(model, plan)
+            if any(m != 1.0 for m in multipliers.values()):
+                model.set_lr_multipliers(lambda var, m=multipliers: m.get(id(var), 1.0))
+            self.emit(
+                ev.PhaseStarted(
+                    phase,
+                    plan.describe(),
+                    epoch,
+                    epochs,
+                    lr,
+                    summary.model_trainable,
+                    summary.model_frozen,
+                    steps,
+                )
+            )
+            checkpoint = BestCheckpoint(self, self.checkpoint, monitor, best)
+            callbacks = [
+                EventBridge(self, phase, steps, s.batch_size),
+                checkpoint,
+                keras.callbacks.EarlyStopping(
+                    monitor=monitor, patience=s.early_stopping_patience, restore_best_weights=True
+                ),
+            ]
+            with warnings.catch_warnings():
+                # A filtered dataset has no known length: Keras warns when it reaches the end.
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+                warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+                model.fit(
+                    train_ds,
+                    validation_data=val_ds,
+                    epochs=epoch + epochs,
+                    initial_epoch=epoch,
+                    class_weight=class_weight,
+                    callbacks=callbacks,
+                    verbose=0,
+                )
+            epoch = len(self.history["epochs"])
+            best = checkpoint.best
+            if self.checkpoint.is_file():
+                model.load_weights(self.checkpoint)
+        return self._complete(model, test, ds_args, started, manifest, size, "completed")
+
+    # -- endings -----------------------------------------------------------------------------------
+    def _complete(self, model, test, ds_args, started, manifest, size, status) -> RunResult:
+        metrics: dict[str, float] = {}
+        if self.best_epoch is not None:
+            best = self.history["epochs"][self.best_epoch]
+            metrics.update({k: v for k, v in best.items() if k not in ("phase", "epoch", "seconds")})
+            metrics["best_epoch"] = self.best_epoch
+        if test:
+            test_ds = make_dataset(test, cache="none", **ds_args)
+            results = model.evaluate(test_ds, verbose=0, return_dict=True)
+            metrics.update({f"test_{k}": float(v) for k, v in results.items()})
+        if self.load_errors.items():
+            self.emit(ev.FilesSkipped(self.load_errors.items()))
+        export_dir = None
+        if self.export:
+            from tlstudio.core.export import export_model
+
+            result = export_model(
+                model,
+                self.run_dir,
+                labels=manifest.classes,
+                image_size=size,
+                metadata=self._metadata(manifest, metrics, size),
+                samples=self._samples(manifest, size),
+            )
+            export_dir = result.export_dir
+        _write_json(self.run_dir / "metrics.json", metrics)
+        self._status(status, started, manifest, size, metrics=metrics)
+        self.emit(ev.RunFinished(status, str(self.run_dir), metrics, str(export_dir) if export_dir else None))
+        return RunResult(status, self.run_dir, metrics, export_dir, model=model)
+
+    def _finish_stopped(self, started: float) -> RunResult:
+        manifest = Manifest.load(self.run_dir / "manifest.csv")
+        size = int(self.model.inputs[0].shape[1])
+        if not self.checkpoint.is_file():
+            message = "stopped before the first epoch finished: no weights worth keeping"
+            self._status("stopped", started, manifest, size, message=message)
+            self.emit(ev.RunFinished("stopped", str(self.run_dir), message=message))
+            return RunResult("stopped", self.run_dir, error=message)
+        self.model.load_weights(self.checkpoint)
+        ds_args = {
+            "root": self.data_dir,
+            "classes": manifest.classes,
+            "image_size": size,
+            "batch_size": self.settings.batch_size,
+            "seed": self.settings.seed,
+            "errors": self.load_errors,
+        }
+        return self._complete(
+            self.model, manifest.subset("test"), ds_args, started, manifest, size, "stopped"
+        )
+
+    def _finish_failed(self, err: Exception, started: float) -> RunResult:
+        message = (
+            f"{type(err).__name__}: {err}"
+            if not isinstance(err, (TrainingError, BackboneError))
+            else str(err)
+        )
+        hint = _hint_for(err)
+        checkpoint = str(self.checkpoint) if self.checkpoint.is_file() else None
+        (self.run_dir / "error.txt").write_text(traceback.format_exc())
+        with contextlib.suppress(OSError):
+            self._status("failed", started, None, None, message=message)
+        self.emit(ev.RunFailed(str(self.run_dir), message, hint, checkpoint))
+        return RunResult("failed", self.run_dir, error=message)
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _manifest(self) -> Manifest:
+        target = self.run_dir / "manifest.csv"
+        if isinstance(self.manifest_source, Manifest):
+            manifest = self.manifest_source
+        elif self.manifest_source is not None:
+            manifest = Manifest.load(self.manifest_source)
+        else:
+            report = inspect_folder(self.data_dir)
+            if not report.usable:
+                raise TrainingError(f"{self.data_dir} is not usable: {report.problem}")
+            if report.skipped:
+                self.emit(ev.FilesSkipped([(x.path, x.reason) for x in report.skipped]))
+            config = SplitConfig(self.settings.val_fraction, self.settings.test_fraction, self.settings.seed)
+            manifest = make_split(report.images, config)
+        missing = [e.path for e in manifest.entries if not Path(self.data_dir, *e.path.split("/")).is_file()]
+        if missing:
+            raise TrainingError(
+                f"{len(missing)} file(s) of the manifest are missing under {self.data_dir}, e.g. {missing[0]}"
+            )
+        if len(manifest.classes) < 2:
+            raise TrainingError("the manifest has fewer than two classes")
+        manifest.save(target)
+        return manifest
+
+    def _cache(self, split: str) -> str:
+        if self.settings.cache in ("auto", "memory", "none"):
+            return self.settings.cache
+        return str(self.run_dir / "cache" / split)
+
+    def _class_weights(self, train, classes) -> dict[int, float] | None:
+        counts = {c: 0 for c in classes}
+        for e in train:
+            counts[e.label] += 1
+        present = [n for n in counts.values() if n]
+        ratio = max(present) / min(present)
+        mode = self.settings.class_weights
+        if mode == "none" or (mode == "auto" and ratio <= IMBALANCE_WARNING_RATIO):
+            return None
+        weights = balanced_class_weights(counts)
+        return {i: weights.get(c, 1.0) for i, c in enumerate(classes)}
+
+    def _status(self, status, started, manifest, size, *, metrics=None, message="") -> None:
+        data = {
+            "status": status,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+            "seconds": round(time.time() - started, 2),
+            "device": describe_device(),
+            "data_dir": str(self.data_dir.resolve()),
+            "backbone": self.settings.backbone,
+            "checkpoint": str(self.checkpoint) if self.checkpoint.is_file() else None,
+            "best_epoch": self.best_epoch,
+            "skipped_while_training": [{"path": p, "reason": r} for p, r in self.load_errors.items()],
+        }
+        if manifest is not None:
+            data.update(
+                manifest_fingerprint=manifest.fingerprint(), classes=manifest.classes, image_size=size
+            )
+        if metrics:
+            data["metrics"] = metrics
+        if message:
+            data["message"] = message
+        _write_json(self.run_dir / "run.json", data)
+
+    def _metadata(self, manifest: Manifest, metrics: dict[str, float], size: int) -> dict[str, object]:
+        return {
+            "classes": manifest.classes,
+            "image_size": size,
+            "input": "RGB pixels 0-255, float32 (serving_default) or uint8 (serving_uint8), any size "
+            "(resized inside)",
+            "backbone": self.settings.backbone,
+            "settings": self.settings.to_dict(),
+            "metrics": metrics,
+            "manifest_fingerprint": manifest.fingerprint(),
+        }
+
+    def _samples(self, manifest: Manifest, size: int) -> np.ndarray:
+        from tlstudio.core.pipeline import load_for_model
+
+        arrays = []
+        for entry in (manifest.subset("test") or manifest.subset("val") or list(manifest.entries))[:8]:
+            try:
+                arrays.append(load_for_model(Path(self.data_dir, *entry.path.split("/")), size))
+            except Exception:  # a sample that fails to load is simply not used for the check
+                continue
+        if not arrays:
+            arrays = [np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)]
+        return np.stack(arrays)
+
+
+def _hint_for(err: Exception) -> str:
+    text = str(err).lower()
+    if isinstance(err, tf.errors.ResourceExhaustedError) or "out of memory" in text or "oom" in text:
+        return "out of memory: lower the batch size or the image size, or freeze more of the backbone"
+    if isinstance(err, BackboneError):
+        return "check the backbone name, its weights, or the model file"
+    if isinstance(err, TrainingError):
+        return "fix the data or the settings named above and start again"
+    return "see error.txt in the run folder for the full traceback; the best checkpoint so far is kept"
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    os.replace(tmp, path)

@@ -1,0 +1,41 @@
+"""Import TensorFlow without its start-up chatter on the terminal.
+
+TensorFlow's C++ side prints absl/oneDNN/CUDA-probe lines to file descriptor 2 while it loads,
+before any log-level setting applies. The CLI imports it here with descriptor 2 redirected to a
+temporary file, then passes on every line that is not one of those known notices.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+
+_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog|[IWE]\d{4} [\d:. ]+\d+ "
+    r"(port\.cc|cudart_stub\.cc|cuda_platform\.cc|cuda_executor\.cc|gpu_device\.cc|cpu_feature_guard\.cc)"
+    r"|To enable the following instructions:)"
+)
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow (and probe its devices) with the known start-up notices filtered out."""
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode("utf-8", "replace").splitlines():
+                if line.strip() and not _NOISE.match(line):
+                    print(line, file=sys.stderr)
