@@ -6,6 +6,7 @@ import os
 import threading
 
 import pytest
+from factory import make_colour_dataset
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -22,3 +23,39 @@ def no_thread_left_running():
         thread.join(timeout=5)
     still = [t.name for t in leftover if t.is_alive()]
     assert not still, f"threads left running: {still}"
+
+
+@pytest.fixture(scope="session")
+def colour_data(tmp_path_factory):
+    """Three colour classes, 12 images each, 32×32."""
+    return make_colour_dataset(tmp_path_factory.mktemp("colour") / "data")
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone_file(tmp_path_factory):
+    """A small CNN classifier, trained a little on other colour data, saved as .keras."""
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255.0, name="scale")(inputs)
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_a")(x)
+    x = keras.layers.BatchNormalization(name="bn_a")(x)
+    x = keras.layers.MaxPooling2D(name="pool_a")(x)
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv_b")(x)
+    x = keras.layers.BatchNormalization(name="bn_b")(x)
+    x = keras.layers.MaxPooling2D(name="pool_b")(x)
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu", name="conv_c")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="features")(x)
+    outputs = keras.layers.Dense(4, activation="softmax", name="old_top")(x)
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(0)
+    colours = np.array([[220, 30, 30], [30, 220, 30], [30, 30, 220], [200, 200, 30]], np.float32)
+    y = rng.integers(0, 4, 256)
+    images = np.clip(rng.normal(colours[y][:, None, None, :], 40, (256, 32, 32, 3)), 0, 255)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(images, y, epochs=3, batch_size=32, verbose=0)
+    path = tmp_path_factory.mktemp("backbone") / "pretrained.keras"
+    model.save(path)
+    return path

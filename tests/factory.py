@@ -91,3 +91,18 @@ def make_class_folder(
     return [
         write_image(root / label / f"img_{i:03d}{ext}", seed=seed * 1000 + i, size=size) for i in range(count)
     ]
+
+
+COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
+
+
+def make_colour_dataset(root: Path, per_class: int = 12, size: int = 32, seed: int = 0) -> Path:
+    """A learnable dataset: one class per dominant colour, with noise and a random square."""
+    rng = np.random.default_rng(seed)
+    for label, rgb in COLOURS.items():
+        for i in range(per_class):
+            img = np.clip(rng.normal(rgb, 35, (size, size, 3)), 0, 255)
+            x, y = rng.integers(0, size // 2, 2)
+            img[y : y + size // 3, x : x + size // 3] = rng.integers(0, 255, 3)
+            write(root / label / f"{label}_{i:03d}.png", encode(img.astype(np.uint8), "PNG"))
+    return root

@@ -290,7 +290,6 @@ def _settings_from_args(args: argparse.Namespace):
         early_stopping_patience=args.patience,
         augmentation=augment,
         class_weights=args.class_weights,
-        batchnorm="train" if args.train_batchnorm else "frozen",
         seed=args.seed,
         val_fraction=args.val,
         test_fraction=args.test,

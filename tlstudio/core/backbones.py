@@ -88,7 +88,7 @@ def resolve_backbone(name_or_path: str) -> BackboneSpec:
         return by_name[name_or_path.lower()]
     path = Path(name_or_path).expanduser()
     if path.is_file() and path.suffix.lower() in (".keras", ".h5", ".hdf5"):
-        return BackboneSpec(path.stem, "file", "user model", 0, 32, None, "none", str(path))
+        return BackboneSpec(path.stem, "file", "user model", 224, 32, None, "none", str(path))
     if path.is_dir() and (path / "saved_model.pb").is_file():
         return BackboneSpec(path.name, "savedmodel", "SavedModel", 224, 32, None, "unit", str(path))
     if path.exists():
@@ -175,7 +175,7 @@ def build_backbone(
             if resolved == "imagenet":
                 raise BackboneError(_offline_message(spec.name, err)) from err
             raise BackboneError(f"could not build {spec.name} with weights {weights}: {err}") from err
-        return keras.Model(model.inputs, model.outputs, name="backbone")
+        return keras.Model(model.input, model.output, name="backbone")
     if spec.kind == "file":
         return load_model_backbone(spec.source, cut_at=cut_at)
     if spec.kind == "savedmodel":
@@ -194,7 +194,7 @@ def load_model_backbone(path: str | os.PathLike[str], *, cut_at: str | None = No
     except Exception as err:
         raise BackboneError(f"could not load {path} as a Keras model (safe mode): {err}") from err
     layer = model.get_layer(cut_at) if cut_at else default_cut_layer(model)
-    return keras.Model(model.inputs, layer.output, name="backbone")
+    return keras.Model(model.input, layer.output, name="backbone")
 
 
 def default_cut_layer(model):

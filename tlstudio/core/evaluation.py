@@ -30,7 +30,7 @@ class ExportedModel:
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """Probabilities for a batch of uint8 RGB images."""
         out = self._signature(images=tf.constant(pixels.astype(np.float32)))
-        return out["probabilities"].numpy()
+        return out["output_0"].numpy()
 
 
 def load_exported(path: str | os.PathLike[str]) -> ExportedModel:

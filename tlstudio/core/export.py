@@ -1,10 +1,12 @@
 """Export: a SavedModel that serves raw pixels, verified by reloading it, written atomically.
 
-Signatures of ``saved_model/``:
-- ``serving_default``: ``images`` float32 [batch, height, width, 3], RGB 0–255, any size;
-- ``serving_uint8``: the same with uint8 pixels.
-Both resize to the model's input size inside (bilinear, antialiased), run the preprocessing and
-the network, and return ``probabilities`` [batch, classes], ``class_index`` and ``label``.
+Entry points of ``saved_model/`` (all take ``images`` [batch, height, width, 3], RGB 0–255, any
+size; they resize to the model's input size inside (bilinear, antialiased), then run the
+preprocessing and the network):
+- ``loaded.serve(images)``: float32, uint8 or float64 tensors; returns probabilities [batch, classes]
+  (the same call ``model.export`` gives in Keras);
+- signature ``serving_default`` (float32) and ``serving_uint8`` (uint8): ``{"output_0": probabilities}``;
+- signature ``classify`` (float32): ``probabilities``, ``class_index`` and ``label``.
 Beside it: ``model.keras`` (plain Keras layers), ``labels.txt`` and ``metadata.json`` (both also
 inside ``saved_model/assets/`` so the folder is self-contained).
 """
@@ -25,6 +27,7 @@ import tensorflow as tf
 from tlstudio.core.model import plain_copy
 
 TOLERANCE = 1e-4
+SERVE_DTYPES = (tf.float32, tf.uint8, tf.float64)
 
 
 class ExportError(Exception):
@@ -93,54 +96,72 @@ def export_model(
 def _write_saved_model(model: keras.Model, path: Path, labels: list[str], image_size: int) -> None:
     label_table = tf.constant(labels)
 
-    def classify(images):
+    def probabilities(images):
         images = tf.cast(images, tf.float32)
         resized = tf.cond(
             tf.logical_and(tf.shape(images)[1] == image_size, tf.shape(images)[2] == image_size),
             lambda: images,
             lambda: tf.image.resize(images, (image_size, image_size), antialias=True),
         )
-        probabilities = model(resized, training=False)
-        index = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-        return {"probabilities": probabilities, "class_index": index, "label": tf.gather(label_table, index)}
+        return model(resized, training=False)
+
+    def classify(images):
+        probs = probabilities(images)
+        index = tf.argmax(probs, axis=-1, output_type=tf.int32)
+        return {"probabilities": probs, "class_index": index, "label": tf.gather(label_table, index)}
+
+    serve = tf.function(probabilities)
+    for dtype in SERVE_DTYPES:  # `serve` dispatches on the input's dtype
+        serve.get_concrete_function(tf.TensorSpec([None, None, None, 3], dtype))
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(
-        "serving_default",
-        classify,
-        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")],
-    )
-    archive.add_endpoint(
-        "serving_uint8",
-        classify,
-        input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")],
-    )
+    archive.add_endpoint("serve", serve)
+    archive.add_endpoint("serving_default", probabilities, input_signature=[_spec(tf.float32)])
+    archive.add_endpoint("serving_uint8", probabilities, input_signature=[_spec(tf.uint8)])
+    archive.add_endpoint("classify", classify, input_signature=[_spec(tf.float32)])
     archive.write_out(str(path), verbose=False)
     assets = path / "assets"
     assets.mkdir(exist_ok=True)
     (assets / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
 
 
+def _spec(dtype) -> tf.TensorSpec:
+    return tf.TensorSpec([None, None, None, 3], dtype, name="images")
+
+
 def verify_saved_model(
     path: Path, model: keras.Model, samples: np.ndarray, labels: list[str], tolerance: float = TOLERANCE
 ) -> float:
-    """Reload with plain TensorFlow and compare with ``model``; returns the largest difference."""
+    """Reload with plain TensorFlow, call every entry point, compare with ``model``.
+
+    Returns:
+        The largest absolute difference in probabilities.
+    """
     loaded = tf.saved_model.load(str(path))
     expected = np.asarray(model(samples.astype(np.float32), training=False))
+    outputs = {
+        "serving_default": loaded.signatures["serving_default"](images=tf.constant(samples, tf.float32))[
+            "output_0"
+        ],
+        "serving_uint8": loaded.signatures["serving_uint8"](images=tf.constant(samples))["output_0"],
+    }
+    for dtype in SERVE_DTYPES:
+        outputs[f"serve({dtype.name})"] = loaded.serve(tf.constant(samples.astype(dtype.as_numpy_dtype)))
+    classified = loaded.signatures["classify"](images=tf.constant(samples, tf.float32))
+    outputs["classify"] = classified["probabilities"]
     worst = 0.0
-    for name, batch in (("serving_default", samples.astype(np.float32)), ("serving_uint8", samples)):
-        out = loaded.signatures[name](images=tf.constant(batch))
-        got = out["probabilities"].numpy()
-        worst = max(worst, float(np.max(np.abs(got - expected))))
-        names = [s.decode() for s in out["label"].numpy()]
-        if names != [labels[i] for i in np.argmax(got, axis=-1)]:
-            raise ExportError(f"{name}: labels do not match the probabilities")
-    if not worst <= tolerance:
-        raise ExportError(
-            f"the reloaded SavedModel differs from the trained model by {worst:.2e} "
-            f"(tolerance {tolerance:.0e}); the export was not written"
-        )
+    for name, got in outputs.items():
+        difference = float(np.max(np.abs(np.asarray(got) - expected)))
+        if not difference <= tolerance:
+            raise ExportError(
+                f"the reloaded SavedModel ({name}) differs from the trained model by "
+                f"{difference:.2e} (tolerance {tolerance:.0e}); the export was not written"
+            )
+        worst = max(worst, difference)
+    names = [s.decode() for s in classified["label"].numpy()]
+    if names != [labels[i] for i in np.argmax(expected, axis=-1)]:
+        raise ExportError("classify: labels do not match the probabilities")
     return worst
 
 

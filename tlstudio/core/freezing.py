@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from tlstudio.core.layers import LayerTree, build_layer_tree
+from tlstudio.core.layers import LayerTree, build_layer_tree, leaf_layers
 
 PRESETS = ("all", "none", "first", "top", "custom")
 
@@ -129,7 +129,7 @@ def apply_freeze_plan(model, plan: FreezePlan) -> FreezeSummary:
     backbone.trainable = True
     tree = build_layer_tree(backbone)
     states = layer_states(tree, plan)
-    for layer in backbone.layers:
+    for layer in leaf_layers(backbone):
         if layer.name in states:
             layer.trainable = states[layer.name]
     if not any(states.values()):
@@ -152,7 +152,7 @@ def variable_multipliers(model, plan: FreezePlan) -> dict[int, float]:
     backbone = _backbone_of(model)
     per_layer = layer_lr_multipliers(build_layer_tree(backbone), plan)
     out = {}
-    for layer in backbone.layers:
+    for layer in leaf_layers(backbone):
         for var in layer.trainable_weights:
             out[id(var)] = per_layer.get(layer.name, 1.0)
     return out

@@ -125,11 +125,25 @@ class LayerTree:
         }
 
 
+def leaf_layers(model) -> list:
+    """The model's layers in order, with nested models (a user's model wrapping a Keras
+    Application, say) replaced by their own layers; input layers left out."""
+    out = []
+    for layer in model.layers:
+        if type(layer).__name__ == "InputLayer":
+            continue
+        if hasattr(layer, "layers") and layer.layers:
+            out.extend(leaf_layers(layer))
+        else:
+            out.append(layer)
+    return out
+
+
 def build_layer_tree(backbone) -> LayerTree:
     """Group a Keras model's layers into blocks (see the module docstring)."""
-    layers = [layer for layer in backbone.layers if type(layer).__name__ != "InputLayer"]
+    layers = leaf_layers(backbone)
     names = _named_blocks(layers)
-    if len(set(names)) <= 2 and len(layers) > 8:
+    if set(names) <= {"stem", "top"}:
         names = _structural_blocks(layers)
     blocks: list[BlockNode] = []
     for layer, block_name in zip(layers, names, strict=True):

@@ -1,8 +1,14 @@
 """Backbone + head assembly, and a model whose train step supports per-group learning rates.
 
 The classifier takes raw 0–255 RGB pixels: preprocessing layers come first, then the backbone
-(a nested model named ``backbone``, called with ``training=False`` so its BatchNorm layers stay in
-inference mode), then the head: global pooling, dropout, optional dense layers, softmax.
+(a nested model named ``backbone``), then the head: global pooling, dropout, optional dense
+layers, softmax.
+
+BatchNorm: in Keras 3.15 a nested model called as ``backbone(x, training=False)`` inside a
+functional model does *not* stay in inference mode during ``fit`` — the functional graph injects
+the outer call's ``training=True`` over the recorded argument (keras/src/models/functional.py,
+``operation_fn``; our test shows the moving statistics change). What does keep a BatchNorm layer in
+inference mode is ``trainable = False``, which is how freeze plans keep BatchNorm frozen.
 
 Keras 3 has no per-layer learning rates (keras-team/keras#21741), so ``TransferModel`` overrides
 ``train_step`` to hand each group of variables to its own optimizer whose learning rate is the base
@@ -104,7 +110,6 @@ def build_classifier(
     *,
     preprocessing: str = "none",
     head: HeadSettings | None = None,
-    batchnorm_inference: bool = True,
 ) -> TransferModel:
     """Put preprocessing, the backbone and a new head together.
 
@@ -114,14 +119,13 @@ def build_classifier(
         image_size: square input size in pixels.
         preprocessing: a mode of ``backbones.PREPROCESSING_MODES``.
         head: pooling, dropout and dense sizes.
-        batchnorm_inference: call the backbone with ``training=False`` (recommended).
     """
     head = head or HeadSettings()
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
     x = inputs
     for layer in preprocessing_layers(preprocessing):
         x = layer(x)
-    x = backbone(x, training=False) if batchnorm_inference else backbone(x)
+    x = backbone(x)
     if len(x.shape) == 4:
         pool = (
             keras.layers.GlobalMaxPooling2D if head.pooling == "max" else keras.layers.GlobalAveragePooling2D

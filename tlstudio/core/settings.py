@@ -16,8 +16,9 @@ class TrainSettings:
 
     Defaults: a frozen backbone and a new head at learning rate 1e-3 (phase 1), then the top two
     blocks unfrozen at a 10× lower rate, each lower block at half the rate of the one above it
-    (phase 2); BatchNorm kept in inference mode; early stopping on validation loss with the best
-    weights restored; class weights when the classes are imbalanced more than 5:1.
+    (phase 2); BatchNorm frozen, in inference mode (``freeze.train_batchnorm``); early stopping
+    on validation loss with the best weights restored; class weights when the classes are
+    imbalanced more than 5:1.
     """
 
     backbone: str
@@ -38,7 +39,6 @@ class TrainSettings:
     early_stopping_patience: int = 3
     augmentation: Augmentation = field(default_factory=Augmentation)
     class_weights: str = "auto"  # "auto", "balanced" or "none"
-    batchnorm: str = "frozen"  # "frozen" (inference mode) or "train"
     seed: int = 42
     val_fraction: float = 0.15
     test_fraction: float = 0.15
@@ -50,8 +50,6 @@ class TrainSettings:
             raise ValueError(f"unknown optimizer '{self.optimizer}' (choose from {', '.join(OPTIMIZERS)})")
         if self.class_weights not in ("auto", "balanced", "none"):
             raise ValueError("class_weights must be auto, balanced or none")
-        if self.batchnorm not in ("frozen", "train"):
-            raise ValueError("batchnorm must be frozen or train")
         for name in ("batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")

@@ -201,6 +201,7 @@ class TrainingSession:
 
     def _run(self, started: float) -> RunResult:
         s = self.settings
+        keras.utils.set_random_seed(s.seed)  # head initialisation, dropout, augmentation
         _write_json(self.run_dir / "settings.json", s.to_dict())
         manifest = self._manifest()
         classes = manifest.classes
@@ -217,7 +218,6 @@ class TrainingSession:
             size,
             preprocessing=s.preprocessing or spec.preprocessing,
             head=s.head,
-            batchnorm_inference=s.batchnorm == "frozen",
         )
         self.model = model
         train, val, test = (manifest.subset(x) for x in ("train", "val", "test"))
@@ -294,10 +294,7 @@ class TrainingSession:
                     monitor=monitor, patience=s.early_stopping_patience, restore_best_weights=True
                 ),
             ]
-            with warnings.catch_warnings():
-                # A filtered dataset has no known length: Keras warns when it reaches the end.
-                warnings.filterwarnings("ignore", message="Your input ran out of data")
-                warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+            with _unknown_length_ok():
                 model.fit(
                     train_ds,
                     validation_data=val_ds,
@@ -322,7 +319,8 @@ class TrainingSession:
             metrics["best_epoch"] = self.best_epoch
         if test:
             test_ds = make_dataset(test, cache="none", **ds_args)
-            results = model.evaluate(test_ds, verbose=0, return_dict=True)
+            with _unknown_length_ok():
+                results = model.evaluate(test_ds, verbose=0, return_dict=True)
             metrics.update({f"test_{k}": float(v) for k, v in results.items()})
         if self.load_errors.items():
             self.emit(ev.FilesSkipped(self.load_errors.items()))
@@ -467,6 +465,15 @@ class TrainingSession:
         if not arrays:
             arrays = [np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)]
         return np.stack(arrays)
+
+
+@contextlib.contextmanager
+def _unknown_length_ok():
+    """A filtered dataset has no known length: Keras warns when it reaches the end. That is fine."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+        yield
 
 
 def _hint_for(err: Exception) -> str:

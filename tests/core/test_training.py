@@ -1,0 +1,232 @@
+"""Training sessions end to end: events, run folder, two phases, stop, early stopping, failures."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from factory import encode, pattern, png_bomb, write
+
+from tlstudio.core import events as ev
+from tlstudio.core.pipeline import Augmentation
+from tlstudio.core.settings import TrainSettings
+from tlstudio.core.split import Manifest
+from tlstudio.core.training import TrainingSession
+
+pytestmark = pytest.mark.slow
+
+
+def settings_for(backbone, **changes) -> TrainSettings:
+    base = TrainSettings(
+        backbone=str(backbone),
+        epochs=3,
+        fine_tune_epochs=2,
+        batch_size=8,
+        learning_rate=1e-2,
+        augmentation=Augmentation(flip=False, rotation=0.0),
+    )
+    return base.but(**changes)
+
+
+class Recorder:
+    def __init__(self, on=None):
+        self.events: list[ev.Event] = []
+        self.on = on
+
+    def __call__(self, event):
+        self.events.append(event)
+        if self.on:
+            self.on(event, self)
+
+    def of(self, kind):
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def test_two_phase_run_reports_everything_and_writes_the_run_folder(
+    colour_data, tiny_backbone_file, tmp_path
+):
+    rec = Recorder()
+    result = TrainingSession(
+        settings_for(tiny_backbone_file), colour_data, tmp_path / "run", on_event=rec
+    ).run()
+    assert result.status == "completed", result.error
+    started = rec.of(ev.RunStarted)[0]
+    assert started.device == "CPU" and started.classes == ["blue", "green", "red"]
+    phases = rec.of(ev.PhaseStarted)
+    assert [p.phase for p in phases] == ["head", "fine-tune"]
+    assert phases[1].learning_rate == pytest.approx(1e-3)  # 10x lower
+    assert phases[1].trainable_params > phases[0].trainable_params
+    batches = rec.of(ev.BatchEnded)
+    assert batches and all(b.images_per_second > 0 for b in batches)
+    epochs = rec.of(ev.EpochEnded)
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(epochs[0].metrics)
+    assert [e.epoch for e in epochs] == list(range(len(epochs)))
+    assert rec.of(ev.CheckpointSaved)
+    finished = rec.events[-1]
+    assert isinstance(finished, ev.RunFinished) and finished.status == "completed"
+    assert "test_accuracy" in finished.metrics
+
+    run = tmp_path / "run"
+    for name in (
+        "settings.json",
+        "manifest.csv",
+        "history.json",
+        "run.json",
+        "metrics.json",
+        "checkpoints/best.weights.h5",
+        "saved_model/saved_model.pb",
+        "model.keras",
+        "labels.txt",
+        "metadata.json",
+    ):
+        assert (run / name).exists(), name
+    history = json.loads((run / "history.json").read_text())
+    assert {e["phase"] for e in history["epochs"]} == {"head", "fine-tune"}
+    assert len(history["batches"]) == len(batches)
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "completed"
+    assert info["manifest_fingerprint"] == Manifest.load(run / "manifest.csv").fingerprint()
+    assert TrainSettings.from_dict(json.loads((run / "settings.json").read_text())) == settings_for(
+        tiny_backbone_file
+    )
+
+
+def test_transfer_learns_the_colour_task(colour_data, tiny_backbone_file, tmp_path):
+    s = settings_for(tiny_backbone_file, epochs=15, fine_tune_epochs=5, early_stopping_patience=5)
+    result = TrainingSession(s, colour_data, tmp_path / "run").run()
+    assert result.status == "completed"
+    assert result.metrics["val_accuracy"] >= 0.8, result.metrics
+
+
+def test_stop_ends_training_within_one_batch_and_keeps_the_best_weights(
+    colour_data, tiny_backbone_file, tmp_path
+):
+    stop = threading.Event()
+
+    def stop_in_second_epoch(event, rec):
+        if isinstance(event, ev.BatchEnded) and event.epoch == 1 and event.step == 2:
+            stop.set()
+            rec.stop_at = len(rec.of(ev.BatchEnded))
+
+    rec = Recorder(stop_in_second_epoch)
+    result = TrainingSession(
+        settings_for(tiny_backbone_file, epochs=20),
+        colour_data,
+        tmp_path / "run",
+        on_event=rec,
+        stop_event=stop,
+    ).run()
+    assert result.status == "stopped"
+    assert len(rec.of(ev.BatchEnded)) == rec.stop_at  # not one batch more
+    assert len(rec.of(ev.EpochEnded)) == 1
+    assert result.export_dir is not None and (result.export_dir / "saved_model").is_dir()
+    best = rec.of(ev.CheckpointSaved)[-1]
+    reference = keras.models.load_model(tmp_path / "run" / "model.keras")
+    restored = result.model
+    restored_check = keras.models.clone_model(restored)
+    restored_check.load_weights(best.path)
+    for a, b in zip(reference.get_weights(), restored_check.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b)
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "stopped"
+
+
+def test_stop_before_the_first_epoch_keeps_nothing_and_says_so(colour_data, tiny_backbone_file, tmp_path):
+    stop = threading.Event()
+    stop.set()
+    result = TrainingSession(
+        settings_for(tiny_backbone_file), colour_data, tmp_path / "run", stop_event=stop
+    ).run()
+    assert result.status == "stopped" and "first epoch" in result.error
+    assert not (tmp_path / "run" / "saved_model").exists()
+
+
+def test_early_stopping_restores_the_best_epoch(colour_data, tiny_backbone_file, tmp_path):
+    s = settings_for(
+        tiny_backbone_file,
+        epochs=30,
+        fine_tune_epochs=0,
+        learning_rate=3.0,
+        early_stopping_patience=1,
+        optimizer="sgd",
+    )
+    rec = Recorder()
+    result = TrainingSession(s, colour_data, tmp_path / "run", on_event=rec).run()
+    assert result.status == "completed"
+    epochs = rec.of(ev.EpochEnded)
+    assert len(epochs) < 30
+    best = min(epochs, key=lambda e: e.metrics["val_loss"])
+    assert result.metrics["best_epoch"] == best.epoch
+    assert result.metrics["val_loss"] == pytest.approx(best.metrics["val_loss"])
+
+
+def test_a_failure_keeps_the_last_good_checkpoint(colour_data, tiny_backbone_file, tmp_path):
+    def explode(event, rec):
+        if isinstance(event, ev.EpochEnded) and event.epoch == 1:
+            raise RuntimeError("disk on fire")
+
+    rec = Recorder(explode)
+    result = TrainingSession(
+        settings_for(tiny_backbone_file), colour_data, tmp_path / "run", on_event=rec
+    ).run()
+    assert result.status == "failed" and "disk on fire" in result.error
+    failed = rec.of(ev.RunFailed)[0]
+    assert failed.checkpoint and failed.hint
+    model = keras.models.load_model(tiny_backbone_file)  # any model: we only check the file is whole
+    assert model is not None
+    with tf.io.gfile.GFile(failed.checkpoint, "rb") as fh:
+        assert fh.read(8) == b"\x89HDF\r\n\x1a\n"
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["status"] == "failed" and info["checkpoint"] == failed.checkpoint
+    assert (tmp_path / "run" / "error.txt").read_text().count("disk on fire")
+    assert not (tmp_path / "run" / "saved_model").exists()
+
+
+def test_hostile_folder_trains_to_the_end_and_reports_bad_files(colour_data, tiny_backbone_file, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(colour_data, data)
+    write(data / "red" / "page.jpg", b"<html>nope</html>")
+    write(data / "red" / "empty.png", b"")
+    write(data / "green" / "bomb.png", png_bomb())
+    jpeg = encode(pattern(64, 64), "JPEG")
+    write(data / "blue" / "cut.jpg", jpeg[: len(jpeg) // 2])
+    write(data / "blue" / ".DS_Store", b"junk")
+    (data / "empty_class").mkdir()
+    rec = Recorder()
+    result = TrainingSession(
+        settings_for(tiny_backbone_file, fine_tune_epochs=1), data, tmp_path / "run", on_event=rec
+    ).run()
+    assert result.status == "completed", result.error
+    skipped = dict(rec.of(ev.FilesSkipped)[0].files)
+    assert {"red/page.jpg", "red/empty.png", "green/bomb.png", "blue/cut.jpg", "blue/.DS_Store"} <= set(
+        skipped
+    )
+    assert (tmp_path / "run" / "saved_model" / "saved_model.pb").is_file()
+
+
+def test_a_file_that_breaks_after_the_scan_is_dropped_not_fatal(colour_data, tiny_backbone_file, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(colour_data, data)
+    from tlstudio.core.health import inspect_folder
+    from tlstudio.core.split import make_split
+
+    manifest = make_split(inspect_folder(data).images)
+    victim = next(e for e in manifest.entries if e.split == "train")
+    (data / victim.path).write_bytes(b"\x89PNG\r\n\x1a\n garbage now")
+    rec = Recorder()
+    result = TrainingSession(
+        settings_for(tiny_backbone_file, fine_tune_epochs=0),
+        data,
+        tmp_path / "run",
+        manifest=manifest,
+        on_event=rec,
+    ).run()
+    assert result.status == "completed", result.error
+    assert any(victim.path.split("/")[-1] in path for path, _ in rec.of(ev.FilesSkipped)[0].files)

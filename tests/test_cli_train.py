@@ -1,0 +1,166 @@
+"""`tlstudio train / evaluate / predict / backbones` end to end, checked with plain TensorFlow."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from factory import make_colour_dataset
+from PIL import Image
+
+from tlstudio.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, tiny_backbone_file):
+    """Train once through the real CLI in a separate process, as a user would."""
+    root = tmp_path_factory.mktemp("cli")
+    data = make_colour_dataset(root / "data", per_class=15, seed=4)
+    run = root / "run"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tlstudio",
+            "train",
+            str(data),
+            "--backbone",
+            str(tiny_backbone_file),
+            "--epochs",
+            "12",
+            "--fine-tune-epochs",
+            "3",
+            "--batch-size",
+            "8",
+            "--learning-rate",
+            "0.01",
+            "--no-flip",
+            "--seed",
+            "3",
+            "--out",
+            str(run),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    return data, run, out
+
+
+def test_train_prints_progress_and_writes_the_run(trained_run):
+    _, run, out = trained_run
+    assert "Phase 'head'" in out.stderr and "Phase 'fine-tune'" in out.stderr
+    assert "epoch 1/12" in out.stderr
+    assert "Exported:" in out.stderr
+    assert "absl::InitializeLog" not in out.stderr  # TensorFlow's start-up chatter is filtered
+    assert (run / "saved_model" / "saved_model.pb").is_file()
+
+
+def test_evaluate_json_agrees_with_plain_tensorflow(trained_run, capsys):
+    import tensorflow as tf
+
+    data, run, _ = trained_run
+    assert main(["evaluate", str(run), str(data), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["labels"] == ["blue", "green", "red"]
+    matrix = np.array(report["confusion_matrix"])
+    assert matrix.sum() == 45 and matrix.shape == (3, 3)
+
+    # Independent computation: plain TF, images resized by TF inside the model's own signature.
+    loaded = tf.saved_model.load(str(run / "saved_model"))
+    labels = (run / "saved_model" / "assets" / "labels.txt").read_text().split()
+    correct = 0
+    own = np.zeros((3, 3), int)
+    for i, label in enumerate(labels):
+        for file in sorted((data / label).iterdir()):
+            img = np.asarray(Image.open(file).convert("RGB"), np.float32)[None]
+            pred = int(np.argmax(loaded.serve(tf.constant(img))[0]))
+            own[i, pred] += 1
+            correct += pred == i
+    assert report["accuracy"] == pytest.approx(correct / 45)
+    np.testing.assert_array_equal(matrix, own)
+    assert report["accuracy"] >= 0.8
+
+
+def test_evaluate_on_the_test_split_of_the_manifest(trained_run, capsys):
+    data, run, _ = trained_run
+    assert (
+        main(
+            [
+                "evaluate",
+                str(run / "saved_model"),
+                str(data),
+                "--manifest",
+                str(run / "manifest.csv"),
+                "--split",
+                "test",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["num_images"] == sum(
+        1 for line in (run / "manifest.csv").read_text().splitlines() if line.endswith(",test")
+    )
+
+
+def test_predict_json_and_a_bad_file(trained_run, tmp_path, capsys):
+    data, run, _ = trained_run
+    good = sorted((data / "red").iterdir())[0]
+    bad = tmp_path / "x.jpg"
+    bad.write_text("<html></html>")
+    assert main(["predict", str(run), str(good), str(bad), "--json", "--top", "2"]) == 1
+    items = json.loads(capsys.readouterr().out)
+    assert (
+        len(items[0]["top"]) == 2 and items[0]["top"][0]["probability"] >= items[0]["top"][1]["probability"]
+    )
+    assert "HTML" in items[1]["error"]
+
+
+def test_backbones_json_lists_the_registry(capsys):
+    assert main(["backbones", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    names = {r["name"] for r in rows}
+    assert {"ResNet50", "EfficientNetB0"} <= names
+    assert all({"family", "params", "default_size", "min_size", "preprocessing"} <= set(r) for r in rows)
+
+
+def test_train_refuses_bad_input_with_one_line(tmp_path, capsys):
+    assert (
+        main(["train", str(tmp_path / "nope"), "--backbone", "ResNet50", "--out", str(tmp_path / "r")]) == 2
+    )
+    assert "is not a folder" in capsys.readouterr().err
+    make_colour_dataset(tmp_path / "d", per_class=3)
+    assert (
+        main(
+            [
+                "train",
+                str(tmp_path / "d"),
+                "--backbone",
+                "ResNet50",
+                "--freeze",
+                "half",
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
+    assert "freeze plan" in capsys.readouterr().err
+
+
+def test_unknown_backbone_fails_the_run_with_a_hint(tmp_path, capsys):
+    make_colour_dataset(tmp_path / "d", per_class=3)
+    assert main(["train", str(tmp_path / "d"), "--backbone", "resnet5", "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert "unknown backbone 'resnet5'" in err and "What to do" in err
+    assert json.loads((Path(tmp_path) / "r" / "run.json").read_text())["status"] == "failed"
