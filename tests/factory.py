@@ -106,3 +106,79 @@ def make_colour_dataset(root: Path, per_class: int = 12, size: int = 32, seed: i
             img[y : y + size // 3, x : x + size // 3] = rng.integers(0, 255, 3)
             write(root / label / f"{label}_{i:03d}.png", encode(img.astype(np.uint8), "PNG"))
     return root
+
+
+SHAPES_A = ("circle", "square", "triangle", "cross")
+SHAPES_B = ("ring", "diamond", "hbar", "vbar")
+
+
+def draw_shape(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """One RGB image of a shape of random size, place and colour on a noisy background."""
+    from PIL import ImageDraw
+
+    background = tuple(int(v) for v in rng.integers(0, 120, 3))
+    img = Image.new("RGB", (size, size), background)
+    draw = ImageDraw.Draw(img)
+    r = int(rng.integers(size // 6, size // 3))
+    cx, cy = (int(v) for v in rng.integers(r + 1, size - r - 1, 2))
+    colour = tuple(int(v) for v in rng.integers(130, 256, 3))
+    box = (cx - r, cy - r, cx + r, cy + r)
+    width = max(2, r // 3)
+    if kind == "circle":
+        draw.ellipse(box, fill=colour)
+    elif kind == "ring":
+        draw.ellipse(box, outline=colour, width=width)
+    elif kind == "square":
+        draw.rectangle(box, fill=colour)
+    elif kind == "triangle":
+        draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
+    elif kind == "diamond":
+        draw.polygon([(cx, cy - r), (cx - r, cy), (cx, cy + r), (cx + r, cy)], fill=colour)
+    elif kind == "cross":
+        draw.rectangle((cx - r, cy - width, cx + r, cy + width), fill=colour)
+        draw.rectangle((cx - width, cy - r, cx + width, cy + r), fill=colour)
+    elif kind == "hbar":
+        draw.rectangle((cx - r, cy - width, cx + r, cy + width), fill=colour)
+    elif kind == "vbar":
+        draw.rectangle((cx - width, cy - r, cx + width, cy + r), fill=colour)
+    arr = np.asarray(img, np.float32) + rng.normal(0, 18, (size, size, 3))
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+def make_shapes_dataset(
+    root: Path, kinds=SHAPES_B, per_class: int = 30, size: int = 32, seed: int = 0
+) -> Path:
+    """Class folders of drawn shapes (PNG)."""
+    rng = np.random.default_rng(seed)
+    for kind in kinds:
+        for i in range(per_class):
+            write(root / kind / f"{kind}_{i:03d}.png", encode(draw_shape(kind, size, rng), "PNG"))
+    return root
+
+
+def pretrain_shapes_backbone(
+    path: Path, size: int = 32, per_class: int = 250, epochs: int = 8, seed: int = 0
+):
+    """A small CNN classifier trained on SHAPES_A, saved as .keras: 'the model I trained last year'."""
+    import keras
+
+    rng = np.random.default_rng(seed + 100)
+    x = np.stack([draw_shape(k, size, rng) for k in SHAPES_A for _ in range(per_class)]).astype("float32")
+    y = np.repeat(np.arange(len(SHAPES_A)), per_class)
+    order = rng.permutation(len(y))
+    x, y = x[order], y[order]
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((size, size, 3))
+    h = keras.layers.Rescaling(1 / 255.0)(inputs)
+    for i, filters in enumerate((16, 32, 64)):
+        h = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(h)
+        h = keras.layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(h)  # few steps: fast stats
+        h = keras.layers.ReLU(name=f"relu{i}")(h)
+        h = keras.layers.MaxPooling2D(name=f"pool{i}")(h)
+    h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
+    outputs = keras.layers.Dense(len(SHAPES_A), activation="softmax", name="old_top")(h)
+    model = keras.Model(inputs, outputs, name="shapes_cnn")
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y, epochs=epochs, batch_size=64, shuffle=True, verbose=0, validation_split=0.1)
+    model.save(path)
+    return path, history.history["val_accuracy"][-1]

@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--image-size", type=int, metavar="N", help="square input size (default: the backbone's)"
     )
-    train.add_argument("--epochs", type=int, default=10, metavar="N", help="phase 1 epochs (10)")
+    train.add_argument("--epochs", type=int, default=20, metavar="N", help="phase 1 epochs (20)")
     train.add_argument(
         "--fine-tune-epochs",
         type=int,
@@ -109,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["auto", "balanced", "none"],
         help="auto: balanced weights when classes are imbalanced past 5:1",
     )
-    train.add_argument("--patience", type=int, default=3, metavar="N", help="early stopping patience (3)")
+    train.add_argument("--patience", type=int, default=5, metavar="N", help="early stopping patience (5)")
     train.add_argument(
         "--cut-at", metavar="LAYER", help="model files: the layer whose output are the features"
     )

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 PREPROCESSING_MODES = ("none", "unit", "tf", "caffe", "torch")
+HUB_PREFIXES = ("https://tfhub.dev/", "https://www.kaggle.com/models/", "https://kaggle.com/models/")
 _TABLE = Path(__file__).with_name("backbone_table.json")
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 _TORCH_MEAN = (0.485, 0.456, 0.406)
@@ -86,6 +87,9 @@ def resolve_backbone(name_or_path: str) -> BackboneSpec:
     by_name = {s.name.lower(): s for s in list_backbones()}
     if name_or_path.lower() in by_name:
         return by_name[name_or_path.lower()]
+    if name_or_path.startswith(HUB_PREFIXES):
+        name = name_or_path.rstrip("/").rsplit("/", 3)[-3] if name_or_path.count("/") > 4 else name_or_path
+        return BackboneSpec(name, "savedmodel", "TF Hub", 224, 32, None, "unit", name_or_path)
     path = Path(name_or_path).expanduser()
     if path.is_file() and path.suffix.lower() in (".keras", ".h5", ".hdf5"):
         return BackboneSpec(path.stem, "file", "user model", 224, 32, None, "none", str(path))

@@ -31,12 +31,12 @@ class TrainSettings:
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     batch_size: int = 32
-    epochs: int = 10
+    epochs: int = 20
     fine_tune_epochs: int = 10  # phase 2; 0 turns the two-phase recipe off
     fine_tune_blocks: int = 2
     fine_tune_lr_factor: float = 0.1
     fine_tune_lr_decay: float | None = 0.5
-    early_stopping_patience: int = 3
+    early_stopping_patience: int = 5
     augmentation: Augmentation = field(default_factory=Augmentation)
     class_weights: str = "auto"  # "auto", "balanced" or "none"
     seed: int = 42
