@@ -77,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="phase 2 epochs (10; 0 = no fine-tuning phase)",
     )
     train.add_argument(
+        "--fine-tune-lr-decay",
+        type=float,
+        default=0.5,
+        metavar="F",
+        help="phase 2: each lower block learns at F times the rate of the block above (0.5; 1 = same rate)",
+    )
+    train.add_argument(
         "--fine-tune-blocks", type=int, default=2, metavar="N", help="top blocks unfrozen in phase 2 (2)"
     )
     train.add_argument("--batch-size", type=int, default=32, metavar="N", help="(32)")
@@ -287,6 +294,7 @@ def _settings_from_args(args: argparse.Namespace):
         epochs=args.epochs,
         fine_tune_epochs=args.fine_tune_epochs,
         fine_tune_blocks=args.fine_tune_blocks,
+        fine_tune_lr_decay=args.fine_tune_lr_decay,
         early_stopping_patience=args.patience,
         augmentation=augment,
         class_weights=args.class_weights,

@@ -229,3 +229,25 @@ def test_a_file_that_breaks_after_the_scan_is_dropped_not_fatal(colour_data, tin
     ).run()
     assert result.status == "completed", result.error
     assert any(victim.path.split("/")[-1] in path for path, _ in rec.of(ev.FilesSkipped)[0].files)
+
+
+def test_mixed_precision_runs_and_exports(colour_data, tmp_path):
+    s = settings_for(
+        "MobileNetV3Small", weights="none", image_size=32, epochs=1, fine_tune_epochs=1, mixed_precision=True
+    )
+    result = TrainingSession(s, colour_data, tmp_path / "run").run()
+    assert result.status == "completed", result.error
+    convs = [x for x in result.model.get_layer("backbone").layers if type(x).__name__ == "Conv2D"]
+    assert convs[0].compute_dtype == "float16"
+    assert (tmp_path / "run" / "saved_model" / "saved_model.pb").is_file()
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    assert result.model.get_layer("predictions").compute_dtype == "float32"
+
+
+def test_legacy_h5_model_file_as_backbone(colour_data, tiny_backbone_file, tmp_path):
+    h5 = tmp_path / "old.h5"
+    keras.models.load_model(tiny_backbone_file).save(h5)
+    result = TrainingSession(
+        settings_for(h5, epochs=1, fine_tune_epochs=0), colour_data, tmp_path / "run"
+    ).run()
+    assert result.status == "completed", result.error

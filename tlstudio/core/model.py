@@ -42,8 +42,7 @@ class TransferModel(keras.Model):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._lr_groups: list[tuple[float, keras.optimizers.Optimizer]] = []
-        self._group_of_var: dict[int, int] = {}
+        self._lr = _LearningRateGroups()  # a plain holder: Keras must not save these optimizers
 
     def set_lr_multipliers(self, multiplier_of: Callable[[keras.Variable], float]) -> dict[float, int]:
         """After ``compile``: give each trainable variable the multiplier ``multiplier_of(var)``.
@@ -57,15 +56,18 @@ class TransferModel(keras.Model):
         base = self.optimizer
         if base is None:
             raise RuntimeError("compile the model before setting learning-rate multipliers")
+        base = getattr(base, "inner_optimizer", base)  # under mixed float16: the loss-scaled optimizer
         base_lr = float(keras.ops.convert_to_numpy(base.learning_rate))
-        self._lr_groups = []
-        self._group_of_var = {}
+        self._lr.groups = []
+        self._lr.group_of_var = {}
         counts: dict[float, int] = {}
         by_multiplier: dict[float, list[keras.Variable]] = {}
         for var in self.trainable_weights:
             m = float(multiplier_of(var))
             by_multiplier.setdefault(m, []).append(var)
             counts[m] = counts.get(m, 0) + 1
+        if not self.optimizer.built:  # it updates the multiplier-1 variables only
+            self.optimizer.build(by_multiplier.get(1.0, []))
         for m, variables in sorted(by_multiplier.items()):
             if m == 1.0:
                 continue
@@ -73,34 +75,50 @@ class TransferModel(keras.Model):
             optimizer = base.__class__.from_config(config)
             optimizer.build(variables)
             for var in variables:
-                self._group_of_var[id(var)] = len(self._lr_groups)
-            self._lr_groups.append((m, optimizer))
+                self._lr.group_of_var[id(var)] = len(self._lr.groups)
+            self._lr.groups.append((m, optimizer))
         return counts
 
-    @property
-    def lr_groups(self) -> list[tuple[float, keras.optimizers.Optimizer]]:
-        """The extra (multiplier, optimizer) pairs; empty when every rate is the base rate."""
-        return list(self._lr_groups)
-
     def train_step(self, data):
-        if not self._lr_groups:
+        if not self._lr.groups:
             return super().train_step(data)
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        scaled = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
+        scale = tf.convert_to_tensor(self.optimizer.dynamic_scale) if scaled else None
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
             loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
             self._loss_tracker.update_state(loss, sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
+            loss_for_gradients = self.optimizer.scale_loss(loss) if scaled else loss
         variables = self.trainable_weights
-        gradients = tape.gradient(loss, variables)
-        groups: list[list[tuple]] = [[] for _ in range(len(self._lr_groups) + 1)]
+        gradients = tape.gradient(loss_for_gradients, variables)
+        groups: list[list[tuple]] = [[] for _ in range(len(self._lr.groups) + 1)]
         for grad, var in zip(gradients, variables, strict=True):
-            groups[self._group_of_var.get(id(var), -1) + 1].append((grad, var))
+            groups[self._lr.group_of_var.get(id(var), -1) + 1].append((grad, var))
         if groups[0]:
-            self.optimizer.apply_gradients(groups[0])
-        for (_, optimizer), pairs in zip(self._lr_groups, groups[1:], strict=True):
-            if pairs:
-                optimizer.apply_gradients(pairs)
+            self.optimizer.apply_gradients(groups[0])  # a loss-scale optimizer unscales its own share
+
+        def apply_groups():
+            for (_, optimizer), pairs in zip(self._lr.groups, groups[1:], strict=True):
+                if pairs:
+                    optimizer.apply_gradients([(g / scale if scaled else g, v) for g, v in pairs])
+
+        if scaled:  # like the loss-scale optimizer: skip the step when the scaled gradients overflowed
+            finite = tf.reduce_all(
+                [tf.reduce_all(tf.math.is_finite(g)) for pairs in groups[1:] for g, _ in pairs]
+            )
+            tf.cond(finite, lambda: apply_groups() or tf.constant(True), lambda: tf.constant(False))
+        else:
+            apply_groups()
         return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+
+class _LearningRateGroups:
+    """Extra optimizers per multiplier, and which group each variable belongs to."""
+
+    def __init__(self) -> None:
+        self.groups: list[tuple[float, keras.optimizers.Optimizer]] = []
+        self.group_of_var: dict[int, int] = {}
 
 
 def build_classifier(
