@@ -6,10 +6,15 @@ import sys
 
 
 def main() -> None:
-    """Entry point: no arguments opens the desktop app once it exists, else runs the CLI."""
+    """Entry point: no arguments (or a project file) opens the desktop app; else the CLI."""
+    args = sys.argv[1:]
+    if not args or (len(args) == 1 and args[0].endswith(".tlstudio.json")):
+        from tlstudio.gui.app import main as gui_main
+
+        sys.exit(gui_main(args))
     from tlstudio.cli import main as cli_main
 
-    sys.exit(cli_main(sys.argv[1:]))
+    sys.exit(cli_main(args))
 
 
 if __name__ == "__main__":

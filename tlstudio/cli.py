@@ -50,15 +50,31 @@ def build_parser() -> argparse.ArgumentParser:
         "unfrozen at a 10x lower learning rate), early stopping on validation loss with the best "
         "weights restored, then export a verified SavedModel into RUN_DIR/saved_model.",
     )
-    train.add_argument("data_dir", metavar="DATA_DIR", type=Path)
+    train.add_argument(
+        "data_dir",
+        metavar="DATA_DIR",
+        type=Path,
+        nargs="?",
+        help="the data folder (not needed with --project)",
+    )
+    train.add_argument(
+        "--project",
+        type=Path,
+        metavar="FILE",
+        help="run a project file saved by the desktop app (its data, split and settings)",
+    )
     train.add_argument(
         "--backbone",
-        required=True,
         metavar="NAME_OR_PATH",
         help="a Keras Applications name (see `tlstudio backbones`), a .keras/.h5 model file, "
         "or a SavedModel folder",
     )
-    train.add_argument("--out", required=True, type=Path, metavar="RUN_DIR", help="the run folder to write")
+    train.add_argument(
+        "--out",
+        type=Path,
+        metavar="RUN_DIR",
+        help="the run folder to write (with --project: a new folder in the project's runs)",
+    )
     train.add_argument(
         "--weights",
         default="imagenet",
@@ -146,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print a JSON list")
     predict.set_defaults(handler=_cmd_predict)
 
+    gui = sub.add_parser("gui", help="open the desktop app (the same as `tlstudio` without a command)")
+    gui.add_argument("project", nargs="?", type=Path, help="a project file to open")
+    gui.set_defaults(handler=_cmd_gui)
+
     demo = sub.add_parser("demo", help="inspect, train and export on the bundled sample dataset")
     demo.add_argument(
         "--out",
@@ -232,6 +252,12 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_gui(args: argparse.Namespace) -> int:
+    from tlstudio.gui.app import main as gui_main
+
+    return gui_main([str(args.project)] if args.project else [])
+
+
 def _cmd_backbones(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from tlstudio.core.backbones import list_backbones
@@ -255,6 +281,10 @@ def _cmd_backbones(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.project is not None:
+        return _train_project(args)
+    if args.data_dir is None or args.backbone is None or args.out is None:
+        return _fail("train", "DATA_DIR, --backbone and --out are required (or give --project FILE)", 2)
     if not args.data_dir.is_dir():
         return _fail("train", f"{args.data_dir} is not a folder", 2)
     _quiet_tensorflow()
@@ -265,11 +295,31 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return _run_training(settings, args.data_dir, args.out, args.manifest)
 
 
+def _train_project(args: argparse.Namespace) -> int:
+    from tlstudio.core.project import Project
+
+    try:
+        project = Project.load(args.project)
+    except ValueError as err:
+        return _fail("train", str(err), 2)
+    if not project.data_dir or not Path(project.data_dir).is_dir():
+        return _fail("train", f"the project's data folder {project.data_dir} is not there", 2)
+    if not project.settings.backbone:
+        return _fail("train", "the project has no backbone chosen yet", 2)
+    _quiet_tensorflow()
+    out = args.out or project.new_run_dir()
+    manifest = project.manifest_path if project.manifest_path and project.manifest_path.is_file() else None
+    code, result = _run_training(project.settings, Path(project.data_dir), out, manifest, with_result=True)
+    if result is not None:
+        project = Project.load(args.project)  # the app may have saved meanwhile: add to the latest
+        project.record_run(out, result.status, result.metrics)
+        project.save()
+    return code
+
+
 def _settings_from_args(args: argparse.Namespace):
     from tlstudio.core.freezing import FreezePlan
-    from tlstudio.core.model import HeadSettings
-    from tlstudio.core.pipeline import Augmentation
-    from tlstudio.core.settings import TrainSettings
+    from tlstudio.core.settings import Augmentation, HeadSettings, TrainSettings
 
     plan = FreezePlan.parse(args.freeze)
     if args.train_batchnorm:
@@ -305,7 +355,7 @@ def _settings_from_args(args: argparse.Namespace):
     )
 
 
-def _run_training(settings, data_dir: Path, out: Path, manifest: Path | None) -> int:
+def _run_training(settings, data_dir: Path, out: Path, manifest: Path | None, with_result: bool = False):
     import signal
     import threading
 
@@ -328,7 +378,8 @@ def _run_training(settings, data_dir: Path, out: Path, manifest: Path | None) ->
         result = session.run()
     finally:
         signal.signal(signal.SIGINT, previous)
-    return {"completed": 0, "stopped": 130}.get(result.status, 1)
+    code = {"completed": 0, "stopped": 130}.get(result.status, 1)
+    return (code, result) if with_result else code
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -397,8 +448,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         return code
     print("\nTraining a small CNN from scratch on it (the backbone is built here; no download)…\n")
     _quiet_tensorflow()
-    from tlstudio.core.pipeline import Augmentation
-    from tlstudio.core.settings import TrainSettings
+    from tlstudio.core.settings import Augmentation, TrainSettings
 
     settings = TrainSettings(
         backbone=str(_demo_backbone(args.out)),

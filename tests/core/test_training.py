@@ -12,8 +12,7 @@ import tensorflow as tf
 from factory import encode, pattern, png_bomb, write
 
 from tlstudio.core import events as ev
-from tlstudio.core.pipeline import Augmentation
-from tlstudio.core.settings import TrainSettings
+from tlstudio.core.settings import Augmentation, TrainSettings
 from tlstudio.core.split import Manifest
 from tlstudio.core.training import TrainingSession
 

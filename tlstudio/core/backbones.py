@@ -83,10 +83,8 @@ def list_backbones() -> tuple[BackboneSpec, ...]:
 
 
 def resolve_backbone(name_or_path: str) -> BackboneSpec:
-    """A registry name (case-insensitive), a model file (.keras/.h5) or a SavedModel folder."""
-    by_name = {s.name.lower(): s for s in list_backbones()}
-    if name_or_path.lower() in by_name:
-        return by_name[name_or_path.lower()]
+    """A model file (.keras/.h5), a SavedModel folder, a hub handle, or a registry name
+    (case-insensitive). Files and folders are recognised without importing Keras."""
     if name_or_path.startswith(HUB_PREFIXES):
         name = name_or_path.rstrip("/").rsplit("/", 3)[-3] if name_or_path.count("/") > 4 else name_or_path
         return BackboneSpec(name, "savedmodel", "TF Hub", 224, 32, None, "unit", name_or_path)
@@ -97,6 +95,9 @@ def resolve_backbone(name_or_path: str) -> BackboneSpec:
         return BackboneSpec(path.name, "savedmodel", "SavedModel", 224, 32, None, "unit", str(path))
     if path.exists():
         raise BackboneError(f"{path} is neither a .keras/.h5 model file nor a SavedModel folder")
+    by_name = {s.name.lower(): s for s in list_backbones()}
+    if name_or_path.lower() in by_name:
+        return by_name[name_or_path.lower()]
     close = [s.name for s in list_backbones() if name_or_path.lower() in s.name.lower()]
     hint = f" Did you mean {', '.join(close[:5])}?" if close else " Run `tlstudio backbones` for the list."
     raise BackboneError(f"unknown backbone '{name_or_path}': not a Keras Applications name or a file.{hint}")

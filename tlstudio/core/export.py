@@ -174,3 +174,21 @@ def _replace(src: Path, dst: Path) -> None:
     os.replace(src, dst)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
+
+
+def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> ExportResult:
+    """Export a finished run's model (its ``model.keras``) again, into another folder.
+
+    The run's labels, input size and metadata are carried over; the new SavedModel is verified
+    against the reloaded Keras model on the run's test images (or random ones).
+    """
+    run_dir = Path(run_dir)
+    metadata = json.loads((run_dir / "metadata.json").read_text(encoding="utf-8"))
+    model = keras.models.load_model(run_dir / "model.keras", safe_mode=True)
+    return export_model(
+        model,
+        out_dir,
+        labels=list(metadata["classes"]),
+        image_size=int(metadata["image_size"]),
+        metadata={k: v for k, v in metadata.items() if k != "verification_max_abs_difference"},
+    )

@@ -19,21 +19,12 @@ rate times the group's multiplier. This is the TensorFlow trainer's own step wit
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import keras
 import tensorflow as tf
 
 from tlstudio.core.backbones import preprocessing_layers
-
-
-@dataclass(frozen=True)
-class HeadSettings:
-    """The new classification head."""
-
-    pooling: str = "avg"  # "avg" or "max"
-    dropout: float = 0.2
-    dense_units: tuple[int, ...] = ()
+from tlstudio.core.settings import HeadSettings
 
 
 @keras.saving.register_keras_serializable(package="tlstudio")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,39 +16,10 @@ import tensorflow as tf
 from PIL import Image
 
 from tlstudio.core.imagefile import ImageProblem, load_rgb
+from tlstudio.core.settings import Augmentation
 from tlstudio.core.split import ManifestEntry
 
 MEMORY_CACHE_LIMIT = 1_500_000_000  # bytes of decoded pixels kept in memory by "auto" caching
-
-
-@dataclass(frozen=True)
-class Augmentation:
-    """Random augmentation applied to training batches only."""
-
-    flip: bool = True  # horizontal
-    rotation: float = 0.05  # fraction of a full turn, either way
-    zoom: float = 0.0  # fraction, in and out
-    contrast: float = 0.0  # factor
-
-    @property
-    def active(self) -> bool:
-        """Whether any augmentation is on."""
-        return self.flip or self.rotation > 0 or self.zoom > 0 or self.contrast > 0
-
-    def layers(self, seed: int) -> list:
-        """The Keras preprocessing layers for this augmentation."""
-        import keras
-
-        out = []
-        if self.flip:
-            out.append(keras.layers.RandomFlip("horizontal", seed=seed))
-        if self.rotation > 0:
-            out.append(keras.layers.RandomRotation(self.rotation, fill_mode="reflect", seed=seed + 1))
-        if self.zoom > 0:
-            out.append(keras.layers.RandomZoom(self.zoom, fill_mode="reflect", seed=seed + 2))
-        if self.contrast > 0:
-            out.append(keras.layers.RandomContrast(self.contrast, value_range=(0, 255), seed=seed + 3))
-        return out
 
 
 class LoadErrors:

@@ -1,13 +1,50 @@
 """Training settings: one dataclass the CLI, the GUI and project files share, with defaults that
-follow good transfer-learning practice."""
+follow good transfer-learning practice. Pure data: importing this module loads no TensorFlow."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from tlstudio.core.freezing import FreezePlan
-from tlstudio.core.model import HeadSettings
-from tlstudio.core.pipeline import Augmentation
+
+
+@dataclass(frozen=True)
+class HeadSettings:
+    """The new classification head."""
+
+    pooling: str = "avg"  # "avg" or "max"
+    dropout: float = 0.2
+    dense_units: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random augmentation applied to training batches only."""
+
+    flip: bool = True  # horizontal
+    rotation: float = 0.05  # fraction of a full turn, either way
+    zoom: float = 0.0  # fraction, in and out
+    contrast: float = 0.0  # factor
+
+    @property
+    def active(self) -> bool:
+        """Whether any augmentation is on."""
+        return self.flip or self.rotation > 0 or self.zoom > 0 or self.contrast > 0
+
+    def layers(self, seed: int) -> list:
+        """The Keras preprocessing layers for this augmentation."""
+        import keras
+
+        out = []
+        if self.flip:
+            out.append(keras.layers.RandomFlip("horizontal", seed=seed))
+        if self.rotation > 0:
+            out.append(keras.layers.RandomRotation(self.rotation, fill_mode="reflect", seed=seed + 1))
+        if self.zoom > 0:
+            out.append(keras.layers.RandomZoom(self.zoom, fill_mode="reflect", seed=seed + 2))
+        if self.contrast > 0:
+            out.append(keras.layers.RandomContrast(self.contrast, value_range=(0, 255), seed=seed + 3))
+        return out
 
 
 @dataclass(frozen=True)

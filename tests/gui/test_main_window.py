@@ -1,0 +1,153 @@
+"""The real window, offscreen, driven through the whole workflow (pytest-qt)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings, QStandardPaths, Qt
+from PySide6.QtWidgets import QMessageBox
+
+from tlstudio.core.project import Project
+from tlstudio.gui.layer_tree import LayerTreeModel
+from tlstudio.gui.main_window import MainWindow
+
+pytestmark = pytest.mark.slow
+LONG = 120_000
+
+
+@pytest.fixture
+def window(qtbot, tmp_path):
+    QStandardPaths.setTestModeEnabled(True)
+    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    for panel_task in (w.data.task, w.layers.task, w.export.task, w.backbone.task, w.train.task):
+        if panel_task is not None:
+            panel_task.wait()
+            assert not panel_task.is_running(), "a worker thread was left running"
+
+
+def prepare(window, qtbot, tmp_path, data, backbone_file):
+    window.set_project(Project(path=tmp_path / "p.tlstudio.json"))
+    window.data.load(str(data))
+    qtbot.waitUntil(lambda: window.data.report is not None, timeout=LONG)
+    qtbot.waitUntil(lambda: window.backbone.ready, timeout=LONG)
+    window.backbone.choose(str(backbone_file))
+    qtbot.waitUntil(lambda: window.layers.model.tree is not None, timeout=LONG)
+
+
+def test_workflow_freeze_train_stop_export(window, qtbot, tmp_path, colour_data, tiny_backbone_file):
+    import tensorflow as tf
+
+    prepare(window, qtbot, tmp_path, colour_data, tiny_backbone_file)
+    assert window.data.classes.rowCount() == 3
+    model = window.layers.model
+    assert window.layers.plan().preset == "all"
+    last_block = model.index(len(model.tree.blocks) - 1, 0)
+    model.setData(last_block, Qt.CheckState.Checked.value, Qt.ItemDataRole.CheckStateRole)
+    plan = window.layers.plan()
+    assert plan.preset == "custom"
+    trainable, _ = model.trainable_params()
+    assert trainable == sum(x.params for x in model.tree.blocks[-1].layers if not x.is_batchnorm)
+    assert "trainable" in window.layers.totals.text()
+
+    train = window.train
+    train.epochs.setValue(2)
+    train.fine_tune.setChecked(False)
+    train.batch_size.setValue(8)
+    train.learning_rate.setValue(0.01)
+    window.start_training()
+    qtbot.waitUntil(lambda: not train.is_running(), timeout=LONG)
+    assert [e["epoch"] for e in train.curves.epochs] == [1, 2]
+    assert len(train.curves.batches) >= 2 and train.curves.phases
+    qtbot.waitUntil(lambda: train.curves.redraws > 0, timeout=5000)
+    assert "Device: CPU" in train.device.text()
+    project = Project.load(tmp_path / "p.tlstudio.json")
+    assert project.runs[-1]["status"] == "completed"
+    assert project.settings.freeze.preset == "custom"
+
+    # stop mid-run: the best weights so far are kept and exported
+    train.epochs.setValue(200)
+    window.start_training()
+    qtbot.waitUntil(lambda: len(train.curves.epochs) >= 1, timeout=LONG)
+    train.request_stop()
+    qtbot.waitUntil(lambda: not train.is_running(), timeout=LONG)
+    assert len(train.curves.epochs) < 200
+    stopped = Project.load(tmp_path / "p.tlstudio.json").runs[-1]
+    assert stopped["status"] == "stopped"
+
+    window.export.export_to(str(tmp_path / "exported"))
+    qtbot.waitUntil(lambda: not window.export.task.is_running(), timeout=LONG)
+    qtbot.waitUntil(lambda: "verified" in window.export.result.toPlainText(), timeout=5000)
+    loaded = tf.saved_model.load(str(tmp_path / "exported" / "saved_model"))
+    pixels = np.full((1, 32, 32, 3), 200, np.uint8)
+    assert loaded.serve(pixels).shape == (1, 3)
+
+
+def test_layer_tree_model_passes_qt_model_tester(
+    window, qtbot, tmp_path, colour_data, tiny_backbone_file, qtmodeltester
+):
+    prepare(window, qtbot, tmp_path, colour_data, tiny_backbone_file)
+    qtmodeltester.check(window.layers.model)
+    fresh = LayerTreeModel()
+    qtmodeltester.check(fresh)  # empty
+
+
+def test_presets_and_batchnorm_in_the_tree(window, qtbot, tmp_path, colour_data, tiny_backbone_file):
+    prepare(window, qtbot, tmp_path, colour_data, tiny_backbone_file)
+    layers = window.layers
+    layers.all_trainable.click()
+    assert layers.plan().preset == "none"
+    bn = [x.name for x in layers.model.tree.layers if x.is_batchnorm]
+    assert bn and all(name in layers.model.frozen for name in bn)  # BatchNorm stays frozen
+    layers.batchnorm.setChecked(True)
+    layers.all_trainable.click()
+    assert not layers.model.frozen and layers.plan().train_batchnorm
+    layers.all_frozen.click()
+    assert layers.plan().preset == "all"
+    layers.top_blocks.setValue(1)
+    layers.top_button.click()
+    trainable, frozen = layers.model.trainable_params()
+    assert trainable == layers.model.tree.blocks[-1].params and frozen > 0
+
+
+def test_closing_during_training_asks_stops_and_waits(
+    window, qtbot, tmp_path, colour_data, tiny_backbone_file, monkeypatch
+):
+    prepare(window, qtbot, tmp_path, colour_data, tiny_backbone_file)
+    window.train.epochs.setValue(500)
+    window.train.batch_size.setValue(4)
+    window.start_training()
+    qtbot.waitUntil(lambda: len(window.train.curves.batches) >= 1, timeout=LONG)
+    asked = []
+    monkeypatch.setattr(
+        QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes
+    )
+    window.close()
+    assert asked and not window.train.is_running()
+    assert Project.load(tmp_path / "p.tlstudio.json").runs[-1]["status"] == "stopped"
+
+
+def test_start_page_recent_projects_and_geometry(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    project = Project(path=tmp_path / "a.tlstudio.json")
+    project.save()
+    first = MainWindow(settings)
+    qtbot.addWidget(first)
+    first.open_project(str(project.path))
+    first.resize(640, 480)
+    first.close()
+    second = MainWindow(settings)
+    qtbot.addWidget(second)
+    assert second.recent_projects() == [str(project.path)]
+    assert second.start_page.recent.item(0).text() == str(project.path)
+    assert (second.size().width(), second.size().height()) == (640, 480)
+    second.close()
+
+
+def test_training_without_data_explains_what_is_missing(window, monkeypatch):
+    said = []
+    monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: said.append(a[2]))
+    window.start_training()
+    assert said and "data folder" in said[0] and "backbone" in said[0]

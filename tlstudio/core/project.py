@@ -1,0 +1,109 @@
+"""The project file (JSON) the GUI and the CLI share: data folder, split, settings, run history.
+
+A project lives in a file like ``flowers.tlstudio.json``; its split manifest is kept beside it
+(``flowers.tlstudio.manifest.csv``) and its runs under ``flowers-runs/``. Saving is atomic
+(temporary file, then rename), so a crash or a kill never leaves a broken project file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tlstudio.core.settings import TrainSettings
+
+SUFFIX = ".tlstudio.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Project:
+    """Everything a person set up, and what their runs produced."""
+
+    path: Path | None = None
+    data_dir: str | None = None
+    settings: TrainSettings = field(default_factory=lambda: TrainSettings(backbone=""))
+    runs: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """The file name without the suffix, or "Untitled"."""
+        if self.path is None:
+            return "Untitled"
+        return self.path.name.removesuffix(SUFFIX).removesuffix(".json")
+
+    @property
+    def manifest_path(self) -> Path | None:
+        """Where this project's split manifest is kept."""
+        if self.path is None:
+            return None
+        return self.path.with_name(self.name + ".tlstudio.manifest.csv")
+
+    @property
+    def runs_dir(self) -> Path:
+        """Folder holding this project's run folders."""
+        base = self.path.parent if self.path else Path.cwd()
+        return base / f"{self.name}-runs"
+
+    def new_run_dir(self) -> Path:
+        """A fresh, time-stamped run folder path (not created)."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        candidate = self.runs_dir / f"run-{stamp}"
+        n = 1
+        while candidate.exists():
+            n += 1
+            candidate = self.runs_dir / f"run-{stamp}-{n}"
+        return candidate
+
+    def record_run(self, run_dir: Path, status: str, metrics: dict[str, float]) -> None:
+        """Add a finished run to the history."""
+        self.runs.append(
+            {
+                "run_dir": str(run_dir),
+                "status": status,
+                "metrics": metrics,
+                "backbone": self.settings.backbone,
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return {
+            "format": FORMAT_VERSION,
+            "data_dir": self.data_dir,
+            "settings": self.settings.to_dict(),
+            "runs": self.runs,
+        }
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> Path:
+        """Write the project atomically; ``path`` sets where (and is remembered)."""
+        if path is not None:
+            self.path = Path(path)
+        if self.path is None:
+            raise ValueError("the project has no file yet: give a path")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, self.path)
+        return self.path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Project:
+        """Read a project file."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"cannot read project {path}: {err}") from err
+        if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+            raise ValueError(f"{path} is not a TL Studio project (format {FORMAT_VERSION})")
+        return cls(
+            path=path,
+            data_dir=data.get("data_dir"),
+            settings=TrainSettings.from_dict(data.get("settings") or {"backbone": ""}),
+            runs=list(data.get("runs") or []),
+        )

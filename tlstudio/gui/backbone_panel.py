@@ -1,0 +1,203 @@
+"""Backbone panel: a searchable list of every registry backbone, or a model file / SavedModel / hub."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSortFilterProxyModel, Qt, Signal
+from PySide6.QtGui import QStandardItem, QStandardItemModel
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from tlstudio.core.backbones import BackboneError, BackboneSpec, list_backbones, resolve_backbone
+from tlstudio.gui.worker import Task
+
+HEADERS = ("Backbone", "Family", "Parameters", "Input", "Min", "Preprocessing")
+
+
+class BackbonePanel(QWidget):
+    """Emits ``chosen(spec, weights, image_size)`` whenever the choice changes."""
+
+    chosen = Signal(object, str, int)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.spec: BackboneSpec | None = None
+        self.model = QStandardItemModel(0, len(HEADERS))
+        self.model.setHorizontalHeaderLabels(HEADERS)
+        self.specs: dict[str, BackboneSpec] = {}
+        self._pending: tuple | None = None
+        self.proxy = QSortFilterProxyModel()
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.proxy.setFilterKeyColumn(-1)
+        self.search = QLineEdit(placeholderText="Search backbones (name or family)…")
+        self.search.textChanged.connect(self.proxy.setFilterFixedString)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.selectionModel().selectionChanged.connect(self._picked_row)
+
+        self.file_button = QPushButton("Model file (.keras / .h5)…")
+        self.file_button.setToolTip(
+            "Start from a model you trained before; it is cut at its last pooling layer"
+        )
+        self.file_button.clicked.connect(self._pick_file)
+        self.folder_button = QPushButton("SavedModel folder…")
+        self.folder_button.clicked.connect(self._pick_folder)
+        self.hub = QLineEdit(placeholderText="or a TF Hub handle, e.g. https://tfhub.dev/…/feature_vector/5")
+        self.hub.returnPressed.connect(lambda: self.choose(self.hub.text().strip()))
+        sources = QHBoxLayout()
+        sources.addWidget(self.file_button)
+        sources.addWidget(self.folder_button)
+        sources.addWidget(self.hub, 1)
+
+        self.weights = QComboBox()
+        self.weights.addItem("ImageNet (downloaded once into ~/.keras/models)", "imagenet")
+        self.weights.addItem("None: random initialisation (from-scratch baseline)", "none")
+        self.weights.addItem("Weights file…", "file")
+        self.weights.currentIndexChanged.connect(self._weights_changed)
+        self.weights_file = ""
+        self.size = QSpinBox(minimum=32, maximum=1024, singleStep=16, value=224)
+        self.size.setToolTip("Square input size; smaller trains faster, larger sees more detail")
+        self.size.valueChanged.connect(self._emit)
+        self.summary = QLabel("Reading the list of backbones from Keras (TensorFlow is loading)…")
+        self.summary.setWordWrap(True)
+        form = QFormLayout()
+        form.addRow("Weights", self.weights)
+        form.addRow("Image size", self.size)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.search)
+        layout.addWidget(self.table, 1)
+        layout.addLayout(sources)
+        layout.addLayout(form)
+        layout.addWidget(self.summary)
+        self.task = Task(list_backbones)
+        self.task.done.connect(self._populate)
+        self.task.start()
+
+    def _populate(self, specs) -> None:
+        """Fill the table with the registry (read from Keras in a worker thread)."""
+        for spec in specs:
+            self.specs[spec.name.lower()] = spec
+            row = [
+                QStandardItem(spec.name),
+                QStandardItem(spec.family),
+                QStandardItem(f"{spec.params or 0:,}"),
+                QStandardItem(str(spec.default_size)),
+                QStandardItem(str(spec.min_size)),
+                QStandardItem(spec.preprocessing),
+            ]
+            for item in row[2:5]:
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.model.appendRow(row)
+        self.table.resizeColumnsToContents()
+        self.summary.setText(
+            f"{len(specs)} Keras Applications backbones. Choose one, or a model of your own."
+        )
+        if self._pending is not None:
+            name, kwargs = self._pending
+            self._pending = None
+            self.choose(name, **kwargs)
+
+    @property
+    def ready(self) -> bool:
+        """Whether the registry is loaded."""
+        return bool(self.specs)
+
+    def choose(self, name_or_path: str, *, weights: str | None = None, image_size: int | None = None) -> None:
+        """Select a backbone by name, file, folder or hub handle."""
+        known = self.specs.get(name_or_path.lower())
+        if known is None and not self.specs and not Path(name_or_path).exists() and "://" not in name_or_path:
+            self._pending = (name_or_path, {"weights": weights, "image_size": image_size})
+            return  # a registry name before the registry is loaded: chosen when it is
+        try:
+            spec = known or resolve_backbone(name_or_path)
+        except BackboneError as err:
+            self.summary.setText(f"<span style='color:#b00'>{err}</span>")
+            return
+        self.spec = spec
+        if weights is not None:
+            index = self.weights.findData(weights if weights in ("imagenet", "none") else "file")
+            self.weights_file = weights if weights not in ("imagenet", "none") else ""
+            self.weights.blockSignals(True)
+            self.weights.setCurrentIndex(max(index, 0))
+            self.weights.blockSignals(False)
+        self.size.blockSignals(True)
+        self.size.setMinimum(spec.min_size)
+        self.size.setValue(image_size or spec.default_size)
+        self.size.blockSignals(False)
+        self.weights.setEnabled(spec.kind == "keras")
+        self.size.setEnabled(spec.kind != "file")  # a model file brings its own input size
+        self._emit()
+
+    def weights_value(self) -> str:
+        """ "imagenet", "none" or a file path."""
+        data = self.weights.currentData()
+        return self.weights_file if data == "file" else data
+
+    def _emit(self) -> None:
+        if self.spec is None:
+            return
+        spec = self.spec
+        params = f"{spec.params:,} parameters" if spec.params else "parameters counted when built"
+        where = {
+            "keras": "Keras Applications",
+            "file": f"model file {spec.source}",
+            "savedmodel": f"SavedModel {spec.source}",
+        }[spec.kind]
+        note = ""
+        if spec.kind == "keras" and self.weights_value() == "imagenet":
+            note = (
+                "<br>ImageNet weights are read from ~/.keras/models; offline, training says which file "
+                "to put there (or choose 'None' to train from scratch)."
+            )
+        size = (
+            "its own input size" if spec.kind == "file" else f"input {self.size.value()}×{self.size.value()}"
+        )
+        self.summary.setText(
+            f"<b>{spec.name}</b> — {where}; {spec.family}; {params}; {size}; "
+            f"preprocessing '{spec.preprocessing}' "
+            f"inside the model.{note}"
+        )
+        self.chosen.emit(spec, self.weights_value(), self.size.value())
+
+    def _picked_row(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            self.choose(self.proxy.data(rows[0]))
+
+    def _pick_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Model file", "", "Keras models (*.keras *.h5 *.hdf5)")
+        if path:
+            self.choose(path)
+
+    def _pick_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "SavedModel folder")
+        if folder:
+            self.choose(folder)
+
+    def _weights_changed(self) -> None:
+        if self.weights.currentData() == "file" and not self.weights_file:
+            path, _ = QFileDialog.getOpenFileName(self, "Weights file", "", "Weights (*.h5 *.weights.h5)")
+            if not path:
+                self.weights.setCurrentIndex(0)
+                return
+            self.weights_file = path
+        self._emit()

@@ -1,0 +1,217 @@
+"""Data panel: choose or drop a folder, see the dataset doctor's report, set the split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from tlstudio.core.health import DatasetReport, inspect_folder
+from tlstudio.gui.worker import Task
+
+THUMBS_PER_CLASS = 6
+
+
+class DataPanel(QWidget):
+    """Shows a data folder's health; emits ``report_ready`` when a scan finished."""
+
+    report_ready = Signal(object)  # DatasetReport
+    folder_chosen = Signal(str)
+    split_changed = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+        self.report: DatasetReport | None = None
+        self.task: Task | None = None
+
+        self.folder_label = QLabel("No data folder yet: choose one, or drop it here.")
+        self.folder_label.setWordWrap(True)
+        self.choose = QPushButton("Choose folder…")
+        self.choose.setToolTip("A folder with one sub-folder per class (Ctrl+D)")
+        self.choose.setShortcut("Ctrl+D")
+        self.choose.clicked.connect(self._ask_folder)
+        self.rescan = QPushButton("Scan again")
+        self.rescan.setEnabled(False)
+        self.rescan.clicked.connect(lambda: self.load(self.folder) if self.folder else None)
+        top = QHBoxLayout()
+        top.addWidget(self.folder_label, 1)
+        top.addWidget(self.rescan)
+        top.addWidget(self.choose)
+
+        self.classes = QTableWidget(0, 3)
+        self.classes.setHorizontalHeaderLabels(["Class", "Images", "Suggested weight"])
+        self.classes.horizontalHeader().setStretchLastSection(True)
+        self.classes.verticalHeader().setVisible(False)
+        self.classes.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.classes.itemSelectionChanged.connect(self._show_thumbs)
+        self.chart = FigureCanvasQTAgg(Figure(figsize=(4, 2.5), layout="constrained"))
+        self.thumbs = QListWidget()
+        self.thumbs.setViewMode(QListWidget.ViewMode.IconMode)
+        self.thumbs.setIconSize(QPixmap(72, 72).size())
+        self.thumbs.setMaximumHeight(120)
+        self.skipped = QTableWidget(0, 2)
+        self.skipped.setHorizontalHeaderLabels(["Skipped file", "Reason"])
+        self.skipped.horizontalHeader().setStretchLastSection(True)
+        self.skipped.verticalHeader().setVisible(False)
+        self.skipped.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.warnings = QListWidget()
+        self.warnings.setWordWrap(True)
+        tabs = QTabWidget()
+        tabs.addTab(self.warnings, "Warnings")
+        tabs.addTab(self.skipped, "Skipped files")
+        self.tabs = tabs
+
+        self.val = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.5, singleStep=0.05, value=0.15)
+        self.test = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.5, singleStep=0.05, value=0.15)
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=42)
+        for box, tip in (
+            (self.val, "Share of each class held out to choose the best epoch"),
+            (self.test, "Share of each class held out for the final, honest score"),
+            (self.seed, "Same seed, same files: the split is reproducible"),
+        ):
+            box.setToolTip(tip)
+            box.valueChanged.connect(self.split_changed)
+        split = QFormLayout()
+        split.addRow("Validation share", self.val)
+        split.addRow("Test share", self.test)
+        split.addRow("Split seed", self.seed)
+        split_box = QWidget()
+        split_box.setLayout(split)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.classes, 3)
+        left_layout.addWidget(QLabel("Thumbnails of the selected class"))
+        left_layout.addWidget(self.thumbs)
+        left_layout.addWidget(split_box)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.chart, 2)
+        right_layout.addWidget(tabs, 3)
+        splitter = QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setSizes([450, 550])
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(splitter, 1)
+        self.folder: str | None = None
+        self._draw_chart()
+
+    # -- loading ------------------------------------------------------------------------------------
+    def load(self, folder: str) -> None:
+        """Scan ``folder`` in a worker thread."""
+        if self.task is not None and self.task.is_running():
+            return
+        self.folder = folder
+        self.folder_label.setText(f"<b>{folder}</b> — scanning…")
+        self.choose.setEnabled(False)
+        self.folder_chosen.emit(folder)
+        self.task = Task(lambda: inspect_folder(folder), parent=None)
+        self.task.done.connect(self._show)
+        self.task.failed.connect(self._failed)
+        self.task.start()
+
+    def _ask_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose the data folder (one sub-folder per class)")
+        if folder:
+            self.load(folder)
+
+    def dragEnterEvent(self, event) -> None:
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        urls = event.mimeData().urls()
+        if urls and Path(urls[0].toLocalFile()).is_dir():
+            self.load(urls[0].toLocalFile())
+
+    def _failed(self, message: str) -> None:
+        self.choose.setEnabled(True)
+        self.folder_label.setText(f"<b>{self.folder}</b> — could not be scanned: {message.splitlines()[0]}")
+
+    def _show(self, report: DatasetReport) -> None:
+        self.report = report
+        self.choose.setEnabled(True)
+        self.rescan.setEnabled(True)
+        status = (
+            "usable" if report.usable else f"<span style='color:#b00'>not usable: {report.problem}</span>"
+        )
+        self.folder_label.setText(
+            f"<b>{report.root}</b> — {len(report.classes)} classes, {len(report.images)} images, "
+            f"{len(report.skipped)} skipped; {status}"
+        )
+        self.classes.setRowCount(len(report.classes))
+        for row, (label, n) in enumerate(report.classes.items()):
+            for col, value in enumerate((label, n, f"{report.class_weights.get(label, 0):.2f}")):
+                item = QTableWidgetItem(str(value))
+                if col:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.classes.setItem(row, col, item)
+        self.classes.resizeColumnsToContents()
+        self.skipped.setRowCount(len(report.skipped))
+        for row, item in enumerate(report.skipped):
+            self.skipped.setItem(row, 0, QTableWidgetItem(item.path))
+            self.skipped.setItem(row, 1, QTableWidgetItem(item.reason))
+        self.skipped.resizeColumnToContents(0)
+        self.warnings.clear()
+        for text in report.warnings or ["No warnings: the folder looks healthy."]:
+            self.warnings.addItem(QListWidgetItem(("⚠ " if report.warnings else "✓ ") + text))
+        self.tabs.setTabText(1, f"Skipped files ({len(report.skipped)})")
+        self.tabs.setTabText(0, f"Warnings ({len(report.warnings)})")
+        self._draw_chart()
+        if report.classes:
+            self.classes.selectRow(0)
+        self.report_ready.emit(report)
+
+    def _draw_chart(self) -> None:
+        fig = self.chart.figure
+        fig.clear()
+        ax = fig.add_subplot(111)
+        if self.report and self.report.classes:
+            names = list(self.report.classes)
+            ax.barh(names, list(self.report.classes.values()), color="#4c78a8")
+            ax.invert_yaxis()
+            ax.set_xlabel("usable images")
+            ax.tick_params(axis="y", labelsize=8)
+        else:
+            ax.text(0.5, 0.5, "Images per class appear here", ha="center", va="center", color="#888")
+            ax.set_axis_off()
+        self.chart.draw_idle()
+
+    def _show_thumbs(self) -> None:
+        self.thumbs.clear()
+        rows = self.classes.selectionModel().selectedRows()
+        if not self.report or not rows:
+            return
+        label = self.classes.item(rows[0].row(), 0).text()
+        for record in self.report.images_of(label)[:THUMBS_PER_CLASS]:
+            pixmap = QPixmap(str(Path(self.report.root, *record.path.split("/"))))
+            if not pixmap.isNull():
+                item = QListWidgetItem(QIcon(pixmap.scaled(72, 72, Qt.AspectRatioMode.KeepAspectRatio)), "")
+                item.setToolTip(record.path)
+                self.thumbs.addItem(item)

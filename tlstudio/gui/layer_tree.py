@@ -1,0 +1,215 @@
+"""``QAbstractItemModel`` over the core's layer tree: blocks with tri-state checkboxes, then layers.
+
+A checked layer is *trainable*; unchecked is frozen. Checking a block sets all of its layers
+(BatchNorm layers included only when ``train_batchnorm``). Learning-rate multipliers are edited in
+the block rows. The model edits a set of frozen layer names and a dict of block multipliers; the
+panel turns those into a core ``FreezePlan``.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont
+
+from tlstudio.core.layers import LayerTree
+
+COLUMNS = ("Layer", "Type", "Output shape", "Parameters", "Trainable", "LR ×")
+_BLOCK = 0  # internal id of block rows; layer rows carry their block row + 1
+
+Index = QModelIndex | QPersistentModelIndex
+_ROOT = QModelIndex()
+
+
+class LayerTreeModel(QAbstractItemModel):
+    """Two levels: block rows (internal id 0) and their layer rows (internal id = block row + 1)."""
+
+    changed = Signal()  # the frozen set or the multipliers changed
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.tree: LayerTree | None = None
+        self.frozen: set[str] = set()
+        self.multipliers: dict[str, float] = {}
+        self.train_batchnorm = False
+
+    # -- content -------------------------------------------------------------------------------
+    def set_tree(self, tree: LayerTree | None, frozen: set[str] | None = None) -> None:
+        """Show a new tree; ``frozen`` defaults to every layer (feature extraction)."""
+        self.beginResetModel()
+        self.tree = tree
+        self.frozen = set(frozen) if frozen is not None else {x.name for x in tree.layers} if tree else set()
+        self.multipliers = {}
+        self.endResetModel()
+
+    def set_frozen(self, frozen: set[str]) -> None:
+        """Replace the frozen set (a preset) and refresh the check boxes."""
+        self.frozen = set(frozen)
+        self._refresh()
+
+    def layer_names(self, from_row: int | None = None, to_row: int | None = None) -> list[str]:
+        """Layer names in order, optionally of blocks ``from_row``..``to_row``."""
+        if self.tree is None:
+            return []
+        blocks = self.tree.blocks[from_row:to_row]
+        return [layer.name for block in blocks for layer in block.layers]
+
+    def trainable_params(self) -> tuple[int, int]:
+        """(trainable, frozen) parameter counts of the backbone under the current choice."""
+        if self.tree is None:
+            return 0, 0
+        trainable = sum(x.params for x in self.tree.layers if self._is_trainable(x))
+        return trainable, self.tree.total_params - trainable
+
+    # -- Qt model API ------------------------------------------------------------------------------
+    def index(self, row: int, column: int, parent: Index = _ROOT) -> QModelIndex:
+        if self.tree is None or not self.hasIndex(row, column, parent):
+            return QModelIndex()
+        if not parent.isValid():
+            return self.createIndex(row, column, _BLOCK)
+        return self.createIndex(row, column, parent.row() + 1)
+
+    def parent(self, index: Index = _ROOT) -> QModelIndex:  # type: ignore[override]
+        if not index.isValid() or index.internalId() == _BLOCK:
+            return QModelIndex()
+        return self.createIndex(int(index.internalId()) - 1, 0, _BLOCK)
+
+    def rowCount(self, parent: Index = _ROOT) -> int:
+        if self.tree is None:
+            return 0
+        if not parent.isValid():
+            return len(self.tree.blocks)
+        if parent.internalId() == _BLOCK and parent.column() == 0:
+            return len(self.tree.blocks[parent.row()].layers)
+        return 0
+
+    def columnCount(self, parent: Index = _ROOT) -> int:
+        return len(COLUMNS)
+
+    def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def flags(self, index: Index):
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if index.column() == 0:
+            layer = self._layer(index)
+            if layer is None or not layer.is_batchnorm or self.train_batchnorm:
+                flags |= Qt.ItemFlag.ItemIsUserCheckable
+            if layer is None:
+                flags |= Qt.ItemFlag.ItemIsAutoTristate
+        if index.column() == 5 and self._layer(index) is None:
+            flags |= Qt.ItemFlag.ItemIsEditable
+        return flags
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or self.tree is None:
+            return None
+        layer = self._layer(index)
+        block = self.tree.blocks[index.row() if layer is None else int(index.internalId()) - 1]
+        column = index.column()
+        if role == Qt.ItemDataRole.DisplayRole or role == Qt.ItemDataRole.EditRole:
+            if layer is None:
+                trainable = sum(x.params for x in block.layers if self._is_trainable(x))
+                values = (
+                    block.name,
+                    f"{len(block.layers)} layers",
+                    "",
+                    f"{block.params:,}",
+                    f"{trainable:,}",
+                    f"{self.multipliers.get(block.name, 1.0):g}",
+                )
+            else:
+                values = (
+                    layer.name,
+                    layer.type + (" (BN)" if layer.is_batchnorm else ""),
+                    layer.output_shape,
+                    f"{layer.params:,}",
+                    "yes" if self._is_trainable(layer) else "no",
+                    "",
+                )
+            return values[column]
+        if role == Qt.ItemDataRole.CheckStateRole and column == 0:
+            return self._check_state(block, layer)
+        if role == Qt.ItemDataRole.ForegroundRole and layer is not None and layer.is_batchnorm:
+            return QBrush(QColor("#7a5c00"))
+        if role == Qt.ItemDataRole.FontRole and layer is None:
+            font = QFont()
+            font.setBold(True)
+            return font
+        if role == Qt.ItemDataRole.ToolTipRole and layer is not None and layer.is_batchnorm:
+            return "BatchNorm: kept frozen, in inference mode (allow it under 'Train BatchNorm')"
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (3, 4, 5):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def setData(self, index: Index, value, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        if not index.isValid() or self.tree is None:
+            return False
+        layer = self._layer(index)
+        if role == Qt.ItemDataRole.CheckStateRole and index.column() == 0:
+            trainable = Qt.CheckState(value) != Qt.CheckState.Unchecked
+            names = [layer.name] if layer else [x.name for x in self.tree.blocks[index.row()].layers]
+            self.set_trainable(names, trainable)
+            return True
+        if role == Qt.ItemDataRole.EditRole and index.column() == 5 and layer is None:
+            try:
+                multiplier = float(value)
+            except (TypeError, ValueError):
+                return False
+            if not 0 < multiplier <= 10:
+                return False
+            self.multipliers[self.tree.blocks[index.row()].name] = multiplier
+            self.dataChanged.emit(index, index)
+            self.changed.emit()
+            return True
+        return False
+
+    def set_trainable(self, names: list[str], trainable: bool) -> None:
+        """Freeze or unfreeze layers by name (BatchNorm stays frozen unless allowed)."""
+        assert self.tree is not None
+        batchnorm = {x.name for x in self.tree.layers if x.is_batchnorm}
+        for name in names:
+            if trainable and (self.train_batchnorm or name not in batchnorm):
+                self.frozen.discard(name)
+            elif not trainable:
+                self.frozen.add(name)
+        self._refresh()
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _layer(self, index: Index):
+        if index.internalId() == _BLOCK:
+            return None
+        return self.tree.blocks[int(index.internalId()) - 1].layers[index.row()]
+
+    def _is_trainable(self, layer) -> bool:
+        if layer.is_batchnorm and not self.train_batchnorm:
+            return False
+        return layer.name not in self.frozen
+
+    def _check_state(self, block, layer):
+        if layer is not None:
+            return Qt.CheckState.Checked if self._is_trainable(layer) else Qt.CheckState.Unchecked
+        weighted = [
+            x for x in block.layers if not (x.is_batchnorm and not self.train_batchnorm)
+        ] or block.layers
+        states = {self._is_trainable(x) for x in weighted}
+        if states == {True}:
+            return Qt.CheckState.Checked
+        if states == {False}:
+            return Qt.CheckState.Unchecked
+        return Qt.CheckState.PartiallyChecked
+
+    def _refresh(self) -> None:
+        if self.tree is None:
+            return
+        last = len(self.tree.blocks) - 1
+        self.dataChanged.emit(self.index(0, 0), self.index(last, len(COLUMNS) - 1))
+        for row, block in enumerate(self.tree.blocks):
+            parent = self.index(row, 0)
+            self.dataChanged.emit(
+                self.index(0, 0, parent), self.index(len(block.layers) - 1, len(COLUMNS) - 1, parent)
+            )
+        self.changed.emit()

@@ -1,0 +1,228 @@
+"""Layers panel: the backbone's block/layer tree with checkboxes, presets, totals and the head."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QPushButton,
+    QSpinBox,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from tlstudio.core.freezing import FreezePlan, layer_states
+from tlstudio.core.layers import LayerTree
+from tlstudio.core.settings import HeadSettings
+from tlstudio.gui.layer_tree import LayerTreeModel
+from tlstudio.gui.worker import Task
+
+
+def build_tree_for(spec, image_size: int, cut_at: str | None = None) -> LayerTree:
+    """Build the backbone (random weights: the structure is the same) and return its tree."""
+    from tlstudio.core.backbones import build_backbone
+    from tlstudio.core.layers import build_layer_tree
+
+    backbone = build_backbone(spec, weights="none", image_size=image_size, cut_at=cut_at)
+    return build_layer_tree(backbone)
+
+
+class LayersPanel(QWidget):
+    """Edits the freeze plan and the head; emits ``plan_changed`` with (FreezePlan, HeadSettings)."""
+
+    plan_changed = Signal(object, object)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.task: Task | None = None
+        self.model = LayerTreeModel(self)
+        self.model.changed.connect(self._changed)
+        self.view = QTreeView()
+        self.view.setModel(self.model)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)  # shift-click ranges
+        self.view.setAlternatingRowColors(True)
+        self.view.header().setStretchLastSection(False)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.view.customContextMenuRequested.connect(self._menu)
+        self.view.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
+        )
+        self.status = QLabel("Choose a backbone to see its layers.")
+        self.totals = QLabel("")
+        self.totals.setAlignment(Qt.AlignmentFlag.AlignRight)
+
+        self.all_frozen = QPushButton("Feature extraction")
+        self.all_frozen.setToolTip(
+            "Freeze the whole backbone; train only the new head (then fine-tune: see the Train panel)"
+        )
+        self.top_blocks = QSpinBox(minimum=1, maximum=999, value=2)
+        self.top_button = QPushButton("Train top blocks")
+        self.top_button.setToolTip("Freeze everything but the top N blocks")
+        self.all_trainable = QPushButton("Fine-tune all")
+        self.batchnorm = QCheckBox("Train BatchNorm")
+        self.batchnorm.setToolTip("Off (recommended): BatchNorm layers stay frozen, in inference mode")
+        self.all_frozen.clicked.connect(lambda: self.apply_preset(FreezePlan("all")))
+        self.top_button.clicked.connect(lambda: self.apply_preset(FreezePlan("top", self.top_blocks.value())))
+        self.all_trainable.clicked.connect(lambda: self.apply_preset(FreezePlan("none")))
+        self.batchnorm.toggled.connect(self._batchnorm_toggled)
+        presets = QHBoxLayout()
+        for w in (self.all_frozen, self.top_blocks, self.top_button, self.all_trainable, self.batchnorm):
+            presets.addWidget(w)
+        presets.addStretch(1)
+        presets.addWidget(self.totals)
+
+        self.dropout = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.9, singleStep=0.05, value=0.2)
+        self.dropout.setToolTip("Dropout before the new classifier: regularises a head trained on few images")
+        self.dense = QLineEdit(placeholderText="e.g. 256,128 (empty: none)")
+        self.dense.setToolTip("Extra dense layers between pooling and the classifier")
+        self.pooling = QCheckBox("Max pooling instead of average")
+        for w in (self.dropout, self.dense, self.pooling):
+            signal = (
+                w.valueChanged
+                if hasattr(w, "valueChanged")
+                else (w.textChanged if hasattr(w, "textChanged") else w.toggled)
+            )
+            signal.connect(self._changed)
+        head_form = QFormLayout()
+        head_form.addRow("Dropout", self.dropout)
+        head_form.addRow("Dense layers", self.dense)
+        head_form.addRow("", self.pooling)
+        head = QGroupBox("New head (after the backbone): global pooling → dropout → dense → softmax")
+        head.setLayout(head_form)
+
+        freeze_selected = QAction("Freeze selected", self, shortcut=QKeySequence("Ctrl+F"))
+        freeze_selected.triggered.connect(lambda: self._set_selected(False))
+        unfreeze_selected = QAction("Unfreeze selected", self, shortcut=QKeySequence("Ctrl+U"))
+        unfreeze_selected.triggered.connect(lambda: self._set_selected(True))
+        self.view.addActions([freeze_selected, unfreeze_selected])
+        self.actions_for_menu = (freeze_selected, unfreeze_selected)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.status)
+        layout.addLayout(presets)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(head)
+
+    # -- building ------------------------------------------------------------------------------------
+    def show_backbone(self, spec, image_size: int, plan: FreezePlan | None = None) -> None:
+        """Build the tree for a backbone in a worker thread (TensorFlow work)."""
+        if self.task is not None and self.task.is_running():
+            self.task.done.disconnect()
+        self.status.setText(f"Building {spec.name} to read its layers…")
+        self.task = Task(lambda: build_tree_for(spec, image_size))
+        self.task.done.connect(lambda tree: self._tree_ready(tree, plan))
+        self.task.failed.connect(
+            lambda msg: self.status.setText(f"Could not build the backbone: {msg.splitlines()[0]}")
+        )
+        self.task.start()
+
+    def _tree_ready(self, tree: LayerTree, plan: FreezePlan | None) -> None:
+        self.model.train_batchnorm = bool(plan and plan.train_batchnorm)
+        self.batchnorm.blockSignals(True)
+        self.batchnorm.setChecked(self.model.train_batchnorm)
+        self.batchnorm.blockSignals(False)
+        states = layer_states(tree, plan or FreezePlan("all"))
+        self.model.set_tree(tree, {name for name, trainable in states.items() if not trainable})
+        if plan is not None:
+            self.model.multipliers = dict(plan.block_lr)
+        self.view.expandAll()
+        for column in range(1, 6):
+            self.view.resizeColumnToContents(column)
+        self.view.collapseAll()
+        self.view.setColumnWidth(0, 320)
+        self.status.setText(
+            f"<b>{tree.name}</b>: {len(tree.blocks)} blocks, {len(tree.layers)} layers. "
+            "Tick what trains; right-click for 'freeze up to here'; double-click LR × to set "
+            "a block's learning-rate multiplier."
+        )
+        self._changed()
+
+    # -- editing -------------------------------------------------------------------------------------
+    def apply_preset(self, plan: FreezePlan) -> None:
+        """Set the checkboxes from a preset plan."""
+        if self.model.tree is None:
+            return
+        from dataclasses import replace
+
+        states = layer_states(self.model.tree, replace(plan, train_batchnorm=self.model.train_batchnorm))
+        self.model.set_frozen({name for name, trainable in states.items() if not trainable})
+
+    def plan(self) -> FreezePlan:
+        """The current choice as a core freeze plan."""
+        bn = self.model.train_batchnorm
+        block_lr = tuple(sorted((k, v) for k, v in self.model.multipliers.items() if v != 1.0))
+        tree = self.model.tree
+        if tree is None:
+            return FreezePlan("all", train_batchnorm=bn)
+        frozen = self.model.frozen
+        all_names = {x.name for x in tree.layers}
+        if frozen >= all_names:
+            return FreezePlan("all", train_batchnorm=bn, block_lr=block_lr)
+        batchnorm = {x.name for x in tree.layers if x.is_batchnorm}
+        if not (frozen - (set() if bn else batchnorm)):
+            return FreezePlan("none", train_batchnorm=bn, block_lr=block_lr)
+        return FreezePlan("custom", frozen_layers=frozenset(frozen), train_batchnorm=bn, block_lr=block_lr)
+
+    def head(self) -> HeadSettings:
+        """The head as core settings."""
+        units = tuple(int(u) for u in self.dense.text().replace(" ", "").split(",") if u.isdigit())
+        return HeadSettings(
+            pooling="max" if self.pooling.isChecked() else "avg",
+            dropout=self.dropout.value(),
+            dense_units=units,
+        )
+
+    def _changed(self) -> None:
+        trainable, frozen = self.model.trainable_params()
+        self.totals.setText(f"backbone: <b>{trainable:,}</b> trainable / {frozen:,} frozen parameters")
+        self.plan_changed.emit(self.plan(), self.head())
+
+    def _batchnorm_toggled(self, on: bool) -> None:
+        self.model.train_batchnorm = on
+        self.model.set_frozen(self.model.frozen)
+
+    def _selected_layer_names(self) -> list[str]:
+        names = []
+        for index in self.view.selectionModel().selectedRows(0):
+            if index.parent().isValid():
+                names.append(self.model.data(index))
+            else:
+                names.extend(x.name for x in self.model.tree.blocks[index.row()].layers)
+        return names
+
+    def _set_selected(self, trainable: bool) -> None:
+        if self.model.tree is not None:
+            self.model.set_trainable(self._selected_layer_names(), trainable)
+
+    def _menu(self, pos) -> None:
+        index = self.view.indexAt(pos)
+        if not index.isValid() or self.model.tree is None:
+            return
+        order = self.model.layer_names()
+        name = self.model.data(self.model.index(index.row(), 0, index.parent()))
+        if not index.parent().isValid():  # a block: up to its last layer / from its first
+            layers = self.model.tree.blocks[index.row()].layers
+            last, first = layers[-1].name, layers[0].name
+        else:
+            last = first = name
+        menu = QMenu(self)
+        up_to = menu.addAction("Freeze everything up to here")
+        from_here = menu.addAction("Unfreeze from here to the top")
+        menu.addSeparator()
+        for action in self.actions_for_menu:
+            menu.addAction(action)
+        chosen = menu.exec(self.view.viewport().mapToGlobal(pos))
+        if chosen is up_to:
+            self.model.set_trainable(order[: order.index(last) + 1], False)
+        elif chosen is from_here:
+            self.model.set_trainable(order[order.index(first) :], True)

@@ -1,0 +1,339 @@
+"""The main window: a start page, then the workflow as panels (Data, Backbone, Layers, Train, Export).
+
+The window holds the project (a core ``Project``) and wires the panels to it; it autosaves the
+project file shortly after every change, so a crash or a kill loses nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from tlstudio.core.project import SUFFIX, Project
+from tlstudio.gui.backbone_panel import BackbonePanel
+from tlstudio.gui.data_panel import DataPanel
+from tlstudio.gui.export_panel import ExportPanel
+from tlstudio.gui.layers_panel import LayersPanel
+from tlstudio.gui.train_panel import TrainPanel
+
+PANELS = ("Start", "1  Data", "2  Backbone", "3  Layers", "4  Train", "5  Export")
+MAX_RECENT = 8
+
+
+class StartPage(QWidget):
+    """New, open, recent projects, and the sample dataset."""
+
+    def __init__(self, window: MainWindow):
+        super().__init__()
+        title = QLabel(
+            "<h1>TL Studio</h1><p>Transfer learning on your images, on your machine.</p>"
+            "<p>Point at a folder with one sub-folder per class, pick a pretrained backbone, choose what "
+            "to freeze, train while you watch the curves, and export a model that takes raw images."
+            "</p>"
+        )
+        title.setWordWrap(True)
+        self.new = QPushButton("New project…")
+        self.open = QPushButton("Open project…")
+        self.sample = QPushButton("Try the sample dataset")
+        self.sample.setToolTip("400 handwritten digits in 10 classes, bundled with TL Studio")
+        self.new.clicked.connect(window.new_project)
+        self.open.clicked.connect(lambda: window.open_project())
+        self.sample.clicked.connect(window.open_sample)
+        self.recent = QListWidget()
+        self.recent.itemActivated.connect(lambda item: window.open_project(item.text()))
+        buttons = QHBoxLayout()
+        for b in (self.new, self.open, self.sample):
+            b.setMinimumHeight(36)
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(title)
+        layout.addLayout(buttons)
+        layout.addWidget(QLabel("<b>Recent projects</b> (double-click or Enter to open)"))
+        layout.addWidget(self.recent, 1)
+
+    def show_recent(self, paths: list[str]) -> None:
+        """Fill the recent list."""
+        self.recent.clear()
+        self.recent.addItems(paths)
+        if not paths:
+            self.recent.addItem("No recent projects yet.")
+            self.recent.item(0).setFlags(Qt.ItemFlag.NoItemFlags)
+
+
+class MainWindow(QMainWindow):
+    """Wires the panels to a project."""
+
+    def __init__(self, settings: QSettings | None = None):
+        super().__init__()
+        self.qsettings = settings or QSettings()
+        self.project = Project()
+        self.setWindowTitle("TL Studio")
+        self.start_page = StartPage(self)
+        self.data = DataPanel()
+        self.backbone = BackbonePanel()
+        self.layers = LayersPanel()
+        self.train = TrainPanel()
+        self.export = ExportPanel()
+        self.nav = QListWidget()
+        self.nav.addItems(PANELS)
+        self.nav.setFixedWidth(150)
+        self.stack = QStackedWidget()
+        for panel in (self.start_page, self.data, self.backbone, self.layers, self.train, self.export):
+            self.stack.addWidget(panel)
+        self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.addWidget(self.nav)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+        self.tf_status = QLabel("TensorFlow: loading in the background…")
+        self.statusBar().addPermanentWidget(self.tf_status)
+
+        self._autosave = QTimer(self, singleShot=True, interval=400)
+        self._autosave.timeout.connect(self.save_project)
+        self.data.folder_chosen.connect(self._data_folder_chosen)
+        self.data.split_changed.connect(self._settings_changed)
+        self.data.report_ready.connect(
+            lambda r: self.statusBar().showMessage(
+                f"{len(r.images)} images in {len(r.classes)} classes", 5000
+            )
+        )
+        self.backbone.chosen.connect(self._backbone_chosen)
+        self.layers.plan_changed.connect(lambda plan, head: self._settings_changed())
+        self.train.start_requested.connect(self.start_training)
+        self.train.finished.connect(self._training_finished)
+        self._make_menus()
+        self.start_page.show_recent(self.recent_projects())
+        self.nav.setCurrentRow(0)
+        geometry = self.qsettings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 800)
+
+    # -- menus -------------------------------------------------------------------------------------
+    def _make_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        for text, key, slot in (
+            ("&New project…", QKeySequence.StandardKey.New, self.new_project),
+            ("&Open project…", QKeySequence.StandardKey.Open, lambda: self.open_project()),
+            ("&Save", QKeySequence.StandardKey.Save, self.save_project),
+            ("Save &as…", QKeySequence.StandardKey.SaveAs, self.save_project_as),
+            ("&Quit", QKeySequence.StandardKey.Quit, self.close),
+        ):
+            action = QAction(text, self, shortcut=QKeySequence(key))
+            action.triggered.connect(slot)
+            file_menu.addAction(action)
+        go = self.menuBar().addMenu("&Go")
+        for row, name in enumerate(PANELS):
+            action = QAction(name.strip().split("  ")[-1], self, shortcut=QKeySequence(f"Alt+{row}"))
+            action.triggered.connect(lambda _=False, r=row: self.nav.setCurrentRow(r))
+            go.addAction(action)
+        run = self.menuBar().addMenu("&Training")
+        for text, key, slot in (
+            ("Start", "Ctrl+Return", self.start_training),
+            ("Stop", "Ctrl+.", self.train.request_stop),
+        ):
+            action = QAction(text, self, shortcut=QKeySequence(key))
+            action.triggered.connect(slot)
+            run.addAction(action)
+
+    # -- projects ----------------------------------------------------------------------------------
+    def new_project(self) -> None:
+        """Ask where the new project file goes, then start on the Data panel."""
+        path, _ = QFileDialog.getSaveFileName(
+            self, "New project", str(Path.home() / f"project{SUFFIX}"), f"TL Studio projects (*{SUFFIX})"
+        )
+        if path:
+            self.set_project(Project(path=Path(_with_suffix(path))))
+            self.save_project()
+            self.nav.setCurrentRow(1)
+
+    def open_project(self, path: str | None = None) -> None:
+        """Open a project file (asks for one when ``path`` is None)."""
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Open project", str(Path.home()), f"TL Studio projects (*{SUFFIX})"
+            )
+            if not path:
+                return
+        try:
+            project = Project.load(path)
+        except ValueError as err:
+            QMessageBox.warning(self, "Cannot open project", str(err))
+            return
+        self.set_project(project)
+        self.nav.setCurrentRow(1)
+
+    def open_sample(self) -> None:
+        """A project on the bundled digits, kept in the app's data folder."""
+        from tlstudio.samples import sample_dataset
+
+        folder = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
+        path = folder / f"sample{SUFFIX}"
+        project = Project.load(path) if path.is_file() else Project(path=path, data_dir=str(sample_dataset()))
+        if not project.settings.backbone:
+            project.settings = project.settings.but(
+                augmentation=project.settings.augmentation.__class__(flip=False)
+            )
+        self.set_project(project)
+        self.save_project()
+        self.nav.setCurrentRow(1)
+
+    def set_project(self, project: Project) -> None:
+        """Show a project in every panel."""
+        self.project = project
+        self.setWindowTitle(f"TL Studio — {project.name}")
+        s = project.settings
+        self.data.val.setValue(s.val_fraction)
+        self.data.test.setValue(s.test_fraction)
+        self.data.seed.setValue(s.seed)
+        self.train.show_settings(s)
+        self.layers.dropout.setValue(s.head.dropout)
+        self.layers.dense.setText(",".join(str(u) for u in s.head.dense_units))
+        if project.data_dir:
+            self.data.load(project.data_dir)
+        if s.backbone:
+            self.backbone.choose(s.backbone, weights=s.weights, image_size=s.image_size)
+        if project.runs:
+            last = project.runs[-1]
+            self.export.show_run(
+                Path(str(last["run_dir"])), str(last["status"]), dict(last.get("metrics") or {})
+            )
+        if project.path is not None:
+            self._remember(str(project.path))
+
+    def save_project(self) -> None:
+        """Write the project file now (no-op for an unsaved project)."""
+        if self.project.path is not None:
+            self.project.settings = self.current_settings()
+            self.project.save()
+
+    def save_project_as(self) -> None:
+        """Save under a new name."""
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save project as", str(Path.home() / f"project{SUFFIX}"), f"TL Studio projects (*{SUFFIX})"
+        )
+        if path:
+            self.project.path = Path(_with_suffix(path))
+            self.save_project()
+            self.set_project(self.project)
+
+    def recent_projects(self) -> list[str]:
+        """Recently opened project files that still exist."""
+        paths = self.qsettings.value("recent", []) or []
+        if isinstance(paths, str):
+            paths = [paths]
+        return [p for p in paths if Path(p).is_file()]
+
+    def _remember(self, path: str) -> None:
+        paths = [path] + [p for p in self.recent_projects() if p != path]
+        self.qsettings.setValue("recent", paths[:MAX_RECENT])
+        self.start_page.show_recent(paths[:MAX_RECENT])
+
+    # -- settings from the panels ------------------------------------------------------------------
+    def current_settings(self):
+        """The project's TrainSettings with every panel's values."""
+        s = self.project.settings
+        spec = self.backbone.spec
+        if spec is not None:
+            size = None if spec.kind == "file" else self.backbone.size.value()  # a model file fixes its own
+            s = s.but(
+                backbone=spec.source or spec.name, weights=self.backbone.weights_value(), image_size=size
+            )
+        if self.layers.model.tree is not None:
+            s = s.but(freeze=self.layers.plan(), head=self.layers.head())
+        s = s.but(
+            val_fraction=self.data.val.value(),
+            test_fraction=self.data.test.value(),
+            seed=self.data.seed.value(),
+        )
+        return self.train.apply_to(s)
+
+    def _settings_changed(self) -> None:
+        self._autosave.start()
+
+    def _data_folder_chosen(self, folder: str) -> None:
+        self.project.data_dir = folder
+        self._settings_changed()
+
+    def _backbone_chosen(self, spec, weights: str, image_size: int) -> None:
+        plan = (
+            self.project.settings.freeze
+            if self.project.settings.backbone == (spec.source or spec.name)
+            else None
+        )
+        self.layers.show_backbone(spec, image_size, plan)
+        self._settings_changed()
+
+    # -- training ----------------------------------------------------------------------------------
+    def start_training(self) -> None:
+        """Check that data and backbone are set, then run in the Train panel."""
+        if self.train.is_running():
+            return
+        problems = []
+        if self.data.report is None or not self.data.report.usable:
+            problems.append("choose a usable data folder (Data panel)")
+        if self.backbone.spec is None:
+            problems.append("choose a backbone (Backbone panel)")
+        if problems:
+            QMessageBox.information(self, "Not ready to train", "First " + " and ".join(problems) + ".")
+            return
+        settings = self.current_settings()
+        self.project.settings = settings
+        run_dir = self.project.new_run_dir()
+        self.save_project()
+        self.nav.setCurrentRow(4)
+        self.train.run(settings, self.project.data_dir, run_dir)
+
+    def _training_finished(self, result) -> None:
+        self.project.record_run(result.run_dir, result.status, result.metrics)
+        self.save_project()
+        self.export.show_run(result.run_dir, result.status, result.metrics)
+        if result.status == "failed":  # not modal: the window stays usable (and testable)
+            self.error_box = QMessageBox(
+                QMessageBox.Icon.Warning,
+                "Training failed",
+                f"{result.error}\n\nThe best checkpoint so far is kept in {result.run_dir}.",
+                parent=self,
+            )
+            self.error_box.setModal(False)
+            self.error_box.show()
+
+    # -- closing -----------------------------------------------------------------------------------
+    def closeEvent(self, event) -> None:
+        if self.train.is_running():
+            answer = QMessageBox.question(
+                self, "Training is running", "Stop training (keeping the best weights so far) and quit?"
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+            self.train.request_stop()
+            self.train.wait()
+            QCoreApplication.processEvents()  # deliver the run's result so it is recorded
+        for task in (self.data.task, self.layers.task, self.export.task):
+            if task is not None:
+                task.wait()
+        self.save_project()
+        self.qsettings.setValue("window/geometry", self.saveGeometry())
+        event.accept()
+
+
+def _with_suffix(path: str) -> str:
+    return path if path.endswith(SUFFIX) else path.removesuffix(".json") + SUFFIX

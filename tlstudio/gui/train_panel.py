@@ -1,0 +1,271 @@
+"""Train panel: hyperparameters with reasons, Start / Stop, progress with ETA, live curves."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from tlstudio.core import events as ev
+from tlstudio.core.settings import Augmentation, TrainSettings
+from tlstudio.gui.curves import CurvesWidget
+from tlstudio.gui.worker import Task
+
+
+def run_session(task: Task, settings: TrainSettings, data_dir: str, run_dir: Path, manifest):
+    """The worker's job: one training session, reporting through the task."""
+    from tlstudio.core.training import TrainingSession
+
+    session = TrainingSession(
+        settings, data_dir, run_dir, manifest=manifest, on_event=task.report, stop_event=task.stop_event
+    )
+    return session.run()
+
+
+class TrainPanel(QWidget):
+    """Runs training in a worker thread; ``start_requested`` asks the window for data and settings."""
+
+    start_requested = Signal()
+    finished = Signal(object)  # RunResult
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.task: Task | None = None
+        self.events_seen = 0
+        self._phase_end = 0
+        self._epoch_started = time.perf_counter()
+
+        def spin(lo, hi, value, tip):
+            box = QSpinBox(minimum=lo, maximum=hi, value=value)
+            box.setToolTip(tip)
+            return box
+
+        def real(lo, hi, value, step, decimals, tip):
+            box = QDoubleSpinBox(minimum=lo, maximum=hi, value=value, singleStep=step, decimals=decimals)
+            box.setToolTip(tip)
+            return box
+
+        self.epochs = spin(
+            1,
+            1000,
+            20,
+            "Phase 1: the new head learns on the frozen backbone. Early stopping "
+            "ends it when validation loss stops improving",
+        )
+        self.fine_tune = QCheckBox("Then fine-tune the top blocks")
+        self.fine_tune.setChecked(True)
+        self.fine_tune.setToolTip(
+            "Phase 2: unfreeze the top blocks at a 10× lower learning rate — the step "
+            "that adapts pretrained features to your images"
+        )
+        self.fine_tune_epochs = spin(1, 1000, 10, "Phase 2 epochs (early stopping applies)")
+        self.fine_tune_blocks = spin(1, 100, 2, "How many top blocks of the backbone to unfreeze in phase 2")
+        self.learning_rate = real(
+            1e-6,
+            1.0,
+            1e-3,
+            1e-4,
+            6,
+            "Adam's rate for phase 1; phase 2 uses 10× lower so pretrained weights are nudged, not destroyed",
+        )
+        self.batch_size = spin(1, 4096, 32, "Images per step; lower it if memory runs out")
+        self.patience = spin(
+            1,
+            100,
+            5,
+            "Epochs without a better validation loss before stopping; the best weights are restored",
+        )
+        self.optimizer = QComboBox()
+        self.optimizer.addItems(["adam", "adamw", "sgd", "rmsprop"])
+        self.optimizer.setToolTip("Adam is the safe default for transfer learning")
+        self.flip = QCheckBox("Horizontal flips")
+        self.flip.setChecked(True)
+        self.flip.setToolTip("Off for text, digits, maps: anything whose mirror image means something else")
+        self.rotation = real(0.0, 0.5, 0.05, 0.01, 2, "Random rotation, as a fraction of a full turn")
+        self.zoom = real(0.0, 0.5, 0.0, 0.05, 2, "Random zoom in and out")
+        self.mixed = QCheckBox("Mixed precision (GPU)")
+        self.mixed.setToolTip("float16 compute with loss scaling: faster on recent GPUs")
+        form = QFormLayout()
+        form.addRow("Head epochs", self.epochs)
+        form.addRow("", self.fine_tune)
+        form.addRow("Fine-tune epochs", self.fine_tune_epochs)
+        form.addRow("Blocks to unfreeze", self.fine_tune_blocks)
+        form.addRow("Learning rate", self.learning_rate)
+        form.addRow("Batch size", self.batch_size)
+        form.addRow("Early-stopping patience", self.patience)
+        form.addRow("Optimizer", self.optimizer)
+        form.addRow("Augmentation", self.flip)
+        form.addRow("Rotation", self.rotation)
+        form.addRow("Zoom", self.zoom)
+        form.addRow("", self.mixed)
+        settings_box = QGroupBox("Settings")
+        settings_box.setLayout(form)
+
+        self.start = QPushButton("Start training")
+        self.start.setShortcut("Ctrl+Return")
+        self.start.setToolTip("Ctrl+Enter")
+        self.start.clicked.connect(self.start_requested)
+        self.stop = QPushButton("Stop")
+        self.stop.setShortcut("Ctrl+.")
+        self.stop.setToolTip("Stops after the current batch and keeps the best weights so far (Ctrl+.)")
+        self.stop.setEnabled(False)
+        self.stop.clicked.connect(self.request_stop)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start)
+        buttons.addWidget(self.stop)
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v / %m steps")
+        self.phase = QLabel("Not started.")
+        self.speed = QLabel("")
+        self.device = QLabel("Device: TensorFlow loading…")
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+
+        left = QVBoxLayout()
+        left.addWidget(settings_box)
+        left.addLayout(buttons)
+        left.addWidget(self.phase)
+        left.addWidget(self.progress)
+        left.addWidget(self.speed)
+        left.addWidget(self.device)
+        left.addWidget(self.message)
+        left.addStretch(1)
+        left_widget = QWidget()
+        left_widget.setLayout(left)
+        left_widget.setMaximumWidth(380)
+        self.curves = CurvesWidget(self)
+        layout = QHBoxLayout(self)
+        layout.addWidget(left_widget)
+        layout.addWidget(self.curves, 1)
+
+    # -- settings ------------------------------------------------------------------------------------
+    def apply_to(self, settings: TrainSettings) -> TrainSettings:
+        """Settings with this panel's values."""
+        return settings.but(
+            epochs=self.epochs.value(),
+            fine_tune_epochs=self.fine_tune_epochs.value() if self.fine_tune.isChecked() else 0,
+            fine_tune_blocks=self.fine_tune_blocks.value(),
+            learning_rate=self.learning_rate.value(),
+            batch_size=self.batch_size.value(),
+            early_stopping_patience=self.patience.value(),
+            optimizer=self.optimizer.currentText(),
+            augmentation=Augmentation(
+                flip=self.flip.isChecked(), rotation=self.rotation.value(), zoom=self.zoom.value()
+            ),
+            mixed_precision=self.mixed.isChecked(),
+        )
+
+    def show_settings(self, s: TrainSettings) -> None:
+        """Fill the form from settings (a loaded project)."""
+        self.epochs.setValue(s.epochs)
+        self.fine_tune.setChecked(s.fine_tune_epochs > 0)
+        self.fine_tune_epochs.setValue(max(1, s.fine_tune_epochs))
+        self.fine_tune_blocks.setValue(s.fine_tune_blocks)
+        self.learning_rate.setValue(s.learning_rate)
+        self.batch_size.setValue(s.batch_size)
+        self.patience.setValue(s.early_stopping_patience)
+        self.optimizer.setCurrentText(s.optimizer)
+        self.flip.setChecked(s.augmentation.flip)
+        self.rotation.setValue(s.augmentation.rotation)
+        self.zoom.setValue(s.augmentation.zoom)
+        self.mixed.setChecked(s.mixed_precision)
+
+    # -- running -------------------------------------------------------------------------------------
+    def run(self, settings: TrainSettings, data_dir: str, run_dir: Path, manifest=None) -> None:
+        """Start a training session in a worker thread."""
+        if self.is_running():
+            return
+        self.curves.clear()
+        self.events_seen = 0
+        self.message.setText(f"Run folder: {run_dir}")
+        self.task = Task(
+            lambda task: run_session(task, settings, data_dir, run_dir, manifest), with_report=True
+        )
+        self.task.event.connect(self.on_event)
+        self.task.done.connect(self._done)
+        self.task.failed.connect(self._crashed)
+        self.start.setEnabled(False)
+        self.stop.setEnabled(True)
+        self.phase.setText("Preparing data and model…")
+        self.task.start()
+
+    def is_running(self) -> bool:
+        """Whether a session is running."""
+        return self.task is not None and self.task.is_running()
+
+    def request_stop(self) -> None:
+        """Stop within a batch; the best weights are kept."""
+        if self.task is not None:
+            self.task.stop()
+            self.stop.setEnabled(False)
+            self.phase.setText("Stopping after this batch…")
+
+    def wait(self, ms: int = 120_000) -> bool:
+        """Wait for the worker to end (used when closing)."""
+        return self.task.wait(ms) if self.task is not None else True
+
+    def on_event(self, event: ev.Event) -> None:
+        """Handle a core event on the GUI thread (widgets only, no ML)."""
+        self.events_seen += 1
+        if isinstance(event, ev.RunStarted):
+            self.device.setText(f"Device: {event.device}")
+        elif isinstance(event, ev.PhaseStarted):
+            self._phase_end = event.first_epoch + event.epochs
+            self.curves.add_phase(event.first_epoch, event.phase)
+            self.phase.setText(
+                f"Phase '{event.phase}': {event.description}, learning rate {event.learning_rate:g}"
+            )
+            self.progress.setMaximum(event.steps_per_epoch)
+        elif isinstance(event, ev.BatchEnded):
+            if event.step == 1:
+                self._epoch_started = time.perf_counter()
+            self.curves.add_batch(event.epoch, event.step, event.steps, event.loss)
+            self.progress.setMaximum(event.steps)
+            self.progress.setValue(event.step)
+            elapsed = time.perf_counter() - self._epoch_started
+            eta = elapsed / event.step * (event.steps - event.step)
+            self.speed.setText(
+                f"Epoch {event.epoch + 1}/{self._phase_end} · loss {event.loss:.4f} · "
+                f"{event.images_per_second:,.0f} images/s · ETA {eta:.0f} s"
+            )
+        elif isinstance(event, ev.EpochEnded):
+            self.curves.add_epoch(event.epoch, event.metrics, event.learning_rate)
+        elif isinstance(event, ev.FilesSkipped):
+            self.message.setText(f"{len(event.files)} file(s) skipped (see the Data panel).")
+        elif isinstance(event, ev.RunFailed):
+            self.message.setText(
+                f"<span style='color:#b00'><b>Run failed:</b> {event.error}</span><br>"
+                f"What to do: {event.hint}"
+            )
+        elif isinstance(event, ev.RunFinished):
+            text = f"Run {event.status}. " + (event.message or "")
+            if "test_accuracy" in event.metrics:
+                text += f" Test accuracy {event.metrics['test_accuracy']:.3f}."
+            self.message.setText(text)
+
+    def _done(self, result) -> None:
+        self.start.setEnabled(True)
+        self.stop.setEnabled(False)
+        self.phase.setText(f"Finished: {result.status}.")
+        self.curves.redraw()
+        self.finished.emit(result)
+
+    def _crashed(self, message: str) -> None:
+        self.start.setEnabled(True)
+        self.stop.setEnabled(False)
+        self.message.setText(f"<span style='color:#b00'>{message.splitlines()[0]}</span>")

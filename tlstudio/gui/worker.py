@@ -1,0 +1,82 @@
+"""Run core work off the GUI thread: a plain callable, or a training session with live events.
+
+Core code reports through plain callbacks; here those become Qt signals. A ``Task`` lives on the
+GUI thread; its ``_Runner`` lives on a worker ``QThread``. The runner's signals are connected to the
+task's, so they cross threads as queued connections and the task re-emits them on the GUI thread —
+which is where anything connected to a task (lambdas included) runs, and widgets are only ever
+touched there.
+"""
+
+from __future__ import annotations
+
+import threading
+import traceback
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QThread, Signal
+
+
+class _Runner(QObject):
+    done = Signal(object)
+    failed = Signal(str)
+    event = Signal(object)
+
+    def __init__(self, fn: Callable[[], object]):
+        super().__init__()
+        self.fn = fn
+
+    def run(self) -> None:
+        try:
+            result = self.fn()
+        except Exception as err:  # shown in the window, never lost in a terminal
+            self.failed.emit(f"{type(err).__name__}: {err}\n\n{traceback.format_exc(limit=4)}")
+        else:
+            self.done.emit(result)
+        finally:
+            self.thread().quit()
+
+
+class Task(QObject):
+    """Runs ``fn()`` (or ``fn(task)`` with ``with_report``) in its own QThread.
+
+    Signals, all delivered on the GUI thread: ``done(result)``, ``failed(message)``, and
+    ``event(obj)`` for whatever the function passes to ``task.report``.
+    """
+
+    done = Signal(object)
+    failed = Signal(str)
+    event = Signal(object)
+
+    def __init__(
+        self, fn: Callable[..., object], *, with_report: bool = False, parent: QObject | None = None
+    ):
+        super().__init__(parent)
+        self.stop_event = threading.Event()
+        self.thread = QThread()
+        self.thread.setObjectName("tlstudio-task")
+        self._runner = _Runner((lambda: fn(self)) if with_report else fn)
+        self._runner.moveToThread(self.thread)
+        self._runner.done.connect(self.done)
+        self._runner.failed.connect(self.failed)
+        self._runner.event.connect(self.event)
+        self.thread.started.connect(self._runner.run)
+
+    def report(self, event: object) -> None:
+        """Call from the worker thread; ``event`` is emitted on the GUI thread."""
+        self._runner.event.emit(event)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self.thread.start()
+
+    def stop(self) -> None:
+        """Ask the work to stop (it checks ``stop_event``)."""
+        self.stop_event.set()
+
+    def wait(self, ms: int = 60_000) -> bool:
+        """Block until the thread ended."""
+        return self.thread.wait(ms)
+
+    def is_running(self) -> bool:
+        """Whether the thread is still running."""
+        return self.thread.isRunning()
