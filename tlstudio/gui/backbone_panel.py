@@ -88,11 +88,15 @@ class BackbonePanel(QWidget):
         layout.addLayout(sources)
         layout.addLayout(form)
         layout.addWidget(self.summary)
+        self.task: Task | None = None
+
+    def load_registry(self) -> None:
+        """Read the registry from Keras in a worker thread (TensorFlow loads there)."""
         self.task = Task(list_backbones)
-        self.task.done.connect(self._populate)
+        self.task.done.connect(self.populate)
         self.task.start()
 
-    def _populate(self, specs) -> None:
+    def populate(self, specs) -> None:
         """Fill the table with the registry (read from Keras in a worker thread)."""
         for spec in specs:
             self.specs[spec.name.lower()] = spec

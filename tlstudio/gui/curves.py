@@ -1,36 +1,146 @@
-"""Live learning curves: matplotlib in Qt, redrawn at most ten times a second however fast
-batches arrive (points are buffered; a timer redraws when something changed)."""
+"""Live learning curves, redrawn at most ten times a second however fast batches arrive.
+
+Points are buffered on the GUI thread; a timer hands a snapshot to a renderer thread that draws
+the matplotlib figure with Agg and sends back an image, which the GUI thread only has to show.
+Drawing the figure takes 150–250 ms on a slow CPU; done on the GUI thread, that was the largest
+stall of the event loop while training (see benchmarks/bench_gui_stall.py), hence the thread.
+"""
 
 from __future__ import annotations
 
 import math
+import queue
+import threading
 
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QSizePolicy
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import QLabel, QSizePolicy
 
 REDRAW_MS = 100
 SMOOTHING = 0.9  # exponential moving average of the per-batch loss
 
 
-class CurvesWidget(FigureCanvasQTAgg):
-    """Loss per batch (smoothed) and per epoch, validation loss/accuracy, learning rate, phases."""
+class _Renderer(QObject):
+    """Owns the figure; draws snapshots on its own thread (the figure is touched nowhere else)."""
 
-    def __init__(self, parent=None):
-        self.figure = Figure(figsize=(7, 5), layout="constrained")
-        super().__init__(self.figure)
-        self.setParent(parent)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+    rendered = Signal(QImage)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.figure = Figure(figsize=(7, 5), dpi=100)
+        self.canvas = FigureCanvasAgg(self.figure)
         self.ax_loss, self.ax_acc, self.ax_lr = self.figure.subplots(
             3, 1, sharex=True, height_ratios=(3, 2, 1)
         )
+        self.figure.subplots_adjust(left=0.1, right=0.97, top=0.97, bottom=0.08, hspace=0.12)
+        for ax, label in ((self.ax_loss, "loss"), (self.ax_acc, "accuracy"), (self.ax_lr, "LR")):
+            ax.grid(True, alpha=0.3)
+            ax.set_ylabel(label)
+        self.ax_lr.set_xlabel("epoch")
+        self.lines = {
+            "batch": self.ax_loss.plot([], [], color="#9ab", lw=1, label="train loss (per batch, smoothed)")[
+                0
+            ],
+            "loss": self.ax_loss.plot([], [], "o-", color="#1f77b4", ms=3, label="train loss")[0],
+            "val_loss": self.ax_loss.plot([], [], "o-", color="#d62728", ms=3, label="validation loss")[0],
+            "accuracy": self.ax_acc.plot([], [], "o-", color="#1f77b4", ms=3, label="train accuracy")[0],
+            "val_accuracy": self.ax_acc.plot(
+                [], [], "o-", color="#d62728", ms=3, label="validation accuracy"
+            )[0],
+            "learning_rate": self.ax_lr.plot([], [], "o-", color="#2ca02c", ms=3, label="learning rate")[0],
+        }
+        self.ax_loss.legend(loc="upper right", fontsize=8)
+        self.ax_acc.legend(loc="lower right", fontsize=8)
+        self.placeholder = self.ax_loss.text(
+            0.5,
+            0.5,
+            "Curves appear here while training runs",
+            ha="center",
+            va="center",
+            transform=self.ax_loss.transAxes,
+            color="#888",
+        )
+        self.phase_artists: list = []
+        self.lock = threading.Lock()  # render() from this thread, or render_now() from the GUI thread
+        self.jobs: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._loop, name="tlstudio-curves", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            job = self.jobs.get()
+            while not self.jobs.empty():  # only the newest snapshot matters
+                job = self.jobs.get()
+            if job is None:
+                return
+            self.rendered.emit(self.render(*job))
+
+    def render(self, size, batches, epochs, phases) -> QImage:
+        """Draw one snapshot at ``size`` (pixels) into an image."""
+        with self.lock:
+            return self._render(size, batches, epochs, phases)
+
+    def _render(self, size, batches, epochs, phases) -> QImage:
+        width, height = max(size[0], 200), max(size[1], 150)
+        self.figure.set_size_inches(width / 100, height / 100)
+        self.lines["batch"].set_data(*(zip(*batches, strict=True) if batches else ([], [])))
+        for key in ("loss", "val_loss", "accuracy", "val_accuracy", "learning_rate"):
+            points = [(e["epoch"], e[key]) for e in epochs if key in e]
+            self.lines[key].set_data(*(zip(*points, strict=True) if points else ([], [])))
+        self.placeholder.set_visible(not batches and not epochs)
+        for artist in self.phase_artists:
+            artist.remove()
+        self.phase_artists = []
+        for x, name in phases:
+            for ax in (self.ax_loss, self.ax_acc, self.ax_lr):
+                self.phase_artists.append(ax.axvline(x, color="#888", ls="--", lw=1))
+            self.phase_artists.append(
+                self.ax_loss.annotate(
+                    name,
+                    (x, 1),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(3, -12),
+                    textcoords="offset points",
+                    fontsize=8,
+                    color="#555",
+                )
+            )
+        self.ax_lr.set_yscale("log" if any(e.get("learning_rate", 0) > 0 for e in epochs) else "linear")
+        for ax in (self.ax_loss, self.ax_acc, self.ax_lr):
+            ax.relim()
+            ax.autoscale_view()
+        self.canvas.draw()
+        buffer = self.canvas.buffer_rgba()
+        image = QImage(bytes(buffer), buffer.shape[1], buffer.shape[0], QImage.Format.Format_RGBA8888)
+        return image.copy()
+
+    def stop(self) -> None:
+        """End the thread."""
+        if self.thread.is_alive():
+            self.jobs.put(None)
+            self.thread.join(timeout=10)
+
+
+class CurvesWidget(QLabel):
+    """Loss per batch (smoothed) and per epoch, validation loss/accuracy, learning rate, phases."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(300, 240)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setStyleSheet("background: white")
+        self.renderer = _Renderer()
+        self.renderer.rendered.connect(self._show_image)
         self.redraws = 0
         self.clear()
         self._timer = QTimer(self)
         self._timer.setInterval(REDRAW_MS)
         self._timer.timeout.connect(self._redraw_if_dirty)
         self._timer.start()
+        self.destroyed.connect(self.renderer.stop)
 
     def clear(self) -> None:
         """Forget every point."""
@@ -58,60 +168,30 @@ class CurvesWidget(FigureCanvasQTAgg):
         self.phases.append((float(first_epoch), name))
         self._dirty = True
 
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._dirty = True
+
     def _redraw_if_dirty(self) -> None:
         if self._dirty and self.isVisible():
             self._dirty = False
             self.redraw()
 
     def redraw(self) -> None:
-        """Draw everything now."""
+        """Queue a snapshot for the renderer thread."""
         self.redraws += 1
-        for ax in (self.ax_loss, self.ax_acc, self.ax_lr):
-            ax.clear()
-            ax.grid(True, alpha=0.3)
-        if self.batches:
-            xs, ys = zip(*self.batches, strict=True)
-            self.ax_loss.plot(xs, ys, color="#9ab", lw=1, label="train loss (per batch, smoothed)")
-        self._epoch_line(self.ax_loss, "loss", "train loss", "#1f77b4")
-        self._epoch_line(self.ax_loss, "val_loss", "validation loss", "#d62728")
-        self._epoch_line(self.ax_acc, "accuracy", "train accuracy", "#1f77b4")
-        self._epoch_line(self.ax_acc, "val_accuracy", "validation accuracy", "#d62728")
-        self._epoch_line(self.ax_lr, "learning_rate", "learning rate", "#2ca02c")
-        for x, name in self.phases:
-            for ax in (self.ax_loss, self.ax_acc, self.ax_lr):
-                ax.axvline(x, color="#888", ls="--", lw=1)
-            self.ax_loss.annotate(
-                name,
-                (x, 1),
-                xycoords=("data", "axes fraction"),
-                xytext=(3, -12),
-                textcoords="offset points",
-                fontsize=8,
-                color="#555",
-            )
-        self.ax_loss.set_ylabel("loss")
-        self.ax_acc.set_ylabel("accuracy")
-        self.ax_lr.set_ylabel("LR")
-        self.ax_lr.set_xlabel("epoch")
-        if self.epochs and any(e.get("learning_rate", 0) > 0 for e in self.epochs):
-            self.ax_lr.set_yscale("log")
-        for ax in (self.ax_loss, self.ax_acc):
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(loc="best", fontsize=8)
-        if not self.batches and not self.epochs:
-            self.ax_loss.text(
-                0.5,
-                0.5,
-                "Curves appear here while training runs",
-                ha="center",
-                va="center",
-                transform=self.ax_loss.transAxes,
-                color="#888",
-            )
-        self.draw_idle()
+        snapshot = (
+            (self.width(), self.height()),
+            list(self.batches),
+            [dict(e) for e in self.epochs],
+            list(self.phases),
+        )
+        self.renderer.jobs.put(snapshot)
 
-    def _epoch_line(self, ax, key: str, label: str, color: str) -> None:
-        points = [(e["epoch"], e[key]) for e in self.epochs if key in e]
-        if points:
-            xs, ys = zip(*points, strict=True)
-            ax.plot(xs, ys, "o-", color=color, ms=3, lw=1.5, label=label)
+    def render_now(self) -> None:
+        """Draw synchronously (screenshots, tests)."""
+        size = (self.width(), self.height())
+        self._show_image(self.renderer.render(size, list(self.batches), list(self.epochs), list(self.phases)))
+
+    def _show_image(self, image: QImage) -> None:
+        self.setPixmap(QPixmap.fromImage(image))

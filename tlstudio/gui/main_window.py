@@ -6,6 +6,7 @@ project file shortly after every change, so a crash or a kill loses nothing.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QSettings, QStandardPaths, Qt, QTimer
@@ -29,6 +30,7 @@ from tlstudio.gui.data_panel import DataPanel
 from tlstudio.gui.export_panel import ExportPanel
 from tlstudio.gui.layers_panel import LayersPanel
 from tlstudio.gui.train_panel import TrainPanel
+from tlstudio.gui.worker import Task
 
 PANELS = ("Start", "1  Data", "2  Backbone", "3  Layers", "4  Train", "5  Export")
 MAX_RECENT = 8
@@ -103,6 +105,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self.tf_status = QLabel("TensorFlow: loading in the background…")
         self.statusBar().addPermanentWidget(self.tf_status)
+        self.loader: Task | None = None
 
         self._autosave = QTimer(self, singleShot=True, interval=400)
         self._autosave.timeout.connect(self.save_project)
@@ -125,6 +128,22 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1280, 800)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self.loader is None:  # TensorFlow loads once the window is up, never before
+            self.loader = Task(load_tensorflow)
+            self.loader.done.connect(self._tensorflow_ready)
+            self.loader.failed.connect(
+                lambda msg: self.tf_status.setText("TensorFlow failed to load: " + msg.splitlines()[0])
+            )
+            QTimer.singleShot(0, self.loader.start)
+
+    def _tensorflow_ready(self, loaded) -> None:
+        device, specs = loaded
+        self.tf_status.setText(f"TensorFlow ready · {device}")
+        self.train.device.setText(f"Device: {device}")
+        self.backbone.populate(specs)
 
     # -- menus -------------------------------------------------------------------------------------
     def _make_menus(self) -> None:
@@ -326,13 +345,26 @@ class MainWindow(QMainWindow):
                 return
             self.train.request_stop()
             self.train.wait()
-            QCoreApplication.processEvents()  # deliver the run's result so it is recorded
-        for task in (self.data.task, self.layers.task, self.export.task):
+            deadline = time.monotonic() + 10
+            while self.train.is_running() and time.monotonic() < deadline:  # deliver the run's result
+                QCoreApplication.processEvents()
+        for task in (self.loader, self.data.task, self.layers.task, self.export.task):
             if task is not None:
                 task.wait()
         self.save_project()
+        self.train.curves.renderer.stop()
         self.qsettings.setValue("window/geometry", self.saveGeometry())
         event.accept()
+
+
+def load_tensorflow():
+    """Worker job: import TensorFlow quietly, name the device, read the backbone registry."""
+    from tlstudio.core.backbones import list_backbones
+    from tlstudio.core.training import describe_device
+    from tlstudio.quiet_tf import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    return describe_device(), list_backbones()
 
 
 def _with_suffix(path: str) -> str:

@@ -46,6 +46,7 @@ class TrainPanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.task: Task | None = None
+        self._active = False
         self.events_seen = 0
         self._phase_end = 0
         self._epoch_started = time.perf_counter()
@@ -67,7 +68,7 @@ class TrainPanel(QWidget):
             "Phase 1: the new head learns on the frozen backbone. Early stopping "
             "ends it when validation loss stops improving",
         )
-        self.fine_tune = QCheckBox("Then fine-tune the top blocks")
+        self.fine_tune = QCheckBox("Then fine-tune top blocks")
         self.fine_tune.setChecked(True)
         self.fine_tune.setToolTip(
             "Phase 2: unfreeze the top blocks at a 10× lower learning rate — the step "
@@ -147,7 +148,7 @@ class TrainPanel(QWidget):
         left.addStretch(1)
         left_widget = QWidget()
         left_widget.setLayout(left)
-        left_widget.setMaximumWidth(380)
+        left_widget.setMaximumWidth(400)
         self.curves = CurvesWidget(self)
         layout = QHBoxLayout(self)
         layout.addWidget(left_widget)
@@ -202,11 +203,12 @@ class TrainPanel(QWidget):
         self.start.setEnabled(False)
         self.stop.setEnabled(True)
         self.phase.setText("Preparing data and model…")
+        self._active = True
         self.task.start()
 
     def is_running(self) -> bool:
-        """Whether a session is running."""
-        return self.task is not None and self.task.is_running()
+        """Whether a session is running, or its result has not been handled yet."""
+        return self._active
 
     def request_stop(self) -> None:
         """Stop within a batch; the best weights are kept."""
@@ -259,6 +261,7 @@ class TrainPanel(QWidget):
             self.message.setText(text)
 
     def _done(self, result) -> None:
+        self._active = False
         self.start.setEnabled(True)
         self.stop.setEnabled(False)
         self.phase.setText(f"Finished: {result.status}.")
@@ -266,6 +269,7 @@ class TrainPanel(QWidget):
         self.finished.emit(result)
 
     def _crashed(self, message: str) -> None:
+        self._active = False
         self.start.setEnabled(True)
         self.stop.setEnabled(False)
         self.message.setText(f"<span style='color:#b00'>{message.splitlines()[0]}</span>")

@@ -1,0 +1,96 @@
+"""Render every panel of the real window (offscreen) to PNG, at 1280×800 and 1920×1080.
+
+Run:  python tools/screenshots.py [--out docs/screenshots]
+
+Uses the bundled sample dataset and the demo CNN as a model-file backbone, trains a few epochs so
+the curves have points, and exports once, so every panel shows real content.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SIZES = ((1280, 800), (1920, 1080))
+PANELS = {0: "start", 1: "data", 2: "backbone", 3: "layers", 4: "train", 5: "export"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    from PySide6.QtCore import QSettings, QStandardPaths
+    from PySide6.QtWidgets import QApplication
+
+    from tlstudio.cli import _demo_backbone
+    from tlstudio.core.project import Project
+    from tlstudio.gui.main_window import MainWindow
+    from tlstudio.samples import sample_dataset
+
+    QStandardPaths.setTestModeEnabled(True)
+    app = QApplication([])
+    work = Path(tempfile.mkdtemp(prefix="tlstudio-shots-"))
+    window = MainWindow(QSettings(str(work / "s.ini"), QSettings.Format.IniFormat))
+    window.resize(*SIZES[0])
+    window.show()
+
+    def wait(condition, seconds=300.0):
+        end = time.time() + seconds
+        while time.time() < end and not condition():
+            app.processEvents()
+            time.sleep(0.02)
+        if not condition():
+            raise SystemExit("timed out waiting for the window")
+
+    def shoot(tag: str) -> None:
+        for width, height in SIZES:
+            window.resize(width, height)
+            for _ in range(20):
+                app.processEvents()
+            window.train.curves.render_now()
+            app.processEvents()
+            window.grab().save(str(args.out / f"{tag}-{width}x{height}.png"))
+
+    shoot("start-empty")
+    backbone = _demo_backbone(work)
+    window.set_project(Project(path=work / "digits.tlstudio.json", data_dir=str(sample_dataset())))
+    wait(lambda: window.data.report is not None)
+    wait(lambda: window.backbone.ready)
+    window.nav.setCurrentRow(2)
+    window.backbone.search.setText("efficient")
+    app.processEvents()
+    shoot("backbone")
+    window.backbone.search.setText("")
+    window.backbone.choose(str(backbone))
+    wait(lambda: window.layers.model.tree is not None)
+    window.layers.all_trainable.click()
+    window.layers.view.expand(window.layers.model.index(1, 0))
+    window.train.epochs.setValue(12)
+    window.train.fine_tune.setChecked(False)
+    window.train.flip.setChecked(False)
+    window.train.learning_rate.setValue(0.003)
+    window.start_training()
+    wait(lambda: not window.train.is_running())
+    window.export.export_to(str(work / "exported"))
+    wait(lambda: not window.export.task.is_running())
+    for row, name in PANELS.items():
+        if name in ("backbone",):
+            continue
+        window.nav.setCurrentRow(row)
+        shoot(name)
+    window.close()
+    print(f"screenshots in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
