@@ -67,7 +67,7 @@ def main() -> None:
     wait(lambda: window.data.report is not None)
     wait(lambda: window.backbone.ready)
     window.nav.setCurrentRow(2)
-    window.backbone.search.setText("efficient")
+    window.backbone.search.setText("net")
     app.processEvents()
     shoot("backbone")
     window.backbone.search.setText("")

@@ -69,6 +69,13 @@ def test_preprocessing_layers_match_keras_preprocess_input(module, mode):
     np.testing.assert_allclose(keras.ops.convert_to_numpy(x), expected, rtol=1e-5, atol=1e-4)
 
 
+def test_published_imagenet_accuracy_is_attached():
+    specs = {s.name: s for s in list_backbones()}
+    assert specs["ResNet50"].imagenet_top1 == pytest.approx(0.749)
+    assert specs["NASNetLarge"].imagenet_top1 == pytest.approx(0.825)
+    assert specs["ConvNeXtTiny"].imagenet_top1 is None  # not in the table Keras publishes
+
+
 def test_sizes_come_from_keras():
     assert resolve_backbone("InceptionV3").min_size == 75
     assert resolve_backbone("Xception").min_size == 71

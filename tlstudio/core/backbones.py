@@ -21,6 +21,7 @@ import numpy as np
 PREPROCESSING_MODES = ("none", "unit", "tf", "caffe", "torch")
 HUB_PREFIXES = ("https://tfhub.dev/", "https://www.kaggle.com/models/", "https://kaggle.com/models/")
 _TABLE = Path(__file__).with_name("backbone_table.json")
+_ACCURACY = Path(__file__).with_name("imagenet_accuracy.json")  # as the Keras documentation publishes it
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 _TORCH_MEAN = (0.485, 0.456, 0.406)
 _TORCH_STD = (0.229, 0.224, 0.225)
@@ -42,6 +43,7 @@ class BackboneSpec:
     params: int | None
     preprocessing: str  # one of PREPROCESSING_MODES
     source: str = ""  # file or folder for kind "file" / "savedmodel"
+    imagenet_top1: float | None = None  # where the Keras documentation publishes it
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -65,6 +67,7 @@ def keras_application_functions() -> dict[str, Callable]:
 def list_backbones() -> tuple[BackboneSpec, ...]:
     """The registry of Keras Applications backbones."""
     table = json.loads(_TABLE.read_text()) if _TABLE.is_file() else {}
+    accuracy = json.loads(_ACCURACY.read_text()) if _ACCURACY.is_file() else {}
     specs = []
     for name, fn in keras_application_functions().items():
         facts = table.get(name, {})
@@ -77,6 +80,7 @@ def list_backbones() -> tuple[BackboneSpec, ...]:
                 min_size=int(facts.get("min_size", 32)),
                 params=facts.get("params"),
                 preprocessing=detect_preprocessing(fn),
+                imagenet_top1=accuracy.get(name),
             )
         )
     return tuple(specs)

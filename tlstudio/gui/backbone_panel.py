@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 from tlstudio.core.backbones import BackboneError, BackboneSpec, list_backbones, resolve_backbone
 from tlstudio.gui.worker import Task
 
-HEADERS = ("Backbone", "Family", "Parameters", "Input", "Min", "Preprocessing")
+HEADERS = ("Backbone", "Family", "Parameters", "ImageNet top-1", "Input", "Min", "Preprocessing")
 
 
 class BackbonePanel(QWidget):
@@ -104,11 +104,13 @@ class BackbonePanel(QWidget):
                 QStandardItem(spec.name),
                 QStandardItem(spec.family),
                 QStandardItem(f"{spec.params or 0:,}"),
+                QStandardItem(f"{spec.imagenet_top1:.1%}" if spec.imagenet_top1 else "—"),
                 QStandardItem(str(spec.default_size)),
                 QStandardItem(str(spec.min_size)),
                 QStandardItem(spec.preprocessing),
             ]
-            for item in row[2:5]:
+            row[3].setToolTip("Top-1 accuracy on ImageNet, as the Keras documentation publishes it")
+            for item in row[2:6]:
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.model.appendRow(row)
         self.table.resizeColumnsToContents()

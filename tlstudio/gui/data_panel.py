@@ -131,7 +131,8 @@ class DataPanel(QWidget):
         self.folder_label.setText(f"<b>{folder}</b> — scanning…")
         self.choose.setEnabled(False)
         self.folder_chosen.emit(folder)
-        self.task = Task(lambda: inspect_folder(folder), parent=None)
+        # One reader thread: more of them compete with the GUI thread for the GIL (stalls of 300 ms).
+        self.task = Task(lambda: inspect_folder(folder, workers=1))
         self.task.done.connect(self._show)
         self.task.failed.connect(self._failed)
         self.task.start()

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from tlstudio.core.project import SUFFIX, Project
+from tlstudio.core.split import SplitConfig, make_split
 from tlstudio.gui.backbone_panel import BackbonePanel
 from tlstudio.gui.data_panel import DataPanel
 from tlstudio.gui.export_panel import ExportPanel
@@ -318,7 +319,13 @@ class MainWindow(QMainWindow):
         run_dir = self.project.new_run_dir()
         self.save_project()
         self.nav.setCurrentRow(4)
-        self.train.run(settings, self.project.data_dir, run_dir)
+        # The split of the report on screen, kept beside the project: no second scan while training.
+        manifest = make_split(
+            self.data.report.images, SplitConfig(settings.val_fraction, settings.test_fraction, settings.seed)
+        )
+        if self.project.manifest_path is not None:
+            manifest.save(self.project.manifest_path)
+        self.train.run(settings, self.data.report.root, run_dir, manifest)
 
     def _training_finished(self, result) -> None:
         self.project.record_run(result.run_dir, result.status, result.metrics)
