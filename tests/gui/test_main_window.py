@@ -151,3 +151,23 @@ def test_training_without_data_explains_what_is_missing(window, monkeypatch):
     monkeypatch.setattr(QMessageBox, "information", lambda *a, **k: said.append(a[2]))
     window.start_training()
     assert said and "data folder" in said[0] and "backbone" in said[0]
+
+
+def test_head_is_the_trees_last_node_and_editable_there(
+    window, qtbot, tmp_path, colour_data, tiny_backbone_file
+):
+    prepare(window, qtbot, tmp_path, colour_data, tiny_backbone_file)
+    model = window.layers.model
+    head = model.index(model.rowCount() - 1, 0)
+    assert model.data(head) == "head (new)" and model.rowCount(head) == 4
+    dropout_value = model.index(1, 2, head)
+    assert model.data(dropout_value) == "0.2"
+    assert model.setData(dropout_value, "0.5", Qt.ItemDataRole.EditRole)
+    assert window.layers.dropout.value() == 0.5 and window.layers.head().dropout == 0.5
+    dense_value = model.index(2, 2, head)
+    assert model.setData(dense_value, "64", Qt.ItemDataRole.EditRole)
+    assert window.layers.head().dense_units == (64,)
+    assert not model.setData(dropout_value, "1.5", Qt.ItemDataRole.EditRole)  # refused
+    window.layers.dropout.setValue(0.3)
+    assert model.data(dropout_value) == "0.3"
+    assert window.current_settings().head.dense_units == (64,)

@@ -8,12 +8,16 @@ panel turns those into a core ``FreezePlan``.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 
 from tlstudio.core.layers import LayerTree
+from tlstudio.core.settings import HeadSettings
 
 COLUMNS = ("Layer", "Type", "Output shape", "Parameters", "Trainable", "LR ×")
+HEAD_ROWS = ("pooling", "dropout", "dense layers", "predictions")
 _BLOCK = 0  # internal id of block rows; layer rows carry their block row + 1
 
 Index = QModelIndex | QPersistentModelIndex
@@ -21,9 +25,14 @@ _ROOT = QModelIndex()
 
 
 class LayerTreeModel(QAbstractItemModel):
-    """Two levels: block rows (internal id 0) and their layer rows (internal id = block row + 1)."""
+    """Two levels: block rows (internal id 0) and their layer rows (internal id = block row + 1).
+
+    After the backbone's blocks comes one more top-level row, the new head, whose rows (pooling,
+    dropout, dense layers, predictions) are edited in the "Output shape" column.
+    """
 
     changed = Signal()  # the frozen set or the multipliers changed
+    head_changed = Signal(object)  # HeadSettings edited in the tree's last node
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -31,6 +40,7 @@ class LayerTreeModel(QAbstractItemModel):
         self.frozen: set[str] = set()
         self.multipliers: dict[str, float] = {}
         self.train_batchnorm = False
+        self.head = HeadSettings()
 
     # -- content -------------------------------------------------------------------------------
     def set_tree(self, tree: LayerTree | None, frozen: set[str] | None = None) -> None:
@@ -45,6 +55,33 @@ class LayerTreeModel(QAbstractItemModel):
         """Replace the frozen set (a preset) and refresh the check boxes."""
         self.frozen = set(frozen)
         self._refresh()
+
+    def set_head(self, head: HeadSettings) -> None:
+        """Show new head settings in the last node (no ``head_changed``)."""
+        self.head = head
+        if self.tree is not None:
+            parent = self.index(len(self.tree.blocks), 0)
+            self.dataChanged.emit(
+                self.index(0, 0, parent), self.index(len(HEAD_ROWS) - 1, len(COLUMNS) - 1, parent)
+            )
+
+    def head_values(self) -> list[tuple[str, str, str]]:
+        """(name, type, value) rows of the head node."""
+        h = self.head
+        dense = ",".join(str(u) for u in h.dense_units) or "none"
+        return [
+            ("pooling", "GlobalMaxPooling2D" if h.pooling == "max" else "GlobalAveragePooling2D", h.pooling),
+            ("dropout", "Dropout", f"{h.dropout:g}"),
+            ("dense layers", "Dense (relu)", dense),
+            ("predictions", "Dense (softmax)", "one output per class"),
+        ]
+
+    def is_head(self, index: Index) -> bool:
+        """Whether ``index`` is the head node or one of its rows."""
+        if self.tree is None or not index.isValid():
+            return False
+        row = index.row() if index.internalId() == _BLOCK else int(index.internalId()) - 1
+        return row == len(self.tree.blocks)
 
     def layer_names(self, from_row: int | None = None, to_row: int | None = None) -> list[str]:
         """Layer names in order, optionally of blocks ``from_row``..``to_row``."""
@@ -77,8 +114,10 @@ class LayerTreeModel(QAbstractItemModel):
         if self.tree is None:
             return 0
         if not parent.isValid():
-            return len(self.tree.blocks)
+            return len(self.tree.blocks) + 1  # the blocks, then the new head
         if parent.internalId() == _BLOCK and parent.column() == 0:
+            if parent.row() == len(self.tree.blocks):
+                return len(HEAD_ROWS)
             return len(self.tree.blocks[parent.row()].layers)
         return 0
 
@@ -94,6 +133,13 @@ class LayerTreeModel(QAbstractItemModel):
         if not index.isValid():
             return Qt.ItemFlag.NoItemFlags
         flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        if self.is_head(index):
+            editable = (
+                index.internalId() != _BLOCK
+                and index.column() == 2
+                and HEAD_ROWS[index.row()] != "predictions"
+            )
+            return flags | Qt.ItemFlag.ItemIsEditable if editable else flags
         if index.column() == 0:
             layer = self._layer(index)
             if layer is None or not layer.is_batchnorm or self.train_batchnorm:
@@ -107,6 +153,8 @@ class LayerTreeModel(QAbstractItemModel):
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or self.tree is None:
             return None
+        if self.is_head(index):
+            return self._head_data(index, role)
         layer = self._layer(index)
         block = self.tree.blocks[index.row() if layer is None else int(index.internalId()) - 1]
         column = index.column()
@@ -148,6 +196,8 @@ class LayerTreeModel(QAbstractItemModel):
     def setData(self, index: Index, value, role: int = Qt.ItemDataRole.EditRole) -> bool:
         if not index.isValid() or self.tree is None:
             return False
+        if self.is_head(index):
+            return self._set_head_value(index, value, role)
         layer = self._layer(index)
         if role == Qt.ItemDataRole.CheckStateRole and index.column() == 0:
             trainable = Qt.CheckState(value) != Qt.CheckState.Unchecked
@@ -178,6 +228,58 @@ class LayerTreeModel(QAbstractItemModel):
                 self.frozen.add(name)
         self._refresh()
 
+    # -- the head node ------------------------------------------------------------------------------
+    def _head_data(self, index: Index, role: int):
+        if index.internalId() == _BLOCK:
+            if role == Qt.ItemDataRole.DisplayRole:
+                return ("head (new)", f"{len(HEAD_ROWS)} layers", "", "", "always", "1")[index.column()]
+            if role == Qt.ItemDataRole.FontRole:
+                font = QFont()
+                font.setBold(True)
+                return font
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return (
+                    "The new classifier on the backbone; it always trains. Double-click a value to edit it."
+                )
+            return None
+        name, kind, value = self.head_values()[index.row()]
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.EditRole):
+            return (name, kind, value, "", "yes", "")[index.column()]
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return QBrush(QColor("#1a5e20"))
+        return None
+
+    def _set_head_value(self, index: Index, value, role: int) -> bool:
+        if role != Qt.ItemDataRole.EditRole or index.internalId() == _BLOCK or index.column() != 2:
+            return False
+        name = HEAD_ROWS[index.row()]
+        text = str(value).strip().lower()
+        try:
+            if name == "pooling":
+                if text not in ("avg", "max"):
+                    return False
+                head = replace(self.head, pooling=text)
+            elif name == "dropout":
+                rate = float(text)
+                if not 0 <= rate < 1:
+                    return False
+                head = replace(self.head, dropout=rate)
+            elif name == "dense layers":
+                units = (
+                    () if text in ("", "none") else tuple(int(u) for u in text.replace(" ", "").split(","))
+                )
+                if any(u < 1 for u in units):
+                    return False
+                head = replace(self.head, dense_units=units)
+            else:
+                return False
+        except ValueError:
+            return False
+        self.head = head
+        self.dataChanged.emit(index, index)
+        self.head_changed.emit(head)
+        return True
+
     # -- helpers -----------------------------------------------------------------------------------
     def _layer(self, index: Index):
         if index.internalId() == _BLOCK:
@@ -205,7 +307,7 @@ class LayerTreeModel(QAbstractItemModel):
     def _refresh(self) -> None:
         if self.tree is None:
             return
-        last = len(self.tree.blocks) - 1
+        last = len(self.tree.blocks)  # the head node too
         self.dataChanged.emit(self.index(0, 0), self.index(last, len(COLUMNS) - 1))
         for row, block in enumerate(self.tree.blocks):
             parent = self.index(row, 0)

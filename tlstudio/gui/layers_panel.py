@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QMenu,
@@ -47,6 +48,7 @@ class LayersPanel(QWidget):
         self.task: Task | None = None
         self.model = LayerTreeModel(self)
         self.model.changed.connect(self._changed)
+        self.model.head_changed.connect(self._head_edited_in_tree)
         self.view = QTreeView()
         self.view.setModel(self.model)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)  # shift-click ranges
@@ -97,7 +99,7 @@ class LayersPanel(QWidget):
         head_form.addRow("Dropout", self.dropout)
         head_form.addRow("Dense layers", self.dense)
         head_form.addRow("", self.pooling)
-        head = QGroupBox("New head (after the backbone): global pooling → dropout → dense → softmax")
+        head = QGroupBox("New head (also the tree's last node): global pooling → dropout → dense → softmax")
         head.setLayout(head_form)
 
         freeze_selected = QAction("Freeze selected", self, shortcut=QKeySequence("Ctrl+F"))
@@ -139,7 +141,8 @@ class LayersPanel(QWidget):
         for column in range(1, 6):
             self.view.resizeColumnToContents(column)
         self.view.collapseAll()
-        self.view.setColumnWidth(0, 320)
+        self.view.expand(self.model.index(self.model.rowCount() - 1, 0))  # the new head
+        self.view.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.status.setText(
             f"<b>{tree.name}</b>: {len(tree.blocks)} blocks, {len(tree.layers)} layers. "
             "Tick what trains; right-click for 'freeze up to here'; double-click LR × to set "
@@ -185,7 +188,20 @@ class LayersPanel(QWidget):
     def _changed(self) -> None:
         trainable, frozen = self.model.trainable_params()
         self.totals.setText(f"backbone: <b>{trainable:,}</b> trainable / {frozen:,} frozen parameters")
-        self.plan_changed.emit(self.plan(), self.head())
+        head = self.head()
+        if head != self.model.head:
+            self.model.set_head(head)  # the form below and the tree's head node show the same
+        self.plan_changed.emit(self.plan(), head)
+
+    def _head_edited_in_tree(self, head: HeadSettings) -> None:
+        for widget in (self.dropout, self.dense, self.pooling):
+            widget.blockSignals(True)
+        self.dropout.setValue(head.dropout)
+        self.dense.setText(",".join(str(u) for u in head.dense_units))
+        self.pooling.setChecked(head.pooling == "max")
+        for widget in (self.dropout, self.dense, self.pooling):
+            widget.blockSignals(False)
+        self._changed()
 
     def _batchnorm_toggled(self, on: bool) -> None:
         self.model.train_batchnorm = on
@@ -194,6 +210,8 @@ class LayersPanel(QWidget):
     def _selected_layer_names(self) -> list[str]:
         names = []
         for index in self.view.selectionModel().selectedRows(0):
+            if self.model.is_head(index):
+                continue
             if index.parent().isValid():
                 names.append(self.model.data(index))
             else:
@@ -206,7 +224,7 @@ class LayersPanel(QWidget):
 
     def _menu(self, pos) -> None:
         index = self.view.indexAt(pos)
-        if not index.isValid() or self.model.tree is None:
+        if not index.isValid() or self.model.tree is None or self.model.is_head(index):
             return
         order = self.model.layer_names()
         name = self.model.data(self.model.index(index.row(), 0, index.parent()))
