@@ -171,3 +171,25 @@ def test_head_is_the_trees_last_node_and_editable_there(
     window.layers.dropout.setValue(0.3)
     assert model.data(dropout_value) == "0.3"
     assert window.current_settings().head.dense_units == (64,)
+
+
+def test_a_failing_run_says_what_to_do_in_the_window(window, qtbot, tmp_path, colour_data, monkeypatch):
+    import keras
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://example.invalid/w_no_top.h5: no network")
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    monkeypatch.setattr("keras.src.utils.file_utils.get_file", offline)
+    window.set_project(Project(path=tmp_path / "p.tlstudio.json"))
+    window.data.load(str(colour_data))
+    qtbot.waitUntil(lambda: window.data.report is not None, timeout=LONG)
+    qtbot.waitUntil(lambda: window.backbone.ready, timeout=LONG)
+    window.backbone.choose("MobileNetV3Small", weights="imagenet", image_size=32)
+    window.start_training()
+    qtbot.waitUntil(lambda: not window.train.is_running(), timeout=LONG)
+    text = window.train.message.text()
+    assert "Run failed" in text and "What to do" in text and "--weights none" in text
+    assert window.error_box.isVisible() and not window.error_box.isModal()
+    assert Project.load(tmp_path / "p.tlstudio.json").runs[-1]["status"] == "failed"

@@ -247,7 +247,7 @@ def _offline_message(name: str, err: Exception) -> str:
         f"ImageNet weights for {name} are not in {folder} and could not be downloaded "
         f"({type(err).__name__}). "
         f"On a machine with network, download {file_hint} and put it in {folder}; "
-        "or train with --weights none (from scratch) or --weights FILE."
+        "or train from scratch with --weights none (in the app: Weights → None), or give a weights file."
     )
 
 
