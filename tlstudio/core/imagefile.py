@@ -7,8 +7,10 @@ that is the sole way to tell (BMP, TIFF, or a tail that looks wrong).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,21 +66,10 @@ def probe_image(
         raise ImageProblem(f"cannot read the file: {err.strerror or err}") from None
     if size == 0:
         raise ImageProblem("empty file (0 bytes)")
-    try:
-        with Image.open(path) as img:
-            info = _header_info(img, max_pixels)
-            if deep or not _tail_looks_whole(path, img, info.format, size):
-                _decode(img)
-    except ImageProblem:
-        raise
-    except Image.DecompressionBombError:
-        raise ImageProblem(_bomb_reason(None, max_pixels)) from None
-    except UnidentifiedImageError:
-        raise ImageProblem(_not_an_image_reason(path)) from None
-    except PermissionError:
-        raise ImageProblem("cannot read the file: permission denied") from None
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, MemoryError) as err:
-        raise ImageProblem(_corrupt_reason(err)) from None
+    with _as_image_problem(path, max_pixels), Image.open(path) as img:
+        info = _header_info(img, max_pixels)
+        if deep or not _tail_looks_whole(path, img, info.format, size):
+            _decode(img)
     return info
 
 
@@ -94,19 +85,27 @@ def load_rgb(
     16-bit images are converted correctly. ``draft_size`` lets JPEG decode at a reduced scale
     that is still at least that size (faster for thumbnails and small model inputs).
     """
+    with _as_image_problem(Path(path), max_pixels), Image.open(path) as img:
+        _header_info(img, max_pixels)
+        if draft_size is not None and img.format in ("JPEG", "MPO"):
+            img.draft("RGB", draft_size)
+        img.load()
+        return to_rgb(ImageOps.exif_transpose(img))
+
+
+@contextlib.contextmanager
+def _as_image_problem(path: Path, max_pixels: int) -> Iterator[None]:
+    """Turn what Pillow raises for a bad file into an ``ImageProblem`` with a reason."""
     try:
-        with Image.open(path) as img:
-            _header_info(img, max_pixels)
-            if draft_size is not None and img.format in ("JPEG", "MPO"):
-                img.draft("RGB", draft_size)
-            img.load()
-            return to_rgb(ImageOps.exif_transpose(img))
+        yield
     except ImageProblem:
         raise
     except Image.DecompressionBombError:
         raise ImageProblem(_bomb_reason(None, max_pixels)) from None
     except UnidentifiedImageError:
-        raise ImageProblem(_not_an_image_reason(Path(path))) from None
+        raise ImageProblem(_not_an_image_reason(path)) from None
+    except PermissionError:
+        raise ImageProblem("cannot read the file: permission denied") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, MemoryError) as err:
         raise ImageProblem(_corrupt_reason(err)) from None
 
