@@ -50,6 +50,7 @@ class BackboneSpec:
         return asdict(self)
 
 
+@cache
 def keras_application_functions() -> dict[str, Callable]:
     """Every model constructor ``keras.applications`` exposes, by name."""
     import keras

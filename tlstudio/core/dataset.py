@@ -121,6 +121,11 @@ def scan_folder(
     return result
 
 
+def in_folder(root: str | os.PathLike[str], relative: str) -> Path:
+    """The file a '/'-separated path relative to ``root`` (as records and manifests store it) names."""
+    return Path(root, *relative.split("/"))
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """SHA-256 of a file's bytes, read in chunks."""
     digest = hashlib.sha256()

@@ -26,6 +26,7 @@ class ExportedModel:
     labels: list[str]
     image_size: int
     _signature: object = field(repr=False, default=None)
+    _restored: object = field(repr=False, default=None)  # keeps the signature's variables alive
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """Probabilities for a batch of uint8 RGB images."""
@@ -53,9 +54,7 @@ def load_exported(path: str | os.PathLike[str]) -> ExportedModel:
             f"no metadata.json in {saved / 'assets'} or beside {saved}: input size unknown"
         )
     size = json.loads(meta_file.read_text(encoding="utf-8"))["image_size"]
-    model = ExportedModel(saved, labels, int(size), signature)
-    model._keepalive = loaded  # the signature needs the loaded object alive
-    return model
+    return ExportedModel(saved, labels, int(size), signature, loaded)
 
 
 @dataclass

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from tlstudio.core.dataset import in_folder
 from tlstudio.core.imagefile import ImageProblem, load_rgb
 from tlstudio.core.settings import Augmentation
 from tlstudio.core.split import ManifestEntry
@@ -78,7 +79,7 @@ def make_dataset(
     """
     errors = errors if errors is not None else LoadErrors()
     index = {name: i for i, name in enumerate(classes)}
-    paths = [str(Path(root, *e.path.split("/"))) for e in entries]
+    paths = [str(in_folder(root, e.path)) for e in entries]
     labels = np.array([index[e.label] for e in entries], dtype=np.int32)
     if cache == "auto":
         cache = "memory" if len(entries) * image_size * image_size * 3 <= MEMORY_CACHE_LIMIT else "none"

@@ -16,7 +16,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from tlstudio.core.dataset import ImageRecord, file_sha256
+from tlstudio.core.dataset import ImageRecord, file_sha256, in_folder
 
 SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = ("path", "sha256", "class", "split")
@@ -113,7 +113,7 @@ class Manifest:
         """Problems with the files this manifest names under ``root`` (missing or changed)."""
         problems = []
         for e in self.entries:
-            file = Path(root, *e.path.split("/"))
+            file = in_folder(root, e.path)
             if not file.is_file():
                 problems.append(f"{e.path}: missing")
             elif check_hashes and file_sha256(file) != e.sha256:

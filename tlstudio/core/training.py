@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from tlstudio.core import events as ev
 from tlstudio.core.backbones import BackboneError, build_backbone, input_size_of, resolve_backbone
+from tlstudio.core.dataset import in_folder
 from tlstudio.core.freezing import FreezePlan, apply_freeze_plan, variable_multipliers
 from tlstudio.core.health import IMBALANCE_WARNING_RATIO, balanced_class_weights, inspect_folder
 from tlstudio.core.model import TransferModel, build_classifier
@@ -171,6 +172,8 @@ class TrainingSession:
         self.best_epoch: int | None = None
         self.load_errors = LoadErrors()
         self.model: TransferModel | None = None
+        self.manifest: Manifest | None = None  # set once the run has its split
+        self.image_size: int | None = None
 
     # -- reporting -------------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
@@ -236,14 +239,8 @@ class TrainingSession:
                 s.backbone,
             )
         )
-        ds_args = {
-            "root": self.data_dir,
-            "classes": classes,
-            "image_size": size,
-            "batch_size": s.batch_size,
-            "seed": s.seed,
-            "errors": self.load_errors,
-        }
+        self.manifest, self.image_size = manifest, size
+        ds_args = self._dataset_args()
         train_ds = make_dataset(
             train, training=True, augmentation=s.augmentation, cache=self._cache("train"), **ds_args
         )
@@ -308,17 +305,18 @@ class TrainingSession:
             best = checkpoint.best
             if self.checkpoint.is_file():
                 model.load_weights(self.checkpoint)
-        return self._complete(model, test, ds_args, started, manifest, size, "completed")
+        return self._complete(model, started, "completed")
 
     # -- endings -----------------------------------------------------------------------------------
-    def _complete(self, model, test, ds_args, started, manifest, size, status) -> RunResult:
+    def _complete(self, model, started: float, status: str) -> RunResult:
+        manifest, size, test = self.manifest, self.image_size, self.manifest.subset("test")
         metrics: dict[str, float] = {}
         if self.best_epoch is not None:
             best = self.history["epochs"][self.best_epoch]
             metrics.update({k: v for k, v in best.items() if k not in ("phase", "epoch", "seconds")})
             metrics["best_epoch"] = self.best_epoch
         if test:
-            test_ds = make_dataset(test, cache="none", **ds_args)
+            test_ds = make_dataset(test, cache="none", **self._dataset_args())
             with _unknown_length_ok():
                 results = model.evaluate(test_ds, verbose=0, return_dict=True)
             metrics.update({f"test_{k}": float(v) for k, v in results.items()})
@@ -343,25 +341,13 @@ class TrainingSession:
         return RunResult(status, self.run_dir, metrics, export_dir, model=model)
 
     def _finish_stopped(self, started: float) -> RunResult:
-        manifest = Manifest.load(self.run_dir / "manifest.csv")
-        size = int(self.model.inputs[0].shape[1])
         if not self.checkpoint.is_file():
             message = "stopped before the first epoch finished: no weights worth keeping"
-            self._status("stopped", started, manifest, size, message=message)
+            self._status("stopped", started, self.manifest, self.image_size, message=message)
             self.emit(ev.RunFinished("stopped", str(self.run_dir), message=message))
             return RunResult("stopped", self.run_dir, error=message)
         self.model.load_weights(self.checkpoint)
-        ds_args = {
-            "root": self.data_dir,
-            "classes": manifest.classes,
-            "image_size": size,
-            "batch_size": self.settings.batch_size,
-            "seed": self.settings.seed,
-            "errors": self.load_errors,
-        }
-        return self._complete(
-            self.model, manifest.subset("test"), ds_args, started, manifest, size, "stopped"
-        )
+        return self._complete(self.model, started, "stopped")
 
     def _finish_failed(self, err: Exception, started: float) -> RunResult:
         message = (
@@ -392,7 +378,7 @@ class TrainingSession:
                 self.emit(ev.FilesSkipped([(x.path, x.reason) for x in report.skipped]))
             config = SplitConfig(self.settings.val_fraction, self.settings.test_fraction, self.settings.seed)
             manifest = make_split(report.images, config)
-        missing = [e.path for e in manifest.entries if not Path(self.data_dir, *e.path.split("/")).is_file()]
+        missing = [e.path for e in manifest.entries if not in_folder(self.data_dir, e.path).is_file()]
         if missing:
             raise TrainingError(
                 f"{len(missing)} file(s) of the manifest are missing under {self.data_dir}, e.g. {missing[0]}"
@@ -401,6 +387,17 @@ class TrainingSession:
             raise TrainingError("the manifest has fewer than two classes")
         manifest.save(target)
         return manifest
+
+    def _dataset_args(self) -> dict[str, object]:
+        """What every split's pipeline shares."""
+        return {
+            "root": self.data_dir,
+            "classes": self.manifest.classes,
+            "image_size": self.image_size,
+            "batch_size": self.settings.batch_size,
+            "seed": self.settings.seed,
+            "errors": self.load_errors,
+        }
 
     def _cache(self, split: str) -> str:
         if self.settings.cache in ("auto", "memory", "none"):
@@ -459,7 +456,7 @@ class TrainingSession:
         arrays = []
         for entry in (manifest.subset("test") or manifest.subset("val") or list(manifest.entries))[:8]:
             try:
-                arrays.append(load_for_model(Path(self.data_dir, *entry.path.split("/")), size))
+                arrays.append(load_for_model(in_folder(self.data_dir, entry.path), size))
             except Exception:  # a sample that fails to load is simply not used for the check
                 continue
         if not arrays:

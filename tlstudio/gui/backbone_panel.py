@@ -20,8 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tlstudio.core.backbones import BackboneError, BackboneSpec, list_backbones, resolve_backbone
-from tlstudio.gui.worker import Task
+from tlstudio.core.backbones import BackboneError, BackboneSpec, resolve_backbone
 
 HEADERS = ("Backbone", "Family", "Parameters", "ImageNet top-1", "Input", "Min", "Preprocessing")
 
@@ -88,16 +87,9 @@ class BackbonePanel(QWidget):
         layout.addLayout(sources)
         layout.addLayout(form)
         layout.addWidget(self.summary)
-        self.task: Task | None = None
-
-    def load_registry(self) -> None:
-        """Read the registry from Keras in a worker thread (TensorFlow loads there)."""
-        self.task = Task(list_backbones)
-        self.task.done.connect(self.populate)
-        self.task.start()
 
     def populate(self, specs) -> None:
-        """Fill the table with the registry (read from Keras in a worker thread)."""
+        """Fill the table with the registry (the window reads it from Keras in a worker thread)."""
         for spec in specs:
             self.specs[spec.name.lower()] = spec
             row = [

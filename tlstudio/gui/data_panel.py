@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tlstudio.core.dataset import in_folder
 from tlstudio.core.health import DatasetReport, inspect_folder
 from tlstudio.gui.worker import Task
 
@@ -211,7 +212,7 @@ class DataPanel(QWidget):
             return
         label = self.classes.item(rows[0].row(), 0).text()
         for record in self.report.images_of(label)[:THUMBS_PER_CLASS]:
-            pixmap = QPixmap(str(Path(self.report.root, *record.path.split("/"))))
+            pixmap = QPixmap(str(in_folder(self.report.root, record.path)))
             if not pixmap.isNull():
                 item = QListWidgetItem(QIcon(pixmap.scaled(72, 72, Qt.AspectRatioMode.KeepAspectRatio)), "")
                 item.setToolTip(record.path)

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from tlstudio.core.project import SUFFIX, Project
+from tlstudio.core.settings import Augmentation
 from tlstudio.core.split import SplitConfig, make_split
 from tlstudio.gui.backbone_panel import BackbonePanel
 from tlstudio.gui.data_panel import DataPanel
@@ -208,9 +209,7 @@ class MainWindow(QMainWindow):
         path = folder / f"sample{SUFFIX}"
         project = Project.load(path) if path.is_file() else Project(path=path, data_dir=str(sample_dataset()))
         if not project.settings.backbone:
-            project.settings = project.settings.but(
-                augmentation=project.settings.augmentation.__class__(flip=False)
-            )
+            project.settings = project.settings.but(augmentation=Augmentation(flip=False))  # digits
         self.set_project(project)
         self.save_project()
         self.nav.setCurrentRow(1)
