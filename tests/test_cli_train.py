@@ -164,3 +164,16 @@ def test_unknown_backbone_fails_the_run_with_a_hint(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown backbone 'resnet5'" in err and "What to do" in err
     assert json.loads((Path(tmp_path) / "r" / "run.json").read_text())["status"] == "failed"
+
+
+def test_augmentation_flags_reach_the_settings():
+    from tlstudio.cli import _settings_from_args, build_parser
+
+    def parsed(*extra):
+        return _settings_from_args(
+            build_parser().parse_args(["train", "d", "--backbone", "x", "--out", "o", *extra])
+        )
+
+    assert parsed().augmentation.flip
+    assert not parsed("--no-flip").augmentation.flip and parsed("--no-flip").augmentation.rotation > 0
+    assert not parsed("--no-augment").augmentation.active

@@ -330,7 +330,7 @@ def _settings_from_args(args: argparse.Namespace):
     augment = (
         Augmentation(flip=False, rotation=0.0, zoom=args.zoom, contrast=args.contrast)
         if args.no_augment
-        else Augmentation(zoom=args.zoom, contrast=args.contrast)
+        else Augmentation(flip=not args.no_flip, zoom=args.zoom, contrast=args.contrast)
     )
     return TrainSettings(
         backbone=args.backbone,
