@@ -79,15 +79,43 @@ def test_evaluate_json_agrees_with_plain_tensorflow(trained_run, capsys):
     labels = (run / "saved_model" / "assets" / "labels.txt").read_text().split()
     correct = 0
     own = np.zeros((3, 3), int)
+    truths, probs = [], []
     for i, label in enumerate(labels):
         for file in sorted((data / label).iterdir()):
             img = np.asarray(Image.open(file).convert("RGB"), np.float32)[None]
-            pred = int(np.argmax(loaded.serve(tf.constant(img))[0]))
+            p = loaded.serve(tf.constant(img))[0].numpy()
+            pred = int(np.argmax(p))
             own[i, pred] += 1
             correct += pred == i
+            truths.append(i)
+            probs.append(p)
     assert report["accuracy"] == pytest.approx(correct / 45)
     np.testing.assert_array_equal(matrix, own)
     assert report["accuracy"] >= 0.8
+    y, probs = np.array(truths), np.array(probs)
+    own_loss = -np.mean(np.log(np.maximum(probs[np.arange(45), y], 1e-7)))
+    assert report["loss"] == pytest.approx(own_loss, abs=1e-4)
+    for i, label in enumerate(labels):
+        row = report["per_class"][label]
+        assert row["support"] == own[i].sum() and row["recall"] == pytest.approx(own[i, i] / own[i].sum())
+        pos, neg = probs[y == i, i], probs[y != i, i]
+        pairwise = np.mean([(a > b) + 0.5 * (a == b) for a in pos for b in neg])
+        assert report["auc"]["per_class"][label] == pytest.approx(pairwise, abs=1e-3)
+    assert report["top_k"]["1"] == report["accuracy"]
+    assert 0 <= report["ece"] <= 1 and len(report["reliability"]) == 10
+    assert set(report["averages"]) == {"macro", "weighted"}
+
+
+def test_evaluate_writes_an_html_report_with_grad_cam(trained_run, tmp_path, capsys):
+    data, run, _ = trained_run
+    out = tmp_path / "report.html"
+    assert main(["evaluate", str(run), str(data), "--report", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "macro F1" in text and "ECE" in text
+    html = out.read_text()
+    assert "Confusion matrix" in html and "Learning curves" in html and "Settings" in html
+    if "No errors." not in html:
+        assert "Grad-CAM" in html
 
 
 def test_evaluate_on_the_test_split_of_the_manifest(trained_run, capsys):

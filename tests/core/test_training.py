@@ -81,8 +81,17 @@ def test_two_phase_run_reports_everything_and_writes_the_run_folder(
         "model.keras",
         "labels.txt",
         "metadata.json",
+        "evaluation.json",
+        "report.html",
     ):
         assert (run / name).exists(), name
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert evaluation["accuracy"] == pytest.approx(finished.metrics["test_accuracy"])
+    assert sum(evaluation["per_class"][c]["support"] for c in evaluation["labels"]) == len(
+        Manifest.load(run / "manifest.csv").subset("test")
+    )
+    report = (run / "report.html").read_text()
+    assert "Confusion matrix" in report and "Learning curves" in report and "data:image/png" in report
     history = json.loads((run / "history.json").read_text())
     assert {e["phase"] for e in history["epochs"]} == {"head", "fine-tune"}
     assert len(history["batches"]) == len(batches)
@@ -250,3 +259,28 @@ def test_legacy_h5_model_file_as_backbone(colour_data, tiny_backbone_file, tmp_p
         settings_for(h5, epochs=1, fine_tune_epochs=0), colour_data, tmp_path / "run"
     ).run()
     assert result.status == "completed", result.error
+
+
+def test_temperature_scaling_is_fitted_on_val_and_carried_into_the_export(
+    colour_data, tiny_backbone_file, tmp_path
+):
+    from tlstudio.core.evaluation import load_exported
+    from tlstudio.core.metrics import apply_temperature
+    from tlstudio.core.pipeline import load_for_model
+
+    s = settings_for(tiny_backbone_file, fine_tune_epochs=0, calibrate=True)
+    session = TrainingSession(s, colour_data, tmp_path / "run")
+    result = session.run()
+    assert result.status == "completed", result.error
+    t = result.metrics["temperature"]
+    assert t > 0 and t != 1.0
+    m = result.metrics  # what the fit minimises (ECE on a handful of images may go either way)
+    assert m["val_log_loss_calibrated"] < m["val_log_loss_before_calibration"]
+    # the export = the uncalibrated best checkpoint with softmax(log p / T)
+    session.model.load_weights(tmp_path / "run" / "checkpoints" / "best.weights.h5")
+    images = np.stack([load_for_model(p, 32) for p in sorted(colour_data.glob("*/*.png"))[:6]])
+    raw = session.model.predict_on_batch(images.astype("float32"))
+    exported = load_exported(tmp_path / "run").predict(images)
+    np.testing.assert_allclose(exported, apply_temperature(raw, t), atol=1e-4)
+    meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
+    assert meta["metrics"]["temperature"] == pytest.approx(t)

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from tlstudio.core.dataset import in_folder
 from tlstudio.core.health import inspect_folder
 from tlstudio.core.imagefile import ImageProblem
+from tlstudio.core.metrics import classification_metrics
 from tlstudio.core.pipeline import load_for_model
 from tlstudio.core.split import Manifest
 
@@ -59,23 +62,48 @@ def load_exported(path: str | os.PathLike[str]) -> ExportedModel:
 
 @dataclass
 class Evaluation:
-    """Metrics of a model on a set of labelled images."""
+    """Metrics of a model on a set of labelled images (see ``metrics.classification_metrics``)."""
 
     labels: list[str]
-    accuracy: float
-    confusion_matrix: list[list[int]]  # rows: true class, columns: predicted, in ``labels`` order
-    per_class: dict[str, dict[str, float]]
+    metrics: dict[str, object]
     num_images: int
     skipped: list[dict[str, str]]
-    predictions: list[dict[str, object]]
+    predictions: list[dict[str, object]]  # path, true, predicted, confidence, p_true
+    y_true: np.ndarray = field(repr=False, default=None)
+    probs: np.ndarray = field(repr=False, default=None)
+
+    @property
+    def accuracy(self) -> float:
+        """Top-1 accuracy."""
+        return float(self.metrics["accuracy"])
+
+    @property
+    def confusion_matrix(self) -> list[list[int]]:
+        """Rows: true class, columns: predicted, in ``labels`` order."""
+        return self.metrics["confusion_matrix"]
+
+    @property
+    def per_class(self) -> dict[str, dict[str, float]]:
+        """Precision, recall, F1 and support per class."""
+        return self.metrics["per_class"]
+
+    def cell(self, true: str, predicted: str) -> list[dict[str, object]]:
+        """The predictions behind one confusion-matrix cell."""
+        return [p for p in self.predictions if p["true"] == true and p["predicted"] == predicted]
+
+    def errors(self, order: str = "confidently_wrong") -> list[dict[str, object]]:
+        """Wrong predictions, most confident first; or with ``least_confident`` every prediction,
+        least confident first."""
+        if order == "least_confident":
+            return sorted(self.predictions, key=lambda p: p["confidence"])
+        wrong = [p for p in self.predictions if p["true"] != p["predicted"]]
+        return sorted(wrong, key=lambda p: -p["confidence"])
 
     def to_dict(self, with_predictions: bool = False) -> dict[str, object]:
         """JSON-ready form."""
         data = {
-            "accuracy": self.accuracy,
+            **self.metrics,
             "labels": self.labels,
-            "confusion_matrix": self.confusion_matrix,
-            "per_class": self.per_class,
             "num_images": self.num_images,
             "skipped": self.skipped,
         }
@@ -100,58 +128,68 @@ def evaluate_folder(
         report = inspect_folder(data_dir)
         items = [(r.path, r.label) for r in report.images]
         skipped = [{"path": s.path, "reason": s.reason} for s in report.skipped]
-    unknown = sorted({label for _, label in items} - set(model.labels))
+    return evaluate_items(model.predict, model.labels, model.image_size, data_dir, items, skipped)
+
+
+def evaluate_items(
+    predict: Callable[[np.ndarray], np.ndarray],
+    labels: list[str],
+    image_size: int,
+    data_dir: str | os.PathLike[str],
+    items: list[tuple[str, str]],
+    skipped: list[dict[str, str]] | None = None,
+) -> Evaluation:
+    """Evaluate ``predict`` (uint8 RGB batch → probabilities) on (relative path, label) pairs."""
+    data_dir = Path(data_dir)
+    skipped = list(skipped or [])
+    unknown = sorted({label for _, label in items} - set(labels))
     if unknown:
         raise ValueError(
-            f"classes not known to the model: {', '.join(unknown)} (it knows {', '.join(model.labels)})"
+            f"classes not known to the model: {', '.join(unknown)} (it knows {', '.join(labels)})"
         )
-    index = {name: i for i, name in enumerate(model.labels)}
+    index = {name: i for i, name in enumerate(labels)}
     y_true, y_prob, kept = [], [], []
     for start in range(0, len(items), BATCH):
         pixels = []
         for rel, label in items[start : start + BATCH]:
             try:
-                pixels.append(load_for_model(data_dir / rel, model.image_size))
+                pixels.append(load_for_model(in_folder(data_dir, rel), image_size))
             except (ImageProblem, OSError) as err:
                 skipped.append({"path": rel, "reason": str(err)})
                 continue
             y_true.append(index[label])
             kept.append(rel)
         if pixels:
-            y_prob.append(model.predict(np.stack(pixels)))
+            y_prob.append(np.asarray(predict(np.stack(pixels))))
     if not kept:
         raise ValueError("no usable images to evaluate")
     probs = np.concatenate(y_prob)
-    return summarize_predictions(model.labels, np.array(y_true), probs, kept, skipped)
+    return summarize_predictions(labels, np.array(y_true), probs, kept, skipped)
 
 
 def summarize_predictions(labels, y_true, probs, paths, skipped=()) -> Evaluation:
-    """Accuracy, confusion matrix and per-class precision/recall/F1 from probabilities."""
-    k = len(labels)
+    """Every metric, and one prediction record per image, from probabilities."""
+    y_true = np.asarray(y_true, dtype=int)
+    probs = np.asarray(probs)
     y_pred = probs.argmax(axis=1)
-    cm = np.zeros((k, k), dtype=int)
-    np.add.at(cm, (y_true, y_pred), 1)
-    per_class = {}
-    for i, name in enumerate(labels):
-        tp = int(cm[i, i])
-        support = int(cm[i].sum())
-        predicted = int(cm[:, i].sum())
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[name] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
     predictions = [
-        {"path": p, "true": labels[t], "predicted": labels[q], "confidence": float(probs[i, q])}
+        {
+            "path": p,
+            "true": labels[t],
+            "predicted": labels[q],
+            "confidence": float(probs[i, q]),
+            "p_true": float(probs[i, t]),
+        }
         for i, (p, t, q) in enumerate(zip(paths, y_true, y_pred, strict=True))
     ]
     return Evaluation(
         labels=list(labels),
-        accuracy=float((y_pred == y_true).mean()),
-        confusion_matrix=cm.tolist(),
-        per_class=per_class,
+        metrics=classification_metrics(y_true, probs, list(labels)),
         num_images=len(paths),
         skipped=list(skipped),
         predictions=predictions,
+        y_true=y_true,
+        probs=probs,
     )
 
 

@@ -81,6 +81,7 @@ class TrainSettings:
     test_fraction: float = 0.15
     cache: str = "auto"
     mixed_precision: bool = False
+    calibrate: bool = False  # temperature scaling fitted on the validation split, baked into the export
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:

@@ -315,11 +315,10 @@ class TrainingSession:
             best = self.history["epochs"][self.best_epoch]
             metrics.update({k: v for k, v in best.items() if k not in ("phase", "epoch", "seconds")})
             metrics["best_epoch"] = self.best_epoch
+        if self.settings.calibrate and manifest.subset("val"):
+            metrics.update(self._calibrate(model))
         if test:
-            test_ds = make_dataset(test, cache="none", **self._dataset_args())
-            with _unknown_length_ok():
-                results = model.evaluate(test_ds, verbose=0, return_dict=True)
-            metrics.update({f"test_{k}": float(v) for k, v in results.items()})
+            metrics.update(self._evaluate_test(model, test))
         if self.load_errors.items():
             self.emit(ev.FilesSkipped(self.load_errors.items()))
         export_dir = None
@@ -362,6 +361,64 @@ class TrainingSession:
             self._status("failed", started, None, None, message=message)
         self.emit(ev.RunFailed(str(self.run_dir), message, hint, checkpoint))
         return RunResult("failed", self.run_dir, error=message)
+
+    def _evaluate(self, model, entries):
+        from tlstudio.core.evaluation import evaluate_items
+
+        return evaluate_items(
+            lambda x: model.predict_on_batch(x.astype(np.float32)),
+            self.manifest.classes,
+            self.image_size,
+            self.data_dir,
+            [(e.path, e.label) for e in entries],
+        )
+
+    def _calibrate(self, model) -> dict[str, float]:
+        """Temperature scaling on the validation split, baked into the output layer: softmax(z / T)
+        is the same as dividing the last Dense layer's kernel and bias by T."""
+        from tlstudio.core.metrics import apply_temperature, fit_temperature, log_loss, reliability
+
+        val = self._evaluate(model, self.manifest.subset("val"))
+        t = fit_temperature(val.y_true, val.probs)
+        layer = model.get_layer("predictions")
+        kernel, bias = layer.get_weights()
+        layer.set_weights([kernel / t, bias / t])
+        calibrated = apply_temperature(val.probs, t)
+        return {
+            "temperature": t,
+            "val_log_loss_before_calibration": log_loss(val.y_true, val.probs),
+            "val_log_loss_calibrated": log_loss(val.y_true, calibrated),
+            "val_ece_before_calibration": reliability(val.y_true, val.probs)["ece"],
+            "val_ece_calibrated": reliability(val.y_true, calibrated)["ece"],
+        }
+
+    def _evaluate_test(self, model, test) -> dict[str, float]:
+        """Every metric on the test split: evaluation.json and report.html in the run folder."""
+        from tlstudio.core.gradcam import GradCam, GradCamError
+        from tlstudio.core.report import write_report
+
+        evaluation = self._evaluate(model, test)
+        _write_json(self.run_dir / "evaluation.json", evaluation.to_dict(with_predictions=True))
+        try:
+            cam = GradCam(model)
+        except GradCamError:
+            cam = None
+        write_report(
+            self.run_dir / "report.html",
+            evaluation,
+            self.data_dir,
+            title=f"TL Studio run {self.run_dir.name} — {self.settings.backbone}",
+            run_dir=self.run_dir,
+            gradcam=cam,
+        )
+        m = evaluation.metrics
+        return {
+            "test_accuracy": m["accuracy"],
+            "test_loss": m["loss"],
+            "test_macro_f1": m["averages"]["macro"]["f1"],
+            "test_ece": m["ece"],
+            **({"test_auc": m["auc"]["macro"]} if m["auc"]["macro"] is not None else {}),
+        }
 
     # -- helpers ------------------------------------------------------------------------------------
     def _manifest(self) -> Manifest:
