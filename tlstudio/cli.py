@@ -75,76 +75,51 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="the run folder to write (with --project: a new folder in the project's runs)",
     )
-    train.add_argument(
-        "--weights",
-        default="imagenet",
-        metavar="imagenet|none|FILE",
-        help="backbone weights (default imagenet; none = from scratch, the baseline)",
-    )
-    train.add_argument(
-        "--image-size", type=int, metavar="N", help="square input size (default: the backbone's)"
-    )
-    train.add_argument("--epochs", type=int, default=20, metavar="N", help="phase 1 epochs (20)")
-    train.add_argument(
-        "--fine-tune-epochs",
-        type=int,
-        default=10,
-        metavar="N",
-        help="phase 2 epochs (10; 0 = no fine-tuning phase)",
-    )
-    train.add_argument(
-        "--fine-tune-lr-decay",
-        type=float,
-        default=0.5,
-        metavar="F",
-        help="phase 2: each lower block learns at F times the rate of the block above (0.5; 1 = same rate)",
-    )
-    train.add_argument(
-        "--fine-tune-blocks", type=int, default=2, metavar="N", help="top blocks unfrozen in phase 2 (2)"
-    )
-    train.add_argument("--batch-size", type=int, default=32, metavar="N", help="(32)")
-    train.add_argument("--learning-rate", type=float, default=1e-3, metavar="X", help="phase 1 rate (0.001)")
-    train.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd", "rmsprop"])
-    train.add_argument(
-        "--freeze",
-        default="all",
-        metavar="PLAN",
-        help="all (default: feature extraction, then fine-tuning), none, top:N, first:P%%",
-    )
-    train.add_argument(
-        "--train-batchnorm",
-        action="store_true",
-        help="let BatchNorm layers train (default: frozen, in inference mode)",
-    )
-    train.add_argument("--dropout", type=float, default=0.2, metavar="F", help="head dropout (0.2)")
-    train.add_argument(
-        "--dense", default="", metavar="UNITS", help="extra dense layers in the head, e.g. 256,128 (none)"
-    )
-    train.add_argument("--no-augment", action="store_true", help="turn off flip/rotation augmentation")
-    train.add_argument("--no-flip", action="store_true", help="no horizontal flips (text, digits, maps)")
-    train.add_argument("--zoom", type=float, default=0.0, metavar="F", help="random zoom augmentation (0)")
-    train.add_argument(
-        "--contrast", type=float, default=0.0, metavar="F", help="random contrast augmentation (0)"
-    )
-    train.add_argument(
-        "--class-weights",
-        default="auto",
-        choices=["auto", "balanced", "none"],
-        help="auto: balanced weights when classes are imbalanced past 5:1",
-    )
-    train.add_argument("--patience", type=int, default=5, metavar="N", help="early stopping patience (5)")
-    train.add_argument(
-        "--cut-at", metavar="LAYER", help="model files: the layer whose output are the features"
-    )
-    train.add_argument(
-        "--preprocessing",
-        choices=["none", "unit", "tf", "caffe", "torch"],
-        help="override the input preprocessing (model files default to none: the model takes 0-255 pixels)",
-    )
-    train.add_argument("--manifest", type=Path, metavar="FILE", help="reuse a split manifest")
-    train.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU)")
+    _add_training_options(train)
     _add_split_options(train)
     train.set_defaults(handler=_cmd_train)
+
+    compare = sub.add_parser(
+        "compare",
+        help="train several backbones / freeze plans (and a from-scratch baseline) on one split",
+        description="Train every backbone (× every freeze plan) on the same split with the same settings, "
+        "optionally the first one from random weights too (--baseline), and print a table: test "
+        "accuracy, macro F1, training time, model size and latency per image on this machine. Writes "
+        "OUT/comparison.json, .csv and .png (validation curves overlaid) and one run folder per candidate.",
+    )
+    compare.add_argument("data_dir", metavar="DATA_DIR", type=Path)
+    compare.add_argument(
+        "--backbones", required=True, metavar="A,B,...", help="names or model files, comma-separated"
+    )
+    compare.add_argument(
+        "--plans", metavar="P,Q,...", help="freeze plans to try for each backbone, e.g. all,none"
+    )
+    compare.add_argument(
+        "--baseline",
+        action="store_true",
+        help="add the first candidate trained from random weights, every layer trainable, same budget",
+    )
+    compare.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="folder for the runs and tables"
+    )
+    compare.add_argument("--json", action="store_true", help="print the table as JSON")
+    _add_training_options(compare)
+    _add_split_options(compare)
+    compare.set_defaults(handler=_cmd_compare)
+
+    runs = sub.add_parser(
+        "runs",
+        help="list a project's runs, or compare two of them",
+        description="List the runs of a project file (or of a folder of run folders) with their "
+        "status, backbone, data hash and test results; --diff A B shows two runs side by side: "
+        "the settings that differ, whether the data was the same, and every metric.",
+    )
+    runs.add_argument("source", metavar="PROJECT_OR_FOLDER", type=Path)
+    runs.add_argument(
+        "--diff", nargs=2, metavar=("A", "B"), help="two runs: numbers from the list or folder names"
+    )
+    runs.add_argument("--json", action="store_true", help="print JSON")
+    runs.set_defaults(handler=_cmd_runs)
 
     evaluate = sub.add_parser("evaluate", help="score an exported model on a labelled folder")
     evaluate.add_argument("model", metavar="MODEL", type=Path, help="a SavedModel folder or a run folder")
@@ -182,6 +157,79 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_cmd_demo)
     return parser
+
+
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by `train` and `compare`."""
+    p.add_argument(
+        "--weights",
+        default="imagenet",
+        metavar="imagenet|none|FILE",
+        help="backbone weights (default imagenet; none = from scratch, the baseline)",
+    )
+    p.add_argument("--image-size", type=int, metavar="N", help="square input size (default: the backbone's)")
+    p.add_argument("--epochs", type=int, default=20, metavar="N", help="phase 1 epochs (20)")
+    p.add_argument(
+        "--fine-tune-epochs",
+        type=int,
+        default=10,
+        metavar="N",
+        help="phase 2 epochs (10; 0 = no fine-tuning phase)",
+    )
+    p.add_argument(
+        "--fine-tune-lr-decay",
+        type=float,
+        default=0.5,
+        metavar="F",
+        help="phase 2: each lower block learns at F times the rate of the block above (0.5; 1 = same rate)",
+    )
+    p.add_argument(
+        "--fine-tune-blocks", type=int, default=2, metavar="N", help="top blocks unfrozen in phase 2 (2)"
+    )
+    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="(32)")
+    p.add_argument("--learning-rate", type=float, default=1e-3, metavar="X", help="phase 1 rate (0.001)")
+    p.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd", "rmsprop"])
+    p.add_argument(
+        "--freeze",
+        default="all",
+        metavar="PLAN",
+        help="all (default: feature extraction, then fine-tuning), none, top:N, first:P%%",
+    )
+    p.add_argument(
+        "--train-batchnorm",
+        action="store_true",
+        help="let BatchNorm layers train (default: frozen, in inference mode)",
+    )
+    p.add_argument("--dropout", type=float, default=0.2, metavar="F", help="head dropout (0.2)")
+    p.add_argument(
+        "--dense", default="", metavar="UNITS", help="extra dense layers in the head, e.g. 256,128 (none)"
+    )
+    p.add_argument("--no-augment", action="store_true", help="turn off flip/rotation augmentation")
+    p.add_argument("--no-flip", action="store_true", help="no horizontal flips (text, digits, maps)")
+    p.add_argument("--zoom", type=float, default=0.0, metavar="F", help="random zoom augmentation (0)")
+    p.add_argument(
+        "--contrast", type=float, default=0.0, metavar="F", help="random contrast augmentation (0)"
+    )
+    p.add_argument(
+        "--class-weights",
+        default="auto",
+        choices=["auto", "balanced", "none"],
+        help="auto: balanced weights when classes are imbalanced past 5:1",
+    )
+    p.add_argument("--patience", type=int, default=5, metavar="N", help="early stopping patience (5)")
+    p.add_argument("--cut-at", metavar="LAYER", help="model files: the layer whose output are the features")
+    p.add_argument(
+        "--preprocessing",
+        choices=["none", "unit", "tf", "caffe", "torch"],
+        help="override the input preprocessing (model files default to none: the model takes 0-255 pixels)",
+    )
+    p.add_argument("--manifest", type=Path, metavar="FILE", help="reuse a split manifest")
+    p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU)")
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="fit temperature scaling on the validation split and bake it into the export",
+    )
 
 
 def _add_scan_options(p: argparse.ArgumentParser) -> None:
@@ -360,6 +408,7 @@ def _settings_from_args(args: argparse.Namespace):
         val_fraction=args.val,
         test_fraction=args.test,
         mixed_precision=args.mixed_precision,
+        calibrate=args.calibrate,
     )
 
 
@@ -388,6 +437,90 @@ def _run_training(settings, data_dir: Path, out: Path, manifest: Path | None, wi
         signal.signal(signal.SIGINT, previous)
     code = {"completed": 0, "stopped": 130}.get(result.status, 1)
     return (code, result) if with_result else code
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    if not args.data_dir.is_dir():
+        return _fail("compare", f"{args.data_dir} is not a folder", 2)
+    _quiet_tensorflow()
+    from tlstudio.core.comparison import candidates_for, compare, format_table
+    from tlstudio.core.health import inspect_folder
+    from tlstudio.core.split import Manifest, SplitConfig, make_split
+    from tlstudio.progress import ProgressPrinter
+
+    backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
+    plans = [p.strip() for p in args.plans.split(",") if p.strip()] if args.plans else None
+    try:
+        args.backbone = backbones[0]
+        candidates = candidates_for(_settings_from_args(args), backbones, plans, args.baseline)
+        if args.manifest:
+            manifest = Manifest.load(args.manifest)
+        else:
+            report = inspect_folder(args.data_dir)
+            if not report.usable:
+                return _fail("compare", f"not usable: {report.problem}")
+            manifest = make_split(report.images, SplitConfig(args.val, args.test, args.seed))
+    except (ValueError, IndexError) as err:
+        return _fail("compare", str(err) or "give at least one backbone", 2)
+    for c in candidates:
+        print(f"· {c.name}", file=sys.stderr)
+    rows = compare(candidates, args.data_dir, manifest, args.out, on_event=ProgressPrinter())
+    if args.json:
+        print(json.dumps([{k: v for k, v in vars(r).items() if k != "history"} for r in rows], indent=2))
+    else:
+        print(format_table(rows))
+        print(f"\nRuns, comparison.csv and comparison.png (curves overlaid) in {args.out}")
+    return 0 if all(r.status == "completed" for r in rows) else 1
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from tlstudio.core.project import Project
+    from tlstudio.core.run_history import compare_runs, load_run, project_runs
+
+    if args.source.is_file():
+        try:
+            records = project_runs(Project.load(args.source).runs)
+        except ValueError as err:
+            return _fail("runs", str(err), 2)
+    elif args.source.is_dir():
+        records = [load_run(d) for d in sorted(args.source.iterdir()) if (d / "run.json").is_file()]
+    else:
+        return _fail("runs", f"{args.source} is neither a project file nor a folder", 2)
+    if not records:
+        return _fail("runs", f"no runs in {args.source}")
+    if args.diff:
+        by_key = {str(i): r for i, r in enumerate(records, start=1)} | {r.name: r for r in records}
+        missing = [k for k in args.diff if k not in by_key]
+        if missing:
+            return _fail("runs", f"no run {missing[0]} (give a number from the list or a folder name)", 2)
+        result = compare_runs(by_key[args.diff[0]], by_key[args.diff[1]])
+        if args.json:
+            print(json.dumps(result, indent=2, default=str))
+            return 0
+        a, b = result["runs"]
+        print(f"{a}  vs  {b}   (same data: {'yes' if result['same_data'] else 'NO'})\n")
+        print("Settings that differ:" if result["settings_diff"] else "Same settings.")
+        for row in result["settings_diff"]:
+            print(f"  {row['setting']:<32} {row[a]!s:>20}  {row[b]!s:>20}")
+        print("\nMetrics:")
+        for row in result["metrics"]:
+            print(f"  {row['metric']:<32} {_num(row[a]):>20}  {_num(row[b]):>20}")
+        return 0
+    if args.json:
+        print(json.dumps([vars(r) for r in records], indent=2, default=str))
+        return 0
+    print(f"{'#':>3}  {'run':<26} {'status':<10} {'backbone':<22} {'test acc':>8} {'macro F1':>8}  data")
+    for i, r in enumerate(records, start=1):
+        print(
+            f"{i:>3}  {r.name:<26} {r.status:<10} {Path(r.backbone).name[:22]:<22} "
+            f"{_num(r.metrics.get('test_accuracy')):>8} {_num(r.metrics.get('test_macro_f1')):>8}  "
+            f"{(r.manifest_fingerprint or '?')[:10]}"
+        )
+    return 0
+
+
+def _num(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else "—" if value is None else str(value)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:

@@ -164,7 +164,8 @@ def build_backbone(
 
     Args:
         spec: from ``resolve_backbone``.
-        weights: "imagenet", "none" or a weights file (Keras Applications only).
+        weights: "imagenet", "none" or a weights file (Keras Applications). For a model file,
+            "none" re-initialises its layers (the from-scratch baseline); anything else keeps its own.
         image_size: square input size; the spec's default when None.
         cut_at: for model files, the layer whose output becomes the features.
     """
@@ -187,8 +188,16 @@ def build_backbone(
             raise BackboneError(f"could not build {spec.name} with weights {weights}: {err}") from err
         return keras.Model(model.input, model.output, name="backbone")
     if spec.kind == "file":
-        return load_model_backbone(spec.source, cut_at=cut_at)
+        backbone = load_model_backbone(spec.source, cut_at=cut_at)
+        if _resolve_weights(weights) is None:  # the from-scratch baseline: same layers, fresh weights
+            backbone = keras.models.clone_model(backbone)
+            backbone.name = "backbone"
+        return backbone
     if spec.kind == "savedmodel":
+        if _resolve_weights(weights) is None:
+            raise BackboneError(
+                "a SavedModel / TF Hub backbone cannot be re-initialised: no from-scratch baseline for it"
+            )
         from tlstudio.core.savedmodel_backbone import savedmodel_backbone
 
         return savedmodel_backbone(spec.source, size)

@@ -21,6 +21,7 @@ from PIL import Image
 from tlstudio.core.dataset import in_folder
 from tlstudio.core.evaluation import Evaluation
 from tlstudio.core.pipeline import load_for_model
+from tlstudio.core.run_history import flatten
 
 ERRORS_SHOWN = 12
 
@@ -130,7 +131,7 @@ def write_report(
             parts += ["<h2>Learning curves</h2>", f"<img src='{_png(curves_figure(history['epochs']))}'>"]
         settings = _read_json(run_dir / "settings.json")
         if settings:
-            flat = _flatten(settings)
+            flat = flatten(settings)
             parts += ["<h2>Settings</h2>", _table(["setting", "value"], [[k, v] for k, v in flat.items()])]
     parts += [
         "<h2>Per class</h2>",
@@ -214,16 +215,6 @@ def _table(header: list[str], rows: list[list[object]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _flatten(data: dict[str, object], prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _read_json(path: Path) -> dict | None:

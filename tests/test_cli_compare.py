@@ -1,0 +1,79 @@
+"""`tlstudio compare`: candidates on one split, the from-scratch baseline, the table and files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tlstudio.cli import main
+from tlstudio.core.comparison import baseline_settings
+from tlstudio.core.settings import TrainSettings
+
+pytestmark = pytest.mark.slow
+
+
+def test_baseline_has_the_same_budget_from_random_weights():
+    s = TrainSettings(backbone="x", epochs=7, fine_tune_epochs=3)
+    b = baseline_settings(s)
+    assert (b.weights, b.freeze.preset, b.epochs, b.fine_tune_epochs) == ("none", "none", 10, 0)
+    assert b.freeze.train_batchnorm
+
+
+def test_compare_with_a_baseline_on_one_split(colour_data, tiny_backbone_file, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    code = main(
+        [
+            "compare",
+            str(colour_data),
+            "--backbones",
+            str(tiny_backbone_file),
+            "--plans",
+            "all,none",
+            "--baseline",
+            "--epochs",
+            "3",
+            "--fine-tune-epochs",
+            "0",
+            "--batch-size",
+            "8",
+            "--learning-rate",
+            "0.01",
+            "--no-augment",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "pretrained [all]" in text and "pretrained [none]" in text and "from scratch" in text
+    rows = json.loads((out / "comparison.json").read_text())
+    assert [r["status"] for r in rows] == ["completed"] * 3
+    assert all(r["test_accuracy"] is not None and r["latency_ms"] > 0 and r["model_mb"] > 0 for r in rows)
+    fingerprints = {
+        json.loads((out / r["run_dir"].split("/")[-1] / "run.json").read_text())["manifest_fingerprint"]
+        for r in rows
+    }
+    assert len(fingerprints) == 1  # the same split for everyone
+    scratch = json.loads((out / rows[2]["run_dir"].split("/")[-1] / "settings.json").read_text())
+    assert scratch["weights"] == "none" and scratch["freeze"]["preset"] == "none" and scratch["epochs"] == 3
+    assert (out / "comparison.csv").read_text().count("\n") == 4
+    assert (out / "comparison.png").stat().st_size > 1000
+
+
+def test_runs_lists_and_diffs_the_comparison_runs(colour_data, tiny_backbone_file, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    args = ["compare", str(colour_data), "--backbones", str(tiny_backbone_file), "--baseline"]
+    args += ["--epochs", "1", "--fine-tune-epochs", "0", "--batch-size", "8", "--out", str(out)]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(["runs", str(out)]) == 0
+    listing = capsys.readouterr().out
+    assert "01-pretrained" in listing and "02-pretrained-from-scratch" in listing
+    assert main(["runs", str(out), "--diff", "1", "2", "--json"]) == 0
+    diff = json.loads(capsys.readouterr().out)
+    changed = {row["setting"] for row in diff["settings_diff"]}
+    assert {"weights", "freeze.preset"} <= changed and "batch_size" not in changed
+    assert diff["same_data"] is True
+    assert "test_accuracy" in {row["metric"] for row in diff["metrics"]}
+    assert main(["runs", str(out), "--diff", "1", "9"]) == 2

@@ -1,0 +1,213 @@
+"""Did transfer help? Several runs on one split with the same settings, side by side.
+
+``compare`` trains each candidate (a backbone and/or freeze plan, or the from-scratch baseline) on
+the same manifest with the same settings and budget, then measures what a person choosing between
+them needs: test accuracy, macro F1, training time, model size, and inference latency per image on
+this machine (the exported SavedModel, batch of one, median of repeated calls).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import statistics
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tlstudio.core import events as ev
+from tlstudio.core.freezing import FreezePlan
+from tlstudio.core.settings import TrainSettings
+from tlstudio.core.split import Manifest
+
+LATENCY_CALLS = 20
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One contender: a name for the table and its settings."""
+
+    name: str
+    settings: TrainSettings
+
+
+@dataclass
+class ComparisonRow:
+    """What one candidate achieved."""
+
+    name: str
+    backbone: str
+    status: str
+    run_dir: str
+    test_accuracy: float | None = None
+    test_macro_f1: float | None = None
+    train_seconds: float = 0.0
+    model_mb: float | None = None
+    latency_ms: float | None = None
+    epochs: int = 0
+    error: str | None = None
+    history: list[dict[str, object]] = field(default_factory=list, repr=False)
+
+
+def baseline_settings(settings: TrainSettings) -> TrainSettings:
+    """The same architecture from random weights, every layer trained, the same epoch budget."""
+    return settings.but(
+        weights="none",
+        freeze=FreezePlan("none", train_batchnorm=True),
+        epochs=settings.epochs + settings.fine_tune_epochs,
+        fine_tune_epochs=0,
+    )
+
+
+def candidates_for(
+    base: TrainSettings,
+    backbones: list[str],
+    plans: list[str] | None = None,
+    baseline: bool = False,
+) -> list[Candidate]:
+    """Every backbone × freeze plan, then the baseline of the first backbone when asked."""
+    out = []
+    for backbone in backbones:
+        for plan in plans or [None]:
+            s = base.but(backbone=backbone)
+            name = Path(backbone).stem if os.sep in backbone or "." in backbone else backbone
+            if plan is not None:
+                s = s.but(freeze=FreezePlan.parse(plan))
+                name += f" [{plan}]"
+            out.append(Candidate(name, s))
+    if baseline and backbones:
+        first = out[0]
+        out.append(Candidate(f"{first.name} from scratch", baseline_settings(first.settings)))
+    return out
+
+
+def compare(
+    candidates: list[Candidate],
+    data_dir: str | os.PathLike[str],
+    manifest: Manifest,
+    out_dir: str | os.PathLike[str],
+    *,
+    on_event: ev.EventCallback | None = None,
+    stop_event: threading.Event | None = None,
+) -> list[ComparisonRow]:
+    """Train every candidate into ``out_dir/NN-name`` and write comparison.json / .csv / .png."""
+    from tlstudio.core.training import TrainingSession
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest.save(out_dir / "manifest.csv")
+    rows = []
+    for i, candidate in enumerate(candidates, start=1):
+        if stop_event is not None and stop_event.is_set():
+            break
+        run_dir = out_dir / f"{i:02d}-{_slug(candidate.name)}"
+        started = time.perf_counter()
+        result = TrainingSession(
+            candidate.settings, data_dir, run_dir, manifest=manifest, on_event=on_event, stop_event=stop_event
+        ).run()
+        seconds = time.perf_counter() - started
+        history = _read_json(run_dir / "history.json", {}).get("epochs", [])
+        row = ComparisonRow(
+            name=candidate.name,
+            backbone=candidate.settings.backbone,
+            status=result.status,
+            run_dir=str(run_dir),
+            test_accuracy=result.metrics.get("test_accuracy"),
+            test_macro_f1=result.metrics.get("test_macro_f1"),
+            train_seconds=round(seconds, 2),
+            epochs=len(history),
+            error=result.error,
+            history=history,
+        )
+        if result.export_dir is not None:
+            row.model_mb = round(_size(run_dir / "saved_model") / 1e6, 3)
+            row.latency_ms = round(latency_ms(run_dir), 3)
+        rows.append(row)
+        _write(out_dir, rows)
+    return rows
+
+
+def latency_ms(run_dir: str | os.PathLike[str], calls: int = LATENCY_CALLS) -> float:
+    """Median milliseconds per image of the exported SavedModel, batch of one, after a warm-up."""
+    import tensorflow as tf
+
+    from tlstudio.core.evaluation import load_exported
+
+    model = load_exported(run_dir)
+    image = tf.constant(np.random.default_rng(0).integers(0, 256, (1, model.image_size, model.image_size, 3)))
+    image = tf.cast(image, tf.float32)
+    for _ in range(3):
+        model._signature(images=image)
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        model._signature(images=image)["output_0"].numpy()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def format_table(rows: list[ComparisonRow]) -> str:
+    """The comparison as an aligned text table."""
+
+    def fmt(v, spec):
+        return "—" if v is None else format(v, spec)
+
+    width = max([len(r.name) for r in rows] + [9])
+    lines = [
+        f"{'candidate':<{width}}  {'status':<9} {'test acc':>8} {'macro F1':>8} {'train s':>8} "
+        f"{'epochs':>6} {'size MB':>8} {'ms/image':>8}"
+    ]
+    for r in rows:
+        lines.append(
+            f"{r.name:<{width}}  {r.status:<9} {fmt(r.test_accuracy, '.3f'):>8} "
+            f"{fmt(r.test_macro_f1, '.3f'):>8} {r.train_seconds:>8.1f} {r.epochs:>6} "
+            f"{fmt(r.model_mb, '.2f'):>8} {fmt(r.latency_ms, '.2f'):>8}"
+        )
+    return "\n".join(lines)
+
+
+def curves_figure(rows: list[ComparisonRow]):
+    """Validation accuracy and loss per epoch of every candidate, overlaid."""
+    from tlstudio.core.report import _figure
+
+    fig = _figure(9, 3.4)
+    for i, metric in enumerate(("val_accuracy", "val_loss")):
+        ax = fig.add_subplot(1, 2, i + 1)
+        for r in rows:
+            values = [e.get(metric) for e in r.history]
+            if any(v is not None for v in values):
+                ax.plot(range(1, len(values) + 1), values, label=r.name)
+        ax.set(xlabel="epoch", title=metric.replace("_", " "))
+        ax.legend(fontsize=8)
+    return fig
+
+
+def _write(out_dir: Path, rows: list[ComparisonRow]) -> None:
+    data = [{k: v for k, v in asdict(r).items() if k != "history"} for r in rows]
+    tmp = out_dir / ".comparison.json.tmp"
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, out_dir / "comparison.json")
+    with open(out_dir / "comparison.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(data[0]))
+        writer.writeheader()
+        writer.writerows(data)
+    curves_figure(rows).savefig(out_dir / "comparison.png")
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text).strip("-")[:40] or "run"
+
+
+def _read_json(path: Path, default):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return default
