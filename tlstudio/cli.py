@@ -205,6 +205,12 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
         "--dense", default="", metavar="UNITS", help="extra dense layers in the head, e.g. 256,128 (none)"
     )
     p.add_argument("--no-augment", action="store_true", help="turn off flip/rotation augmentation")
+    p.add_argument(
+        "--no-feature-cache",
+        action="store_true",
+        help="recompute the frozen backbone every epoch (default: with the backbone frozen and no "
+        "augmentation, its features are computed once and cached in the run folder)",
+    )
     p.add_argument("--no-flip", action="store_true", help="no horizontal flips (text, digits, maps)")
     p.add_argument("--zoom", type=float, default=0.0, metavar="F", help="random zoom augmentation (0)")
     p.add_argument(
@@ -225,6 +231,12 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--manifest", type=Path, metavar="FILE", help="reuse a split manifest")
     p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU)")
+    p.add_argument(
+        "--strategy",
+        default="default",
+        choices=["default", "mirrored"],
+        help="mirrored: data-parallel over every local GPU (tf.distribute.MirroredStrategy)",
+    )
     p.add_argument(
         "--calibrate",
         action="store_true",
@@ -363,9 +375,12 @@ def _train_project(args: argparse.Namespace) -> int:
     if not project.settings.backbone:
         return _fail("train", "the project has no backbone chosen yet", 2)
     _quiet_tensorflow()
+    settings = (
+        project.settings if args.strategy == "default" else project.settings.but(strategy=args.strategy)
+    )
     out = args.out or project.new_run_dir()
     manifest = project.manifest_path if project.manifest_path and project.manifest_path.is_file() else None
-    code, result = _run_training(project.settings, Path(project.data_dir), out, manifest, with_result=True)
+    code, result = _run_training(settings, Path(project.data_dir), out, manifest, with_result=True)
     if result is not None:
         project = Project.load(args.project)  # the app may have saved meanwhile: add to the latest
         project.record_run(out, result.status, result.metrics)
@@ -409,6 +424,8 @@ def _settings_from_args(args: argparse.Namespace):
         test_fraction=args.test,
         mixed_precision=args.mixed_precision,
         calibrate=args.calibrate,
+        feature_cache=not args.no_feature_cache,
+        strategy=args.strategy,
     )
 
 

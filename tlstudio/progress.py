@@ -40,7 +40,8 @@ class ProgressPrinter:
         self._phase_end = e.first_epoch + e.epochs
         self._print(
             f"\nPhase '{e.phase}': {e.description}; learning rate {e.learning_rate:g}; "
-            f"{e.trainable_params:,} trainable / {e.frozen_params:,} frozen parameters"
+            f"{e.trainable_params:,} trainable / {e.frozen_params:,} frozen parameters; "
+            + ("cached backbone features (computed once)" if e.uses_feature_cache else "full pipeline")
         )
 
     def _on_BatchEnded(self, e: ev.BatchEnded) -> None:

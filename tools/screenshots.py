@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SIZES = ((1280, 800), (1920, 1080))
-PANELS = {0: "start", 1: "data", 2: "backbone", 3: "layers", 4: "train", 5: "export"}
+PANELS = {0: "start", 1: "data", 2: "backbone", 3: "layers", 4: "train", 5: "export", 6: "evaluate"}
 
 
 def main() -> None:
@@ -83,6 +83,20 @@ def main() -> None:
     wait(lambda: not window.train.is_running())
     window.export.export_to(str(work / "exported"))
     wait(lambda: not window.export.task.is_running())
+    evaluate = window.evaluate
+    worst = max(
+        (
+            (i, j)
+            for i in range(evaluate.confusion.rowCount())
+            for j in range(evaluate.confusion.rowCount())
+            if i != j
+        ),
+        key=lambda ij: evaluate.confusion.matrix[ij[0]][ij[1]],
+    )
+    evaluate.matrix.clicked.emit(evaluate.confusion.index(*worst))  # the most common confusion
+    evaluate.gallery.setCurrentIndex(evaluate.gallery_model.index(0))
+    evaluate.cam_button.click()
+    wait(lambda: not evaluate.task.is_running())
     for row, name in PANELS.items():
         if name in ("backbone",):
             continue

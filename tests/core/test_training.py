@@ -284,3 +284,34 @@ def test_temperature_scaling_is_fitted_on_val_and_carried_into_the_export(
     np.testing.assert_allclose(exported, apply_temperature(raw, t), atol=1e-4)
     meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
     assert meta["metrics"]["temperature"] == pytest.approx(t)
+
+
+def test_frozen_backbone_trains_on_cached_features_with_the_same_result(
+    colour_data, tiny_backbone_file, tmp_path
+):
+    s = settings_for(tiny_backbone_file, epochs=8, fine_tune_epochs=1, early_stopping_patience=8)
+    runs = {}
+    for cache in (True, False):
+        rec = Recorder()
+        result = TrainingSession(
+            s.but(feature_cache=cache), colour_data, tmp_path / str(cache), on_event=rec
+        ).run()
+        assert result.status == "completed", result.error
+        runs[cache] = (result, [p.uses_feature_cache for p in rec.of(ev.PhaseStarted)])
+    assert runs[True][1] == [True, False]  # the head phase on cached features, fine-tuning on pixels
+    assert runs[False][1] == [False, False]
+    cached = list((tmp_path / "True" / "features").glob("*/train.npz"))
+    assert len(cached) == 1
+    with np.load(cached[0]) as saved:
+        assert saved["features"].shape == (
+            len(Manifest.load(tmp_path / "True" / "manifest.csv").subset("train")),
+            16,
+        )
+    a, b = runs[True][0].metrics, runs[False][0].metrics
+    assert a["test_accuracy"] >= 0.8 and b["test_accuracy"] >= 0.8
+    assert abs(a["test_accuracy"] - b["test_accuracy"]) <= 0.2
+    # augmentation on: the full pipeline, automatically
+    rec = Recorder()
+    aug = s.but(epochs=1, fine_tune_epochs=0, augmentation=Augmentation(flip=True))
+    assert TrainingSession(aug, colour_data, tmp_path / "aug", on_event=rec).run().status == "completed"
+    assert [p.uses_feature_cache for p in rec.of(ev.PhaseStarted)] == [False]

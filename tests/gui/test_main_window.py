@@ -66,6 +66,10 @@ def test_workflow_freeze_train_stop_export(window, qtbot, tmp_path, colour_data,
     project = Project.load(tmp_path / "p.tlstudio.json")
     assert project.runs[-1]["status"] == "completed"
     assert project.settings.freeze.preset == "custom"
+    assert window.evaluate.runs.rowCount() == 1  # the Evaluate panel shows the new run and its metrics
+    assert (
+        window.evaluate.confusion.rowCount() == 3 and "Test accuracy" in window.evaluate.summary.toPlainText()
+    )
 
     # stop mid-run: the best weights so far are kept and exported
     train.epochs.setValue(200)

@@ -81,6 +81,8 @@ class TrainSettings:
     test_fraction: float = 0.15
     cache: str = "auto"
     mixed_precision: bool = False
+    feature_cache: bool = True  # frozen backbone, no augmentation: compute its features once
+    strategy: str = "default"  # "default" (one device) or "mirrored" (every local GPU)
     calibrate: bool = False  # temperature scaling fitted on the validation split, baked into the export
 
     def __post_init__(self) -> None:
@@ -91,6 +93,8 @@ class TrainSettings:
         for name in ("batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy '{self.strategy}' (choose from {', '.join(STRATEGIES)})")
         if self.learning_rate <= 0:
             raise ValueError("learning_rate must be positive")
 
@@ -129,6 +133,7 @@ class TrainSettings:
 
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+STRATEGIES = ("default", "mirrored")
 
 
 def make_optimizer(name: str, learning_rate: float):

@@ -140,7 +140,7 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.best = float(value)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(".tmp-" + self.path.name)
-        self.model.save_weights(tmp)
+        self.session.model.save_weights(tmp)  # the whole classifier, also while a head-only model trains
         os.replace(tmp, self.path)
         self.session.best_epoch = epoch
         self.session.emit(ev.CheckpointSaved(str(self.path), epoch, self.monitor, self.best))
@@ -174,6 +174,7 @@ class TrainingSession:
         self.model: TransferModel | None = None
         self.manifest: Manifest | None = None  # set once the run has its split
         self.image_size: int | None = None
+        self.strategy = None  # a tf.distribute strategy when one is used
 
     # -- reporting -------------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
@@ -192,6 +193,7 @@ class TrainingSession:
         started = time.time()
         policy = keras.config.dtype_policy()
         try:
+            self.strategy = make_strategy(self.settings.strategy)
             if self.settings.mixed_precision:
                 keras.mixed_precision.set_dtype_policy("mixed_float16")
             return self._run(started)
@@ -209,19 +211,21 @@ class TrainingSession:
         manifest = self._manifest()
         classes = manifest.classes
         spec = resolve_backbone(s.backbone)
-        backbone = build_backbone(spec, weights=s.weights, image_size=s.image_size, cut_at=s.cut_at)
+        with self._scope():
+            backbone = build_backbone(spec, weights=s.weights, image_size=s.image_size, cut_at=s.cut_at)
         size = s.image_size or input_size_of(backbone) or spec.default_size
         if spec.kind == "file" and s.image_size and input_size_of(backbone) not in (None, s.image_size):
             raise TrainingError(
                 f"{spec.source} takes {input_size_of(backbone)} px images, not {s.image_size}"
             )
-        model = build_classifier(
-            backbone,
-            len(classes),
-            size,
-            preprocessing=s.preprocessing or spec.preprocessing,
-            head=s.head,
-        )
+        with self._scope():
+            model = build_classifier(
+                backbone,
+                len(classes),
+                size,
+                preprocessing=s.preprocessing or spec.preprocessing,
+                head=s.head,
+            )
         self.model = model
         train, val, test = (manifest.subset(x) for x in ("train", "val", "test"))
         if not train:
@@ -263,14 +267,19 @@ class TrainingSession:
         epoch = 0
         for phase, plan, lr, epochs in phases:
             summary = apply_freeze_plan(model, plan)
-            model.compile(
-                optimizer=make_optimizer(s.optimizer, lr),
-                loss="sparse_categorical_crossentropy",
-                metrics=["accuracy"],
-            )
-            multipliers = variable_multipliers(model, plan)
-            if any(m != 1.0 for m in multipliers.values()):
-                model.set_lr_multipliers(lambda var, m=multipliers: m.get(id(var), 1.0))
+            cached = self._feature_cache_applies(plan)
+            fit_model, fit_train, fit_val = model, train_ds, val_ds
+            if cached:
+                fit_model, fit_train, fit_val = self._head_on_cached_features(model, train, val)
+            with self._scope():
+                fit_model.compile(
+                    optimizer=make_optimizer(s.optimizer, lr),
+                    loss="sparse_categorical_crossentropy",
+                    metrics=["accuracy"],
+                )
+                multipliers = variable_multipliers(model, plan)
+                if not cached and any(m != 1.0 for m in multipliers.values()):
+                    model.set_lr_multipliers(lambda var, m=multipliers: m.get(id(var), 1.0))
             self.emit(
                 ev.PhaseStarted(
                     phase,
@@ -281,6 +290,7 @@ class TrainingSession:
                     summary.model_trainable,
                     summary.model_frozen,
                     steps,
+                    cached,
                 )
             )
             checkpoint = BestCheckpoint(self, self.checkpoint, monitor, best)
@@ -292,9 +302,9 @@ class TrainingSession:
                 ),
             ]
             with _unknown_length_ok():
-                model.fit(
-                    train_ds,
-                    validation_data=val_ds,
+                fit_model.fit(
+                    fit_train,
+                    validation_data=fit_val,
                     epochs=epoch + epochs,
                     initial_epoch=epoch,
                     class_weight=class_weight,
@@ -306,6 +316,86 @@ class TrainingSession:
             if self.checkpoint.is_file():
                 model.load_weights(self.checkpoint)
         return self._complete(model, started, "completed")
+
+    def _scope(self):
+        """The distribution strategy's scope (variables are created and mirrored there), if any."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+    # -- frozen-feature cache ------------------------------------------------------------------------
+    def _feature_cache_applies(self, plan: FreezePlan) -> bool:
+        """A fully frozen backbone (BatchNorm included) and no augmentation: the backbone computes the
+        same features for an image every epoch, so they are computed once."""
+        s = self.settings
+        return (
+            s.feature_cache and plan.preset == "all" and not s.augmentation.active and self.strategy is None
+        )
+
+    def _head_on_cached_features(self, model: TransferModel, train, val):
+        """A model of the head layers alone (shared with ``model``) and datasets of cached features."""
+        names = [layer.name for layer in model.layers]
+        cut = next((n for n in ("head_pool", "head_flatten") if n in names), "backbone")
+        position = names.index(cut)
+        x = pixels = keras.Input(model.inputs[0].shape[1:])
+        for layer in model.layers[1 : position + 1]:  # the classifier is a chain: re-apply its layers
+            x = layer(x)
+        extractor = keras.Model(pixels, x)
+        key = self._feature_key()
+        folder = self.run_dir / "features" / key
+        arrays = {}
+        for split, entries in (("train", train), ("val", val)):
+            if entries:
+                arrays[split] = self._features(extractor, entries, folder / f"{split}.npz")
+        inputs = keras.Input(arrays["train"][0].shape[1:], name="features")
+        x = inputs
+        for layer in model.layers[position + 1 :]:
+            x = layer(x)
+        head = keras.Model(inputs, x, name="head_on_cached_features")
+        s = self.settings
+        x_train, y_train = arrays["train"]
+        train_ds = (
+            tf.data.Dataset.from_tensor_slices((x_train, y_train))
+            .shuffle(len(y_train), seed=s.seed, reshuffle_each_iteration=True)
+            .batch(s.batch_size)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+        val_ds = (
+            tf.data.Dataset.from_tensor_slices(arrays["val"]).batch(s.batch_size) if "val" in arrays else None
+        )
+        return head, train_ds, val_ds
+
+    def _feature_key(self) -> str:
+        """What the features depend on: the data, the backbone and its weights, size, preprocessing."""
+        import hashlib
+
+        s = self.settings
+        parts = [
+            self.manifest.fingerprint(),
+            s.backbone,
+            s.weights,
+            str(self.image_size),
+            str(s.preprocessing),
+        ]
+        parts.append(str(s.cut_at))
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+    def _features(self, extractor: keras.Model, entries, path: Path) -> tuple[np.ndarray, np.ndarray]:
+        if path.is_file():
+            with np.load(path) as saved:
+                return saved["features"], saved["labels"]
+        ds = make_dataset(entries, cache="none", **self._dataset_args())
+        features, labels = [], []
+        for x, y in ds:
+            if self.stop_event.is_set():
+                raise StopRequested()
+            features.append(np.asarray(extractor.predict_on_batch(x), dtype=np.float32))
+            labels.append(y.numpy())
+        out = np.concatenate(features), np.concatenate(labels)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(".tmp-" + path.name)
+        with open(tmp, "wb") as f:
+            np.savez(f, features=out[0], labels=out[1])
+        os.replace(tmp, path)
+        return out
 
     # -- endings -----------------------------------------------------------------------------------
     def _complete(self, model, started: float, status: str) -> RunResult:
@@ -365,8 +455,13 @@ class TrainingSession:
     def _evaluate(self, model, entries):
         from tlstudio.core.evaluation import evaluate_items
 
+        def predict(x):
+            if self.strategy is not None:  # predict_on_batch would split the batch over the replicas
+                return np.asarray(model(x.astype(np.float32), training=False))
+            return model.predict_on_batch(x.astype(np.float32))
+
         return evaluate_items(
-            lambda x: model.predict_on_batch(x.astype(np.float32)),
+            predict,
             self.manifest.classes,
             self.image_size,
             self.data_dir,
@@ -519,6 +614,20 @@ class TrainingSession:
         if not arrays:
             arrays = [np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)]
         return np.stack(arrays)
+
+
+def make_strategy(name: str):
+    """None for one device, or MirroredStrategy over the local GPUs (else the logical CPUs).
+
+    MultiWorkerMirroredStrategy is not offered: ``fit`` in Keras 3 fails under it (PerReplica
+    inputs reach a tensor conversion; keras-team/keras#20585), which we reproduced with two workers."""
+    if name == "default":
+        return None
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    raise TrainingError(f"unknown strategy {name}")
 
 
 @contextlib.contextmanager

@@ -25,16 +25,18 @@ from PySide6.QtWidgets import (
 )
 
 from tlstudio.core.project import SUFFIX, Project
+from tlstudio.core.run_history import project_runs
 from tlstudio.core.settings import Augmentation
 from tlstudio.core.split import SplitConfig, make_split
 from tlstudio.gui.backbone_panel import BackbonePanel
 from tlstudio.gui.data_panel import DataPanel
+from tlstudio.gui.evaluate_panel import EvaluatePanel
 from tlstudio.gui.export_panel import ExportPanel
 from tlstudio.gui.layers_panel import LayersPanel
 from tlstudio.gui.train_panel import TrainPanel
 from tlstudio.gui.worker import Task
 
-PANELS = ("Start", "1  Data", "2  Backbone", "3  Layers", "4  Train", "5  Export")
+PANELS = ("Start", "1  Data", "2  Backbone", "3  Layers", "4  Train", "5  Export", "6  Evaluate")
 MAX_RECENT = 8
 
 
@@ -93,11 +95,20 @@ class MainWindow(QMainWindow):
         self.layers = LayersPanel()
         self.train = TrainPanel()
         self.export = ExportPanel()
+        self.evaluate = EvaluatePanel()
         self.nav = QListWidget()
         self.nav.addItems(PANELS)
         self.nav.setFixedWidth(150)
         self.stack = QStackedWidget()
-        for panel in (self.start_page, self.data, self.backbone, self.layers, self.train, self.export):
+        for panel in (
+            self.start_page,
+            self.data,
+            self.backbone,
+            self.layers,
+            self.train,
+            self.export,
+            self.evaluate,
+        ):
             self.stack.addWidget(panel)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
         central = QWidget()
@@ -122,6 +133,8 @@ class MainWindow(QMainWindow):
         self.layers.plan_changed.connect(lambda plan, head: self._settings_changed())
         self.train.start_requested.connect(self.start_training)
         self.train.finished.connect(self._training_finished)
+        self.evaluate.baseline_requested.connect(lambda: self.start_training(baseline=True))
+        self.evaluate.clone_requested.connect(self.clone_settings)
         self._make_menus()
         self.start_page.show_recent(self.recent_projects())
         self.nav.setCurrentRow(0)
@@ -167,7 +180,7 @@ class MainWindow(QMainWindow):
             go.addAction(action)
         run = self.menuBar().addMenu("&Training")
         for text, key, slot in (
-            ("Start", "Ctrl+Return", self.start_training),
+            ("Start", "Ctrl+Return", lambda: self.start_training()),
             ("Stop", "Ctrl+.", self.train.request_stop),
         ):
             action = QAction(text, self, shortcut=QKeySequence(key))
@@ -234,8 +247,22 @@ class MainWindow(QMainWindow):
             self.export.show_run(
                 Path(str(last["run_dir"])), str(last["status"]), dict(last.get("metrics") or {})
             )
+        self.show_runs()
         if project.path is not None:
             self._remember(str(project.path))
+
+    def show_runs(self) -> None:
+        """Refresh the Evaluate panel's run history from the project."""
+        self.evaluate.show_runs(
+            project_runs(self.project.runs), self.project.data_dir, self.project.manifest_path
+        )
+
+    def clone_settings(self, settings) -> None:
+        """Take a past run's settings as the current ones, then go to the Train panel."""
+        self.project.settings = settings
+        self.set_project(self.project)
+        self.save_project()
+        self.nav.setCurrentRow(4)
 
     def save_project(self) -> None:
         """Write the project file now (no-op for an unsaved project)."""
@@ -301,8 +328,9 @@ class MainWindow(QMainWindow):
         self._settings_changed()
 
     # -- training ----------------------------------------------------------------------------------
-    def start_training(self) -> None:
-        """Check that data and backbone are set, then run in the Train panel."""
+    def start_training(self, baseline: bool = False) -> None:
+        """Check that data and backbone are set, then run in the Train panel (``baseline``: the same
+        settings from random weights, every layer trained, the same epoch budget)."""
         if self.train.is_running():
             return
         problems = []
@@ -315,6 +343,10 @@ class MainWindow(QMainWindow):
             return
         settings = self.current_settings()
         self.project.settings = settings
+        if baseline:
+            from tlstudio.core.comparison import baseline_settings
+
+            settings = baseline_settings(settings)
         run_dir = self.project.new_run_dir()
         self.save_project()
         self.nav.setCurrentRow(4)
@@ -330,6 +362,7 @@ class MainWindow(QMainWindow):
         self.project.record_run(result.run_dir, result.status, result.metrics)
         self.save_project()
         self.export.show_run(result.run_dir, result.status, result.metrics)
+        self.show_runs()
         if result.status == "failed":  # not modal: the window stays usable (and testable)
             self.error_box = QMessageBox(
                 QMessageBox.Icon.Warning,
@@ -354,7 +387,7 @@ class MainWindow(QMainWindow):
             deadline = time.monotonic() + 10
             while self.train.is_running() and time.monotonic() < deadline:  # deliver the run's result
                 QCoreApplication.processEvents()
-        for task in (self.loader, self.data.task, self.layers.task, self.export.task):
+        for task in (self.loader, self.data.task, self.layers.task, self.export.task, self.evaluate.task):
             if task is not None:
                 task.wait()
         self.save_project()

@@ -114,6 +114,24 @@ class TrainPanel(QWidget):
         form.addRow("Rotation", self.rotation)
         form.addRow("Zoom", self.zoom)
         form.addRow("", self.mixed)
+        self.mirrored = QCheckBox("Use every GPU (MirroredStrategy)")
+        self.mirrored.setToolTip(
+            "Data-parallel training over all local GPUs; the batch is split between them"
+        )
+        form.addRow("", self.mirrored)
+        self.calibrate = QCheckBox("Calibrate confidences")
+        self.calibrate.setToolTip(
+            "Temperature scaling fitted on the validation split, baked into the export: the predicted "
+            "class stays the same, the probabilities become honest"
+        )
+        form.addRow("", self.calibrate)
+        self.feature_cache = QCheckBox("Cache frozen-backbone features")
+        self.feature_cache.setChecked(True)
+        self.feature_cache.setToolTip(
+            "With the backbone frozen and augmentation off, compute its features once and train the head on "
+            "them: epochs after the first are many times faster"
+        )
+        form.addRow("", self.feature_cache)
         settings_box = QGroupBox("Settings")
         settings_box.setLayout(form)
 
@@ -169,6 +187,9 @@ class TrainPanel(QWidget):
                 flip=self.flip.isChecked(), rotation=self.rotation.value(), zoom=self.zoom.value()
             ),
             mixed_precision=self.mixed.isChecked(),
+            strategy="mirrored" if self.mirrored.isChecked() else "default",
+            calibrate=self.calibrate.isChecked(),
+            feature_cache=self.feature_cache.isChecked(),
         )
 
     def show_settings(self, s: TrainSettings) -> None:
@@ -185,6 +206,9 @@ class TrainPanel(QWidget):
         self.rotation.setValue(s.augmentation.rotation)
         self.zoom.setValue(s.augmentation.zoom)
         self.mixed.setChecked(s.mixed_precision)
+        self.mirrored.setChecked(s.strategy == "mirrored")
+        self.calibrate.setChecked(s.calibrate)
+        self.feature_cache.setChecked(s.feature_cache)
 
     # -- running -------------------------------------------------------------------------------------
     def run(self, settings: TrainSettings, data_dir: str, run_dir: Path, manifest=None) -> None:
@@ -230,7 +254,12 @@ class TrainPanel(QWidget):
             self._phase_end = event.first_epoch + event.epochs
             self.curves.add_phase(event.first_epoch, event.phase)
             self.phase.setText(
-                f"Phase '{event.phase}': {event.description}, learning rate {event.learning_rate:g}"
+                f"Phase '{event.phase}': {event.description}, learning rate {event.learning_rate:g} — "
+                + (
+                    "cached backbone features (computed once)"
+                    if event.uses_feature_cache
+                    else "full pipeline"
+                )
             )
             self.progress.setMaximum(event.steps_per_epoch)
         elif isinstance(event, ev.BatchEnded):

@@ -1,0 +1,131 @@
+"""The Evaluate panel: confusion-matrix cell → gallery, move to class with undo, Grad-CAM, runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+from tlstudio.core.evaluation import summarize_predictions
+from tlstudio.core.health import inspect_folder
+from tlstudio.core.model import build_classifier
+from tlstudio.core.run_history import load_run
+from tlstudio.core.split import Manifest, SplitConfig, make_split
+from tlstudio.gui.evaluate_panel import EvaluatePanel
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def run(tmp_path, colour_data):
+    """A data copy, its manifest, and a run folder whose evaluation has known confusions."""
+    data = tmp_path / "data"
+    shutil.copytree(colour_data, data)
+    report = inspect_folder(data)
+    manifest = make_split(report.images, SplitConfig(0.0, 0.5, 1))
+    manifest_path = tmp_path / "p.tlstudio.manifest.csv"
+    manifest.save(manifest_path)
+    test = manifest.subset("test")
+    labels = manifest.classes
+    y = np.array([labels.index(e.label) for e in test])
+    pred = y.copy()
+    pred[::3] = (y[::3] + 1) % 3  # every third image confused with the next class
+    probs = np.full((len(y), 3), 0.1)
+    probs[np.arange(len(y)), pred] = 0.8
+    evaluation = summarize_predictions(labels, y, probs, [e.path for e in test])
+    run_dir = tmp_path / "runs" / "run-1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "evaluation.json").write_text(json.dumps(evaluation.to_dict(with_predictions=True)))
+    (run_dir / "run.json").write_text(json.dumps({"status": "completed", "manifest_fingerprint": "abc"}))
+    (run_dir / "settings.json").write_text(json.dumps({"backbone": "x.keras", "weights": "imagenet"}))
+    (run_dir / "labels.txt").write_text("\n".join(labels) + "\n")
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
+    build_classifier(keras.Model(inputs, x, name="backbone"), 3, 32).save(run_dir / "model.keras")
+    return data, manifest_path, run_dir, evaluation
+
+
+def test_clicking_a_cell_shows_exactly_its_images(qtbot, run):
+    data, manifest_path, run_dir, evaluation = run
+    panel = EvaluatePanel()
+    qtbot.addWidget(panel)
+    panel.show_runs([load_run(run_dir)], str(data), manifest_path)
+    assert panel.confusion.rowCount() == 3 and "Test accuracy" in panel.summary.toPlainText()
+    labels = evaluation.labels
+    for i, j in ((0, 1), (1, 1), (2, 0)):
+        panel.matrix.clicked.emit(panel.confusion.index(i, j))
+        shown = sorted(item["path"] for item in panel.gallery_model.items)
+        assert shown == sorted(p["path"] for p in evaluation.cell(labels[i], labels[j]))
+        assert len(shown) == evaluation.confusion_matrix[i][j]
+    panel.show_errors()  # most confidently wrong: only errors
+    assert len(panel.gallery_model.items) == len(evaluation.errors())
+    assert panel.gallery_model.data(panel.gallery_model.index(0)) is not None
+
+
+def test_move_to_class_updates_folder_and_manifest_and_undoes(qtbot, run):
+    data, manifest_path, run_dir, _ = run
+    panel = EvaluatePanel()
+    qtbot.addWidget(panel)
+    panel.show_runs([load_run(run_dir)], str(data), manifest_path)
+    panel.matrix.clicked.emit(panel.confusion.index(0, 1))  # true blue, predicted green
+    panel.gallery.setCurrentIndex(panel.gallery_model.index(0))
+    item = panel.gallery_model.items[0]
+    old = item["path"]
+    before = {e.path: e for e in Manifest.load(manifest_path).entries}[old]
+    panel.move_current("green")
+    new = item["path"]
+    assert new.startswith("green/") and (data / new).is_file() and not (data / old).exists()
+    entry = {e.path: e for e in Manifest.load(manifest_path).entries}[new]
+    assert entry.label == "green" and entry.split == before.split and entry.sha256 == before.sha256
+    assert old not in {e.path for e in Manifest.load(manifest_path).entries}
+    assert panel.undo_button.isEnabled()
+    panel.undo_button.click()
+    assert (data / old).is_file() and not (data / new).exists()
+    assert {e.path: e for e in Manifest.load(manifest_path).entries}[old] == before
+    assert not panel.undo_button.isEnabled()
+
+
+def test_grad_cam_of_the_selected_image(qtbot, run):
+    data, manifest_path, run_dir, _ = run
+    panel = EvaluatePanel()
+    qtbot.addWidget(panel)
+    panel.show_runs([load_run(run_dir)], str(data), manifest_path)
+    panel.gallery.setCurrentIndex(panel.gallery_model.index(0))
+    panel.cam_button.click()
+    qtbot.waitUntil(lambda: not panel.task.is_running(), timeout=60_000)
+    qtbot.waitUntil(
+        lambda: panel.preview.pixmap() is not None and not panel.preview.pixmap().isNull(), timeout=5000
+    )
+    assert panel.preview.pixmap().width() == 256
+
+
+def test_two_runs_compared_side_by_side_and_cloned(qtbot, run, tmp_path):
+    data, manifest_path, run_dir, _ = run
+    other = run_dir.parent / "run-2"
+    shutil.copytree(run_dir, other)
+    (other / "settings.json").write_text(json.dumps({"backbone": "x.keras", "weights": "none"}))
+    panel = EvaluatePanel()
+    qtbot.addWidget(panel)
+    panel.show_runs([load_run(run_dir), load_run(other)], str(data), manifest_path)
+    panel.runs.selectAll()
+    assert panel.compare_button.isEnabled()
+    panel.compare_button.click()
+    text = panel.summary.toPlainText()
+    assert "weights" in text and "imagenet" in text and "none" in text and "Same data: yes" in text
+    panel.runs.selectRow(0)
+    with qtbot.waitSignal(panel.clone_requested) as signal:
+        panel.clone_button.click()
+    assert signal.args[0].backbone == "x.keras" and signal.args[0].weights == "imagenet"
+
+
+def test_matrix_and_gallery_models_pass_qt_model_tester(qtbot, run, qtmodeltester):
+    data, manifest_path, run_dir, _ = run
+    panel = EvaluatePanel()
+    qtbot.addWidget(panel)
+    panel.show_runs([load_run(run_dir)], str(data), manifest_path)
+    qtmodeltester.check(panel.confusion)
+    qtmodeltester.check(panel.gallery_model)
