@@ -129,3 +129,16 @@ def test_matrix_and_gallery_models_pass_qt_model_tester(qtbot, run, qtmodelteste
     panel.show_runs([load_run(run_dir)], str(data), manifest_path)
     qtmodeltester.check(panel.confusion)
     qtmodeltester.check(panel.gallery_model)
+
+
+def test_train_panel_carries_calibration_strategy_and_cache_settings(qtbot):
+    from tlstudio.core.settings import TrainSettings
+    from tlstudio.gui.train_panel import TrainPanel
+
+    panel = TrainPanel()
+    qtbot.addWidget(panel)
+    s = TrainSettings(backbone="x", calibrate=True, strategy="mirrored", feature_cache=False)
+    panel.show_settings(s)
+    back = panel.apply_to(TrainSettings(backbone="x"))
+    assert (back.calibrate, back.strategy, back.feature_cache) == (True, "mirrored", False)
+    panel.curves.renderer.stop()

@@ -1,0 +1,206 @@
+"""Training throughput, side by side in one run.
+
+Run:  python benchmarks/bench_training_speed.py [--images 2000] [--size 96] [--epochs 4]
+
+1. Pipeline parity: full fine-tuning (every layer trainable, no augmentation) of the same
+   MobileNetV3Small (random weights: no download) on the same folder of JPEGs, same image size and
+   batch size — a TL Studio ``TrainingSession`` against the plain Keras script a practitioner would
+   write (``image_dataset_from_directory`` + ``cache`` + ``prefetch`` + ``model.fit``). Images/s over
+   the epochs after the first (both cache decoded images in memory during the first).
+2. Frozen backbone: the head phase with the backbone frozen and augmentation off, with and without
+   the frozen-feature cache. Seconds per epoch after the first.
+3. Memory: peak resident memory of a streaming run (cache "none") on a quarter of the images and
+   on all of them, each in a fresh process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def build_folder(root: Path, n: int, size: int) -> Path:
+    """N JPEGs in 5 classes (colour-tinted noise), reused if already there."""
+    done = root / f".complete-{n}-{size}"
+    if done.exists():
+        return root
+    rng = np.random.default_rng(0)
+    tints = rng.integers(40, 220, (5, 3))
+    for i in range(n):
+        label = i % 5
+        folder = root / f"class_{label}"
+        folder.mkdir(parents=True, exist_ok=True)
+        arr = np.clip(rng.normal(tints[label], 50, (size, size, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(arr).save(folder / f"{i:06d}.jpg", quality=90)
+    done.touch()
+    return root
+
+
+def keras_script(data: Path, size: int, batch: int, epochs: int) -> list[float]:
+    """The hand-written baseline; returns seconds per epoch."""
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    ds = keras.utils.image_dataset_from_directory(
+        data, image_size=(size, size), batch_size=batch, seed=0, shuffle=True, verbose=False
+    )
+    ds = ds.cache().prefetch(tf.data.AUTOTUNE)
+    backbone = keras.applications.MobileNetV3Small(
+        include_top=False, weights=None, input_shape=(size, size, 3), include_preprocessing=True
+    )
+    inputs = keras.Input((size, size, 3))
+    x = backbone(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(0.2)(x)
+    outputs = keras.layers.Dense(5, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    times = EpochTimes()
+    model.fit(ds, epochs=epochs, callbacks=[times], verbose=0)
+    return times.seconds
+
+
+def tlstudio_run(data: Path, out: Path, size: int, batch: int, epochs: int, **changes) -> list[float]:
+    """A TL Studio session; returns seconds per epoch from its history."""
+    from tlstudio.core.freezing import FreezePlan
+    from tlstudio.core.settings import Augmentation, TrainSettings
+    from tlstudio.core.training import TrainingSession
+
+    settings = TrainSettings(
+        backbone="MobileNetV3Small",
+        weights="none",
+        image_size=size,
+        batch_size=batch,
+        epochs=epochs,
+        fine_tune_epochs=0,
+        early_stopping_patience=epochs,
+        augmentation=Augmentation(flip=False, rotation=0.0),
+        freeze=FreezePlan("none", train_batchnorm=True),
+        val_fraction=0.0,
+        test_fraction=0.0,
+        cache="memory",
+    ).but(**changes)
+    result = TrainingSession(settings, data, out, export=False).run()
+    if result.status != "completed":
+        raise SystemExit(f"TL Studio run {result.status}: {result.error}")
+    history = json.loads((out / "history.json").read_text())
+    return [e["seconds"] for e in history["epochs"]]
+
+
+class EpochTimes:
+    """A Keras callback collecting seconds per epoch (made lazily to keep Keras out of import)."""
+
+    def __new__(cls):
+        import keras
+
+        class _Times(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.seconds: list[float] = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.seconds.append(time.perf_counter() - self._start)
+
+        return _Times()
+
+
+def peak_memory_mb(data: Path, out: Path, size: int, batch: int, limit: int) -> float:
+    """Peak RSS of a streaming one-epoch run on the first ``limit`` images, in a fresh process."""
+    code = f"""
+import resource, sys
+sys.path.insert(0, {str(ROOT)!r})
+from pathlib import Path
+from tlstudio.core.health import inspect_folder
+from tlstudio.core.split import make_split, SplitConfig
+from tlstudio.core.settings import TrainSettings, Augmentation
+from tlstudio.core.training import TrainingSession
+report = inspect_folder({str(data)!r})
+images = sorted(report.images, key=lambda r: r.path)[:{limit}]
+manifest = make_split(images, SplitConfig(0.0, 0.0, 0))
+s = TrainSettings(backbone="MobileNetV3Small", weights="none", image_size={size}, batch_size={batch},
+                  epochs=1, fine_tune_epochs=0, cache="none",
+                  augmentation=Augmentation(flip=False, rotation=0.0))
+r = TrainingSession(s, {str(data)!r}, Path({str(out)!r}), manifest=manifest, export=False).run()
+assert r.status == "completed", r.error
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def rate(seconds: list[float], n: int) -> float:
+    """Images per second over the epochs after the first."""
+    later = seconds[1:]
+    return n * len(later) / sum(later)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--size", type=int, default=96)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+    work = Path(tempfile.gettempdir()) / "tlstudio-bench-speed"
+    data = build_folder(work / f"data-{args.images}-{args.size}", args.images, args.size)
+    from tlstudio.quiet_tf import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    from tlstudio.core.training import describe_device
+
+    print(
+        f"{args.images} JPEGs {args.size}x{args.size}, batch {args.batch}, {args.epochs} epochs, "
+        f"{describe_device()}"
+    )
+
+    keras_s = keras_script(data, args.size, args.batch, args.epochs)
+    ours_s = tlstudio_run(data, work / "run-full", args.size, args.batch, args.epochs)
+    keras_rate, ours_rate = rate(keras_s, args.images), rate(ours_s, args.images)
+    print("\n1. Full fine-tuning, images/s after the first epoch")
+    print(f"   plain Keras script  {keras_rate:8.1f}   (first epoch {keras_s[0]:.1f} s)")
+    print(f"   TL Studio session   {ours_rate:8.1f}   (first epoch {ours_s[0]:.1f} s)")
+    print(f"   ratio TL Studio / Keras: {ours_rate / keras_rate:.2f}x")
+
+    frozen = {"freeze": __import__("tlstudio.core.freezing", fromlist=["FreezePlan"]).FreezePlan("all")}
+    full = tlstudio_run(
+        data, work / "run-frozen-full", args.size, args.batch, args.epochs, feature_cache=False, **frozen
+    )
+    cached = tlstudio_run(data, work / "run-frozen-cached", args.size, args.batch, args.epochs, **frozen)
+    print("\n2. Frozen backbone (head phase), seconds per epoch after the first")
+    print(f"   recomputing the backbone  {np.mean(full[1:]):8.3f} s")
+    print(
+        f"   cached features           {np.mean(cached[1:]):8.3f} s   "
+        "(features computed once, before epoch 1)"
+    )
+    print(f"   speed-up: {np.mean(full[1:]) / np.mean(cached[1:]):.1f}x")
+
+    if not args.skip_memory:
+        quarter = peak_memory_mb(data, work / "run-mem-q", args.size, args.batch, args.images // 4)
+        whole = peak_memory_mb(data, work / "run-mem-all", args.size, args.batch, args.images)
+        print("\n3. Peak memory of a streaming run (cache none), fresh process each")
+        print(f"   {args.images // 4:>6} images  {quarter:8.0f} MB")
+        print(
+            f"   {args.images:>6} images  {whole:8.0f} MB   (ratio {whole / quarter:.2f}x for 4x the images)"
+        )
+
+
+if __name__ == "__main__":
+    main()
