@@ -21,6 +21,7 @@ import numpy as np
 
 from tlstudio.core import events as ev
 from tlstudio.core.freezing import FreezePlan
+from tlstudio.core.run_history import read_json
 from tlstudio.core.settings import TrainSettings
 from tlstudio.core.split import Manifest
 
@@ -110,7 +111,7 @@ def compare(
             candidate.settings, data_dir, run_dir, manifest=manifest, on_event=on_event, stop_event=stop_event
         ).run()
         seconds = time.perf_counter() - started
-        history = _read_json(run_dir / "history.json", {}).get("epochs", [])
+        history = read_json(run_dir / "history.json").get("epochs", [])
         row = ComparisonRow(
             name=candidate.name,
             backbone=candidate.settings.backbone,
@@ -133,19 +134,17 @@ def compare(
 
 def latency_ms(run_dir: str | os.PathLike[str], calls: int = LATENCY_CALLS) -> float:
     """Median milliseconds per image of the exported SavedModel, batch of one, after a warm-up."""
-    import tensorflow as tf
-
     from tlstudio.core.evaluation import load_exported
 
     model = load_exported(run_dir)
-    image = tf.constant(np.random.default_rng(0).integers(0, 256, (1, model.image_size, model.image_size, 3)))
-    image = tf.cast(image, tf.float32)
+    size = model.image_size
+    image = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)
     for _ in range(3):
-        model._signature(images=image)
+        model.predict(image)
     times = []
     for _ in range(calls):
         start = time.perf_counter()
-        model._signature(images=image)["output_0"].numpy()
+        model.predict(image)
         times.append(time.perf_counter() - start)
     return statistics.median(times) * 1000
 
@@ -204,10 +203,3 @@ def _size(path: Path) -> int:
 
 def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in text).strip("-")[:40] or "run"
-
-
-def _read_json(path: Path, default):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return default

@@ -89,15 +89,11 @@ class Evaluation:
 
     def cell(self, true: str, predicted: str) -> list[dict[str, object]]:
         """The predictions behind one confusion-matrix cell."""
-        return [p for p in self.predictions if p["true"] == true and p["predicted"] == predicted]
+        return cell_predictions(self.predictions, true, predicted)
 
     def errors(self, order: str = "confidently_wrong") -> list[dict[str, object]]:
-        """Wrong predictions, most confident first; or with ``least_confident`` every prediction,
-        least confident first."""
-        if order == "least_confident":
-            return sorted(self.predictions, key=lambda p: p["confidence"])
-        wrong = [p for p in self.predictions if p["true"] != p["predicted"]]
-        return sorted(wrong, key=lambda p: -p["confidence"])
+        """See ``ordered_errors``."""
+        return ordered_errors(self.predictions, order)
 
     def to_dict(self, with_predictions: bool = False) -> dict[str, object]:
         """JSON-ready form."""
@@ -110,6 +106,20 @@ class Evaluation:
         if with_predictions:
             data["predictions"] = self.predictions
         return data
+
+
+def cell_predictions(predictions: list[dict], true: str, predicted: str) -> list[dict]:
+    """Prediction records whose true and predicted classes are these."""
+    return [p for p in predictions if p["true"] == true and p["predicted"] == predicted]
+
+
+def ordered_errors(predictions: list[dict], order: str = "confidently_wrong") -> list[dict]:
+    """Wrong predictions, most confident first; or with ``least_confident`` every prediction,
+    least confident first."""
+    if order == "least_confident":
+        return sorted(predictions, key=lambda p: p["confidence"])
+    wrong = [p for p in predictions if p["true"] != p["predicted"]]
+    return sorted(wrong, key=lambda p: -p["confidence"])
 
 
 def evaluate_folder(

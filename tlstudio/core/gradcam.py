@@ -12,6 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tlstudio.core.model import apply_chain
+
 
 class GradCamError(Exception):
     """The model has no convolutional feature map to explain."""
@@ -46,14 +48,10 @@ class GradCam:
         self.layer_name = target.name
         probe = keras.Model(backbone.inputs, [target.output, backbone.output])
         position = model.layers.index(backbone)
-        x = inputs = keras.Input(model.inputs[0].shape[1:])
-        for layer in model.layers[1:position]:
-            x = layer(x)
-        feature_map, x = probe(x)
-        for layer in model.layers[position + 1 :]:
-            x = layer(x)
+        inputs = keras.Input(model.inputs[0].shape[1:])
+        feature_map, x = probe(apply_chain(model.layers[1:position], inputs))
         self.image_size = int(inputs.shape[1])
-        self._model = keras.Model(inputs, [feature_map, x])
+        self._model = keras.Model(inputs, [feature_map, apply_chain(model.layers[position + 1 :], x)])
 
     def heatmap(self, pixels: np.ndarray, class_index: int | None = None) -> tuple[np.ndarray, int, float]:
         """Heat map in [0, 1] at the feature map's resolution for one image (uint8 or float pixels

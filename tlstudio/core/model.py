@@ -152,6 +152,14 @@ def build_classifier(
     return TransferModel(inputs, outputs, name="tlstudio_classifier")
 
 
+def apply_chain(layers, x):
+    """Call ``layers`` one after the other on ``x``. A TL Studio classifier is such a chain
+    (preprocessing → backbone → head), so parts of it can be rebuilt around a new input."""
+    for layer in layers:
+        x = layer(x)
+    return x
+
+
 def plain_copy(model: keras.Model) -> keras.Model:
     """The same layers as a plain functional ``keras.Model`` (loadable without TL Studio)."""
     return keras.Model(model.input, model.output, name=model.name)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import os
 import time
 from pathlib import Path
@@ -20,8 +19,9 @@ from PIL import Image
 
 from tlstudio.core.dataset import in_folder
 from tlstudio.core.evaluation import Evaluation
+from tlstudio.core.gradcam import overlay
 from tlstudio.core.pipeline import load_for_model
-from tlstudio.core.run_history import flatten
+from tlstudio.core.run_history import flatten, read_json
 
 ERRORS_SHOWN = 12
 
@@ -126,10 +126,10 @@ def write_report(
     ]
     if run_dir is not None:
         run_dir = Path(run_dir)
-        history = _read_json(run_dir / "history.json")
+        history = read_json(run_dir / "history.json")
         if history and history.get("epochs"):
             parts += ["<h2>Learning curves</h2>", f"<img src='{_png(curves_figure(history['epochs']))}'>"]
-        settings = _read_json(run_dir / "settings.json")
+        settings = read_json(run_dir / "settings.json")
         if settings:
             flat = flatten(settings)
             parts += ["<h2>Settings</h2>", _table(["setting", "value"], [[k, v] for k, v in flat.items()])]
@@ -190,8 +190,6 @@ def _errors(evaluation: Evaluation, data_dir: Path, gradcam) -> str:
         if gradcam is not None:
             small = load_for_model(in_folder(data_dir, str(p["path"])), gradcam.image_size)
             heat, _, _ = gradcam.heatmap(small, evaluation.labels.index(str(p["predicted"])))
-            from tlstudio.core.gradcam import overlay
-
             images.append(f"<img class='thumb' src='{_png(overlay(pixels, heat))}'>")
         cells.append(
             "<figure>"
@@ -215,13 +213,6 @@ def _table(header: list[str], rows: list[list[object]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 _STYLE = """

@@ -36,9 +36,9 @@ class RunRecord:
 def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
     """Read run.json, settings.json and metrics.json of a run folder (missing parts stay empty)."""
     run_dir = Path(run_dir)
-    info = _read(run_dir / "run.json")
-    settings = _read(run_dir / "settings.json")
-    metrics = _read(run_dir / "metrics.json") or info.get("metrics") or {}
+    info = read_json(run_dir / "run.json")
+    settings = read_json(run_dir / "settings.json")
+    metrics = read_json(run_dir / "metrics.json") or info.get("metrics") or {}
     return RunRecord(
         run_dir=run_dir,
         status=str(info.get("status", "unknown")),
@@ -86,7 +86,8 @@ def flatten(data: dict[str, object], prefix: str = "") -> dict[str, object]:
     return out
 
 
-def _read(path: Path) -> dict:
+def read_json(path: Path) -> dict:
+    """A JSON object from a run folder; {} when the file is missing, broken or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

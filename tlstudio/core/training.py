@@ -28,7 +28,7 @@ from tlstudio.core.backbones import BackboneError, build_backbone, input_size_of
 from tlstudio.core.dataset import in_folder
 from tlstudio.core.freezing import FreezePlan, apply_freeze_plan, variable_multipliers
 from tlstudio.core.health import IMBALANCE_WARNING_RATIO, balanced_class_weights, inspect_folder
-from tlstudio.core.model import TransferModel, build_classifier
+from tlstudio.core.model import TransferModel, apply_chain, build_classifier
 from tlstudio.core.pipeline import LoadErrors, make_dataset
 from tlstudio.core.settings import TrainSettings, make_optimizer
 from tlstudio.core.split import Manifest, SplitConfig, make_split
@@ -335,10 +335,8 @@ class TrainingSession:
         names = [layer.name for layer in model.layers]
         cut = next((n for n in ("head_pool", "head_flatten") if n in names), "backbone")
         position = names.index(cut)
-        x = pixels = keras.Input(model.inputs[0].shape[1:])
-        for layer in model.layers[1 : position + 1]:  # the classifier is a chain: re-apply its layers
-            x = layer(x)
-        extractor = keras.Model(pixels, x)
+        pixels = keras.Input(model.inputs[0].shape[1:])
+        extractor = keras.Model(pixels, apply_chain(model.layers[1 : position + 1], pixels))
         key = self._feature_key()
         folder = self.run_dir / "features" / key
         arrays = {}
@@ -346,10 +344,9 @@ class TrainingSession:
             if entries:
                 arrays[split] = self._features(extractor, entries, folder / f"{split}.npz")
         inputs = keras.Input(arrays["train"][0].shape[1:], name="features")
-        x = inputs
-        for layer in model.layers[position + 1 :]:
-            x = layer(x)
-        head = keras.Model(inputs, x, name="head_on_cached_features")
+        head = keras.Model(
+            inputs, apply_chain(model.layers[position + 1 :], inputs), name="head_on_cached_features"
+        )
         s = self.settings
         x_train, y_train = arrays["train"]
         train_ds = (
@@ -372,11 +369,11 @@ class TrainingSession:
             self.manifest.fingerprint(),
             s.backbone,
             s.weights,
-            str(self.image_size),
-            str(s.preprocessing),
+            self.image_size,
+            s.preprocessing,
+            s.cut_at,
         ]
-        parts.append(str(s.cut_at))
-        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+        return hashlib.sha256("\n".join(map(str, parts)).encode()).hexdigest()[:16]
 
     def _features(self, extractor: keras.Model, entries, path: Path) -> tuple[np.ndarray, np.ndarray]:
         if path.is_file():

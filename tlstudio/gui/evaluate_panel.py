@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from tlstudio.core import relabel
 from tlstudio.core.dataset import in_folder
+from tlstudio.core.evaluation import cell_predictions, ordered_errors
 from tlstudio.core.run_history import RunRecord, compare_runs
 from tlstudio.core.split import Manifest
 from tlstudio.gui.worker import Task
@@ -159,6 +160,7 @@ class EvaluatePanel(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.run_dir: Path | None = None
+        self.report: Path | None = None  # the shown run's report.html, when it has one
         self.data_dir: Path | None = None
         self.manifest_path: Path | None = None
         self.evaluation: dict[str, object] = {}
@@ -314,6 +316,8 @@ class EvaluatePanel(QWidget):
     def show_evaluation(self, run_dir: Path) -> None:
         """Read a run's evaluation.json into the matrix, the summary and the gallery."""
         self.run_dir = Path(run_dir)
+        report = self.run_dir / "report.html"
+        self.report = report if report.is_file() else None
         try:
             self.evaluation = json.loads((self.run_dir / "evaluation.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -335,24 +339,14 @@ class EvaluatePanel(QWidget):
     def show_cell(self, index: QModelIndex) -> None:
         """The images behind one confusion-matrix cell."""
         true, predicted = self.confusion.labels[index.row()], self.confusion.labels[index.column()]
-        items = [
-            p
-            for p in self.evaluation.get("predictions", [])
-            if p["true"] == true and p["predicted"] == predicted
-        ]
+        items = cell_predictions(self.evaluation.get("predictions", []), true, predicted)
         self.gallery_title.setText(f"<b>True {true}, predicted {predicted}</b>: {len(items)} image(s)")
         self.gallery_model.set_items(items, self.data_dir)
         self._update_buttons()
 
     def show_errors(self) -> None:
         """The error gallery in the chosen order."""
-        predictions = list(self.evaluation.get("predictions", []))
-        if ORDERS[self.order.currentText()] == "least_confident":
-            items = sorted(predictions, key=lambda p: p["confidence"])
-        else:
-            items = sorted(
-                (p for p in predictions if p["true"] != p["predicted"]), key=lambda p: -p["confidence"]
-            )
+        items = ordered_errors(self.evaluation.get("predictions", []), ORDERS[self.order.currentText()])
         self.gallery_title.setText(f"<b>{self.order.currentText()}</b>: {len(items)} image(s)")
         self.gallery_model.set_items(items, self.data_dir)
         self._update_buttons()
@@ -438,15 +432,15 @@ class EvaluatePanel(QWidget):
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
     def _open_report(self) -> None:
-        if self.run_dir is not None and (self.run_dir / "report.html").is_file():
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.run_dir / "report.html")))
+        if self.report is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.report)))
 
     def _update_buttons(self) -> None:
         rows = self._selected_rows()
         has_image = self.gallery.currentIndex().isValid()
         self.compare_button.setEnabled(len(rows) == 2)
         self.clone_button.setEnabled(len(rows) == 1)
-        self.report_button.setEnabled(self.run_dir is not None and (self.run_dir / "report.html").is_file())
+        self.report_button.setEnabled(self.report is not None)
         for button in (self.move_button, self.folder_button, self.cam_button):
             button.setEnabled(has_image)
         self.undo_button.setEnabled(bool(self.undo_stack))

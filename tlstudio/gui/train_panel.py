@@ -56,6 +56,11 @@ class TrainPanel(QWidget):
             box.setToolTip(tip)
             return box
 
+        def check(text, tip, checked=False):
+            box = QCheckBox(text, checked=checked)
+            box.setToolTip(tip)
+            return box
+
         def real(lo, hi, value, step, decimals, tip):
             box = QDoubleSpinBox(minimum=lo, maximum=hi, value=value, singleStep=step, decimals=decimals)
             box.setToolTip(tip)
@@ -68,11 +73,11 @@ class TrainPanel(QWidget):
             "Phase 1: the new head learns on the frozen backbone. Early stopping "
             "ends it when validation loss stops improving",
         )
-        self.fine_tune = QCheckBox("Then fine-tune top blocks")
-        self.fine_tune.setChecked(True)
-        self.fine_tune.setToolTip(
+        self.fine_tune = check(
+            "Then fine-tune top blocks",
             "Phase 2: unfreeze the top blocks at a 10× lower learning rate — the step "
-            "that adapts pretrained features to your images"
+            "that adapts pretrained features to your images",
+            checked=True,
         )
         self.fine_tune_epochs = spin(1, 1000, 10, "Phase 2 epochs (early stopping applies)")
         self.fine_tune_blocks = spin(1, 100, 2, "How many top blocks of the backbone to unfreeze in phase 2")
@@ -94,13 +99,16 @@ class TrainPanel(QWidget):
         self.optimizer = QComboBox()
         self.optimizer.addItems(["adam", "adamw", "sgd", "rmsprop"])
         self.optimizer.setToolTip("Adam is the safe default for transfer learning")
-        self.flip = QCheckBox("Horizontal flips")
-        self.flip.setChecked(True)
-        self.flip.setToolTip("Off for text, digits, maps: anything whose mirror image means something else")
+        self.flip = check(
+            "Horizontal flips",
+            "Off for text, digits, maps: anything whose mirror image means something else",
+            checked=True,
+        )
         self.rotation = real(0.0, 0.5, 0.05, 0.01, 2, "Random rotation, as a fraction of a full turn")
         self.zoom = real(0.0, 0.5, 0.0, 0.05, 2, "Random zoom in and out")
-        self.mixed = QCheckBox("Mixed precision (GPU)")
-        self.mixed.setToolTip("float16 compute with loss scaling: faster on recent GPUs")
+        self.mixed = check(
+            "Mixed precision (GPU)", "float16 compute with loss scaling: faster on recent GPUs"
+        )
         form = QFormLayout()
         form.addRow("Head epochs", self.epochs)
         form.addRow("", self.fine_tune)
@@ -114,22 +122,22 @@ class TrainPanel(QWidget):
         form.addRow("Rotation", self.rotation)
         form.addRow("Zoom", self.zoom)
         form.addRow("", self.mixed)
-        self.mirrored = QCheckBox("Use every GPU (MirroredStrategy)")
-        self.mirrored.setToolTip(
-            "Data-parallel training over all local GPUs; the batch is split between them"
+        self.mirrored = check(
+            "Use every GPU (MirroredStrategy)",
+            "Data-parallel training over all local GPUs; the batch is split between them",
         )
         form.addRow("", self.mirrored)
-        self.calibrate = QCheckBox("Calibrate confidences")
-        self.calibrate.setToolTip(
+        self.calibrate = check(
+            "Calibrate confidences",
             "Temperature scaling fitted on the validation split, baked into the export: the predicted "
-            "class stays the same, the probabilities become honest"
+            "class stays the same, the probabilities become honest",
         )
         form.addRow("", self.calibrate)
-        self.feature_cache = QCheckBox("Cache frozen-backbone features")
-        self.feature_cache.setChecked(True)
-        self.feature_cache.setToolTip(
+        self.feature_cache = check(
+            "Cache frozen-backbone features",
             "With the backbone frozen and augmentation off, compute its features once and train the head on "
-            "them: epochs after the first are many times faster"
+            "them: epochs after the first are many times faster",
+            checked=True,
         )
         form.addRow("", self.feature_cache)
         settings_box = QGroupBox("Settings")
