@@ -26,6 +26,13 @@ def test_core_sources_never_import_qt():
                 assert not name.startswith(QT_MODULES), f"{source.name} imports {name}"
 
 
+def test_the_window_module_loads_no_tensorflow():
+    """The window must show in about a second: TensorFlow (about 5 s) loads after, in a worker."""
+    code = "import sys, tlstudio.gui.main_window; print(sorted({'tensorflow', 'keras'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_importing_every_core_module_loads_no_qt():
     modules = [m.name for m in pkgutil.walk_packages([str(CORE)], "tlstudio.core.")]
     assert modules, "no core modules found"

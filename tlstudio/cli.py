@@ -388,7 +388,7 @@ def _train_project(args: argparse.Namespace) -> int:
     return code
 
 
-def _settings_from_args(args: argparse.Namespace):
+def _settings_from_args(args: argparse.Namespace, backbone: str | None = None):
     from tlstudio.core.freezing import FreezePlan
     from tlstudio.core.settings import Augmentation, HeadSettings, TrainSettings
 
@@ -402,7 +402,7 @@ def _settings_from_args(args: argparse.Namespace):
         else Augmentation(flip=not args.no_flip, zoom=args.zoom, contrast=args.contrast)
     )
     return TrainSettings(
-        backbone=args.backbone,
+        backbone=backbone or args.backbone,
         weights=args.weights,
         image_size=args.image_size,
         cut_at=args.cut_at,
@@ -468,8 +468,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
     plans = [p.strip() for p in args.plans.split(",") if p.strip()] if args.plans else None
     try:
-        args.backbone = backbones[0]
-        candidates = candidates_for(_settings_from_args(args), backbones, plans, args.baseline)
+        candidates = candidates_for(_settings_from_args(args, backbones[0]), backbones, plans, args.baseline)
         if args.manifest:
             manifest = Manifest.load(args.manifest)
         else:
@@ -483,7 +482,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         print(f"· {c.name}", file=sys.stderr)
     rows = compare(candidates, args.data_dir, manifest, args.out, on_event=ProgressPrinter())
     if args.json:
-        print(json.dumps([{k: v for k, v in vars(r).items() if k != "history"} for r in rows], indent=2))
+        print(json.dumps([r.to_dict() for r in rows], indent=2))
     else:
         print(format_table(rows))
         print(f"\nRuns, comparison.csv and comparison.png (curves overlaid) in {args.out}")

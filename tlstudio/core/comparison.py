@@ -53,6 +53,10 @@ class ComparisonRow:
     error: str | None = None
     history: list[dict[str, object]] = field(default_factory=list, repr=False)
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready, without the per-epoch history."""
+        return {k: v for k, v in asdict(self).items() if k != "history"}
+
 
 def baseline_settings(settings: TrainSettings) -> TrainSettings:
     """The same architecture from random weights, every layer trained, the same epoch budget."""
@@ -186,7 +190,7 @@ def curves_figure(rows: list[ComparisonRow]):
 
 
 def _write(out_dir: Path, rows: list[ComparisonRow]) -> None:
-    data = [{k: v for k, v in asdict(r).items() if k != "history"} for r in rows]
+    data = [r.to_dict() for r in rows]
     tmp = out_dir / ".comparison.json.tmp"
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, out_dir / "comparison.json")

@@ -14,7 +14,7 @@ import tensorflow as tf
 from tlstudio.core.dataset import in_folder
 from tlstudio.core.health import inspect_folder
 from tlstudio.core.imagefile import ImageProblem
-from tlstudio.core.metrics import classification_metrics
+from tlstudio.core.metrics import cell_predictions, classification_metrics, ordered_errors
 from tlstudio.core.pipeline import load_for_model
 from tlstudio.core.split import Manifest
 
@@ -106,20 +106,6 @@ class Evaluation:
         if with_predictions:
             data["predictions"] = self.predictions
         return data
-
-
-def cell_predictions(predictions: list[dict], true: str, predicted: str) -> list[dict]:
-    """Prediction records whose true and predicted classes are these."""
-    return [p for p in predictions if p["true"] == true and p["predicted"] == predicted]
-
-
-def ordered_errors(predictions: list[dict], order: str = "confidently_wrong") -> list[dict]:
-    """Wrong predictions, most confident first; or with ``least_confident`` every prediction,
-    least confident first."""
-    if order == "least_confident":
-        return sorted(predictions, key=lambda p: p["confidence"])
-    wrong = [p for p in predictions if p["true"] != p["predicted"]]
-    return sorted(wrong, key=lambda p: -p["confidence"])
 
 
 def evaluate_folder(

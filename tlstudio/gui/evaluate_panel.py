@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from tlstudio.core import relabel
 from tlstudio.core.dataset import in_folder
-from tlstudio.core.evaluation import cell_predictions, ordered_errors
+from tlstudio.core.metrics import cell_predictions, ordered_errors
 from tlstudio.core.run_history import RunRecord, compare_runs
 from tlstudio.core.split import Manifest
 from tlstudio.gui.worker import Task
