@@ -9,7 +9,6 @@ this machine (the exported SavedModel, batch of one, median of repeated calls).
 from __future__ import annotations
 
 import csv
-import json
 import os
 import statistics
 import threading
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tlstudio.core import atomic
 from tlstudio.core import events as ev
 from tlstudio.core.freezing import FreezePlan
 from tlstudio.core.run_history import read_json
@@ -191,9 +191,7 @@ def curves_figure(rows: list[ComparisonRow]):
 
 def _write(out_dir: Path, rows: list[ComparisonRow]) -> None:
     data = [r.to_dict() for r in rows]
-    tmp = out_dir / ".comparison.json.tmp"
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, out_dir / "comparison.json")
+    atomic.write_json(out_dir / "comparison.json", data)
     with open(out_dir / "comparison.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(data[0]))
         writer.writeheader()

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tlstudio.core import atomic
 from tlstudio.core.settings import TrainSettings
 
 SUFFIX = ".tlstudio.json"
@@ -85,11 +86,7 @@ class Project:
             self.path = Path(path)
         if self.path is None:
             raise ValueError("the project has no file yet: give a path")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, self.path)
-        return self.path
+        return atomic.write_json(self.path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Project:

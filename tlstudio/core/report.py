@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tlstudio.core import atomic
 from tlstudio.core.dataset import in_folder
 from tlstudio.core.evaluation import Evaluation
 from tlstudio.core.gradcam import overlay
@@ -154,11 +155,7 @@ def write_report(
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>{body}</body></html>"
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic.write_text(path, text)
 
 
 def _summary(m: dict[str, object]) -> dict[str, object]:

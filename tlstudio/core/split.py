@@ -16,6 +16,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from tlstudio.core import atomic
 from tlstudio.core.dataset import ImageRecord, file_sha256, in_folder
 
 SPLITS = ("train", "val", "test")
@@ -86,12 +87,7 @@ class Manifest:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the CSV atomically (temporary file, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(self.to_csv(), encoding="utf-8", errors="surrogateescape")
-        os.replace(tmp, path)
-        return path
+        return atomic.write_text(path, self.to_csv(), errors="surrogateescape")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Manifest:

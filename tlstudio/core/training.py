@@ -9,7 +9,6 @@ manifest, history (per epoch and per batch), the best checkpoint, final metrics 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import threading
@@ -23,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tlstudio.core import atomic
 from tlstudio.core import events as ev
 from tlstudio.core.backbones import BackboneError, build_backbone, input_size_of, resolve_backbone
 from tlstudio.core.dataset import in_folder
@@ -184,7 +184,7 @@ class TrainingSession:
 
     def save_history(self) -> None:
         """Write history.json (atomically) so it survives a failure."""
-        _write_json(self.run_dir / "history.json", self.history)
+        atomic.write_json(self.run_dir / "history.json", self.history)
 
     # -- the run -----------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -207,7 +207,7 @@ class TrainingSession:
     def _run(self, started: float) -> RunResult:
         s = self.settings
         keras.utils.set_random_seed(s.seed)  # head initialisation, dropout, augmentation
-        _write_json(self.run_dir / "settings.json", s.to_dict())
+        atomic.write_json(self.run_dir / "settings.json", s.to_dict())
         manifest = self._manifest()
         classes = manifest.classes
         spec = resolve_backbone(s.backbone)
@@ -421,7 +421,7 @@ class TrainingSession:
                 samples=self._samples(manifest, size),
             )
             export_dir = result.export_dir
-        _write_json(self.run_dir / "metrics.json", metrics)
+        atomic.write_json(self.run_dir / "metrics.json", metrics)
         self._status(status, started, manifest, size, metrics=metrics)
         self.emit(ev.RunFinished(status, str(self.run_dir), metrics, str(export_dir) if export_dir else None))
         return RunResult(status, self.run_dir, metrics, export_dir, model=model)
@@ -490,7 +490,7 @@ class TrainingSession:
         from tlstudio.core.report import write_report
 
         evaluation = self._evaluate(model, test)
-        _write_json(self.run_dir / "evaluation.json", evaluation.to_dict(with_predictions=True))
+        atomic.write_json(self.run_dir / "evaluation.json", evaluation.to_dict(with_predictions=True))
         try:
             cam = GradCam(model)
         except GradCamError:
@@ -585,7 +585,7 @@ class TrainingSession:
             data["metrics"] = metrics
         if message:
             data["message"] = message
-        _write_json(self.run_dir / "run.json", data)
+        atomic.write_json(self.run_dir / "run.json", data)
 
     def _metadata(self, manifest: Manifest, metrics: dict[str, float], size: int) -> dict[str, object]:
         return {
@@ -645,10 +645,3 @@ def _hint_for(err: Exception) -> str:
     if isinstance(err, TrainingError):
         return "fix the data or the settings named above and start again"
     return "see error.txt in the run folder for the full traceback; the best checkpoint so far is kept"
-
-
-def _write_json(path: Path, data: object) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str, ensure_ascii=False))
-    os.replace(tmp, path)
