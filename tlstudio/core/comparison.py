@@ -75,18 +75,19 @@ def candidates_for(
     baseline: bool = False,
 ) -> list[Candidate]:
     """Every backbone × freeze plan, then the baseline of the first backbone when asked."""
+
+    def short(backbone: str) -> str:
+        return Path(backbone).stem if os.sep in backbone or "." in backbone else backbone
+
     out = []
     for backbone in backbones:
         for plan in plans or [None]:
             s = base.but(backbone=backbone)
-            name = Path(backbone).stem if os.sep in backbone or "." in backbone else backbone
             if plan is not None:
                 s = s.but(freeze=FreezePlan.parse(plan))
-                name += f" [{plan}]"
-            out.append(Candidate(name, s))
-    if baseline and backbones:
-        first = out[0]
-        out.append(Candidate(f"{first.name} from scratch", baseline_settings(first.settings)))
+            out.append(Candidate(short(backbone) + (f" [{plan}]" if plan else ""), s))
+    if baseline and backbones:  # its own freeze plan (none), so not named after the first plan
+        out.append(Candidate(f"{short(backbones[0])} from scratch", baseline_settings(out[0].settings)))
     return out
 
 
