@@ -123,8 +123,8 @@ class TrainPanel(QWidget):
         form.addRow("Zoom", self.zoom)
         form.addRow("", self.mixed)
         self.mirrored = check(
-            "Use every GPU (MirroredStrategy)",
-            "Data-parallel training over all local GPUs; the batch is split between them",
+            "Use every GPU",
+            "Data-parallel training over all local GPUs (MirroredStrategy); the batch is split between them",
         )
         form.addRow("", self.mirrored)
         self.calibrate = check(
@@ -134,7 +134,7 @@ class TrainPanel(QWidget):
         )
         form.addRow("", self.calibrate)
         self.feature_cache = check(
-            "Cache frozen-backbone features",
+            "Cache backbone features",
             "With the backbone frozen and augmentation off, compute its features once and train the head on "
             "them: epochs after the first are many times faster",
             checked=True,
