@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, QStandardPaths, Qt
@@ -41,6 +43,7 @@ def test_workflow_freeze_train_stop_export(window, qtbot, tmp_path, colour_data,
     import tensorflow as tf
 
     prepare(window, qtbot, tmp_path, colour_data, tiny_backbone_file)
+    assert gc.isenabled() and gc.get_freeze_count() > 0  # TensorFlow's objects are out of the GC's walks
     assert window.data.classes.rowCount() == 3
     model = window.layers.model
     assert window.layers.plan().preset == "all"

@@ -6,6 +6,7 @@ project file shortly after every change, so a crash or a kill loses nothing.
 
 from __future__ import annotations
 
+import gc
 import time
 from pathlib import Path
 
@@ -402,9 +403,18 @@ def load_tensorflow():
     from tlstudio.core.training import describe_device
     from tlstudio.quiet_tf import import_tensorflow_quietly
 
-    import_tensorflow_quietly()
-    _warm_up_tf_data()
-    return describe_device(), list_backbones()
+    # TensorFlow and Keras leave a few hundred thousand long-lived objects. Every full garbage
+    # collection walks them all, holding the GIL for about 200 ms: a visible freeze of the window,
+    # while they load and again whenever one lands during a training run (it did, while an export
+    # was written). So no collection while they load, and afterwards they are frozen out of it.
+    gc.disable()
+    try:
+        import_tensorflow_quietly()
+        _warm_up_tf_data()
+        return describe_device(), list_backbones()
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 def _warm_up_tf_data() -> None:
