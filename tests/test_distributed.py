@@ -1,17 +1,26 @@
-"""MirroredStrategy on CPU over two logical devices, in a fresh process: logical devices must
-be configured before TensorFlow initialises, which the test process has long done."""
+"""Distribution strategies in fresh processes: MirroredStrategy on two logical CPU devices (they
+must be configured before TensorFlow initialises, which the test process has long done), and
+MultiWorkerMirroredStrategy with two CPU workers on localhost."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
 
+from tlstudio.core.evaluation import load_exported
+from tlstudio.core.project import Project
 from tlstudio.core.settings import Augmentation, TrainSettings
+from tlstudio.core.split import Manifest
 
 pytestmark = pytest.mark.slow
 
@@ -33,16 +42,16 @@ MIRRORED = textwrap.dedent(
 
 
 def settings_for(backbone, **changes) -> TrainSettings:
-    return TrainSettings(
-        backbone=str(backbone),
-        epochs=15,
-        fine_tune_epochs=1,
-        early_stopping_patience=5,
-        batch_size=8,
-        learning_rate=1e-2,
-        augmentation=Augmentation(flip=False, rotation=0.0),
-        **changes,
-    )
+    base = {
+        "backbone": str(backbone),
+        "epochs": 15,
+        "fine_tune_epochs": 1,
+        "early_stopping_patience": 5,
+        "batch_size": 8,
+        "learning_rate": 1e-2,
+        "augmentation": Augmentation(flip=False, rotation=0.0),
+    }
+    return TrainSettings(**(base | changes))
 
 
 def env() -> dict[str, str]:
@@ -72,3 +81,120 @@ def test_mirrored_strategy_on_two_logical_cpus(colour_data, tiny_backbone_file, 
     assert result["replicas"] == 2
     assert result["metrics"]["test_accuracy"] >= 0.8
     assert (tmp_path / "run" / "saved_model" / "saved_model.pb").is_file()
+
+
+MULTIWORKER = ["--strategy", "multiworker"]
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def epoch_lines(output: str) -> list[str]:
+    """The printed epoch results without their timing."""
+    return [re.sub(r"\s+\S+s$", "", line.strip()) for line in output.splitlines() if "  epoch " in line]
+
+
+def start_workers(project: Path, logs: Path) -> list[tuple[subprocess.Popen, Path]]:
+    """`tlstudio train --project P --strategy multiworker` twice, as worker 0 and 1 of one cluster."""
+    workers = [f"localhost:{port}" for port in free_ports(2)]
+    started = []
+    for index in range(2):
+        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        log = logs / f"worker{index}.log"
+        with open(log, "w") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "tlstudio", "train", "--project", str(project), *MULTIWORKER],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env() | {"TF_CONFIG": json.dumps(config)},
+            )
+        started.append((process, log))
+    return started
+
+
+def finish(workers, timeout: float = 300) -> list[tuple[int, str]]:
+    try:
+        return [(process.wait(timeout), log.read_text()) for process, log in workers]
+    finally:
+        for process, _ in workers:
+            process.kill()
+
+
+def colour_project(path: Path, data: Path, backbone: Path, **changes) -> Project:
+    project = Project(path=path, data_dir=str(data), settings=settings_for(backbone, **changes))
+    project.save()
+    return project
+
+
+def the_only_run(project: Project) -> tuple[dict, Path]:
+    runs = Project.load(project.path).runs
+    assert len(runs) == 1  # the chief's run only; the other worker records nothing
+    run_dir = Path(runs[0]["run_dir"])
+    assert [p.name for p in run_dir.parent.iterdir()] == [run_dir.name]
+    return runs[0], run_dir
+
+
+def test_two_workers_on_localhost_train_one_model_and_the_chief_exports(
+    colour_data, tiny_backbone_file, tmp_path
+):
+    project = colour_project(
+        tmp_path / "p.tlstudio.json", colour_data, tiny_backbone_file, epochs=8, early_stopping_patience=8
+    )
+    (code0, chief), (code1, other) = finish(start_workers(project.path, tmp_path))
+    assert code0 == 0, chief[-3000:]
+    assert code1 == 0, other[-3000:]
+    # One model: the global loss and accuracy (summed over both workers' halves) every epoch, alike.
+    assert epoch_lines(chief) and epoch_lines(chief) == epoch_lines(other)
+    assert "worker 0 (chief)" in chief and "worker 1 (records nothing)" in other
+
+    run, run_dir = the_only_run(project)
+    assert run["status"] == "completed"
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["cluster"] == {"task": "worker 0", "workers": 2, "replicas": 2}
+    assert record["metrics"]["test_accuracy"] >= 0.8
+    exported = load_exported(run_dir / "saved_model")
+    assert exported.labels == Manifest.load(run_dir / "manifest.csv").classes
+
+
+def test_ctrl_c_on_one_worker_stops_all_after_the_same_step(colour_data, tiny_backbone_file, tmp_path):
+    project = colour_project(
+        tmp_path / "p.tlstudio.json", colour_data, tiny_backbone_file, epochs=200, early_stopping_patience=200
+    )
+    workers = start_workers(project.path, tmp_path)
+    process, log = workers[1]
+    deadline = time.monotonic() + 240
+    while "epoch 2/" not in log.read_text() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    (code0, chief), (code1, other) = finish(workers)
+    assert (code0, code1) == (130, 130), (chief + other)[-3000:]  # both stopped, neither hung
+    assert epoch_lines(chief) == epoch_lines(other)
+    assert 2 <= len(epoch_lines(chief)) < 200
+    run, run_dir = the_only_run(project)
+    assert run["status"] == "stopped"
+    assert (run_dir / "saved_model" / "saved_model.pb").is_file()  # the best checkpoint, exported
+
+
+def test_multiworker_needs_a_usable_tf_config(monkeypatch):
+    from tlstudio.core.multi_worker import MultiWorkerError, make_multi_worker_strategy
+
+    for value, expected in [
+        ("", "needs TF_CONFIG"),
+        ("{not json", "not usable"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "not usable"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}', "task index 3"),
+        (
+            '{"cluster": {"evaluator": ["a:1"]}, "task": {"type": "evaluator", "index": 0}}',
+            "chief or a worker",
+        ),
+    ]:
+        monkeypatch.setenv("TF_CONFIG", value)
+        with pytest.raises(MultiWorkerError, match=expected):
+            make_multi_worker_strategy()

@@ -234,8 +234,10 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--strategy",
         default="default",
-        choices=["default", "mirrored"],
-        help="mirrored: data-parallel over every local GPU (tf.distribute.MirroredStrategy)",
+        choices=["default", "mirrored", "multiworker"],
+        help="mirrored: data-parallel over every local GPU (tf.distribute.MirroredStrategy); "
+        "multiworker: over several machines, one command per machine with TF_CONFIG set "
+        "(the chief, or worker 0, records the run and exports; see the README)",
     )
     p.add_argument(
         "--calibrate",
@@ -381,7 +383,7 @@ def _train_project(args: argparse.Namespace) -> int:
     out = args.out or project.new_run_dir()
     manifest = project.manifest_path if project.manifest_path and project.manifest_path.is_file() else None
     code, result = _run_training(settings, Path(project.data_dir), out, manifest, with_result=True)
-    if result is not None:
+    if result is not None and result.primary:
         project = Project.load(args.project)  # the app may have saved meanwhile: add to the latest
         project.record_run(out, result.status, result.metrics)
         project.save()

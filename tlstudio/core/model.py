@@ -74,16 +74,24 @@ class TransferModel(keras.Model):
         if not self._lr.groups:
             return super().train_step(data)
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        scaled = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
-        scale = tf.convert_to_tensor(self.optimizer.dynamic_scale) if scaled else None
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
             loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True)
             self._loss_tracker.update_state(loss, sample_weight=tf.shape(tf.nest.flatten(x)[0])[0])
-            loss_for_gradients = self.optimizer.scale_loss(loss) if scaled else loss
+            loss_for_gradients = self.optimizer.scale_loss(loss)
+        self.apply_gradient_groups(tape.gradient(loss_for_gradients, self.trainable_weights))
+        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+
+    def apply_gradient_groups(self, gradients: list) -> None:
+        """Apply the gradients of ``trainable_weights`` (of a loss scaled with
+        ``optimizer.scale_loss``): each learning-rate group with its own optimizer."""
         variables = self.trainable_weights
-        gradients = tape.gradient(loss_for_gradients, variables)
-        groups: list[list[tuple]] = [[] for _ in range(len(self._lr.groups) + 1)]
+        if not self._lr.groups:
+            self.optimizer.apply_gradients(zip(gradients, variables, strict=True))
+            return
+        scaled = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
+        scale = tf.convert_to_tensor(self.optimizer.dynamic_scale) if scaled else None
+        groups = [[] for _ in range(len(self._lr.groups) + 1)]  # no annotation: autograph
         for grad, var in zip(gradients, variables, strict=True):
             groups[self._lr.group_of_var.get(id(var), -1) + 1].append((grad, var))
         if groups[0]:
@@ -101,7 +109,6 @@ class TransferModel(keras.Model):
             tf.cond(finite, lambda: apply_groups() or tf.constant(True), lambda: tf.constant(False))
         else:
             apply_groups()
-        return self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
 
 class _LearningRateGroups:

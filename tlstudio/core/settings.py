@@ -82,7 +82,7 @@ class TrainSettings:
     cache: str = "auto"
     mixed_precision: bool = False
     feature_cache: bool = True  # frozen backbone, no augmentation: compute its features once
-    strategy: str = "default"  # "default" (one device) or "mirrored" (every local GPU)
+    strategy: str = "default"  # "default" (one device), "mirrored" (every local GPU), "multiworker"
     calibrate: bool = False  # temperature scaling fitted on the validation split, baked into the export
 
     def __post_init__(self) -> None:
@@ -133,7 +133,7 @@ class TrainSettings:
 
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-STRATEGIES = ("default", "mirrored")
+STRATEGIES = ("default", "mirrored", "multiworker")
 
 
 def make_optimizer(name: str, learning_rate: float):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
+import tempfile
 import threading
 import time
 import traceback
@@ -22,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlstudio.core import atomic
+from tlstudio.core import atomic, multi_worker
 from tlstudio.core import events as ev
 from tlstudio.core.backbones import BackboneError, build_backbone, input_size_of, resolve_backbone
 from tlstudio.core.dataset import in_folder
@@ -54,6 +56,7 @@ class RunResult:
     export_dir: Path | None = None
     error: str | None = None
     model: keras.Model | None = None
+    primary: bool = True  # False on a multi-worker run's other workers: their folder was temporary
 
 
 def describe_device() -> str:
@@ -71,9 +74,12 @@ def describe_device() -> str:
 class EventBridge(keras.callbacks.Callback):
     """Turns Keras hooks into TL Studio events and checks the stop flag after every batch."""
 
-    def __init__(self, session: TrainingSession, phase: str, steps: int, batch_size: int):
+    def __init__(
+        self, session: TrainingSession, phase: str, steps: int, batch_size: int, stop: threading.Event
+    ):
         super().__init__()
         self.session, self.phase, self.steps, self.batch_size = session, phase, steps, batch_size
+        self.stop = stop
         self._epoch = 0
         self._epoch_start = self._last = time.perf_counter()
         self._rate = 0.0
@@ -108,7 +114,7 @@ class EventBridge(keras.callbacks.Callback):
                 self._rate,
             )
         )
-        if self.session.stop_event.is_set():
+        if self.stop.is_set():
             raise StopRequested()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -175,6 +181,8 @@ class TrainingSession:
         self.manifest: Manifest | None = None  # set once the run has its split
         self.image_size: int | None = None
         self.strategy = None  # a tf.distribute strategy when one is used
+        self.primary = True  # records the run and exports (False: another worker of a multi-worker run)
+        self.agreed_stop = threading.Event()  # multi-worker: set on every worker after the same step
 
     # -- reporting -------------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
@@ -189,20 +197,40 @@ class TrainingSession:
     # -- the run -----------------------------------------------------------------------------------
     def run(self) -> RunResult:
         """Train, evaluate on the test split and export. Never raises for training errors."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         started = time.time()
         policy = keras.config.dtype_policy()
+        result = None
         try:
-            self.strategy = make_strategy(self.settings.strategy)
+            try:
+                self.strategy = make_strategy(self.settings.strategy)
+            finally:
+                self._use_worker_folder()
+                self.run_dir.mkdir(parents=True, exist_ok=True)
             if self.settings.mixed_precision:
                 keras.mixed_precision.set_dtype_policy("mixed_float16")
-            return self._run(started)
+            result = self._run(started)
         except StopRequested:
-            return self._finish_stopped(started)
+            result = self._finish_stopped(started)
         except Exception as err:  # the run must report, not crash its thread
-            return self._finish_failed(err, started)
+            result = self._finish_failed(err, started)
         finally:
             keras.config.set_dtype_policy(policy)
+        if multi_worker.is_multi_worker(self.strategy) and result.status != "failed":
+            with contextlib.suppress(Exception):  # a chief that failed reports that itself
+                multi_worker.barrier(self.strategy)
+            if not self.primary:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+        return result
+
+    def _use_worker_folder(self) -> None:
+        """On a multi-worker run, only the chief writes the run folder; the others train in a
+        temporary one (removed at the end, kept with error.txt if the worker fails)."""
+        if not multi_worker.is_multi_worker(self.strategy) or multi_worker.is_chief(self.strategy):
+            return
+        self.primary = self.export = False
+        name = multi_worker.task_name(self.strategy).replace(" ", "")
+        self.run_dir = Path(tempfile.mkdtemp(prefix=f"tlstudio-{name}-"))
+        self.checkpoint = self.run_dir / "checkpoints" / CHECKPOINT_NAME
 
     def _run(self, started: float) -> RunResult:
         s = self.settings
@@ -210,6 +238,8 @@ class TrainingSession:
         atomic.write_json(self.run_dir / "settings.json", s.to_dict())
         manifest = self._manifest()
         classes = manifest.classes
+        if multi_worker.is_multi_worker(self.strategy):
+            multi_worker.check_same_data(self.strategy, manifest.fingerprint())
         spec = resolve_backbone(s.backbone)
         with self._scope():
             backbone = build_backbone(spec, weights=s.weights, image_size=s.image_size, cut_at=s.cut_at)
@@ -234,7 +264,7 @@ class TrainingSession:
         self.emit(
             ev.RunStarted(
                 str(self.run_dir),
-                describe_device(),
+                self._device(),
                 classes,
                 len(train),
                 len(val),
@@ -244,11 +274,8 @@ class TrainingSession:
             )
         )
         self.manifest, self.image_size = manifest, size
-        ds_args = self._dataset_args()
-        train_ds = make_dataset(
-            train, training=True, augmentation=s.augmentation, cache=self._cache("train"), **ds_args
-        )
-        val_ds = make_dataset(val, cache=self._cache("val"), **ds_args) if val else None
+        train_ds = self._dataset(train, "train", training=True)
+        val_ds = self._dataset(val, "val") if val else None
         monitor = "val_loss" if val else "loss"
         class_weight = self._class_weights(train, classes)
         steps = math.ceil(len(train) / s.batch_size)
@@ -294,28 +321,71 @@ class TrainingSession:
                 )
             )
             checkpoint = BestCheckpoint(self, self.checkpoint, monitor, best)
+            several = multi_worker.is_multi_worker(self.strategy)
             callbacks = [
-                EventBridge(self, phase, steps, s.batch_size),
+                EventBridge(
+                    self, phase, steps, s.batch_size, self.agreed_stop if several else self.stop_event
+                ),
                 checkpoint,
                 keras.callbacks.EarlyStopping(
                     monitor=monitor, patience=s.early_stopping_patience, restore_best_weights=True
                 ),
             ]
-            with _unknown_length_ok():
-                fit_model.fit(
+            if several:  # Keras 3's fit does not run under MultiWorkerMirroredStrategy
+                multi_worker.fit_distributed(
+                    fit_model,
+                    self.strategy,
                     fit_train,
-                    validation_data=fit_val,
+                    fit_val,
                     epochs=epoch + epochs,
                     initial_epoch=epoch,
-                    class_weight=class_weight,
                     callbacks=callbacks,
-                    verbose=0,
+                    class_weight=class_weight,
+                    stop_event=self.stop_event,
+                    agreed_stop=self.agreed_stop,
                 )
+            else:
+                with _unknown_length_ok():
+                    fit_model.fit(
+                        fit_train,
+                        validation_data=fit_val,
+                        epochs=epoch + epochs,
+                        initial_epoch=epoch,
+                        class_weight=class_weight,
+                        callbacks=callbacks,
+                        verbose=0,
+                    )
             epoch = len(self.history["epochs"])
             best = checkpoint.best
             if self.checkpoint.is_file():
                 model.load_weights(self.checkpoint)
         return self._complete(model, started, "completed")
+
+    def _dataset(self, entries, split: str, *, training: bool = False):
+        """One split's pipeline; on a multi-worker run, each worker's share of it."""
+        s = self.settings
+        args = self._dataset_args() | {
+            "training": training,
+            "augmentation": s.augmentation if training else None,
+            "cache": self._cache(split),
+        }
+        if not multi_worker.is_multi_worker(self.strategy):
+            return make_dataset(entries, **args)
+        return multi_worker.distribute(
+            self.strategy,
+            entries,
+            s.batch_size,
+            lambda share, batch_size: make_dataset(share, **(args | {"batch_size": batch_size})),
+        )
+
+    def _device(self) -> str:
+        if not multi_worker.is_multi_worker(self.strategy):
+            return describe_device()
+        role = "chief" if self.primary else "records nothing"
+        return (
+            f"{describe_device()} · {multi_worker.task_name(self.strategy)} ({role}), "
+            f"{self.strategy.num_replicas_in_sync} replicas in the cluster"
+        )
 
     def _scope(self):
         """The distribution strategy's scope (variables are created and mirrored there), if any."""
@@ -402,6 +472,9 @@ class TrainingSession:
             best = self.history["epochs"][self.best_epoch]
             metrics.update({k: v for k, v in best.items() if k not in ("phase", "epoch", "seconds")})
             metrics["best_epoch"] = self.best_epoch
+        if not self.primary:  # the chief evaluates, records and exports
+            self.emit(ev.RunFinished(status, str(self.run_dir), metrics, None))
+            return RunResult(status, self.run_dir, metrics, model=model, primary=False)
         if self.settings.calibrate and manifest.subset("val"):
             metrics.update(self._calibrate(model))
         if test:
@@ -438,7 +511,7 @@ class TrainingSession:
     def _finish_failed(self, err: Exception, started: float) -> RunResult:
         message = (
             f"{type(err).__name__}: {err}"
-            if not isinstance(err, (TrainingError, BackboneError))
+            if not isinstance(err, (TrainingError, BackboneError, multi_worker.MultiWorkerError))
             else str(err)
         )
         hint = _hint_for(err)
@@ -447,7 +520,7 @@ class TrainingSession:
         with contextlib.suppress(OSError):
             self._status("failed", started, None, None, message=message)
         self.emit(ev.RunFailed(str(self.run_dir), message, hint, checkpoint))
-        return RunResult("failed", self.run_dir, error=message)
+        return RunResult("failed", self.run_dir, error=message, primary=self.primary)
 
     def _evaluate(self, model, entries):
         from tlstudio.core.evaluation import evaluate_items
@@ -581,6 +654,8 @@ class TrainingSession:
             data.update(
                 manifest_fingerprint=manifest.fingerprint(), classes=manifest.classes, image_size=size
             )
+        if multi_worker.is_multi_worker(self.strategy):
+            data["cluster"] = multi_worker.describe_cluster(self.strategy)
         if metrics:
             data["metrics"] = metrics
         if message:
@@ -614,12 +689,12 @@ class TrainingSession:
 
 
 def make_strategy(name: str):
-    """None for one device, or MirroredStrategy over the local GPUs (else the logical CPUs).
-
-    MultiWorkerMirroredStrategy is not offered: ``fit`` in Keras 3 fails under it (PerReplica
-    inputs reach a tensor conversion; keras-team/keras#20585), which we reproduced with two workers."""
+    """None for one device, MirroredStrategy over the local GPUs (else the logical CPUs), or
+    MultiWorkerMirroredStrategy over the cluster in ``TF_CONFIG`` (see ``multi_worker``)."""
     if name == "default":
         return None
+    if name == "multiworker":
+        return multi_worker.make_multi_worker_strategy()
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
@@ -640,6 +715,8 @@ def _hint_for(err: Exception) -> str:
     text = str(err).lower()
     if isinstance(err, tf.errors.ResourceExhaustedError) or "out of memory" in text or "oom" in text:
         return "out of memory: lower the batch size or the image size, or freeze more of the backbone"
+    if isinstance(err, multi_worker.MultiWorkerError):
+        return "fix TF_CONFIG or the data on every worker and start all workers again"
     if isinstance(err, BackboneError):
         return "check the backbone name, its weights, or the model file"
     if isinstance(err, TrainingError):

@@ -1,0 +1,235 @@
+"""Training on several machines: ``MultiWorkerMirroredStrategy`` with ``TF_CONFIG``, and a training
+loop for it.
+
+Keras 3's ``Model.fit`` does not run under this strategy (keras-team/keras#20585): in Keras 3.15 it
+first reduces a distributed input batch eagerly (``ValueError: Attempt to convert a value
+(PerReplica…)``), and past that its per-step reduction of the logs takes a mean over axis 0 of
+scalars (``Invalid reduction dimension 0``). ``fit_distributed`` is therefore the part of ``fit`` a
+TL Studio run uses, written as the custom loop ``tf.distribute`` documents: ``strategy.run`` on
+each replica, gradients all-reduced by the optimizer, losses and counts summed over every replica
+of every worker, and the same Keras callbacks (checkpoint, early stopping, progress) driven through
+``keras.callbacks.CallbackList``.
+
+Every worker must take the same decisions (stop early, stop when asked), or one would wait for
+the others forever: the validation loss is the global one, identical on every worker, and a stop
+asked on any worker is summed into each step's result, so all of them stop after the same step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import threading
+from collections.abc import Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+TF_CONFIG_HELP = (
+    'set TF_CONFIG on every machine, e.g. {"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+    '"task": {"type": "worker", "index": 0}} (index 1 on the second machine)'
+)
+
+
+class MultiWorkerError(Exception):
+    """A cluster that cannot train together, with what to fix."""
+
+
+def make_multi_worker_strategy() -> tf.distribute.MultiWorkerMirroredStrategy:
+    """The strategy for the cluster that ``TF_CONFIG`` describes (checked first, with clear errors)."""
+    raw = os.environ.get("TF_CONFIG", "")
+    if not raw.strip():
+        raise MultiWorkerError(f"--strategy multiworker needs TF_CONFIG: {TF_CONFIG_HELP}")
+    try:
+        config = json.loads(raw)
+        cluster, task = config["cluster"], config["task"]
+        task_type, index = task["type"], int(task["index"])
+        members = cluster[task_type]
+    except (ValueError, KeyError, TypeError) as err:
+        raise MultiWorkerError(f"TF_CONFIG is not usable ({err!r}): {TF_CONFIG_HELP}") from None
+    if task_type not in ("chief", "worker"):
+        raise MultiWorkerError(f"TF_CONFIG task type '{task_type}': this machine must be a chief or a worker")
+    if not 0 <= index < len(members):
+        raise MultiWorkerError(
+            f"TF_CONFIG task index {index}, but the cluster has {len(members)} {task_type}(s)"
+        )
+    return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def is_multi_worker(strategy) -> bool:
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def is_chief(strategy) -> bool:
+    """The worker that records the run and exports: task "chief", else worker 0."""
+    resolver = strategy.cluster_resolver
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def task_name(strategy) -> str:
+    resolver = strategy.cluster_resolver
+    return f"{resolver.task_type} {resolver.task_id}"
+
+
+def describe_cluster(strategy) -> dict[str, object]:
+    """This worker's task, how many machines train together, and the replicas over all of them."""
+    spec = strategy.cluster_resolver.cluster_spec().as_dict()
+    machines = sum(len(spec.get(job, [])) for job in ("chief", "worker"))
+    return {"task": task_name(strategy), "workers": machines, "replicas": strategy.num_replicas_in_sync}
+
+
+def check_same_data(strategy, fingerprint: str) -> None:
+    """Raise on every worker (not only on the odd one out) unless all hold the same split."""
+    value = tf.constant([int(hashlib.sha256(fingerprint.encode()).hexdigest()[:15], 16)], tf.int64)
+
+    @tf.function
+    def gather():
+        return strategy.gather(strategy.run(lambda: tf.identity(value)), axis=0)
+
+    values = set(np.asarray(gather()).tolist())
+    if len(values) > 1:
+        raise MultiWorkerError(
+            "the workers do not have the same data split (manifest fingerprints differ): give every "
+            "worker the same data folder and the same manifest (--manifest, or the project's)"
+        )
+
+
+def barrier(strategy) -> None:
+    """Wait until every worker gets here (the chief after its export: the others must not leave
+    the cluster while it still works)."""
+
+    @tf.function
+    def together():
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+
+    together()
+
+
+def distribute(
+    strategy,
+    entries: Sequence,
+    global_batch: int,
+    build: Callable[[Sequence, int], tf.data.Dataset],
+):
+    """A distributed dataset: each worker reads only its share of the files (every n-th entry), in
+    per-replica batches. ``build(entries, batch_size)`` makes one worker's pipeline."""
+    per_replica = max(1, math.ceil(global_batch / strategy.num_replicas_in_sync))
+
+    def dataset_for(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        share = list(entries)[context.input_pipeline_id :: context.num_input_pipelines]
+        ds = build(share, per_replica)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        return ds.with_options(options)
+
+    return strategy.distribute_datasets_from_function(dataset_for)
+
+
+def fit_distributed(
+    model: keras.Model,
+    strategy,
+    train,
+    val,
+    *,
+    epochs: int,
+    initial_epoch: int,
+    callbacks: list[keras.callbacks.Callback],
+    class_weight: dict[int, float] | None,
+    stop_event: threading.Event,
+    agreed_stop: threading.Event,
+) -> None:
+    """Train ``model`` (compiled under ``strategy``) like ``fit`` with sparse categorical cross-entropy
+    and accuracy. ``train``/``val`` come from ``distribute``. ``stop_event`` is this worker's request
+    to stop; ``agreed_stop`` is set on every worker once any of them asked, after the same step (the
+    callbacks should check that one)."""
+    with strategy.scope():
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_weights)
+    weights = None
+    if class_weight:
+        weights = tf.constant([class_weight[i] for i in range(len(class_weight))], tf.float32)
+    train_step = _train_step(model, strategy, weights)
+    val_step = _val_step(model, strategy)
+    callback_list = keras.callbacks.CallbackList(callbacks, model=model)
+    model.stop_training = False
+    callback_list.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        callback_list.on_epoch_begin(epoch)
+        totals = np.zeros(3)
+        for step, batch in enumerate(train):
+            stats = train_step(batch, tf.constant(float(stop_event.is_set())))
+            loss_sum, correct, count, stops = np.asarray(stats, dtype=np.float64)
+            totals += (loss_sum, correct, count)
+            if stops > 0:
+                agreed_stop.set()
+            callback_list.on_train_batch_end(step, _logs(loss_sum, correct, count))
+        logs = _logs(*totals)
+        if val is not None:
+            val_totals = np.zeros(3)
+            for batch in val:
+                val_totals += np.asarray(val_step(batch), dtype=np.float64)
+            logs |= {f"val_{k}": v for k, v in _logs(*val_totals).items()}
+        callback_list.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    callback_list.on_train_end()
+
+
+def _logs(loss_sum: float, correct: float, count: float) -> dict[str, float]:
+    if count == 0:
+        return {"loss": math.nan, "accuracy": math.nan}
+    return {"loss": loss_sum / count, "accuracy": correct / count}
+
+
+def _train_step(model: keras.Model, strategy, class_weights: tf.Tensor | None):
+    """One step on every replica; returns the global [loss sum, correct, images, stop requests]."""
+
+    def replica_step(x, y, stop):
+        with tf.GradientTape() as tape:
+            probs = model(x, training=True)
+            per_image = keras.losses.sparse_categorical_crossentropy(y, probs)
+            if class_weights is not None:
+                per_image = per_image * tf.gather(class_weights, y)
+            loss = tf.nn.compute_average_loss(per_image)  # ÷ global batch: the all-reduced sum is a mean
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+            scaled = model.optimizer.scale_loss(loss)
+        model.apply_gradient_groups(tape.gradient(scaled, model.trainable_weights))
+        return _sums(per_image, probs, y, stop)
+
+    @tf.function
+    @tf.autograph.experimental.do_not_convert
+    def step(batch, stop):
+        x, y = batch
+        per_replica = strategy.run(replica_step, args=(x, y, stop))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    return step
+
+
+def _val_step(model: keras.Model, strategy):
+    def replica_step(x, y):
+        probs = model(x, training=False)
+        per_image = keras.losses.sparse_categorical_crossentropy(y, probs)
+        return _sums(per_image, probs, y, tf.constant(0.0))[:3]
+
+    @tf.function
+    @tf.autograph.experimental.do_not_convert
+    def step(batch):
+        x, y = batch
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(replica_step, args=(x, y)), axis=None)
+
+    return step
+
+
+def _sums(per_image, probs, y, stop):
+    predicted = tf.cast(tf.argmax(probs, axis=-1), y.dtype)
+    correct = tf.reduce_sum(tf.cast(predicted == y, tf.float32))
+    count = tf.cast(tf.shape(y)[0], tf.float32)
+    return tf.stack([tf.reduce_sum(tf.cast(per_image, tf.float32)), correct, count, stop])
