@@ -12,8 +12,9 @@ Run:  python benchmarks/bench_training_speed.py [--images 2000] [--size 96] [--e
    every batch (as TL Studio's live curve does), shows what that costs.
 2. Frozen backbone: the head phase with the backbone frozen and augmentation off, with and without
    the frozen-feature cache. Seconds per epoch after the first.
-3. Memory: peak resident memory of a streaming run (cache "none") on a quarter of the images and
-   on all of them, each in a fresh process.
+3. Memory: peak resident memory of a streaming run (cache "none", the frozen-feature cache off) on
+   a quarter of the images and on all of them, each in a fresh process (see bench_memory_scale.py
+   for 20,000 images).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -130,30 +130,6 @@ class EpochTimes:
         return _Times()
 
 
-def peak_memory_mb(data: Path, out: Path, size: int, batch: int, limit: int) -> float:
-    """Peak RSS of a streaming one-epoch run on the first ``limit`` images, in a fresh process."""
-    code = f"""
-import resource, sys
-sys.path.insert(0, {str(ROOT)!r})
-from pathlib import Path
-from tlstudio.core.health import inspect_folder
-from tlstudio.core.split import make_split, SplitConfig
-from tlstudio.core.settings import TrainSettings, Augmentation
-from tlstudio.core.training import TrainingSession
-report = inspect_folder({str(data)!r})
-images = sorted(report.images, key=lambda r: r.path)[:{limit}]
-manifest = make_split(images, SplitConfig(0.0, 0.0, 0))
-s = TrainSettings(backbone="MobileNetV3Small", weights="none", image_size={size}, batch_size={batch},
-                  epochs=1, fine_tune_epochs=0, cache="none",
-                  augmentation=Augmentation(flip=False, rotation=0.0))
-r = TrainingSession(s, {str(data)!r}, Path({str(out)!r}), manifest=manifest, export=False).run()
-assert r.status == "completed", r.error
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-"""
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(result.stdout.strip().splitlines()[-1])
-
-
 def rate(seconds: list[float], n: int) -> float:
     """Images per second over the epochs after the first."""
     later = seconds[1:]
@@ -226,8 +202,10 @@ def main() -> None:
     print(f"   speed-up: {np.mean(full[1:]) / np.mean(cached[1:]):.1f}x")
 
     if not args.skip_memory:
-        quarter = peak_memory_mb(data, work / "run-mem-q", args.size, args.batch, args.images // 4)
-        whole = peak_memory_mb(data, work / "run-mem-all", args.size, args.batch, args.images)
+        from bench_memory_scale import peak_memory_mb
+
+        quarter, _ = peak_memory_mb(data, work / "run-mem-q", args.size, args.batch, args.images // 4)
+        whole, _ = peak_memory_mb(data, work / "run-mem-all", args.size, args.batch, args.images)
         print("\n3. Peak memory of a streaming run (cache none), fresh process each")
         print(f"   {args.images // 4:>6} images  {quarter:8.0f} MB")
         print(
