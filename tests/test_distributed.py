@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -198,3 +199,62 @@ def test_multiworker_needs_a_usable_tf_config(monkeypatch):
         monkeypatch.setenv("TF_CONFIG", value)
         with pytest.raises(MultiWorkerError, match=expected):
             make_multi_worker_strategy()
+
+
+def test_workers_meet_before_tensorflow_takes_their_ports():
+    from tlstudio.core.multi_worker import wait_for_peers
+
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(3)]}
+    failures = []
+
+    def worker(index):
+        try:
+            wait_for_peers(cluster, "worker", index, None, timeout_s=30)
+        except Exception as err:
+            failures.append(err)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.3)  # they start at different times
+    for thread in threads:
+        thread.join(60)
+    assert not failures and not any(t.is_alive() for t in threads)
+    for address in cluster["worker"]:  # every port is free again for TensorFlow
+        socket.create_server(("", int(address.rsplit(":", 1)[1]))).close()
+
+
+def test_a_worker_alone_gives_up_with_a_message_and_can_be_stopped():
+    from tlstudio.core.multi_worker import MultiWorkerError, wait_for_peers
+
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+    started = time.monotonic()
+    with pytest.raises(MultiWorkerError, match=r"did not join within 1 s \(still missing: worker:1 at"):
+        wait_for_peers(cluster, "worker", 0, None, timeout_s=1)
+    assert time.monotonic() - started < 10
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    with pytest.raises(MultiWorkerError, match="stopped while waiting"):
+        wait_for_peers(cluster, "worker", 0, stop, timeout_s=60)
+    taken = socket.create_server(("", int(cluster["worker"][0].rsplit(":", 1)[1])))
+    with taken, pytest.raises(MultiWorkerError, match="is not free"):
+        wait_for_peers(cluster, "worker", 0, None, timeout_s=1)
+
+
+def test_a_cluster_that_never_meets_records_nothing(
+    colour_data, tiny_backbone_file, tmp_path, monkeypatch, capsys
+):
+    from tlstudio.cli import main
+
+    project = colour_project(tmp_path / "p.tlstudio.json", colour_data, tiny_backbone_file)
+    config = {
+        "cluster": {"worker": [f"localhost:{p}" for p in free_ports(2)]},
+        "task": {"type": "worker", "index": 1},
+    }
+    monkeypatch.setenv("TF_CONFIG", json.dumps(config))
+    monkeypatch.setenv("TLSTUDIO_CLUSTER_TIMEOUT", "1")
+    assert main(["train", "--project", str(project.path), *MULTIWORKER]) == 1
+    err = capsys.readouterr().err
+    assert "Joining the cluster in TF_CONFIG as worker 1 of 2 machines" in err
+    assert "did not join within 1 s" in err
+    assert Project.load(project.path).runs == [] and not project.runs_dir.exists()

@@ -21,7 +21,9 @@ import hashlib
 import json
 import math
 import os
+import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import keras
@@ -34,12 +36,21 @@ TF_CONFIG_HELP = (
 )
 
 
+DEFAULT_JOIN_TIMEOUT_S = 600
+GREETING = "tlstudio-cluster/1"
+
+
 class MultiWorkerError(Exception):
     """A cluster that cannot train together, with what to fix."""
 
 
-def make_multi_worker_strategy() -> tf.distribute.MultiWorkerMirroredStrategy:
-    """The strategy for the cluster that ``TF_CONFIG`` describes (checked first, with clear errors)."""
+def make_multi_worker_strategy(
+    stop_event: threading.Event | None = None, timeout_s: float | None = None
+) -> tf.distribute.MultiWorkerMirroredStrategy:
+    """The strategy for the cluster that ``TF_CONFIG`` describes (checked first, with clear errors).
+
+    First waits until every worker has started (``wait_for_peers``): up to ``timeout_s``
+    (``TLSTUDIO_CLUSTER_TIMEOUT``, default 600 s), or until ``stop_event`` is set."""
     raw = os.environ.get("TF_CONFIG", "")
     if not raw.strip():
         raise MultiWorkerError(f"--strategy multiworker needs TF_CONFIG: {TF_CONFIG_HELP}")
@@ -56,7 +67,108 @@ def make_multi_worker_strategy() -> tf.distribute.MultiWorkerMirroredStrategy:
         raise MultiWorkerError(
             f"TF_CONFIG task index {index}, but the cluster has {len(members)} {task_type}(s)"
         )
+    if timeout_s is None:
+        timeout_s = float(os.environ.get("TLSTUDIO_CLUSTER_TIMEOUT", DEFAULT_JOIN_TIMEOUT_S))
+    wait_for_peers(cluster, task_type, index, stop_event, timeout_s)
     return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def wait_for_peers(
+    cluster: dict[str, list[str]],
+    task_type: str,
+    index: int,
+    stop_event: threading.Event | None,
+    timeout_s: float,
+) -> None:
+    """Meet every other chief/worker of ``cluster`` over plain TCP on the cluster's own ports,
+    before TensorFlow takes them.
+
+    TensorFlow's own wait for the cluster happens inside C++ holding the GIL, and it handles
+    SIGTERM itself (its preemption notifier): a worker whose peers never come could be ended by
+    neither Ctrl-C, a timeout nor ``kill``. Here each machine answers on its port and calls every
+    other one until it has reached all of them and all of them have reached it; only then does
+    TensorFlow start, and its own wait is short. Raises ``MultiWorkerError`` after ``timeout_s`` or
+    when ``stop_event`` is set."""
+    me = f"{task_type}:{index}"
+    members = {
+        f"{job}:{i}": address for job in ("chief", "worker") for i, address in enumerate(cluster.get(job, []))
+    }
+    peers = {name: address for name, address in members.items() if name != me}
+    port = int(members[me].rsplit(":", 1)[1])
+    try:
+        server = socket.create_server(("", port))
+    except OSError as err:
+        raise MultiWorkerError(
+            f"port {port} of this machine (TF_CONFIG {members[me]}) is not free: {err}"
+        ) from None
+    heard: set[str] = set()
+    done = threading.Event()
+
+    def answer() -> None:
+        server.settimeout(0.2)
+        while not done.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                try:
+                    hello = conn.recv(128).decode(errors="replace").split()
+                    if len(hello) == 2 and hello[0] == GREETING:
+                        conn.sendall(f"{GREETING} {me}\n".encode())
+                        heard.add(hello[1])
+                        conn.recv(1)  # the caller closes first, so this port has no TIME_WAIT for TF
+                except OSError:
+                    pass
+
+    listener = threading.Thread(target=answer, name="tlstudio-cluster-rendezvous", daemon=True)
+    listener.start()
+    reached: set[str] = set()
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not (reached >= peers.keys() and heard >= peers.keys()):
+            for name, address in peers.items():
+                if name not in reached and _greets(address, me, name):
+                    reached.add(name)
+            if stop_event is not None and stop_event.is_set():
+                raise MultiWorkerError("stopped while waiting for the other workers to join")
+            if time.monotonic() > deadline:
+                missing = sorted(n for n in peers if n not in reached or n not in heard)
+                raise MultiWorkerError(
+                    f"the other workers did not join within {timeout_s:.0f} s (still missing: "
+                    f"{', '.join(f'{n} at {peers[n]}' for n in missing)}): start the same command with "
+                    "its own TF_CONFIG on every machine of the cluster, and check that those addresses "
+                    "and ports are reachable from here"
+                )
+            time.sleep(0.2)
+    finally:
+        done.set()
+        listener.join()
+        server.close()
+
+
+def _greets(address: str, me: str, expected: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=2) as conn:
+            conn.settimeout(5)
+            conn.sendall(f"{GREETING} {me}\n".encode())
+            return conn.recv(128).decode(errors="replace").split() == [GREETING, expected]
+    except OSError:
+        return False
+
+
+def joining_message() -> str:
+    """What a worker says while it waits for the cluster in TF_CONFIG (assumed checked)."""
+    config = json.loads(os.environ["TF_CONFIG"])
+    machines = sum(len(config["cluster"].get(job, [])) for job in ("chief", "worker"))
+    timeout = float(os.environ.get("TLSTUDIO_CLUSTER_TIMEOUT", DEFAULT_JOIN_TIMEOUT_S))
+    return (
+        f"Joining the cluster in TF_CONFIG as {config['task']['type']} {config['task']['index']} of "
+        f"{machines} machines: waiting until every worker has started (up to {timeout:.0f} s; "
+        "Ctrl-C gives up)…"
+    )
 
 
 def is_multi_worker(strategy) -> bool:

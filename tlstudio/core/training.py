@@ -56,7 +56,7 @@ class RunResult:
     export_dir: Path | None = None
     error: str | None = None
     model: keras.Model | None = None
-    primary: bool = True  # False on a multi-worker run's other workers: their folder was temporary
+    primary: bool = True  # False: nothing to record (another worker of a cluster, or no start)
 
 
 def describe_device() -> str:
@@ -199,13 +199,17 @@ class TrainingSession:
         """Train, evaluate on the test split and export. Never raises for training errors."""
         started = time.time()
         policy = keras.config.dtype_policy()
-        result = None
         try:
-            try:
-                self.strategy = make_strategy(self.settings.strategy)
-            finally:
-                self._use_worker_folder()
-                self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.strategy = make_strategy(self.settings.strategy, self.stop_event)
+        except Exception as err:  # e.g. a cluster that never met: nothing was written, nothing to record
+            message = (
+                str(err) if isinstance(err, (TrainingError, multi_worker.MultiWorkerError)) else repr(err)
+            )
+            self.emit(ev.RunFailed(str(self.run_dir), message, _hint_for(err), None))
+            return RunResult("failed", self.run_dir, error=message, primary=False)
+        self._use_worker_folder()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
             if self.settings.mixed_precision:
                 keras.mixed_precision.set_dtype_policy("mixed_float16")
             result = self._run(started)
@@ -688,13 +692,13 @@ class TrainingSession:
         return np.stack(arrays)
 
 
-def make_strategy(name: str):
+def make_strategy(name: str, stop_event: threading.Event | None = None):
     """None for one device, MirroredStrategy over the local GPUs (else the logical CPUs), or
     MultiWorkerMirroredStrategy over the cluster in ``TF_CONFIG`` (see ``multi_worker``)."""
     if name == "default":
         return None
     if name == "multiworker":
-        return multi_worker.make_multi_worker_strategy()
+        return multi_worker.make_multi_worker_strategy(stop_event)
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
