@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -449,11 +448,11 @@ def _run_training(settings, data_dir: Path, out: Path, manifest: Path | None, wi
         stop.set()
 
     previous = signal.signal(signal.SIGINT, request_stop)
-    if settings.strategy == "multiworker" and os.environ.get("TF_CONFIG", "").strip():
-        from tlstudio.core.multi_worker import joining_message
+    if settings.strategy == "multiworker":
+        from tlstudio.core.multi_worker import MultiWorkerError, joining_message, read_tf_config
 
-        with contextlib.suppress(ValueError, KeyError, TypeError):  # the session says what is wrong
-            print(joining_message(), file=sys.stderr, flush=True)
+        with contextlib.suppress(MultiWorkerError):  # the session says what is wrong
+            print(joining_message(read_tf_config()), file=sys.stderr, flush=True)
     try:
         session = TrainingSession(
             settings, data_dir, out, manifest=manifest, on_event=ProgressPrinter(), stop_event=stop

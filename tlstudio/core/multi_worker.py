@@ -25,6 +25,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -44,13 +45,28 @@ class MultiWorkerError(Exception):
     """A cluster that cannot train together, with what to fix."""
 
 
-def make_multi_worker_strategy(
-    stop_event: threading.Event | None = None, timeout_s: float | None = None
-) -> tf.distribute.MultiWorkerMirroredStrategy:
-    """The strategy for the cluster that ``TF_CONFIG`` describes (checked first, with clear errors).
+@dataclass(frozen=True)
+class ClusterConfig:
+    """This machine's place in the cluster, from ``TF_CONFIG``."""
 
-    First waits until every worker has started (``wait_for_peers``): up to ``timeout_s``
-    (``TLSTUDIO_CLUSTER_TIMEOUT``, default 600 s), or until ``stop_event`` is set."""
+    cluster: dict[str, list[str]]
+    task_type: str
+    index: int
+
+    @property
+    def members(self) -> dict[str, str]:
+        return members_of(self.cluster)
+
+
+def members_of(cluster: dict[str, list[str]]) -> dict[str, str]:
+    """{"chief:0" / "worker:N": address} for the machines that train."""
+    return {
+        f"{job}:{i}": address for job in ("chief", "worker") for i, address in enumerate(cluster.get(job, []))
+    }
+
+
+def read_tf_config() -> ClusterConfig:
+    """``TF_CONFIG``, checked, with errors that say how to write it."""
     raw = os.environ.get("TF_CONFIG", "")
     if not raw.strip():
         raise MultiWorkerError(f"--strategy multiworker needs TF_CONFIG: {TF_CONFIG_HELP}")
@@ -67,9 +83,23 @@ def make_multi_worker_strategy(
         raise MultiWorkerError(
             f"TF_CONFIG task index {index}, but the cluster has {len(members)} {task_type}(s)"
         )
-    if timeout_s is None:
-        timeout_s = float(os.environ.get("TLSTUDIO_CLUSTER_TIMEOUT", DEFAULT_JOIN_TIMEOUT_S))
-    wait_for_peers(cluster, task_type, index, stop_event, timeout_s)
+    return ClusterConfig(cluster, task_type, index)
+
+
+def join_timeout_s() -> float:
+    return float(os.environ.get("TLSTUDIO_CLUSTER_TIMEOUT", DEFAULT_JOIN_TIMEOUT_S))
+
+
+def make_multi_worker_strategy(
+    stop_event: threading.Event | None = None, timeout_s: float | None = None
+) -> tf.distribute.MultiWorkerMirroredStrategy:
+    """The strategy for the cluster that ``TF_CONFIG`` describes (checked first, with clear errors).
+
+    First waits until every worker has started (``wait_for_peers``): up to ``timeout_s``
+    (``TLSTUDIO_CLUSTER_TIMEOUT``, default 600 s), or until ``stop_event`` is set."""
+    config = read_tf_config()
+    timeout_s = join_timeout_s() if timeout_s is None else timeout_s
+    wait_for_peers(config.cluster, config.task_type, config.index, stop_event, timeout_s)
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
@@ -90,9 +120,7 @@ def wait_for_peers(
     TensorFlow start, and its own wait is short. Raises ``MultiWorkerError`` after ``timeout_s`` or
     when ``stop_event`` is set."""
     me = f"{task_type}:{index}"
-    members = {
-        f"{job}:{i}": address for job in ("chief", "worker") for i, address in enumerate(cluster.get(job, []))
-    }
+    members = members_of(cluster)
     peers = {name: address for name, address in members.items() if name != me}
     port = int(members[me].rsplit(":", 1)[1])
     try:
@@ -159,15 +187,12 @@ def _greets(address: str, me: str, expected: str) -> bool:
         return False
 
 
-def joining_message() -> str:
-    """What a worker says while it waits for the cluster in TF_CONFIG (assumed checked)."""
-    config = json.loads(os.environ["TF_CONFIG"])
-    machines = sum(len(config["cluster"].get(job, [])) for job in ("chief", "worker"))
-    timeout = float(os.environ.get("TLSTUDIO_CLUSTER_TIMEOUT", DEFAULT_JOIN_TIMEOUT_S))
+def joining_message(config: ClusterConfig) -> str:
+    """What a worker says while it waits for the rest of its cluster."""
     return (
-        f"Joining the cluster in TF_CONFIG as {config['task']['type']} {config['task']['index']} of "
-        f"{machines} machines: waiting until every worker has started (up to {timeout:.0f} s; "
-        "Ctrl-C gives up)…"
+        f"Joining the cluster in TF_CONFIG as {config.task_type} {config.index} of "
+        f"{len(config.members)} machines: waiting until every worker has started (up to "
+        f"{join_timeout_s():.0f} s; Ctrl-C gives up)…"
     )
 
 
@@ -191,8 +216,7 @@ def task_name(strategy) -> str:
 
 def describe_cluster(strategy) -> dict[str, object]:
     """This worker's task, how many machines train together, and the replicas over all of them."""
-    spec = strategy.cluster_resolver.cluster_spec().as_dict()
-    machines = sum(len(spec.get(job, [])) for job in ("chief", "worker"))
+    machines = len(members_of(strategy.cluster_resolver.cluster_spec().as_dict()))
     return {"task": task_name(strategy), "workers": machines, "replicas": strategy.num_replicas_in_sync}
 
 

@@ -144,10 +144,8 @@ class BestCheckpoint(keras.callbacks.Callback):
         if value is None or not value < self.best:
             return
         self.best = float(value)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(".tmp-" + self.path.name)
-        self.session.model.save_weights(tmp)  # the whole classifier, also while a head-only model trains
-        os.replace(tmp, self.path)
+        with atomic.replacing(self.path) as tmp:
+            self.session.model.save_weights(tmp)  # the whole classifier, also while a head-only model trains
         self.session.best_epoch = epoch
         self.session.emit(ev.CheckpointSaved(str(self.path), epoch, self.monitor, self.best))
 
@@ -202,9 +200,7 @@ class TrainingSession:
         try:
             self.strategy = make_strategy(self.settings.strategy, self.stop_event)
         except Exception as err:  # e.g. a cluster that never met: nothing was written, nothing to record
-            message = (
-                str(err) if isinstance(err, (TrainingError, multi_worker.MultiWorkerError)) else repr(err)
-            )
+            message = _message_for(err)
             self.emit(ev.RunFailed(str(self.run_dir), message, _hint_for(err), None))
             return RunResult("failed", self.run_dir, error=message, primary=False)
         self._use_worker_folder()
@@ -461,11 +457,8 @@ class TrainingSession:
             features.append(np.asarray(extractor.predict_on_batch(x), dtype=np.float32))
             labels.append(y.numpy())
         out = np.concatenate(features), np.concatenate(labels)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(".tmp-" + path.name)
-        with open(tmp, "wb") as f:
+        with atomic.replacing(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, features=out[0], labels=out[1])
-        os.replace(tmp, path)
         return out
 
     # -- endings -----------------------------------------------------------------------------------
@@ -513,11 +506,7 @@ class TrainingSession:
         return self._complete(self.model, started, "stopped")
 
     def _finish_failed(self, err: Exception, started: float) -> RunResult:
-        message = (
-            f"{type(err).__name__}: {err}"
-            if not isinstance(err, (TrainingError, BackboneError, multi_worker.MultiWorkerError))
-            else str(err)
-        )
+        message = _message_for(err)
         hint = _hint_for(err)
         checkpoint = str(self.checkpoint) if self.checkpoint.is_file() else None
         (self.run_dir / "error.txt").write_text(traceback.format_exc())
@@ -713,6 +702,13 @@ def _unknown_length_ok():
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
         yield
+
+
+def _message_for(err: Exception) -> str:
+    """Our own errors say what to do already; anything else is named by its type."""
+    if isinstance(err, (TrainingError, BackboneError, multi_worker.MultiWorkerError)):
+        return str(err)
+    return f"{type(err).__name__}: {err}"
 
 
 def _hint_for(err: Exception) -> str:
