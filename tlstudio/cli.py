@@ -162,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_training_options(p: argparse.ArgumentParser) -> None:
     """Options shared by `train` and `compare`."""
+    from tlstudio.core.settings import CLASS_WEIGHTS, OPTIMIZERS, STRATEGIES  # pure data, no TensorFlow
+
     p.add_argument(
         "--weights",
         default="imagenet",
@@ -189,7 +191,7 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--batch-size", type=int, default=32, metavar="N", help="(32)")
     p.add_argument("--learning-rate", type=float, default=1e-3, metavar="X", help="phase 1 rate (0.001)")
-    p.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd", "rmsprop"])
+    p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
     p.add_argument(
         "--freeze",
         default="all",
@@ -220,7 +222,7 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--class-weights",
         default="auto",
-        choices=["auto", "balanced", "none"],
+        choices=CLASS_WEIGHTS,
         help="auto: balanced weights when classes are imbalanced past 5:1",
     )
     p.add_argument("--patience", type=int, default=5, metavar="N", help="early stopping patience (5)")
@@ -235,7 +237,7 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--strategy",
         default="default",
-        choices=["default", "mirrored", "multiworker"],
+        choices=STRATEGIES,
         help="mirrored: data-parallel over every local GPU (tf.distribute.MirroredStrategy); "
         "multiworker: over several machines, one command per machine with TF_CONFIG set "
         "(the chief, or worker 0, records the run and exports; see the README)",

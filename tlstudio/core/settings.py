@@ -88,7 +88,7 @@ class TrainSettings:
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer '{self.optimizer}' (choose from {', '.join(OPTIMIZERS)})")
-        if self.class_weights not in ("auto", "balanced", "none"):
+        if self.class_weights not in CLASS_WEIGHTS:
             raise ValueError("class_weights must be auto, balanced or none")
         for name in ("batch_size", "epochs"):
             if getattr(self, name) < 1:
@@ -133,6 +133,7 @@ class TrainSettings:
 
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+CLASS_WEIGHTS = ("auto", "balanced", "none")
 STRATEGIES = ("default", "mirrored", "multiworker")
 
 

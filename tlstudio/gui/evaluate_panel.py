@@ -7,7 +7,7 @@ opening the panel needs no TensorFlow. Grad-CAM loads the run's ``model.keras`` 
 
 from __future__ import annotations
 
-import json
+import functools
 from pathlib import Path
 
 from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex, QSize, Qt, QUrl, Signal
@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 from tlstudio.core import relabel
 from tlstudio.core.dataset import in_folder
 from tlstudio.core.metrics import cell_predictions, ordered_errors
-from tlstudio.core.run_history import RunRecord, compare_runs
+from tlstudio.core.run_history import RunRecord, compare_runs, read_json
 from tlstudio.core.split import Manifest
 from tlstudio.gui.worker import Task
 
@@ -136,16 +136,23 @@ class GalleryModel(QAbstractListModel):
         return self._thumbs.get(rel, QPixmap())
 
 
-def gradcam_job(run_dir: Path, image_path: Path, class_name: str):
-    """Worker job: Grad-CAM of one image for one class, blended over the image (uint8 RGB)."""
+@functools.lru_cache(maxsize=1)
+def _gradcam_of(run_dir: Path):
+    """The run's model, loaded once for every Grad-CAM of it (clicks in a row are on one run)."""
     import keras
 
-    from tlstudio.core.gradcam import GradCam, overlay
+    from tlstudio.core.gradcam import GradCam
+
+    cam = GradCam(keras.models.load_model(run_dir / "model.keras", safe_mode=True))
+    return cam, (run_dir / "labels.txt").read_text(encoding="utf-8").splitlines()
+
+
+def gradcam_job(run_dir: Path, image_path: Path, class_name: str):
+    """Worker job: Grad-CAM of one image for one class, blended over the image (uint8 RGB)."""
+    from tlstudio.core.gradcam import overlay
     from tlstudio.core.pipeline import load_for_model
 
-    model = keras.models.load_model(run_dir / "model.keras", safe_mode=True)
-    cam = GradCam(model)
-    labels = (run_dir / "labels.txt").read_text(encoding="utf-8").splitlines()
+    cam, labels = _gradcam_of(Path(run_dir))
     heat, _, prob = cam.heatmap(load_for_model(image_path, cam.image_size), labels.index(class_name))
     return overlay(load_for_model(image_path, 256), heat), prob
 
@@ -318,10 +325,8 @@ class EvaluatePanel(QWidget):
         self.run_dir = Path(run_dir)
         report = self.run_dir / "report.html"
         self.report = report if report.is_file() else None
-        try:
-            self.evaluation = json.loads((self.run_dir / "evaluation.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            self.evaluation = {}
+        self.evaluation = read_json(self.run_dir / "evaluation.json")
+        if not self.evaluation:
             self.confusion.set_matrix([], [])
             self.gallery_model.set_items([], None)
             self.summary.setHtml(

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from tlstudio.core import events as ev
-from tlstudio.core.settings import Augmentation, TrainSettings
+from tlstudio.core.settings import OPTIMIZERS, Augmentation, TrainSettings
 from tlstudio.gui.curves import CurvesWidget
 from tlstudio.gui.worker import Task
 
@@ -97,7 +97,7 @@ class TrainPanel(QWidget):
             "Epochs without a better validation loss before stopping; the best weights are restored",
         )
         self.optimizer = QComboBox()
-        self.optimizer.addItems(["adam", "adamw", "sgd", "rmsprop"])
+        self.optimizer.addItems(list(OPTIMIZERS))
         self.optimizer.setToolTip("Adam is the safe default for transfer learning")
         self.flip = check(
             "Horizontal flips",
