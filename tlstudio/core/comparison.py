@@ -21,7 +21,6 @@ import numpy as np
 from tlstudio.core import atomic
 from tlstudio.core import events as ev
 from tlstudio.core.freezing import FreezePlan
-from tlstudio.core.run_history import read_json
 from tlstudio.core.settings import TrainSettings
 from tlstudio.core.split import Manifest
 
@@ -112,11 +111,12 @@ def compare(
             break
         run_dir = out_dir / f"{i:02d}-{_slug(candidate.name)}"
         started = time.perf_counter()
-        result = TrainingSession(
+        session = TrainingSession(
             candidate.settings, data_dir, run_dir, manifest=manifest, on_event=on_event, stop_event=stop_event
-        ).run()
+        )
+        result = session.run()
         seconds = time.perf_counter() - started
-        history = read_json(run_dir / "history.json").get("epochs", [])
+        history = session.history["epochs"]
         row = ComparisonRow(
             name=candidate.name,
             backbone=candidate.settings.backbone,
@@ -176,9 +176,9 @@ def format_table(rows: list[ComparisonRow]) -> str:
 
 def curves_figure(rows: list[ComparisonRow]):
     """Validation accuracy and loss per epoch of every candidate, overlaid."""
-    from tlstudio.core.report import _figure
+    from tlstudio.core.report import new_figure
 
-    fig = _figure(9, 3.4)
+    fig = new_figure(9, 3.4)
     for i, metric in enumerate(("val_accuracy", "val_loss")):
         ax = fig.add_subplot(1, 2, i + 1)
         for r in rows:
@@ -193,11 +193,15 @@ def curves_figure(rows: list[ComparisonRow]):
 def _write(out_dir: Path, rows: list[ComparisonRow]) -> None:
     data = [r.to_dict() for r in rows]
     atomic.write_json(out_dir / "comparison.json", data)
-    with open(out_dir / "comparison.csv", "w", newline="", encoding="utf-8") as f:
+    with (
+        atomic.replacing(out_dir / "comparison.csv") as tmp,
+        open(tmp, "w", newline="", encoding="utf-8") as f,
+    ):
         writer = csv.DictWriter(f, fieldnames=list(data[0]))
         writer.writeheader()
         writer.writerows(data)
-    curves_figure(rows).savefig(out_dir / "comparison.png")
+    with atomic.replacing(out_dir / "comparison.png") as tmp:
+        curves_figure(rows).savefig(tmp)
 
 
 def _size(path: Path) -> int:

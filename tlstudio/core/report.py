@@ -27,7 +27,7 @@ from tlstudio.core.run_history import flatten, read_json
 ERRORS_SHOWN = 12
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -50,7 +50,7 @@ def confusion_figure(labels: list[str], matrix: list[list[int]]):
     cm = np.asarray(matrix, dtype=float)
     share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     size = min(2.5 + 0.45 * len(labels), 12)
-    fig = _figure(size + 1, size)
+    fig = new_figure(size + 1, size)
     ax = fig.add_subplot()
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
@@ -66,7 +66,7 @@ def confusion_figure(labels: list[str], matrix: list[list[int]]):
 
 def reliability_figure(bins: list[dict[str, float]], ece: float):
     """Accuracy against confidence per bin, with the diagonal of perfect calibration."""
-    fig = _figure(4.2, 3.8)
+    fig = new_figure(4.2, 3.8)
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
     filled = [b for b in bins if b["count"]]
@@ -86,7 +86,7 @@ def reliability_figure(bins: list[dict[str, float]], ece: float):
 
 def curves_figure(epochs: list[dict[str, float]]):
     """Loss and accuracy per epoch, training and validation."""
-    fig = _figure(8, 3.2)
+    fig = new_figure(8, 3.2)
     for i, metric in enumerate(("loss", "accuracy")):
         ax = fig.add_subplot(1, 2, i + 1)
         x = range(1, len(epochs) + 1)
