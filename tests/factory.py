@@ -182,3 +182,138 @@ def pretrain_shapes_backbone(
     history = model.fit(x, y, epochs=epochs, batch_size=64, shuffle=True, verbose=0, validation_split=0.1)
     model.save(path)
     return path, history.history["val_accuracy"][-1]
+
+
+SHAPES_C = ("ring", "diamond", "hbar", "vbar", "xcross")  # five classes, none of them pretrained
+
+
+def _draw_xcross(draw, cx: int, cy: int, r: int, width: int, colour) -> None:
+    draw.line((cx - r, cy - r, cx + r, cy + r), fill=colour, width=width)
+    draw.line((cx - r, cy + r, cx + r, cy - r), fill=colour, width=width)
+
+
+GLYPHS_A = tuple("ABCDEFGH")  # a source model's classes: letters
+GLYPHS_B = tuple("01234")  # the transfer task's classes: digits
+
+
+def draw_glyph(char: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A printed character at a random place, scale and slant, light on dark with noise."""
+    from PIL import ImageDraw, ImageFont
+
+    scale = int(rng.integers(size // 2, size - 4))
+    try:
+        font = ImageFont.load_default(size=scale)
+    except TypeError:  # Pillow < 10.1: a fixed bitmap font
+        font = ImageFont.load_default()
+    canvas = Image.new("L", (size * 2, size * 2), 0)
+    ImageDraw.Draw(canvas).text((size // 2, size // 3), char, fill=255, font=font)
+    canvas = canvas.rotate(float(rng.uniform(-20, 20)), resample=Image.BILINEAR)
+    box = canvas.getbbox() or (0, 0, size, size)
+    glyph = canvas.crop(box)
+    glyph.thumbnail((size - 2, size - 2))
+    out = Image.new("L", (size, size), 0)
+    x = int(rng.integers(0, size - glyph.width + 1))
+    y = int(rng.integers(0, size - glyph.height + 1))
+    out.paste(glyph, (x, y))
+    ink = rng.integers(150, 256, 3)
+    paper = rng.integers(0, 90, 3)
+    alpha = np.asarray(out, np.float32)[..., None] / 255.0
+    arr = paper * (1 - alpha) + ink * alpha + rng.normal(0, 16, (size, size, 3))
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+TEXTURES_A = ("hstripes", "checker", "dots", "blobs")
+TEXTURES_B = ("vstripes", "dstripes", "grid", "rings", "speckle")
+
+
+def draw_texture(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A patch of a periodic or random texture with random period, phase and colours."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    period = float(rng.uniform(4, 9))
+    phase = float(rng.uniform(0, 2 * np.pi))
+    w = 2 * np.pi / period
+    if kind == "hstripes":
+        v = np.sin(w * yy + phase)
+    elif kind == "vstripes":
+        v = np.sin(w * xx + phase)
+    elif kind == "dstripes":
+        v = np.sin(w * (xx + yy) / np.sqrt(2) + phase)
+    elif kind == "checker":
+        v = np.sign(np.sin(w * xx + phase)) * np.sign(np.sin(w * yy + phase))
+    elif kind == "grid":
+        v = np.maximum(np.cos(w * xx + phase), np.cos(w * yy + phase)) * 2 - 1
+    elif kind == "dots":
+        v = np.cos(w * xx + phase) * np.cos(w * yy + phase) * 2 - 0.8
+    elif kind == "rings":
+        cx, cy = rng.uniform(0, size, 2)
+        v = np.sin(w * np.hypot(xx - cx, yy - cy) + phase)
+    elif kind == "blobs":
+        v = np.zeros_like(xx)
+        for _ in range(6):
+            cx, cy = rng.uniform(0, size, 2)
+            v += np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * period**2))
+        v = v / v.max() * 2 - 1
+    else:  # speckle: fine random noise
+        v = rng.choice([-1.0, 1.0], (size, size)).astype(np.float32)
+    a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+    t = ((v + 1) / 2)[..., None]
+    arr = a * (1 - t) + b * t + rng.normal(0, 12, (size, size, 3))
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+def draw_any(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A shape, a glyph or a texture, by class name."""
+    if kind == "xcross":
+        from PIL import ImageDraw
+
+        background = tuple(int(v) for v in rng.integers(0, 120, 3))
+        img = Image.new("RGB", (size, size), background)
+        r = int(rng.integers(size // 6, size // 3))
+        cx, cy = (int(v) for v in rng.integers(r + 1, size - r - 1, 2))
+        colour = tuple(int(v) for v in rng.integers(130, 256, 3))
+        _draw_xcross(ImageDraw.Draw(img), cx, cy, r, max(2, r // 3), colour)
+        arr = np.asarray(img, np.float32) + rng.normal(0, 18, (size, size, 3))
+        return np.clip(arr, 0, 255).astype(np.uint8)
+    if len(kind) == 1:
+        return draw_glyph(kind, size, rng)
+    if kind in TEXTURES_A + TEXTURES_B:
+        return draw_texture(kind, size, rng)
+    return draw_shape(kind, size, rng)
+
+
+def make_drawn_dataset(root: Path, kinds, per_class: int = 30, size: int = 32, seed: int = 0) -> Path:
+    """Class folders of drawn images of any kind (PNG); class folders named ``c_<kind>`` for glyphs."""
+    rng = np.random.default_rng(seed)
+    for kind in kinds:
+        folder = f"c_{kind}" if len(kind) == 1 else kind
+        for i in range(per_class):
+            write(root / folder / f"{folder}_{i:03d}.png", encode(draw_any(kind, size, rng), "PNG"))
+    return root
+
+
+def pretrain_source_model(
+    path: Path, kinds, size: int = 32, per_class: int = 250, epochs: int = 8, seed: int = 0
+):
+    """A small CNN classifier trained on ``kinds``, saved as .keras: a user's own source model."""
+    import keras
+
+    rng = np.random.default_rng(seed + 100)
+    x = np.stack([draw_any(k, size, rng) for k in kinds for _ in range(per_class)]).astype("float32")
+    y = np.repeat(np.arange(len(kinds)), per_class)
+    order = rng.permutation(len(y))
+    x, y = x[order], y[order]
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((size, size, 3))
+    h = keras.layers.Rescaling(1 / 255.0)(inputs)
+    for i, filters in enumerate((16, 32, 64)):
+        h = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(h)
+        h = keras.layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(h)
+        h = keras.layers.ReLU(name=f"relu{i}")(h)
+        h = keras.layers.MaxPooling2D(name=f"pool{i}")(h)
+    h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
+    outputs = keras.layers.Dense(len(kinds), activation="softmax", name="old_top")(h)
+    model = keras.Model(inputs, outputs, name="source_cnn")
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y, epochs=epochs, batch_size=64, shuffle=True, verbose=0, validation_split=0.1)
+    model.save(path)
+    return path, history.history["val_accuracy"][-1]

@@ -175,9 +175,10 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fine-tune-epochs",
         type=int,
-        default=10,
+        default=None,
         metavar="N",
-        help="phase 2 epochs (10; 0 = no fine-tuning phase)",
+        help="phase 2 epochs (default: sized by the number of training images, see the README's "
+        "recipe table; 0 = no fine-tuning phase)",
     )
     p.add_argument(
         "--fine-tune-lr-decay",
@@ -462,7 +463,7 @@ def _run_training(settings, data_dir: Path, out: Path, manifest: Path | None, wi
         result = session.run()
     finally:
         signal.signal(signal.SIGINT, previous)
-    code = {"completed": 0, "stopped": 130}.get(result.status, 1)
+    code = {"completed": 0, "stopped": 130, "failed_to_learn": 3}.get(result.status, 1)
     return (code, result) if with_result else code
 
 

@@ -78,6 +78,12 @@ class ProgressPrinter:
     def _on_CheckpointSaved(self, e: ev.CheckpointSaved) -> None:
         self._print(f"    best so far ({e.monitor} {e.value:.4f}): checkpoint saved")
 
+    def _on_Interpolated(self, e: ev.Interpolated) -> None:
+        pairs = "  ".join(f"α {a:g}: {v:.4f}" for a, v in zip(e.alphas, e.val_losses, strict=True))
+        self._print(
+            f"\nWiSE-FT (val_loss by α, 0 = probe, 1 = fine-tuned): {pairs}\n  chosen α = {e.chosen:g}"
+        )
+
     def _on_FilesSkipped(self, e: ev.FilesSkipped) -> None:
         self._print(f"Skipped {len(e.files)} file(s):")
         for path, reason in e.files[:20]:

@@ -70,6 +70,16 @@ class CheckpointSaved:
 
 
 @dataclass(frozen=True)
+class Interpolated:
+    """WiSE-FT: validation loss and accuracy at each mix of probe (α 0) and fine-tuned (α 1) weights."""
+
+    alphas: list[float]
+    val_losses: list[float]
+    val_accuracies: list[float]
+    chosen: float
+
+
+@dataclass(frozen=True)
 class FilesSkipped:
     """Files that failed to load while training, dropped from the stream."""
 
@@ -78,7 +88,7 @@ class FilesSkipped:
 
 @dataclass(frozen=True)
 class RunFinished:
-    """The run ended; ``status`` is "completed" or "stopped"."""
+    """The run ended; ``status`` is "completed", "stopped" or "failed_to_learn" (``message`` says why)."""
 
     status: str
     run_dir: str
@@ -103,6 +113,7 @@ Event = (
     | BatchEnded
     | EpochEnded
     | CheckpointSaved
+    | Interpolated
     | FilesSkipped
     | RunFinished
     | RunFailed

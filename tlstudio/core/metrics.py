@@ -189,3 +189,23 @@ def ordered_errors(predictions: list[dict], order: str = "confidently_wrong") ->
         return sorted(predictions, key=lambda p: p["confidence"])
     wrong = [p for p in predictions if p["true"] != p["predicted"]]
     return sorted(wrong, key=lambda p: -p["confidence"])
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95% by default); (0, 1) when ``n`` is 0."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def within_chance(accuracy: float, n: int, class_counts: list[int], z: float = 1.645) -> bool:
+    """Whether an accuracy on ``n`` images is no better than always answering the largest class,
+    by a one-sided binomial test at that rate (z = 1.645: 5%)."""
+    if n <= 0 or not class_counts:
+        return False
+    chance = max(class_counts) / max(sum(class_counts), 1)
+    return accuracy <= chance + z * math.sqrt(chance * (1 - chance) / n)

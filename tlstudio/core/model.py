@@ -48,7 +48,12 @@ class TransferModel(keras.Model):
         if base is None:
             raise RuntimeError("compile the model before setting learning-rate multipliers")
         base = getattr(base, "inner_optimizer", base)  # under mixed float16: the loss-scaled optimizer
-        base_lr = float(keras.ops.convert_to_numpy(base.learning_rate))
+        schedule = getattr(base, "_learning_rate", None)
+        if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule) or not hasattr(
+            schedule, "scaled"
+        ):
+            schedule = None
+        base_lr = None if schedule else float(keras.ops.convert_to_numpy(base.learning_rate))
         self._lr.groups = []
         self._lr.group_of_var = {}
         counts: dict[float, int] = {}
@@ -62,7 +67,8 @@ class TransferModel(keras.Model):
         for m, variables in sorted(by_multiplier.items()):
             if m == 1.0:
                 continue
-            config = base.get_config() | {"learning_rate": base_lr * m, "name": f"{base.name}_x{m:g}"}
+            rate = schedule.scaled(m) if schedule else base_lr * m
+            config = base.get_config() | {"learning_rate": rate, "name": f"{base.name}_x{m:g}"}
             optimizer = base.__class__.from_config(config)
             optimizer.build(variables)
             for var in variables:
@@ -157,6 +163,17 @@ def build_classifier(
             x = keras.layers.Dropout(head.dropout, name=f"head_dropout_{i}")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
     return TransferModel(inputs, outputs, name="tlstudio_classifier")
+
+
+def set_batchnorm_momentum(model: keras.Model, momentum: float) -> int:
+    """Set every BatchNormalization layer's momentum (a run from scratch needs statistics that
+    follow its weights within the run). Returns how many layers were changed."""
+    count = 0
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = momentum
+            count += 1
+    return count
 
 
 def apply_chain(layers, x):

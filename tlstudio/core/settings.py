@@ -3,6 +3,7 @@ follow good transfer-learning practice. Pure data: importing this module loads n
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from tlstudio.core.freezing import FreezePlan
@@ -51,11 +52,12 @@ class Augmentation:
 class TrainSettings:
     """Everything a training run needs besides the data.
 
-    Defaults: a frozen backbone and a new head at learning rate 1e-3 (phase 1), then the top two
-    blocks unfrozen at a 10× lower rate, each lower block at half the rate of the one above it
-    (phase 2); BatchNorm frozen, in inference mode (``freeze.train_batchnorm``); early stopping
-    on validation loss with the best weights restored; class weights when the classes are
-    imbalanced more than 5:1.
+    Defaults (``core.recipe`` turns them into phases): a frozen backbone and a new head fitted as a
+    linear probe on cached features (phase 1), then the top two blocks unfrozen at a 10× lower rate
+    than 1e-3, each lower block at half the rate of the one above it, warm-up and cosine decay, a
+    budget sized by the data (phase 2), then WiSE-FT interpolation; BatchNorm frozen, in inference
+    mode (``freeze.train_batchnorm``); early stopping on validation loss with the best weights
+    restored; class weights when the classes are imbalanced more than 5:1.
     """
 
     backbone: str
@@ -69,7 +71,7 @@ class TrainSettings:
     learning_rate: float = 1e-3
     batch_size: int = 32
     epochs: int = 20
-    fine_tune_epochs: int = 10  # phase 2; 0 turns the two-phase recipe off
+    fine_tune_epochs: int | None = None  # phase 2; None: sized by the data (recipe.FINE_TUNE_RULES); 0: off
     fine_tune_blocks: int = 2
     fine_tune_lr_factor: float = 0.1
     fine_tune_lr_decay: float | None = 0.5
@@ -84,6 +86,7 @@ class TrainSettings:
     feature_cache: bool = True  # frozen backbone, no augmentation: compute its features once
     strategy: str = "default"  # "default" (one device), "mirrored" (every local GPU), "multiworker"
     calibrate: bool = False  # temperature scaling fitted on the validation split, baked into the export
+    interpolate: bool = True  # WiSE-FT: probe and fine-tuned weights mixed, α chosen on validation
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -95,8 +98,14 @@ class TrainSettings:
                 raise ValueError(f"{name} must be at least 1")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy '{self.strategy}' (choose from {', '.join(STRATEGIES)})")
-        if self.learning_rate <= 0:
-            raise ValueError("learning_rate must be positive")
+        for name in ("learning_rate", "fine_tune_lr_factor"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive finite number, not {value!r}")
+        if self.fine_tune_epochs is not None and self.fine_tune_epochs < 0:
+            raise ValueError("fine_tune_epochs must be 0 or more (or None: sized by the data)")
+        if self.early_stopping_patience < 1:
+            raise ValueError("early_stopping_patience must be at least 1")
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -137,8 +146,8 @@ CLASS_WEIGHTS = ("auto", "balanced", "none")
 STRATEGIES = ("default", "mirrored", "multiworker")
 
 
-def make_optimizer(name: str, learning_rate: float):
-    """A fresh Keras optimizer."""
+def make_optimizer(name: str, learning_rate):
+    """A fresh Keras optimizer; ``learning_rate`` is a number or a Keras schedule."""
     import keras
 
     if name == "adam":

@@ -16,7 +16,6 @@ import tempfile
 import threading
 import time
 import traceback
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,22 +23,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlstudio.core import atomic, multi_worker
+from tlstudio.core import atomic, multi_worker, phases
 from tlstudio.core import events as ev
 from tlstudio.core.backbones import BackboneError, build_backbone, input_size_of, resolve_backbone
+from tlstudio.core.callbacks import StopRequested
 from tlstudio.core.dataset import in_folder
-from tlstudio.core.freezing import FreezePlan, apply_freeze_plan, variable_multipliers
 from tlstudio.core.health import IMBALANCE_WARNING_RATIO, balanced_class_weights, inspect_folder
-from tlstudio.core.model import TransferModel, apply_chain, build_classifier
+from tlstudio.core.metrics import within_chance
+from tlstudio.core.model import TransferModel, build_classifier, set_batchnorm_momentum
 from tlstudio.core.pipeline import LoadErrors, make_dataset
-from tlstudio.core.settings import TrainSettings, make_optimizer
+from tlstudio.core.recipe import batchnorm_momentum, plan_recipe
+from tlstudio.core.settings import TrainSettings
 from tlstudio.core.split import Manifest, SplitConfig, make_split
 
 CHECKPOINT_NAME = "best.weights.h5"
-
-
-class StopRequested(Exception):
-    """Raised inside ``fit`` to end training at once when a stop was asked for."""
 
 
 class TrainingError(Exception):
@@ -69,85 +66,6 @@ def describe_device() -> str:
     except (RuntimeError, ValueError):
         name = "GPU"
     return f"GPU: {name}" + (f" (+{len(gpus) - 1} more)" if len(gpus) > 1 else "")
-
-
-class EventBridge(keras.callbacks.Callback):
-    """Turns Keras hooks into TL Studio events and checks the stop flag after every batch."""
-
-    def __init__(
-        self, session: TrainingSession, phase: str, steps: int, batch_size: int, stop: threading.Event
-    ):
-        super().__init__()
-        self.session, self.phase, self.steps, self.batch_size = session, phase, steps, batch_size
-        self.stop = stop
-        self._epoch = 0
-        self._epoch_start = self._last = time.perf_counter()
-        self._rate = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
-        self._epoch_start = self._last = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        logs = logs or {}
-        now = time.perf_counter()
-        rate = self.batch_size / max(now - self._last, 1e-9)
-        self._rate = rate if self._rate == 0 else 0.8 * self._rate + 0.2 * rate
-        self._last = now
-        record = {
-            "phase": self.phase,
-            "epoch": self._epoch,
-            "step": batch + 1,
-            "loss": float(logs.get("loss", math.nan)),
-        }
-        if "accuracy" in logs:
-            record["accuracy"] = float(logs["accuracy"])
-        self.session.history["batches"].append(record)
-        self.session.emit(
-            ev.BatchEnded(
-                self.phase,
-                self._epoch,
-                batch + 1,
-                self.steps,
-                record["loss"],
-                record.get("accuracy"),
-                self._rate,
-            )
-        )
-        if self.stop.is_set():
-            raise StopRequested()
-
-    def on_epoch_end(self, epoch, logs=None):
-        metrics = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
-        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        seconds = time.perf_counter() - self._epoch_start
-        self.session.history["epochs"].append(
-            {"phase": self.phase, "epoch": epoch, **metrics, "learning_rate": lr, "seconds": seconds}
-        )
-        self.session.save_history()
-        self.session.emit(ev.EpochEnded(self.phase, epoch, metrics, lr, seconds))
-
-
-class BestCheckpoint(keras.callbacks.Callback):
-    """Saves the weights whenever the monitored value improves, atomically (temp file + rename).
-
-    Written by hand rather than with ``ModelCheckpoint`` so that a crash mid-write never leaves a
-    broken file in place of the last good checkpoint.
-    """
-
-    def __init__(self, session: TrainingSession, path: Path, monitor: str, best: float = math.inf):
-        super().__init__()
-        self.session, self.path, self.monitor, self.best = session, path, monitor, best
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is None or not value < self.best:
-            return
-        self.best = float(value)
-        with atomic.replacing(self.path) as tmp:
-            self.session.model.save_weights(tmp)  # the whole classifier, also while a head-only model trains
-        self.session.best_epoch = epoch
-        self.session.emit(ev.CheckpointSaved(str(self.path), epoch, self.monitor, self.best))
 
 
 class TrainingSession:
@@ -181,6 +99,7 @@ class TrainingSession:
         self.strategy = None  # a tf.distribute strategy when one is used
         self.primary = True  # records the run and exports (False: another worker of a multi-worker run)
         self.agreed_stop = threading.Event()  # multi-worker: set on every worker after the same step
+        self.final_scores: dict[str, float] = {}  # validation scores of the final weights (WiSE-FT)
 
     # -- reporting -------------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
@@ -241,14 +160,14 @@ class TrainingSession:
         if multi_worker.is_multi_worker(self.strategy):
             multi_worker.check_same_data(self.strategy, manifest.fingerprint())
         spec = resolve_backbone(s.backbone)
-        with self._scope():
+        with self.scope():
             backbone = build_backbone(spec, weights=s.weights, image_size=s.image_size, cut_at=s.cut_at)
         size = s.image_size or input_size_of(backbone) or spec.default_size
         if spec.kind == "file" and s.image_size and input_size_of(backbone) not in (None, s.image_size):
             raise TrainingError(
                 f"{spec.source} takes {input_size_of(backbone)} px images, not {s.image_size}"
             )
-        with self._scope():
+        with self.scope():
             model = build_classifier(
                 backbone,
                 len(classes),
@@ -274,99 +193,33 @@ class TrainingSession:
             )
         )
         self.manifest, self.image_size = manifest, size
-        train_ds = self._dataset(train, "train", training=True)
-        val_ds = self._dataset(val, "val") if val else None
-        monitor = "val_loss" if val else "loss"
         class_weight = self._class_weights(train, classes)
-        steps = math.ceil(len(train) / s.batch_size)
-
-        phases = [("head" if s.freeze.preset == "all" else "train", s.freeze, s.learning_rate, s.epochs)]
-        if s.freeze.preset == "all" and s.fine_tune_epochs > 0 and s.fine_tune_blocks > 0:
-            plan = FreezePlan(
-                "top",
-                s.fine_tune_blocks,
-                train_batchnorm=s.freeze.train_batchnorm,
-                lr_decay=s.fine_tune_lr_decay,
-            )
-            phases.append(("fine-tune", plan, s.learning_rate * s.fine_tune_lr_factor, s.fine_tune_epochs))
-
-        best = math.inf
-        epoch = 0
-        for phase, plan, lr, epochs in phases:
-            summary = apply_freeze_plan(model, plan)
-            cached = self._feature_cache_applies(plan)
-            fit_model, fit_train, fit_val = model, train_ds, val_ds
-            if cached:
-                fit_model, fit_train, fit_val = self._head_on_cached_features(model, train, val)
-            with self._scope():
-                fit_model.compile(
-                    optimizer=make_optimizer(s.optimizer, lr),
-                    loss="sparse_categorical_crossentropy",
-                    metrics=["accuracy"],
-                )
-                multipliers = variable_multipliers(model, plan)
-                if not cached and any(m != 1.0 for m in multipliers.values()):
-                    model.set_lr_multipliers(lambda var, m=multipliers: m.get(id(var), 1.0))
-            self.emit(
-                ev.PhaseStarted(
-                    phase,
-                    plan.describe(),
-                    epoch,
-                    epochs,
-                    lr,
-                    summary.model_trainable,
-                    summary.model_frozen,
-                    steps,
-                    cached,
-                )
-            )
-            checkpoint = BestCheckpoint(self, self.checkpoint, monitor, best)
-            several = multi_worker.is_multi_worker(self.strategy)
-            callbacks = [
-                EventBridge(
-                    self, phase, steps, s.batch_size, self.agreed_stop if several else self.stop_event
-                ),
-                checkpoint,
-                keras.callbacks.EarlyStopping(
-                    monitor=monitor, patience=s.early_stopping_patience, restore_best_weights=True
-                ),
-            ]
-            if several:  # Keras 3's fit does not run under MultiWorkerMirroredStrategy
-                multi_worker.fit_distributed(
-                    fit_model,
-                    self.strategy,
-                    fit_train,
-                    fit_val,
-                    epochs=epoch + epochs,
-                    initial_epoch=epoch,
-                    callbacks=callbacks,
-                    class_weight=class_weight,
-                    stop_event=self.stop_event,
-                    agreed_stop=self.agreed_stop,
-                )
-            else:
-                with _unknown_length_ok():
-                    fit_model.fit(
-                        fit_train,
-                        validation_data=fit_val,
-                        epochs=epoch + epochs,
-                        initial_epoch=epoch,
-                        class_weight=class_weight,
-                        callbacks=callbacks,
-                        verbose=0,
-                    )
+        recipe = plan_recipe(s, len(train), probe_possible=self.strategy is None)
+        if recipe.from_scratch:
+            steps = math.ceil(len(train) / s.batch_size) * sum(p.epochs for p in recipe.phases)
+            set_batchnorm_momentum(model, batchnorm_momentum(steps))
+        best, probe_weights, tuned_weights = math.inf, None, None
+        for phase in recipe.phases:
             epoch = len(self.history["epochs"])
-            best = checkpoint.best
+            if phase.probe:
+                best = phases.run_probe(self, model, phase, train, val, epoch, best, class_weight)
+                probe_weights = model.get_weights()
+            else:
+                best = phases.run_fit_phase(self, model, phase, train, val, epoch, best, class_weight)
+                tuned_weights = model.get_weights()  # the phase's own best (early stopping restores it)
             if self.checkpoint.is_file():
                 model.load_weights(self.checkpoint)
+        if recipe.interpolate and val and probe_weights is not None and tuned_weights is not None:
+            self.final_scores = phases.interpolate(self, model, probe_weights, tuned_weights, val, best)
+            model.load_weights(self.checkpoint)
         return self._complete(model, started, "completed")
 
-    def _dataset(self, entries, split: str, *, training: bool = False):
+    def dataset(self, entries, split: str, *, training: bool = False, augment: bool = True):
         """One split's pipeline; on a multi-worker run, each worker's share of it."""
         s = self.settings
         args = self._dataset_args() | {
             "training": training,
-            "augmentation": s.augmentation if training else None,
+            "augmentation": s.augmentation if training and augment else None,
             "cache": self._cache(split),
         }
         if not multi_worker.is_multi_worker(self.strategy):
@@ -378,45 +231,12 @@ class TrainingSession:
             lambda share, batch_size: make_dataset(share, **(args | {"batch_size": batch_size})),
         )
 
-    def _device(self) -> str:
-        if not multi_worker.is_multi_worker(self.strategy):
-            return describe_device()
-        role = "chief" if self.primary else "records nothing"
-        return (
-            f"{describe_device()} · {multi_worker.task_name(self.strategy)} ({role}), "
-            f"{self.strategy.num_replicas_in_sync} replicas in the cluster"
-        )
+    def features_dataset(self, entries):
+        """Pixels and labels in a fixed order, no augmentation, for the feature cache."""
+        return make_dataset(entries, cache="none", **self._dataset_args())
 
-    def _scope(self):
-        """The distribution strategy's scope (variables are created and mirrored there), if any."""
-        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
-
-    # -- frozen-feature cache ------------------------------------------------------------------------
-    def _feature_cache_applies(self, plan: FreezePlan) -> bool:
-        """A fully frozen backbone (BatchNorm included) and no augmentation: the backbone computes the
-        same features for an image every epoch, so they are computed once."""
-        s = self.settings
-        return (
-            s.feature_cache and plan.preset == "all" and not s.augmentation.active and self.strategy is None
-        )
-
-    def _head_on_cached_features(self, model: TransferModel, train, val):
-        """A model of the head layers alone (shared with ``model``) and datasets of cached features."""
-        names = [layer.name for layer in model.layers]
-        cut = next((n for n in ("head_pool", "head_flatten") if n in names), "backbone")
-        position = names.index(cut)
-        pixels = keras.Input(model.inputs[0].shape[1:])
-        extractor = keras.Model(pixels, apply_chain(model.layers[1 : position + 1], pixels))
-        key = self._feature_key()
-        folder = self.run_dir / "features" / key
-        arrays = {}
-        for split, entries in (("train", train), ("val", val)):
-            if entries:
-                arrays[split] = self._features(extractor, entries, folder / f"{split}.npz")
-        inputs = keras.Input(arrays["train"][0].shape[1:], name="features")
-        head = keras.Model(
-            inputs, apply_chain(model.layers[position + 1 :], inputs), name="head_on_cached_features"
-        )
+    def feature_datasets(self, arrays: dict[str, tuple[np.ndarray, np.ndarray]]):
+        """(train, val) datasets of cached features; val is None without a validation split."""
         s = self.settings
         x_train, y_train = arrays["train"]
         train_ds = (
@@ -428,38 +248,29 @@ class TrainingSession:
         val_ds = (
             tf.data.Dataset.from_tensor_slices(arrays["val"]).batch(s.batch_size) if "val" in arrays else None
         )
-        return head, train_ds, val_ds
+        return train_ds, val_ds
 
-    def _feature_key(self) -> str:
-        """What the features depend on: the data, the backbone and its weights, size, preprocessing."""
-        import hashlib
+    def save_checkpoint(self, epoch: int | None, monitor: str, value: float) -> None:
+        """Write the whole classifier's weights as the best checkpoint (atomically)."""
+        with atomic.replacing(self.checkpoint) as tmp:
+            self.model.save_weights(tmp)
+        self.best_epoch = epoch
+        self.emit(
+            ev.CheckpointSaved(str(self.checkpoint), epoch if epoch is not None else -1, monitor, value)
+        )
 
-        s = self.settings
-        parts = [
-            self.manifest.fingerprint(),
-            s.backbone,
-            s.weights,
-            self.image_size,
-            s.preprocessing,
-            s.cut_at,
-        ]
-        return hashlib.sha256("\n".join(map(str, parts)).encode()).hexdigest()[:16]
+    def _device(self) -> str:
+        if not multi_worker.is_multi_worker(self.strategy):
+            return describe_device()
+        role = "chief" if self.primary else "records nothing"
+        return (
+            f"{describe_device()} · {multi_worker.task_name(self.strategy)} ({role}), "
+            f"{self.strategy.num_replicas_in_sync} replicas in the cluster"
+        )
 
-    def _features(self, extractor: keras.Model, entries, path: Path) -> tuple[np.ndarray, np.ndarray]:
-        if path.is_file():
-            with np.load(path) as saved:
-                return saved["features"], saved["labels"]
-        ds = make_dataset(entries, cache="none", **self._dataset_args())
-        features, labels = [], []
-        for x, y in ds:
-            if self.stop_event.is_set():
-                raise StopRequested()
-            features.append(np.asarray(extractor.predict_on_batch(x), dtype=np.float32))
-            labels.append(y.numpy())
-        out = np.concatenate(features), np.concatenate(labels)
-        with atomic.replacing(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, features=out[0], labels=out[1])
-        return out
+    def scope(self):
+        """The distribution strategy's scope (variables are created and mirrored there), if any."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
     # -- endings -----------------------------------------------------------------------------------
     def _complete(self, model, started: float, status: str) -> RunResult:
@@ -469,6 +280,11 @@ class TrainingSession:
             best = self.history["epochs"][self.best_epoch]
             metrics.update({k: v for k, v in best.items() if k not in ("phase", "epoch", "seconds")})
             metrics["best_epoch"] = self.best_epoch
+        metrics.update(self.final_scores)
+        verdict = learning_verdict(metrics, self.manifest)
+        if verdict and status == "completed":
+            status = "failed_to_learn"
+            self.export = False  # a model no better than chance is not worth serving
         if not self.primary:  # the chief evaluates, records and exports
             self.emit(ev.RunFinished(status, str(self.run_dir), metrics, None))
             return RunResult(status, self.run_dir, metrics, model=model, primary=False)
@@ -492,8 +308,12 @@ class TrainingSession:
             )
             export_dir = result.export_dir
         atomic.write_json(self.run_dir / "metrics.json", metrics)
-        self._status(status, started, manifest, size, metrics=metrics)
-        self.emit(ev.RunFinished(status, str(self.run_dir), metrics, str(export_dir) if export_dir else None))
+        self._status(status, started, manifest, size, metrics=metrics, message=verdict or "")
+        self.emit(
+            ev.RunFinished(
+                status, str(self.run_dir), metrics, str(export_dir) if export_dir else None, verdict or ""
+            )
+        )
         return RunResult(status, self.run_dir, metrics, export_dir, model=model)
 
     def _finish_stopped(self, started: float) -> RunResult:
@@ -681,6 +501,28 @@ class TrainingSession:
         return np.stack(arrays)
 
 
+def learning_verdict(metrics: dict[str, float], manifest: Manifest) -> str | None:
+    """Why a run did not learn, or None: the final accuracy on the validation split (the training
+    split when there is none, or fewer than 10 validation images) is within noise of always
+    answering the largest class."""
+    val = manifest.subset("val")
+    use_val = len(val) >= 10 and "val_accuracy" in metrics
+    entries = val if use_val else manifest.subset("train")
+    accuracy = metrics.get("val_accuracy" if use_val else "accuracy")
+    if accuracy is None:
+        return None
+    counts = [sum(1 for e in entries if e.label == c) for c in manifest.classes]
+    if not within_chance(accuracy, len(entries), counts):
+        return None
+    split = "validation" if use_val else "training"
+    return (
+        f"the model did not learn: {split} accuracy {accuracy:.2f} is within noise of always answering the "
+        f"largest class ({max(counts) / max(sum(counts), 1):.2f}). Try: pretrained weights instead of none, "
+        "more epochs, a higher --learning-rate, more images per class, or check the labels. "
+        "Nothing was exported."
+    )
+
+
 def make_strategy(name: str, stop_event: threading.Event | None = None):
     """None for one device, MirroredStrategy over the local GPUs (else the logical CPUs), or
     MultiWorkerMirroredStrategy over the cluster in ``TF_CONFIG`` (see ``multi_worker``)."""
@@ -693,15 +535,6 @@ def make_strategy(name: str, stop_event: threading.Event | None = None):
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
     raise TrainingError(f"unknown strategy {name}")
-
-
-@contextlib.contextmanager
-def _unknown_length_ok():
-    """A filtered dataset has no known length: Keras warns when it reaches the end. That is fine."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
-        yield
 
 
 def _message_for(err: Exception) -> str:

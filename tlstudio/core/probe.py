@@ -1,0 +1,200 @@
+"""The linear probe: a softmax classifier fitted to convergence on frozen backbone features.
+
+Phase 1 of the recipe (LP-FT, Kumar et al., ICLR 2022): before any backbone weight moves, the new
+head is the best linear classifier of the cached features — a convex problem, solved here in full
+batch with L-BFGS to a small gradient, its L2 strength chosen by stratified cross-validation on the
+training split (log loss). NumPy only; seconds on thousands of images.
+
+Written by hand: SciPy and scikit-learn are not dependencies of TL Studio, and the problem is small
+(features × classes parameters).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+L2_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
+CV_FOLDS = 5
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A fitted probe, ready to be written into a Dense layer (kernel, bias on raw features)."""
+
+    kernel: np.ndarray  # (features, classes)
+    bias: np.ndarray  # (classes,)
+    l2: float
+    cv_log_loss: float | None  # the chosen L2's cross-validated log loss (None: no CV was possible)
+    cv_accuracy: float | None
+    iterations: int
+    converged: bool
+    train_accuracy: float
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """Softmax probabilities for raw features."""
+        return _softmax(features @ self.kernel + self.bias)
+
+
+def fit_probe(
+    features: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    *,
+    sample_weight: np.ndarray | None = None,
+    l2_grid: tuple[float, ...] = L2_GRID,
+    folds: int = CV_FOLDS,
+    seed: int = 0,
+) -> Probe:
+    """Fit the probe, choosing the L2 strength by cross-validation.
+
+    Args:
+        features: (n, d) backbone features.
+        labels: (n,) class indices.
+        num_classes: number of outputs (a class may have no training image).
+        sample_weight: per-image weights (class weights), mean 1 preferred.
+        l2_grid: candidate L2 strengths on standardised features.
+        folds: stratified folds for the choice (fewer when a class has fewer images).
+        seed: fold assignment seed.
+
+    Returns:
+        The probe fitted on all the given images with the chosen L2.
+    """
+    x = np.asarray(features, np.float64)
+    y = np.asarray(labels, np.int64)
+    w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    mean, std = x.mean(0), x.std(0)
+    std = np.where(std > 1e-8, std, 1.0)
+    z = (x - mean) / std
+    fold_of = _stratified_folds(y, folds, seed)
+    scores: dict[float, tuple[float, float]] = {}
+    if fold_of is not None:
+        for l2 in l2_grid:
+            losses, hits, count = 0.0, 0, 0
+            for k in range(int(fold_of.max()) + 1):
+                held = fold_of == k
+                weights, _, _ = _fit(z[~held], y[~held], w[~held], num_classes, l2)
+                p = _softmax(_logits(z[held], weights))
+                losses += -np.log(np.clip(p[np.arange(held.sum()), y[held]], 1e-12, None)).sum()
+                hits += int((p.argmax(1) == y[held]).sum())
+                count += int(held.sum())
+            scores[l2] = (losses / count, hits / count)
+        # the lowest CV log loss; among those within 1% of it, the strongest regularisation
+        best = min(v[0] for v in scores.values())
+        l2 = max(k for k, v in scores.items() if v[0] <= best * 1.01)
+    else:
+        l2 = 1e-2
+    weights, iterations, converged = _fit(z, y, w, num_classes, l2)
+    kernel_z, bias_z = weights[:-1], weights[-1]
+    kernel = kernel_z / std[:, None]
+    bias = bias_z - (mean / std) @ kernel_z
+    train_accuracy = float((_logits(z, weights).argmax(1) == y).mean())
+    cv = scores.get(l2)
+    return Probe(
+        kernel.astype(np.float32),
+        bias.astype(np.float32),
+        l2,
+        cv[0] if cv else None,
+        cv[1] if cv else None,
+        iterations,
+        converged,
+        train_accuracy,
+    )
+
+
+def _stratified_folds(y: np.ndarray, folds: int, seed: int) -> np.ndarray | None:
+    """A fold index per image, classes spread evenly; None when a class has fewer than 2 images."""
+    counts = np.bincount(y)
+    present = counts[counts > 0]
+    k = int(min(folds, present.min())) if len(present) else 0
+    if k < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    fold_of = np.empty(len(y), np.int64)
+    for c in np.flatnonzero(counts):
+        members = rng.permutation(np.flatnonzero(y == c))
+        fold_of[members] = (np.arange(len(members)) + rng.integers(k)) % k
+    return fold_of
+
+
+def _logits(z: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    return z @ weights[:-1] + weights[-1]
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def _fit(z, y, w, num_classes: int, l2: float, max_iter: int = 500) -> tuple[np.ndarray, int, bool]:
+    """Weighted multinomial logistic regression with L2 on the kernel; (weights, iterations, converged)."""
+    n, d = z.shape
+    onehot = np.zeros((n, num_classes))
+    onehot[np.arange(n), y] = 1.0
+    total = w.sum()
+
+    def loss_and_grad(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        weights = flat.reshape(d + 1, num_classes)
+        logits = _logits(z, weights)
+        logits -= logits.max(1, keepdims=True)
+        log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+        loss = -(w * (onehot * log_p).sum(1)).sum() / total + 0.5 * l2 * (weights[:-1] ** 2).sum()
+        delta = (np.exp(log_p) - onehot) * (w / total)[:, None]
+        grad = np.vstack([z.T @ delta + l2 * weights[:-1], delta.sum(0, keepdims=True)])
+        return float(loss), grad.ravel()
+
+    flat, iterations, converged = lbfgs(loss_and_grad, np.zeros((d + 1) * num_classes), max_iter=max_iter)
+    return flat.reshape(d + 1, num_classes), iterations, converged
+
+
+def lbfgs(loss_and_grad, x0: np.ndarray, *, max_iter: int = 500, memory: int = 10, tol: float = 1e-6):
+    """Minimise a smooth function with L-BFGS and a backtracking (Armijo) line search.
+
+    Returns:
+        (x, iterations, converged): converged when the gradient's largest entry fell below ``tol``
+        or the loss stopped changing.
+    """
+    x = x0.copy()
+    f, g = loss_and_grad(x)
+    history: list[tuple[np.ndarray, np.ndarray, float]] = []
+    for it in range(1, max_iter + 1):
+        if np.abs(g).max() < tol:
+            return x, it - 1, True
+        q = g.copy()
+        alphas = []
+        for s, y, rho in reversed(history):
+            a = rho * (s @ q)
+            q -= a * y
+            alphas.append(a)
+        if history:
+            s, y, _ = history[-1]
+            q *= (s @ y) / (y @ y)
+        else:
+            q /= max(1.0, np.linalg.norm(g))
+        for (s, y, rho), a in zip(history, reversed(alphas), strict=True):
+            q += s * (a - rho * (y @ q))
+        direction = -q
+        slope = g @ direction
+        if slope >= 0:  # not a descent direction: start afresh from the gradient
+            history.clear()
+            direction, slope = -g, -(g @ g)
+        step = 1.0
+        while True:
+            x_new = x + step * direction
+            f_new, g_new = loss_and_grad(x_new)
+            if f_new <= f + 1e-4 * step * slope:
+                break
+            step *= 0.5
+            if step < 1e-12:
+                return x, it, True  # no further decrease is possible at this precision
+        s, y = x_new - x, g_new - g
+        if s @ y > 1e-12:
+            history.append((s, y, 1.0 / (s @ y)))
+            if len(history) > memory:
+                history.pop(0)
+        done = abs(f - f_new) <= 1e-12 * max(1.0, abs(f))
+        x, f, g = x_new, f_new, g_new
+        if done:
+            return x, it, True
+    return x, max_iter, bool(np.abs(g).max() < tol)
