@@ -105,20 +105,26 @@ def score_saved_model(saved_model: Path, x: np.ndarray, y: np.ndarray, kinds) ->
     names = class_names(kinds)
     unsorted = [f"c_{k}" if len(k) == 1 else k for k in kinds]
     truth = [unsorted[i] for i in y]
-    probs = np.concatenate([loaded.serve(x[i : i + 64].astype(np.float32)).numpy() for i in range(0, len(x), 64)])
+    probs = np.concatenate(
+        [loaded.serve(x[i : i + 64].astype(np.float32)).numpy() for i in range(0, len(x), 64)]
+    )
     predicted = [labels[i] for i in probs.argmax(1)]
     assert sorted(labels) == names, (labels, names)
     return float(np.mean([p == t for p, t in zip(predicted, truth, strict=True)]))
 
 
-def run_tlstudio(source: Path, data: Path, manifest_file: Path, run: Path, seed: int) -> Path:
+def run_tlstudio(source: Path, data: Path, manifest_file: Path, run: Path, seed: int) -> Path | None:
     """``tlstudio train`` with the defaults; returns the SavedModel folder."""
     command = [sys.executable, "-m", "tlstudio", "train", str(data), "--backbone", str(source)]
     command += ["--image-size", str(SIZE), "--manifest", str(manifest_file), "--seed", str(seed)]
     command += ["--out", str(run)]
     done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode == 3:  # failed_to_learn: nothing exported, the run said so
+        return None
     if done.returncode != 0:
-        raise RuntimeError(f"tlstudio train failed ({done.returncode}): {done.stdout[-2000:]}{done.stderr[-2000:]}")
+        raise RuntimeError(
+            f"tlstudio train failed ({done.returncode}): {done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
     return run / "saved_model"
 
 
@@ -144,15 +150,25 @@ def expert_recipe(source: Path, folders: dict[str, Path], seed: int):
     model = keras.Model(inputs, outputs)
     stop = dict(monitor="val_loss", restore_best_weights=True)
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(train, validation_data=val, epochs=100, verbose=0,
-              callbacks=[keras.callbacks.EarlyStopping(patience=10, **stop)])
+    model.fit(
+        train,
+        validation_data=val,
+        epochs=100,
+        verbose=0,
+        callbacks=[keras.callbacks.EarlyStopping(patience=10, **stop)],
+    )
     base.trainable = True
     for layer in base.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
     model.compile(keras.optimizers.Adam(1e-5), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(train, validation_data=val, epochs=30, verbose=0,
-              callbacks=[keras.callbacks.EarlyStopping(patience=5, **stop)])
+    model.fit(
+        train,
+        validation_data=val,
+        epochs=30,
+        verbose=0,
+        callbacks=[keras.callbacks.EarlyStopping(patience=5, **stop)],
+    )
     return model
 
 
@@ -199,7 +215,8 @@ def one(task: str, seed: int, work: Path, contenders: list[str], per_class_unsee
         start = time.perf_counter()
         if who == "tlstudio":
             saved = run_tlstudio(source, data, manifest_file, work / f"{task}-run{seed}", seed)
-            acc = score_saved_model(saved, x, y, kinds)
+            # a run that ended failed_to_learn exported nothing: scored as chance
+            acc = score_saved_model(saved, x, y, kinds) if saved else 1 / len(kinds)
         elif who == "guide":
             acc = guide_model_score(source, folders, x, y_sorted, seed)
         else:

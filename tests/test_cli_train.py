@@ -205,3 +205,31 @@ def test_augmentation_flags_reach_the_settings():
     assert parsed().augmentation.flip
     assert not parsed("--no-flip").augmentation.flip and parsed("--no-flip").augmentation.rotation > 0
     assert not parsed("--no-augment").augmentation.active
+
+
+def test_train_that_cannot_learn_exits_3_and_says_what_to_try(tmp_path, tiny_backbone_file, capsys):
+    from factory import make_class_folder
+
+    data = tmp_path / "noise"
+    for i, label in enumerate(("a", "b", "c")):
+        make_class_folder(data, label, 14, seed=10 + i, size=(32, 32))
+    code = main(
+        [
+            "train",
+            str(data),
+            "--backbone",
+            str(tiny_backbone_file),
+            "--out",
+            str(tmp_path / "run"),
+            "--fine-tune-epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--val",
+            "0.3",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 3, out
+    assert "failed_to_learn" in out and "did not learn" in out and "Try" in out
+    assert not (tmp_path / "run" / "saved_model").exists()

@@ -215,6 +215,12 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
         help="recompute the frozen backbone every epoch (default: with the backbone frozen and no "
         "augmentation, its features are computed once and cached in the run folder)",
     )
+    p.add_argument(
+        "--no-interpolate",
+        action="store_true",
+        help="skip WiSE-FT: by default the exported weights are the mix of the linear probe's and the "
+        "fine-tuned ones with the lowest validation loss",
+    )
     p.add_argument("--no-flip", action="store_true", help="no horizontal flips (text, digits, maps)")
     p.add_argument("--zoom", type=float, default=0.0, metavar="F", help="random zoom augmentation (0)")
     p.add_argument(
@@ -431,6 +437,7 @@ def _settings_from_args(args: argparse.Namespace, backbone: str | None = None):
         mixed_precision=args.mixed_precision,
         calibrate=args.calibrate,
         feature_cache=not args.no_feature_cache,
+        interpolate=not args.no_interpolate,
         strategy=args.strategy,
     )
 

@@ -78,6 +78,9 @@ class ProgressPrinter:
     def _on_CheckpointSaved(self, e: ev.CheckpointSaved) -> None:
         self._print(f"    best so far ({e.monitor} {e.value:.4f}): checkpoint saved")
 
+    def _on_RecipeChanged(self, e: ev.RecipeChanged) -> None:
+        self._print(f"\nNote: {e.reason}")
+
     def _on_Interpolated(self, e: ev.Interpolated) -> None:
         pairs = "  ".join(f"α {a:g}: {v:.4f}" for a, v in zip(e.alphas, e.val_losses, strict=True))
         self._print(
@@ -93,9 +96,15 @@ class ProgressPrinter:
 
     def _on_RunFinished(self, e: ev.RunFinished) -> None:
         self._print(f"\nRun {e.status}." + (f" {e.message}" if e.message else ""))
+        m = e.metrics
         for key in ("val_accuracy", "val_loss", "test_accuracy", "test_loss"):
-            if key in e.metrics:
-                self._print(f"  {key:<14} {e.metrics[key]:.4f}")
+            if key in m:
+                extra = ""
+                if key == "test_accuracy" and "test_accuracy_low" in m:
+                    extra = f"  (95% interval {m['test_accuracy_low']:.2f}–{m['test_accuracy_high']:.2f}"
+                    extra += f" on {int(m['test_images'])} images"
+                    extra += ": a small test split, read it as a range)" if m["test_images"] < 100 else ")"
+                self._print(f"  {key:<14} {m[key]:.4f}{extra}")
         if e.export_dir:
             self._print(
                 f"Exported: {e.export_dir}/saved_model (verified by reloading), model.keras, labels.txt"

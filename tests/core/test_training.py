@@ -12,7 +12,7 @@ import tensorflow as tf
 from factory import encode, pattern, png_bomb, write
 
 from tlstudio.core import events as ev
-from tlstudio.core.settings import Augmentation, TrainSettings
+from tlstudio.core.settings import Augmentation, HeadSettings, TrainSettings
 from tlstudio.core.split import Manifest
 from tlstudio.core.training import TrainingSession
 
@@ -56,8 +56,10 @@ def test_two_phase_run_reports_everything_and_writes_the_run_folder(
     started = rec.of(ev.RunStarted)[0]
     assert started.device == "CPU" and started.classes == ["blue", "green", "red"]
     phases = rec.of(ev.PhaseStarted)
-    assert [p.phase for p in phases] == ["head", "fine-tune"]
+    assert [p.phase for p in phases] == ["probe", "fine-tune"]
     assert phases[1].learning_rate == pytest.approx(1e-3)  # 10x lower
+    wise = rec.of(ev.Interpolated)[0]
+    assert wise.alphas[0] == 0.0 and wise.alphas[-1] == 1.0 and wise.chosen in wise.alphas
     assert phases[1].trainable_params > phases[0].trainable_params
     batches = rec.of(ev.BatchEnded)
     assert batches and all(b.images_per_second > 0 for b in batches)
@@ -93,7 +95,9 @@ def test_two_phase_run_reports_everything_and_writes_the_run_folder(
     report = (run / "report.html").read_text()
     assert "Confusion matrix" in report and "Learning curves" in report and "data:image/png" in report
     history = json.loads((run / "history.json").read_text())
-    assert {e["phase"] for e in history["epochs"]} == {"head", "fine-tune"}
+    assert {e["phase"] for e in history["epochs"]} == {"probe", "fine-tune"}
+    assert history["epochs"][0]["probe_converged"] and history["interpolation"]
+    assert finished.metrics["wise_alpha"] == wise.chosen
     assert len(history["batches"]) == len(batches)
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "completed"
@@ -160,6 +164,7 @@ def test_early_stopping_restores_the_best_epoch(colour_data, tiny_backbone_file,
         learning_rate=3.0,
         early_stopping_patience=1,
         optimizer="sgd",
+        feature_cache=False,  # the head trained with the optimizer, epoch by epoch
     )
     rec = Recorder()
     result = TrainingSession(s, colour_data, tmp_path / "run", on_event=rec).run()
@@ -240,8 +245,15 @@ def test_a_file_that_breaks_after_the_scan_is_dropped_not_fatal(colour_data, tin
 
 
 def test_mixed_precision_runs_and_exports(colour_data, tmp_path):
-    s = settings_for(
-        "MobileNetV3Small", weights="none", image_size=32, epochs=1, fine_tune_epochs=1, mixed_precision=True
+    s = settings_for(  # from scratch: long enough to learn, or the run would end failed_to_learn
+        "MobileNetV3Small",
+        weights="none",
+        image_size=32,
+        epochs=40,
+        fine_tune_epochs=0,
+        learning_rate=3e-3,
+        val_fraction=0.3,
+        mixed_precision=True,
     )
     result = TrainingSession(s, colour_data, tmp_path / "run").run()
     assert result.status == "completed", result.error
@@ -312,6 +324,69 @@ def test_frozen_backbone_trains_on_cached_features_with_the_same_result(
     assert abs(a["test_accuracy"] - b["test_accuracy"]) <= 0.2
     # augmentation on: the full pipeline, automatically
     rec = Recorder()
-    aug = s.but(epochs=1, fine_tune_epochs=0, augmentation=Augmentation(flip=True))
+    aug = s.but(  # a head with hidden layers trains with the optimizer; augmentation: the full pipeline
+        epochs=1,
+        fine_tune_epochs=0,
+        augmentation=Augmentation(flip=True),
+        head=HeadSettings(dense_units=(8,)),
+    )
     assert TrainingSession(aug, colour_data, tmp_path / "aug", on_event=rec).run().status == "completed"
     assert [p.uses_feature_cache for p in rec.of(ev.PhaseStarted)] == [False]
+
+
+def test_the_probe_alone_reaches_what_the_features_allow(colour_data, tiny_backbone_file, tmp_path):
+    rec = Recorder()
+    s = settings_for(tiny_backbone_file, fine_tune_epochs=0)
+    result = TrainingSession(s, colour_data, tmp_path / "run", on_event=rec).run()
+    assert result.status == "completed", result.error
+    assert [p.phase for p in rec.of(ev.PhaseStarted)] == ["probe"]
+    assert result.metrics["val_accuracy"] >= 0.8 and result.metrics["probe_converged"]
+    assert not rec.of(ev.Interpolated)  # nothing to interpolate without fine-tuning
+
+
+def test_a_run_that_cannot_learn_ends_failed_to_learn_and_exports_nothing(tiny_backbone_file, tmp_path):
+    from factory import make_class_folder
+
+    data = tmp_path / "noise"
+    for i, label in enumerate(("a", "b", "c")):
+        make_class_folder(data, label, 14, seed=i, size=(32, 32))  # random patterns: no class signal
+    rec = Recorder()
+    s = settings_for(tiny_backbone_file, fine_tune_epochs=1, val_fraction=0.3, test_fraction=0.15)
+    result = TrainingSession(s, data, tmp_path / "run", on_event=rec).run()
+    assert result.status == "failed_to_learn", result.metrics
+    finished = rec.of(ev.RunFinished)[0]
+    assert "did not learn" in finished.message and "Try" in finished.message
+    assert not (tmp_path / "run" / "saved_model").exists()
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["status"] == "failed_to_learn" and "did not learn" in info["message"]
+
+
+def test_from_scratch_every_layer_trains_with_batchnorm_following_the_run(colour_data, tmp_path):
+    s = settings_for(
+        "MobileNetV3Small",
+        weights="none",
+        image_size=32,
+        epochs=12,
+        fine_tune_epochs=0,
+        learning_rate=3e-3,
+        val_fraction=0.3,
+    )
+    rec = Recorder()
+    session = TrainingSession(s, colour_data, tmp_path / "run", on_event=rec)
+    result = session.run()
+    assert [p.phase for p in rec.of(ev.PhaseStarted)] == ["train"]
+    bns = [x for x in session.model.get_layer("backbone").layers if type(x).__name__ == "BatchNormalization"]
+    assert bns and all(b.trainable for b in bns) and all(b.momentum <= 0.91 for b in bns)
+    assert result.status == "completed", result.metrics  # learns: not within noise of chance
+    assert result.metrics["val_accuracy"] > 0.6
+
+
+def test_the_same_seed_gives_the_same_run(colour_data, tiny_backbone_file, tmp_path):
+    s = settings_for(
+        tiny_backbone_file, fine_tune_epochs=2, augmentation=Augmentation(flip=True, rotation=0.05)
+    )
+    runs = [TrainingSession(s, colour_data, tmp_path / f"run{i}").run() for i in range(2)]
+    a, b = (r.metrics for r in runs)
+    assert a == b
+    for x, y in zip(runs[0].model.get_weights(), runs[1].model.get_weights(), strict=True):
+        np.testing.assert_array_equal(x, y)

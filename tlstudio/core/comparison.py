@@ -21,6 +21,7 @@ import numpy as np
 from tlstudio.core import atomic
 from tlstudio.core import events as ev
 from tlstudio.core.freezing import FreezePlan
+from tlstudio.core.recipe import scratch_epochs
 from tlstudio.core.settings import TrainSettings
 from tlstudio.core.split import Manifest
 
@@ -62,7 +63,7 @@ def baseline_settings(settings: TrainSettings) -> TrainSettings:
     return settings.but(
         weights="none",
         freeze=FreezePlan("none", train_batchnorm=True),
-        epochs=settings.epochs + settings.fine_tune_epochs,
+        epochs=scratch_epochs(settings),
         fine_tune_epochs=0,
     )
 

@@ -70,6 +70,13 @@ class CheckpointSaved:
 
 
 @dataclass(frozen=True)
+class RecipeChanged:
+    """The recipe changed course during the run, and why (e.g. the probe found no signal)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class Interpolated:
     """WiSE-FT: validation loss and accuracy at each mix of probe (α 0) and fine-tuned (α 1) weights."""
 
@@ -114,6 +121,7 @@ Event = (
     | EpochEnded
     | CheckpointSaved
     | Interpolated
+    | RecipeChanged
     | FilesSkipped
     | RunFinished
     | RunFailed

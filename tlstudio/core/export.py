@@ -27,6 +27,7 @@ import tensorflow as tf
 from tlstudio.core.model import plain_copy
 
 TOLERANCE = 1e-4
+HALF_PRECISION_TOLERANCE = 1e-2  # float16 compute: eager and graph sum in different orders
 SERVE_DTYPES = (tf.float32, tf.uint8, tf.float64)
 
 
@@ -65,6 +66,8 @@ def export_model(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plain = plain_copy(model)
+    if any(layer.compute_dtype in ("float16", "bfloat16") for layer in _all_layers(model)):
+        tolerance = max(tolerance, HALF_PRECISION_TOLERANCE)
     if samples is None:
         samples = np.random.default_rng(0).integers(0, 256, (4, image_size, image_size, 3), dtype=np.uint8)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
@@ -192,3 +195,7 @@ def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str])
         image_size=int(metadata["image_size"]),
         metadata={k: v for k, v in metadata.items() if k != "verification_max_abs_difference"},
     )
+
+
+def _all_layers(model: keras.Model):
+    return model._flatten_layers(include_self=False, recursive=True)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tlstudio.core import events as ev
 from tlstudio.core import feature_cache, multi_worker
@@ -129,7 +130,15 @@ def run_fit_phase(
         fit_val = session.dataset(val, "val") if val else None
     rate = phase.learning_rate
     if phase.cosine:
-        rate = WarmupCosine(phase.learning_rate, steps * phase.epochs, phase.warmup_steps)
+        # Keras counts one optimizer iteration more per epoch than there are batches when the
+        # dataset's length is unknown (a pipeline that drops unreadable files): seen in Keras 3.15
+        known = (
+            tf.data.experimental.cardinality(fit_train) >= 0
+            if isinstance(fit_train, tf.data.Dataset)
+            else True
+        )
+        per_epoch = steps if known else steps + 1
+        rate = WarmupCosine(phase.learning_rate, per_epoch * phase.epochs, phase.warmup_steps)
     with session.scope():
         fit_model.compile(
             optimizer=make_optimizer(s.optimizer, rate),
@@ -160,7 +169,10 @@ def run_fit_phase(
         EventBridge(session, phase.name, steps, s.batch_size, stop),
         checkpoint,
         keras.callbacks.EarlyStopping(
-            monitor=monitor, patience=s.early_stopping_patience, restore_best_weights=True
+            monitor=monitor,
+            patience=s.early_stopping_patience,
+            restore_best_weights=True,
+            start_from_epoch=first_epoch + phase.min_epochs,
         ),
     ]
     last = first_epoch + phase.epochs

@@ -13,7 +13,9 @@ Kolesnikov et al. 2020):
    fine-tuned ones, α chosen on the validation split.
 
 From random weights (``weights="none"``) there is one phase: every layer trains, BatchNorm in
-training mode with a momentum suited to the run's length, at the head's rate.
+training mode with a momentum suited to the run's length, at the head's rate, warm-up and cosine, and
+early stopping only after half the epochs (until the statistics settle, validation loss sits
+near ln(classes) and says little).
 
 Pure data: importing this module loads no TensorFlow.
 """
@@ -50,6 +52,7 @@ class Phase:
     cosine: bool = False  # decay to zero over the phase
     augment: bool = True
     probe: bool = False  # fitted in closed form on cached features, not with the optimizer
+    min_epochs: int = 0  # early stopping may end the phase only after this many epochs
 
 
 @dataclass(frozen=True)
@@ -98,8 +101,11 @@ def plan_recipe(s: TrainSettings, train_images: int, *, probe_possible: bool = T
     """
     steps_per_epoch = max(1, math.ceil(train_images / s.batch_size))
     if s.weights == "none":
+        epochs = scratch_epochs(s)
+        warmup = steps_per_epoch * epochs // 20
+        plan = FreezePlan("none", train_batchnorm=True)
         return Recipe(
-            (Phase("train", FreezePlan("none", train_batchnorm=True), s.learning_rate, scratch_epochs(s)),),
+            (Phase("train", plan, s.learning_rate, epochs, warmup, cosine=True, min_epochs=epochs // 2),),
             interpolate=False,
             from_scratch=True,
         )
@@ -125,8 +131,34 @@ def plan_recipe(s: TrainSettings, train_images: int, *, probe_possible: bool = T
     else:
         epochs = s.fine_tune_epochs
         warmup = min(steps_per_epoch * epochs // 10, 500)
-    tune = Phase("fine-tune", plan, s.learning_rate * s.fine_tune_lr_factor, epochs, warmup, cosine=True)
+    tune = Phase(
+        "fine-tune",
+        plan,
+        s.learning_rate * s.fine_tune_lr_factor,
+        epochs,
+        warmup,
+        cosine=True,
+        min_epochs=math.ceil(warmup / steps_per_epoch),
+    )
     return Recipe((head, tune), interpolate=use_probe and s.interpolate, from_scratch=False)
+
+
+def escalate_to_full_training(recipe: Recipe, s: TrainSettings, train_images: int) -> Recipe:
+    """The probe found no signal in the frozen features (a random or unrelated backbone whose
+    features vanish): the phases after it train every layer, BatchNorm included, at the head's
+    rate, as from scratch — fine-tuning the top blocks of such a backbone cannot recover."""
+    steps_per_epoch = max(1, math.ceil(train_images / s.batch_size))
+    epochs = scratch_epochs(s)
+    phase = Phase(
+        "train-all",
+        FreezePlan("none", train_batchnorm=True),
+        s.learning_rate,
+        epochs,
+        steps_per_epoch * epochs // 20,
+        cosine=True,
+        min_epochs=epochs // 2,
+    )
+    return Recipe((recipe.phases[0], phase), interpolate=False, from_scratch=True)
 
 
 def scratch_epochs(s: TrainSettings) -> int:

@@ -29,14 +29,18 @@ from tlstudio.core.backbones import BackboneError, build_backbone, input_size_of
 from tlstudio.core.callbacks import StopRequested
 from tlstudio.core.dataset import in_folder
 from tlstudio.core.health import IMBALANCE_WARNING_RATIO, balanced_class_weights, inspect_folder
-from tlstudio.core.metrics import within_chance
+from tlstudio.core.metrics import wilson_interval, within_chance
 from tlstudio.core.model import TransferModel, build_classifier, set_batchnorm_momentum
 from tlstudio.core.pipeline import LoadErrors, make_dataset
-from tlstudio.core.recipe import batchnorm_momentum, plan_recipe
+from tlstudio.core.recipe import batchnorm_momentum, escalate_to_full_training, plan_recipe
 from tlstudio.core.settings import TrainSettings
 from tlstudio.core.split import Manifest, SplitConfig, make_split
 
 CHECKPOINT_NAME = "best.weights.h5"
+NO_SIGNAL_MESSAGE = (
+    "the frozen backbone's features carry no signal for these classes (the linear probe scores at "
+    "chance in cross-validation): training every layer instead, BatchNorm included, as from scratch"
+)
 
 
 class TrainingError(Exception):
@@ -199,11 +203,22 @@ class TrainingSession:
             steps = math.ceil(len(train) / s.batch_size) * sum(p.epochs for p in recipe.phases)
             set_batchnorm_momentum(model, batchnorm_momentum(steps))
         best, probe_weights, tuned_weights = math.inf, None, None
-        for phase in recipe.phases:
+        for phase in list(recipe.phases):
             epoch = len(self.history["epochs"])
             if phase.probe:
                 best = phases.run_probe(self, model, phase, train, val, epoch, best, class_weight)
                 probe_weights = model.get_weights()
+                if self._probe_found_nothing(train, classes) and len(recipe.phases) > 1:
+                    recipe = escalate_to_full_training(recipe, s, len(train))
+                    steps = math.ceil(len(train) / s.batch_size) * recipe.phases[1].epochs
+                    set_batchnorm_momentum(model, batchnorm_momentum(steps))
+                    self.emit(ev.RecipeChanged(NO_SIGNAL_MESSAGE))
+                    best = phases.run_fit_phase(
+                        self, model, recipe.phases[1], train, val, epoch + 1, best, class_weight
+                    )
+                    if self.checkpoint.is_file():
+                        model.load_weights(self.checkpoint)
+                    break
             else:
                 best = phases.run_fit_phase(self, model, phase, train, val, epoch, best, class_weight)
                 tuned_weights = model.get_weights()  # the phase's own best (early stopping restores it)
@@ -213,6 +228,15 @@ class TrainingSession:
             self.final_scores = phases.interpolate(self, model, probe_weights, tuned_weights, val, best)
             model.load_weights(self.checkpoint)
         return self._complete(model, started, "completed")
+
+    def _probe_found_nothing(self, train, classes) -> bool:
+        """Whether the probe's cross-validated accuracy is within noise of chance."""
+        record = self.history["epochs"][-1]
+        accuracy = record.get("probe_cv_accuracy")
+        if accuracy is None:
+            return False
+        counts = [sum(1 for e in train if e.label == c) for c in classes]
+        return within_chance(accuracy, len(train), counts)
 
     def dataset(self, entries, split: str, *, training: bool = False, augment: bool = True):
         """One split's pipeline; on a multi-worker run, each worker's share of it."""
@@ -390,7 +414,12 @@ class TrainingSession:
             gradcam=cam,
         )
         m = evaluation.metrics
+        n = len(evaluation.y_true)
+        low, high = wilson_interval(round(m["accuracy"] * n), n)
         return {
+            "test_images": n,
+            "test_accuracy_low": low,  # 95% Wilson interval
+            "test_accuracy_high": high,
             "test_accuracy": m["accuracy"],
             "test_loss": m["loss"],
             "test_macro_f1": m["averages"]["macro"]["f1"],

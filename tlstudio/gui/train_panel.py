@@ -79,7 +79,14 @@ class TrainPanel(QWidget):
             "that adapts pretrained features to your images",
             checked=True,
         )
-        self.fine_tune_epochs = spin(1, 1000, 10, "Phase 2 epochs (early stopping applies)")
+        self.fine_tune_epochs = spin(
+            0,
+            1000,
+            0,
+            "Phase 2 epochs (early stopping applies); auto: a budget sized by the number of training "
+            "images (the README's recipe table)",
+        )
+        self.fine_tune_epochs.setSpecialValueText("auto")
         self.fine_tune_blocks = spin(1, 100, 2, "How many top blocks of the backbone to unfreeze in phase 2")
         self.learning_rate = real(
             1e-6,
@@ -185,7 +192,7 @@ class TrainPanel(QWidget):
         """Settings with this panel's values."""
         return settings.but(
             epochs=self.epochs.value(),
-            fine_tune_epochs=self.fine_tune_epochs.value() if self.fine_tune.isChecked() else 0,
+            fine_tune_epochs=(self.fine_tune_epochs.value() or None) if self.fine_tune.isChecked() else 0,
             fine_tune_blocks=self.fine_tune_blocks.value(),
             learning_rate=self.learning_rate.value(),
             batch_size=self.batch_size.value(),
@@ -203,8 +210,8 @@ class TrainPanel(QWidget):
     def show_settings(self, s: TrainSettings) -> None:
         """Fill the form from settings (a loaded project)."""
         self.epochs.setValue(s.epochs)
-        self.fine_tune.setChecked(s.fine_tune_epochs > 0)
-        self.fine_tune_epochs.setValue(max(1, s.fine_tune_epochs))
+        self.fine_tune.setChecked(s.fine_tune_epochs != 0)
+        self.fine_tune_epochs.setValue(s.fine_tune_epochs or 0)  # 0 shows "auto"
         self.fine_tune_blocks.setValue(s.fine_tune_blocks)
         self.learning_rate.setValue(s.learning_rate)
         self.batch_size.setValue(s.batch_size)
@@ -286,6 +293,13 @@ class TrainPanel(QWidget):
             self.curves.add_epoch(event.epoch, event.metrics, event.learning_rate)
         elif isinstance(event, ev.FilesSkipped):
             self.message.setText(f"{len(event.files)} file(s) skipped (see the Data panel).")
+        elif isinstance(event, ev.RecipeChanged):
+            self.message.setText(event.reason)
+        elif isinstance(event, ev.Interpolated):
+            self.message.setText(
+                f"WiSE-FT: α = {event.chosen:g} between the probe (0) and the fine-tuned weights (1), "
+                "chosen on validation loss."
+            )
         elif isinstance(event, ev.RunFailed):
             self.message.setText(
                 f"<span style='color:#b00'><b>Run failed:</b> {event.error}</span><br>"
@@ -293,6 +307,8 @@ class TrainPanel(QWidget):
             )
         elif isinstance(event, ev.RunFinished):
             text = f"Run {event.status}. " + (event.message or "")
+            if event.status == "failed_to_learn":
+                text = f"<span style='color:#b00'><b>{text}</b></span>"
             if "test_accuracy" in event.metrics:
                 text += f" Test accuracy {event.metrics['test_accuracy']:.3f}."
             self.message.setText(text)
