@@ -38,7 +38,7 @@ def main() -> None:
     from PySide6.QtCore import QElapsedTimer, QSettings, QStandardPaths, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from tlstudio.cli import _demo_backbone
+    from tlstudio.cli import demo_backbone
     from tlstudio.core.project import Project
     from tlstudio.gui.main_window import MainWindow
     from tlstudio.samples import sample_dataset
@@ -78,7 +78,7 @@ def main() -> None:
         return list(stalls)
 
     loading = measure(lambda: window.backbone.ready)  # TensorFlow loads in the background
-    backbone = _demo_backbone(work)
+    backbone = demo_backbone(work)
     window.set_project(Project(path=work / "digits.tlstudio.json", data_dir=str(sample_dataset())))
     run_until(lambda: window.data.report is not None and window.backbone.ready)
     window.backbone.choose(str(backbone))

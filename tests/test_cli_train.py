@@ -195,10 +195,10 @@ def test_unknown_backbone_fails_the_run_with_a_hint(tmp_path, capsys):
 
 
 def test_augmentation_flags_reach_the_settings():
-    from tlstudio.cli import _settings_from_args, build_parser
+    from tlstudio.cli import build_parser, settings_from_args
 
     def parsed(*extra):
-        return _settings_from_args(
+        return settings_from_args(
             build_parser().parse_args(["train", "d", "--backbone", "x", "--out", "o", *extra])
         )
 

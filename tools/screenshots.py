@@ -32,7 +32,7 @@ def main() -> None:
     from PySide6.QtCore import QSettings, QStandardPaths
     from PySide6.QtWidgets import QApplication
 
-    from tlstudio.cli import _demo_backbone
+    from tlstudio.cli import demo_backbone
     from tlstudio.core.project import Project
     from tlstudio.gui.main_window import MainWindow
     from tlstudio.samples import sample_dataset
@@ -62,7 +62,7 @@ def main() -> None:
             window.grab().save(str(args.out / f"{tag}-{width}x{height}.png"))
 
     shoot("start-empty")
-    backbone = _demo_backbone(work)
+    backbone = demo_backbone(work)
     window.set_project(Project(path=work / "digits.tlstudio.json", data_dir=str(sample_dataset())))
     wait(lambda: window.data.report is not None)
     wait(lambda: window.backbone.ready)

@@ -1,8 +1,9 @@
 """Export: a SavedModel that serves raw pixels, verified by reloading it, written atomically.
 
 Entry points of ``saved_model/`` (all take ``images`` [batch, height, width, 3], RGB 0–255, any
-size; they resize to the model's input size inside (bilinear, antialiased), then run the
-preprocessing and the network):
+size; they resize to the model's input size inside with converter-friendly ops — ``fit_to_size`` —
+then run the preprocessing and the network). Every signature converts with
+``tf.lite.TFLiteConverter.from_saved_model`` (builtin ops only) and with tf2onnx as shipped:
 - ``loaded.serve(images)``: float32, uint8 or float64 tensors; returns probabilities [batch, classes]
   (the same call ``model.export`` gives in Keras);
 - signature ``serving_default`` (float32) and ``serving_uint8`` (uint8): ``{"output_0": probabilities}``;
@@ -29,6 +30,7 @@ from tlstudio.core.model import plain_copy
 TOLERANCE = 1e-4
 HALF_PRECISION_TOLERANCE = 1e-2  # float16 compute: eager and graph sum in different orders
 SERVE_DTYPES = (tf.float32, tf.uint8, tf.float64)
+SUPERSAMPLE = 4  # larger images: bilinear to 4x the input size, then a 4x4 average
 
 
 class ExportError(Exception):
@@ -96,17 +98,30 @@ def export_model(
     return ExportResult(out_dir, out_dir / "saved_model", difference)
 
 
+def fit_to_size(images, image_size: int, supersample: int = SUPERSAMPLE):
+    """Resize a batch to ``image_size`` square with ops every converter knows (ResizeBilinear,
+    AveragePool2D, SelectV2), so the SavedModel converts to TFLite and ONNX as it is.
+
+    Larger images are resized bilinearly to ``supersample`` times the size and averaged down
+    (an antialiased downscale, close to the Pillow resize training used); an image of the right
+    size passes unchanged; smaller ones are resized bilinearly. No ``tf.cond``: both results have
+    the same static shape and one is selected.
+    """
+    images = tf.cast(images, tf.float32)
+    size = (image_size, image_size)
+    direct = tf.image.resize(images, size, method="bilinear", antialias=False)
+    big = tf.image.resize(images, (image_size * supersample,) * 2, method="bilinear", antialias=False)
+    pooled = tf.nn.avg_pool2d(big, supersample, supersample, "VALID")
+    shape = tf.shape(images)
+    larger = tf.logical_or(shape[1] > image_size, shape[2] > image_size)
+    return tf.where(larger, pooled, direct)
+
+
 def _write_saved_model(model: keras.Model, path: Path, labels: list[str], image_size: int) -> None:
     label_table = tf.constant(labels)
 
     def probabilities(images):
-        images = tf.cast(images, tf.float32)
-        resized = tf.cond(
-            tf.logical_and(tf.shape(images)[1] == image_size, tf.shape(images)[2] == image_size),
-            lambda: images,
-            lambda: tf.image.resize(images, (image_size, image_size), antialias=True),
-        )
-        return model(resized, training=False)
+        return model(fit_to_size(images, image_size), training=False)
 
     def classify(images):
         probs = probabilities(images)
@@ -119,8 +134,8 @@ def _write_saved_model(model: keras.Model, path: Path, labels: list[str], image_
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serve", serve)
     archive.add_endpoint("serving_default", probabilities, input_signature=[_spec(tf.float32)])
+    archive.add_endpoint("serve", serve)
     archive.add_endpoint("serving_uint8", probabilities, input_signature=[_spec(tf.uint8)])
     archive.add_endpoint("classify", classify, input_signature=[_spec(tf.float32)])
     archive.write_out(str(path), verbose=False)

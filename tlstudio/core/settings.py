@@ -141,6 +141,11 @@ class TrainSettings:
         return replace(self, **changes)
 
 
+def defaults() -> TrainSettings:
+    """Every default in one object (the CLI's defaults and help text are read from here)."""
+    return TrainSettings(backbone="")
+
+
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 CLASS_WEIGHTS = ("auto", "balanced", "none")
 STRATEGIES = ("default", "mirrored", "multiworker")

@@ -1,0 +1,32 @@
+"""`tlstudio backbones`: the registry."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from tlstudio.cli.common import quiet_tensorflow
+
+
+def run_backbones(args: argparse.Namespace) -> int:
+    quiet_tensorflow()
+    from tlstudio.core.backbones import list_backbones
+
+    specs = list_backbones()
+    if args.json:
+        print(json.dumps([spec.to_dict() for spec in specs], indent=2))
+        return 0
+    print(f"{'name':<20} {'family':<20} {'params':>12} {'top-1':>6} {'input':>6} {'min':>4}  preprocessing")
+    for spec in specs:
+        params = f"{spec.params:,}" if spec.params else "?"
+        top1 = f"{spec.imagenet_top1:.1%}" if spec.imagenet_top1 else "—"
+        print(
+            f"{spec.name:<20} {spec.family:<20} {params:>12} {top1:>6} {spec.default_size:>6} "
+            f"{spec.min_size:>4}  {spec.preprocessing}"
+        )
+    print(
+        "\ntop-1: ImageNet accuracy where the Keras documentation publishes it. "
+        "params: without the ImageNet classification top. Also accepted as --backbone: a .keras/.h5 "
+        "model file or a SavedModel folder."
+    )
+    return 0

@@ -1,0 +1,34 @@
+"""Helpers every command shares: failure lines, quiet TensorFlow, progress, number formatting."""
+
+from __future__ import annotations
+
+import sys
+
+
+def fail(command: str, message: str, code: int = 1) -> int:
+    print(f"tlstudio {command}: {message}", file=sys.stderr)
+    return code
+
+
+def quiet_tensorflow() -> None:
+    from tlstudio.quiet_tf import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+
+
+def progress_printer(label: str):
+    def show(done: int, total: int) -> None:
+        end = "\n" if done >= total else ""
+        print(f"\r{label}: {done}/{total} files", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+def number(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else "—" if value is None else str(value)
+
+
+def parse_plan(text: str):
+    from tlstudio.core.freezing import FreezePlan
+
+    return FreezePlan.parse(text)

@@ -1,0 +1,75 @@
+"""`tlstudio evaluate`: score an export on a labelled folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tlstudio.cli.common import fail, quiet_tensorflow
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    quiet_tensorflow()
+    from tlstudio.core.evaluation import evaluate_folder, load_exported
+    from tlstudio.core.split import Manifest
+
+    if not args.data_dir.is_dir():
+        return fail("evaluate", f"{args.data_dir} is not a folder", 2)
+    try:
+        model = load_exported(args.model)
+        manifest = Manifest.load(args.manifest) if args.manifest else None
+        result = evaluate_folder(model, args.data_dir, manifest=manifest, split=args.split)
+    except (FileNotFoundError, ValueError) as err:
+        return fail("evaluate", str(err))
+    if args.report:
+        write_evaluation_report(args, model, result)
+    if args.json:
+        print(json.dumps(result.to_dict(with_predictions=args.predictions), indent=2, ensure_ascii=False))
+        return 0
+    m = result.metrics
+    print(f"Accuracy {result.accuracy:.4f} on {result.num_images} images ({len(result.skipped)} skipped)")
+    tops = ", ".join(f"top-{k} {v:.4f}" for k, v in m["top_k"].items() if k != "1")
+    auc = m["auc"]["macro"]
+    print(
+        f"macro F1 {m['averages']['macro']['f1']:.4f}, weighted F1 {m['averages']['weighted']['f1']:.4f}"
+        + (f", {tops}" if tops else "")
+        + (f", ROC AUC {auc:.4f}" if auc is not None else "")
+        + f", log loss {m['loss']:.4f}, ECE {m['ece']:.4f}\n"
+    )
+    width = max(len(x) for x in result.labels)
+    print(f"{'class':<{width}}  precision  recall     f1  support")
+    for name, row in result.per_class.items():
+        print(
+            f"{name:<{width}}  {row['precision']:>9.3f}  {row['recall']:>6.3f}  {row['f1']:>5.3f}  "
+            f"{row['support']:>7}"
+        )
+    print("\nConfusion matrix (rows: true class, columns: predicted, same order):")
+    for name, row in zip(result.labels, result.confusion_matrix, strict=True):
+        print(f"{name:<{width}}  " + " ".join(f"{v:>4}" for v in row))
+    return 0
+
+
+def write_evaluation_report(args: argparse.Namespace, model, result) -> None:
+    """The HTML report, with Grad-CAM when the export's model.keras is beside it."""
+    import keras
+
+    from tlstudio.core.gradcam import GradCam, GradCamError
+    from tlstudio.core.report import write_report
+
+    run_dir = model.path.parent
+    cam = None
+    if (run_dir / "model.keras").is_file():
+        try:
+            cam = GradCam(keras.models.load_model(run_dir / "model.keras", safe_mode=True))
+        except (GradCamError, ValueError) as err:
+            print(f"tlstudio evaluate: no Grad-CAM in the report: {err}", file=sys.stderr)
+    write_report(
+        args.report,
+        result,
+        args.data_dir,
+        title=f"TL Studio evaluation of {model.path}",
+        run_dir=run_dir if (run_dir / "history.json").is_file() else None,
+        gradcam=cam,
+    )
+    print(f"Report written to {args.report}", file=sys.stderr)

@@ -1,0 +1,129 @@
+"""`tlstudio export`: a run's model as SavedModel (TF Serving), LiteRT or ONNX, verified in each runtime."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tlstudio.cli.common import fail, quiet_tensorflow
+
+
+def add_parser(sub) -> None:
+    """Register the command."""
+    from tlstudio.core.deploy import FORMATS, MAX_ACCURACY_DROP, MIN_AGREEMENT, QUANTIZE_MODES  # no TF
+
+    p = sub.add_parser(
+        "export",
+        help="convert a run's model to SavedModel / TFLite / ONNX, verified in each runtime",
+        description="Convert RUN_DIR's model and check it in a fresh process with the runtime a user "
+        "would use (LiteRT interpreter, onnxruntime, plain TensorFlow) on the run's test images: "
+        "top-1 agreement with the trained model, accuracy overall and per class, latency, throughput, "
+        "size. An artefact that does not agree is not written. Lands in RUN_DIR/export/<format>[-<mode>]/.",
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR", type=Path)
+    p.add_argument(
+        "--format", default="all", choices=[*FORMATS, "all"], help="(all: every format side by side)"
+    )
+    p.add_argument("--quantize", default="float32", choices=QUANTIZE_MODES, help="tflite only (float32)")
+    p.add_argument("--uint8-io", action="store_true", help="int8 tflite with uint8 input and output")
+    p.add_argument("--out", type=Path, metavar="DIR", help="the artefact's folder (one format only)")
+    p.add_argument("--data", type=Path, metavar="DIR", help="the data folder, if it moved since training")
+    p.add_argument(
+        "--min-agreement",
+        type=float,
+        default=MIN_AGREEMENT,
+        metavar="F",
+        help=f"float formats: least top-1 agreement with the trained model ({MIN_AGREEMENT})",
+    )
+    p.add_argument(
+        "--max-accuracy-drop",
+        type=float,
+        default=MAX_ACCURACY_DROP,
+        metavar="F",
+        help=f"int8 / dynamic tflite: largest accuracy loss allowed ({MAX_ACCURACY_DROP}, i.e. one point)",
+    )
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(handler=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Export one format or all of them; exit 1 when any failed."""
+    if not args.run_dir.is_dir():
+        return fail("export", f"{args.run_dir} is not a run folder", 2)
+    if args.format == "all" and (args.out or args.quantize != "float32" or args.uint8_io):
+        return fail("export", "--out, --quantize and --uint8-io need one --format", 2)
+    quiet_tensorflow()
+    from tlstudio.core.deploy import DeployError, DeployResult, export_all, export_format
+
+    options = {
+        "data_dir": args.data,
+        "min_agreement": args.min_agreement,
+        "max_accuracy_drop": args.max_accuracy_drop,
+    }
+    try:
+        if args.format == "all":
+            results = export_all(args.run_dir, **options)
+        else:
+            results = [
+                export_format(
+                    args.run_dir,
+                    args.format,
+                    quantize=args.quantize,
+                    out=args.out,
+                    uint8_io=args.uint8_io,
+                    **options,
+                )
+            ]
+    except DeployError as err:
+        if args.format == "all":
+            return fail("export", str(err), 1)
+        results = [DeployResult(args.format, args.quantize, None, None, error=str(err))]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        print_table(results)
+    return 1 if any(r.error for r in results) else 0
+
+
+def print_table(results) -> None:
+    """The formats side by side."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Exports, each checked in its own runtime on the run's test images")
+    for column in (
+        "format",
+        "agreement",
+        "accuracy (change)",
+        "max Δp",
+        "ms/image p50 (p95)",
+        "img/s @32",
+        "size",
+        "folder",
+    ):
+        table.add_column(column, justify="left" if column in ("format", "folder") else "right")
+    for r in results:
+        v = r.verification
+        if v is None:
+            table.add_row(r.name, "—", "—", "—", "—", "—", "—", f"[red]not written: {r.error}[/red]")
+            continue
+        table.add_row(
+            r.name,
+            f"{v.agreement:.1%}",
+            f"{v.accuracy:.3f} ({v.accuracy_change:+.3f})",
+            f"{v.max_probability_difference:.4f}",
+            f"{v.latency_ms_median:.2f} ({v.latency_ms_p95:.2f})",
+            f"{v.throughput_images_per_second:,.0f}",
+            _size(v.size_bytes),
+            str(r.folder),
+        )
+    Console(file=sys.stdout, width=200).print(table)
+    for r in results:
+        for warning in r.warnings:
+            print(f"note ({r.name}): {warning}")
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.0f} KB"

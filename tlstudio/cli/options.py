@@ -1,0 +1,208 @@
+"""The options `train` and `compare` share, and the one converter from parsed arguments to TrainSettings."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_training_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by `train` and `compare`."""
+    from tlstudio.core.settings import CLASS_WEIGHTS, OPTIMIZERS, STRATEGIES, defaults  # pure data
+
+    d = defaults()  # every default and its help text come from the settings dataclasses
+
+    p.add_argument(
+        "--weights",
+        default=d.weights,
+        metavar="imagenet|none|FILE",
+        help=f"backbone weights (default {d.weights}; none = from scratch, the baseline)",
+    )
+    p.add_argument("--image-size", type=int, metavar="N", help="square input size (default: the backbone's)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=d.epochs,
+        metavar="N",
+        help=f"phase 1 epochs when the head trains with the optimizer ({d.epochs}); the default linear "
+        "probe is fitted to convergence instead",
+    )
+    p.add_argument(
+        "--fine-tune-epochs",
+        type=int,
+        default=d.fine_tune_epochs,
+        metavar="N",
+        help="phase 2 epochs (default: sized by the number of training images, see the README's "
+        "recipe table; 0 = no fine-tuning phase)",
+    )
+    p.add_argument(
+        "--fine-tune-lr-decay",
+        type=float,
+        default=d.fine_tune_lr_decay,
+        metavar="F",
+        help=f"phase 2: each lower block learns at F times the rate of the block above "
+        f"({d.fine_tune_lr_decay}; 1 = same rate)",
+    )
+    p.add_argument(
+        "--fine-tune-blocks",
+        type=int,
+        default=d.fine_tune_blocks,
+        metavar="N",
+        help=f"top blocks unfrozen in phase 2 ({d.fine_tune_blocks})",
+    )
+    p.add_argument("--batch-size", type=int, default=d.batch_size, metavar="N", help=f"({d.batch_size})")
+    p.add_argument(
+        "--learning-rate",
+        type=float,
+        default=d.learning_rate,
+        metavar="X",
+        help=f"the head's rate ({d.learning_rate:g}); phase 2 uses {d.fine_tune_lr_factor:g}× it",
+    )
+    p.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS)
+    p.add_argument(
+        "--freeze",
+        default="all",
+        metavar="PLAN",
+        help="all (default: feature extraction, then fine-tuning), none, top:N, first:P%%",
+    )
+    p.add_argument(
+        "--train-batchnorm",
+        action="store_true",
+        help="let BatchNorm layers train (default: frozen, in inference mode)",
+    )
+    p.add_argument(
+        "--dropout", type=float, default=d.head.dropout, metavar="F", help=f"head dropout ({d.head.dropout})"
+    )
+    p.add_argument(
+        "--dense", default="", metavar="UNITS", help="extra dense layers in the head, e.g. 256,128 (none)"
+    )
+    p.add_argument("--no-augment", action="store_true", help="turn off flip/rotation augmentation")
+    p.add_argument(
+        "--no-feature-cache",
+        action="store_true",
+        help="recompute the frozen backbone every epoch (default: with the backbone frozen and no "
+        "augmentation, its features are computed once and cached in the run folder)",
+    )
+    p.add_argument(
+        "--no-interpolate",
+        action="store_true",
+        help="skip WiSE-FT: by default the exported weights are the mix of the linear probe's and the "
+        "fine-tuned ones with the lowest validation loss",
+    )
+    p.add_argument("--no-flip", action="store_true", help="no horizontal flips (text, digits, maps)")
+    p.add_argument(
+        "--zoom",
+        type=float,
+        default=d.augmentation.zoom,
+        metavar="F",
+        help=f"random zoom augmentation ({d.augmentation.zoom:g})",
+    )
+    p.add_argument(
+        "--contrast",
+        type=float,
+        default=d.augmentation.contrast,
+        metavar="F",
+        help=f"random contrast augmentation ({d.augmentation.contrast:g})",
+    )
+    p.add_argument(
+        "--class-weights",
+        default=d.class_weights,
+        choices=CLASS_WEIGHTS,
+        help="auto: balanced weights when classes are imbalanced past 5:1",
+    )
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=d.early_stopping_patience,
+        metavar="N",
+        help=f"early stopping patience ({d.early_stopping_patience})",
+    )
+    p.add_argument("--cut-at", metavar="LAYER", help="model files: the layer whose output are the features")
+    p.add_argument(
+        "--preprocessing",
+        choices=["none", "unit", "tf", "caffe", "torch"],
+        help="override the input preprocessing (model files default to none: the model takes 0-255 pixels)",
+    )
+    p.add_argument("--manifest", type=Path, metavar="FILE", help="reuse a split manifest")
+    p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU)")
+    p.add_argument(
+        "--strategy",
+        default=d.strategy,
+        choices=STRATEGIES,
+        help="mirrored: data-parallel over every local GPU (tf.distribute.MirroredStrategy); "
+        "multiworker: over several machines, one command per machine with TF_CONFIG set "
+        "(the chief, or worker 0, records the run and exports; see the README)",
+    )
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="fit temperature scaling on the validation split and bake it into the export",
+    )
+
+
+def add_scan_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--deep",
+        action="store_true",
+        help="decode every image fully (slower) instead of header and structure checks",
+    )
+
+
+def add_split_options(p: argparse.ArgumentParser) -> None:
+    """The split's fractions and seed (defaults from ``SplitConfig``)."""
+    from tlstudio.core.split import SplitConfig  # pure data
+
+    d = SplitConfig()
+    p.add_argument(
+        "--val",
+        type=float,
+        default=d.val_fraction,
+        metavar="F",
+        help=f"validation fraction ({d.val_fraction})",
+    )
+    p.add_argument(
+        "--test", type=float, default=d.test_fraction, metavar="F", help=f"test fraction ({d.test_fraction})"
+    )
+    p.add_argument("--seed", type=int, default=d.seed, help=f"split seed, also seeds training ({d.seed})")
+
+
+def settings_from_args(args: argparse.Namespace, backbone: str | None = None):
+    from tlstudio.core.freezing import FreezePlan
+    from tlstudio.core.settings import Augmentation, HeadSettings, TrainSettings
+
+    plan = FreezePlan.parse(args.freeze)
+    if args.train_batchnorm:
+        plan = FreezePlan(plan.preset, plan.value, train_batchnorm=True)
+    dense = tuple(int(u) for u in args.dense.split(",") if u.strip()) if args.dense else ()
+    augment = (
+        Augmentation(flip=False, rotation=0.0, zoom=args.zoom, contrast=args.contrast)
+        if args.no_augment
+        else Augmentation(flip=not args.no_flip, zoom=args.zoom, contrast=args.contrast)
+    )
+    return TrainSettings(
+        backbone=backbone or args.backbone,
+        weights=args.weights,
+        image_size=args.image_size,
+        cut_at=args.cut_at,
+        preprocessing=args.preprocessing,
+        head=HeadSettings(dropout=args.dropout, dense_units=dense),
+        freeze=plan,
+        optimizer=args.optimizer,
+        learning_rate=args.learning_rate,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        fine_tune_epochs=args.fine_tune_epochs,
+        fine_tune_blocks=args.fine_tune_blocks,
+        fine_tune_lr_decay=args.fine_tune_lr_decay,
+        early_stopping_patience=args.patience,
+        augmentation=augment,
+        class_weights=args.class_weights,
+        seed=args.seed,
+        val_fraction=args.val,
+        test_fraction=args.test,
+        mixed_precision=args.mixed_precision,
+        calibrate=args.calibrate,
+        feature_cache=not args.no_feature_cache,
+        interpolate=not args.no_interpolate,
+        strategy=args.strategy,
+    )

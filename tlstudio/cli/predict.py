@@ -1,0 +1,29 @@
+"""`tlstudio predict`: classify image files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from tlstudio.cli.common import fail, quiet_tensorflow
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    quiet_tensorflow()
+    from tlstudio.core.evaluation import load_exported, predict_files
+
+    try:
+        model = load_exported(args.model)
+    except (FileNotFoundError, ValueError) as err:
+        return fail("predict", str(err))
+    results = predict_files(model, args.images, top=args.top)
+    if args.json:
+        print(json.dumps(results, indent=2, ensure_ascii=False))
+    else:
+        for item in results:
+            if "error" in item:
+                print(f"{item['path']}: cannot read: {item['error']}")
+            else:
+                tops = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in item["top"])
+                print(f"{item['path']}: {tops}")
+    return 1 if any("error" in item for item in results) else 0

@@ -1,0 +1,55 @@
+"""`tlstudio runs`: a project's run history."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tlstudio.cli.common import fail, number
+
+
+def run_runs(args: argparse.Namespace) -> int:
+    from tlstudio.core.project import Project
+    from tlstudio.core.run_history import compare_runs, load_run, project_runs
+
+    if args.source.is_file():
+        try:
+            records = project_runs(Project.load(args.source).runs)
+        except ValueError as err:
+            return fail("runs", str(err), 2)
+    elif args.source.is_dir():
+        records = [load_run(d) for d in sorted(args.source.iterdir()) if (d / "run.json").is_file()]
+    else:
+        return fail("runs", f"{args.source} is neither a project file nor a folder", 2)
+    if not records:
+        return fail("runs", f"no runs in {args.source}")
+    if args.diff:
+        by_key = {str(i): r for i, r in enumerate(records, start=1)} | {r.name: r for r in records}
+        missing = [k for k in args.diff if k not in by_key]
+        if missing:
+            return fail("runs", f"no run {missing[0]} (give a number from the list or a folder name)", 2)
+        result = compare_runs(by_key[args.diff[0]], by_key[args.diff[1]])
+        if args.json:
+            print(json.dumps(result, indent=2, default=str))
+            return 0
+        a, b = result["runs"]
+        print(f"{a}  vs  {b}   (same data: {'yes' if result['same_data'] else 'NO'})\n")
+        print("Settings that differ:" if result["settings_diff"] else "Same settings.")
+        for row in result["settings_diff"]:
+            print(f"  {row['setting']:<32} {row[a]!s:>20}  {row[b]!s:>20}")
+        print("\nMetrics:")
+        for row in result["metrics"]:
+            print(f"  {row['metric']:<32} {number(row[a]):>20}  {number(row[b]):>20}")
+        return 0
+    if args.json:
+        print(json.dumps([vars(r) for r in records], indent=2, default=str))
+        return 0
+    print(f"{'#':>3}  {'run':<26} {'status':<10} {'backbone':<22} {'test acc':>8} {'macro F1':>8}  data")
+    for i, r in enumerate(records, start=1):
+        print(
+            f"{i:>3}  {r.name:<26} {r.status:<10} {Path(r.backbone).name[:22]:<22} "
+            f"{number(r.metrics.get('test_accuracy')):>8} {number(r.metrics.get('test_macro_f1')):>8}  "
+            f"{(r.manifest_fingerprint or '?')[:10]}"
+        )
+    return 0

@@ -1,0 +1,131 @@
+"""Score one exported artefact with its own runtime alone, in a fresh process.
+
+    python -m tlstudio.core.runtime_check FORMAT MODEL_PATH IMAGES.npz OUT.json
+
+FORMAT is ``tflite`` (the LiteRT interpreter), ``onnx`` (onnxruntime) or ``saved_model`` (plain
+``tf.saved_model.load``, signature ``serving_default``). IMAGES.npz holds ``images``: uint8
+[n, size, size, 3] RGB. OUT.json receives the probabilities, the latency of a batch of one (every
+run, in milliseconds) and the throughput of batches of 32 (images per second).
+
+This module imports nothing of TL Studio and only the runtime it checks, so what it measures is what
+a user of that runtime gets. Quantised inputs and outputs (int8 / uint8) are quantised and
+dequantised with the tensor's own scale and zero point.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+LATENCY_RUNS = 30
+THROUGHPUT_BATCH = 32
+THROUGHPUT_RUNS = 5
+
+
+def tflite_runner(path: str) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from float32 pixel batches to probabilities, through the LiteRT interpreter."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # the interpreter that ships inside TensorFlow
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    interpreter = Interpreter(model_path=path)
+    state = {"batch": None}
+
+    def run(x: np.ndarray) -> np.ndarray:
+        inp = interpreter.get_input_details()[0]
+        if state["batch"] != len(x):
+            interpreter.resize_tensor_input(inp["index"], [len(x), *x.shape[1:]])
+            interpreter.allocate_tensors()
+            state["batch"] = len(x)
+            inp = interpreter.get_input_details()[0]
+        interpreter.set_tensor(inp["index"], _quantize(x, inp))
+        interpreter.invoke()
+        out = interpreter.get_output_details()[0]
+        return _dequantize(interpreter.get_tensor(out["index"]), out)
+
+    return run
+
+
+def onnx_runner(path: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The same through onnxruntime's CPU provider."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: np.asarray(session.run(None, {name: x.astype(np.float32)})[0])
+
+
+def saved_model_runner(path: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The same through plain TensorFlow and the ``serving_default`` signature."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(path)
+    signature = loaded.signatures["serving_default"]
+    key = sorted(signature.structured_outputs)[0]
+    return lambda x: signature(images=tf.constant(x, tf.float32))[key].numpy()
+
+
+RUNNERS = {"tflite": tflite_runner, "onnx": onnx_runner, "saved_model": saved_model_runner}
+
+
+def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    dtype = detail["dtype"]
+    if np.issubdtype(dtype, np.floating):
+        return x.astype(dtype)
+    scale, zero = detail["quantization"]
+    info = np.iinfo(dtype)
+    q = np.round(x / scale + zero) if scale else x
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+    if np.issubdtype(y.dtype, np.floating):
+        return y.astype(np.float32)
+    scale, zero = detail["quantization"]
+    return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
+
+
+def check(fmt: str, path: str, images: np.ndarray) -> dict:
+    """Probabilities, batch-1 latencies and batch-32 throughput of one artefact."""
+    run = RUNNERS[fmt](path)
+    x = images.astype(np.float32)
+    probabilities = np.concatenate([run(x[i : i + 1]) for i in range(len(x))]) if len(x) else np.zeros((0, 0))
+    one = x[:1]
+    for _ in range(3):
+        run(one)
+    latencies = []
+    for _ in range(LATENCY_RUNS):
+        start = time.perf_counter()
+        run(one)
+        latencies.append((time.perf_counter() - start) * 1000)
+    batch = np.resize(x, (THROUGHPUT_BATCH, *x.shape[1:]))
+    run(batch)
+    start = time.perf_counter()
+    for _ in range(THROUGHPUT_RUNS):
+        run(batch)
+    throughput = THROUGHPUT_BATCH * THROUGHPUT_RUNS / (time.perf_counter() - start)
+    return {
+        "probabilities": probabilities.tolist(),
+        "latency_ms": latencies,
+        "throughput_images_per_second": throughput,
+    }
+
+
+def main(argv: list[str]) -> int:
+    fmt, path, images_file, out = argv
+    with np.load(images_file) as data:
+        images = data["images"]
+    result = check(fmt, path, images)
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(result, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
