@@ -57,7 +57,8 @@ def trained_run(tmp_path_factory, tiny_backbone_file):
 
 def test_train_prints_progress_and_writes_the_run(trained_run):
     _, run, out = trained_run
-    assert "Phase 'head'" in out.stderr and "Phase 'fine-tune'" in out.stderr
+    assert "Phase 'probe'" in out.stderr and "Phase 'fine-tune'" in out.stderr
+    assert "WiSE-FT" in out.stderr and "95% interval" in out.stderr
     assert "epoch 1/12" in out.stderr
     assert "Exported:" in out.stderr
     assert "absl::InitializeLog" not in out.stderr  # TensorFlow's start-up chatter is filtered
@@ -229,7 +230,7 @@ def test_train_that_cannot_learn_exits_3_and_says_what_to_try(tmp_path, tiny_bac
             "0.3",
         ]
     )
-    out = capsys.readouterr().out
+    out = capsys.readouterr().err
     assert code == 3, out
     assert "failed_to_learn" in out and "did not learn" in out and "Try" in out
     assert not (tmp_path / "run" / "saved_model").exists()

@@ -176,6 +176,25 @@ def set_batchnorm_momentum(model: keras.Model, momentum: float) -> int:
     return count
 
 
+def reset_batchnorm_statistics(model: keras.Model, images) -> int:
+    """Set every trainable BatchNorm layer's moving mean and variance to the statistics of
+    ``images`` (one forward pass in training mode with momentum 0). Returns the layers reset."""
+    layers = [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+    ]
+    momenta = [layer.momentum for layer in layers]
+    for layer in layers:
+        layer.momentum = 0.0
+    try:
+        model(images, training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta, strict=True):
+            layer.momentum = momentum
+    return len(layers)
+
+
 def apply_chain(layers, x):
     """Call ``layers`` one after the other on ``x``. A TL Studio classifier is such a chain
     (preprocessing → backbone → head), so parts of it can be rebuilt around a new input."""

@@ -21,6 +21,7 @@ from tlstudio.core import events as ev
 from tlstudio.core import feature_cache, multi_worker
 from tlstudio.core.callbacks import BestCheckpoint, EventBridge
 from tlstudio.core.freezing import apply_freeze_plan, variable_multipliers
+from tlstudio.core.model import reset_batchnorm_statistics
 from tlstudio.core.probe import fit_probe
 from tlstudio.core.recipe import WISE_ALPHAS, Phase
 from tlstudio.core.schedules import WarmupCosine
@@ -118,6 +119,11 @@ def run_fit_phase(
     s = session.settings
     summary = apply_freeze_plan(model, phase.plan)
     steps = math.ceil(len(train) / s.batch_size)
+    if phase.reset_batchnorm:
+        sample = next(iter(session.features_dataset(train[:: max(1, len(train) // 64)][:64], batch_size=64)))[
+            0
+        ]
+        reset_batchnorm_statistics(model, sample)
     augment = phase.augment and s.augmentation.active
     cached = s.feature_cache and phase.plan.preset == "all" and not augment and session.strategy is None
     fit_model = model

@@ -14,8 +14,10 @@ Kolesnikov et al. 2020):
 
 From random weights (``weights="none"``) there is one phase: every layer trains, BatchNorm in
 training mode with a momentum suited to the run's length, at the head's rate, warm-up and cosine, and
-early stopping only after half the epochs (until the statistics settle, validation loss sits
-near ln(classes) and says little).
+early stopping only after half the epochs, and BatchNorm's moving statistics started from a batch
+of training images: a random network's activations can be a billion times smaller than the
+initial moving variance of 1, which an average with momentum 0.9 needs some 200 steps to forget —
+until then the model answers one class in inference mode, however well it trains.
 
 Pure data: importing this module loads no TensorFlow.
 """
@@ -53,6 +55,7 @@ class Phase:
     augment: bool = True
     probe: bool = False  # fitted in closed form on cached features, not with the optimizer
     min_epochs: int = 0  # early stopping may end the phase only after this many epochs
+    reset_batchnorm: bool = False  # start BatchNorm's moving statistics from the data (from scratch)
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,18 @@ def plan_recipe(s: TrainSettings, train_images: int, *, probe_possible: bool = T
         warmup = steps_per_epoch * epochs // 20
         plan = FreezePlan("none", train_batchnorm=True)
         return Recipe(
-            (Phase("train", plan, s.learning_rate, epochs, warmup, cosine=True, min_epochs=epochs // 2),),
+            (
+                Phase(
+                    "train",
+                    plan,
+                    s.learning_rate,
+                    epochs,
+                    warmup,
+                    cosine=True,
+                    min_epochs=epochs // 2,
+                    reset_batchnorm=True,
+                ),
+            ),
             interpolate=False,
             from_scratch=True,
         )
@@ -157,6 +171,7 @@ def escalate_to_full_training(recipe: Recipe, s: TrainSettings, train_images: in
         steps_per_epoch * epochs // 20,
         cosine=True,
         min_epochs=epochs // 2,
+        reset_batchnorm=True,
     )
     return Recipe((recipe.phases[0], phase), interpolate=False, from_scratch=True)
 

@@ -128,6 +128,7 @@ class TrainingSession:
             return RunResult("failed", self.run_dir, error=message, primary=False)
         self._use_worker_folder()
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        tf.config.experimental.enable_op_determinism()  # same seed, same figures (process-wide, idempotent)
         try:
             if self.settings.mixed_precision:
                 keras.mixed_precision.set_dtype_policy("mixed_float16")
@@ -255,9 +256,10 @@ class TrainingSession:
             lambda share, batch_size: make_dataset(share, **(args | {"batch_size": batch_size})),
         )
 
-    def features_dataset(self, entries):
+    def features_dataset(self, entries, batch_size: int | None = None):
         """Pixels and labels in a fixed order, no augmentation, for the feature cache."""
-        return make_dataset(entries, cache="none", **self._dataset_args())
+        args = self._dataset_args() | ({"batch_size": batch_size} if batch_size else {})
+        return make_dataset(entries, cache="none", **args)
 
     def feature_datasets(self, arrays: dict[str, tuple[np.ndarray, np.ndarray]]):
         """(train, val) datasets of cached features; val is None without a validation split."""
