@@ -17,6 +17,7 @@ RGB 0–255, the preprocessing inside; ``--uint8-io`` gives an int8 model uint8 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -44,6 +45,7 @@ MIN_AGREEMENT = 0.995
 MAX_ACCURACY_DROP = 0.01
 CALIBRATION_IMAGES = 300
 FEW_CALIBRATION_IMAGES = 200
+NEEDS = {"onnx": ("tf2onnx", "onnxruntime")}  # the tflite check falls back to tf.lite.Interpreter
 FILE_NAMES = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
 
 
@@ -146,6 +148,9 @@ def export_format(
     for name, value in (("min_agreement", min_agreement), ("max_accuracy_drop", max_accuracy_drop)):
         if not 0 <= value <= 1:
             raise DeployError(f"{name} must be between 0 and 1, not {value}")
+    missing = [m for m in NEEDS.get(fmt, ()) if importlib.util.find_spec(m) is None]
+    if missing:
+        raise DeployError(f"{fmt} needs {', '.join(missing)}: pip install 'tlstudio[export]'")
     inputs = RunInputs.load(run_dir, data_dir)
     target = Path(out) if out else inputs.run_dir / "export" / artefact_name(fmt, quantize)
     target.parent.mkdir(parents=True, exist_ok=True)
