@@ -51,7 +51,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="tlstudio-bench-export-"))
     try:
         data = make_drawn_dataset(work / "data", SHAPES_C, per_class=args.per_class, size=args.size, seed=0)
-        columns = ("backbone", "format", "size", "ms/image p50 (p95)", "images/s @32", "agreement", "accuracy")
+        columns = ("backbone", "format", "size", "ms/image p50 (p95)", "img/s @32", "agreement", "accuracy")
         print("| " + " | ".join(columns) + " |")
         print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
         for backbone in args.backbones.split(","):
