@@ -59,7 +59,7 @@ def test_train_prints_progress_and_writes_the_run(trained_run):
     _, run, out = trained_run
     assert "Phase 'probe'" in out.stderr and "Phase 'fine-tune'" in out.stderr
     assert "WiSE-FT" in out.stderr and "95% interval" in out.stderr
-    assert "epoch 1/12" in out.stderr
+    assert "epoch 1/1 " in out.stderr and "epoch 2/4 " in out.stderr  # the probe, then 3 fine-tune epochs
     assert "Exported:" in out.stderr
     assert "absl::InitializeLog" not in out.stderr  # TensorFlow's start-up chatter is filtered
     assert (run / "saved_model" / "saved_model.pb").is_file()
@@ -234,3 +234,18 @@ def test_train_that_cannot_learn_exits_3_and_says_what_to_try(tmp_path, tiny_bac
     assert code == 3, out
     assert "failed_to_learn" in out and "did not learn" in out and "Try" in out
     assert not (tmp_path / "run" / "saved_model").exists()
+
+
+def test_lr_find_prints_a_suggestion_and_draws_the_curve(tmp_path, tiny_backbone_file, capsys):
+    data = make_colour_dataset(tmp_path / "data", per_class=10, seed=2)
+    args = ["lr-find", str(data), "--backbone", str(tiny_backbone_file), "--steps", "30", "--batch-size", "8"]
+    assert main([*args, "--plot", str(tmp_path / "lr.png")]) in (0, 1)
+    assert (tmp_path / "lr.png").read_bytes()[:4] == b"\x89PNG"
+    capsys.readouterr()
+    assert main([*args, "--json"]) == 0
+    data_out = json.loads(capsys.readouterr().out)
+    assert len(data_out["rates"]) >= 5 and data_out["rates"] == sorted(data_out["rates"])
+    assert (
+        data_out["suggestion"] is None
+        or data_out["rates"][0] <= data_out["suggestion"] <= data_out["rates"][-1]
+    )

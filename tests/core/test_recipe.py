@@ -120,3 +120,15 @@ def test_warmup_cosine_schedule():
     half = s.scaled(0.5)
     assert float(half(30)) == pytest.approx(0.5 * float(s(30)))
     assert WarmupCosine.from_config(s.get_config()).get_config() == s.get_config()
+
+
+def test_lr_finder_suggestion_sits_on_the_falling_stretch():
+    from tlstudio.core.lr_find import suggest
+
+    rates = list(np.logspace(-7, 0, 60))
+    x = np.log10(rates)
+    loss = list(2.0 - 1.5 / (1 + np.exp(-(x + 4) * 3)) + np.where(x > -2, (x + 2) ** 2 * 3, 0))
+    suggestion, valley, minimum = suggest(rates, loss)
+    assert 1e-5 < valley < 1e-2 and minimum > valley
+    assert suggestion == min(valley, minimum / 10)
+    assert suggest(rates[:3], loss[:3]) == (None, None, None)

@@ -200,3 +200,40 @@ def test_a_failing_run_says_what_to_do_in_the_window(window, qtbot, tmp_path, co
     assert "Run failed" in text and "What to do" in text and "--weights none" in text
     assert window.error_box.isVisible() and not window.error_box.isModal()
     assert Project.load(tmp_path / "p.tlstudio.json").runs[-1]["status"] == "failed"
+
+
+def test_training_shortcuts_fire_once_and_stop_says_nothing_when_idle(window, qtbot, monkeypatch):
+    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtGui import QAction
+    from PySide6.QtTest import QTest
+
+    calls = []
+    monkeypatch.setattr(window, "start_training", lambda *a, **k: calls.append("start"))
+    window.nav.setCurrentRow(4)  # the Train panel
+    keys = [a.shortcut().toString() for a in window.findChildren(QAction) if a.shortcut().toString()]
+    assert keys.count("Ctrl+Return") == 1 and keys.count("Ctrl+.") == 1  # one action per key
+    assert not window.train.start.shortcut().toString() and not window.train.stop.shortcut().toString()
+    QTest.keyClick(window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    QCoreApplication.processEvents()
+    assert calls == ["start"]
+    window.train.request_stop()  # nothing running: no "Stopping…" left on screen
+    assert "Stopping" not in window.train.phase.text()
+
+
+def test_a_task_dropped_while_running_is_kept_until_it_ends(qtbot):
+    import threading
+
+    from tlstudio.gui.worker import _RETIRED, Task
+
+    release = threading.Event()
+    results = []
+    task = Task(lambda: release.wait(10) and "late")
+    task.done.connect(results.append)
+    task.start()
+    task.retire()  # the owner moves on (another project, another backbone)
+    del task
+    gc.collect()
+    assert len(_RETIRED) == 1  # still alive: destroying a running QThread aborts the app
+    release.set()
+    qtbot.waitUntil(lambda: not _RETIRED, timeout=10_000)
+    assert results == []  # what it finished with no longer reaches the old owner

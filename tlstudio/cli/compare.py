@@ -32,6 +32,12 @@ def run_compare(args: argparse.Namespace) -> int:
             manifest = make_split(report.images, SplitConfig(args.val, args.test, args.seed))
     except (ValueError, IndexError) as err:
         return fail("compare", str(err) or "give at least one backbone", 2)
+    if args.out.is_file() or (args.out.is_dir() and any(args.out.iterdir()) and not args.overwrite):
+        return fail("compare", f"{args.out} is not empty: use --overwrite to replace it, or another --out", 2)
+    if args.overwrite and args.out.is_dir():
+        import shutil
+
+        shutil.rmtree(args.out)
     for c in candidates:
         print(f"· {c.name}", file=sys.stderr)
     rows = compare(candidates, args.data_dir, manifest, args.out, on_event=ProgressPrinter())

@@ -10,12 +10,14 @@ from tlstudio.cli.common import fail, quiet_tensorflow
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    if not args.model.exists():  # said before TensorFlow loads (seconds)
+        return fail("evaluate", f"{args.model} does not exist", 2)
+    if not args.data_dir.is_dir():
+        return fail("evaluate", f"{args.data_dir} is not a folder", 2)
     quiet_tensorflow()
     from tlstudio.core.evaluation import evaluate_folder, load_exported
     from tlstudio.core.split import Manifest
 
-    if not args.data_dir.is_dir():
-        return fail("evaluate", f"{args.data_dir} is not a folder", 2)
     try:
         model = load_exported(args.model)
         manifest = Manifest.load(args.manifest) if args.manifest else None

@@ -124,6 +124,12 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         help="override the input preprocessing (model files default to none: the model takes 0-255 pixels)",
     )
     p.add_argument("--manifest", type=Path, metavar="FILE", help="reuse a split manifest")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="empty an existing output folder first (without it, a folder that holds anything is refused: "
+        "a run never mixes its files with an earlier one's)",
+    )
     p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU)")
     p.add_argument(
         "--strategy",

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tlstudio import __version__
-from tlstudio.cli import export
+from tlstudio.cli import export, lr_find
 from tlstudio.cli.backbones import run_backbones
 from tlstudio.cli.compare import run_compare
 from tlstudio.cli.demo import run_demo
@@ -79,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME_OR_PATH",
         help="a Keras Applications name (see `tlstudio backbones`), a .keras/.h5 model file, "
         "or a SavedModel folder",
+    )
+    train.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue an interrupted run (killed, out of disk…) from its last finished epoch, in its "
+        "folder, with its settings and split",
     )
     train.add_argument(
         "--out",
@@ -155,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(handler=run_predict)
 
     export.add_parser(sub)
+    lr_find.add_parser(sub)
 
     gui = sub.add_parser("gui", help="open the desktop app (the same as `tlstudio` without a command)")
     gui.add_argument("project", nargs="?", type=Path, help="a project file to open")

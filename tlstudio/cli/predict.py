@@ -9,6 +9,8 @@ from tlstudio.cli.common import fail, quiet_tensorflow
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    if not args.model.exists():  # said before TensorFlow loads (seconds)
+        return fail("predict", f"{args.model} does not exist", 2)
     quiet_tensorflow()
     from tlstudio.core.evaluation import load_exported, predict_files
 

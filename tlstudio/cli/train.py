@@ -12,6 +12,8 @@ from tlstudio.cli.options import settings_from_args
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if args.resume is not None:
+        return resume_run(args)
     if args.project is not None:
         return train_project(args)
     if args.data_dir is None or args.backbone is None or args.out is None:
@@ -23,7 +25,32 @@ def run_train(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
     except ValueError as err:
         return fail("train", str(err), 2)
-    return run_training(settings, args.data_dir, args.out, args.manifest)
+    return run_training(settings, args.data_dir, args.out, args.manifest, overwrite=args.overwrite)
+
+
+def resume_run(args: argparse.Namespace) -> int:
+    """Continue an interrupted run in its own folder, with its own settings and split."""
+    import json
+
+    from tlstudio.core.run_folder import run_status
+    from tlstudio.core.settings import TrainSettings
+
+    run = args.resume
+    if not (run / "settings.json").is_file() or not (run / "manifest.csv").is_file():
+        return fail("train", f"{run} is not a run folder (settings.json and manifest.csv are missing)", 2)
+    status = run_status(run).get("status", "unknown")
+    if status in ("completed", "failed_to_learn"):
+        return fail("train", f"{run} has already {status.replace('_', ' ')}: nothing to resume", 2)
+    try:
+        settings = TrainSettings.from_dict(json.loads((run / "settings.json").read_text(encoding="utf-8")))
+    except ValueError as err:
+        return fail("train", f"{run}/settings.json: {err}", 2)
+    data = args.data_dir or Path(json.loads((run / "run.json").read_text(encoding="utf-8"))["data_dir"])
+    if not data.is_dir():
+        return fail("train", f"the run's data folder {data} is not there: give it as DATA_DIR", 2)
+    quiet_tensorflow()
+    print(f"Resuming {run} (was {status})", file=sys.stderr)
+    return run_training(settings, data, run, None, resume=True)
 
 
 def train_project(args: argparse.Namespace) -> int:
@@ -43,7 +70,9 @@ def train_project(args: argparse.Namespace) -> int:
     )
     out = args.out or project.new_run_dir()
     manifest = project.manifest_path if project.manifest_path and project.manifest_path.is_file() else None
-    code, result = run_training(settings, Path(project.data_dir), out, manifest, with_result=True)
+    code, result = run_training(
+        settings, Path(project.data_dir), out, manifest, with_result=True, overwrite=args.overwrite
+    )
     if result is not None and result.primary:
         project = Project.load(args.project)  # the app may have saved meanwhile: add to the latest
         project.record_run(out, result.status, result.metrics)
@@ -51,7 +80,17 @@ def train_project(args: argparse.Namespace) -> int:
     return code
 
 
-def run_training(settings, data_dir: Path, out: Path, manifest: Path | None, with_result: bool = False):
+def run_training(
+    settings,
+    data_dir: Path,
+    out: Path,
+    manifest: Path | None,
+    with_result: bool = False,
+    overwrite: bool = False,
+    resume: bool = False,
+):
+    """Run one session with progress on the terminal; Ctrl-C or SIGTERM stop it after the current batch
+    (the best weights so far are kept and exported), a second one aborts."""
     import signal
     import threading
 
@@ -63,10 +102,11 @@ def run_training(settings, data_dir: Path, out: Path, manifest: Path | None, wit
     def request_stop(signum, frame):
         if stop.is_set():
             raise KeyboardInterrupt
-        print("\nStopping after this batch (Ctrl-C again to abort)…", file=sys.stderr)
+        name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        print(f"\n{name}: stopping after this batch (Ctrl-C again to abort)…", file=sys.stderr)
         stop.set()
 
-    previous = signal.signal(signal.SIGINT, request_stop)
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     if settings.strategy == "multiworker":
         from tlstudio.core.multi_worker import MultiWorkerError, joining_message, read_tf_config
 
@@ -74,10 +114,18 @@ def run_training(settings, data_dir: Path, out: Path, manifest: Path | None, wit
             print(joining_message(read_tf_config()), file=sys.stderr, flush=True)
     try:
         session = TrainingSession(
-            settings, data_dir, out, manifest=manifest, on_event=ProgressPrinter(), stop_event=stop
+            settings,
+            data_dir,
+            out,
+            manifest=manifest,
+            on_event=ProgressPrinter(),
+            stop_event=stop,
+            overwrite=overwrite,
+            resume=resume,
         )
         result = session.run()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     code = {"completed": 0, "stopped": 130, "failed_to_learn": 3}.get(result.status, 1)
     return (code, result) if with_result else code

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+
+_counter = itertools.count()
 
 
 @contextlib.contextmanager
@@ -15,12 +18,29 @@ def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
     write to; on success it is renamed over ``path``, on failure removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
+    # unique per process and call, so two writers of one file never write the same temp file
+    tmp = path.with_name(f".tmp-{os.getpid()}-{next(_counter)}-{path.name}")
     try:
         yield tmp
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file (or a folder's entry list) to disk, where the system allows it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_text(path: str | os.PathLike[str], text: str, *, errors: str | None = None) -> Path:

@@ -94,3 +94,14 @@ class BestCheckpoint(keras.callbacks.Callback):
             return
         self.best = float(value)
         self.session.save_checkpoint(epoch, self.monitor, self.best)
+
+
+class LastCheckpoint(keras.callbacks.Callback):
+    """After every epoch: the weights and the position in the recipe, for ``--resume``."""
+
+    def __init__(self, session: TrainingSession, state_at):
+        super().__init__()
+        self.session, self.state_at = session, state_at
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.session.save_last(self.state_at(epoch))

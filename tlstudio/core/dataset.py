@@ -94,6 +94,15 @@ def scan_folder(
                 result.skipped.append(SkippedFile(rel, "system folder, ignored"))
                 continue
             label = unicodedata.normalize("NFC", entry.name)
+            if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in label):
+                result.skipped.append(
+                    SkippedFile(
+                        rel,
+                        "class folder name holds a control character (a newline, tab…): labels.txt has "
+                        "one class per line, so rename the folder",
+                    )
+                )
+                continue
             result.class_folders.append(label)
             for abs_path, rel_path, reason in _walk_class(Path(entry.path), rel):
                 if reason:

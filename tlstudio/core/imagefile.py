@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -60,10 +61,7 @@ def probe_image(
             format, too large, truncated or corrupt.
     """
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as err:
-        raise ImageProblem(f"cannot read the file: {err.strerror or err}") from None
+    size = regular_file_size(path)
     if size == 0:
         raise ImageProblem("empty file (0 bytes)")
     with _as_image_problem(path, max_pixels), Image.open(path) as img:
@@ -85,12 +83,32 @@ def load_rgb(
     16-bit images are converted correctly. ``draft_size`` lets JPEG decode at a reduced scale
     that is still at least that size (faster for thumbnails and small model inputs).
     """
+    regular_file_size(Path(path))  # a pipe would block the read forever
     with _as_image_problem(Path(path), max_pixels), Image.open(path) as img:
         _header_info(img, max_pixels)
         if draft_size is not None and img.format in ("JPEG", "MPO"):
             img.draft("RGB", draft_size)
         img.load()
         return to_rgb(ImageOps.exif_transpose(img))
+
+
+def regular_file_size(path: Path) -> int:
+    """The size of a regular file (a link to one is fine).
+
+    Raises:
+        ImageProblem: "file not found", "not a regular file" (a pipe, device, socket or folder:
+            refused before any read, which could block forever) or why it cannot be read.
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ImageProblem("file not found") from None
+    except OSError as err:
+        raise ImageProblem(f"cannot read the file: {err.strerror or err}") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a pipe, device or socket"
+        raise ImageProblem(f"not a regular file ({kind})")
+    return info.st_size
 
 
 @contextlib.contextmanager

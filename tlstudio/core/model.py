@@ -35,6 +35,10 @@ class TransferModel(keras.Model):
         super().__init__(*args, **kwargs)
         self._lr = _LearningRateGroups()  # a plain holder: Keras must not save these optimizers
 
+    def clear_lr_multipliers(self) -> None:
+        """Back to one optimizer for every variable (a new phase without per-block rates)."""
+        self._lr = _LearningRateGroups()
+
     def set_lr_multipliers(self, multiplier_of: Callable[[keras.Variable], float]) -> dict[float, int]:
         """After ``compile``: give each trainable variable the multiplier ``multiplier_of(var)``.
 

@@ -18,12 +18,19 @@ import numpy as np
 import tensorflow as tf
 
 from tlstudio.core import events as ev
-from tlstudio.core import feature_cache, multi_worker
-from tlstudio.core.callbacks import BestCheckpoint, EventBridge
+from tlstudio.core import feature_cache, multi_worker, resume
+from tlstudio.core.callbacks import BestCheckpoint, EventBridge, LastCheckpoint
 from tlstudio.core.freezing import apply_freeze_plan, variable_multipliers
-from tlstudio.core.model import reset_batchnorm_statistics
+from tlstudio.core.model import reset_batchnorm_statistics, set_batchnorm_momentum
 from tlstudio.core.probe import fit_probe
-from tlstudio.core.recipe import WISE_ALPHAS, Phase
+from tlstudio.core.recipe import (
+    NO_SIGNAL_MESSAGE,
+    WISE_ALPHAS,
+    Phase,
+    Recipe,
+    batchnorm_momentum,
+    escalate_to_full_training,
+)
 from tlstudio.core.schedules import WarmupCosine
 from tlstudio.core.settings import make_optimizer
 
@@ -46,6 +53,71 @@ def split_features(session: TrainingSession, model, train, val) -> dict[str, tup
                 session.stop_event,
             )
     return out
+
+
+def run_recipe(session: TrainingSession, model, recipe: Recipe, train, val, class_weight) -> None:
+    """Run every phase (from where a resumed run stopped), then WiSE-FT; the best weights end up in
+    ``model`` and in the best checkpoint."""
+    folder = session.checkpoint.parent
+    state = session.resume_state
+    best, probe_weights, tuned_weights = math.inf, None, None
+    start, resume_epoch, phase_first = 0, None, None
+    if state is not None:
+        if state.escalated:
+            recipe = _escalate(session, model, recipe, train)
+        if (folder / resume.PROBE_WEIGHTS).is_file():
+            model.load_weights(folder / resume.PROBE_WEIGHTS)
+            probe_weights = model.get_weights()
+        model.load_weights(folder / resume.LAST_WEIGHTS)
+        best, session.best_epoch = state.best, state.best_epoch
+        start = state.phase + 1 if state.phase_done else state.phase
+        if not state.phase_done:
+            resume_epoch, phase_first = state.epoch + 1, state.phase_first_epoch
+    escalated = bool(state and state.escalated)
+    index = start
+    while index < len(recipe.phases):
+        phase = recipe.phases[index]
+        epoch = len(session.history["epochs"])
+        if phase.probe:
+            best = run_probe(session, model, phase, train, val, epoch, best, class_weight)
+            probe_weights = model.get_weights()
+            resume.save_probe(folder, model)
+            if len(recipe.phases) > 1 and session.probe_found_nothing(train, session.manifest.classes):
+                recipe, escalated = _escalate(session, model, recipe, train), True
+                session.emit(ev.RecipeChanged(NO_SIGNAL_MESSAGE))
+            first = epoch
+        else:
+            first = phase_first if index == start and resume_epoch is not None else epoch
+            best = run_fit_phase(
+                session,
+                model,
+                phase,
+                train,
+                val,
+                first,
+                best,
+                class_weight,
+                phase_index=index,
+                resume_epoch=resume_epoch if index == start else None,
+                escalated=escalated,
+            )
+            tuned_weights = model.get_weights()  # the phase's own best (early stopping restores it)
+        last = len(session.history["epochs"]) - 1
+        session.save_last(resume.ResumeState(index, last, first, best, session.best_epoch, True, escalated))
+        if session.checkpoint.is_file():
+            model.load_weights(session.checkpoint)
+        index += 1
+    if recipe.interpolate and val and probe_weights is not None and tuned_weights is not None:
+        session.final_scores = interpolate(session, model, probe_weights, tuned_weights, val, best)
+        model.load_weights(session.checkpoint)
+
+
+def _escalate(session: TrainingSession, model, recipe: Recipe, train) -> Recipe:
+    s = session.settings
+    recipe = escalate_to_full_training(recipe, s, len(train))
+    steps = math.ceil(len(train) / s.batch_size) * recipe.phases[1].epochs
+    set_batchnorm_momentum(model, batchnorm_momentum(steps))
+    return recipe
 
 
 def run_probe(
@@ -114,12 +186,16 @@ def run_fit_phase(
     first_epoch: int,
     best: float,
     class_weight: dict[int, float] | None,
+    *,
+    phase_index: int = 0,
+    resume_epoch: int | None = None,
+    escalated: bool = False,
 ) -> float:
     """Train with the optimizer for up to ``phase.epochs`` epochs (early stopping, best checkpoint)."""
     s = session.settings
     summary = apply_freeze_plan(model, phase.plan)
     steps = math.ceil(len(train) / s.batch_size)
-    if phase.reset_batchnorm:
+    if phase.reset_batchnorm and resume_epoch is None:
         sample = next(iter(session.features_dataset(train[:: max(1, len(train) // 64)][:64], batch_size=64)))[
             0
         ]
@@ -145,6 +221,8 @@ def run_fit_phase(
         )
         per_epoch = steps if known else steps + 1
         rate = WarmupCosine(phase.learning_rate, per_epoch * phase.epochs, phase.warmup_steps)
+    else:
+        per_epoch = steps
     with session.scope():
         fit_model.compile(
             optimizer=make_optimizer(s.optimizer, rate),
@@ -152,8 +230,14 @@ def run_fit_phase(
             metrics=["accuracy"],
         )
         multipliers = variable_multipliers(model, phase.plan)
+        if hasattr(model, "clear_lr_multipliers"):
+            model.clear_lr_multipliers()  # no groups left over from an earlier phase
         if not cached and any(m != 1.0 for m in multipliers.values()):
             model.set_lr_multipliers(lambda var, m=multipliers: m.get(id(var), 1.0))
+        if resume_epoch is not None:  # the schedule continues where the phase stopped
+            done = (resume_epoch - first_epoch) * (per_epoch if phase.cosine else steps)
+            for optimizer in [fit_model.optimizer, *(o for _, o in model._lr.groups)]:
+                optimizer.iterations.assign(done)
     session.emit(
         ev.PhaseStarted(
             phase.name,
@@ -181,6 +265,15 @@ def run_fit_phase(
             start_from_epoch=first_epoch + phase.min_epochs,
         ),
     ]
+    callbacks.append(
+        LastCheckpoint(
+            session,
+            lambda epoch: resume.ResumeState(
+                phase_index, epoch, first_epoch, checkpoint.best, session.best_epoch, False, escalated
+            ),
+        )
+    )
+    start = first_epoch if resume_epoch is None else resume_epoch
     last = first_epoch + phase.epochs
     if several:  # Keras 3's fit does not run under MultiWorkerMirroredStrategy
         multi_worker.fit_distributed(
@@ -189,7 +282,7 @@ def run_fit_phase(
             fit_train,
             fit_val,
             epochs=last,
-            initial_epoch=first_epoch,
+            initial_epoch=start,
             callbacks=callbacks,
             class_weight=class_weight,
             stop_event=session.stop_event,
@@ -201,7 +294,7 @@ def run_fit_phase(
                 fit_train,
                 validation_data=fit_val,
                 epochs=last,
-                initial_epoch=first_epoch,
+                initial_epoch=start,
                 class_weight=class_weight,
                 callbacks=callbacks,
                 verbose=0,

@@ -98,9 +98,17 @@ class Project:
             raise ValueError(f"cannot read project {path}: {err}") from err
         if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
             raise ValueError(f"{path} is not a TL Studio project (format {FORMAT_VERSION})")
-        return cls(
-            path=path,
-            data_dir=data.get("data_dir"),
-            settings=TrainSettings.from_dict(data.get("settings") or {"backbone": ""}),
-            runs=list(data.get("runs") or []),
-        )
+        data_dir = data.get("data_dir")
+        if data_dir is not None and not isinstance(data_dir, str):
+            raise ValueError(f"{path}: data_dir must be a folder path (text), not {data_dir!r}")
+        runs = data.get("runs") or []
+        if not isinstance(runs, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("run_dir"), str) for r in runs
+        ):
+            raise ValueError(f"{path}: runs must be a list of objects, each with a run_dir path")
+        settings = data.get("settings") or {"backbone": ""}
+        try:
+            settings = TrainSettings.from_dict(settings)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from err
+        return cls(path=path, data_dir=data_dir, settings=settings, runs=list(runs))

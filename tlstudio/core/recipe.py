@@ -38,6 +38,10 @@ FINE_TUNE_RULES: tuple[tuple[int, int, int], ...] = (
     (50_000, 5_000, 250),
     (math.inf, 10_000, 500),
 )
+NO_SIGNAL_MESSAGE = (
+    "the frozen backbone's features carry no signal for these classes (the linear probe scores at "
+    "chance in cross-validation): training every layer instead, BatchNorm included, as from scratch"
+)
 WISE_ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)  # 0: the probe's weights, 1: the fine-tuned ones
 MIN_EPOCHS = 3
 

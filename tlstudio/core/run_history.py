@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from tlstudio.core.run_folder import run_status
 from tlstudio.core.settings import TrainSettings
 
 
@@ -36,7 +37,7 @@ class RunRecord:
 def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
     """Read run.json, settings.json and metrics.json of a run folder (missing parts stay empty)."""
     run_dir = Path(run_dir)
-    info = read_json(run_dir / "run.json")
+    info = run_status(run_dir)  # "interrupted" when it says running but its process is gone
     settings = read_json(run_dir / "settings.json")
     metrics = read_json(run_dir / "metrics.json") or info.get("metrics") or {}
     return RunRecord(

@@ -36,6 +36,13 @@ class RunInputs:
 
         run = Path(run_dir)
         meta_file = run / "metadata.json"
+        if not (run / "model.keras").is_file() and (run / "checkpoints" / "best.weights.h5").is_file():
+            from tlstudio.core.restore import RestoreError, export_checkpoint
+
+            try:  # an interrupted run: its best checkpoint is exported first
+                export_checkpoint(run)
+            except RestoreError as err:
+                raise DeployError(str(err)) from err
         if not (run / "model.keras").is_file() or not meta_file.is_file():
             raise DeployError(f"{run} has no exported model (model.keras and metadata.json): train it first")
         meta = json.loads(meta_file.read_text(encoding="utf-8"))

@@ -117,28 +117,67 @@ class TrainSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> TrainSettings:
-        """Inverse of ``to_dict``; unknown keys are refused."""
+        """Inverse of ``to_dict``; unknown keys and values of the wrong type are refused.
+
+        Raises:
+            ValueError: naming the field and what it must be.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"settings must be an object, not {type(data).__name__}")
         data = dict(data)
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
-        if isinstance(data.get("head"), dict):
-            head = dict(data["head"])
-            head["dense_units"] = tuple(head.get("dense_units", ()))
-            data["head"] = HeadSettings(**head)
-        if isinstance(data.get("freeze"), dict):
-            plan = dict(data["freeze"])
-            plan["frozen_layers"] = frozenset(plan.get("frozen_layers", ()))
-            plan["block_lr"] = tuple(tuple(p) for p in plan.get("block_lr", ()))
-            data["freeze"] = FreezePlan(**plan)
-        if isinstance(data.get("augmentation"), dict):
-            data["augmentation"] = Augmentation(**data["augmentation"])
-        return cls(**data)
+        _check_fields(cls, data, "settings")
+        try:
+            if isinstance(data.get("head"), dict):
+                head = dict(data["head"])
+                _check_fields(HeadSettings, head, "settings.head")
+                head["dense_units"] = tuple(head.get("dense_units", ()))
+                data["head"] = HeadSettings(**head)
+            if isinstance(data.get("freeze"), dict):
+                plan = dict(data["freeze"])
+                _check_fields(FreezePlan, plan, "settings.freeze")
+                plan["frozen_layers"] = frozenset(plan.get("frozen_layers", ()))
+                plan["block_lr"] = tuple(tuple(p) for p in plan.get("block_lr", ()))
+                data["freeze"] = FreezePlan(**plan)
+            if isinstance(data.get("augmentation"), dict):
+                _check_fields(Augmentation, data["augmentation"], "settings.augmentation")
+                data["augmentation"] = Augmentation(**data["augmentation"])
+            return cls(**data)
+        except TypeError as err:
+            raise ValueError(f"settings: {err}") from err
 
     def but(self, **changes) -> TrainSettings:
         """A copy with some fields changed."""
         return replace(self, **changes)
+
+
+_SIMPLE = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+_NESTED = {"HeadSettings", "FreezePlan", "Augmentation"}
+
+
+def _check_fields(cls, data: dict, where: str) -> None:
+    """Refuse unknown keys and values whose type does not match the dataclass field's."""
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(data) - set(known)
+    if unknown:
+        raise ValueError(f"unknown {where} field(s): {', '.join(sorted(unknown))}")
+    for name, value in data.items():
+        annotation = str(known[name].type)
+        options = [a.strip() for a in annotation.split("|")]
+        if value is None and "None" in options:
+            continue
+        ok = False
+        for option in options:
+            if option in _SIMPLE:
+                wanted = _SIMPLE[option]
+                ok = isinstance(value, wanted) and not (isinstance(value, bool) and bool not in wanted)
+            elif option in _NESTED:
+                ok = isinstance(value, dict) or type(value).__name__ == option
+            elif option.startswith(("tuple", "frozenset", "list")):
+                ok = isinstance(value, (list, tuple, set, frozenset))
+            if ok:
+                break
+        if not ok:
+            raise ValueError(f"{where}.{name} must be {annotation}, not {type(value).__name__} {value!r}")
 
 
 def defaults() -> TrainSettings:

@@ -15,61 +15,34 @@ import shutil
 import tempfile
 import threading
 import time
-import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tlstudio.core import atomic, multi_worker, phases
+from tlstudio.core import atomic, multi_worker, phases, run_outcome
 from tlstudio.core import events as ev
-from tlstudio.core.backbones import BackboneError, build_backbone, input_size_of, resolve_backbone
+from tlstudio.core import resume as resume_state
+from tlstudio.core.backbones import build_backbone, input_size_of, resolve_backbone
 from tlstudio.core.callbacks import StopRequested
 from tlstudio.core.dataset import in_folder
+from tlstudio.core.devices import describe_device, make_strategy
+from tlstudio.core.failures import TrainingError, hint_for, message_for, need_free_space, weights_bytes
 from tlstudio.core.health import IMBALANCE_WARNING_RATIO, balanced_class_weights, inspect_folder
-from tlstudio.core.metrics import wilson_interval, within_chance
+from tlstudio.core.metrics import within_chance
 from tlstudio.core.model import TransferModel, build_classifier, set_batchnorm_momentum
 from tlstudio.core.pipeline import LoadErrors, make_dataset
-from tlstudio.core.recipe import batchnorm_momentum, escalate_to_full_training, plan_recipe
+from tlstudio.core.recipe import batchnorm_momentum, plan_recipe
+from tlstudio.core.run_folder import RunFolderError, claim
+from tlstudio.core.run_history import read_json
+from tlstudio.core.run_outcome import RunResult
 from tlstudio.core.settings import TrainSettings
 from tlstudio.core.split import Manifest, SplitConfig, make_split
 
+__all__ = ["RunResult", "TrainingError", "TrainingSession", "describe_device"]
+
 CHECKPOINT_NAME = "best.weights.h5"
-NO_SIGNAL_MESSAGE = (
-    "the frozen backbone's features carry no signal for these classes (the linear probe scores at "
-    "chance in cross-validation): training every layer instead, BatchNorm included, as from scratch"
-)
-
-
-class TrainingError(Exception):
-    """A run that cannot start, with a message that says what to do."""
-
-
-@dataclass
-class RunResult:
-    """How a run ended."""
-
-    status: str  # "completed", "stopped" or "failed"
-    run_dir: Path
-    metrics: dict[str, float] = field(default_factory=dict)
-    export_dir: Path | None = None
-    error: str | None = None
-    model: keras.Model | None = None
-    primary: bool = True  # False: nothing to record (another worker of a cluster, or no start)
-
-
-def describe_device() -> str:
-    """The device training will use, in words."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if not gpus:
-        return "CPU"
-    try:
-        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
-    except (RuntimeError, ValueError):
-        name = "GPU"
-    return f"GPU: {name}" + (f" (+{len(gpus) - 1} more)" if len(gpus) > 1 else "")
 
 
 class TrainingSession:
@@ -85,8 +58,14 @@ class TrainingSession:
         on_event: ev.EventCallback | None = None,
         stop_event: threading.Event | None = None,
         export: bool = True,
+        overwrite: bool = False,
+        resume: bool = False,
     ):
         self.settings = settings
+        self.overwrite = overwrite  # an existing run folder is emptied first (else it is refused)
+        self.resume = resume  # continue the run in run_dir from its last finished epoch
+        self.resume_state: resume_state.ResumeState | None = None
+        self.started = time.time()
         self.data_dir = Path(data_dir)
         self.run_dir = Path(run_dir)
         self.manifest_source = manifest
@@ -123,22 +102,28 @@ class TrainingSession:
         try:
             self.strategy = make_strategy(self.settings.strategy, self.stop_event)
         except Exception as err:  # e.g. a cluster that never met: nothing was written, nothing to record
-            message = _message_for(err)
-            self.emit(ev.RunFailed(str(self.run_dir), message, _hint_for(err), None))
+            message = message_for(err)
+            self.emit(ev.RunFailed(str(self.run_dir), message, hint_for(err), None))
             return RunResult("failed", self.run_dir, error=message, primary=False)
         self._use_worker_folder()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            lock = claim(self.run_dir, overwrite=self.overwrite, resume=self.resume)
+        except RunFolderError as err:  # someone else's folder: nothing is written into it
+            self.emit(ev.RunFailed(str(self.run_dir), str(err), "choose another output folder", None))
+            return RunResult("failed", self.run_dir, error=str(err), primary=False)
+        self.started = started
         tf.config.experimental.enable_op_determinism()  # same seed, same figures (process-wide, idempotent)
         try:
             if self.settings.mixed_precision:
                 keras.mixed_precision.set_dtype_policy("mixed_float16")
             result = self._run(started)
         except StopRequested:
-            result = self._finish_stopped(started)
+            result = run_outcome.finish_stopped(self, started)
         except Exception as err:  # the run must report, not crash its thread
-            result = self._finish_failed(err, started)
+            result = run_outcome.finish_failed(self, err, started)
         finally:
             keras.config.set_dtype_policy(policy)
+            lock.release()
         if multi_worker.is_multi_worker(self.strategy) and result.status != "failed":
             with contextlib.suppress(Exception):  # a chief that failed reports that itself
                 multi_worker.barrier(self.strategy)
@@ -159,7 +144,10 @@ class TrainingSession:
     def _run(self, started: float) -> RunResult:
         s = self.settings
         keras.utils.set_random_seed(s.seed)  # head initialisation, dropout, augmentation
-        atomic.write_json(self.run_dir / "settings.json", s.to_dict())
+        if self.resume:
+            self._load_resume_state()
+        else:
+            atomic.write_json(self.run_dir / "settings.json", s.to_dict())
         manifest = self._manifest()
         classes = manifest.classes
         if multi_worker.is_multi_worker(self.strategy):
@@ -184,7 +172,7 @@ class TrainingSession:
         train, val, test = (manifest.subset(x) for x in ("train", "val", "test"))
         if not train:
             raise TrainingError("the training split is empty: add images or lower --val/--test")
-        self._status("running", started, manifest, size)
+        self.write_status("running", started, manifest, size)
         self.emit(
             ev.RunStarted(
                 str(self.run_dir),
@@ -203,34 +191,23 @@ class TrainingSession:
         if recipe.from_scratch:
             steps = math.ceil(len(train) / s.batch_size) * sum(p.epochs for p in recipe.phases)
             set_batchnorm_momentum(model, batchnorm_momentum(steps))
-        best, probe_weights, tuned_weights = math.inf, None, None
-        for phase in list(recipe.phases):
-            epoch = len(self.history["epochs"])
-            if phase.probe:
-                best = phases.run_probe(self, model, phase, train, val, epoch, best, class_weight)
-                probe_weights = model.get_weights()
-                if self._probe_found_nothing(train, classes) and len(recipe.phases) > 1:
-                    recipe = escalate_to_full_training(recipe, s, len(train))
-                    steps = math.ceil(len(train) / s.batch_size) * recipe.phases[1].epochs
-                    set_batchnorm_momentum(model, batchnorm_momentum(steps))
-                    self.emit(ev.RecipeChanged(NO_SIGNAL_MESSAGE))
-                    best = phases.run_fit_phase(
-                        self, model, recipe.phases[1], train, val, epoch + 1, best, class_weight
-                    )
-                    if self.checkpoint.is_file():
-                        model.load_weights(self.checkpoint)
-                    break
-            else:
-                best = phases.run_fit_phase(self, model, phase, train, val, epoch, best, class_weight)
-                tuned_weights = model.get_weights()  # the phase's own best (early stopping restores it)
-            if self.checkpoint.is_file():
-                model.load_weights(self.checkpoint)
-        if recipe.interpolate and val and probe_weights is not None and tuned_weights is not None:
-            self.final_scores = phases.interpolate(self, model, probe_weights, tuned_weights, val, best)
-            model.load_weights(self.checkpoint)
-        return self._complete(model, started, "completed")
+        phases.run_recipe(self, model, recipe, train, val, class_weight)
+        return run_outcome.complete(self, model, started, "completed")
 
-    def _probe_found_nothing(self, train, classes) -> bool:
+    def _load_resume_state(self) -> None:
+        """The run's own manifest, history and position; refuses a run that cannot be continued."""
+        state = resume_state.load(self.checkpoint.parent)
+        if state is None:
+            raise TrainingError(
+                f"{self.run_dir} has no epoch to continue from: start it again with --overwrite"
+            )
+        self.resume_state = state
+        self.manifest_source = self.run_dir / "manifest.csv"
+        self.history = read_json(self.run_dir / "history.json") or {"epochs": [], "batches": []}
+        self.history["epochs"] = self.history["epochs"][: state.epoch + 1]
+        self.history["batches"] = [b for b in self.history["batches"] if b["epoch"] <= state.epoch]
+
+    def probe_found_nothing(self, train, classes) -> bool:
         """Whether the probe's cross-validated accuracy is within noise of chance."""
         record = self.history["epochs"][-1]
         accuracy = record.get("probe_cv_accuracy")
@@ -276,11 +253,30 @@ class TrainingSession:
         )
         return train_ds, val_ds
 
+    def save_last(self, state: resume_state.ResumeState) -> None:
+        """Where the run is (weights and position) for ``--resume``, after every epoch."""
+        if not self.primary:
+            return
+        need_free_space(self.checkpoint.parent, weights_bytes(self.model) * 2 + 2**20, "a checkpoint")
+        try:
+            resume_state.save(self.checkpoint.parent, self.model, state)
+        except OSError as err:
+            raise TrainingError(f"could not write {self.checkpoint.parent}: {err.strerror or err}") from err
+
     def save_checkpoint(self, epoch: int | None, monitor: str, value: float) -> None:
-        """Write the whole classifier's weights as the best checkpoint (atomically)."""
-        with atomic.replacing(self.checkpoint) as tmp:
-            self.model.save_weights(tmp)
+        """Write the whole classifier's weights as the best checkpoint (atomically), after checking
+        that the disk has room for it: a full disk must end the run with a message, not a crash."""
+        need_free_space(self.checkpoint.parent, weights_bytes(self.model) * 2 + 2**20, "a checkpoint")
+        try:
+            with atomic.replacing(self.checkpoint) as tmp:
+                self.model.save_weights(tmp)
+        except OSError as err:
+            raise TrainingError(
+                f"could not write the checkpoint {self.checkpoint}: {err.strerror or err}"
+            ) from err
         self.best_epoch = epoch
+        if self.manifest is not None and self.primary:  # run.json names the checkpoint from now on
+            self.write_status("running", self.started, self.manifest, self.image_size)
         self.emit(
             ev.CheckpointSaved(str(self.checkpoint), epoch if epoch is not None else -1, monitor, value)
         )
@@ -299,135 +295,6 @@ class TrainingSession:
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
     # -- endings -----------------------------------------------------------------------------------
-    def _complete(self, model, started: float, status: str) -> RunResult:
-        manifest, size, test = self.manifest, self.image_size, self.manifest.subset("test")
-        metrics: dict[str, float] = {}
-        if self.best_epoch is not None:
-            best = self.history["epochs"][self.best_epoch]
-            metrics.update({k: v for k, v in best.items() if k not in ("phase", "epoch", "seconds")})
-            metrics["best_epoch"] = self.best_epoch
-        metrics.update(self.final_scores)
-        verdict = learning_verdict(metrics, self.manifest)
-        if verdict and status == "completed":
-            status = "failed_to_learn"
-            self.export = False  # a model no better than chance is not worth serving
-        if not self.primary:  # the chief evaluates, records and exports
-            self.emit(ev.RunFinished(status, str(self.run_dir), metrics, None))
-            return RunResult(status, self.run_dir, metrics, model=model, primary=False)
-        if self.settings.calibrate and manifest.subset("val"):
-            metrics.update(self._calibrate(model))
-        if test:
-            metrics.update(self._evaluate_test(model, test))
-        if self.load_errors.items():
-            self.emit(ev.FilesSkipped(self.load_errors.items()))
-        export_dir = None
-        if self.export:
-            from tlstudio.core.export import export_model
-
-            result = export_model(
-                model,
-                self.run_dir,
-                labels=manifest.classes,
-                image_size=size,
-                metadata=self._metadata(manifest, metrics, size),
-                samples=self._samples(manifest, size),
-            )
-            export_dir = result.export_dir
-        atomic.write_json(self.run_dir / "metrics.json", metrics)
-        self._status(status, started, manifest, size, metrics=metrics, message=verdict or "")
-        self.emit(
-            ev.RunFinished(
-                status, str(self.run_dir), metrics, str(export_dir) if export_dir else None, verdict or ""
-            )
-        )
-        return RunResult(status, self.run_dir, metrics, export_dir, model=model)
-
-    def _finish_stopped(self, started: float) -> RunResult:
-        if not self.checkpoint.is_file():
-            message = "stopped before the first epoch finished: no weights worth keeping"
-            self._status("stopped", started, self.manifest, self.image_size, message=message)
-            self.emit(ev.RunFinished("stopped", str(self.run_dir), message=message))
-            return RunResult("stopped", self.run_dir, error=message)
-        self.model.load_weights(self.checkpoint)
-        return self._complete(self.model, started, "stopped")
-
-    def _finish_failed(self, err: Exception, started: float) -> RunResult:
-        message = _message_for(err)
-        hint = _hint_for(err)
-        checkpoint = str(self.checkpoint) if self.checkpoint.is_file() else None
-        (self.run_dir / "error.txt").write_text(traceback.format_exc())
-        with contextlib.suppress(OSError):
-            self._status("failed", started, None, None, message=message)
-        self.emit(ev.RunFailed(str(self.run_dir), message, hint, checkpoint))
-        return RunResult("failed", self.run_dir, error=message, primary=self.primary)
-
-    def _evaluate(self, model, entries):
-        from tlstudio.core.evaluation import evaluate_items
-
-        def predict(x):
-            if self.strategy is not None:  # predict_on_batch would split the batch over the replicas
-                return np.asarray(model(x.astype(np.float32), training=False))
-            return model.predict_on_batch(x.astype(np.float32))
-
-        return evaluate_items(
-            predict,
-            self.manifest.classes,
-            self.image_size,
-            self.data_dir,
-            [(e.path, e.label) for e in entries],
-        )
-
-    def _calibrate(self, model) -> dict[str, float]:
-        """Temperature scaling on the validation split, baked into the output layer: softmax(z / T)
-        is the same as dividing the last Dense layer's kernel and bias by T."""
-        from tlstudio.core.metrics import apply_temperature, fit_temperature, log_loss, reliability
-
-        val = self._evaluate(model, self.manifest.subset("val"))
-        t = fit_temperature(val.y_true, val.probs)
-        layer = model.get_layer("predictions")
-        kernel, bias = layer.get_weights()
-        layer.set_weights([kernel / t, bias / t])
-        calibrated = apply_temperature(val.probs, t)
-        return {
-            "temperature": t,
-            "val_log_loss_before_calibration": log_loss(val.y_true, val.probs),
-            "val_log_loss_calibrated": log_loss(val.y_true, calibrated),
-            "val_ece_before_calibration": reliability(val.y_true, val.probs)["ece"],
-            "val_ece_calibrated": reliability(val.y_true, calibrated)["ece"],
-        }
-
-    def _evaluate_test(self, model, test) -> dict[str, float]:
-        """Every metric on the test split: evaluation.json and report.html in the run folder."""
-        from tlstudio.core.gradcam import GradCam, GradCamError
-        from tlstudio.core.report import write_report
-
-        evaluation = self._evaluate(model, test)
-        atomic.write_json(self.run_dir / "evaluation.json", evaluation.to_dict(with_predictions=True))
-        try:
-            cam = GradCam(model)
-        except GradCamError:
-            cam = None
-        write_report(
-            self.run_dir / "report.html",
-            evaluation,
-            self.data_dir,
-            title=f"TL Studio run {self.run_dir.name} — {self.settings.backbone}",
-            run_dir=self.run_dir,
-            gradcam=cam,
-        )
-        m = evaluation.metrics
-        n = len(evaluation.y_true)
-        low, high = wilson_interval(round(m["accuracy"] * n), n)
-        return {
-            "test_images": n,
-            "test_accuracy_low": low,  # 95% Wilson interval
-            "test_accuracy_high": high,
-            "test_accuracy": m["accuracy"],
-            "test_loss": m["loss"],
-            "test_macro_f1": m["averages"]["macro"]["f1"],
-            "test_ece": m["ece"],
-            **({"test_auc": m["auc"]["macro"]} if m["auc"]["macro"] is not None else {}),
-        }
 
     # -- helpers ------------------------------------------------------------------------------------
     def _manifest(self) -> Manifest:
@@ -482,7 +349,7 @@ class TrainingSession:
         weights = balanced_class_weights(counts)
         return {i: weights.get(c, 1.0) for i, c in enumerate(classes)}
 
-    def _status(self, status, started, manifest, size, *, metrics=None, message="") -> None:
+    def write_status(self, status, started, manifest, size, *, metrics=None, message="") -> None:
         data = {
             "status": status,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
@@ -505,84 +372,3 @@ class TrainingSession:
         if message:
             data["message"] = message
         atomic.write_json(self.run_dir / "run.json", data)
-
-    def _metadata(self, manifest: Manifest, metrics: dict[str, float], size: int) -> dict[str, object]:
-        return {
-            "classes": manifest.classes,
-            "image_size": size,
-            "input": "RGB pixels 0-255, float32 (serving_default) or uint8 (serving_uint8), any size "
-            "(resized inside)",
-            "backbone": self.settings.backbone,
-            "settings": self.settings.to_dict(),
-            "metrics": metrics,
-            "manifest_fingerprint": manifest.fingerprint(),
-        }
-
-    def _samples(self, manifest: Manifest, size: int) -> np.ndarray:
-        from tlstudio.core.pipeline import load_for_model
-
-        arrays = []
-        for entry in (manifest.subset("test") or manifest.subset("val") or list(manifest.entries))[:8]:
-            try:
-                arrays.append(load_for_model(in_folder(self.data_dir, entry.path), size))
-            except Exception:  # a sample that fails to load is simply not used for the check
-                continue
-        if not arrays:
-            arrays = [np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)]
-        return np.stack(arrays)
-
-
-def learning_verdict(metrics: dict[str, float], manifest: Manifest) -> str | None:
-    """Why a run did not learn, or None: the final accuracy on the validation split (the training
-    split when there is none, or fewer than 10 validation images) is within noise of always
-    answering the largest class."""
-    val = manifest.subset("val")
-    use_val = len(val) >= 10 and "val_accuracy" in metrics
-    entries = val if use_val else manifest.subset("train")
-    accuracy = metrics.get("val_accuracy" if use_val else "accuracy")
-    if accuracy is None:
-        return None
-    counts = [sum(1 for e in entries if e.label == c) for c in manifest.classes]
-    if not within_chance(accuracy, len(entries), counts):
-        return None
-    split = "validation" if use_val else "training"
-    return (
-        f"the model did not learn: {split} accuracy {accuracy:.2f} is within noise of always answering the "
-        f"largest class ({max(counts) / max(sum(counts), 1):.2f}). Try: pretrained weights instead of none, "
-        "more epochs, a higher --learning-rate, more images per class, or check the labels. "
-        "Nothing was exported."
-    )
-
-
-def make_strategy(name: str, stop_event: threading.Event | None = None):
-    """None for one device, MirroredStrategy over the local GPUs (else the logical CPUs), or
-    MultiWorkerMirroredStrategy over the cluster in ``TF_CONFIG`` (see ``multi_worker``)."""
-    if name == "default":
-        return None
-    if name == "multiworker":
-        return multi_worker.make_multi_worker_strategy(stop_event)
-    if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices)
-    raise TrainingError(f"unknown strategy {name}")
-
-
-def _message_for(err: Exception) -> str:
-    """Our own errors say what to do already; anything else is named by its type."""
-    if isinstance(err, (TrainingError, BackboneError, multi_worker.MultiWorkerError)):
-        return str(err)
-    return f"{type(err).__name__}: {err}"
-
-
-def _hint_for(err: Exception) -> str:
-    text = str(err).lower()
-    if isinstance(err, tf.errors.ResourceExhaustedError) or "out of memory" in text or "oom" in text:
-        return "out of memory: lower the batch size or the image size, or freeze more of the backbone"
-    if isinstance(err, multi_worker.MultiWorkerError):
-        return "fix TF_CONFIG or the data on every worker and start all workers again"
-    if isinstance(err, BackboneError):
-        return "check the backbone name, its weights, or the model file"
-    if isinstance(err, TrainingError):
-        return "fix the data or the settings named above and start again"
-    return "see error.txt in the run folder for the full traceback; the best checkpoint so far is kept"

@@ -127,7 +127,7 @@ class DataPanel(QWidget):
     def load(self, folder: str) -> None:
         """Scan ``folder`` in a worker thread."""
         if self.task is not None and self.task.is_running():
-            return
+            self.task.retire()  # another folder (or a rescan) replaces the scan under way
         self.folder = folder
         self.folder_label.setText(f"<b>{folder}</b> — scanning…")
         self.choose.setEnabled(False)

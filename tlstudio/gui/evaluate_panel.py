@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListView,
+    QMessageBox,
     QPushButton,
     QSplitter,
     QTableView,
@@ -163,6 +164,7 @@ class EvaluatePanel(QWidget):
 
     baseline_requested = Signal()
     clone_requested = Signal(object)  # TrainSettings
+    data_changed = Signal()  # a file of the data folder moved: the Data panel scans again
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -218,7 +220,7 @@ class EvaluatePanel(QWidget):
         self.order.activated.connect(lambda _: self.show_errors())
         self.target = QComboBox()
         self.move_button = QPushButton("Move to class")
-        self.move_button.clicked.connect(lambda: self.move_current(self.target.currentText()))
+        self.move_button.clicked.connect(lambda: self.confirm_move(self.target.currentText()))
         self.undo_button = QPushButton("Undo move")
         self.undo_button.setShortcut("Ctrl+Z")
         self.undo_button.clicked.connect(self.undo_move)
@@ -361,6 +363,20 @@ class EvaluatePanel(QWidget):
         index = self.gallery.currentIndex()
         return (index.row(), self.gallery_model.items[index.row()]) if index.isValid() else None
 
+    def confirm_move(self, new_class: str) -> None:
+        """Ask before a file of the user's data folder moves, then move it."""
+        current = self._current()
+        if current is None:
+            return
+        answer = QMessageBox.question(
+            self,
+            "Move the image?",
+            f"Move {current[1]['path']} into the class folder '{new_class}' of your data folder?\n"
+            "The project's split follows; Ctrl+Z (Undo) puts it back.",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.move_current(new_class)
+
     def move_current(self, new_class: str) -> None:
         """Move the selected image's file to ``new_class`` (the project's manifest follows)."""
         current = self._current()
@@ -383,6 +399,7 @@ class EvaluatePanel(QWidget):
         self.undo_stack.append((move, row))
         self.gallery_model.refresh(row)
         self.gallery_title.setText(f"Moved to <b>{new_class}</b>: {move.new_path} (Undo: Ctrl+Z)")
+        self.data_changed.emit()
         self._update_buttons()
 
     def undo_move(self) -> None:
@@ -401,6 +418,7 @@ class EvaluatePanel(QWidget):
         if row < len(self.gallery_model.items):
             self.gallery_model.refresh(row)
         self.gallery_title.setText(f"Moved back: {move.old_path}")
+        self.data_changed.emit()
         self._update_buttons()
 
     def _manifest(self) -> Manifest | None:

@@ -119,7 +119,7 @@ class LayersPanel(QWidget):
     def show_backbone(self, spec, image_size: int, plan: FreezePlan | None = None) -> None:
         """Build the tree for a backbone in a worker thread (TensorFlow work)."""
         if self.task is not None and self.task.is_running():
-            self.task.done.disconnect()
+            self.task.retire()
         self.status.setText(f"Building {spec.name} to read its layers…")
         self.task = Task(lambda: build_tree_for(spec, image_size))
         self.task.done.connect(lambda tree: self._tree_ready(tree, plan))

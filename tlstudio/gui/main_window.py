@@ -136,6 +136,7 @@ class MainWindow(QMainWindow):
         self.train.finished.connect(self._training_finished)
         self.evaluate.baseline_requested.connect(lambda: self.start_training(baseline=True))
         self.evaluate.clone_requested.connect(self.clone_settings)
+        self.evaluate.data_changed.connect(self._rescan_data)
         self._make_menus()
         self.start_page.show_recent(self.recent_projects())
         self.nav.setCurrentRow(0)
@@ -337,6 +338,9 @@ class MainWindow(QMainWindow):
         problems = []
         if self.data.report is None or not self.data.report.usable:
             problems.append("choose a usable data folder (Data panel)")
+        elif not all((Path(self.data.report.root) / r.path).is_file() for r in self.data.report.images):
+            self.data.load(str(self.data.report.root))  # files moved since the scan: scan again first
+            problems.append("wait for the data folder's new scan (files changed since it was scanned)")
         if self.backbone.spec is None:
             problems.append("choose a backbone (Backbone panel)")
         if problems:
@@ -358,6 +362,11 @@ class MainWindow(QMainWindow):
         if self.project.manifest_path is not None:
             manifest.save(self.project.manifest_path)
         self.train.run(settings, self.data.report.root, run_dir, manifest)
+
+    def _rescan_data(self) -> None:
+        """A relabel moved a file: the next run must train on the folder as it is now."""
+        if self.data.report is not None:
+            self.data.load(str(self.data.report.root))
 
     def _training_finished(self, result) -> None:
         self.project.record_run(result.run_dir, result.status, result.metrics)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Signal
@@ -22,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from tlstudio.core import events as ev
-from tlstudio.core.settings import OPTIMIZERS, Augmentation, TrainSettings
+from tlstudio.core.settings import OPTIMIZERS, TrainSettings
 from tlstudio.gui.curves import CurvesWidget
 from tlstudio.gui.worker import Task
 
@@ -151,11 +152,11 @@ class TrainPanel(QWidget):
         settings_box.setLayout(form)
 
         self.start = QPushButton("Start training")
-        self.start.setShortcut("Ctrl+Return")
+        # the keys live on the window's Training menu only: one action per key (a second one would
+        # make Qt call the pair an "ambiguous shortcut overload" and fire neither)
         self.start.setToolTip("Ctrl+Enter")
         self.start.clicked.connect(self.start_requested)
         self.stop = QPushButton("Stop")
-        self.stop.setShortcut("Ctrl+.")
         self.stop.setToolTip("Stops after the current batch and keeps the best weights so far (Ctrl+.)")
         self.stop.setEnabled(False)
         self.stop.clicked.connect(self.request_stop)
@@ -189,7 +190,11 @@ class TrainPanel(QWidget):
 
     # -- settings ------------------------------------------------------------------------------------
     def apply_to(self, settings: TrainSettings) -> TrainSettings:
-        """Settings with this panel's values."""
+        """Settings with this panel's values; what the panel does not show is kept as it was."""
+        if self.mirrored.isChecked():
+            strategy = "mirrored"
+        else:  # a multi-worker project stays one
+            strategy = "default" if settings.strategy == "mirrored" else settings.strategy
         return settings.but(
             epochs=self.epochs.value(),
             fine_tune_epochs=(self.fine_tune_epochs.value() or None) if self.fine_tune.isChecked() else 0,
@@ -198,11 +203,14 @@ class TrainPanel(QWidget):
             batch_size=self.batch_size.value(),
             early_stopping_patience=self.patience.value(),
             optimizer=self.optimizer.currentText(),
-            augmentation=Augmentation(
-                flip=self.flip.isChecked(), rotation=self.rotation.value(), zoom=self.zoom.value()
+            augmentation=replace(
+                settings.augmentation,
+                flip=self.flip.isChecked(),
+                rotation=self.rotation.value(),
+                zoom=self.zoom.value(),
             ),
             mixed_precision=self.mixed.isChecked(),
-            strategy="mirrored" if self.mirrored.isChecked() else "default",
+            strategy=strategy,
             calibrate=self.calibrate.isChecked(),
             feature_cache=self.feature_cache.isChecked(),
         )
@@ -251,7 +259,7 @@ class TrainPanel(QWidget):
 
     def request_stop(self) -> None:
         """Stop within a batch; the best weights are kept."""
-        if self.task is not None:
+        if self.task is not None and self._active:
             self.task.stop()
             self.stop.setEnabled(False)
             self.phase.setText("Stopping after this batch…")

@@ -9,6 +9,7 @@ touched there.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import traceback
 from collections.abc import Callable
@@ -34,6 +35,9 @@ class _Runner(QObject):
             self.done.emit(result)
         finally:
             self.thread().quit()
+
+
+_RETIRED: set[Task] = set()  # tasks dropped while running, kept alive until their thread ends
 
 
 class Task(QObject):
@@ -80,3 +84,15 @@ class Task(QObject):
     def is_running(self) -> bool:
         """Whether the thread is still running."""
         return self.thread.isRunning()
+
+    def retire(self) -> None:
+        """Drop this task for a newer one: it is asked to stop, nothing it reports reaches its
+        owner any more, and it is kept alive until its thread ends (a QThread destroyed while
+        running aborts the whole app)."""
+        self.stop()
+        for signal in (self.done, self.failed, self.event):
+            with contextlib.suppress(RuntimeError, TypeError):  # nothing was connected
+                signal.disconnect()
+        if self.is_running():
+            _RETIRED.add(self)
+            self.thread.finished.connect(lambda: _RETIRED.discard(self))
