@@ -77,3 +77,14 @@ def test_runs_lists_and_diffs_the_comparison_runs(colour_data, tiny_backbone_fil
     assert diff["same_data"] is True
     assert "test_accuracy" in {row["metric"] for row in diff["metrics"]}
     assert main(["runs", str(out), "--diff", "1", "9"]) == 2
+
+
+def test_runs_tensorboard_says_how_to_get_it_when_missing(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a)
+    )
+    assert main(["runs", str(tmp_path), "--tensorboard"]) == 1
+    assert "pip install tensorboard" in capsys.readouterr().err

@@ -89,3 +89,20 @@ def test_help_is_fast_to_import():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_without_a_display_the_app_says_so_and_points_at_the_cli():
+    import os
+    import subprocess
+    import sys
+
+    from tlstudio.gui.app import display_problem
+
+    assert display_problem({}, "linux") and display_problem({"DISPLAY": ":0"}, "linux") is None
+    assert display_problem({"QT_QPA_PLATFORM": "offscreen"}, "linux") is None
+    assert display_problem({}, "win32") is None
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = subprocess.run(
+        [sys.executable, "-m", "tlstudio"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 2 and "no display" in done.stderr and "QT_QPA_PLATFORM=offscreen" in done.stderr

@@ -98,6 +98,13 @@ def test_two_phase_run_reports_everything_and_writes_the_run_folder(
     assert {e["phase"] for e in history["epochs"]} == {"probe", "fine-tune"}
     assert history["epochs"][0]["probe_converged"] and history["interpolation"]
     assert finished.metrics["wise_alpha"] == wise.chosen
+    events = list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert events  # TensorBoard event files, one scalar per metric and epoch
+    tags = set()
+    for record in tf.data.TFRecordDataset(str(events[0])):
+        event = tf.compat.v1.Event.FromString(record.numpy())
+        tags |= {v.tag for v in event.summary.value}
+    assert {"loss", "val_loss", "val_accuracy", "learning_rate"} <= tags
     assert len(history["batches"]) == len(batches)
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "completed"

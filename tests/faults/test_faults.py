@@ -75,7 +75,9 @@ def test_kill_9_mid_run_then_resume_and_export_the_checkpoint(data, tiny_backbon
     listed = tlstudio("runs", str(tmp_path))
     assert "interrupted" in listed.stdout, listed.stdout + listed.stderr
     before = json.loads((run / "checkpoints" / "last.json").read_text())["epoch"]
-    done = tlstudio("train", "--resume", str(run), "--fine-tune-epochs", "0")
+    refused = tlstudio("train", "--resume", str(run), "--fine-tune-epochs", "0")
+    assert refused.returncode == 2 and "--fine-tune-epochs" in refused.stderr  # never silently ignored
+    done = tlstudio("train", "--resume", str(run))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Resuming" in done.stderr
     history = json.loads((run / "history.json").read_text())
@@ -260,6 +262,10 @@ def test_bad_project_files_and_numbers_get_one_line_reasons(tmp_path, data):
         done = tlstudio("train", "--project", str(project))
         assert done.returncode == 2, (field, done.stderr)
         assert field in done.stderr and "Traceback" not in done.stderr
+    good = tmp_path / "good.tlstudio.json"
+    good.write_text(json.dumps({"format": 1, "data_dir": str(data), "settings": {"backbone": "x.keras"}}))
+    override = tlstudio("train", "--project", str(good), "--epochs", "3")
+    assert override.returncode == 2 and "--epochs" in override.stderr  # refused, never silently ignored
     nan = tlstudio(
         "train", str(data), "--backbone", "x.keras", "--out", str(tmp_path / "r"), "--learning-rate", "nan"
     )

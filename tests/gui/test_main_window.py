@@ -237,3 +237,19 @@ def test_a_task_dropped_while_running_is_kept_until_it_ends(qtbot):
     release.set()
     qtbot.waitUntil(lambda: not _RETIRED, timeout=10_000)
     assert results == []  # what it finished with no longer reaches the old owner
+
+
+def test_the_window_fits_a_1366_pixel_laptop_at_every_panel(window, qtbot):
+    from PySide6.QtCore import QCoreApplication
+
+    for row in range(window.nav.count()):
+        window.nav.setCurrentRow(row)
+        QCoreApplication.processEvents()
+        assert window.minimumSizeHint().width() <= 1280, (row, window.minimumSizeHint().width())
+    window.train.message.setText("a very long error message " * 40)  # long texts wrap, never widen
+    window.train.phase.setText("Phase 'fine-tune': " + "x" * 400)
+    QCoreApplication.processEvents()
+    assert window.minimumSizeHint().width() <= 1280
+    window.resize(1280, 720)
+    QCoreApplication.processEvents()
+    assert window.width() <= 1280

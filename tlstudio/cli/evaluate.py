@@ -54,16 +54,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def write_evaluation_report(args: argparse.Namespace, model, result) -> None:
     """The HTML report, with Grad-CAM when the export's model.keras is beside it."""
-    import keras
-
-    from tlstudio.core.gradcam import GradCam, GradCamError
+    from tlstudio.core.gradcam import GradCamError, gradcam_for_run
     from tlstudio.core.report import write_report
 
     run_dir = model.path.parent
     cam = None
     if (run_dir / "model.keras").is_file():
         try:
-            cam = GradCam(keras.models.load_model(run_dir / "model.keras", safe_mode=True))
+            cam, _ = gradcam_for_run(run_dir)
         except (GradCamError, ValueError) as err:
             print(f"tlstudio evaluate: no Grad-CAM in the report: {err}", file=sys.stderr)
     write_report(

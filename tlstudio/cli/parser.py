@@ -81,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
         "or a SavedModel folder",
     )
     train.add_argument(
+        "--folds",
+        type=int,
+        metavar="K",
+        help="K-fold cross-validation: K runs into RUN_DIR/fold-N, each fold the test split once; prints "
+        "the mean ± sd of the test accuracies and a pooled 95%% interval (cross_validation.json)",
+    )
+    train.add_argument(
+        "--json-summary", action="store_true", help="with --folds: also print the summary as JSON"
+    )
+    train.add_argument(
         "--resume",
         type=Path,
         metavar="RUN_DIR",
@@ -137,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--diff", nargs=2, metavar=("A", "B"), help="two runs: numbers from the list or folder names"
     )
     runs.add_argument("--json", action="store_true", help="print JSON")
+    runs.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="open TensorBoard on the runs' event files (RUN/tensorboard; needs the tensorboard package)",
+    )
     runs.set_defaults(handler=run_runs)
 
     evaluate = sub.add_parser("evaluate", help="score an exported model on a labelled folder")

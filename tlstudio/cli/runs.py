@@ -13,11 +13,15 @@ def run_runs(args: argparse.Namespace) -> int:
     from tlstudio.core.project import Project
     from tlstudio.core.run_history import compare_runs, load_run, project_runs
 
+    if args.tensorboard:
+        return open_tensorboard(args.source)
     if args.source.is_file():
         try:
             records = project_runs(Project.load(args.source).runs)
         except ValueError as err:
             return fail("runs", str(err), 2)
+    elif (args.source / "run.json").is_file():  # one run folder
+        records = [load_run(args.source)]
     elif args.source.is_dir():
         records = [load_run(d) for d in sorted(args.source.iterdir()) if (d / "run.json").is_file()]
     else:
@@ -53,3 +57,29 @@ def run_runs(args: argparse.Namespace) -> int:
             f"{(r.manifest_fingerprint or '?')[:10]}"
         )
     return 0
+
+
+def open_tensorboard(source: Path) -> int:
+    """Start TensorBoard on the runs' event files (every run writes RUN/tensorboard/)."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    from tlstudio.core.project import Project
+
+    logdir = source
+    if source.is_file():
+        try:
+            logdir = Project.load(source).runs_dir
+        except ValueError as err:
+            return fail("runs", str(err), 2)
+    if not logdir.is_dir():
+        return fail("runs", f"{logdir} is not a folder of runs", 2)
+    if importlib.util.find_spec("tensorboard") is None:
+        return fail(
+            "runs",
+            f"TensorBoard is not installed: pip install tensorboard, then tensorboard --logdir {logdir}",
+            1,
+        )
+    print(f"TensorBoard on {logdir} (Ctrl-C to stop)", file=sys.stderr)
+    return subprocess.call([sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir)])

@@ -25,13 +25,55 @@ def run_train(args: argparse.Namespace) -> int:
         settings = settings_from_args(args)
     except ValueError as err:
         return fail("train", str(err), 2)
+    if args.folds is not None:
+        return run_folds(args, settings)
     return run_training(settings, args.data_dir, args.out, args.manifest, overwrite=args.overwrite)
+
+
+def given_options(args: argparse.Namespace, allowed: set[str]) -> list[str]:
+    """The training options given on the command line (different from their defaults), as --names."""
+    from tlstudio.cli.parser import build_parser
+
+    defaults = vars(build_parser().parse_args(["train"]))
+    fixed = {"command", "handler", "data_dir", "project", "resume", "out", "backbone"} | allowed
+    return sorted(
+        "--" + k.replace("_", "-") for k, v in vars(args).items() if k not in fixed and defaults.get(k) != v
+    )
+
+
+def run_folds(args: argparse.Namespace, settings) -> int:
+    """``--folds K``: K runs, each with another fold as its test split; mean ± sd and a pooled interval."""
+    import json
+
+    from tlstudio.core.cross_validation import cross_validate, describe
+    from tlstudio.core.run_folder import RunFolderError, claim
+    from tlstudio.core.split import Manifest
+    from tlstudio.progress import ProgressPrinter
+
+    try:
+        lock = claim(args.out, overwrite=args.overwrite)  # the folds' parent: one owner too
+        lock.release()
+        manifest = Manifest.load(args.manifest) if args.manifest else None
+        summary = cross_validate(
+            settings, args.data_dir, args.out, args.folds, manifest=manifest, on_event=ProgressPrinter()
+        )
+    except (RunFolderError, ValueError) as err:
+        return fail("train", str(err), 2)
+    print(describe(summary))
+    if args.json_summary:
+        print(json.dumps(summary, indent=2))
+    return 0 if all(f["status"] == "completed" for f in summary["folds"]) else 1
 
 
 def resume_run(args: argparse.Namespace) -> int:
     """Continue an interrupted run in its own folder, with its own settings and split."""
     import json
 
+    ignored = given_options(args, set())
+    if ignored:
+        return fail(
+            "train", f"--resume continues with the run's own settings; remove {', '.join(ignored)}", 2
+        )
     from tlstudio.core.run_folder import run_status
     from tlstudio.core.settings import TrainSettings
 
@@ -64,6 +106,14 @@ def train_project(args: argparse.Namespace) -> int:
         return fail("train", f"the project's data folder {project.data_dir} is not there", 2)
     if not project.settings.backbone:
         return fail("train", "the project has no backbone chosen yet", 2)
+    ignored = given_options(args, {"strategy", "overwrite"})
+    if ignored:
+        return fail(
+            "train",
+            f"--project trains with the project's own settings (change them in the app or the file); "
+            f"remove {', '.join(ignored)}",
+            2,
+        )
     quiet_tensorflow()
     settings = (
         project.settings if args.strategy == "default" else project.settings.but(strategy=args.strategy)

@@ -74,6 +74,7 @@ class EventBridge(keras.callbacks.Callback):
             {"phase": self.phase, "epoch": epoch, **metrics, "learning_rate": lr, "seconds": seconds}
         )
         self.session.save_history()
+        self.session.log_scalars(epoch, metrics | {"learning_rate": lr})
         self.session.emit(ev.EpochEnded(self.phase, epoch, metrics, lr, seconds))
 
 

@@ -80,3 +80,16 @@ def overlay(pixels: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.nda
     )
     colours = colormaps["jet"](resized / 255.0)[..., :3] * 255
     return np.uint8(np.clip((1 - alpha) * pixels + alpha * colours, 0, 255))
+
+
+def gradcam_for_run(run_dir) -> tuple[GradCam, list[str]]:
+    """Grad-CAM over a run's ``model.keras`` (safe mode), and its labels.
+
+    Raises:
+        GradCamError: when the model has no spatial feature map.
+    """
+    from pathlib import Path
+
+    run_dir = Path(run_dir)
+    cam = GradCam(keras.models.load_model(run_dir / "model.keras", safe_mode=True))
+    return cam, (run_dir / "labels.txt").read_text(encoding="utf-8").splitlines()

@@ -168,6 +168,7 @@ def run_probe(
     if probe.cv_accuracy is not None:
         record["probe_cv_accuracy"] = probe.cv_accuracy
     session.history["epochs"].append(record)
+    session.log_scalars(first_epoch, metrics)
     session.save_history()
     session.emit(ev.EpochEnded(phase.name, first_epoch, metrics, 0.0, record["seconds"]))
     monitor = "val_loss" if "val" in arrays else "loss"

@@ -20,6 +20,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
 
 from tlstudio.core import atomic, multi_worker, phases, run_outcome
 from tlstudio.core import events as ev
@@ -39,6 +40,10 @@ from tlstudio.core.run_history import read_json
 from tlstudio.core.run_outcome import RunResult
 from tlstudio.core.settings import TrainSettings
 from tlstudio.core.split import Manifest, SplitConfig, make_split
+
+_SCALAR = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+)
 
 __all__ = ["RunResult", "TrainingError", "TrainingSession", "describe_device"]
 
@@ -82,6 +87,7 @@ class TrainingSession:
         self.strategy = None  # a tf.distribute strategy when one is used
         self.primary = True  # records the run and exports (False: another worker of a multi-worker run)
         self.agreed_stop = threading.Event()  # multi-worker: set on every worker after the same step
+        self._summary = None  # the TensorBoard writer, made at the first epoch
         self.final_scores: dict[str, float] = {}  # validation scores of the final weights (WiSE-FT)
 
     # -- reporting -------------------------------------------------------------------------------
@@ -89,6 +95,19 @@ class TrainingSession:
         """Send an event to the listener, if any."""
         if self.on_event is not None:
             self.on_event(event)
+
+    def log_scalars(self, epoch: int, values: dict[str, float]) -> None:
+        """Per-epoch figures as TensorBoard event files in ``RUN/tensorboard`` (``tf.summary``; the
+        ``tensorboard`` package is needed only to look at them: ``tlstudio runs RUN --tensorboard``)."""
+        if not self.primary:
+            return
+        if self._summary is None:
+            self._summary = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
+        with self._summary.as_default():
+            for name, value in values.items():
+                # tf.summary.scalar lives in the tensorboard package; this is what it writes
+                tf.summary.write(name, tf.constant(float(value), tf.float32), step=epoch, metadata=_SCALAR)
+        self._summary.flush()
 
     def save_history(self) -> None:
         """Write history.json (atomically) so it survives a failure."""

@@ -15,7 +15,7 @@ from PySide6.QtGui import QColor, QDesktopServices, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QHBoxLayout,
+    QGridLayout,
     QLabel,
     QListView,
     QMessageBox,
@@ -140,12 +140,9 @@ class GalleryModel(QAbstractListModel):
 @functools.lru_cache(maxsize=1)
 def _gradcam_of(run_dir: Path):
     """The run's model, loaded once for every Grad-CAM of it (clicks in a row are on one run)."""
-    import keras
+    from tlstudio.core.gradcam import gradcam_for_run
 
-    from tlstudio.core.gradcam import GradCam
-
-    cam = GradCam(keras.models.load_model(run_dir / "model.keras", safe_mode=True))
-    return cam, (run_dir / "labels.txt").read_text(encoding="utf-8").splitlines()
+    return gradcam_for_run(run_dir)
 
 
 def gradcam_job(run_dir: Path, image_path: Path, class_name: str):
@@ -233,10 +230,11 @@ class EvaluatePanel(QWidget):
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.preview.setMinimumSize(200, 200)
 
-        top = QHBoxLayout()
-        for b in (self.compare_button, self.clone_button, self.baseline_button, self.report_button):
-            top.addWidget(b)
-        top.addStretch(1)
+        top = QGridLayout()  # two rows, so the panel fits a 1366-px laptop screen
+        for i, b in enumerate(
+            (self.compare_button, self.clone_button, self.baseline_button, self.report_button)
+        ):
+            top.addWidget(b, i // 2, i % 2)
         left = QVBoxLayout()
         left.addWidget(QLabel("<b>Runs</b> (select one; Ctrl+click two to compare)"))
         left.addWidget(self.runs, 2)
@@ -244,10 +242,11 @@ class EvaluatePanel(QWidget):
         left.addWidget(QLabel("<b>Confusion matrix</b> — rows: true class, columns: predicted"))
         left.addWidget(self.matrix, 3)
         left.addWidget(self.summary, 3)
-        tools = QHBoxLayout()
-        tools.addWidget(self.order)
-        for w in (self.target, self.move_button, self.undo_button, self.folder_button, self.cam_button):
-            tools.addWidget(w)
+        tools = QGridLayout()
+        for i, w in enumerate(
+            (self.order, self.target, self.move_button, self.undo_button, self.folder_button, self.cam_button)
+        ):
+            tools.addWidget(w, i // 3, i % 3)
         right = QVBoxLayout()
         right.addWidget(self.gallery_title)
         right.addLayout(tools)

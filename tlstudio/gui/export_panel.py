@@ -1,10 +1,20 @@
-"""Export panel: write a finished run's SavedModel (and .keras) to a chosen folder, verified."""
+"""Export panel: a finished run's SavedModel (and .keras) to a chosen folder, and the deployment
+formats (TFLite with quantisation, ONNX, TF Serving) each verified in its own runtime, side by side."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QFileDialog, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
 
 from tlstudio.gui.worker import Task
 
@@ -14,6 +24,58 @@ def export_job(run_dir: Path, out_dir: Path):
     from tlstudio.core.export import export_run
 
     return export_run(run_dir, out_dir)
+
+
+FORMAT_CHOICES = (  # (shown, format, quantisation); "all" exports every one
+    ("Every format, side by side", "all", "float32"),
+    ("TFLite (LiteRT), float32", "tflite", "float32"),
+    ("TFLite, float16", "tflite", "float16"),
+    ("TFLite, dynamic-range int8", "tflite", "dynamic"),
+    ("TFLite, full integer int8", "tflite", "int8"),
+    ("ONNX", "onnx", "float32"),
+    ("SavedModel for TF Serving", "saved_model", "float32"),
+)
+
+
+def formats_job(run_dir: Path, fmt: str, quantize: str):
+    """Worker job: one format or all, each verified in its runtime; a list of DeployResult."""
+    from tlstudio.core.deploy import DeployError, DeployResult, export_all, export_format
+
+    if fmt == "all":
+        return export_all(run_dir)
+    try:
+        return [export_format(run_dir, fmt, quantize=quantize)]
+    except DeployError as err:
+        return [DeployResult(fmt, quantize, None, None, error=str(err))]
+
+
+def results_html(results) -> str:
+    """The formats as an HTML table (size, latency, agreement, accuracy change, folder)."""
+    rows = []
+    for r in results:
+        v = r.verification
+        if v is None:
+            rows.append(
+                f"<tr><td>{r.name}</td><td colspan=6 style='color:#b00'>not written: {r.error}</td></tr>"
+            )
+            continue
+        size = f"{v.size_bytes / 1e6:.2f} MB" if v.size_bytes >= 1e6 else f"{v.size_bytes / 1e3:.0f} KB"
+        rows.append(
+            f"<tr><td>{r.name}</td><td align=right>{size}</td><td align=right>{v.latency_ms_median:.2f}</td>"
+            f"<td align=right>{v.throughput_images_per_second:,.0f}</td>"
+            f"<td align=right>{v.agreement:.1%}</td>"
+            f"<td align=right>{v.accuracy:.3f} ({v.accuracy_change:+.3f})</td>"
+            f"<td><code>{r.folder}</code></td></tr>"
+        )
+    head = (
+        "<tr><th>format</th><th>size</th><th>ms/image</th><th>images/s @32</th><th>agreement</th>"
+        "<th>accuracy (change)</th><th>folder</th></tr>"
+    )
+    return (
+        "<p><b>Each format was run by its own runtime in a fresh process</b> (LiteRT, onnxruntime, "
+        "TensorFlow) on the run's test images and compared with the trained model; one that did not "
+        "agree was not written.</p><table cellspacing=4>" + head + "".join(rows) + "</table>"
+    )
 
 
 class ExportPanel(QWidget):
@@ -32,11 +94,26 @@ class ExportPanel(QWidget):
         )
         self.button.setEnabled(False)
         self.button.clicked.connect(self._ask_folder)
+        self.format = QComboBox()
+        for text, _, _ in FORMAT_CHOICES:
+            self.format.addItem(text)
+        self.format.setToolTip(
+            "Deployment formats land in RUN/export/<format>/, each checked by its own runtime "
+            "(the same as `tlstudio export`)"
+        )
+        self.format_button = QPushButton("Export format")
+        self.format_button.setEnabled(False)
+        self.format_button.clicked.connect(lambda: self.export_formats(self.format.currentIndex()))
+        formats = QHBoxLayout()
+        formats.addWidget(QLabel("Deploy as"))
+        formats.addWidget(self.format, 1)
+        formats.addWidget(self.format_button)
         self.result = QTextBrowser()
         self.result.setPlaceholderText("The verification result appears here after an export.")
         layout = QVBoxLayout(self)
         layout.addWidget(self.summary)
         layout.addWidget(self.button)
+        layout.addLayout(formats)
         layout.addWidget(self.result, 1)
 
     def show_run(self, run_dir: Path, status: str, metrics: dict[str, float]) -> None:
@@ -51,6 +128,7 @@ class ExportPanel(QWidget):
             + ("" if usable else " It has no model to export.")
         )
         self.button.setEnabled(usable)
+        self.format_button.setEnabled(usable)
         if usable:
             self.result.setHtml(
                 f"The run's own export is in <code>{self.run_dir / 'saved_model'}</code> "
@@ -67,6 +145,23 @@ class ExportPanel(QWidget):
         self.task.done.connect(self._done)
         self.task.failed.connect(self._failed)
         self.task.start()
+
+    def export_formats(self, choice: int) -> None:
+        """Export the format at ``choice`` of FORMAT_CHOICES in a worker thread."""
+        if self.run_dir is None or (self.task is not None and self.task.is_running()):
+            return
+        text, fmt, quantize = FORMAT_CHOICES[choice]
+        self.format_button.setEnabled(False)
+        self.result.setHtml(f"Converting ({text}) and checking it in its own runtime…")
+        run_dir = self.run_dir
+        self.task = Task(lambda: formats_job(run_dir, fmt, quantize))
+        self.task.done.connect(self._formats_done)
+        self.task.failed.connect(self._failed)
+        self.task.start()
+
+    def _formats_done(self, results) -> None:
+        self.format_button.setEnabled(True)
+        self.result.setHtml(results_html(results))
 
     def _ask_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export into folder")
@@ -86,6 +181,7 @@ class ExportPanel(QWidget):
 
     def _failed(self, message: str) -> None:
         self.button.setEnabled(True)
+        self.format_button.setEnabled(self.run_dir is not None)
         self.result.setHtml(
             f"<p style='color:#b00'><b>Export failed</b>; nothing was written.</p><pre>{message}</pre>"
         )

@@ -169,7 +169,8 @@ class TrainPanel(QWidget):
         self.speed = QLabel("")
         self.device = QLabel("Device: TensorFlow loading…")
         self.message = QLabel("")
-        self.message.setWordWrap(True)
+        for label in (self.phase, self.speed, self.device, self.message):  # long texts wrap, never widen
+            label.setWordWrap(True)
 
         left = QVBoxLayout()
         left.addWidget(settings_box)
