@@ -79,7 +79,9 @@ def test_demo_runs_on_the_bundled_sample(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert "10 classes, 400 usable images, 0 skipped" in text
-    assert (tmp_path / "manifest.csv").is_file()
+    assert (tmp_path / "manifest.csv").is_file()  # the run's own copy of its split
+    assert main(["demo", "--out", str(tmp_path)]) == 0  # a second demo replaces the first
+    assert (tmp_path / "saved_model" / "saved_model.pb").is_file()
 
 
 def test_help_is_fast_to_import():

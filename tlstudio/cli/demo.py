@@ -11,11 +11,15 @@ from tlstudio.cli.train import run_training
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    import tempfile
+
     from tlstudio.samples import sample_dataset
 
     data = sample_dataset()
     print(f"TL Studio demo on the bundled sample dataset: {data}\n")
-    manifest_path = args.out / "manifest.csv"
+    # the split goes beside, not into, the run folder: a run folder holds one run's files only
+    beside = Path(tempfile.mkdtemp(prefix="tlstudio-demo-"))
+    manifest_path = beside / "manifest.csv"
     code = run_inspect(
         argparse.Namespace(
             data_dir=data, json=False, deep=False, manifest=manifest_path, val=0.15, test=0.15, seed=42
@@ -28,7 +32,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from tlstudio.core.settings import Augmentation, TrainSettings
 
     settings = TrainSettings(
-        backbone=str(demo_backbone(args.out)),
+        backbone=str(demo_backbone(beside)),
         epochs=30,
         fine_tune_epochs=0,
         batch_size=32,
@@ -37,7 +41,9 @@ def run_demo(args: argparse.Namespace) -> int:
         early_stopping_patience=5,
         augmentation=Augmentation(flip=False),  # digits are not mirror-symmetric
     )
-    code = run_training(settings, data, args.out, manifest_path)
+    code = run_training(
+        settings, data, args.out, manifest_path, overwrite=True
+    )  # a new demo replaces the last
     if code == 0:
         print(f"\nTry: tlstudio predict {args.out} {next(iter(sorted(data.glob('3_*/*.png'))))}")
     return code
