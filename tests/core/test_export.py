@@ -105,3 +105,22 @@ def test_load_exported_is_self_contained(classifier, tmp_path):
     model = load_exported(moved)
     assert model.labels == LABELS and model.image_size == 32
     assert model.predict(pixels(2)).shape == (2, 3)
+
+
+def test_a_set_cut_short_while_being_replaced_is_refused_and_leftovers_cleaned(classifier, tmp_path):
+    import shutil
+
+    export_model(classifier, tmp_path, labels=LABELS, image_size=32)
+    saved_first = tmp_path / "first_saved_model"
+    shutil.copytree(tmp_path / "saved_model", saved_first)
+    export_model(classifier, tmp_path, labels=["a", "b", "c"], image_size=32)
+    # a kill between the renames: the old saved_model with the new metadata.json
+    shutil.rmtree(tmp_path / "saved_model")
+    saved_first.rename(tmp_path / "saved_model")
+    with pytest.raises(ValueError, match="incomplete"):
+        load_exported(tmp_path)
+    (tmp_path / ".export-999999999-x").mkdir()
+    (tmp_path / ".old-saved_model-999999999").mkdir()
+    export_model(classifier, tmp_path, labels=LABELS, image_size=32)
+    assert load_exported(tmp_path).labels == LABELS
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -142,3 +142,21 @@ def test_train_panel_carries_calibration_strategy_and_cache_settings(qtbot):
     back = panel.apply_to(TrainSettings(backbone="x"))
     assert (back.calibrate, back.strategy, back.feature_cache) == (True, "mirrored", False)
     panel.curves.renderer.stop()
+
+
+def test_an_interrupted_run_can_be_resumed_from_the_panel(qtbot, tmp_path):
+    from tlstudio.core.settings import TrainSettings
+
+    run_dir = tmp_path / "run-1"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text(json.dumps({"status": "running", "backbone": "x"}))  # its process died
+    (run_dir / "settings.json").write_text(json.dumps(TrainSettings(backbone="x").to_dict()))
+    record = load_run(run_dir)
+    assert record.status == "interrupted"
+    panel = EvaluatePanel()
+    qtbot.addWidget(panel)
+    panel.show_runs([record], None, None)
+    assert panel.resume_button.isEnabled()
+    with qtbot.waitSignal(panel.resume_requested, timeout=2000) as signal:
+        panel.resume_button.click()
+    assert signal.args[0].run_dir == run_dir

@@ -28,5 +28,5 @@ def test_a_format_is_exported_verified_and_tabulated(qtbot, tmp_path, colour_dat
     qtbot.waitUntil(lambda: not panel.task.is_running(), timeout=300_000)
     qtbot.waitUntil(lambda: "agreement" in panel.result.toHtml(), timeout=10_000)
     html = panel.result.toHtml()
-    assert "tflite-float16" in html and "not written" not in html
+    assert "tflite-float16" in html and "not written:" not in html
     assert (tmp_path / "run" / "export" / "tflite-float16" / "model.tflite").is_file()

@@ -37,12 +37,27 @@ class ExportedModel:
         return out["output_0"].numpy()
 
 
+def check_export_set(saved: Path) -> None:
+    """Raise ValueError when the files beside ``saved`` belong to another export than the SavedModel."""
+    inside, beside = saved / "assets" / "metadata.json", saved.parent / "metadata.json"
+    if not (inside.is_file() and beside.is_file()):
+        return
+    a = json.loads(inside.read_text(encoding="utf-8")).get("export_id")
+    b = json.loads(beside.read_text(encoding="utf-8")).get("export_id")
+    if a and b and a != b:
+        raise ValueError(
+            f"the export in {saved.parent} is incomplete: its replacement was interrupted, so "
+            "saved_model/ and metadata.json belong to different exports. Export it again"
+        )
+
+
 def load_exported(path: str | os.PathLike[str]) -> ExportedModel:
     """Open an export: a ``saved_model`` folder, or a run / export folder holding one."""
     path = Path(path)
     saved = path / "saved_model" if (path / "saved_model" / "saved_model.pb").is_file() else path
     if not (saved / "saved_model.pb").is_file():
         raise FileNotFoundError(f"no SavedModel in {path} (expected saved_model.pb or saved_model/)")
+    check_export_set(saved)
     labels_file = saved / "assets" / "labels.txt"
     if not labels_file.is_file():
         labels_file = saved.parent / "labels.txt"

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +73,8 @@ def export_model(
         tolerance = max(tolerance, HALF_PRECISION_TOLERANCE)
     if samples is None:
         samples = np.random.default_rng(0).integers(0, 256, (4, image_size, image_size, 3), dtype=np.uint8)
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    clean_leftovers(out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f".export-{os.getpid()}-", dir=out_dir))
     try:
         saved = staging / "saved_model"
         _write_saved_model(plain, saved, labels, image_size)
@@ -83,10 +85,13 @@ def export_model(
             "classes": labels,
             "image_size": image_size,
             "verification_max_abs_difference": difference,
+            "export_id": uuid.uuid4().hex,  # the same inside saved_model/assets: the set belongs together
         }
         meta_text = json.dumps(meta, indent=2, default=str, ensure_ascii=False)
         (staging / "metadata.json").write_text(meta_text, encoding="utf-8")
         (saved / "assets" / "metadata.json").write_text(meta_text, encoding="utf-8")
+        # metadata.json last: a set whose top-level export_id differs from the SavedModel's was cut
+        # short while being replaced (a kill between renames), and load_exported refuses it
         for name in ("saved_model", "model.keras", "labels.txt", "metadata.json"):
             _replace(staging / name, out_dir / name)
     except ExportError:
@@ -181,6 +186,29 @@ def verify_saved_model(
     if names != [labels[i] for i in np.argmax(expected, axis=-1)]:
         raise ExportError("classify: labels do not match the probabilities")
     return worst
+
+
+def clean_leftovers(folder: Path) -> None:
+    """Remove staging and set-aside folders a killed export left in ``folder`` (not a live one's)."""
+    for leftover in list(folder.glob(".export-*")) + list(folder.glob(".old-*")):
+        pid = (
+            leftover.name.split("-")[1]
+            if leftover.name.startswith(".export-")
+            else leftover.name.rsplit("-", 1)[-1]
+        )
+        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+            continue
+        shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _replace(src: Path, dst: Path) -> None:

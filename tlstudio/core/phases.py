@@ -69,6 +69,8 @@ def run_recipe(session: TrainingSession, model, recipe: Recipe, train, val, clas
             model.load_weights(folder / resume.PROBE_WEIGHTS)
             probe_weights = model.get_weights()
         model.load_weights(folder / resume.LAST_WEIGHTS)
+        if state.phase_done and session.checkpoint.is_file():  # the next phase starts from the best
+            model.load_weights(session.checkpoint)
         best, session.best_epoch = state.best, state.best_epoch
         start = state.phase + 1 if state.phase_done else state.phase
         if not state.phase_done:

@@ -60,16 +60,19 @@ class Project:
         return candidate
 
     def record_run(self, run_dir: Path, status: str, metrics: dict[str, float]) -> None:
-        """Add a finished run to the history."""
-        self.runs.append(
-            {
-                "run_dir": str(run_dir),
-                "status": status,
-                "metrics": metrics,
-                "backbone": self.settings.backbone,
-                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            }
-        )
+        """Add a finished run to the history (a resumed run replaces its earlier entry)."""
+        entry = {
+            "run_dir": str(run_dir),
+            "status": status,
+            "metrics": metrics,
+            "backbone": self.settings.backbone,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        for i, old in enumerate(self.runs):
+            if old.get("run_dir") == str(run_dir):
+                self.runs[i] = entry | {"backbone": old.get("backbone", entry["backbone"])}
+                return
+        self.runs.append(entry)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""

@@ -161,6 +161,7 @@ class EvaluatePanel(QWidget):
 
     baseline_requested = Signal()
     clone_requested = Signal(object)  # TrainSettings
+    resume_requested = Signal(object)  # RunRecord of an interrupted run
     data_changed = Signal()  # a file of the data folder moved: the Data panel scans again
 
     def __init__(self, parent=None):
@@ -191,6 +192,11 @@ class EvaluatePanel(QWidget):
             "budget — did transfer help?"
         )
         self.baseline_button.clicked.connect(self.baseline_requested)
+        self.resume_button = QPushButton("Resume interrupted run")
+        self.resume_button.setToolTip(
+            "Continue a run whose process died (killed, out of disk…) from its last finished epoch"
+        )
+        self.resume_button.clicked.connect(self._resume)
         self.report_button = QPushButton("Open report")
         self.report_button.clicked.connect(self._open_report)
 
@@ -284,6 +290,11 @@ class EvaluatePanel(QWidget):
         if self.records:
             self.runs.selectRow(len(self.records) - 1)
         self._update_buttons()
+
+    def _resume(self) -> None:
+        rows = self._selected_rows()
+        if len(rows) == 1 and self.records[rows[0]].status == "interrupted":
+            self.resume_requested.emit(self.records[rows[0]])
 
     def _selected_rows(self) -> list[int]:
         return sorted({i.row() for i in self.runs.selectionModel().selectedRows()})
@@ -462,6 +473,7 @@ class EvaluatePanel(QWidget):
         has_image = self.gallery.currentIndex().isValid()
         self.compare_button.setEnabled(len(rows) == 2)
         self.clone_button.setEnabled(len(rows) == 1)
+        self.resume_button.setEnabled(len(rows) == 1 and self.records[rows[0]].status == "interrupted")
         self.report_button.setEnabled(self.report is not None)
         for button in (self.move_button, self.folder_button, self.cam_button):
             button.setEnabled(has_image)

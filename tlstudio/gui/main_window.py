@@ -137,6 +137,7 @@ class MainWindow(QMainWindow):
         self.evaluate.baseline_requested.connect(lambda: self.start_training(baseline=True))
         self.evaluate.clone_requested.connect(self.clone_settings)
         self.evaluate.data_changed.connect(self._rescan_data)
+        self.evaluate.resume_requested.connect(self.resume_run)
         self._make_menus()
         self.start_page.show_recent(self.recent_projects())
         self.nav.setCurrentRow(0)
@@ -362,6 +363,16 @@ class MainWindow(QMainWindow):
         if self.project.manifest_path is not None:
             manifest.save(self.project.manifest_path)
         self.train.run(settings, self.data.report.root, run_dir, manifest)
+
+    def resume_run(self, record) -> None:
+        """Continue an interrupted run of the project in its own folder, with its own settings."""
+        if self.train.is_running():
+            return
+        import json
+
+        info = json.loads((record.run_dir / "run.json").read_text(encoding="utf-8"))
+        self.nav.setCurrentRow(4)
+        self.train.run(record.train_settings(), info["data_dir"], record.run_dir, None, resume=True)
 
     def _rescan_data(self) -> None:
         """A relabel moved a file: the next run must train on the folder as it is now."""

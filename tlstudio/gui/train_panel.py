@@ -28,12 +28,18 @@ from tlstudio.gui.curves import CurvesWidget
 from tlstudio.gui.worker import Task
 
 
-def run_session(task: Task, settings: TrainSettings, data_dir: str, run_dir: Path, manifest):
-    """The worker's job: one training session, reporting through the task."""
+def run_session(task: Task, settings: TrainSettings, data_dir: str, run_dir: Path, manifest, resume=False):
+    """The worker's job: one training session (or the rest of an interrupted one), via the task."""
     from tlstudio.core.training import TrainingSession
 
     session = TrainingSession(
-        settings, data_dir, run_dir, manifest=manifest, on_event=task.report, stop_event=task.stop_event
+        settings,
+        data_dir,
+        run_dir,
+        manifest=manifest,
+        on_event=task.report,
+        stop_event=task.stop_event,
+        resume=resume,
     )
     return session.run()
 
@@ -235,15 +241,17 @@ class TrainPanel(QWidget):
         self.feature_cache.setChecked(s.feature_cache)
 
     # -- running -------------------------------------------------------------------------------------
-    def run(self, settings: TrainSettings, data_dir: str, run_dir: Path, manifest=None) -> None:
-        """Start a training session in a worker thread."""
+    def run(
+        self, settings: TrainSettings, data_dir: str, run_dir: Path, manifest=None, resume: bool = False
+    ) -> None:
+        """Start a training session in a worker thread (``resume``: continue the run in ``run_dir``)."""
         if self.is_running():
             return
         self.curves.clear()
         self.events_seen = 0
         self.message.setText(f"Run folder: {run_dir}")
         self.task = Task(
-            lambda task: run_session(task, settings, data_dir, run_dir, manifest), with_report=True
+            lambda task: run_session(task, settings, data_dir, run_dir, manifest, resume), with_report=True
         )
         self.task.event.connect(self.on_event)
         self.task.done.connect(self._done)
