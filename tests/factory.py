@@ -160,28 +160,7 @@ def pretrain_shapes_backbone(
     path: Path, size: int = 32, per_class: int = 250, epochs: int = 8, seed: int = 0
 ):
     """A small CNN classifier trained on SHAPES_A, saved as .keras: 'the model I trained last year'."""
-    import keras
-
-    rng = np.random.default_rng(seed + 100)
-    x = np.stack([draw_shape(k, size, rng) for k in SHAPES_A for _ in range(per_class)]).astype("float32")
-    y = np.repeat(np.arange(len(SHAPES_A)), per_class)
-    order = rng.permutation(len(y))
-    x, y = x[order], y[order]
-    keras.utils.set_random_seed(seed)
-    inputs = keras.Input((size, size, 3))
-    h = keras.layers.Rescaling(1 / 255.0)(inputs)
-    for i, filters in enumerate((16, 32, 64)):
-        h = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(h)
-        h = keras.layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(h)  # few steps: fast stats
-        h = keras.layers.ReLU(name=f"relu{i}")(h)
-        h = keras.layers.MaxPooling2D(name=f"pool{i}")(h)
-    h = keras.layers.GlobalAveragePooling2D(name="gap")(h)
-    outputs = keras.layers.Dense(len(SHAPES_A), activation="softmax", name="old_top")(h)
-    model = keras.Model(inputs, outputs, name="shapes_cnn")
-    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = model.fit(x, y, epochs=epochs, batch_size=64, shuffle=True, verbose=0, validation_split=0.1)
-    model.save(path)
-    return path, history.history["val_accuracy"][-1]
+    return pretrain_source_model(path, SHAPES_A, size=size, per_class=per_class, epochs=epochs, seed=seed)
 
 
 SHAPES_C = ("ring", "diamond", "hbar", "vbar", "xcross")  # five classes, none of them pretrained

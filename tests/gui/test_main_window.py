@@ -253,3 +253,15 @@ def test_the_window_fits_a_1366_pixel_laptop_at_every_panel(window, qtbot):
     window.resize(1280, 720)
     QCoreApplication.processEvents()
     assert window.width() <= 1280
+
+
+def test_the_sample_project_works_offline_with_its_bundled_backbone(window, qtbot):
+    from pathlib import Path
+
+    window.open_sample()
+    qtbot.waitUntil(lambda: window.project.settings.backbone.endswith("demo_backbone.keras"), timeout=LONG)
+    qtbot.waitUntil(lambda: Path(window.project.settings.backbone).is_file(), timeout=LONG)
+    qtbot.waitUntil(lambda: window.data.report is not None, timeout=LONG)
+    s = window.project.settings
+    assert s.freeze.preset == "none" and not s.augmentation.flip and s.weights == "imagenet"
+    assert window.data.report.usable and len(window.data.report.classes) == 10

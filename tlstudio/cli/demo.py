@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tlstudio.cli.common import parse_plan, quiet_tensorflow
+from tlstudio.cli.common import quiet_tensorflow
 from tlstudio.cli.inspect import run_inspect
 from tlstudio.cli.train import run_training
 
@@ -29,18 +29,9 @@ def run_demo(args: argparse.Namespace) -> int:
         return code
     print("\nTraining a small CNN from scratch on it (the backbone is built here; no download)…\n")
     quiet_tensorflow()
-    from tlstudio.core.settings import Augmentation, TrainSettings
+    from tlstudio.core.sample import sample_settings
 
-    settings = TrainSettings(
-        backbone=str(demo_backbone(beside)),
-        epochs=30,
-        fine_tune_epochs=0,
-        batch_size=32,
-        learning_rate=3e-3,
-        freeze=parse_plan("none"),
-        early_stopping_patience=5,
-        augmentation=Augmentation(flip=False),  # digits are not mirror-symmetric
-    )
+    settings = sample_settings(demo_backbone(beside))
     code = run_training(
         settings, data, args.out, manifest_path, overwrite=True
     )  # a new demo replaces the last

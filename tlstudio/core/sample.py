@@ -1,4 +1,5 @@
-"""The bundled sample: a small CNN backbone built offline for the demo and the sample project."""
+"""The bundled sample: a small CNN backbone built offline, and the settings the demo and the app's
+sample project train it with (one source for both)."""
 
 from __future__ import annotations
 
@@ -20,3 +21,21 @@ def demo_backbone(out: Path) -> Path:
     x = keras.layers.Flatten()(x)
     keras.Model(inputs, x, name="demo_cnn").save(path)
     return path
+
+
+def sample_settings(backbone_file: str | Path):
+    """The sample's recipe: the small CNN trained from its random start (every layer, no download),
+    no flips (digits are not mirror-symmetric)."""
+    from tlstudio.core.freezing import FreezePlan
+    from tlstudio.core.settings import Augmentation, TrainSettings
+
+    return TrainSettings(
+        backbone=str(backbone_file),
+        epochs=30,
+        fine_tune_epochs=0,
+        batch_size=32,
+        learning_rate=3e-3,
+        freeze=FreezePlan("none"),
+        early_stopping_patience=5,
+        augmentation=Augmentation(flip=False),
+    )

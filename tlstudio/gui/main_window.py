@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
 
 from tlstudio.core.project import SUFFIX, Project
 from tlstudio.core.run_history import project_runs
-from tlstudio.core.settings import Augmentation
 from tlstudio.core.split import SplitConfig, make_split
 from tlstudio.gui.backbone_panel import BackbonePanel
 from tlstudio.gui.data_panel import DataPanel
@@ -120,6 +119,7 @@ class MainWindow(QMainWindow):
         self.tf_status = QLabel("TensorFlow: loading in the background…")
         self.statusBar().addPermanentWidget(self.tf_status)
         self.loader: Task | None = None
+        self.sample_task: Task | None = None
 
         self._autosave = QTimer(self, singleShot=True, interval=400)
         self._autosave.timeout.connect(self.save_project)
@@ -218,14 +218,28 @@ class MainWindow(QMainWindow):
         self.nav.setCurrentRow(1)
 
     def open_sample(self) -> None:
-        """A project on the bundled digits, kept in the app's data folder."""
+        """A project on the bundled digits, kept in the app's data folder, with the bundled small
+        CNN as its backbone (built here, offline) — it trains without any download."""
         from tlstudio.samples import sample_dataset
 
         folder = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
         path = folder / f"sample{SUFFIX}"
         project = Project.load(path) if path.is_file() else Project(path=path, data_dir=str(sample_dataset()))
+        backbone_file = folder / "sample_backbone" / "demo_backbone.keras"
         if not project.settings.backbone:
-            project.settings = project.settings.but(augmentation=Augmentation(flip=False))  # digits
+            from tlstudio.core.sample import sample_settings
+
+            project.settings = sample_settings(backbone_file)
+        if Path(project.settings.backbone) == backbone_file and not backbone_file.is_file():
+            self.statusBar().showMessage("Building the sample's small CNN backbone (offline)…")
+            self.sample_task = Task(lambda: build_sample_backbone(backbone_file.parent))
+            self.sample_task.done.connect(lambda _: self._show_sample(project))
+            self.sample_task.failed.connect(lambda msg: self.statusBar().showMessage(msg.splitlines()[0]))
+            self.sample_task.start()
+            return
+        self._show_sample(project)
+
+    def _show_sample(self, project: Project) -> None:
         self.set_project(project)
         self.save_project()
         self.nav.setCurrentRow(1)
@@ -408,13 +422,27 @@ class MainWindow(QMainWindow):
             deadline = time.monotonic() + 10
             while self.train.is_running() and time.monotonic() < deadline:  # deliver the run's result
                 QCoreApplication.processEvents()
-        for task in (self.loader, self.data.task, self.layers.task, self.export.task, self.evaluate.task):
+        for task in (
+            self.loader,
+            self.sample_task,
+            self.data.task,
+            self.layers.task,
+            self.export.task,
+            self.evaluate.task,
+        ):
             if task is not None:
                 task.wait()
         self.save_project()
         self.train.curves.renderer.stop()
         self.qsettings.setValue("window/geometry", self.saveGeometry())
         event.accept()
+
+
+def build_sample_backbone(folder: Path) -> Path:
+    """Worker job: the sample's small CNN (the core builds it)."""
+    from tlstudio.core.sample import demo_backbone
+
+    return demo_backbone(folder)
 
 
 def load_tensorflow():
