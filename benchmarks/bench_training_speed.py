@@ -103,8 +103,8 @@ def tlstudio_run(data: Path, out: Path, size: int, batch: int, epochs: int, **ch
         test_fraction=0.0,
         cache="memory",
     ).but(**changes)
-    result = TrainingSession(settings, data, out, export=False).run()
-    if result.status != "completed":
+    result = TrainingSession(settings, data, out, export=False, overwrite=True).run()
+    if result.status not in ("completed", "failed_to_learn"):  # random weights: timing is what counts
         raise SystemExit(f"TL Studio run {result.status}: {result.error}")
     history = json.loads((out / "history.json").read_text())
     return [e["seconds"] for e in history["epochs"]]
@@ -187,19 +187,26 @@ def main() -> None:
     )
 
     from tlstudio.core.freezing import FreezePlan
+    from tlstudio.core.settings import Augmentation
 
-    frozen = {"freeze": FreezePlan("all")}
+    # the default head phase (the linear probe on cached features) against the head trained with the
+    # optimizer through the frozen backbone every epoch (--no-feature-cache), default augmentation both
+    frozen = {"freeze": FreezePlan("all"), "augmentation": Augmentation()}
     full = tlstudio_run(
         data, work / "run-frozen-full", args.size, args.batch, args.epochs, feature_cache=False, **frozen
     )
-    cached = tlstudio_run(data, work / "run-frozen-cached", args.size, args.batch, args.epochs, **frozen)
-    print("\n2. Frozen backbone (head phase), seconds per epoch after the first")
-    print(f"   recomputing the backbone  {np.mean(full[1:]):8.3f} s")
+    probe = tlstudio_run(data, work / "run-frozen-cached", args.size, args.batch, args.epochs, **frozen)
+    per_epoch = float(np.mean(full[1:]))
+    print("\n2. Frozen backbone (head phase), default settings")
+    print(f"   recomputing the backbone: {per_epoch:8.3f} s per epoch after the first")
     print(
-        f"   cached features           {np.mean(cached[1:]):8.3f} s   "
-        "(features computed once, before epoch 1)"
+        f"   default: the linear probe on cached features, the whole phase (features computed once, "
+        f"then L-BFGS to convergence): {probe[0]:.3f} s"
     )
-    print(f"   speed-up: {np.mean(full[1:]) / np.mean(cached[1:]):.1f}x")
+    print(
+        f"   the whole probe phase against one epoch through the backbone: {per_epoch / probe[0]:.1f}x; "
+        f"against the 20 epochs a head phase used to run: {20 * per_epoch / probe[0]:.0f}x"
+    )
 
     if not args.skip_memory:
         from bench_memory_scale import peak_memory_mb

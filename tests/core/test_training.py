@@ -94,6 +94,7 @@ def test_two_phase_run_reports_everything_and_writes_the_run_folder(
     )
     report = (run / "report.html").read_text()
     assert "Confusion matrix" in report and "Learning curves" in report and "data:image/png" in report
+    assert "95% interval (Wilson)" in report
     history = json.loads((run / "history.json").read_text())
     assert {e["phase"] for e in history["epochs"]} == {"probe", "fine-tune"}
     assert history["epochs"][0]["probe_converged"] and history["interpolation"]

@@ -21,6 +21,7 @@ from tlstudio.core import atomic
 from tlstudio.core.dataset import in_folder
 from tlstudio.core.evaluation import Evaluation
 from tlstudio.core.gradcam import overlay
+from tlstudio.core.metrics import wilson_interval
 from tlstudio.core.pipeline import load_for_model
 from tlstudio.core.run_history import flatten, read_json
 
@@ -122,7 +123,7 @@ def write_report(
         "<h2>Summary</h2>",
         _table(
             ["metric", "value"],
-            [[k, v] for k, v in _summary(m).items()],
+            [[k, v] for k, v in _summary(m, evaluation.num_images).items()],
         ),
     ]
     if run_dir is not None:
@@ -158,8 +159,13 @@ def write_report(
     return atomic.write_text(path, text)
 
 
-def _summary(m: dict[str, object]) -> dict[str, object]:
+def _summary(m: dict[str, object], n: int) -> dict[str, object]:
     out = {"accuracy": m["accuracy"]}
+    if n:
+        low, high = wilson_interval(round(m["accuracy"] * n), n)
+        out["accuracy, 95% interval (Wilson)"] = f"{low:.3f}–{high:.3f} on {n} images" + (
+            ": a small split, read the accuracy as this range" if n < 100 else ""
+        )
     out.update({f"top-{k} accuracy": v for k, v in m["top_k"].items() if k != "1"})
     out.update(
         {

@@ -480,6 +480,13 @@ class EvaluatePanel(QWidget):
         self.undo_button.setEnabled(bool(self.undo_stack))
 
 
+def _interval(accuracy: float, n: int) -> str:
+    from tlstudio.core.metrics import wilson_interval
+
+    low, high = wilson_interval(round(accuracy * n), n)
+    return f"{low:.2f}–{high:.2f}"
+
+
 def _fmt(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else "—" if value is None else str(value)
 
@@ -488,7 +495,8 @@ def _summary_html(e: dict[str, object]) -> str:
     tops = ", ".join(f"top-{k} {v:.3f}" for k, v in e["top_k"].items() if k != "1")
     auc = e["auc"]["macro"]
     head = (
-        f"<p><b>Test accuracy {e['accuracy']:.3f}</b> on {e['num_images']} images"
+        f"<p><b>Test accuracy {e['accuracy']:.3f}</b> on {e['num_images']} images "
+        f"(95% interval {_interval(e['accuracy'], e['num_images'])})"
         + (f" · {tops}" if tops else "")
         + f" · macro F1 {e['averages']['macro']['f1']:.3f}"
         + f" · weighted F1 {e['averages']['weighted']['f1']:.3f}"
