@@ -130,5 +130,5 @@ def test_lr_finder_suggestion_sits_on_the_falling_stretch():
     loss = list(2.0 - 1.5 / (1 + np.exp(-(x + 4) * 3)) + np.where(x > -2, (x + 2) ** 2 * 3, 0))
     suggestion, valley, minimum = suggest(rates, loss)
     assert 1e-5 < valley < 1e-2 and minimum > valley
-    assert suggestion == min(valley, minimum / 10)
+    assert suggestion == max(rates[0], min(valley, minimum / 10))
     assert suggest(rates[:3], loss[:3]) == (None, None, None)

@@ -50,7 +50,7 @@ def suggest(rates: list[float], smoothed: list[float]) -> tuple[float | None, fl
     The valley (fastai's default suggestion) is a point two thirds of the way into the longest
     stretch over which the smoothed loss keeps falling — robust to the noise of small batches,
     where the steepest single slope is not. The suggestion is the valley, capped at a tenth of the
-    rate with the lowest loss (the classic rule).
+    rate with the lowest loss (the classic rule), and never below the first rate tried.
     """
     n = len(rates)
     if n < 5:
@@ -68,7 +68,7 @@ def suggest(rates: list[float], smoothed: list[float]) -> tuple[float | None, fl
     third = (best_end - best_start) / 3
     valley = float(rates[min(n - 1, best_start + int(2 * third))])
     minimum = float(rates[int(np.argmin(loss))])
-    return min(valley, minimum / 10), valley, minimum
+    return max(float(rates[0]), min(valley, minimum / 10)), valley, minimum
 
 
 def find_learning_rate(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import traceback
+import warnings
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QThread, Signal
@@ -91,7 +92,8 @@ class Task(QObject):
         running aborts the whole app)."""
         self.stop()
         for signal in (self.done, self.failed, self.event):
-            with contextlib.suppress(RuntimeError, TypeError):  # nothing was connected
+            with contextlib.suppress(RuntimeError, TypeError), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # PySide warns when nothing was connected
                 signal.disconnect()
         if self.is_running():
             _RETIRED.add(self)
