@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QColor, QDesktopServices, QImage, QPixmap
+from PySide6.QtCore import QModelIndex, QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -34,107 +34,13 @@ from tlstudio.core.dataset import in_folder
 from tlstudio.core.metrics import cell_predictions, ordered_errors
 from tlstudio.core.run_history import RunRecord, compare_runs, read_json
 from tlstudio.core.split import Manifest
+from tlstudio.gui.evaluate_models import THUMB, ConfusionModel, GalleryModel, fmt, summary_html
 from tlstudio.gui.worker import Task
 
-THUMB = 96
-_ROOT = QModelIndex()
 ORDERS = {
     "Most confidently wrong": "confidently_wrong",
     "Least confident": "least_confident",
 }
-
-
-class ConfusionModel(QAbstractTableModel):
-    """Counts, rows: true class, columns: predicted; cells shaded by share of the true class."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.labels: list[str] = []
-        self.matrix: list[list[int]] = []
-
-    def set_matrix(self, labels: list[str], matrix: list[list[int]]) -> None:
-        """Show a new matrix."""
-        self.beginResetModel()
-        self.labels, self.matrix = list(labels), [list(r) for r in matrix]
-        self.endResetModel()
-
-    def rowCount(self, parent=_ROOT):
-        return 0 if parent.isValid() else len(self.labels)
-
-    def columnCount(self, parent=_ROOT):
-        return 0 if parent.isValid() else len(self.labels)
-
-    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        if not index.isValid():
-            return None
-        value = self.matrix[index.row()][index.column()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return str(value)
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return Qt.AlignmentFlag.AlignCenter
-        if role == Qt.ItemDataRole.BackgroundRole:
-            share = value / max(sum(self.matrix[index.row()]), 1)
-            good = index.row() == index.column()
-            base = (40, 120, 220) if good else (220, 60, 40)
-            return QColor(*(int(255 - share * (255 - c)) for c in base))
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return f"true {self.labels[index.row()]}, predicted {self.labels[index.column()]}: {value}"
-        return None
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
-        if role != Qt.ItemDataRole.DisplayRole or section >= len(self.labels):
-            return None
-        return self.labels[section]  # the title says rows are true classes, columns predicted
-
-
-class GalleryModel(QAbstractListModel):
-    """Prediction records as thumbnails with true class, predicted class and confidence."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.items: list[dict[str, object]] = []
-        self.data_dir: Path | None = None
-        self._thumbs: dict[str, QPixmap] = {}
-
-    def set_items(self, items: list[dict[str, object]], data_dir: Path | None) -> None:
-        """Show these predictions."""
-        self.beginResetModel()
-        self.items, self.data_dir = list(items), data_dir
-        self.endResetModel()
-
-    def refresh(self, row: int) -> None:
-        """Re-read one item (after its file moved)."""
-        index = self.index(row)
-        self.dataChanged.emit(index, index)
-
-    def rowCount(self, parent=_ROOT):
-        return 0 if parent.isValid() else len(self.items)
-
-    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
-        if not index.isValid():
-            return None
-        item = self.items[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            moved = f"\nmoved to {item['moved_to']}" if item.get("moved_to") else ""
-            return f"{item['true']} → {item['predicted']}\n{item['confidence']:.2f}{moved}"
-        if role == Qt.ItemDataRole.DecorationRole:
-            return self._thumb(str(item["path"]))
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return (
-                f"{item['path']}\ntrue {item['true']}, predicted {item['predicted']} "
-                f"({item['confidence']:.3f})"
-            )
-        return None
-
-    def _thumb(self, rel: str) -> QPixmap:
-        if rel not in self._thumbs and self.data_dir is not None:
-            image = QImage(str(in_folder(self.data_dir, rel)))
-            self._thumbs[rel] = QPixmap.fromImage(
-                image.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio)
-                if not image.isNull()
-                else QImage(THUMB, THUMB, QImage.Format.Format_RGB32)
-            )
-        return self._thumbs.get(rel, QPixmap())
 
 
 @functools.lru_cache(maxsize=1)
@@ -281,8 +187,8 @@ class EvaluatePanel(QWidget):
                 r.status,
                 Path(r.backbone).name,
                 str(r.settings.get("weights", "")),
-                _fmt(r.metrics.get("test_accuracy")),
-                _fmt(r.metrics.get("test_macro_f1")),
+                fmt(r.metrics.get("test_accuracy")),
+                fmt(r.metrics.get("test_macro_f1")),
             ]
             for col, value in enumerate(values):
                 self.runs.setItem(row, col, QTableWidgetItem(value))
@@ -321,7 +227,7 @@ class EvaluatePanel(QWidget):
             f"</table><br><table border=1 cellpadding=3><tr><th>metric</th><th>{a}</th><th>{b}</th></tr>"
         )
         html += [
-            f"<tr><td>{m['metric']}</td><td>{_fmt(m[a])}</td><td>{_fmt(m[b])}</td></tr>"
+            f"<tr><td>{m['metric']}</td><td>{fmt(m[a])}</td><td>{fmt(m[b])}</td></tr>"
             for m in result["metrics"]
         ]
         self.summary.setHtml("".join(html) + "</table>")
@@ -350,7 +256,7 @@ class EvaluatePanel(QWidget):
         self.matrix.resizeColumnsToContents()
         self.target.clear()
         self.target.addItems(e["labels"])
-        self.summary.setHtml(_summary_html(e))
+        self.summary.setHtml(summary_html(e))
         self.show_errors()
 
     def show_cell(self, index: QModelIndex) -> None:
@@ -478,37 +384,3 @@ class EvaluatePanel(QWidget):
         for button in (self.move_button, self.folder_button, self.cam_button):
             button.setEnabled(has_image)
         self.undo_button.setEnabled(bool(self.undo_stack))
-
-
-def _interval(accuracy: float, n: int) -> str:
-    from tlstudio.core.metrics import wilson_interval
-
-    low, high = wilson_interval(round(accuracy * n), n)
-    return f"{low:.2f}–{high:.2f}"
-
-
-def _fmt(value) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else "—" if value is None else str(value)
-
-
-def _summary_html(e: dict[str, object]) -> str:
-    tops = ", ".join(f"top-{k} {v:.3f}" for k, v in e["top_k"].items() if k != "1")
-    auc = e["auc"]["macro"]
-    head = (
-        f"<p><b>Test accuracy {e['accuracy']:.3f}</b> on {e['num_images']} images "
-        f"(95% interval {_interval(e['accuracy'], e['num_images'])})"
-        + (f" · {tops}" if tops else "")
-        + f" · macro F1 {e['averages']['macro']['f1']:.3f}"
-        + f" · weighted F1 {e['averages']['weighted']['f1']:.3f}"
-        + (f" · ROC AUC {auc:.3f}" if auc is not None else "")
-        + f" · log loss {e['loss']:.3f} · ECE {e['ece']:.3f}</p>"
-    )
-    rows = "".join(
-        f"<tr><td>{name}</td><td>{r['precision']:.3f}</td><td>{r['recall']:.3f}</td><td>{r['f1']:.3f}</td>"
-        f"<td>{r['support']}</td><td>{_fmt(e['auc']['per_class'].get(name))}</td></tr>"
-        for name, r in e["per_class"].items()
-    )
-    return (
-        head + "<table border=1 cellpadding=3><tr><th>class</th><th>precision</th><th>recall</th>"
-        f"<th>F1</th><th>support</th><th>AUC</th></tr>{rows}</table>"
-    )

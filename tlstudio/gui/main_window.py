@@ -6,11 +6,10 @@ project file shortly after every change, so a crash or a kill loses nothing.
 
 from __future__ import annotations
 
-import gc
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import QCoreApplication, QSettings, QStandardPaths, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -19,9 +18,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QMainWindow,
     QMessageBox,
-    QPushButton,
     QStackedWidget,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -33,52 +30,13 @@ from tlstudio.gui.data_panel import DataPanel
 from tlstudio.gui.evaluate_panel import EvaluatePanel
 from tlstudio.gui.export_panel import ExportPanel
 from tlstudio.gui.layers_panel import LayersPanel
+from tlstudio.gui.start_page import StartPage
+from tlstudio.gui.tf_loader import build_sample_backbone, load_tensorflow
 from tlstudio.gui.train_panel import TrainPanel
 from tlstudio.gui.worker import Task
 
 PANELS = ("Start", "1  Data", "2  Backbone", "3  Layers", "4  Train", "5  Export", "6  Evaluate")
 MAX_RECENT = 8
-
-
-class StartPage(QWidget):
-    """New, open, recent projects, and the sample dataset."""
-
-    def __init__(self, window: MainWindow):
-        super().__init__()
-        title = QLabel(
-            "<h1>TL Studio</h1><p>Transfer learning on your images, on your machine.</p>"
-            "<p>Point at a folder with one sub-folder per class, pick a pretrained backbone, choose what "
-            "to freeze, train while you watch the curves, and export a model that takes raw images."
-            "</p>"
-        )
-        title.setWordWrap(True)
-        self.new = QPushButton("New project…")
-        self.open = QPushButton("Open project…")
-        self.sample = QPushButton("Try the sample dataset")
-        self.sample.setToolTip("400 handwritten digits in 10 classes, bundled with TL Studio")
-        self.new.clicked.connect(window.new_project)
-        self.open.clicked.connect(lambda: window.open_project())
-        self.sample.clicked.connect(window.open_sample)
-        self.recent = QListWidget()
-        self.recent.itemActivated.connect(lambda item: window.open_project(item.text()))
-        buttons = QHBoxLayout()
-        for b in (self.new, self.open, self.sample):
-            b.setMinimumHeight(36)
-            buttons.addWidget(b)
-        buttons.addStretch(1)
-        layout = QVBoxLayout(self)
-        layout.addWidget(title)
-        layout.addLayout(buttons)
-        layout.addWidget(QLabel("<b>Recent projects</b> (double-click or Enter to open)"))
-        layout.addWidget(self.recent, 1)
-
-    def show_recent(self, paths: list[str]) -> None:
-        """Fill the recent list."""
-        self.recent.clear()
-        self.recent.addItems(paths)
-        if not paths:
-            self.recent.addItem("No recent projects yet.")
-            self.recent.item(0).setFlags(Qt.ItemFlag.NoItemFlags)
 
 
 class MainWindow(QMainWindow):
@@ -436,54 +394,6 @@ class MainWindow(QMainWindow):
         self.train.curves.renderer.stop()
         self.qsettings.setValue("window/geometry", self.saveGeometry())
         event.accept()
-
-
-def build_sample_backbone(folder: Path) -> Path:
-    """Worker job: the sample's small CNN (the core builds it)."""
-    from tlstudio.core.sample import demo_backbone
-
-    return demo_backbone(folder)
-
-
-def load_tensorflow():
-    """Worker job: import TensorFlow quietly, name the device, read the backbone registry."""
-    from tlstudio.core.backbones import list_backbones
-    from tlstudio.core.training import describe_device
-    from tlstudio.quiet_tf import import_tensorflow_quietly
-
-    # TensorFlow and Keras leave a few hundred thousand long-lived objects. Every full garbage
-    # collection walks them all, holding the GIL for about 200 ms: a visible freeze of the window,
-    # while they load and again whenever one lands during a training run (it did, while an export
-    # was written). So no collection while they load, and afterwards they are frozen out of it.
-    gc.disable()
-    try:
-        import_tensorflow_quietly()
-        _warm_up_tf_data()
-        return describe_device(), list_backbones()
-    finally:
-        gc.freeze()
-        gc.enable()
-
-
-def _warm_up_tf_data() -> None:
-    """Build and run a tiny pipeline like the training one, so the one-time cost of TensorFlow's
-    tf.data machinery (seen as a ~250 ms GIL-holding stall) is paid now, not while training."""
-    import numpy as np
-    import tensorflow as tf
-
-    ds = (
-        tf.data.Dataset.from_tensor_slices(["x"])
-        .map(
-            lambda p: tf.numpy_function(lambda _: np.zeros(1, np.uint8), [p], tf.uint8),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-        .filter(lambda x: True)
-        .cache()
-        .batch(1)
-    )
-    for _ in ds:
-        pass
 
 
 def _with_suffix(path: str) -> str:

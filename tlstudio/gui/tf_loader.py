@@ -1,0 +1,35 @@
+"""TensorFlow loaded in the background after the window is up, and the sample's backbone built
+there: worker jobs of the main window (the core does the TensorFlow work)."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+
+def build_sample_backbone(folder: Path) -> Path:
+    """Worker job: the sample's small CNN (the core builds it)."""
+    from tlstudio.core.sample import demo_backbone
+
+    return demo_backbone(folder)
+
+
+def load_tensorflow():
+    """Worker job: import TensorFlow quietly, name the device, read the backbone registry."""
+    from tlstudio.core.backbones import list_backbones
+    from tlstudio.core.pipeline import warm_up_tf_data
+    from tlstudio.core.training import describe_device
+    from tlstudio.quiet_tf import import_tensorflow_quietly
+
+    # TensorFlow and Keras leave a few hundred thousand long-lived objects. Every full garbage
+    # collection walks them all, holding the GIL for about 200 ms: a visible freeze of the window,
+    # while they load and again whenever one lands during a training run (it did, while an export
+    # was written). So no collection while they load, and afterwards they are frozen out of it.
+    gc.disable()
+    try:
+        import_tensorflow_quietly()
+        warm_up_tf_data()
+        return describe_device(), list_backbones()
+    finally:
+        gc.freeze()
+        gc.enable()
