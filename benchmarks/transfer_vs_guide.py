@@ -60,7 +60,8 @@ def guide_recipe(backbone_file: Path, folders: dict[str, Path], size: int, epoch
     train_ds, val_ds, test_ds = (d.cache().prefetch(8) for d in (train_ds, val_ds, test_ds))
 
     pretrained = keras.models.load_model(backbone_file)
-    base_model = keras.Model(pretrained.input, pretrained.get_layer("gap").output)
+    cut = next(layer for layer in reversed(pretrained.layers) if "pool" in type(layer).__name__.lower())
+    base_model = keras.Model(pretrained.input, cut.output)  # at its last pooling layer
     base_model.trainable = False
     augmentation = keras.Sequential([keras.layers.RandomFlip("horizontal"), keras.layers.RandomRotation(0.1)])
     inputs = keras.Input((size, size, 3))
