@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from tlstudio.core import atomic
+from tlstudio.core.run_folder import process_alive
 
 FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8")
@@ -333,17 +334,9 @@ def _clean_leftovers(folder: Path) -> None:
     for leftover in list(folder.glob(".staging-*")) + list(folder.glob(".old-*")):
         parts = leftover.name.split("-")
         pid = parts[-2] if leftover.name.startswith(".staging-") else parts[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and process_alive(int(pid)):
             continue  # another export, still running
         shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
 
 
 def _size(path: Path) -> int:

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlstudio.core.model import plain_copy
+from tlstudio.core.run_folder import process_alive
 
 TOLERANCE = 1e-4
 HALF_PRECISION_TOLERANCE = 1e-2  # float16 compute: eager and graph sum in different orders
@@ -196,19 +197,9 @@ def clean_leftovers(folder: Path) -> None:
             if leftover.name.startswith(".export-")
             else leftover.name.rsplit("-", 1)[-1]
         )
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and process_alive(int(pid)):
             continue
         shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() else leftover.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _replace(src: Path, dst: Path) -> None:

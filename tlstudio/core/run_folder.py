@@ -133,8 +133,11 @@ def _alive(holder: dict) -> bool:
     if holder.get("host") != socket.gethostname():
         return True
     pid = holder.get("pid")
-    if not isinstance(pid, int) or pid <= 0:
-        return False
+    return isinstance(pid, int) and pid > 0 and process_alive(pid)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this machine runs (one of another user counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
