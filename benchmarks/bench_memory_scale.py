@@ -32,10 +32,10 @@ def peak_memory_mb(
 import resource, sys, time
 sys.path.insert(0, {str(ROOT)!r})
 from pathlib import Path
-from tlstudio.core.health import inspect_folder
-from tlstudio.core.split import make_split, SplitConfig
+from tlstudio.core.data.health import inspect_folder
+from tlstudio.core.data.split import make_split, SplitConfig
 from tlstudio.core.settings import TrainSettings, Augmentation
-from tlstudio.core.training import TrainingSession
+from tlstudio.core.training.session import TrainingSession
 report = inspect_folder({str(data)!r})
 images = sorted(report.images, key=lambda r: r.path)
 images = images[:: max(1, len(images) // {limit})][:{limit}]  # every class
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_training_speed import build_folder
+    from synthetic import build_folder
 
     work = Path(tempfile.gettempdir()) / "tlstudio-bench-memory"
     data = build_folder(work / f"data-{args.images}-{args.size}", args.images, args.size)

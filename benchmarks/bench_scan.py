@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tlstudio.core.dataset import scan_folder
+from tlstudio.core.data.scan import scan_folder
 
 
 def build_folder(root: Path, n: int, size: tuple[int, int]) -> Path:

@@ -28,28 +28,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-
-def build_folder(root: Path, n: int, size: int) -> Path:
-    """N JPEGs in 5 classes (colour-tinted noise), reused if already there."""
-    done = root / f".complete-{n}-{size}"
-    if done.exists():
-        return root
-    rng = np.random.default_rng(0)
-    tints = rng.integers(40, 220, (5, 3))
-    for i in range(n):
-        label = i % 5
-        folder = root / f"class_{label}"
-        folder.mkdir(parents=True, exist_ok=True)
-        arr = np.clip(rng.normal(tints[label], 50, (size, size, 3)), 0, 255).astype(np.uint8)
-        Image.fromarray(arr).save(folder / f"{i:06d}.jpg", quality=90)
-    done.touch()
-    return root
+from synthetic import build_folder  # noqa: E402
 
 
 def keras_script(data: Path, size: int, batch: int, epochs: int, per_batch: bool = False) -> list[float]:
@@ -85,9 +69,9 @@ def keras_script(data: Path, size: int, batch: int, epochs: int, per_batch: bool
 
 def tlstudio_run(data: Path, out: Path, size: int, batch: int, epochs: int, **changes) -> list[float]:
     """A TL Studio session; returns seconds per epoch from its history."""
-    from tlstudio.core.freezing import FreezePlan
+    from tlstudio.core.freeze_plan import FreezePlan
     from tlstudio.core.settings import Augmentation, TrainSettings
-    from tlstudio.core.training import TrainingSession
+    from tlstudio.core.training.session import TrainingSession
 
     settings = TrainSettings(
         backbone="MobileNetV3Small",
@@ -150,7 +134,7 @@ def main() -> None:
     from tlstudio.quiet_tf import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    from tlstudio.core.training import describe_device
+    from tlstudio.core.training.session import describe_device
 
     print(
         f"{args.images} JPEGs {args.size}x{args.size}, batch {args.batch}, {args.epochs} epochs, "
@@ -186,7 +170,7 @@ def main() -> None:
         f"/ Keras with the callback: median {np.median(synced):.2f}x"
     )
 
-    from tlstudio.core.freezing import FreezePlan
+    from tlstudio.core.freeze_plan import FreezePlan
     from tlstudio.core.settings import Augmentation
 
     # the default head phase (the linear probe on cached features) against the head trained with the

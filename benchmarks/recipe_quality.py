@@ -51,8 +51,8 @@ from factory import (  # noqa: E402
 )
 from transfer_vs_guide import guide_recipe, split_folders  # noqa: E402
 
-from tlstudio.core.health import inspect_folder  # noqa: E402
-from tlstudio.core.split import make_split  # noqa: E402
+from tlstudio.core.data.health import inspect_folder  # noqa: E402
+from tlstudio.core.data.split import make_split  # noqa: E402
 
 SIZE = 32
 TASKS = {  # name: (source classes, target classes)

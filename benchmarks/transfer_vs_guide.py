@@ -31,8 +31,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from factory import make_shapes_dataset, pretrain_shapes_backbone  # noqa: E402
 
-from tlstudio.core.health import inspect_folder  # noqa: E402
-from tlstudio.core.split import Manifest, make_split  # noqa: E402
+from tlstudio.core.data.health import inspect_folder  # noqa: E402
+from tlstudio.core.data.split import Manifest, make_split  # noqa: E402
 
 
 def split_folders(data: Path, manifest: Manifest, out: Path) -> dict[str, Path]:

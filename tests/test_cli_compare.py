@@ -7,8 +7,8 @@ import json
 import pytest
 
 from tlstudio.cli import main
-from tlstudio.core.comparison import baseline_settings
 from tlstudio.core.settings import TrainSettings
+from tlstudio.core.training.comparison import baseline_settings
 
 pytestmark = pytest.mark.slow
 

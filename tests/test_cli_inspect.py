@@ -9,7 +9,7 @@ import sys
 from factory import encode, make_class_folder, pattern, write
 
 from tlstudio.cli import main
-from tlstudio.core.split import Manifest
+from tlstudio.core.data.split import Manifest
 
 
 def test_inspect_json_end_to_end_in_a_real_process(tmp_path):

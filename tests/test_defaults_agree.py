@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tlstudio.cli import build_parser, settings_from_args
+from tlstudio.core.data.split import SplitConfig
 from tlstudio.core.settings import TrainSettings, defaults
-from tlstudio.core.split import SplitConfig
 
 
 def test_cli_defaults_are_the_dataclass_defaults():

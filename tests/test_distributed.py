@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from tlstudio.core.evaluation import load_exported
+from tlstudio.core.data.split import Manifest
 from tlstudio.core.project import Project
+from tlstudio.core.results.evaluation import load_exported
 from tlstudio.core.settings import Augmentation, TrainSettings
-from tlstudio.core.split import Manifest
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ MIRRORED = textwrap.dedent(
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from tlstudio.core.settings import TrainSettings
-    from tlstudio.core.training import TrainingSession
+    from tlstudio.core.training.session import TrainingSession
     settings = TrainSettings.from_dict(json.loads(sys.argv[1]))
     session = TrainingSession(settings, sys.argv[2], sys.argv[3])
     result = session.run()
@@ -184,7 +184,7 @@ def test_ctrl_c_on_one_worker_stops_all_after_the_same_step(colour_data, tiny_ba
 
 
 def test_multiworker_needs_a_usable_tf_config(monkeypatch):
-    from tlstudio.core.multi_worker import MultiWorkerError, make_multi_worker_strategy
+    from tlstudio.core.training.distribution import MultiWorkerError, make_multi_worker_strategy
 
     for value, expected in [
         ("", "needs TF_CONFIG"),
@@ -202,7 +202,7 @@ def test_multiworker_needs_a_usable_tf_config(monkeypatch):
 
 
 def test_workers_meet_before_tensorflow_takes_their_ports():
-    from tlstudio.core.multi_worker import wait_for_peers
+    from tlstudio.core.training.distribution import wait_for_peers
 
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(3)]}
     failures = []
@@ -225,7 +225,7 @@ def test_workers_meet_before_tensorflow_takes_their_ports():
 
 
 def test_a_worker_alone_gives_up_with_a_message_and_can_be_stopped():
-    from tlstudio.core.multi_worker import MultiWorkerError, wait_for_peers
+    from tlstudio.core.training.distribution import MultiWorkerError, wait_for_peers
 
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     started = time.monotonic()

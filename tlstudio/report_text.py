@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tlstudio.core.health import DatasetReport
-from tlstudio.core.split import SPLITS, Manifest
+from tlstudio.core.data.health import DatasetReport
+from tlstudio.core.data.split import SPLITS, Manifest
 
 _MAX_LISTED = 50
 

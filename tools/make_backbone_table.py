@@ -1,4 +1,4 @@
-"""Regenerate tlstudio/core/backbone_table.json: default/minimum input size and parameter counts.
+"""Regenerate tlstudio/core/backbone/backbone_table.json: default/minimum input size and parameter counts.
 
 These facts need a model to be built (random weights, no download), which takes minutes for all of
 ``keras.applications``, so they are measured here once and shipped. The list of backbones itself is
@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import keras
 
-from tlstudio.core.backbones import keras_application_functions
+from tlstudio.core.backbone.registry import keras_application_functions
 
-OUT = Path(__file__).resolve().parent.parent / "tlstudio" / "core" / "backbone_table.json"
+OUT = Path(__file__).resolve().parent.parent / "tlstudio" / "core" / "backbone" / "backbone_table.json"
 
 
 def minimum_size(fn) -> int:

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from tlstudio.core.backbones import (
+from tlstudio.core.backbone.registry import (
     BackboneError,
     build_backbone,
     keras_application_functions,
@@ -23,7 +23,8 @@ def test_registry_is_every_keras_application():
     names = {s.name for s in list_backbones()}
     assert names == set(keras_application_functions())
     assert {"ResNet50", "MobileNetV3Small", "EfficientNetB0", "ConvNeXtTiny", "DenseNet121"} <= names
-    table = json.loads((importlib.resources.files("tlstudio.core") / "backbone_table.json").read_text())
+    table_file = importlib.resources.files("tlstudio.core.backbone") / "backbone_table.json"
+    table = json.loads(table_file.read_text())
     assert set(table) == names, "regenerate with tools/make_backbone_table.py"
     assert all(s.params and s.params > 0 for s in list_backbones())
 

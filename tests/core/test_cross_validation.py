@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from tlstudio.core.split import Manifest, ManifestEntry
+from tlstudio.core.data.split import Manifest, ManifestEntry
 
 
 def manifest_of(per_class: dict[str, int], duplicates: int = 0) -> Manifest:
@@ -21,7 +21,7 @@ def manifest_of(per_class: dict[str, int], duplicates: int = 0) -> Manifest:
 
 
 def test_every_image_is_tested_once_classes_are_spread_and_duplicates_stay_together():
-    from tlstudio.core.cross_validation import fold_manifests
+    from tlstudio.core.training.cross_validation import fold_manifests
 
     manifest = manifest_of({"a": 10, "b": 7, "c": 5}, duplicates=2)
     folds = fold_manifests(manifest, 5, 0.2, seed=1)

@@ -10,12 +10,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tlstudio.core import converters
-from tlstudio.core.deploy import DeployError, export_all, export_format
-from tlstudio.core.pipeline import load_for_model
+from tlstudio.core.data.pipeline import load_for_model
+from tlstudio.core.data.split import Manifest
+from tlstudio.core.deploy import converters
+from tlstudio.core.deploy.formats import DeployError, export_all, export_format
 from tlstudio.core.settings import Augmentation, TrainSettings
-from tlstudio.core.split import Manifest
-from tlstudio.core.training import TrainingSession
+from tlstudio.core.training.session import TrainingSession
 
 pytestmark = pytest.mark.slow
 

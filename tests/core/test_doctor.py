@@ -7,8 +7,8 @@ import os
 import pytest
 from factory import animated_gif, encode, make_class_folder, pattern, png_bomb, write, write_image
 
-from tlstudio.core.dataset import scan_folder
-from tlstudio.core.health import balanced_class_weights, inspect_folder
+from tlstudio.core.data.health import balanced_class_weights, inspect_folder
+from tlstudio.core.data.scan import scan_folder
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tlstudio.core.backbones import build_backbone, resolve_backbone
-from tlstudio.core.evaluation import load_exported
-from tlstudio.core.export import ExportError, export_model
-from tlstudio.core.model import build_classifier
+from tlstudio.core.backbone.classifier import build_classifier
+from tlstudio.core.backbone.registry import build_backbone, resolve_backbone
+from tlstudio.core.deploy.export import ExportError, export_model
+from tlstudio.core.results.evaluation import load_exported
 
 LABELS = ["cat", "dög", "emu"]
 

@@ -6,17 +6,17 @@ import keras
 import numpy as np
 import pytest
 
-from tlstudio.core.backbones import build_backbone, resolve_backbone
-from tlstudio.core.freezing import (
-    FreezePlan,
+from tlstudio.core.backbone.classifier import build_classifier
+from tlstudio.core.backbone.freezing import (
     apply_freeze_plan,
     layer_lr_multipliers,
     layer_states,
     summarize,
     variable_multipliers,
 )
-from tlstudio.core.layers import build_layer_tree
-from tlstudio.core.model import build_classifier
+from tlstudio.core.backbone.layer_tree import build_layer_tree
+from tlstudio.core.backbone.registry import build_backbone, resolve_backbone
+from tlstudio.core.freeze_plan import FreezePlan
 
 
 def app(name: str, size: int = 32):

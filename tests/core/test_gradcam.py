@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from tlstudio.core.backbones import build_backbone, resolve_backbone
-from tlstudio.core.gradcam import GradCam, GradCamError, last_feature_map_layer, overlay
-from tlstudio.core.model import build_classifier
+from tlstudio.core.backbone.classifier import build_classifier
+from tlstudio.core.backbone.registry import build_backbone, resolve_backbone
+from tlstudio.core.results.gradcam import GradCam, GradCamError, last_feature_map_layer, overlay
 
 
 def red_detector() -> keras.Model:

@@ -15,7 +15,7 @@ from factory import (
 )
 from PIL import Image
 
-from tlstudio.core.imagefile import ImageProblem, load_rgb, probe_image
+from tlstudio.core.data.imagefile import ImageProblem, load_rgb, probe_image
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tlstudio.core.metrics import (
+from tlstudio.core.results.metrics import (
     apply_temperature,
     binary_auc,
     classification_metrics,

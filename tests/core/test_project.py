@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tlstudio.core.freezing import FreezePlan
+from tlstudio.core.freeze_plan import FreezePlan
 from tlstudio.core.project import Project
 from tlstudio.core.settings import Augmentation, TrainSettings
 

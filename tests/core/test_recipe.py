@@ -5,15 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tlstudio.core.freezing import FreezePlan
-from tlstudio.core.probe import fit_probe, lbfgs
-from tlstudio.core.recipe import (
-    FINE_TUNE_RULES,
-    batchnorm_momentum,
-    fine_tune_budget,
-    plan_recipe,
-)
+from tlstudio.core.freeze_plan import FreezePlan
 from tlstudio.core.settings import HeadSettings, TrainSettings
+from tlstudio.core.training.probe import fit_probe, lbfgs
+from tlstudio.core.training.recipe import FINE_TUNE_RULES, batchnorm_momentum, fine_tune_budget, plan_recipe
 
 
 def test_defaults_are_probe_then_a_data_sized_fine_tune_then_interpolation():
@@ -110,7 +105,7 @@ def test_probe_class_weights_and_missing_classes():
 
 
 def test_warmup_cosine_schedule():
-    from tlstudio.core.schedules import WarmupCosine
+    from tlstudio.core.training.schedules import WarmupCosine
 
     s = WarmupCosine(1e-3, total_steps=100, warmup_steps=10)
     values = [float(s(i)) for i in range(100)]
@@ -123,7 +118,7 @@ def test_warmup_cosine_schedule():
 
 
 def test_lr_finder_suggestion_sits_on_the_falling_stretch():
-    from tlstudio.core.lr_find import suggest
+    from tlstudio.core.training.lr_find import suggest
 
     rates = list(np.logspace(-7, 0, 60))
     x = np.log10(rates)

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tlstudio.core.backbones import BackboneError, build_backbone, resolve_backbone
-from tlstudio.core.freezing import FreezePlan, apply_freeze_plan
-from tlstudio.core.model import build_classifier
-from tlstudio.core.savedmodel_backbone import SavedModelLayer
+from tlstudio.core.backbone.classifier import build_classifier
+from tlstudio.core.backbone.freezing import apply_freeze_plan
+from tlstudio.core.backbone.registry import BackboneError, build_backbone, resolve_backbone
+from tlstudio.core.backbone.savedmodel import SavedModelLayer
+from tlstudio.core.freeze_plan import FreezePlan
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,7 @@ def test_frozen_savedmodel_backbone_does_not_change(keras_savedmodel):
 
 
 def test_classifier_with_savedmodel_backbone_exports_and_reloads(hub_savedmodel, tmp_path):
-    from tlstudio.core.export import export_model
+    from tlstudio.core.deploy.export import export_model
 
     model = build_classifier(
         build_backbone(resolve_backbone(str(hub_savedmodel)), image_size=16), 2, 16, preprocessing="unit"

@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 from factory import encode, make_class_folder, pattern, write
 
-from tlstudio.core.dataset import ImageRecord
-from tlstudio.core.health import inspect_folder
-from tlstudio.core.split import Manifest, SplitConfig, make_split
+from tlstudio.core.data.health import inspect_folder
+from tlstudio.core.data.scan import ImageRecord
+from tlstudio.core.data.split import Manifest, SplitConfig, make_split
 
 
 def records(counts: dict[str, int], dup_every: int = 0) -> list[ImageRecord]:

@@ -12,9 +12,9 @@ import tensorflow as tf
 from factory import encode, pattern, png_bomb, write
 
 from tlstudio.core import events as ev
+from tlstudio.core.data.split import Manifest
 from tlstudio.core.settings import Augmentation, HeadSettings, TrainSettings
-from tlstudio.core.split import Manifest
-from tlstudio.core.training import TrainingSession
+from tlstudio.core.training.session import TrainingSession
 
 pytestmark = pytest.mark.slow
 
@@ -234,8 +234,8 @@ def test_a_file_that_breaks_after_the_scan_is_dropped_not_fatal(colour_data, tin
 
     data = tmp_path / "data"
     shutil.copytree(colour_data, data)
-    from tlstudio.core.health import inspect_folder
-    from tlstudio.core.split import make_split
+    from tlstudio.core.data.health import inspect_folder
+    from tlstudio.core.data.split import make_split
 
     manifest = make_split(inspect_folder(data).images)
     victim = next(e for e in manifest.entries if e.split == "train")
@@ -284,9 +284,9 @@ def test_legacy_h5_model_file_as_backbone(colour_data, tiny_backbone_file, tmp_p
 def test_temperature_scaling_is_fitted_on_val_and_carried_into_the_export(
     colour_data, tiny_backbone_file, tmp_path
 ):
-    from tlstudio.core.evaluation import load_exported
-    from tlstudio.core.metrics import apply_temperature
-    from tlstudio.core.pipeline import load_for_model
+    from tlstudio.core.data.pipeline import load_for_model
+    from tlstudio.core.results.evaluation import load_exported
+    from tlstudio.core.results.metrics import apply_temperature
 
     s = settings_for(tiny_backbone_file, fine_tune_epochs=0, calibrate=True)
     session = TrainingSession(s, colour_data, tmp_path / "run")

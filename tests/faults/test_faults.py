@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from factory import make_class_folder, make_colour_dataset
 
-from tlstudio.core.run_folder import run_status
+from tlstudio.core.results.run_folder import run_status
 
 pytestmark = pytest.mark.slow
 ENV = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
@@ -156,7 +156,7 @@ def test_a_backbone_replaced_at_the_same_path_gets_new_features(data, tiny_backb
     import keras
     import numpy as np
 
-    from tlstudio.core.feature_cache import feature_key
+    from tlstudio.core.training.feature_cache import feature_key
 
     model = keras.models.load_model(tiny_backbone_file)
     key = feature_key(model, "manifest", 32)
@@ -231,7 +231,7 @@ def test_a_fifo_is_refused_before_any_read(data, tmp_path, tiny_backbone_file):
     done = tlstudio("inspect", str(tmp_path), "--json")
     assert time.monotonic() - start_time < 60
     assert done.returncode in (0, 1)
-    from tlstudio.core.imagefile import ImageProblem, load_rgb
+    from tlstudio.core.data.imagefile import ImageProblem, load_rgb
 
     with pytest.raises(ImageProblem, match="not a regular file"):
         load_rgb(fifo)

@@ -9,11 +9,11 @@ import keras
 import numpy as np
 import pytest
 
-from tlstudio.core.evaluation import summarize_predictions
-from tlstudio.core.health import inspect_folder
-from tlstudio.core.model import build_classifier
-from tlstudio.core.run_history import load_run
-from tlstudio.core.split import Manifest, SplitConfig, make_split
+from tlstudio.core.backbone.classifier import build_classifier
+from tlstudio.core.data.health import inspect_folder
+from tlstudio.core.data.split import Manifest, SplitConfig, make_split
+from tlstudio.core.results.evaluation import summarize_predictions
+from tlstudio.core.results.run_history import load_run
 from tlstudio.gui.evaluate_panel import EvaluatePanel
 
 pytestmark = pytest.mark.slow

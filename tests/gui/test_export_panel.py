@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tlstudio.core.settings import Augmentation, TrainSettings
-from tlstudio.core.training import TrainingSession
+from tlstudio.core.training.session import TrainingSession
 from tlstudio.gui.export_panel import FORMAT_CHOICES, ExportPanel
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ from tlstudio.cli.common import quiet_tensorflow
 
 def run_backbones(args: argparse.Namespace) -> int:
     quiet_tensorflow()
-    from tlstudio.core.backbones import list_backbones
+    from tlstudio.core.backbone.registry import list_backbones
 
     specs = list_backbones()
     if args.json:

@@ -29,6 +29,6 @@ def number(value) -> str:
 
 
 def parse_plan(text: str):
-    from tlstudio.core.freezing import FreezePlan
+    from tlstudio.core.freeze_plan import FreezePlan
 
     return FreezePlan.parse(text)

@@ -14,9 +14,9 @@ def run_compare(args: argparse.Namespace) -> int:
     if not args.data_dir.is_dir():
         return fail("compare", f"{args.data_dir} is not a folder", 2)
     quiet_tensorflow()
-    from tlstudio.core.comparison import candidates_for, compare, format_table
-    from tlstudio.core.health import inspect_folder
-    from tlstudio.core.split import Manifest, SplitConfig, make_split
+    from tlstudio.core.data.health import inspect_folder
+    from tlstudio.core.data.split import Manifest, SplitConfig, make_split
+    from tlstudio.core.training.comparison import candidates_for, compare, format_table
     from tlstudio.progress import ProgressPrinter
 
     backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]

@@ -29,7 +29,7 @@ def run_demo(args: argparse.Namespace) -> int:
         return code
     print("\nTraining a small CNN from scratch on it (the backbone is built here; no download)…\n")
     quiet_tensorflow()
-    from tlstudio.core.sample import sample_settings
+    from tlstudio.core.data.sample import sample_settings
 
     settings = sample_settings(demo_backbone(beside))
     code = run_training(
@@ -42,6 +42,6 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def demo_backbone(out: Path) -> Path:
     """The sample's small CNN backbone (built by the core)."""
-    from tlstudio.core.sample import demo_backbone as build
+    from tlstudio.core.data.sample import demo_backbone as build
 
     return build(out)

@@ -15,8 +15,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if not args.data_dir.is_dir():
         return fail("evaluate", f"{args.data_dir} is not a folder", 2)
     quiet_tensorflow()
-    from tlstudio.core.evaluation import evaluate_folder, load_exported
-    from tlstudio.core.split import Manifest
+    from tlstudio.core.data.split import Manifest
+    from tlstudio.core.results.evaluation import evaluate_folder, load_exported
 
     try:
         model = load_exported(args.model)
@@ -54,8 +54,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def write_evaluation_report(args: argparse.Namespace, model, result) -> None:
     """The HTML report, with Grad-CAM when the export's model.keras is beside it."""
-    from tlstudio.core.gradcam import GradCamError, gradcam_for_run
-    from tlstudio.core.report import write_report
+    from tlstudio.core.results.gradcam import GradCamError, gradcam_for_run
+    from tlstudio.core.results.report import write_report
 
     run_dir = model.path.parent
     cam = None

@@ -12,7 +12,12 @@ from tlstudio.cli.common import fail, quiet_tensorflow
 
 def add_parser(sub) -> None:
     """Register the command."""
-    from tlstudio.core.deploy import FORMATS, MAX_ACCURACY_DROP, MIN_AGREEMENT, QUANTIZE_MODES  # no TF
+    from tlstudio.core.deploy.formats import (  # no TF
+        FORMATS,
+        MAX_ACCURACY_DROP,
+        MIN_AGREEMENT,
+        QUANTIZE_MODES,
+    )
 
     p = sub.add_parser(
         "export",
@@ -55,7 +60,7 @@ def run_export(args: argparse.Namespace) -> int:
     if args.format == "all" and (args.out or args.quantize != "float32" or args.uint8_io):
         return fail("export", "--out, --quantize and --uint8-io need one --format", 2)
     quiet_tensorflow()
-    from tlstudio.core.deploy import DeployError, DeployResult, export_all, export_format
+    from tlstudio.core.deploy.formats import DeployError, DeployResult, export_all, export_format
 
     options = {
         "data_dir": args.data,

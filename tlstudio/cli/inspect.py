@@ -10,8 +10,8 @@ from tlstudio.cli.common import fail, progress_printer
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from tlstudio.core.health import inspect_folder
-    from tlstudio.core.split import SplitConfig, make_split
+    from tlstudio.core.data.health import inspect_folder
+    from tlstudio.core.data.split import SplitConfig, make_split
 
     if not args.data_dir.is_dir():
         return fail("inspect", f"{args.data_dir} is not a folder", 2)

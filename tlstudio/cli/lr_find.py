@@ -42,9 +42,9 @@ def run_lr_find(args: argparse.Namespace) -> int:
     except ValueError as err:
         return fail("lr-find", str(err), 2)
     quiet_tensorflow()
-    from tlstudio.core.backbones import BackboneError
-    from tlstudio.core.lr_find import find_learning_rate, plot
-    from tlstudio.core.split import Manifest
+    from tlstudio.core.backbone.registry import BackboneError
+    from tlstudio.core.data.split import Manifest
+    from tlstudio.core.training.lr_find import find_learning_rate, plot
 
     try:
         manifest = Manifest.load(args.manifest) if args.manifest else None

@@ -156,7 +156,7 @@ def add_scan_options(p: argparse.ArgumentParser) -> None:
 
 def add_split_options(p: argparse.ArgumentParser) -> None:
     """The split's fractions and seed (defaults from ``SplitConfig``)."""
-    from tlstudio.core.split import SplitConfig  # pure data
+    from tlstudio.core.data.split import SplitConfig  # pure data
 
     d = SplitConfig()
     p.add_argument(
@@ -173,7 +173,7 @@ def add_split_options(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace, backbone: str | None = None):
-    from tlstudio.core.freezing import FreezePlan
+    from tlstudio.core.freeze_plan import FreezePlan
     from tlstudio.core.settings import Augmentation, HeadSettings, TrainSettings
 
     plan = FreezePlan.parse(args.freeze)

@@ -12,7 +12,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if not args.model.exists():  # said before TensorFlow loads (seconds)
         return fail("predict", f"{args.model} does not exist", 2)
     quiet_tensorflow()
-    from tlstudio.core.evaluation import load_exported, predict_files
+    from tlstudio.core.results.evaluation import load_exported, predict_files
 
     try:
         model = load_exported(args.model)

@@ -11,7 +11,7 @@ from tlstudio.cli.common import fail, number
 
 def run_runs(args: argparse.Namespace) -> int:
     from tlstudio.core.project import Project
-    from tlstudio.core.run_history import compare_runs, load_run, project_runs
+    from tlstudio.core.results.run_history import compare_runs, load_run, project_runs
 
     if args.tensorboard:
         return open_tensorboard(args.source)

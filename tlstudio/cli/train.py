@@ -45,9 +45,9 @@ def run_folds(args: argparse.Namespace, settings) -> int:
     """``--folds K``: K runs, each with another fold as its test split; mean ± sd and a pooled interval."""
     import json
 
-    from tlstudio.core.cross_validation import cross_validate, describe
-    from tlstudio.core.run_folder import RunFolderError, claim
-    from tlstudio.core.split import Manifest
+    from tlstudio.core.data.split import Manifest
+    from tlstudio.core.results.run_folder import RunFolderError, claim
+    from tlstudio.core.training.cross_validation import cross_validate, describe
     from tlstudio.progress import ProgressPrinter
 
     try:
@@ -74,7 +74,7 @@ def resume_run(args: argparse.Namespace) -> int:
         return fail(
             "train", f"--resume continues with the run's own settings; remove {', '.join(ignored)}", 2
         )
-    from tlstudio.core.run_folder import run_status
+    from tlstudio.core.results.run_folder import run_status
     from tlstudio.core.settings import TrainSettings
 
     run = args.resume
@@ -144,7 +144,7 @@ def run_training(
     import signal
     import threading
 
-    from tlstudio.core.training import TrainingSession
+    from tlstudio.core.training.session import TrainingSession
     from tlstudio.progress import ProgressPrinter
 
     stop = threading.Event()
@@ -158,7 +158,7 @@ def run_training(
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     if settings.strategy == "multiworker":
-        from tlstudio.core.multi_worker import MultiWorkerError, joining_message, read_tf_config
+        from tlstudio.core.training.distribution import MultiWorkerError, joining_message, read_tf_config
 
         with contextlib.suppress(MultiWorkerError):  # the session says what is wrong
             print(joining_message(read_tf_config()), file=sys.stderr, flush=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
-from tlstudio.core.freezing import FreezePlan
+from tlstudio.core.freeze_plan import FreezePlan
 
 
 @dataclass(frozen=True)

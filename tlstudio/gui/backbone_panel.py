@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tlstudio.core.backbones import BackboneError, BackboneSpec, resolve_backbone
+from tlstudio.core.backbone.registry import BackboneError, BackboneSpec, resolve_backbone
 
 HEADERS = ("Backbone", "Family", "Parameters", "ImageNet top-1", "Input", "Min", "Preprocessing")
 

@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tlstudio.core.dataset import in_folder
-from tlstudio.core.health import DatasetReport, inspect_folder
+from tlstudio.core.data.health import DatasetReport, inspect_folder
+from tlstudio.core.data.scan import in_folder
 from tlstudio.gui.worker import Task
 
 THUMBS_PER_CLASS = 6

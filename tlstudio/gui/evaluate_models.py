@@ -8,7 +8,7 @@ from pathlib import Path
 from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtGui import QColor, QImage, QPixmap
 
-from tlstudio.core.dataset import in_folder
+from tlstudio.core.data.scan import in_folder
 
 THUMB = 96
 _ROOT = QModelIndex()
@@ -108,7 +108,7 @@ class GalleryModel(QAbstractListModel):
 
 
 def _interval(accuracy: float, n: int) -> str:
-    from tlstudio.core.metrics import wilson_interval
+    from tlstudio.core.results.metrics import wilson_interval
 
     low, high = wilson_interval(round(accuracy * n), n)
     return f"{low:.2f}–{high:.2f}"

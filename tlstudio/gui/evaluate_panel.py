@@ -29,11 +29,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tlstudio.core import relabel
-from tlstudio.core.dataset import in_folder
-from tlstudio.core.metrics import cell_predictions, ordered_errors
-from tlstudio.core.run_history import RunRecord, compare_runs, read_json
-from tlstudio.core.split import Manifest
+from tlstudio.core.data import relabel
+from tlstudio.core.data.scan import in_folder
+from tlstudio.core.data.split import Manifest
+from tlstudio.core.results.metrics import cell_predictions, ordered_errors
+from tlstudio.core.results.run_history import RunRecord, compare_runs, read_json
 from tlstudio.gui.evaluate_models import THUMB, ConfusionModel, GalleryModel, fmt, summary_html
 from tlstudio.gui.worker import Task
 
@@ -46,15 +46,15 @@ ORDERS = {
 @functools.lru_cache(maxsize=1)
 def _gradcam_of(run_dir: Path):
     """The run's model, loaded once for every Grad-CAM of it (clicks in a row are on one run)."""
-    from tlstudio.core.gradcam import gradcam_for_run
+    from tlstudio.core.results.gradcam import gradcam_for_run
 
     return gradcam_for_run(run_dir)
 
 
 def gradcam_job(run_dir: Path, image_path: Path, class_name: str):
     """Worker job: Grad-CAM of one image for one class, blended over the image (uint8 RGB)."""
-    from tlstudio.core.gradcam import overlay
-    from tlstudio.core.pipeline import load_for_model
+    from tlstudio.core.data.pipeline import load_for_model
+    from tlstudio.core.results.gradcam import overlay
 
     cam, labels = _gradcam_of(Path(run_dir))
     heat, _, prob = cam.heatmap(load_for_model(image_path, cam.image_size), labels.index(class_name))

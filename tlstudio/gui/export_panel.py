@@ -21,7 +21,7 @@ from tlstudio.gui.worker import Task
 
 def export_job(run_dir: Path, out_dir: Path):
     """Worker job: export and verify."""
-    from tlstudio.core.export import export_run
+    from tlstudio.core.deploy.export import export_run
 
     return export_run(run_dir, out_dir)
 
@@ -39,7 +39,7 @@ FORMAT_CHOICES = (  # (shown, format, quantisation); "all" exports every one
 
 def formats_job(run_dir: Path, fmt: str, quantize: str):
     """Worker job: one format or all, each verified in its runtime; a list of DeployResult."""
-    from tlstudio.core.deploy import DeployError, DeployResult, export_all, export_format
+    from tlstudio.core.deploy.formats import DeployError, DeployResult, export_all, export_format
 
     if fmt == "all":
         return export_all(run_dir)

@@ -13,7 +13,7 @@ from dataclasses import replace
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 
-from tlstudio.core.layers import LayerTree
+from tlstudio.core.backbone.layer_tree import LayerTree
 from tlstudio.core.settings import HeadSettings
 
 COLUMNS = ("Layer", "Type", "Output shape", "Parameters", "Trainable", "LR ×")

@@ -22,8 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tlstudio.core.freezing import FreezePlan, layer_states
-from tlstudio.core.layers import LayerTree
+from tlstudio.core.backbone.freezing import layer_states
+from tlstudio.core.backbone.layer_tree import LayerTree
+from tlstudio.core.freeze_plan import FreezePlan
 from tlstudio.core.settings import HeadSettings
 from tlstudio.gui.layer_tree import LayerTreeModel
 from tlstudio.gui.worker import Task
@@ -31,8 +32,8 @@ from tlstudio.gui.worker import Task
 
 def build_tree_for(spec, image_size: int, cut_at: str | None = None) -> LayerTree:
     """Build the backbone (random weights: the structure is the same) and return its tree."""
-    from tlstudio.core.backbones import build_backbone
-    from tlstudio.core.layers import build_layer_tree
+    from tlstudio.core.backbone.layer_tree import build_layer_tree
+    from tlstudio.core.backbone.registry import build_backbone
 
     backbone = build_backbone(spec, weights="none", image_size=image_size, cut_at=cut_at)
     return build_layer_tree(backbone)

@@ -22,9 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tlstudio.core.data.split import SplitConfig, make_split
 from tlstudio.core.project import SUFFIX, Project
-from tlstudio.core.run_history import project_runs
-from tlstudio.core.split import SplitConfig, make_split
+from tlstudio.core.results.run_history import project_runs
 from tlstudio.gui.backbone_panel import BackbonePanel
 from tlstudio.gui.data_panel import DataPanel
 from tlstudio.gui.evaluate_panel import EvaluatePanel
@@ -185,7 +185,7 @@ class MainWindow(QMainWindow):
         project = Project.load(path) if path.is_file() else Project(path=path, data_dir=str(sample_dataset()))
         backbone_file = folder / "sample_backbone" / "demo_backbone.keras"
         if not project.settings.backbone:
-            from tlstudio.core.sample import sample_settings
+            from tlstudio.core.data.sample import sample_settings
 
             project.settings = sample_settings(backbone_file)
         if Path(project.settings.backbone) == backbone_file and not backbone_file.is_file():
@@ -322,7 +322,7 @@ class MainWindow(QMainWindow):
         settings = self.current_settings()
         self.project.settings = settings
         if baseline:
-            from tlstudio.core.comparison import baseline_settings
+            from tlstudio.core.training.comparison import baseline_settings
 
             settings = baseline_settings(settings)
         run_dir = self.project.new_run_dir()

@@ -9,16 +9,16 @@ from pathlib import Path
 
 def build_sample_backbone(folder: Path) -> Path:
     """Worker job: the sample's small CNN (the core builds it)."""
-    from tlstudio.core.sample import demo_backbone
+    from tlstudio.core.data.sample import demo_backbone
 
     return demo_backbone(folder)
 
 
 def load_tensorflow():
     """Worker job: import TensorFlow quietly, name the device, read the backbone registry."""
-    from tlstudio.core.backbones import list_backbones
-    from tlstudio.core.pipeline import warm_up_tf_data
-    from tlstudio.core.training import describe_device
+    from tlstudio.core.backbone.registry import list_backbones
+    from tlstudio.core.data.pipeline import warm_up_tf_data
+    from tlstudio.core.training.session import describe_device
     from tlstudio.quiet_tf import import_tensorflow_quietly
 
     # TensorFlow and Keras leave a few hundred thousand long-lived objects. Every full garbage

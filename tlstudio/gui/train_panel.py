@@ -30,7 +30,7 @@ from tlstudio.gui.worker import Task
 
 def run_session(task: Task, settings: TrainSettings, data_dir: str, run_dir: Path, manifest, resume=False):
     """The worker's job: one training session (or the rest of an interrupted one), via the task."""
-    from tlstudio.core.training import TrainingSession
+    from tlstudio.core.training.session import TrainingSession
 
     session = TrainingSession(
         settings,

@@ -1,0 +1,3 @@
+"""Pretrained backbones:
+where they come from, building them, the classifier on top, the layer tree, freezing.
+"""

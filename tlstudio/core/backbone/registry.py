@@ -1,0 +1,290 @@
+"""Backbones: every ``keras.applications`` model, a user's own model file, or a SavedModel folder.
+
+The list of Keras Applications is read from Keras itself. Each entry's preprocessing is found by
+running its module's ``preprocess_input`` on known pixels, so the built model can carry the same
+arithmetic inside it (built from standard Keras layers, loadable anywhere without TL Studio).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from tlstudio.core.backbone.sources import BackboneError, is_hub_handle
+
+PREPROCESSING_MODES = ("none", "unit", "tf", "caffe", "torch")
+_TABLE = Path(__file__).with_name("backbone_table.json")
+_ACCURACY = Path(__file__).with_name("imagenet_accuracy.json")  # as the Keras documentation publishes it
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+_TORCH_MEAN = (0.485, 0.456, 0.406)
+_TORCH_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What TL Studio knows about a backbone before building it."""
+
+    name: str
+    kind: str  # "keras", "file" or "savedmodel"
+    family: str
+    default_size: int
+    min_size: int
+    params: int | None
+    preprocessing: str  # one of PREPROCESSING_MODES
+    source: str = ""  # file or folder for kind "file" / "savedmodel"
+    imagenet_top1: float | None = None  # where the Keras documentation publishes it
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+@cache
+def keras_application_functions() -> dict[str, Callable]:
+    """Every model constructor ``keras.applications`` exposes, by name."""
+    import keras
+
+    apps = keras.applications
+    found = {}
+    for name in dir(apps):
+        fn = getattr(apps, name)
+        if name[:1].isupper() and callable(fn) and _takes(fn, "include_top"):
+            found[name] = fn
+    return dict(sorted(found.items()))
+
+
+@cache
+def list_backbones() -> tuple[BackboneSpec, ...]:
+    """The registry of Keras Applications backbones."""
+    table = json.loads(_TABLE.read_text()) if _TABLE.is_file() else {}
+    accuracy = json.loads(_ACCURACY.read_text()) if _ACCURACY.is_file() else {}
+    specs = []
+    for name, fn in keras_application_functions().items():
+        facts = table.get(name, {})
+        specs.append(
+            BackboneSpec(
+                name=name,
+                kind="keras",
+                family=_family(fn),
+                default_size=int(facts.get("default_size", 224)),
+                min_size=int(facts.get("min_size", 32)),
+                params=facts.get("params"),
+                preprocessing=detect_preprocessing(fn),
+                imagenet_top1=accuracy.get(name),
+            )
+        )
+    return tuple(specs)
+
+
+def resolve_backbone(name_or_path: str) -> BackboneSpec:
+    """A model file (.keras/.h5), a SavedModel folder, a hub handle, or a registry name
+    (case-insensitive). Files and folders are recognised without importing Keras."""
+    if is_hub_handle(name_or_path):
+        name = name_or_path.rstrip("/").rsplit("/", 3)[-3] if name_or_path.count("/") > 4 else name_or_path
+        return BackboneSpec(name, "savedmodel", "TF Hub", 224, 32, None, "unit", name_or_path)
+    path = Path(name_or_path).expanduser()
+    if path.is_file() and path.suffix.lower() in (".keras", ".h5", ".hdf5"):
+        return BackboneSpec(path.stem, "file", "user model", 224, 32, None, "none", str(path))
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        return BackboneSpec(path.name, "savedmodel", "SavedModel", 224, 32, None, "unit", str(path))
+    if path.exists():
+        raise BackboneError(f"{path} is neither a .keras/.h5 model file nor a SavedModel folder")
+    by_name = {s.name.lower(): s for s in list_backbones()}
+    if name_or_path.lower() in by_name:
+        return by_name[name_or_path.lower()]
+    close = [s.name for s in list_backbones() if name_or_path.lower() in s.name.lower()]
+    hint = f" Did you mean {', '.join(close[:5])}?" if close else " Run `tlstudio backbones` for the list."
+    raise BackboneError(f"unknown backbone '{name_or_path}': not a Keras Applications name or a file.{hint}")
+
+
+def detect_preprocessing(fn: Callable) -> str:
+    """Which arithmetic the model's ``preprocess_input`` applies, found by running it."""
+    if _takes(fn, "include_preprocessing"):
+        return "none"
+    module = importlib.import_module(fn.__module__)
+    x = np.array([[[[10.0, 20.0, 30.0], [200.0, 100.0, 50.0]]]], dtype=np.float32)
+    y = np.asarray(module.preprocess_input(x.copy()))
+    candidates = {
+        "none": x,
+        "tf": x / 127.5 - 1.0,
+        "caffe": x[..., ::-1] - np.array(_CAFFE_MEAN_BGR, np.float32),
+        "torch": (x / 255.0 - np.array(_TORCH_MEAN)) / np.array(_TORCH_STD),
+    }
+    for mode, expected in candidates.items():
+        if y.shape == expected.shape and np.allclose(y, expected, atol=1e-3):
+            return mode
+    raise BackboneError(f"{fn.__name__}: unrecognised preprocess_input arithmetic")
+
+
+def preprocessing_layers(mode: str) -> list:
+    """Standard Keras layers that turn 0–255 RGB pixels into what the backbone expects."""
+    import keras
+
+    if mode == "none":
+        return []
+    if mode == "unit":
+        return [keras.layers.Rescaling(1.0 / 255.0, name="preprocess_unit")]
+    if mode == "tf":
+        return [keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess_tf")]
+    if mode == "torch":
+        return [
+            keras.layers.Rescaling(1.0 / 255.0, name="preprocess_torch_scale"),
+            keras.layers.Normalization(
+                mean=list(_TORCH_MEAN), variance=[s * s for s in _TORCH_STD], name="preprocess_torch_norm"
+            ),
+        ]
+    if mode == "caffe":
+        # RGB -> BGR and mean subtraction as one fixed 1x1 convolution.
+        kernel = np.zeros((1, 1, 3, 3), np.float32)
+        for i in range(3):
+            kernel[0, 0, i, 2 - i] = 1.0
+        bias = -np.array(_CAFFE_MEAN_BGR, np.float32)
+        conv = keras.layers.Conv2D(3, 1, name="preprocess_caffe", trainable=False)
+        conv.build((None, None, None, 3))
+        conv.set_weights([kernel, bias])
+        return [conv]
+    raise BackboneError(f"unknown preprocessing '{mode}' (choose from {', '.join(PREPROCESSING_MODES)})")
+
+
+def build_backbone(
+    spec: BackboneSpec, *, weights: str = "imagenet", image_size: int | None = None, cut_at: str | None = None
+):
+    """Build the feature extractor (no classification top), named ``backbone``.
+
+    Args:
+        spec: from ``resolve_backbone``.
+        weights: "imagenet", "none" or a weights file (Keras Applications). For a model file,
+            "none" re-initialises its layers (the from-scratch baseline); anything else keeps its own.
+        image_size: square input size; the spec's default when None.
+        cut_at: for model files, the layer whose output becomes the features.
+    """
+    import keras
+
+    size = image_size or spec.default_size
+    if spec.kind == "keras":
+        if size < spec.min_size:
+            raise BackboneError(f"{spec.name} needs images of at least {spec.min_size}×{spec.min_size}")
+        fn = keras_application_functions()[spec.name]
+        kwargs = {"include_top": False, "input_shape": (size, size, 3)}
+        if _takes(fn, "include_preprocessing"):
+            kwargs["include_preprocessing"] = True
+        resolved = _resolve_weights(weights)
+        try:
+            model = fn(weights=resolved, **kwargs)
+        except Exception as err:
+            if resolved == "imagenet":
+                raise BackboneError(_offline_message(spec.name, err)) from err
+            raise BackboneError(f"could not build {spec.name} with weights {weights}: {err}") from err
+        return keras.Model(model.input, model.output, name="backbone")
+    if spec.kind == "file":
+        backbone = load_model_backbone(spec.source, cut_at=cut_at)
+        if _resolve_weights(weights) is None:  # the from-scratch baseline: same layers, fresh weights
+            backbone = keras.models.clone_model(backbone)
+            backbone.name = "backbone"
+        return backbone
+    if spec.kind == "savedmodel":
+        if _resolve_weights(weights) is None:
+            raise BackboneError(
+                "a SavedModel / TF Hub backbone cannot be re-initialised: no from-scratch baseline for it"
+            )
+        from tlstudio.core.backbone.savedmodel import savedmodel_backbone
+
+        return savedmodel_backbone(spec.source, size)
+    raise BackboneError(f"unknown backbone kind {spec.kind}")
+
+
+def load_model_backbone(path: str | os.PathLike[str], *, cut_at: str | None = None):
+    """A user's model file as a feature extractor, cut at ``cut_at`` or at its last pooling layer."""
+    import keras
+
+    problem = _model_file_problem(Path(path))
+    if problem:
+        raise BackboneError(f"{path}: {problem}")
+    try:
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as err:
+        raise BackboneError(f"could not load {path} as a Keras model (safe mode): {err}") from err
+    layer = model.get_layer(cut_at) if cut_at else default_cut_layer(model)
+    return keras.Model(model.input, layer.output, name="backbone")
+
+
+def _model_file_problem(path: Path) -> str:
+    """Why ``path`` cannot be a Keras model file, read from its first bytes ('' when it may be one)."""
+    if not path.exists():
+        return "file not found"
+    if not path.is_file():
+        return "not a regular file"
+    with open(path, "rb") as f:
+        head = f.read(8)
+    suffix = path.suffix.lower()
+    if suffix == ".keras" and not head.startswith(b"PK"):
+        return "not a .keras file (a .keras model is a zip archive; this file is not one)"
+    if suffix in (".h5", ".hdf5") and head != b"\x89HDF\r\n\x1a\n":
+        return "not an HDF5 (.h5) model file (its signature is missing)"
+    return ""
+
+
+def default_cut_layer(model):
+    """The last global pooling / flatten layer; else the layer feeding the final one."""
+    import keras
+
+    pooling = (
+        keras.layers.GlobalAveragePooling2D,
+        keras.layers.GlobalMaxPooling2D,
+        keras.layers.Flatten,
+    )
+    for layer in reversed(model.layers):
+        if isinstance(layer, pooling):
+            return layer
+    if len(model.layers) < 2:
+        raise BackboneError("the model has no layer to cut at; name one with --cut-at")
+    return model.layers[-2]
+
+
+def input_size_of(model) -> int | None:
+    """Square input size a built model fixes, if any."""
+    shape = model.inputs[0].shape
+    return int(shape[1]) if shape[1] is not None and shape[1] == shape[2] else None
+
+
+def _resolve_weights(weights: str) -> str | None:
+    if weights in ("none", "None", "", None):
+        return None
+    if weights == "imagenet":
+        return "imagenet"
+    if not Path(weights).is_file():
+        raise BackboneError(f"weights file {weights} not found")
+    return str(weights)
+
+
+def _offline_message(name: str, err: Exception) -> str:
+    folder = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+    url = re.search(r"https?://\S+?\.h5", str(err))
+    file_hint = f"{url.group(0)} (file {url.group(0).rsplit('/', 1)[-1]})" if url else "the weights file"
+    return (
+        f"ImageNet weights for {name} are not in {folder} and could not be downloaded "
+        f"({type(err).__name__}). "
+        f"On a machine with network, download {file_hint} and put it in {folder}; "
+        "or train from scratch with --weights none (in the app: Weights → None), or give a weights file."
+    )
+
+
+def _family(fn: Callable) -> str:
+    return fn.__module__.rsplit(".", 1)[-1]
+
+
+def _takes(fn: Callable, parameter: str) -> bool:
+    import inspect
+
+    try:
+        return parameter in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False

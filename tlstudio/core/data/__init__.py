@@ -1,0 +1,3 @@
+"""Images on disk to tf.data:
+file checks, folder scan, health check, split, pipeline, relabelling, the sample.
+"""

@@ -1,0 +1,213 @@
+"""The dataset doctor's health report: counts, imbalance, duplicates, tiny images, sizes."""
+
+from __future__ import annotations
+
+import os
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+
+from tlstudio.core.data.scan import ImageRecord, ScanResult, SkippedFile, scan_folder
+
+IMBALANCE_WARNING_RATIO = 5.0
+TINY_SIDE = 32
+FEW_IMAGES = 5
+_SIDE_BUCKETS = (
+    (32, "<32"),
+    (64, "32-63"),
+    (128, "64-127"),
+    (256, "128-255"),
+    (512, "256-511"),
+    (1024, "512-1023"),
+)
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Files with identical bytes."""
+
+    sha256: str
+    paths: list[str]
+    classes: list[str]
+
+    @property
+    def cross_class(self) -> bool:
+        """True when the same image carries more than one label."""
+        return len(set(self.classes)) > 1
+
+
+@dataclass
+class DatasetReport:
+    """Everything the doctor found, ready for the CLI, the GUI and the split."""
+
+    root: str
+    classes: dict[str, int]
+    images: list[ImageRecord] = field(repr=False)
+    skipped: list[SkippedFile]
+    empty_classes: list[str]
+    duplicates: list[DuplicateGroup]
+    imbalance_ratio: float | None
+    class_weights: dict[str, float]
+    tiny_images: list[str]
+    size_stats: dict[str, object]
+    formats: dict[str, int]
+    warnings: list[str]
+    problem: str | None
+
+    @property
+    def usable(self) -> bool:
+        """At least two classes have usable images."""
+        return self.problem is None
+
+    def images_of(self, label: str) -> list[ImageRecord]:
+        """The usable images of one class."""
+        return [r for r in self.images if r.label == label]
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form (without the per-image list)."""
+        return {
+            "root": self.root,
+            "usable": self.usable,
+            "problem": self.problem,
+            "classes": self.classes,
+            "num_images": len(self.images),
+            "skipped": [asdict(s) for s in self.skipped],
+            "empty_classes": self.empty_classes,
+            "warnings": self.warnings,
+            "duplicates": [
+                {"sha256": d.sha256, "paths": d.paths, "classes": d.classes, "cross_class": d.cross_class}
+                for d in self.duplicates
+            ],
+            "imbalance_ratio": self.imbalance_ratio,
+            "class_weights": self.class_weights,
+            "tiny_images": self.tiny_images,
+            "size_stats": self.size_stats,
+            "formats": self.formats,
+        }
+
+
+def inspect_folder(root: str | os.PathLike[str], **scan_options) -> DatasetReport:
+    """Scan a folder and build its health report (see ``scan_folder`` for the options)."""
+    return build_report(scan_folder(root, **scan_options))
+
+
+def build_report(scan: ScanResult, *, tiny_side: int = TINY_SIDE) -> DatasetReport:
+    """Turn a scan into a health report with warnings a person can act on."""
+    counts = Counter(r.label for r in scan.images)
+    classes = {label: counts[label] for label in sorted(counts)}
+    empty = sorted(set(scan.class_folders) - set(classes))
+    duplicates = _duplicate_groups(scan.images)
+    ratio = (max(classes.values()) / min(classes.values())) if len(classes) >= 2 else None
+    tiny = [r.path for r in scan.images if min(r.width, r.height) < tiny_side]
+    report = DatasetReport(
+        root=scan.root,
+        classes=classes,
+        images=scan.images,
+        skipped=scan.skipped,
+        empty_classes=empty,
+        duplicates=duplicates,
+        imbalance_ratio=round(ratio, 3) if ratio is not None else None,
+        class_weights=balanced_class_weights(classes),
+        tiny_images=tiny,
+        size_stats=_size_stats(scan.images),
+        formats=dict(sorted(Counter(r.format for r in scan.images).items())),
+        warnings=[],
+        problem=_problem(scan, classes),
+    )
+    report.warnings = _warnings(report, tiny_side)
+    return report
+
+
+def balanced_class_weights(classes: dict[str, int]) -> dict[str, float]:
+    """Weights that make every class count equally: total / (num_classes * count)."""
+    total = sum(classes.values())
+    present = {k: v for k, v in classes.items() if v > 0}
+    if not present:
+        return {}
+    return {k: round(total / (len(present) * v), 4) for k, v in present.items()}
+
+
+def _problem(scan: ScanResult, classes: dict[str, int]) -> str | None:
+    if not scan.class_folders:
+        return "no class folders found: put the images in one sub-folder per class"
+    if len(classes) < 2:
+        return (
+            f"found {len(classes)} class folder(s) with usable images; at least two are needed "
+            "(one sub-folder per class)"
+        )
+    return None
+
+
+def _duplicate_groups(images: list[ImageRecord]) -> list[DuplicateGroup]:
+    by_hash: dict[str, list[ImageRecord]] = defaultdict(list)
+    for record in images:
+        by_hash[record.sha256].append(record)
+    groups = [
+        DuplicateGroup(sha256=h, paths=[r.path for r in rs], classes=[r.label for r in rs])
+        for h, rs in by_hash.items()
+        if len(rs) > 1
+    ]
+    return sorted(groups, key=lambda g: g.paths[0])
+
+
+def _size_stats(images: list[ImageRecord]) -> dict[str, object]:
+    if not images:
+        return {}
+    widths = [r.width for r in images]
+    heights = [r.height for r in images]
+    buckets: Counter[str] = Counter()
+    for r in images:
+        side = min(r.width, r.height)
+        buckets[next((name for limit, name in _SIDE_BUCKETS if side < limit), ">=1024")] += 1
+    order = [name for _, name in _SIDE_BUCKETS] + [">=1024"]
+    return {
+        "width": {"min": min(widths), "median": statistics.median(widths), "max": max(widths)},
+        "height": {"min": min(heights), "median": statistics.median(heights), "max": max(heights)},
+        "short_side_histogram": {name: buckets[name] for name in order if buckets[name]},
+    }
+
+
+def _warnings(report: DatasetReport, tiny_side: int) -> list[str]:
+    out: list[str] = []
+    classes = report.classes
+    if report.imbalance_ratio is not None and report.imbalance_ratio > IMBALANCE_WARNING_RATIO:
+        big = max(classes, key=classes.__getitem__)
+        small = min(classes, key=classes.__getitem__)
+        out.append(
+            f"classes are imbalanced {report.imbalance_ratio:.1f}:1 ('{big}' {classes[big]}, "
+            f"'{small}' {classes[small]}): train with the suggested class weights, or collect more "
+            f"'{small}' images"
+        )
+    for label, n in classes.items():
+        if n < FEW_IMAGES:
+            out.append(
+                f"class '{label}' has only {n} image(s): too few to split into train, validation "
+                "and test, and to learn from"
+            )
+    for label in report.empty_classes:
+        out.append(f"class folder '{label}' has no usable images and is ignored")
+    cross = [g for g in report.duplicates if g.cross_class]
+    same = [g for g in report.duplicates if not g.cross_class]
+    if same:
+        extra = sum(len(g.paths) - 1 for g in same)
+        out.append(
+            f"{extra} duplicate file(s) within a class (identical bytes): copies are kept in one "
+            "split so they cannot leak between train, validation and test; consider deleting them"
+        )
+    if cross:
+        example = cross[0]
+        out.append(
+            f"{len(cross)} image(s) appear in more than one class (e.g. {' and '.join(example.paths[:2])}): "
+            "a label conflict; keep each image in one class"
+        )
+    if report.tiny_images:
+        out.append(
+            f"{len(report.tiny_images)} image(s) are smaller than {tiny_side} px on a side: "
+            "they will be upscaled and blurry"
+        )
+    if report.skipped:
+        out.append(
+            f"{len(report.skipped)} file(s) or folder(s) skipped; see the list of skipped files "
+            "for each reason"
+        )
+    return out

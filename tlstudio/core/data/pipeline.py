@@ -1,0 +1,157 @@
+"""tf.data input pipeline from a split manifest: decode, resize, cache, shuffle, batch, augment.
+
+Images are decoded with the same code the dataset doctor uses (Pillow: EXIF orientation, CMYK,
+16-bit, palette and alpha handled), inside parallel ``tf.numpy_function`` calls. A file that fails
+to load is recorded in ``LoadErrors`` and dropped from the stream instead of stopping training.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from tlstudio.core.data.imagefile import ImageProblem, load_rgb
+from tlstudio.core.data.scan import in_folder
+from tlstudio.core.data.split import ManifestEntry
+from tlstudio.core.settings import Augmentation
+
+MEMORY_CACHE_LIMIT = 1_500_000_000  # bytes of decoded pixels kept in memory by "auto" caching
+
+
+class LoadErrors:
+    """Files that failed to load during training, collected from pipeline threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, str] = {}
+
+    def add(self, path: str, reason: str) -> None:
+        """Record a failure (once per file)."""
+        with self._lock:
+            self._items.setdefault(path, reason)
+
+    def items(self) -> list[tuple[str, str]]:
+        """(path, reason) pairs, sorted."""
+        with self._lock:
+            return sorted(self._items.items())
+
+
+def load_for_model(path: str | Path, image_size: int) -> np.ndarray:
+    """One image as uint8 RGB of ``image_size``², resized the way training resizes."""
+    img = load_rgb(path, draft_size=(image_size, image_size))
+    if img.size != (image_size, image_size):
+        img = img.resize((image_size, image_size), Image.Resampling.BILINEAR)
+    return np.asarray(img, dtype=np.uint8)
+
+
+def make_dataset(
+    entries: Sequence[ManifestEntry],
+    root: str | Path,
+    classes: Sequence[str],
+    image_size: int,
+    batch_size: int,
+    *,
+    training: bool = False,
+    seed: int = 42,
+    augmentation: Augmentation | None = None,
+    cache: str = "auto",
+    errors: LoadErrors | None = None,
+) -> tf.data.Dataset:
+    """Batches of (float32 pixels 0–255, int32 labels) for the given manifest entries.
+
+    Args:
+        entries: manifest rows (one split).
+        root: the data folder the manifest's paths are relative to.
+        classes: class names in label-index order.
+        image_size: square size every image is resized to.
+        batch_size: images per batch.
+        training: shuffle (seeded, reshuffled each epoch) and augment.
+        seed: for shuffling and augmentation.
+        augmentation: random transforms for training batches.
+        cache: "memory", "none", a file path prefix for an on-disk cache, or "auto" (memory when
+            the decoded pixels fit in ``MEMORY_CACHE_LIMIT``, else none: streamed from disk).
+        errors: where files that fail to load are recorded.
+    """
+    errors = errors if errors is not None else LoadErrors()
+    index = {name: i for i, name in enumerate(classes)}
+    paths = [str(in_folder(root, e.path)) for e in entries]
+    labels = np.array([index[e.label] for e in entries], dtype=np.int32)
+    if cache == "auto":
+        cache = "memory" if len(entries) * image_size * image_size * 3 <= MEMORY_CACHE_LIMIT else "none"
+
+    def load(path: bytes) -> tuple[np.ndarray, bool]:
+        name = path.decode("utf-8", "surrogateescape")
+        try:
+            return load_for_model(name, image_size), True
+        except (ImageProblem, OSError, ValueError) as err:
+            errors.add(name, str(err))
+            return np.zeros((image_size, image_size, 3), np.uint8), False
+
+    def decode(path, label):
+        pixels, ok = tf.numpy_function(load, [path], (tf.uint8, tf.bool), stateful=False)
+        pixels.set_shape((image_size, image_size, 3))
+        ok.set_shape(())
+        return pixels, label, ok
+
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    streaming = cache == "none"
+    if training and streaming:
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.filter(_loaded).map(_drop_flag)
+    if cache == "memory":
+        ds = ds.cache()
+    elif not streaming:
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
+        ds = ds.cache(str(cache))
+    if training and not streaming:
+        ds = ds.shuffle(min(len(paths), 10_000), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(_to_float)
+    if training and augmentation is not None and augmentation.active:
+        layers = augmentation.layers(seed)
+
+        def augment(x, y):
+            for layer in layers:
+                x = layer(x, training=True)
+            return x, y
+
+        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _loaded(pixels, label, ok):
+    return ok
+
+
+def _drop_flag(pixels, label, ok):
+    return pixels, label
+
+
+def _to_float(pixels, label):
+    return tf.cast(pixels, tf.float32), label
+
+
+def warm_up_tf_data() -> None:
+    """Build and run a tiny pipeline like the training one, so the one-time cost of TensorFlow's
+    tf.data machinery (seen as a ~250 ms GIL-holding stall) is paid now, not while training."""
+    import numpy as np
+    import tensorflow as tf
+
+    ds = (
+        tf.data.Dataset.from_tensor_slices(["x"])
+        .map(
+            lambda p: tf.numpy_function(lambda _: np.zeros(1, np.uint8), [p], tf.uint8),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+        .filter(lambda x: True)
+        .cache()
+        .batch(1)
+    )
+    for _ in ds:
+        pass

@@ -1,0 +1,92 @@
+"""Fix a label from the error gallery: move an image to another class folder, and back (undo).
+
+The split manifest follows the file: the entry keeps its content hash and its split (so a fix never
+moves an image between train and test), and takes the new path and class. Both the move and the
+manifest write are undone together.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from tlstudio.core.data.scan import in_folder
+from tlstudio.core.data.split import Manifest
+
+
+class RelabelError(Exception):
+    """The file cannot be moved (gone, or the target is taken)."""
+
+
+@dataclass(frozen=True)
+class Move:
+    """One relabelling, enough to undo it."""
+
+    old_path: str  # '/'-relative to the data folder
+    new_path: str
+    old_label: str
+    new_label: str
+
+
+def move_to_class(
+    data_dir: str | os.PathLike[str],
+    rel_path: str,
+    new_class: str,
+    *,
+    manifest: Manifest | None = None,
+    manifest_path: str | os.PathLike[str] | None = None,
+) -> tuple[Move, Manifest | None]:
+    """Move ``data_dir/rel_path`` into ``data_dir/new_class/`` (a free name is chosen if taken).
+
+    Returns:
+        The move (for ``undo``) and the updated manifest (also saved to ``manifest_path``).
+    """
+    src = in_folder(data_dir, rel_path)
+    if not src.is_file():
+        raise RelabelError(f"{rel_path} is not in {data_dir} any more")
+    old_label = rel_path.split("/", 1)[0]
+    if new_class == old_label:
+        raise RelabelError(f"{rel_path} is already in {new_class}")
+    folder = Path(data_dir) / new_class
+    folder.mkdir(exist_ok=True)
+    dst = _free_name(folder / src.name)
+    os.rename(src, dst)
+    move = Move(rel_path, f"{new_class}/{dst.name}", old_label, new_class)
+    return move, _update(manifest, manifest_path, move.old_path, move.new_path, new_class)
+
+
+def undo(
+    data_dir: str | os.PathLike[str],
+    move: Move,
+    *,
+    manifest: Manifest | None = None,
+    manifest_path: str | os.PathLike[str] | None = None,
+) -> Manifest | None:
+    """Put the file back where it was and restore its manifest entry."""
+    src, dst = in_folder(data_dir, move.new_path), in_folder(data_dir, move.old_path)
+    if not src.is_file():
+        raise RelabelError(f"{move.new_path} is not there any more: cannot undo")
+    if dst.exists():
+        raise RelabelError(f"{move.old_path} exists again: not overwriting it")
+    os.rename(src, dst)
+    return _update(manifest, manifest_path, move.new_path, move.old_path, move.old_label)
+
+
+def _update(manifest, manifest_path, old: str, new: str, label: str) -> Manifest | None:
+    if manifest is None:
+        return None
+    entries = tuple(replace(e, path=new, label=label) if e.path == old else e for e in manifest.entries)
+    updated = Manifest(tuple(sorted(entries, key=lambda e: (e.label, e.path))))
+    if manifest_path is not None:
+        updated.save(manifest_path)
+    return updated
+
+
+def _free_name(path: Path) -> Path:
+    n = 1
+    candidate = path
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        n += 1
+    return candidate

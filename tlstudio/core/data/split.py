@@ -1,0 +1,166 @@
+"""Stratified, seeded train/validation/test split, written as a manifest that later runs reuse.
+
+Identical files (same SHA-256) always land in the same split, so duplicates cannot leak from
+train into validation or test. The split depends only on the files' contents, classes, the
+fractions and the seed, never on directory listing order.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from tlstudio.core import atomic
+from tlstudio.core.data.scan import ImageRecord, file_sha256, in_folder
+
+SPLITS = ("train", "val", "test")
+MANIFEST_COLUMNS = ("path", "sha256", "class", "split")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Fractions of each class that go to validation and test, and the seed."""
+
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value}")
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError("val_fraction + test_fraction must leave images for training")
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    """One image of the split: relative path, content hash, class and split."""
+
+    path: str
+    sha256: str
+    label: str
+    split: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The split, in a stable order (class, then path)."""
+
+    entries: tuple[ManifestEntry, ...]
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names in label-index order (sorted)."""
+        return sorted({e.label for e in self.entries})
+
+    def subset(self, split: str) -> list[ManifestEntry]:
+        """Entries of one split."""
+        return [e for e in self.entries if e.split == split]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """{split: {class: count}}."""
+        out: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
+        for (split, label), n in sorted(Counter((e.split, e.label) for e in self.entries).items()):
+            out[split][label] = n
+        return out
+
+    def to_csv(self) -> str:
+        """The manifest as CSV text (the on-disk format)."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(MANIFEST_COLUMNS)
+        for e in self.entries:
+            writer.writerow((e.path, e.sha256, e.label, e.split))
+        return buf.getvalue()
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the CSV text: names this exact set of files, labels and splits."""
+        return hashlib.sha256(self.to_csv().encode("utf-8", "surrogateescape")).hexdigest()
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the CSV atomically (temporary file, then rename)."""
+        return atomic.write_text(path, self.to_csv(), errors="surrogateescape")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Manifest:
+        """Read a manifest CSV written by ``save``."""
+        text = Path(path).read_text(encoding="utf-8", errors="surrogateescape")
+        rows = list(csv.reader(io.StringIO(text)))
+        if not rows or tuple(rows[0]) != MANIFEST_COLUMNS:
+            raise ValueError(
+                f"{path} is not a TL Studio manifest (expected columns {','.join(MANIFEST_COLUMNS)})"
+            )
+        entries = []
+        for number, row in enumerate(rows[1:], start=2):
+            if len(row) != 4 or row[3] not in SPLITS:
+                raise ValueError(f"{path}, line {number}: expected path,sha256,class,split")
+            entries.append(ManifestEntry(*row))
+        return cls(tuple(entries))
+
+    def verify(self, root: str | os.PathLike[str], *, check_hashes: bool = True) -> list[str]:
+        """Problems with the files this manifest names under ``root`` (missing or changed)."""
+        problems = []
+        for e in self.entries:
+            file = in_folder(root, e.path)
+            if not file.is_file():
+                problems.append(f"{e.path}: missing")
+            elif check_hashes and file_sha256(file) != e.sha256:
+                problems.append(f"{e.path}: content changed since the split was made")
+        return problems
+
+
+def make_split(images: list[ImageRecord], config: SplitConfig | None = None) -> Manifest:
+    """Split images per class into train/val/test, keeping identical files together.
+
+    Each group of identical files is assigned to the class most of its copies carry; within
+    each class, groups are ordered by hash, shuffled with the seed, and dealt to test, then
+    validation, then train (a group that would overshoot a split's share goes to train).
+    A class with at least three images gets at least one image in each split whose
+    fraction is above zero.
+    """
+    config = config or SplitConfig()
+    groups: dict[str, list[ImageRecord]] = defaultdict(list)
+    for record in images:
+        groups[record.sha256].append(record)
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for digest, members in groups.items():
+        home = Counter(r.label for r in members).most_common()
+        by_class[min(label for label, n in home if n == home[0][1])].append(digest)
+
+    assignment: dict[str, str] = {}
+    for label in sorted(by_class):
+        digests = sorted(by_class[label])
+        random.Random(f"{config.seed}:{label}").shuffle(digests)
+        total = sum(len(groups[d]) for d in digests)
+        targets = {
+            "test": _target(total, config.test_fraction),
+            "val": _target(total, config.val_fraction),
+        }
+        if total < 3:
+            targets = {"test": 0, "val": 0}
+        filled = Counter()
+        for digest in digests:
+            size = len(groups[digest])
+            split = next((s for s in ("test", "val") if filled[s] + size <= targets[s]), "train")
+            assignment[digest] = split
+            filled[split] += size
+
+    entries = sorted(
+        (ManifestEntry(r.path, r.sha256, r.label, assignment[r.sha256]) for r in images),
+        key=lambda e: (e.label, e.path),
+    )
+    return Manifest(tuple(entries))
+
+
+def _target(total: int, fraction: float) -> int:
+    if fraction <= 0:
+        return 0
+    return max(1, round(total * fraction))

@@ -1,0 +1,1 @@
+"""Exports: the SavedModel serving raw images, TFLite/ONNX/TF Serving conversions, runtime checks."""

@@ -1,0 +1,348 @@
+"""Deployment formats of a run, each verified in its own runtime before it is put in place.
+
+``export_format(run_dir, "tflite", quantize="int8")`` converts the run's ``model.keras`` and writes
+``RUN/export/tflite-int8/`` with ``model.tflite``, ``labels.txt`` and ``model.json`` (what the input
+is, the labels, the quantisation, the source run and the verification). The artefact is first
+staged in a hidden folder, scored in a fresh process by its runtime alone (``runtime_check``) on the
+run's test images against the trained Keras model, and renamed into place only when it agrees
+(top-1 agreement ≥ ``min_agreement`` for float formats, accuracy drop ≤ ``max_accuracy_drop`` for
+quantised integer ones); otherwise nothing is left behind.
+
+Formats: ``saved_model`` (for TF Serving: predict signatures plus ``classify`` with the classify
+method and ``serving_bytes`` taking encoded JPEG/PNG/GIF/BMP files), ``tflite`` (LiteRT; float32,
+float16, dynamic-range or full-integer int8 calibrated on the run's training images) and ``onnx``
+(tf2onnx, opset 17, onnxruntime). TFLite and ONNX take float32 pixels [batch, size, size, 3],
+RGB 0–255, the preprocessing inside; ``--uint8-io`` gives an int8 model uint8 input and output.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tlstudio.core import atomic
+from tlstudio.core.deploy.run_inputs import DeployError, RunInputs
+from tlstudio.core.results.run_folder import process_alive
+
+FORMATS = ("saved_model", "tflite", "onnx")
+QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8")
+ALL = (
+    ("saved_model", "float32"),
+    ("tflite", "float32"),
+    ("tflite", "float16"),
+    ("tflite", "dynamic"),
+    ("tflite", "int8"),
+    ("onnx", "float32"),
+)
+MIN_AGREEMENT = 0.995
+MAX_ACCURACY_DROP = 0.01
+CALIBRATION_IMAGES = 300
+FEW_CALIBRATION_IMAGES = 200
+NEEDS = {"onnx": ("tf2onnx", "onnxruntime")}  # the tflite check falls back to tf.lite.Interpreter
+FILE_NAMES = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
+
+
+@dataclass
+class Verification:
+    """How an artefact, run by its own runtime, compares with the trained Keras model."""
+
+    images: int
+    agreement: float  # top-1 agreement with the Keras model
+    accuracy: float
+    reference_accuracy: float
+    accuracy_change: float
+    max_probability_difference: float
+    latency_ms_median: float
+    latency_ms_p95: float
+    throughput_images_per_second: float
+    size_bytes: int
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    passed: bool = True
+    rule: str = ""
+
+
+@dataclass
+class DeployResult:
+    """One format's outcome."""
+
+    format: str
+    quantize: str
+    folder: Path | None
+    verification: Verification | None
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """``tflite-int8``, ``onnx``, ``saved_model``."""
+        return self.format if self.quantize == "float32" else f"{self.format}-{self.quantize}"
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready."""
+        return {
+            "format": self.format,
+            "quantize": self.quantize,
+            "name": self.name,
+            "folder": str(self.folder) if self.folder else None,
+            "verification": asdict(self.verification) if self.verification else None,
+            "error": self.error,
+            "warnings": self.warnings,
+        }
+
+
+def artefact_name(fmt: str, quantize: str) -> str:
+    """The folder name under ``RUN/export/``."""
+    return fmt if quantize == "float32" else f"{fmt}-{quantize}"
+
+
+def export_format(
+    run_dir: str | os.PathLike[str],
+    fmt: str,
+    *,
+    quantize: str = "float32",
+    out: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    uint8_io: bool = False,
+    min_agreement: float = MIN_AGREEMENT,
+    max_accuracy_drop: float = MAX_ACCURACY_DROP,
+) -> DeployResult:
+    """Convert, verify in a fresh process and put one artefact in place.
+
+    Args:
+        run_dir: a run folder with ``model.keras`` and ``metadata.json``.
+        fmt: one of ``FORMATS``.
+        quantize: one of ``QUANTIZE_MODES`` (only ``float32`` for saved_model and onnx).
+        out: the artefact's folder (default ``RUN/export/<format>[-<mode>]``).
+        data_dir: the data folder, when the run's recorded one has moved.
+        uint8_io: int8 TFLite with uint8 input and output (microcontrollers, Edge TPU).
+        min_agreement: float formats: least top-1 agreement with the Keras model.
+        max_accuracy_drop: quantised integer formats: largest accuracy loss allowed.
+
+    Returns:
+        The result, with its verification.
+
+    Raises:
+        DeployError: bad arguments, a failed conversion or a failed verification (nothing written).
+    """
+    if fmt not in FORMATS:
+        raise DeployError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)}, or all)")
+    if quantize not in QUANTIZE_MODES:
+        raise DeployError(f"unknown quantisation '{quantize}' (choose from {', '.join(QUANTIZE_MODES)})")
+    if fmt != "tflite" and quantize != "float32":
+        raise DeployError(f"{fmt} is exported in float32 only; quantisation applies to tflite")
+    if uint8_io and not (fmt == "tflite" and quantize == "int8"):
+        raise DeployError("--uint8-io needs --format tflite --quantize int8")
+    for name, value in (("min_agreement", min_agreement), ("max_accuracy_drop", max_accuracy_drop)):
+        if not 0 <= value <= 1:
+            raise DeployError(f"{name} must be between 0 and 1, not {value}")
+    missing = [m for m in NEEDS.get(fmt, ()) if importlib.util.find_spec(m) is None]
+    if missing:
+        raise DeployError(f"{fmt} needs {', '.join(missing)}: pip install 'tlstudio[export]'")
+    inputs = RunInputs.load(run_dir, data_dir)
+    target = Path(out) if out else inputs.run_dir / "export" / artefact_name(fmt, quantize)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _clean_leftovers(target.parent)
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{target.name}-{os.getpid()}-", dir=target.parent))
+    warnings: list[str] = []
+    try:
+        model_path = staging / FILE_NAMES[fmt]
+        try:
+            _convert(inputs, fmt, quantize, model_path, uint8_io, warnings)
+        except DeployError:
+            raise
+        except Exception as err:
+            raise DeployError(
+                f"{artefact_name(fmt, quantize)}: conversion failed: {type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''}"
+            ) from err
+        verification = verify(inputs, fmt, quantize, model_path, min_agreement, max_accuracy_drop)
+        if not verification.passed:
+            raise DeployError(
+                f"{artefact_name(fmt, quantize)} did not verify: {verification.rule}; "
+                "nothing was put in place"
+            )
+        (staging / "labels.txt").write_text("\n".join(inputs.labels) + "\n", encoding="utf-8")
+        description = _describe(inputs, fmt, quantize, uint8_io, verification)
+        atomic.write_json(staging / "model.json", description)
+        _put_in_place(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return DeployResult(fmt, quantize, target, verification, warnings=warnings)
+
+
+def export_all(run_dir, **kwargs) -> list[DeployResult]:
+    """Every format and quantisation of ``ALL``; a format that fails is reported, the others land."""
+    results = []
+    for fmt, quantize in ALL:
+        try:
+            results.append(export_format(run_dir, fmt, quantize=quantize, **kwargs))
+        except DeployError as err:
+            results.append(DeployResult(fmt, quantize, None, None, error=str(err)))
+    summary = [r.to_dict() for r in results]
+    atomic.write_json(Path(run_dir) / "export" / "summary.json", summary)
+    return results
+
+
+def verify(
+    inputs, fmt: str, quantize: str, model_path: Path, min_agreement: float, max_accuracy_drop: float
+) -> Verification:
+    """Score the artefact in a fresh process with its runtime; compare with the Keras model."""
+    images, truth = inputs.test_images()
+    reference = inputs.reference_probabilities(images)
+    with tempfile.TemporaryDirectory(prefix="tlstudio-check-") as tmp:
+        npz, out = Path(tmp) / "images.npz", Path(tmp) / "out.json"
+        np.savez(npz, images=images)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tlstudio.core.deploy.runtime_check",
+                fmt,
+                str(model_path),
+                str(npz),
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise DeployError(f"{artefact_name(fmt, quantize)}: its runtime could not run it: {last}")
+        measured = json.loads(out.read_text())
+    probs = np.asarray(measured["probabilities"], np.float32).reshape(reference.shape)
+    got, want = probs.argmax(1), reference.argmax(1)
+    accuracy, reference_accuracy = float((got == truth).mean()), float((want == truth).mean())
+    per_class = {}
+    for i, label in enumerate(inputs.labels):
+        mask = truth == i
+        if mask.any():
+            a, r = float((got[mask] == i).mean()), float((want[mask] == i).mean())
+            per_class[label] = {
+                "images": int(mask.sum()),
+                "accuracy": a,
+                "reference_accuracy": r,
+                "change": a - r,
+            }
+    latencies = np.asarray(measured["latency_ms"])
+    agreement = float((got == want).mean())
+    integer = fmt == "tflite" and quantize in ("int8", "dynamic")
+    if integer:
+        passed = reference_accuracy - accuracy <= max_accuracy_drop + 1e-9
+        rule = f"accuracy drop {reference_accuracy - accuracy:+.3f} (allowed ≤ {max_accuracy_drop:.3f})"
+    else:
+        passed = agreement >= min_agreement
+        rule = f"top-1 agreement {agreement:.4f} (required ≥ {min_agreement:.4f})"
+    return Verification(
+        images=len(truth),
+        agreement=agreement,
+        accuracy=accuracy,
+        reference_accuracy=reference_accuracy,
+        accuracy_change=accuracy - reference_accuracy,
+        max_probability_difference=float(np.abs(probs - reference).max()) if len(probs) else 0.0,
+        latency_ms_median=float(np.median(latencies)),
+        latency_ms_p95=float(np.percentile(latencies, 95)),
+        throughput_images_per_second=float(measured["throughput_images_per_second"]),
+        size_bytes=_size(model_path),
+        per_class=per_class,
+        passed=passed,
+        rule=rule,
+    )
+
+
+def _convert(inputs, fmt: str, quantize: str, path: Path, uint8_io: bool, warnings: list[str]) -> None:
+    from tlstudio.core.deploy import converters
+
+    if fmt == "saved_model":
+        converters.serving_saved_model(inputs.model, path, inputs.labels, inputs.image_size)
+    elif fmt == "onnx":
+        converters.to_onnx(inputs.model, path, inputs.image_size)
+    else:
+        calibration = None
+        if quantize == "int8":
+            calibration = inputs.calibration_images(CALIBRATION_IMAGES)
+            if len(calibration) < FEW_CALIBRATION_IMAGES:
+                warnings.append(
+                    f"int8 calibrated on {len(calibration)} training images; a few hundred "
+                    "give steadier quantisation ranges"
+                )
+        converters.to_tflite(inputs.model, path, inputs.image_size, quantize, calibration, uint8_io)
+
+
+def _describe(inputs, fmt, quantize, uint8_io, verification: Verification) -> dict[str, object]:
+    size = inputs.image_size
+    if fmt == "saved_model":
+        entry = {
+            "signatures": {
+                "serving_default": "images float32 [batch, any, any, 3] → output_0 probabilities",
+                "serving_uint8": "images uint8 [batch, any, any, 3] → output_0 probabilities",
+                "serving_bytes": "image_bytes string [batch] (encoded JPEG/PNG/GIF/BMP) → probabilities, "
+                "class_index, label",
+                "classify": "TF Serving classify API: inputs = serialized tf.Example with 'image/encoded' → "
+                "classes, scores",
+            }
+        }
+    else:
+        entry = {"shape": [None, size, size, 3], "dtype": "uint8" if uint8_io else "float32"}
+    return {
+        "format": fmt,
+        "quantization": quantize,
+        "file": FILE_NAMES[fmt],
+        "input": entry
+        | {
+            "channel_order": "RGB",
+            "value_range": [0, 255],
+            "image_size": size,
+            "resize": "to image_size × image_size before the call (Pillow bilinear, as in training)"
+            if fmt != "saved_model"
+            else "inside the model",
+        },
+        "preprocessing": f"inside the model ({inputs.preprocessing})",
+        "output": "probabilities [batch, classes] in labels order"
+        + (" (uint8, dequantise with the output scale)" if uint8_io else ""),
+        "labels": inputs.labels,
+        "source_run": str(inputs.run_dir),
+        "backbone": inputs.backbone,
+        "verification": asdict(verification),
+    }
+
+
+def _put_in_place(staging: Path, target: Path) -> None:
+    """One rename puts the artefact in place; an older one is kept aside until then, then removed."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".old-{target.name}-{os.getpid()}")
+        os.replace(target, old)
+    try:
+        os.replace(staging, target)
+    except OSError:
+        if old is not None:
+            os.replace(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _clean_leftovers(folder: Path) -> None:
+    """Remove staging and set-aside folders that a killed export left behind."""
+    for leftover in list(folder.glob(".staging-*")) + list(folder.glob(".old-*")):
+        parts = leftover.name.split("-")
+        pid = parts[-2] if leftover.name.startswith(".staging-") else parts[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and process_alive(int(pid)):
+            continue  # another export, still running
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

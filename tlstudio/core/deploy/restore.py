@@ -1,0 +1,74 @@
+"""A run's classifier rebuilt from its folder: settings, manifest and a checkpoint.
+
+Used to export the best checkpoint of a run that was interrupted (killed, out of disk, power cut)
+before it exported, and to resume it. The architecture is built without downloading anything
+(random weights, then the checkpoint's), so it works offline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tlstudio.core.settings import TrainSettings
+
+
+class RestoreError(Exception):
+    """The run folder lacks what a rebuild needs."""
+
+
+def classifier_from_run(run_dir: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None = None):
+    """The run's classifier with the weights of ``checkpoint`` (default: the best one).
+
+    Returns:
+        (model, classes, image_size, settings).
+
+    Raises:
+        RestoreError: when settings.json, manifest.csv, run.json's image size or the checkpoint is missing.
+    """
+    from tlstudio.core.backbone.classifier import build_classifier
+    from tlstudio.core.backbone.registry import build_backbone, resolve_backbone
+    from tlstudio.core.data.split import Manifest
+
+    run = Path(run_dir)
+    weights = Path(checkpoint) if checkpoint else run / "checkpoints" / "best.weights.h5"
+    for needed in (run / "settings.json", run / "manifest.csv", weights):
+        if not needed.is_file():
+            raise RestoreError(f"{run} cannot be rebuilt: {needed.name} is missing")
+    settings = TrainSettings.from_dict(json.loads((run / "settings.json").read_text(encoding="utf-8")))
+    classes = Manifest.load(run / "manifest.csv").classes
+    info = json.loads((run / "run.json").read_text(encoding="utf-8")) if (run / "run.json").is_file() else {}
+    spec = resolve_backbone(settings.backbone)
+    skeleton = (
+        "none" if spec.kind in ("keras", "file") else settings.weights
+    )  # the checkpoint has the weights
+    backbone = build_backbone(spec, weights=skeleton, image_size=settings.image_size, cut_at=settings.cut_at)
+    size = info.get("image_size") or settings.image_size or spec.default_size
+    model = build_classifier(
+        backbone,
+        len(classes),
+        int(size),
+        preprocessing=settings.preprocessing or spec.preprocessing,
+        head=settings.head,
+    )
+    model.load_weights(weights)
+    return model, classes, int(size), settings
+
+
+def export_checkpoint(run_dir: str | os.PathLike[str]) -> Path:
+    """Export an interrupted run's best checkpoint into its folder (saved_model, model.keras, labels,
+    metadata), verified like any export. Returns the run folder."""
+    from tlstudio.core.deploy.export import export_model
+
+    run = Path(run_dir)
+    model, classes, size, settings = classifier_from_run(run)
+    metadata = {
+        "classes": classes,
+        "image_size": size,
+        "backbone": settings.backbone,
+        "settings": settings.to_dict(),
+        "exported_from": "the best checkpoint of an interrupted run",
+    }
+    export_model(model, run, labels=classes, image_size=size, metadata=metadata)
+    return run

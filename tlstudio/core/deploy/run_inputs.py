@@ -1,0 +1,123 @@
+"""What an export of a finished run needs from its folder: the model, labels, size and images."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+
+class DeployError(Exception):
+    """A format could not be written or did not verify, or the run folder lacks what an export needs;
+    nothing was put in place."""
+
+
+@dataclass
+class RunInputs:
+    """A finished run's model and data, read from its folder."""
+
+    run_dir: Path
+    labels: list[str]
+    image_size: int
+    backbone: str
+    preprocessing: str
+    data_dir: Path | None
+    manifest_path: Path | None
+
+    @classmethod
+    def load(
+        cls, run_dir: str | os.PathLike[str], data_dir: str | os.PathLike[str] | None = None
+    ) -> RunInputs:
+        """Read ``metadata.json`` and ``run.json``; the data folder may be given when it moved."""
+        run = Path(run_dir)
+        meta_file = run / "metadata.json"
+        if not (run / "model.keras").is_file() and (run / "checkpoints" / "best.weights.h5").is_file():
+            from tlstudio.core.deploy.restore import RestoreError, export_checkpoint
+
+            try:  # an interrupted run: its best checkpoint is exported first
+                export_checkpoint(run)
+            except RestoreError as err:
+                raise DeployError(str(err)) from err
+        if not (run / "model.keras").is_file() or not meta_file.is_file():
+            raise DeployError(f"{run} has no exported model (model.keras and metadata.json): train it first")
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        info = {}
+        if (run / "run.json").is_file():
+            info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+        data = Path(data_dir) if data_dir else (Path(info["data_dir"]) if info.get("data_dir") else None)
+        settings = meta.get("settings") or {}
+        return cls(
+            run_dir=run,
+            labels=list(meta["classes"]),
+            image_size=int(meta["image_size"]),
+            backbone=str(meta.get("backbone", "")),
+            preprocessing=str(settings.get("preprocessing") or "as the backbone needs"),
+            data_dir=data if data and data.is_dir() else None,
+            manifest_path=run / "manifest.csv" if (run / "manifest.csv").is_file() else None,
+        )
+
+    @cached_property
+    def model(self):
+        """The run's ``model.keras``, loaded in safe mode and called once (exporters need that)."""
+        import keras
+
+        model = keras.models.load_model(self.run_dir / "model.keras", safe_mode=True)
+        model(np.zeros((1, self.image_size, self.image_size, 3), np.float32))
+        return model
+
+    def _entries(self, *splits: str):
+        from tlstudio.core.data.split import Manifest
+
+        if self.manifest_path is None or self.data_dir is None:
+            return []
+        manifest = Manifest.load(self.manifest_path)
+        for split in splits:
+            entries = manifest.subset(split)
+            if entries:
+                return entries
+        return []
+
+    def _load(self, entries, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        from tlstudio.core.data.pipeline import load_for_model
+        from tlstudio.core.data.scan import in_folder
+
+        index = {label: i for i, label in enumerate(self.labels)}
+        images, truth = [], []
+        for entry in entries[:limit] if limit else entries:
+            try:
+                images.append(load_for_model(in_folder(self.data_dir, entry.path), self.image_size))
+            except Exception:  # a file gone or broken since training: not used for the check
+                continue
+            truth.append(index.get(entry.label, -1))
+        if not images:
+            return np.zeros((0, self.image_size, self.image_size, 3), np.uint8), np.zeros(0, np.int64)
+        return np.stack(images).astype(np.uint8), np.asarray(truth, np.int64)
+
+    @cached_property
+    def _test(self) -> tuple[np.ndarray, np.ndarray]:
+        images, truth = self._load(self._entries("test", "val", "train"))
+        if not len(images):
+            raise DeployError(
+                f"no images to verify the export on: the run's data folder "
+                f"({self.data_dir or 'not recorded'}) is not there; give it with --data DIR"
+            )
+        return images, truth
+
+    def test_images(self) -> tuple[np.ndarray, np.ndarray]:
+        """The run's test images (else validation, else training) as uint8 pixels, and their labels."""
+        return self._test
+
+    def calibration_images(self, limit: int) -> np.ndarray:
+        """Up to ``limit`` training images (int8 calibration)."""
+        images, _ = self._load(self._entries("train", "val", "test"), limit)
+        return images
+
+    def reference_probabilities(self, images: np.ndarray) -> np.ndarray:
+        """The trained Keras model's probabilities."""
+        if not len(images):
+            return np.zeros((0, len(self.labels)), np.float32)
+        return np.asarray(self.model.predict(images.astype(np.float32), verbose=0, batch_size=32), np.float32)

@@ -1,0 +1,224 @@
+"""Score an exported model: load it with plain TensorFlow, predict files, evaluate a folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tlstudio.core.data.health import inspect_folder
+from tlstudio.core.data.imagefile import ImageProblem
+from tlstudio.core.data.pipeline import load_for_model
+from tlstudio.core.data.scan import in_folder
+from tlstudio.core.data.split import Manifest
+from tlstudio.core.results.metrics import cell_predictions, classification_metrics, ordered_errors
+
+BATCH = 64
+
+
+@dataclass
+class ExportedModel:
+    """A SavedModel written by ``export_model``, with its labels and input size."""
+
+    path: Path
+    labels: list[str]
+    image_size: int
+    _signature: object = field(repr=False, default=None)
+    _restored: object = field(repr=False, default=None)  # keeps the signature's variables alive
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        """Probabilities for a batch of uint8 RGB images."""
+        out = self._signature(images=tf.constant(pixels.astype(np.float32)))
+        return out["output_0"].numpy()
+
+
+def check_export_set(saved: Path) -> None:
+    """Raise ValueError when the files beside ``saved`` belong to another export than the SavedModel."""
+    inside, beside = saved / "assets" / "metadata.json", saved.parent / "metadata.json"
+    if not (inside.is_file() and beside.is_file()):
+        return
+    a = json.loads(inside.read_text(encoding="utf-8")).get("export_id")
+    b = json.loads(beside.read_text(encoding="utf-8")).get("export_id")
+    if a and b and a != b:
+        raise ValueError(
+            f"the export in {saved.parent} is incomplete: its replacement was interrupted, so "
+            "saved_model/ and metadata.json belong to different exports. Export it again"
+        )
+
+
+def load_exported(path: str | os.PathLike[str]) -> ExportedModel:
+    """Open an export: a ``saved_model`` folder, or a run / export folder holding one."""
+    path = Path(path)
+    saved = path / "saved_model" if (path / "saved_model" / "saved_model.pb").is_file() else path
+    if not (saved / "saved_model.pb").is_file():
+        raise FileNotFoundError(f"no SavedModel in {path} (expected saved_model.pb or saved_model/)")
+    check_export_set(saved)
+    labels_file = saved / "assets" / "labels.txt"
+    if not labels_file.is_file():
+        labels_file = saved.parent / "labels.txt"
+    labels = labels_file.read_text(encoding="utf-8").splitlines()
+    loaded = tf.saved_model.load(str(saved))
+    signature = loaded.signatures["serving_default"]
+    meta_file = saved / "assets" / "metadata.json"
+    if not meta_file.is_file():
+        meta_file = saved.parent / "metadata.json"
+    if not meta_file.is_file():
+        raise FileNotFoundError(
+            f"no metadata.json in {saved / 'assets'} or beside {saved}: input size unknown"
+        )
+    size = json.loads(meta_file.read_text(encoding="utf-8"))["image_size"]
+    return ExportedModel(saved, labels, int(size), signature, loaded)
+
+
+@dataclass
+class Evaluation:
+    """Metrics of a model on a set of labelled images (see ``metrics.classification_metrics``)."""
+
+    labels: list[str]
+    metrics: dict[str, object]
+    num_images: int
+    skipped: list[dict[str, str]]
+    predictions: list[dict[str, object]]  # path, true, predicted, confidence, p_true
+    y_true: np.ndarray = field(repr=False, default=None)
+    probs: np.ndarray = field(repr=False, default=None)
+
+    @property
+    def accuracy(self) -> float:
+        """Top-1 accuracy."""
+        return float(self.metrics["accuracy"])
+
+    @property
+    def confusion_matrix(self) -> list[list[int]]:
+        """Rows: true class, columns: predicted, in ``labels`` order."""
+        return self.metrics["confusion_matrix"]
+
+    @property
+    def per_class(self) -> dict[str, dict[str, float]]:
+        """Precision, recall, F1 and support per class."""
+        return self.metrics["per_class"]
+
+    def cell(self, true: str, predicted: str) -> list[dict[str, object]]:
+        """The predictions behind one confusion-matrix cell."""
+        return cell_predictions(self.predictions, true, predicted)
+
+    def errors(self, order: str = "confidently_wrong") -> list[dict[str, object]]:
+        """See ``ordered_errors``."""
+        return ordered_errors(self.predictions, order)
+
+    def to_dict(self, with_predictions: bool = False) -> dict[str, object]:
+        """JSON-ready form."""
+        data = {
+            **self.metrics,
+            "labels": self.labels,
+            "num_images": self.num_images,
+            "skipped": self.skipped,
+        }
+        if with_predictions:
+            data["predictions"] = self.predictions
+        return data
+
+
+def evaluate_folder(
+    model: ExportedModel,
+    data_dir: str | os.PathLike[str],
+    *,
+    manifest: Manifest | None = None,
+    split: str | None = None,
+) -> Evaluation:
+    """Evaluate on every usable image of ``data_dir`` (or one split of a manifest)."""
+    data_dir = Path(data_dir)
+    skipped: list[dict[str, str]] = []
+    if manifest is not None:
+        items = [(e.path, e.label) for e in (manifest.subset(split) if split else manifest.entries)]
+    else:
+        report = inspect_folder(data_dir)
+        items = [(r.path, r.label) for r in report.images]
+        skipped = [{"path": s.path, "reason": s.reason} for s in report.skipped]
+    return evaluate_items(model.predict, model.labels, model.image_size, data_dir, items, skipped)
+
+
+def evaluate_items(
+    predict: Callable[[np.ndarray], np.ndarray],
+    labels: list[str],
+    image_size: int,
+    data_dir: str | os.PathLike[str],
+    items: list[tuple[str, str]],
+    skipped: list[dict[str, str]] | None = None,
+) -> Evaluation:
+    """Evaluate ``predict`` (uint8 RGB batch → probabilities) on (relative path, label) pairs."""
+    data_dir = Path(data_dir)
+    skipped = list(skipped or [])
+    unknown = sorted({label for _, label in items} - set(labels))
+    if unknown:
+        raise ValueError(
+            f"classes not known to the model: {', '.join(unknown)} (it knows {', '.join(labels)})"
+        )
+    index = {name: i for i, name in enumerate(labels)}
+    y_true, y_prob, kept = [], [], []
+    for start in range(0, len(items), BATCH):
+        pixels = []
+        for rel, label in items[start : start + BATCH]:
+            try:
+                pixels.append(load_for_model(in_folder(data_dir, rel), image_size))
+            except (ImageProblem, OSError) as err:
+                skipped.append({"path": rel, "reason": str(err)})
+                continue
+            y_true.append(index[label])
+            kept.append(rel)
+        if pixels:
+            y_prob.append(np.asarray(predict(np.stack(pixels))))
+    if not kept:
+        raise ValueError("no usable images to evaluate")
+    probs = np.concatenate(y_prob)
+    return summarize_predictions(labels, np.array(y_true), probs, kept, skipped)
+
+
+def summarize_predictions(labels, y_true, probs, paths, skipped=()) -> Evaluation:
+    """Every metric, and one prediction record per image, from probabilities."""
+    y_true = np.asarray(y_true, dtype=int)
+    probs = np.asarray(probs)
+    y_pred = probs.argmax(axis=1)
+    predictions = [
+        {
+            "path": p,
+            "true": labels[t],
+            "predicted": labels[q],
+            "confidence": float(probs[i, q]),
+            "p_true": float(probs[i, t]),
+        }
+        for i, (p, t, q) in enumerate(zip(paths, y_true, y_pred, strict=True))
+    ]
+    return Evaluation(
+        labels=list(labels),
+        metrics=classification_metrics(y_true, probs, list(labels)),
+        num_images=len(paths),
+        skipped=list(skipped),
+        predictions=predictions,
+        y_true=y_true,
+        probs=probs,
+    )
+
+
+def predict_files(model: ExportedModel, files: list[str | os.PathLike[str]], top: int = 3) -> list[dict]:
+    """Top classes with probabilities for each image file (or the reason it could not be read)."""
+    out = []
+    for file in files:
+        try:
+            pixels = load_for_model(file, model.image_size)[None]
+        except (ImageProblem, OSError) as err:
+            out.append({"path": str(file), "error": str(err)})
+            continue
+        probs = model.predict(pixels)[0]
+        order = np.argsort(-probs)[:top]
+        out.append(
+            {
+                "path": str(file),
+                "top": [{"label": model.labels[i], "probability": float(probs[i])} for i in order],
+            }
+        )
+    return out

@@ -1,0 +1,96 @@
+"""A project's run history read back from the run folders: settings, data hash, results, diffs."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tlstudio.core.results.run_folder import run_status
+from tlstudio.core.settings import TrainSettings
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What one run folder says about itself."""
+
+    run_dir: Path
+    status: str
+    backbone: str
+    started: str
+    seconds: float | None
+    manifest_fingerprint: str | None
+    metrics: dict[str, float]
+    settings: dict[str, object]
+
+    @property
+    def name(self) -> str:
+        """The folder name."""
+        return self.run_dir.name
+
+    def train_settings(self) -> TrainSettings:
+        """The run's settings, to clone into a new run."""
+        return TrainSettings.from_dict(self.settings)
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
+    """Read run.json, settings.json and metrics.json of a run folder (missing parts stay empty)."""
+    run_dir = Path(run_dir)
+    info = run_status(run_dir)  # "interrupted" when it says running but its process is gone
+    settings = read_json(run_dir / "settings.json")
+    metrics = read_json(run_dir / "metrics.json") or info.get("metrics") or {}
+    return RunRecord(
+        run_dir=run_dir,
+        status=str(info.get("status", "unknown")),
+        backbone=str(settings.get("backbone") or info.get("backbone") or ""),
+        started=str(info.get("started", "")),
+        seconds=info.get("seconds"),
+        manifest_fingerprint=info.get("manifest_fingerprint"),
+        metrics=metrics,
+        settings=settings,
+    )
+
+
+def project_runs(runs: list[dict[str, object]]) -> list[RunRecord]:
+    """The runs a project recorded, oldest first, skipping folders that are gone."""
+    return [load_run(r["run_dir"]) for r in runs if Path(str(r["run_dir"])).is_dir()]
+
+
+def diff_settings(a: dict[str, object], b: dict[str, object]) -> list[tuple[str, object, object]]:
+    """(setting, value in a, value in b) for every setting that differs; nested keys dotted."""
+    fa, fb = flatten(a), flatten(b)
+    return [(k, fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
+
+
+def compare_runs(a: RunRecord, b: RunRecord) -> dict[str, object]:
+    """Side by side: settings that differ, whether the data was the same, every metric of both."""
+    keys = sorted(set(a.metrics) | set(b.metrics))
+    return {
+        "runs": [a.name, b.name],
+        "same_data": a.manifest_fingerprint == b.manifest_fingerprint and a.manifest_fingerprint is not None,
+        "settings_diff": [
+            {"setting": k, a.name: x, b.name: y} for k, x, y in diff_settings(a.settings, b.settings)
+        ],
+        "metrics": [{"metric": k, a.name: a.metrics.get(k), b.name: b.metrics.get(k)} for k in keys],
+    }
+
+
+def flatten(data: dict[str, object], prefix: str = "") -> dict[str, object]:
+    """Nested dicts as one level with dotted keys."""
+    out: dict[str, object] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from a run folder; {} when the file is missing, broken or not an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

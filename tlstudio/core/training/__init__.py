@@ -1,0 +1,3 @@
+"""Training a run:
+the session, the recipe and its phases, callbacks, feature cache, devices and distribution.
+"""

@@ -1,0 +1,141 @@
+"""K-fold cross-validation: the accuracy to expect from a recipe, without trusting one small split.
+
+Every image is in the test split of exactly one fold; within each class the folds are as equal as
+the counts allow, and byte-identical files (same SHA-256) always land in the same fold. In each fold
+a share of the remaining images is the validation split (early stopping, WiSE-FT), the rest trains.
+Each fold is a normal run in ``OUT/fold-N`` (no export); ``OUT/cross_validation.json`` holds the
+mean and spread of the folds' test accuracies and the pooled accuracy with its 95% interval.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from tlstudio.core import atomic
+from tlstudio.core.data.split import Manifest, ManifestEntry
+from tlstudio.core.results.metrics import wilson_interval
+
+
+def fold_manifests(manifest: Manifest, k: int, val_fraction: float, seed: int) -> list[Manifest]:
+    """The K manifests of a stratified, leak-free K-fold split of every entry of ``manifest``.
+
+    Raises:
+        ValueError: when k < 2 or a class has fewer than k images.
+    """
+    if k < 2:
+        raise ValueError("--folds needs at least 2 folds")
+    rng = np.random.default_rng(seed)
+    fold_of: dict[str, int] = {}
+    by_class: dict[str, dict[str, list[ManifestEntry]]] = defaultdict(lambda: defaultdict(list))
+    for e in manifest.entries:
+        by_class[e.label][e.sha256].append(e)
+    for label, groups in sorted(by_class.items()):
+        if len(groups) < k:
+            raise ValueError(f"class '{label}' has {len(groups)} distinct images, fewer than {k} folds")
+        keys = sorted(groups)
+        start = int(rng.integers(k))
+        for i, key in enumerate(rng.permutation(keys)):
+            fold_of[key] = (start + i) % k
+    folds = []
+    for fold in range(k):
+        entries = []
+        for _, groups in sorted(by_class.items()):
+            rest = [key for key in sorted(groups) if fold_of[key] != fold]
+            n_val = round(val_fraction * len(rest)) if len(rest) > 2 else 0
+            val = set(np.random.default_rng(seed + fold).permutation(rest)[:n_val]) if n_val else set()
+            for key in sorted(groups):
+                split = "test" if fold_of[key] == fold else ("val" if key in val else "train")
+                entries += [ManifestEntry(e.path, e.sha256, e.label, split) for e in groups[key]]
+        folds.append(Manifest(tuple(sorted(entries, key=lambda e: (e.label, e.path)))))
+    return folds
+
+
+def cross_validate(
+    settings,
+    data_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    k: int,
+    *,
+    manifest: Manifest | None = None,
+    on_event=None,
+    stop_event: threading.Event | None = None,
+) -> dict[str, object]:
+    """Train one run per fold and summarise their test accuracies.
+
+    Args:
+        settings: the recipe to evaluate.
+        data_dir: the data folder.
+        out_dir: where ``fold-N`` runs and ``cross_validation.json`` go.
+        k: the number of folds.
+        manifest: the images to use (default: every usable image of ``data_dir``).
+        on_event, stop_event: passed to each run.
+
+    Returns:
+        ``{"folds": [...], "mean", "sd", "pooled_accuracy", "pooled_interval", "images"}``.
+    """
+    from tlstudio.core.data.health import inspect_folder
+    from tlstudio.core.data.split import SplitConfig, make_split
+    from tlstudio.core.training.session import TrainingSession
+
+    if manifest is None:
+        report = inspect_folder(data_dir)
+        if not report.usable:
+            raise ValueError(f"{data_dir} is not usable: {report.problem}")
+        manifest = make_split(report.images, SplitConfig(0.0, 0.0, settings.seed))
+    out = Path(out_dir)
+    folds = []
+    for i, fold in enumerate(fold_manifests(manifest, k, settings.val_fraction, settings.seed), start=1):
+        result = TrainingSession(
+            settings, data_dir, out / f"fold-{i}", manifest=fold, on_event=on_event, stop_event=stop_event,
+            export=False,
+        ).run()  # fmt: skip
+        n = len(fold.subset("test"))
+        folds.append(
+            {
+                "fold": i,
+                "status": result.status,
+                "test_images": n,
+                "test_accuracy": result.metrics.get("test_accuracy"),
+            }
+        )
+        if result.status == "stopped" or (stop_event is not None and stop_event.is_set()):
+            break
+    scored = [f for f in folds if f["test_accuracy"] is not None]
+    accuracies = [float(f["test_accuracy"]) for f in scored]
+    correct = sum(round(f["test_accuracy"] * f["test_images"]) for f in scored)
+    total = sum(f["test_images"] for f in scored)
+    summary = {
+        "k": k,
+        "folds": folds,
+        "mean": float(np.mean(accuracies)) if accuracies else None,
+        "sd": float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else None,
+        "pooled_accuracy": correct / total if total else None,
+        "pooled_interval": list(wilson_interval(correct, total)) if total else None,
+        "images": total,
+    }
+    atomic.write_json(out / "cross_validation.json", summary)
+    return summary
+
+
+def describe(summary: dict[str, object]) -> str:
+    """One paragraph for the terminal."""
+    if summary["mean"] is None:
+        return "No fold finished."
+    sd = summary["sd"]
+    lo, hi = summary["pooled_interval"]
+    per_fold = ", ".join(
+        f"{f['test_accuracy']:.3f}" if f["test_accuracy"] is not None else f["status"]
+        for f in summary["folds"]
+    )
+    spread = f" ± {sd:.3f} (sd)" if sd is not None and not math.isnan(sd) else ""
+    return (
+        f"Cross-validated test accuracy over {len(summary['folds'])} folds: {summary['mean']:.3f}{spread} "
+        f"(folds: {per_fold}); pooled {summary['pooled_accuracy']:.3f} on {summary['images']} images, "
+        f"95% interval {lo:.3f}–{hi:.3f}."
+    )

@@ -1,0 +1,194 @@
+"""A learning-rate finder for the fine-tune phase (after fastai's ``lr_find``, Smith 2015).
+
+The head is first fitted as the linear probe (as the recipe does), the top blocks are unfrozen as in
+phase 2, and the learning rate then grows exponentially from ``start`` to ``end`` over ``steps``
+training steps on augmented batches, the loss recorded at each. The suggestion is fastai's "valley"
+(inside the longest stretch where the smoothed loss keeps falling), capped at a tenth of the rate
+where the loss is lowest. The model is
+thrown away afterwards: nothing of the user's runs changes.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+SMOOTHING = 0.9  # exponential moving average of the loss, debiased (as fastai)
+DIVERGE_FACTOR = 4.0  # stop once the smoothed loss exceeds 4x its minimum
+
+
+@dataclass
+class LrFindResult:
+    """The rates tried, the (smoothed) loss at each, and the suggested peak rate."""
+
+    rates: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    smoothed: list[float] = field(default_factory=list)
+    suggestion: float | None = None
+    valley: float | None = None
+    minimum: float | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready."""
+        return {
+            "rates": self.rates,
+            "losses": self.losses,
+            "smoothed": self.smoothed,
+            "suggestion": self.suggestion,
+            "valley": self.valley,
+            "minimum": self.minimum,
+        }
+
+
+def suggest(rates: list[float], smoothed: list[float]) -> tuple[float | None, float | None, float | None]:
+    """(suggestion, valley, minimum) of a loss-versus-rate curve; None without enough points.
+
+    The valley (fastai's default suggestion) is a point two thirds of the way into the longest
+    stretch over which the smoothed loss keeps falling — robust to the noise of small batches,
+    where the steepest single slope is not. The suggestion is the valley, capped at a tenth of the
+    rate with the lowest loss (the classic rule), and never below the first rate tried.
+    """
+    n = len(rates)
+    if n < 5:
+        return None, None, None
+    loss = list(smoothed)
+    longest = [1] * n  # longest decreasing run (as a subsequence) ending at each point
+    best_end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if loss[i] < loss[j] and longest[i] < longest[j] + 1:
+                longest[i] = longest[j] + 1
+        if longest[i] > longest[best_end]:
+            best_end = i
+    best_start = best_end - longest[best_end] + 1
+    third = (best_end - best_start) / 3
+    valley = float(rates[min(n - 1, best_start + int(2 * third))])
+    minimum = float(rates[int(np.argmin(loss))])
+    return max(float(rates[0]), min(valley, minimum / 10)), valley, minimum
+
+
+def find_learning_rate(
+    settings,
+    data_dir: str | Path,
+    *,
+    manifest=None,
+    steps: int = 100,
+    start: float = 1e-7,
+    end: float = 1.0,
+    stop_event: threading.Event | None = None,
+) -> LrFindResult:
+    """Run the finder for these settings on ``data_dir``.
+
+    Args:
+        settings: TrainSettings (backbone, weights, image size, head, fine-tune blocks, batch size).
+        data_dir: the data folder.
+        manifest: a split to use (default: a new one from the settings' fractions and seed).
+        steps: learning rates tried (one training step each).
+        start, end: the range of rates, tried on a log scale.
+        stop_event: set it to stop early (what was measured is returned).
+
+    Returns:
+        The curve and the suggestion.
+    """
+    import keras
+
+    from tlstudio.core.backbone.classifier import build_classifier
+    from tlstudio.core.backbone.freezing import apply_freeze_plan
+    from tlstudio.core.backbone.registry import build_backbone, input_size_of, resolve_backbone
+    from tlstudio.core.data.health import inspect_folder
+    from tlstudio.core.data.pipeline import LoadErrors, make_dataset
+    from tlstudio.core.data.split import SplitConfig, make_split
+    from tlstudio.core.freeze_plan import FreezePlan
+    from tlstudio.core.settings import make_optimizer
+    from tlstudio.core.training.feature_cache import cached_features, feature_extractor
+    from tlstudio.core.training.probe import fit_probe
+
+    if not (0 < start < end) or steps < 5:
+        raise ValueError("the finder needs 0 < start < end and at least 5 steps")
+    stop_event = stop_event or threading.Event()
+    s = settings
+    keras.utils.set_random_seed(s.seed)
+    if manifest is None:
+        report = inspect_folder(data_dir)
+        if not report.usable:
+            raise ValueError(f"{data_dir} is not usable: {report.problem}")
+        manifest = make_split(report.images, SplitConfig(s.val_fraction, s.test_fraction, s.seed))
+    spec = resolve_backbone(s.backbone)
+    backbone = build_backbone(spec, weights=s.weights, image_size=s.image_size, cut_at=s.cut_at)
+    size = s.image_size or input_size_of(backbone) or spec.default_size
+    classes = manifest.classes
+    model = build_classifier(
+        backbone, len(classes), size, preprocessing=s.preprocessing or spec.preprocessing, head=s.head
+    )
+    train = manifest.subset("train")
+    common = {"root": Path(data_dir), "classes": classes, "image_size": size, "seed": s.seed}
+    common |= {"errors": LoadErrors()}
+    if not s.head.dense_units:  # start from the probe, as the recipe's phase 2 does
+        apply_freeze_plan(model, FreezePlan("all"))
+        x, y = cached_features(
+            feature_extractor(model),
+            lambda: make_dataset(train, batch_size=s.batch_size, cache="none", **common),
+            None,
+            stop_event,
+        )
+        probe = fit_probe(x, y, len(classes), seed=s.seed)
+        model.get_layer("predictions").set_weights([probe.kernel, probe.bias])
+    plan = FreezePlan("top", s.fine_tune_blocks, train_batchnorm=s.freeze.train_batchnorm)
+    apply_freeze_plan(model, plan)
+    model.compile(
+        optimizer=make_optimizer(s.optimizer, start),
+        loss="sparse_categorical_crossentropy",
+        jit_compile=False,
+    )
+    data = make_dataset(
+        train, batch_size=s.batch_size, training=True, augmentation=s.augmentation, cache="memory", **common
+    ).repeat()
+    result = LrFindResult()
+    factor = (end / start) ** (1 / (steps - 1))
+    average, best = 0.0, math.inf
+    for i, (xb, yb) in enumerate(data.take(steps)):
+        if stop_event.is_set():
+            break
+        rate = start * factor**i
+        model.optimizer.learning_rate.assign(rate)
+        loss = float(model.train_on_batch(xb, yb))
+        if not math.isfinite(loss):
+            break
+        average = SMOOTHING * average + (1 - SMOOTHING) * loss
+        smooth = average / (1 - SMOOTHING ** (i + 1))
+        result.rates.append(rate)
+        result.losses.append(loss)
+        result.smoothed.append(smooth)
+        best = min(best, smooth)
+        if i > 5 and smooth > DIVERGE_FACTOR * best:
+            break
+    result.suggestion, result.valley, result.minimum = suggest(result.rates, result.smoothed)
+    return result
+
+
+def plot(result: LrFindResult, path: str | Path) -> Path:
+    """The curve as a PNG (matplotlib Agg), the suggestion marked."""
+    from tlstudio.core import atomic
+    from tlstudio.core.results.report import new_figure
+
+    fig = new_figure(6, 3.5)
+    ax = fig.add_subplot()
+    ax.plot(result.rates, result.smoothed, label="smoothed loss")
+    ax.plot(result.rates, result.losses, alpha=0.3, label="loss")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    if result.suggestion:
+        ax.axvline(result.suggestion, color="C3", linestyle="--", label=f"suggested {result.suggestion:.1e}")
+    if result.smoothed:
+        low, high = min(result.smoothed), max(result.smoothed[: max(2, len(result.smoothed) // 2)])
+        ax.set_ylim(low - 0.05 * (high - low + 1e-9), high + 0.25 * (high - low + 1e-9))
+    ax.legend()
+    path = Path(path)
+    with atomic.replacing(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    return path

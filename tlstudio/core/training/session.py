@@ -1,0 +1,400 @@
+"""A training session: data, model, the two-phase recipe, checkpoints, events, export.
+
+``TrainingSession.run()`` blocks; call it from a worker thread to keep a GUI responsive. It reports
+through ``on_event`` (plain dataclasses from ``events``) and stops within one batch when
+``stop_event`` is set, keeping the best weights so far. Every run writes a run folder: settings,
+manifest, history (per epoch and per batch), the best checkpoint, final metrics and the export.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+
+from tlstudio.core import atomic
+from tlstudio.core import events as ev
+from tlstudio.core.backbone.classifier import TransferModel, build_classifier, set_batchnorm_momentum
+from tlstudio.core.backbone.registry import build_backbone, input_size_of, resolve_backbone
+from tlstudio.core.data.health import IMBALANCE_WARNING_RATIO, balanced_class_weights, inspect_folder
+from tlstudio.core.data.pipeline import LoadErrors, make_dataset
+from tlstudio.core.data.scan import in_folder
+from tlstudio.core.data.split import Manifest, SplitConfig, make_split
+from tlstudio.core.results.metrics import within_chance
+from tlstudio.core.results.run_folder import RunFolderError, claim
+from tlstudio.core.results.run_history import read_json
+from tlstudio.core.settings import TrainSettings
+from tlstudio.core.training import distribution, phases, run_outcome
+from tlstudio.core.training import resume as resume_state
+from tlstudio.core.training.callbacks import StopRequested
+from tlstudio.core.training.devices import describe_device, make_strategy
+from tlstudio.core.training.failures import (
+    TrainingError,
+    hint_for,
+    message_for,
+    need_free_space,
+    weights_bytes,
+)
+from tlstudio.core.training.recipe import batchnorm_momentum, plan_recipe
+from tlstudio.core.training.run_outcome import RunResult
+
+_SCALAR = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
+)
+
+__all__ = ["RunResult", "TrainingError", "TrainingSession", "describe_device"]
+
+CHECKPOINT_NAME = "best.weights.h5"
+
+
+class TrainingSession:
+    """One training run over a data folder (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: TrainSettings,
+        data_dir: str | os.PathLike[str],
+        run_dir: str | os.PathLike[str],
+        *,
+        manifest: Manifest | str | os.PathLike[str] | None = None,
+        on_event: ev.EventCallback | None = None,
+        stop_event: threading.Event | None = None,
+        export: bool = True,
+        overwrite: bool = False,
+        resume: bool = False,
+    ):
+        self.settings = settings
+        self.overwrite = overwrite  # an existing run folder is emptied first (else it is refused)
+        self.resume = resume  # continue the run in run_dir from its last finished epoch
+        self.resume_state: resume_state.ResumeState | None = None
+        self.started = time.time()
+        self.data_dir = Path(data_dir)
+        self.run_dir = Path(run_dir)
+        self.manifest_source = manifest
+        self.on_event = on_event
+        self.stop_event = stop_event or threading.Event()
+        self.export = export
+        self.history: dict[str, list] = {"epochs": [], "batches": []}
+        self.checkpoint = self.run_dir / "checkpoints" / CHECKPOINT_NAME
+        self.best_epoch: int | None = None
+        self.load_errors = LoadErrors()
+        self.model: TransferModel | None = None
+        self.manifest: Manifest | None = None  # set once the run has its split
+        self.image_size: int | None = None
+        self.strategy = None  # a tf.distribute strategy when one is used
+        self.primary = True  # records the run and exports (False: another worker of a multi-worker run)
+        self.agreed_stop = threading.Event()  # multi-worker: set on every worker after the same step
+        self._summary = None  # the TensorBoard writer, made at the first epoch
+        self.final_scores: dict[str, float] = {}  # validation scores of the final weights (WiSE-FT)
+
+    # -- reporting -------------------------------------------------------------------------------
+    def emit(self, event: ev.Event) -> None:
+        """Send an event to the listener, if any."""
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def log_scalars(self, epoch: int, values: dict[str, float]) -> None:
+        """Per-epoch figures as TensorBoard event files in ``RUN/tensorboard`` (``tf.summary``; the
+        ``tensorboard`` package is needed only to look at them: ``tlstudio runs RUN --tensorboard``)."""
+        if not self.primary:
+            return
+        if self._summary is None:
+            self._summary = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
+        with self._summary.as_default():
+            for name, value in values.items():
+                # tf.summary.scalar lives in the tensorboard package; this is what it writes
+                tf.summary.write(name, tf.constant(float(value), tf.float32), step=epoch, metadata=_SCALAR)
+        self._summary.flush()
+
+    def save_history(self) -> None:
+        """Write history.json (atomically) so it survives a failure."""
+        atomic.write_json(self.run_dir / "history.json", self.history)
+
+    # -- the run -----------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        """Train, evaluate on the test split and export. Never raises for training errors."""
+        started = time.time()
+        policy = keras.config.dtype_policy()
+        try:
+            self.strategy = make_strategy(self.settings.strategy, self.stop_event)
+        except Exception as err:  # e.g. a cluster that never met: nothing was written, nothing to record
+            message = message_for(err)
+            self.emit(ev.RunFailed(str(self.run_dir), message, hint_for(err), None))
+            return RunResult("failed", self.run_dir, error=message, primary=False)
+        self._use_worker_folder()
+        try:
+            lock = claim(self.run_dir, overwrite=self.overwrite, resume=self.resume)
+        except RunFolderError as err:  # someone else's folder: nothing is written into it
+            self.emit(ev.RunFailed(str(self.run_dir), str(err), "choose another output folder", None))
+            return RunResult("failed", self.run_dir, error=str(err), primary=False)
+        self.started = started
+        tf.config.experimental.enable_op_determinism()  # same seed, same figures (process-wide, idempotent)
+        try:
+            if self.settings.mixed_precision:
+                keras.mixed_precision.set_dtype_policy("mixed_float16")
+            result = self._run(started)
+        except StopRequested:
+            result = run_outcome.finish_stopped(self, started)
+        except Exception as err:  # the run must report, not crash its thread
+            result = run_outcome.finish_failed(self, err, started)
+        finally:
+            keras.config.set_dtype_policy(policy)
+            lock.release()
+        if distribution.is_multi_worker(self.strategy) and result.status != "failed":
+            with contextlib.suppress(Exception):  # a chief that failed reports that itself
+                distribution.barrier(self.strategy)
+            if not self.primary:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+        return result
+
+    def _use_worker_folder(self) -> None:
+        """On a multi-worker run, only the chief writes the run folder; the others train in a
+        temporary one (removed at the end, kept with error.txt if the worker fails)."""
+        if not distribution.is_multi_worker(self.strategy) or distribution.is_chief(self.strategy):
+            return
+        self.primary = self.export = False
+        name = distribution.task_name(self.strategy).replace(" ", "")
+        self.run_dir = Path(tempfile.mkdtemp(prefix=f"tlstudio-{name}-"))
+        self.checkpoint = self.run_dir / "checkpoints" / CHECKPOINT_NAME
+
+    def _run(self, started: float) -> RunResult:
+        s = self.settings
+        keras.utils.set_random_seed(s.seed)  # head initialisation, dropout, augmentation
+        if self.resume:
+            self._load_resume_state()
+        else:
+            atomic.write_json(self.run_dir / "settings.json", s.to_dict())
+        manifest = self._manifest()
+        classes = manifest.classes
+        if distribution.is_multi_worker(self.strategy):
+            distribution.check_same_data(self.strategy, manifest.fingerprint())
+        spec = resolve_backbone(s.backbone)
+        with self.scope():
+            backbone = build_backbone(spec, weights=s.weights, image_size=s.image_size, cut_at=s.cut_at)
+        size = s.image_size or input_size_of(backbone) or spec.default_size
+        if spec.kind == "file" and s.image_size and input_size_of(backbone) not in (None, s.image_size):
+            raise TrainingError(
+                f"{spec.source} takes {input_size_of(backbone)} px images, not {s.image_size}"
+            )
+        with self.scope():
+            model = build_classifier(
+                backbone,
+                len(classes),
+                size,
+                preprocessing=s.preprocessing or spec.preprocessing,
+                head=s.head,
+            )
+        self.model = model
+        train, val, test = (manifest.subset(x) for x in ("train", "val", "test"))
+        if not train:
+            raise TrainingError("the training split is empty: add images or lower --val/--test")
+        self.write_status("running", started, manifest, size)
+        self.emit(
+            ev.RunStarted(
+                str(self.run_dir),
+                self._device(),
+                classes,
+                len(train),
+                len(val),
+                len(test),
+                size,
+                s.backbone,
+            )
+        )
+        self.manifest, self.image_size = manifest, size
+        class_weight = self._class_weights(train, classes)
+        recipe = plan_recipe(s, len(train), probe_possible=self.strategy is None)
+        if recipe.from_scratch:
+            steps = math.ceil(len(train) / s.batch_size) * sum(p.epochs for p in recipe.phases)
+            set_batchnorm_momentum(model, batchnorm_momentum(steps))
+        phases.run_recipe(self, model, recipe, train, val, class_weight)
+        return run_outcome.complete(self, model, started, "completed")
+
+    def _load_resume_state(self) -> None:
+        """The run's own manifest, history and position; refuses a run that cannot be continued."""
+        state = resume_state.load(self.checkpoint.parent)
+        if state is None:
+            raise TrainingError(
+                f"{self.run_dir} has no epoch to continue from: start it again with --overwrite"
+            )
+        self.resume_state = state
+        self.manifest_source = self.run_dir / "manifest.csv"
+        self.history = read_json(self.run_dir / "history.json") or {"epochs": [], "batches": []}
+        self.history["epochs"] = self.history["epochs"][: state.epoch + 1]
+        self.history["batches"] = [b for b in self.history["batches"] if b["epoch"] <= state.epoch]
+
+    def probe_found_nothing(self, train, classes) -> bool:
+        """Whether the probe's cross-validated accuracy is within noise of chance."""
+        record = self.history["epochs"][-1]
+        accuracy = record.get("probe_cv_accuracy")
+        if accuracy is None:
+            return False
+        counts = [sum(1 for e in train if e.label == c) for c in classes]
+        return within_chance(accuracy, len(train), counts)
+
+    def dataset(self, entries, split: str, *, training: bool = False, augment: bool = True):
+        """One split's pipeline; on a multi-worker run, each worker's share of it."""
+        s = self.settings
+        args = self._dataset_args() | {
+            "training": training,
+            "augmentation": s.augmentation if training and augment else None,
+            "cache": self._cache(split),
+        }
+        if not distribution.is_multi_worker(self.strategy):
+            return make_dataset(entries, **args)
+        return distribution.distribute(
+            self.strategy,
+            entries,
+            s.batch_size,
+            lambda share, batch_size: make_dataset(share, **(args | {"batch_size": batch_size})),
+        )
+
+    def features_dataset(self, entries, batch_size: int | None = None):
+        """Pixels and labels in a fixed order, no augmentation, for the feature cache."""
+        args = self._dataset_args() | ({"batch_size": batch_size} if batch_size else {})
+        return make_dataset(entries, cache="none", **args)
+
+    def feature_datasets(self, arrays: dict[str, tuple[np.ndarray, np.ndarray]]):
+        """(train, val) datasets of cached features; val is None without a validation split."""
+        s = self.settings
+        x_train, y_train = arrays["train"]
+        train_ds = (
+            tf.data.Dataset.from_tensor_slices((x_train, y_train))
+            .shuffle(len(y_train), seed=s.seed, reshuffle_each_iteration=True)
+            .batch(s.batch_size)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+        val_ds = (
+            tf.data.Dataset.from_tensor_slices(arrays["val"]).batch(s.batch_size) if "val" in arrays else None
+        )
+        return train_ds, val_ds
+
+    def save_last(self, state: resume_state.ResumeState) -> None:
+        """Where the run is (weights and position) for ``--resume``, after every epoch."""
+        if not self.primary:
+            return
+        need_free_space(self.checkpoint.parent, weights_bytes(self.model) * 2 + 2**20, "a checkpoint")
+        try:
+            resume_state.save(self.checkpoint.parent, self.model, state)
+        except OSError as err:
+            raise TrainingError(f"could not write {self.checkpoint.parent}: {err.strerror or err}") from err
+
+    def save_checkpoint(self, epoch: int | None, monitor: str, value: float) -> None:
+        """Write the whole classifier's weights as the best checkpoint (atomically), after checking
+        that the disk has room for it: a full disk must end the run with a message, not a crash."""
+        need_free_space(self.checkpoint.parent, weights_bytes(self.model) * 2 + 2**20, "a checkpoint")
+        try:
+            with atomic.replacing(self.checkpoint) as tmp:
+                self.model.save_weights(tmp)
+        except OSError as err:
+            raise TrainingError(
+                f"could not write the checkpoint {self.checkpoint}: {err.strerror or err}"
+            ) from err
+        self.best_epoch = epoch
+        if self.manifest is not None and self.primary:  # run.json names the checkpoint from now on
+            self.write_status("running", self.started, self.manifest, self.image_size)
+        self.emit(
+            ev.CheckpointSaved(str(self.checkpoint), epoch if epoch is not None else -1, monitor, value)
+        )
+
+    def _device(self) -> str:
+        if not distribution.is_multi_worker(self.strategy):
+            return describe_device()
+        role = "chief" if self.primary else "records nothing"
+        return (
+            f"{describe_device()} · {distribution.task_name(self.strategy)} ({role}), "
+            f"{self.strategy.num_replicas_in_sync} replicas in the cluster"
+        )
+
+    def scope(self):
+        """The distribution strategy's scope (variables are created and mirrored there), if any."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+    # -- endings -----------------------------------------------------------------------------------
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _manifest(self) -> Manifest:
+        target = self.run_dir / "manifest.csv"
+        if isinstance(self.manifest_source, Manifest):
+            manifest = self.manifest_source
+        elif self.manifest_source is not None:
+            manifest = Manifest.load(self.manifest_source)
+        else:
+            report = inspect_folder(self.data_dir)
+            if not report.usable:
+                raise TrainingError(f"{self.data_dir} is not usable: {report.problem}")
+            if report.skipped:
+                self.emit(ev.FilesSkipped([(x.path, x.reason) for x in report.skipped]))
+            config = SplitConfig(self.settings.val_fraction, self.settings.test_fraction, self.settings.seed)
+            manifest = make_split(report.images, config)
+        missing = [e.path for e in manifest.entries if not in_folder(self.data_dir, e.path).is_file()]
+        if missing:
+            raise TrainingError(
+                f"{len(missing)} file(s) of the manifest are missing under {self.data_dir}, e.g. {missing[0]}"
+            )
+        if len(manifest.classes) < 2:
+            raise TrainingError("the manifest has fewer than two classes")
+        manifest.save(target)
+        return manifest
+
+    def _dataset_args(self) -> dict[str, object]:
+        """What every split's pipeline shares."""
+        return {
+            "root": self.data_dir,
+            "classes": self.manifest.classes,
+            "image_size": self.image_size,
+            "batch_size": self.settings.batch_size,
+            "seed": self.settings.seed,
+            "errors": self.load_errors,
+        }
+
+    def _cache(self, split: str) -> str:
+        if self.settings.cache in ("auto", "memory", "none"):
+            return self.settings.cache
+        return str(self.run_dir / "cache" / split)
+
+    def _class_weights(self, train, classes) -> dict[int, float] | None:
+        counts = {c: 0 for c in classes}
+        for e in train:
+            counts[e.label] += 1
+        present = [n for n in counts.values() if n]
+        ratio = max(present) / min(present)
+        mode = self.settings.class_weights
+        if mode == "none" or (mode == "auto" and ratio <= IMBALANCE_WARNING_RATIO):
+            return None
+        weights = balanced_class_weights(counts)
+        return {i: weights.get(c, 1.0) for i, c in enumerate(classes)}
+
+    def write_status(self, status, started, manifest, size, *, metrics=None, message="") -> None:
+        data = {
+            "status": status,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+            "seconds": round(time.time() - started, 2),
+            "device": describe_device(),
+            "data_dir": str(self.data_dir.resolve()),
+            "backbone": self.settings.backbone,
+            "checkpoint": str(self.checkpoint) if self.checkpoint.is_file() else None,
+            "best_epoch": self.best_epoch,
+            "skipped_while_training": [{"path": p, "reason": r} for p, r in self.load_errors.items()],
+        }
+        if manifest is not None:
+            data.update(
+                manifest_fingerprint=manifest.fingerprint(), classes=manifest.classes, image_size=size
+            )
+        if distribution.is_multi_worker(self.strategy):
+            data["cluster"] = distribution.describe_cluster(self.strategy)
+        if metrics:
+            data["metrics"] = metrics
+        if message:
+            data["message"] = message
+        atomic.write_json(self.run_dir / "run.json", data)
