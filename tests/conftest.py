@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 
 import pytest
@@ -15,7 +16,8 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # tests run on the CPU, the s
 
 @pytest.fixture(autouse=True)
 def no_thread_left_running():
-    """Fail a test that leaves a thread of its own running."""
+    """Fail a test that leaves a thread of its own running: a Python thread, or a GUI task's QThread
+    (which ``threading`` cannot see)."""
     before = set(threading.enumerate())
     yield
     leftover = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
@@ -23,6 +25,12 @@ def no_thread_left_running():
         thread.join(timeout=5)
     still = [t.name for t in leftover if t.is_alive()]
     assert not still, f"threads left running: {still}"
+    worker = sys.modules.get("tlstudio.gui.worker")  # only once a GUI test has loaded Qt
+    if worker is not None:
+        tasks = worker.running_tasks()
+        for task in tasks:
+            task.wait(5000)
+        assert not [t for t in tasks if t.is_running()], "a GUI task's QThread was left running"
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import gc
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, QStandardPaths, Qt
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from tlstudio.core.project import Project
@@ -15,19 +15,6 @@ from tlstudio.gui.main_window import MainWindow
 
 pytestmark = pytest.mark.slow
 LONG = 120_000
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    QStandardPaths.setTestModeEnabled(True)
-    w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    for panel_task in (w.data.task, w.layers.task, w.export.task, w.loader, w.train.task):
-        if panel_task is not None:
-            panel_task.wait()
-            assert not panel_task.is_running(), "a worker thread was left running"
 
 
 def prepare(window, qtbot, tmp_path, data, backbone_file):

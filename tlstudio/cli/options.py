@@ -174,12 +174,12 @@ def add_split_options(p: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace, backbone: str | None = None):
     from tlstudio.core.freeze_plan import FreezePlan
-    from tlstudio.core.settings import Augmentation, HeadSettings, TrainSettings
+    from tlstudio.core.settings import Augmentation, HeadSettings, TrainSettings, parse_dense_units
 
     plan = FreezePlan.parse(args.freeze)
     if args.train_batchnorm:
         plan = FreezePlan(plan.preset, plan.value, train_batchnorm=True)
-    dense = tuple(int(u) for u in args.dense.split(",") if u.strip()) if args.dense else ()
+    dense = parse_dense_units(args.dense)
     augment = (
         Augmentation(flip=False, rotation=0.0, zoom=args.zoom, contrast=args.contrast)
         if args.no_augment

@@ -18,6 +18,31 @@ class HeadSettings:
     dense_units: tuple[int, ...] = ()
 
 
+def parse_dense_units(text: str) -> tuple[int, ...]:
+    """The head's extra dense layers from their text form, as the CLI, the form and the tree take it.
+
+    Args:
+        text: comma-separated positive unit counts, e.g. ``"256,128"``; empty or ``none`` for none.
+
+    Returns:
+        The unit counts, in order.
+
+    Raises:
+        ValueError: a piece that is not a positive whole number.
+    """
+    text = text.strip().lower()
+    if text in ("", "none"):
+        return ()
+    units = []
+    for piece in (p.strip() for p in text.split(",")):
+        if not piece:
+            continue  # "256," while typing
+        if not piece.isdigit() or int(piece) < 1:
+            raise ValueError(f"dense layers: '{piece}' is not a positive number of units (e.g. 256,128)")
+        units.append(int(piece))
+    return tuple(units)
+
+
 @dataclass(frozen=True)
 class Augmentation:
     """Random augmentation applied to training batches only."""

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from tlstudio.core.backbone.registry import BackboneError, BackboneSpec, resolve_backbone
+from tlstudio.core.settings import TrainSettings
 
 HEADERS = ("Backbone", "Family", "Parameters", "ImageNet top-1", "Input", "Min", "Preprocessing")
 
@@ -144,6 +145,20 @@ class BackbonePanel(QWidget):
         self.weights.setEnabled(spec.kind == "keras")
         self.size.setEnabled(spec.kind != "file")  # a model file brings its own input size
         self._emit()
+
+    def show_settings(self, s: TrainSettings) -> None:
+        """Select the project's backbone, weights and image size (nothing when none is set)."""
+        if s.backbone:
+            self.choose(s.backbone, weights=s.weights, image_size=s.image_size)
+
+    def apply_to(self, s: TrainSettings) -> TrainSettings:
+        """Settings with the chosen backbone (unchanged while none is chosen)."""
+        if self.spec is None:
+            return s
+        size = None if self.spec.kind == "file" else self.size.value()  # a model file fixes its own
+        return s.but(
+            backbone=self.spec.source or self.spec.name, weights=self.weights_value(), image_size=size
+        )
 
     def weights_value(self) -> str:
         """ "imagenet", "none" or a file path."""

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from tlstudio.core.data.health import DatasetReport, inspect_folder
 from tlstudio.core.data.scan import in_folder
+from tlstudio.core.settings import TrainSettings
 from tlstudio.gui.worker import Task
 
 THUMBS_PER_CLASS = 6
@@ -124,6 +125,16 @@ class DataPanel(QWidget):
         self._draw_chart()
 
     # -- loading ------------------------------------------------------------------------------------
+    def show_settings(self, s: TrainSettings) -> None:
+        """Show the split settings of a project."""
+        self.val.setValue(s.val_fraction)
+        self.test.setValue(s.test_fraction)
+        self.seed.setValue(s.seed)
+
+    def apply_to(self, s: TrainSettings) -> TrainSettings:
+        """Settings with this panel's split values."""
+        return s.but(val_fraction=self.val.value(), test_fraction=self.test.value(), seed=self.seed.value())
+
     def load(self, folder: str) -> None:
         """Scan ``folder`` in a worker thread."""
         if self.task is not None and self.task.is_running():

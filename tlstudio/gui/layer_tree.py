@@ -1,9 +1,8 @@
 """``QAbstractItemModel`` over the core's layer tree: blocks with tri-state checkboxes, then layers.
 
-A checked layer is *trainable*; unchecked is frozen. Checking a block sets all of its layers
-(BatchNorm layers included only when ``train_batchnorm``). Learning-rate multipliers are edited in
-the block rows. The model edits a set of frozen layer names and a dict of block multipliers; the
-panel turns those into a core ``FreezePlan``.
+A checked layer is *trainable*; unchecked is frozen. Checking a block sets all of its layers.
+Learning-rate multipliers are edited in the block rows. The rules (BatchNorm, block states, totals,
+the plan the choice makes) are the core's ``FreezeChoice``; this model only shows and edits it.
 """
 
 from __future__ import annotations
@@ -13,8 +12,10 @@ from dataclasses import replace
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 
+from tlstudio.core.backbone.freeze_choice import FreezeChoice
 from tlstudio.core.backbone.layer_tree import LayerTree
-from tlstudio.core.settings import HeadSettings
+from tlstudio.core.freeze_plan import FreezePlan
+from tlstudio.core.settings import HeadSettings, parse_dense_units
 
 COLUMNS = ("Layer", "Type", "Output shape", "Parameters", "Trainable", "LR ×")
 HEAD_ROWS = ("pooling", "dropout", "dense layers", "predictions")
@@ -22,6 +23,11 @@ _BLOCK = 0  # internal id of block rows; layer rows carry their block row + 1
 
 Index = QModelIndex | QPersistentModelIndex
 _ROOT = QModelIndex()
+_CHECK = {
+    "on": Qt.CheckState.Checked,
+    "off": Qt.CheckState.Unchecked,
+    "partial": Qt.CheckState.PartiallyChecked,
+}
 
 
 class LayerTreeModel(QAbstractItemModel):
@@ -36,25 +42,42 @@ class LayerTreeModel(QAbstractItemModel):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.tree: LayerTree | None = None
-        self.frozen: set[str] = set()
-        self.multipliers: dict[str, float] = {}
-        self.train_batchnorm = False
+        self.choice: FreezeChoice | None = None  # the rules live in the core; this model shows them
         self.head = HeadSettings()
 
+    @property
+    def tree(self) -> LayerTree | None:
+        """The backbone's tree, or None before one is shown."""
+        return self.choice.tree if self.choice else None
+
+    @property
+    def frozen(self) -> set[str]:
+        """The layer names frozen now."""
+        return self.choice.frozen if self.choice else set()
+
+    @property
+    def multipliers(self) -> dict[str, float]:
+        """Learning-rate multipliers edited per block."""
+        return self.choice.multipliers if self.choice else {}
+
     # -- content -------------------------------------------------------------------------------
-    def set_tree(self, tree: LayerTree | None, frozen: set[str] | None = None) -> None:
-        """Show a new tree; ``frozen`` defaults to every layer (feature extraction)."""
+    def set_tree(self, tree: LayerTree | None, plan: FreezePlan | None = None) -> None:
+        """Show a new tree with the choice ``plan`` makes on it (feature extraction by default)."""
         self.beginResetModel()
-        self.tree = tree
-        self.frozen = set(frozen) if frozen is not None else {x.name for x in tree.layers} if tree else set()
-        self.multipliers = {}
+        self.choice = FreezeChoice.from_plan(tree, plan) if tree is not None else None
         self.endResetModel()
 
-    def set_frozen(self, frozen: set[str]) -> None:
-        """Replace the frozen set (a preset) and refresh the check boxes."""
-        self.frozen = set(frozen)
-        self._refresh()
+    def use_preset(self, plan: FreezePlan) -> None:
+        """Set the check boxes from a preset plan."""
+        if self.choice is not None:
+            self.choice.use_preset(plan)
+            self._refresh()
+
+    def set_batchnorm(self, on: bool) -> None:
+        """Let BatchNorm layers train (or not) and refresh the boxes."""
+        if self.choice is not None:
+            self.choice.set_batchnorm(on)
+            self._refresh()
 
     def set_head(self, head: HeadSettings) -> None:
         """Show new head settings in the last node (no ``head_changed``)."""
@@ -92,10 +115,7 @@ class LayerTreeModel(QAbstractItemModel):
 
     def trainable_params(self) -> tuple[int, int]:
         """(trainable, frozen) parameter counts of the backbone under the current choice."""
-        if self.tree is None:
-            return 0, 0
-        trainable = sum(x.params for x in self.tree.layers if self._is_trainable(x))
-        return trainable, self.tree.total_params - trainable
+        return self.choice.totals() if self.choice else (0, 0)
 
     # -- Qt model API ------------------------------------------------------------------------------
     def index(self, row: int, column: int, parent: Index = _ROOT) -> QModelIndex:
@@ -142,7 +162,7 @@ class LayerTreeModel(QAbstractItemModel):
             return flags | Qt.ItemFlag.ItemIsEditable if editable else flags
         if index.column() == 0:
             layer = self._layer(index)
-            if layer is None or not layer.is_batchnorm or self.train_batchnorm:
+            if layer is None or not layer.is_batchnorm or self.choice.train_batchnorm:
                 flags |= Qt.ItemFlag.ItemIsUserCheckable
             if layer is None:
                 flags |= Qt.ItemFlag.ItemIsAutoTristate
@@ -160,7 +180,7 @@ class LayerTreeModel(QAbstractItemModel):
         column = index.column()
         if role == Qt.ItemDataRole.DisplayRole or role == Qt.ItemDataRole.EditRole:
             if layer is None:
-                trainable = sum(x.params for x in block.layers if self._is_trainable(x))
+                trainable = self.choice.trainable_params(block)
                 values = (
                     block.name,
                     f"{len(block.layers)} layers",
@@ -175,7 +195,7 @@ class LayerTreeModel(QAbstractItemModel):
                     layer.type + (" (BN)" if layer.is_batchnorm else ""),
                     layer.output_shape,
                     f"{layer.params:,}",
-                    "yes" if self._is_trainable(layer) else "no",
+                    "yes" if self.choice.is_trainable(layer) else "no",
                     "",
                 )
             return values[column]
@@ -219,13 +239,8 @@ class LayerTreeModel(QAbstractItemModel):
 
     def set_trainable(self, names: list[str], trainable: bool) -> None:
         """Freeze or unfreeze layers by name (BatchNorm stays frozen unless allowed)."""
-        assert self.tree is not None
-        batchnorm = {x.name for x in self.tree.layers if x.is_batchnorm}
-        for name in names:
-            if trainable and (self.train_batchnorm or name not in batchnorm):
-                self.frozen.discard(name)
-            elif not trainable:
-                self.frozen.add(name)
+        assert self.choice is not None
+        self.choice.set_trainable(names, trainable)
         self._refresh()
 
     # -- the head node ------------------------------------------------------------------------------
@@ -265,12 +280,7 @@ class LayerTreeModel(QAbstractItemModel):
                     return False
                 head = replace(self.head, dropout=rate)
             elif name == "dense layers":
-                units = (
-                    () if text in ("", "none") else tuple(int(u) for u in text.replace(" ", "").split(","))
-                )
-                if any(u < 1 for u in units):
-                    return False
-                head = replace(self.head, dense_units=units)
+                head = replace(self.head, dense_units=parse_dense_units(text))
             else:
                 return False
         except ValueError:
@@ -286,23 +296,10 @@ class LayerTreeModel(QAbstractItemModel):
             return None
         return self.tree.blocks[int(index.internalId()) - 1].layers[index.row()]
 
-    def _is_trainable(self, layer) -> bool:
-        if layer.is_batchnorm and not self.train_batchnorm:
-            return False
-        return layer.name not in self.frozen
-
     def _check_state(self, block, layer):
         if layer is not None:
-            return Qt.CheckState.Checked if self._is_trainable(layer) else Qt.CheckState.Unchecked
-        weighted = [
-            x for x in block.layers if not (x.is_batchnorm and not self.train_batchnorm)
-        ] or block.layers
-        states = {self._is_trainable(x) for x in weighted}
-        if states == {True}:
-            return Qt.CheckState.Checked
-        if states == {False}:
-            return Qt.CheckState.Unchecked
-        return Qt.CheckState.PartiallyChecked
+            return Qt.CheckState.Checked if self.choice.is_trainable(layer) else Qt.CheckState.Unchecked
+        return _CHECK[self.choice.block_state(block)]
 
     def _refresh(self) -> None:
         if self.tree is None:

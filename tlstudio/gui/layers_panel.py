@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QRegularExpression, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence, QRegularExpressionValidator
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -22,12 +22,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tlstudio.core.backbone.freezing import layer_states
 from tlstudio.core.backbone.layer_tree import LayerTree
 from tlstudio.core.freeze_plan import FreezePlan
-from tlstudio.core.settings import HeadSettings
+from tlstudio.core.settings import HeadSettings, TrainSettings, parse_dense_units
 from tlstudio.gui.layer_tree import LayerTreeModel
 from tlstudio.gui.worker import Task
+
+DENSE_PATTERN = r"^\s*([1-9]\d*\s*,\s*)*([1-9]\d*)?\s*$"  # what parse_dense_units takes
 
 
 def build_tree_for(spec, image_size: int, cut_at: str | None = None) -> LayerTree:
@@ -87,6 +88,7 @@ class LayersPanel(QWidget):
         self.dropout = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.9, singleStep=0.05, value=0.2)
         self.dropout.setToolTip("Dropout before the new classifier: regularises a head trained on few images")
         self.dense = QLineEdit(placeholderText="e.g. 256,128 (empty: none)")
+        self.dense.setValidator(QRegularExpressionValidator(QRegularExpression(DENSE_PATTERN), self.dense))
         self.dense.setToolTip("Extra dense layers between pooling and the classifier")
         self.pooling = QCheckBox("Max pooling instead of average")
         for w in (self.dropout, self.dense, self.pooling):
@@ -130,14 +132,10 @@ class LayersPanel(QWidget):
         self.task.start()
 
     def _tree_ready(self, tree: LayerTree, plan: FreezePlan | None) -> None:
-        self.model.train_batchnorm = bool(plan and plan.train_batchnorm)
         self.batchnorm.blockSignals(True)
-        self.batchnorm.setChecked(self.model.train_batchnorm)
+        self.batchnorm.setChecked(bool(plan and plan.train_batchnorm))
         self.batchnorm.blockSignals(False)
-        states = layer_states(tree, plan or FreezePlan("all"))
-        self.model.set_tree(tree, {name for name, trainable in states.items() if not trainable})
-        if plan is not None:
-            self.model.multipliers = dict(plan.block_lr)
+        self.model.set_tree(tree, plan)
         self.view.expandAll()
         for column in range(1, 6):
             self.view.resizeColumnToContents(column)
@@ -154,37 +152,30 @@ class LayersPanel(QWidget):
     # -- editing -------------------------------------------------------------------------------------
     def apply_preset(self, plan: FreezePlan) -> None:
         """Set the checkboxes from a preset plan."""
-        if self.model.tree is None:
-            return
-        from dataclasses import replace
-
-        states = layer_states(self.model.tree, replace(plan, train_batchnorm=self.model.train_batchnorm))
-        self.model.set_frozen({name for name, trainable in states.items() if not trainable})
+        self.model.use_preset(plan)
 
     def plan(self) -> FreezePlan:
-        """The current choice as a core freeze plan."""
-        bn = self.model.train_batchnorm
-        block_lr = tuple(sorted((k, v) for k, v in self.model.multipliers.items() if v != 1.0))
-        tree = self.model.tree
-        if tree is None:
-            return FreezePlan("all", train_batchnorm=bn)
-        frozen = self.model.frozen
-        all_names = {x.name for x in tree.layers}
-        if frozen >= all_names:
-            return FreezePlan("all", train_batchnorm=bn, block_lr=block_lr)
-        batchnorm = {x.name for x in tree.layers if x.is_batchnorm}
-        if not (frozen - (set() if bn else batchnorm)):
-            return FreezePlan("none", train_batchnorm=bn, block_lr=block_lr)
-        return FreezePlan("custom", frozen_layers=frozenset(frozen), train_batchnorm=bn, block_lr=block_lr)
+        """The current choice as a core freeze plan (the preset itself while untouched)."""
+        if self.model.choice is None:
+            return FreezePlan("all", train_batchnorm=self.batchnorm.isChecked())
+        return self.model.choice.plan()
 
     def head(self) -> HeadSettings:
         """The head as core settings."""
-        units = tuple(int(u) for u in self.dense.text().replace(" ", "").split(",") if u.isdigit())
         return HeadSettings(
             pooling="max" if self.pooling.isChecked() else "avg",
             dropout=self.dropout.value(),
-            dense_units=units,
+            dense_units=parse_dense_units(self.dense.text()),
         )
+
+    def show_settings(self, s: TrainSettings) -> None:
+        """Show a project's head (its freeze plan shows with the backbone's tree: ``show_backbone``)."""
+        self._head_edited_in_tree(s.head)
+
+    def apply_to(self, s: TrainSettings) -> TrainSettings:
+        """Settings with this panel's head, and its freeze plan once a tree is shown."""
+        s = s.but(head=self.head())
+        return s.but(freeze=self.plan()) if self.model.choice is not None else s
 
     def _changed(self) -> None:
         trainable, frozen = self.model.trainable_params()
@@ -205,8 +196,7 @@ class LayersPanel(QWidget):
         self._changed()
 
     def _batchnorm_toggled(self, on: bool) -> None:
-        self.model.train_batchnorm = on
-        self.model.set_frozen(self.model.frozen)
+        self.model.set_batchnorm(on)
 
     def _selected_layer_names(self) -> list[str]:
         names = []

@@ -207,16 +207,10 @@ class MainWindow(QMainWindow):
         self.project = project
         self.setWindowTitle(f"TL Studio — {project.name}")
         s = project.settings
-        self.data.val.setValue(s.val_fraction)
-        self.data.test.setValue(s.test_fraction)
-        self.data.seed.setValue(s.seed)
-        self.train.show_settings(s)
-        self.layers.dropout.setValue(s.head.dropout)
-        self.layers.dense.setText(",".join(str(u) for u in s.head.dense_units))
+        for panel in self.setting_panels():
+            panel.show_settings(s)
         if project.data_dir:
             self.data.load(project.data_dir)
-        if s.backbone:
-            self.backbone.choose(s.backbone, weights=s.weights, image_size=s.image_size)
         if project.runs:
             last = project.runs[-1]
             self.export.show_run(
@@ -271,20 +265,13 @@ class MainWindow(QMainWindow):
     def current_settings(self):
         """The project's TrainSettings with every panel's values."""
         s = self.project.settings
-        spec = self.backbone.spec
-        if spec is not None:
-            size = None if spec.kind == "file" else self.backbone.size.value()  # a model file fixes its own
-            s = s.but(
-                backbone=spec.source or spec.name, weights=self.backbone.weights_value(), image_size=size
-            )
-        if self.layers.model.tree is not None:
-            s = s.but(freeze=self.layers.plan(), head=self.layers.head())
-        s = s.but(
-            val_fraction=self.data.val.value(),
-            test_fraction=self.data.test.value(),
-            seed=self.data.seed.value(),
-        )
-        return self.train.apply_to(s)
+        for panel in self.setting_panels():
+            s = panel.apply_to(s)
+        return s
+
+    def setting_panels(self) -> tuple:
+        """The panels that show and edit settings (each has ``show_settings`` and ``apply_to``)."""
+        return (self.data, self.backbone, self.layers, self.train)
 
     def _settings_changed(self) -> None:
         self._autosave.start()

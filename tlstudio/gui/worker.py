@@ -13,6 +13,7 @@ import contextlib
 import threading
 import traceback
 import warnings
+import weakref
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QThread, Signal
@@ -39,6 +40,12 @@ class _Runner(QObject):
 
 
 _RETIRED: set[Task] = set()  # tasks dropped while running, kept alive until their thread ends
+_ALL: weakref.WeakSet[Task] = weakref.WeakSet()  # every task made, to find one still running
+
+
+def running_tasks() -> list[Task]:
+    """Tasks whose thread is still running (tests check that none is left behind)."""
+    return [task for task in list(_ALL) if task.is_running()]
 
 
 class Task(QObject):
@@ -65,6 +72,7 @@ class Task(QObject):
         self._runner.failed.connect(self.failed)
         self._runner.event.connect(self.event)
         self.thread.started.connect(self._runner.run)
+        _ALL.add(self)
 
     def report(self, event: object) -> None:
         """Call from the worker thread; ``event`` is emitted on the GUI thread."""
