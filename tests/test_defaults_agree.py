@@ -62,3 +62,16 @@ def test_the_train_panel_keeps_what_it_does_not_show(qtbot):
     )
     panel.show_settings(s)
     assert panel.apply_to(s) == s
+
+
+def test_fresh_panels_start_at_the_dataclass_defaults(qtbot):
+    """Every panel's widgets start where the settings dataclasses do: a new project reads back as the
+    defaults without any panel having been shown settings."""
+    from tlstudio.gui.data_panel import DataPanel
+    from tlstudio.gui.layers_panel import LayersPanel
+    from tlstudio.gui.train_panel import TrainPanel
+
+    base = defaults().but(backbone="b")
+    for panel in (DataPanel(), LayersPanel(), TrainPanel()):
+        qtbot.addWidget(panel)
+        assert panel.apply_to(base) == base, type(panel).__name__

@@ -8,6 +8,8 @@ from pathlib import Path
 from tlstudio.cli.common import quiet_tensorflow
 from tlstudio.cli.inspect import run_inspect
 from tlstudio.cli.train import run_training
+from tlstudio.core.results import run_folder as files
+from tlstudio.core.settings import SEED, TEST_FRACTION, VAL_FRACTION
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -19,10 +21,16 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"TL Studio demo on the bundled sample dataset: {data}\n")
     # the split goes beside, not into, the run folder: a run folder holds one run's files only
     beside = Path(tempfile.mkdtemp(prefix="tlstudio-demo-"))
-    manifest_path = beside / "manifest.csv"
+    manifest_path = beside / files.MANIFEST
     code = run_inspect(
         argparse.Namespace(
-            data_dir=data, json=False, deep=False, manifest=manifest_path, val=0.15, test=0.15, seed=42
+            data_dir=data,
+            json=False,
+            deep=False,
+            manifest=manifest_path,
+            val=VAL_FRACTION,
+            test=TEST_FRACTION,
+            seed=SEED,
         )
     )
     if code:

@@ -7,6 +7,7 @@ import json
 import sys
 
 from tlstudio.cli.common import fail, quiet_tensorflow
+from tlstudio.core.results import run_folder as files
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -59,7 +60,7 @@ def write_evaluation_report(args: argparse.Namespace, model, result) -> None:
 
     run_dir = model.path.parent
     cam = None
-    if (run_dir / "model.keras").is_file():
+    if (run_dir / files.MODEL).is_file():
         try:
             cam, _ = gradcam_for_run(run_dir)
         except (GradCamError, ValueError) as err:
@@ -69,7 +70,7 @@ def write_evaluation_report(args: argparse.Namespace, model, result) -> None:
         result,
         args.data_dir,
         title=f"TL Studio evaluation of {model.path}",
-        run_dir=run_dir if (run_dir / "history.json").is_file() else None,
+        run_dir=run_dir if (run_dir / files.HISTORY).is_file() else None,
         gradcam=cam,
     )
     print(f"Report written to {args.report}", file=sys.stderr)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from tlstudio.cli.common import fail, number
+from tlstudio.core.results import run_folder as files
 
 
 def run_runs(args: argparse.Namespace) -> int:
@@ -20,10 +21,10 @@ def run_runs(args: argparse.Namespace) -> int:
             records = project_runs(Project.load(args.source).runs)
         except ValueError as err:
             return fail("runs", str(err), 2)
-    elif (args.source / "run.json").is_file():  # one run folder
+    elif (args.source / files.RUN_JSON).is_file():  # one run folder
         records = [load_run(args.source)]
     elif args.source.is_dir():
-        records = [load_run(d) for d in sorted(args.source.iterdir()) if (d / "run.json").is_file()]
+        records = [load_run(d) for d in sorted(args.source.iterdir()) if (d / files.RUN_JSON).is_file()]
     else:
         return fail("runs", f"{args.source} is neither a project file nor a folder", 2)
     if not records:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tlstudio.cli.common import fail, quiet_tensorflow
 from tlstudio.cli.options import settings_from_args
+from tlstudio.core.results import run_folder as files
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -78,16 +79,16 @@ def resume_run(args: argparse.Namespace) -> int:
     from tlstudio.core.settings import TrainSettings
 
     run = args.resume
-    if not (run / "settings.json").is_file() or not (run / "manifest.csv").is_file():
+    if not (run / files.SETTINGS).is_file() or not (run / files.MANIFEST).is_file():
         return fail("train", f"{run} is not a run folder (settings.json and manifest.csv are missing)", 2)
     status = run_status(run).get("status", "unknown")
     if status in ("completed", "failed_to_learn"):
         return fail("train", f"{run} has already {status.replace('_', ' ')}: nothing to resume", 2)
     try:
-        settings = TrainSettings.from_dict(json.loads((run / "settings.json").read_text(encoding="utf-8")))
+        settings = TrainSettings.from_dict(json.loads((run / files.SETTINGS).read_text(encoding="utf-8")))
     except ValueError as err:
         return fail("train", f"{run}/settings.json: {err}", 2)
-    data = args.data_dir or Path(json.loads((run / "run.json").read_text(encoding="utf-8"))["data_dir"])
+    data = args.data_dir or Path(json.loads((run / files.RUN_JSON).read_text(encoding="utf-8"))["data_dir"])
     if not data.is_dir():
         return fail("train", f"the run's data folder {data} is not there: give it as DATA_DIR", 2)
     quiet_tensorflow()

@@ -8,6 +8,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 from tlstudio.core.freeze_plan import FreezePlan
 
+# The split's defaults: the settings and the split maker (``data/split.py``) both read these.
+VAL_FRACTION = 0.15
+TEST_FRACTION = 0.15
+SEED = 42
+
 
 @dataclass(frozen=True)
 class HeadSettings:
@@ -103,9 +108,9 @@ class TrainSettings:
     early_stopping_patience: int = 5
     augmentation: Augmentation = field(default_factory=Augmentation)
     class_weights: str = "auto"  # "auto", "balanced" or "none"
-    seed: int = 42
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
+    seed: int = SEED
+    val_fraction: float = VAL_FRACTION
+    test_fraction: float = TEST_FRACTION
     cache: str = "auto"
     mixed_precision: bool = False
     feature_cache: bool = True  # frozen backbone, no augmentation: compute its features once

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from tlstudio.core.data.health import DatasetReport, inspect_folder
 from tlstudio.core.data.scan import in_folder
-from tlstudio.core.settings import TrainSettings
+from tlstudio.core.settings import SEED, TEST_FRACTION, VAL_FRACTION, TrainSettings
 from tlstudio.gui.worker import Task
 
 THUMBS_PER_CLASS = 6
@@ -84,9 +84,9 @@ class DataPanel(QWidget):
         tabs.addTab(self.skipped, "Skipped files")
         self.tabs = tabs
 
-        self.val = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.5, singleStep=0.05, value=0.15)
-        self.test = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.5, singleStep=0.05, value=0.15)
-        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=42)
+        self.val = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.5, singleStep=0.05, value=VAL_FRACTION)
+        self.test = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.5, singleStep=0.05, value=TEST_FRACTION)
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1, value=SEED)
         for box, tip in (
             (self.val, "Share of each class held out to choose the best epoch"),
             (self.test, "Share of each class held out for the final, honest score"),

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from tlstudio.core.data import relabel
 from tlstudio.core.data.scan import in_folder
 from tlstudio.core.data.split import Manifest
+from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.metrics import cell_predictions, ordered_errors
 from tlstudio.core.results.run_history import RunRecord, compare_runs, read_json
 from tlstudio.gui.evaluate_models import THUMB, ConfusionModel, GalleryModel, fmt, summary_html
@@ -241,9 +242,9 @@ class EvaluatePanel(QWidget):
     def show_evaluation(self, run_dir: Path) -> None:
         """Read a run's evaluation.json into the matrix, the summary and the gallery."""
         self.run_dir = Path(run_dir)
-        report = self.run_dir / "report.html"
+        report = self.run_dir / files.REPORT
         self.report = report if report.is_file() else None
-        self.evaluation = read_json(self.run_dir / "evaluation.json")
+        self.evaluation = read_json(self.run_dir / files.EVALUATION)
         if not self.evaluation:
             self.confusion.set_matrix([], [])
             self.gallery_model.set_items([], None)

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tlstudio.core.results import run_folder as files
 from tlstudio.gui.worker import Task
 
 
@@ -119,7 +120,7 @@ class ExportPanel(QWidget):
     def show_run(self, run_dir: Path, status: str, metrics: dict[str, float]) -> None:
         """A run to export."""
         self.run_dir = Path(run_dir)
-        usable = (self.run_dir / "model.keras").is_file()
+        usable = (self.run_dir / files.MODEL).is_file()
         acc = (
             f"test accuracy {metrics['test_accuracy']:.3f}" if "test_accuracy" in metrics else "no test split"
         )

@@ -85,7 +85,9 @@ class LayersPanel(QWidget):
         presets.addStretch(1)
         presets.addWidget(self.totals)
 
-        self.dropout = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.9, singleStep=0.05, value=0.2)
+        self.dropout = QDoubleSpinBox(
+            decimals=2, minimum=0.0, maximum=0.9, singleStep=0.05, value=HeadSettings().dropout
+        )
         self.dropout.setToolTip("Dropout before the new classifier: regularises a head trained on few images")
         self.dense = QLineEdit(placeholderText="e.g. 256,128 (empty: none)")
         self.dense.setValidator(QRegularExpressionValidator(QRegularExpression(DENSE_PATTERN), self.dense))

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from tlstudio.core.data.split import SplitConfig, make_split
 from tlstudio.core.project import SUFFIX, Project
+from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.run_history import project_runs
 from tlstudio.gui.backbone_panel import BackbonePanel
 from tlstudio.gui.data_panel import DataPanel
@@ -316,9 +317,7 @@ class MainWindow(QMainWindow):
         self.save_project()
         self.nav.setCurrentRow(4)
         # The split of the report on screen, kept beside the project: no second scan while training.
-        manifest = make_split(
-            self.data.report.images, SplitConfig(settings.val_fraction, settings.test_fraction, settings.seed)
-        )
+        manifest = make_split(self.data.report.images, SplitConfig.of(settings))
         if self.project.manifest_path is not None:
             manifest.save(self.project.manifest_path)
         self.train.run(settings, self.data.report.root, run_dir, manifest)
@@ -329,7 +328,7 @@ class MainWindow(QMainWindow):
             return
         import json
 
-        info = json.loads((record.run_dir / "run.json").read_text(encoding="utf-8"))
+        info = json.loads((record.run_dir / files.RUN_JSON).read_text(encoding="utf-8"))
         self.nav.setCurrentRow(4)
         self.train.run(record.train_settings(), info["data_dir"], record.run_dir, None, resume=True)
 

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from tlstudio.core import events as ev
-from tlstudio.core.settings import OPTIMIZERS, TrainSettings
+from tlstudio.core.settings import OPTIMIZERS, TrainSettings, defaults
 from tlstudio.gui.curves import CurvesWidget
 from tlstudio.gui.worker import Task
 
@@ -69,14 +69,19 @@ class TrainPanel(QWidget):
             return box
 
         def real(lo, hi, value, step, decimals, tip):
-            box = QDoubleSpinBox(minimum=lo, maximum=hi, value=value, singleStep=step, decimals=decimals)
+            box = QDoubleSpinBox(decimals=decimals)  # decimals first: a value set before is rounded
+            box.setRange(lo, hi)
+            box.setSingleStep(step)
+            box.setValue(value)
             box.setToolTip(tip)
             return box
+
+        d = defaults()  # every widget starts at the settings' own default
 
         self.epochs = spin(
             1,
             1000,
-            20,
+            d.epochs,
             "Phase 1: the new head learns on the frozen backbone. Early stopping "
             "ends it when validation loss stops improving",
         )
@@ -84,30 +89,32 @@ class TrainPanel(QWidget):
             "Then fine-tune top blocks",
             "Phase 2: unfreeze the top blocks at a 10× lower learning rate — the step "
             "that adapts pretrained features to your images",
-            checked=True,
+            checked=d.fine_tune_epochs != 0,
         )
         self.fine_tune_epochs = spin(
             0,
             1000,
-            0,
+            d.fine_tune_epochs or 0,
             "Phase 2 epochs (early stopping applies); auto: a budget sized by the number of training "
             "images (the README's recipe table)",
         )
         self.fine_tune_epochs.setSpecialValueText("auto")
-        self.fine_tune_blocks = spin(1, 100, 2, "How many top blocks of the backbone to unfreeze in phase 2")
+        self.fine_tune_blocks = spin(
+            1, 100, d.fine_tune_blocks, "How many top blocks of the backbone to unfreeze in phase 2"
+        )
         self.learning_rate = real(
             1e-6,
             1.0,
-            1e-3,
+            d.learning_rate,
             1e-4,
             6,
             "Adam's rate for phase 1; phase 2 uses 10× lower so pretrained weights are nudged, not destroyed",
         )
-        self.batch_size = spin(1, 4096, 32, "Images per step; lower it if memory runs out")
+        self.batch_size = spin(1, 4096, d.batch_size, "Images per step; lower it if memory runs out")
         self.patience = spin(
             1,
             100,
-            5,
+            d.early_stopping_patience,
             "Epochs without a better validation loss before stopping; the best weights are restored",
         )
         self.optimizer = QComboBox()
@@ -116,10 +123,12 @@ class TrainPanel(QWidget):
         self.flip = check(
             "Horizontal flips",
             "Off for text, digits, maps: anything whose mirror image means something else",
-            checked=True,
+            checked=d.augmentation.flip,
         )
-        self.rotation = real(0.0, 0.5, 0.05, 0.01, 2, "Random rotation, as a fraction of a full turn")
-        self.zoom = real(0.0, 0.5, 0.0, 0.05, 2, "Random zoom in and out")
+        self.rotation = real(
+            0.0, 0.5, d.augmentation.rotation, 0.01, 2, "Random rotation, as a fraction of a full turn"
+        )
+        self.zoom = real(0.0, 0.5, d.augmentation.zoom, 0.05, 2, "Random zoom in and out")
         self.mixed = check(
             "Mixed precision (GPU)", "float16 compute with loss scaling: faster on recent GPUs"
         )

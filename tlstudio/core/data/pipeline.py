@@ -18,7 +18,7 @@ from PIL import Image
 from tlstudio.core.data.imagefile import ImageProblem, load_rgb
 from tlstudio.core.data.scan import in_folder
 from tlstudio.core.data.split import ManifestEntry
-from tlstudio.core.settings import Augmentation
+from tlstudio.core.settings import SEED, Augmentation
 
 MEMORY_CACHE_LIMIT = 1_500_000_000  # bytes of decoded pixels kept in memory by "auto" caching
 
@@ -57,7 +57,7 @@ def make_dataset(
     batch_size: int,
     *,
     training: bool = False,
-    seed: int = 42,
+    seed: int = SEED,
     augmentation: Augmentation | None = None,
     cache: str = "auto",
     errors: LoadErrors | None = None,

@@ -15,9 +15,14 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tlstudio.core import atomic
 from tlstudio.core.data.scan import ImageRecord, file_sha256, in_folder
+from tlstudio.core.settings import SEED, TEST_FRACTION, VAL_FRACTION
+
+if TYPE_CHECKING:
+    from tlstudio.core.settings import TrainSettings
 
 SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = ("path", "sha256", "class", "split")
@@ -27,9 +32,21 @@ MANIFEST_COLUMNS = ("path", "sha256", "class", "split")
 class SplitConfig:
     """Fractions of each class that go to validation and test, and the seed."""
 
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
-    seed: int = 42
+    val_fraction: float = VAL_FRACTION
+    test_fraction: float = TEST_FRACTION
+    seed: int = SEED
+
+    @classmethod
+    def of(cls, settings: TrainSettings) -> SplitConfig:
+        """The split a run's settings ask for.
+
+        Args:
+            settings: the run's settings.
+
+        Returns:
+            Their validation and test fractions and seed.
+        """
+        return cls(settings.val_fraction, settings.test_fraction, settings.seed)
 
     def __post_init__(self) -> None:
         for name in ("val_fraction", "test_fraction"):

@@ -16,6 +16,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from tlstudio.core.deploy.export import fit_to_size
+from tlstudio.core.results import run_folder as files
 
 ONNX_OPSET = 17
 
@@ -137,7 +138,7 @@ def serving_saved_model(model: keras.Model, path: Path, labels: list[str], image
     archive.write_out(str(path), verbose=False)
     _mark_classify_method(path / "saved_model.pb")
     (path / "assets").mkdir(exist_ok=True)
-    (path / "assets" / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+    (path / "assets" / files.LABELS).write_text("\n".join(labels) + "\n", encoding="utf-8")
 
 
 def _mark_classify_method(pb: Path) -> None:

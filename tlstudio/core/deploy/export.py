@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlstudio.core.backbone.classifier import plain_copy
+from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.run_folder import process_alive
 
 TOLERANCE = 1e-4
@@ -77,11 +78,11 @@ def export_model(
     clean_leftovers(out_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".export-{os.getpid()}-", dir=out_dir))
     try:
-        saved = staging / "saved_model"
+        saved = staging / files.SAVED_MODEL
         _write_saved_model(plain, saved, labels, image_size)
         difference = verify_saved_model(saved, plain, samples, labels, tolerance)
-        plain.save(staging / "model.keras")
-        (staging / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+        plain.save(staging / files.MODEL)
+        (staging / files.LABELS).write_text("\n".join(labels) + "\n", encoding="utf-8")
         meta = dict(metadata or {}) | {
             "classes": labels,
             "image_size": image_size,
@@ -89,11 +90,11 @@ def export_model(
             "export_id": uuid.uuid4().hex,  # the same inside saved_model/assets: the set belongs together
         }
         meta_text = json.dumps(meta, indent=2, default=str, ensure_ascii=False)
-        (staging / "metadata.json").write_text(meta_text, encoding="utf-8")
-        (saved / "assets" / "metadata.json").write_text(meta_text, encoding="utf-8")
+        (staging / files.METADATA).write_text(meta_text, encoding="utf-8")
+        (saved / "assets" / files.METADATA).write_text(meta_text, encoding="utf-8")
         # metadata.json last: a set whose top-level export_id differs from the SavedModel's was cut
         # short while being replaced (a kill between renames), and load_exported refuses it
-        for name in ("saved_model", "model.keras", "labels.txt", "metadata.json"):
+        for name in (files.SAVED_MODEL, files.MODEL, files.LABELS, files.METADATA):
             _replace(staging / name, out_dir / name)
     except ExportError:
         raise
@@ -101,7 +102,7 @@ def export_model(
         raise ExportError(f"export failed: {type(err).__name__}: {err}") from err
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return ExportResult(out_dir, out_dir / "saved_model", difference)
+    return ExportResult(out_dir, out_dir / files.SAVED_MODEL, difference)
 
 
 def fit_to_size(images, image_size: int, supersample: int = SUPERSAMPLE):
@@ -147,7 +148,7 @@ def _write_saved_model(model: keras.Model, path: Path, labels: list[str], image_
     archive.write_out(str(path), verbose=False)
     assets = path / "assets"
     assets.mkdir(exist_ok=True)
-    (assets / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+    (assets / files.LABELS).write_text("\n".join(labels) + "\n", encoding="utf-8")
 
 
 def _spec(dtype) -> tf.TensorSpec:
@@ -220,8 +221,8 @@ def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str])
     against the reloaded Keras model on the run's test images (or random ones).
     """
     run_dir = Path(run_dir)
-    metadata = json.loads((run_dir / "metadata.json").read_text(encoding="utf-8"))
-    model = keras.models.load_model(run_dir / "model.keras", safe_mode=True)
+    metadata = json.loads((run_dir / files.METADATA).read_text(encoding="utf-8"))
+    model = keras.models.load_model(run_dir / files.MODEL, safe_mode=True)
     return export_model(
         model,
         out_dir,

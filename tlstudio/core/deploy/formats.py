@@ -31,6 +31,7 @@ import numpy as np
 
 from tlstudio.core import atomic
 from tlstudio.core.deploy.run_inputs import DeployError, RunInputs
+from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.run_folder import process_alive
 
 FORMATS = ("saved_model", "tflite", "onnx")
@@ -148,7 +149,7 @@ def export_format(
     if missing:
         raise DeployError(f"{fmt} needs {', '.join(missing)}: pip install 'tlstudio[export]'")
     inputs = RunInputs.load(run_dir, data_dir)
-    target = Path(out) if out else inputs.run_dir / "export" / artefact_name(fmt, quantize)
+    target = Path(out) if out else inputs.run_dir / files.EXPORT / artefact_name(fmt, quantize)
     target.parent.mkdir(parents=True, exist_ok=True)
     _clean_leftovers(target.parent)
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{target.name}-{os.getpid()}-", dir=target.parent))
@@ -170,7 +171,7 @@ def export_format(
                 f"{artefact_name(fmt, quantize)} did not verify: {verification.rule}; "
                 "nothing was put in place"
             )
-        (staging / "labels.txt").write_text("\n".join(inputs.labels) + "\n", encoding="utf-8")
+        (staging / files.LABELS).write_text("\n".join(inputs.labels) + "\n", encoding="utf-8")
         description = _describe(inputs, fmt, quantize, uint8_io, verification)
         atomic.write_json(staging / "model.json", description)
         _put_in_place(staging, target)
@@ -188,7 +189,7 @@ def export_all(run_dir, **kwargs) -> list[DeployResult]:
         except DeployError as err:
             results.append(DeployResult(fmt, quantize, None, None, error=str(err)))
     summary = [r.to_dict() for r in results]
-    atomic.write_json(Path(run_dir) / "export" / "summary.json", summary)
+    atomic.write_json(Path(run_dir) / files.EXPORT / "summary.json", summary)
     return results
 
 

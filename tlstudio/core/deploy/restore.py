@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+from tlstudio.core.results import run_folder as files
 from tlstudio.core.settings import TrainSettings
 
 
@@ -32,13 +33,17 @@ def classifier_from_run(run_dir: str | os.PathLike[str], checkpoint: str | os.Pa
     from tlstudio.core.data.split import Manifest
 
     run = Path(run_dir)
-    weights = Path(checkpoint) if checkpoint else run / "checkpoints" / "best.weights.h5"
-    for needed in (run / "settings.json", run / "manifest.csv", weights):
+    weights = Path(checkpoint) if checkpoint else run / files.CHECKPOINTS / files.BEST_WEIGHTS
+    for needed in (run / files.SETTINGS, run / files.MANIFEST, weights):
         if not needed.is_file():
             raise RestoreError(f"{run} cannot be rebuilt: {needed.name} is missing")
-    settings = TrainSettings.from_dict(json.loads((run / "settings.json").read_text(encoding="utf-8")))
-    classes = Manifest.load(run / "manifest.csv").classes
-    info = json.loads((run / "run.json").read_text(encoding="utf-8")) if (run / "run.json").is_file() else {}
+    settings = TrainSettings.from_dict(json.loads((run / files.SETTINGS).read_text(encoding="utf-8")))
+    classes = Manifest.load(run / files.MANIFEST).classes
+    info = (
+        json.loads((run / files.RUN_JSON).read_text(encoding="utf-8"))
+        if (run / files.RUN_JSON).is_file()
+        else {}
+    )
     spec = resolve_backbone(settings.backbone)
     skeleton = (
         "none" if spec.kind in ("keras", "file") else settings.weights

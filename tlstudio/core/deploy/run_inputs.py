@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tlstudio.core.results import run_folder as files
+
 
 class DeployError(Exception):
     """A format could not be written or did not verify, or the run folder lacks what an export needs;
@@ -34,20 +36,20 @@ class RunInputs:
     ) -> RunInputs:
         """Read ``metadata.json`` and ``run.json``; the data folder may be given when it moved."""
         run = Path(run_dir)
-        meta_file = run / "metadata.json"
-        if not (run / "model.keras").is_file() and (run / "checkpoints" / "best.weights.h5").is_file():
+        meta_file = run / files.METADATA
+        if not (run / files.MODEL).is_file() and (run / files.CHECKPOINTS / files.BEST_WEIGHTS).is_file():
             from tlstudio.core.deploy.restore import RestoreError, export_checkpoint
 
             try:  # an interrupted run: its best checkpoint is exported first
                 export_checkpoint(run)
             except RestoreError as err:
                 raise DeployError(str(err)) from err
-        if not (run / "model.keras").is_file() or not meta_file.is_file():
+        if not (run / files.MODEL).is_file() or not meta_file.is_file():
             raise DeployError(f"{run} has no exported model (model.keras and metadata.json): train it first")
         meta = json.loads(meta_file.read_text(encoding="utf-8"))
         info = {}
-        if (run / "run.json").is_file():
-            info = json.loads((run / "run.json").read_text(encoding="utf-8"))
+        if (run / files.RUN_JSON).is_file():
+            info = json.loads((run / files.RUN_JSON).read_text(encoding="utf-8"))
         data = Path(data_dir) if data_dir else (Path(info["data_dir"]) if info.get("data_dir") else None)
         settings = meta.get("settings") or {}
         return cls(
@@ -57,7 +59,7 @@ class RunInputs:
             backbone=str(meta.get("backbone", "")),
             preprocessing=str(settings.get("preprocessing") or "as the backbone needs"),
             data_dir=data if data and data.is_dir() else None,
-            manifest_path=run / "manifest.csv" if (run / "manifest.csv").is_file() else None,
+            manifest_path=run / files.MANIFEST if (run / files.MANIFEST).is_file() else None,
         )
 
     @cached_property
@@ -65,7 +67,7 @@ class RunInputs:
         """The run's ``model.keras``, loaded in safe mode and called once (exporters need that)."""
         import keras
 
-        model = keras.models.load_model(self.run_dir / "model.keras", safe_mode=True)
+        model = keras.models.load_model(self.run_dir / files.MODEL, safe_mode=True)
         model(np.zeros((1, self.image_size, self.image_size, 3), np.float32))
         return model
 

@@ -16,6 +16,7 @@ from tlstudio.core.data.imagefile import ImageProblem
 from tlstudio.core.data.pipeline import load_for_model
 from tlstudio.core.data.scan import in_folder
 from tlstudio.core.data.split import Manifest
+from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.metrics import cell_predictions, classification_metrics, ordered_errors
 
 BATCH = 64
@@ -39,7 +40,7 @@ class ExportedModel:
 
 def check_export_set(saved: Path) -> None:
     """Raise ValueError when the files beside ``saved`` belong to another export than the SavedModel."""
-    inside, beside = saved / "assets" / "metadata.json", saved.parent / "metadata.json"
+    inside, beside = saved / "assets" / files.METADATA, saved.parent / files.METADATA
     if not (inside.is_file() and beside.is_file()):
         return
     a = json.loads(inside.read_text(encoding="utf-8")).get("export_id")
@@ -54,19 +55,19 @@ def check_export_set(saved: Path) -> None:
 def load_exported(path: str | os.PathLike[str]) -> ExportedModel:
     """Open an export: a ``saved_model`` folder, or a run / export folder holding one."""
     path = Path(path)
-    saved = path / "saved_model" if (path / "saved_model" / "saved_model.pb").is_file() else path
+    saved = path / files.SAVED_MODEL if (path / files.SAVED_MODEL / "saved_model.pb").is_file() else path
     if not (saved / "saved_model.pb").is_file():
         raise FileNotFoundError(f"no SavedModel in {path} (expected saved_model.pb or saved_model/)")
     check_export_set(saved)
-    labels_file = saved / "assets" / "labels.txt"
+    labels_file = saved / "assets" / files.LABELS
     if not labels_file.is_file():
-        labels_file = saved.parent / "labels.txt"
+        labels_file = saved.parent / files.LABELS
     labels = labels_file.read_text(encoding="utf-8").splitlines()
     loaded = tf.saved_model.load(str(saved))
     signature = loaded.signatures["serving_default"]
-    meta_file = saved / "assets" / "metadata.json"
+    meta_file = saved / "assets" / files.METADATA
     if not meta_file.is_file():
-        meta_file = saved.parent / "metadata.json"
+        meta_file = saved.parent / files.METADATA
     if not meta_file.is_file():
         raise FileNotFoundError(
             f"no metadata.json in {saved / 'assets'} or beside {saved}: input size unknown"

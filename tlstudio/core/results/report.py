@@ -20,6 +20,7 @@ from PIL import Image
 from tlstudio.core import atomic
 from tlstudio.core.data.pipeline import load_for_model
 from tlstudio.core.data.scan import in_folder
+from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.evaluation import Evaluation
 from tlstudio.core.results.gradcam import overlay
 from tlstudio.core.results.metrics import wilson_interval
@@ -128,10 +129,10 @@ def write_report(
     ]
     if run_dir is not None:
         run_dir = Path(run_dir)
-        history = read_json(run_dir / "history.json")
+        history = read_json(run_dir / files.HISTORY)
         if history and history.get("epochs"):
             parts += ["<h2>Learning curves</h2>", f"<img src='{_png(curves_figure(history['epochs']))}'>"]
-        settings = read_json(run_dir / "settings.json")
+        settings = read_json(run_dir / files.SETTINGS)
         if settings:
             flat = flatten(settings)
             parts += ["<h2>Settings</h2>", _table(["setting", "value"], [[k, v] for k, v in flat.items()])]

@@ -18,8 +18,25 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+# Every file name of a run folder (and of its exports), here and nowhere else.
+RUN_JSON = "run.json"  # status, data folder, device, timings: the run's truth
+SETTINGS = "settings.json"  # the TrainSettings the run used
+MANIFEST = "manifest.csv"  # the split: which file is in train, validation or test
+HISTORY = "history.json"  # per-epoch metrics and phases
+METRICS = "metrics.json"
+EVALUATION = "evaluation.json"  # test-split scores, confusion matrix, misclassified images
+REPORT = "report.html"
+MODEL = "model.keras"  # the trained classifier (Keras format)
+METADATA = "metadata.json"  # labels, image size, preprocessing: what a loader needs
+LABELS = "labels.txt"
+SAVED_MODEL = "saved_model"  # the SavedModel serving raw images
+CHECKPOINTS = "checkpoints"
+BEST_WEIGHTS = "best.weights.h5"  # in CHECKPOINTS: the best epoch so far
+LAST_WEIGHTS = "last.weights.h5"  # in CHECKPOINTS: the last finished epoch, to resume from
+EXPORT = "export"  # RUN/export/<format>[-<mode>]/
+TENSORBOARD = "tensorboard"  # event files for `tensorboard --logdir`
+CROSS_VALIDATION = "cross_validation.json"
 LOCK = ".lock"
-RUN_JSON = "run.json"
 
 
 class RunFolderError(Exception):
@@ -89,7 +106,7 @@ def run_status(run_dir: str | os.PathLike[str]) -> dict:
         return {}
     if data.get("status") == "running" and not _held_by_live_process(run / LOCK):
         data["status"] = "interrupted"
-        checkpoint = run / "checkpoints" / "best.weights.h5"
+        checkpoint = run / CHECKPOINTS / BEST_WEIGHTS
         if checkpoint.is_file():
             data["checkpoint"] = str(checkpoint)
     return data

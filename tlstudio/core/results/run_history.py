@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.run_folder import run_status
 from tlstudio.core.settings import TrainSettings
 
@@ -38,8 +39,8 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
     """Read run.json, settings.json and metrics.json of a run folder (missing parts stay empty)."""
     run_dir = Path(run_dir)
     info = run_status(run_dir)  # "interrupted" when it says running but its process is gone
-    settings = read_json(run_dir / "settings.json")
-    metrics = read_json(run_dir / "metrics.json") or info.get("metrics") or {}
+    settings = read_json(run_dir / files.SETTINGS)
+    metrics = read_json(run_dir / files.METRICS) or info.get("metrics") or {}
     return RunRecord(
         run_dir=run_dir,
         status=str(info.get("status", "unknown")),

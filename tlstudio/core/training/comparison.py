@@ -22,6 +22,7 @@ from tlstudio.core import atomic
 from tlstudio.core import events as ev
 from tlstudio.core.data.split import Manifest
 from tlstudio.core.freeze_plan import FreezePlan
+from tlstudio.core.results import run_folder as files
 from tlstudio.core.settings import TrainSettings
 from tlstudio.core.training.recipe import scratch_epochs
 
@@ -105,7 +106,7 @@ def compare(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    manifest.save(out_dir / "manifest.csv")
+    manifest.save(out_dir / files.MANIFEST)
     rows = []
     for i, candidate in enumerate(candidates, start=1):
         if stop_event is not None and stop_event.is_set():
@@ -131,7 +132,7 @@ def compare(
             history=history,
         )
         if result.export_dir is not None:
-            row.model_mb = round(_size(run_dir / "saved_model") / 1e6, 3)
+            row.model_mb = round(_size(run_dir / files.SAVED_MODEL) / 1e6, 3)
             row.latency_ms = round(latency_ms(run_dir), 3)
         rows.append(row)
         _write(out_dir, rows)

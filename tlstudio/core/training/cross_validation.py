@@ -19,6 +19,7 @@ import numpy as np
 
 from tlstudio.core import atomic
 from tlstudio.core.data.split import Manifest, ManifestEntry
+from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.metrics import wilson_interval
 
 
@@ -119,7 +120,7 @@ def cross_validate(
         "pooled_interval": list(wilson_interval(correct, total)) if total else None,
         "images": total,
     }
-    atomic.write_json(out / "cross_validation.json", summary)
+    atomic.write_json(out / files.CROSS_VALIDATION, summary)
     return summary
 
 

@@ -116,7 +116,7 @@ def find_learning_rate(
         report = inspect_folder(data_dir)
         if not report.usable:
             raise ValueError(f"{data_dir} is not usable: {report.problem}")
-        manifest = make_split(report.images, SplitConfig(s.val_fraction, s.test_fraction, s.seed))
+        manifest = make_split(report.images, SplitConfig.of(s))
     spec = resolve_backbone(s.backbone)
     backbone = build_backbone(spec, weights=s.weights, image_size=s.image_size, cut_at=s.cut_at)
     size = s.image_size or input_size_of(backbone) or spec.default_size

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tlstudio.core import atomic
+from tlstudio.core.results.run_folder import LAST_WEIGHTS
 
-LAST_WEIGHTS = "last.weights.h5"
 PROBE_WEIGHTS = "probe.weights.h5"
 LAST_STATE = "last.json"
 

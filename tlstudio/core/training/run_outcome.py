@@ -17,6 +17,7 @@ from tlstudio.core import atomic
 from tlstudio.core import events as ev
 from tlstudio.core.data.scan import in_folder
 from tlstudio.core.data.split import Manifest
+from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.metrics import wilson_interval, within_chance
 from tlstudio.core.training.failures import hint_for, message_for, need_free_space, weights_bytes
 
@@ -74,7 +75,7 @@ def complete(session: TrainingSession, model, started: float, status: str) -> Ru
             samples=samples(session, manifest, size),
         )
         export_dir = result.export_dir
-    atomic.write_json(session.run_dir / "metrics.json", metrics)
+    atomic.write_json(session.run_dir / files.METRICS, metrics)
     session.write_status(status, started, manifest, size, metrics=metrics, message=verdict or "")
     session.emit(
         ev.RunFinished(
@@ -149,13 +150,13 @@ def evaluate_test(session: TrainingSession, model, test) -> dict[str, float]:
     from tlstudio.core.results.report import write_report
 
     evaluation = evaluate_entries(session, model, test)
-    atomic.write_json(session.run_dir / "evaluation.json", evaluation.to_dict(with_predictions=True))
+    atomic.write_json(session.run_dir / files.EVALUATION, evaluation.to_dict(with_predictions=True))
     try:
         cam = GradCam(model)
     except GradCamError:
         cam = None
     write_report(
-        session.run_dir / "report.html",
+        session.run_dir / files.REPORT,
         evaluation,
         session.data_dir,
         title=f"TL Studio run {session.run_dir.name} — {session.settings.backbone}",

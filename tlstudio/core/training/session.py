@@ -30,6 +30,7 @@ from tlstudio.core.data.health import IMBALANCE_WARNING_RATIO, balanced_class_we
 from tlstudio.core.data.pipeline import LoadErrors, make_dataset
 from tlstudio.core.data.scan import in_folder
 from tlstudio.core.data.split import Manifest, SplitConfig, make_split
+from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.metrics import within_chance
 from tlstudio.core.results.run_folder import RunFolderError, claim
 from tlstudio.core.results.run_history import read_json
@@ -53,8 +54,6 @@ _SCALAR = summary_pb2.SummaryMetadata(
 )
 
 __all__ = ["RunResult", "TrainingError", "TrainingSession", "describe_device"]
-
-CHECKPOINT_NAME = "best.weights.h5"
 
 
 class TrainingSession:
@@ -85,7 +84,7 @@ class TrainingSession:
         self.stop_event = stop_event or threading.Event()
         self.export = export
         self.history: dict[str, list] = {"epochs": [], "batches": []}
-        self.checkpoint = self.run_dir / "checkpoints" / CHECKPOINT_NAME
+        self.checkpoint = self.run_dir / files.CHECKPOINTS / files.BEST_WEIGHTS
         self.best_epoch: int | None = None
         self.load_errors = LoadErrors()
         self.model: TransferModel | None = None
@@ -109,7 +108,7 @@ class TrainingSession:
         if not self.primary:
             return
         if self._summary is None:
-            self._summary = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
+            self._summary = tf.summary.create_file_writer(str(self.run_dir / files.TENSORBOARD))
         with self._summary.as_default():
             for name, value in values.items():
                 # tf.summary.scalar lives in the tensorboard package; this is what it writes
@@ -118,7 +117,7 @@ class TrainingSession:
 
     def save_history(self) -> None:
         """Write history.json (atomically) so it survives a failure."""
-        atomic.write_json(self.run_dir / "history.json", self.history)
+        atomic.write_json(self.run_dir / files.HISTORY, self.history)
 
     # -- the run -----------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -165,7 +164,7 @@ class TrainingSession:
         self.primary = self.export = False
         name = distribution.task_name(self.strategy).replace(" ", "")
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"tlstudio-{name}-"))
-        self.checkpoint = self.run_dir / "checkpoints" / CHECKPOINT_NAME
+        self.checkpoint = self.run_dir / files.CHECKPOINTS / files.BEST_WEIGHTS
 
     def _run(self, started: float) -> RunResult:
         s = self.settings
@@ -173,7 +172,7 @@ class TrainingSession:
         if self.resume:
             self._load_resume_state()
         else:
-            atomic.write_json(self.run_dir / "settings.json", s.to_dict())
+            atomic.write_json(self.run_dir / files.SETTINGS, s.to_dict())
         manifest = self._manifest()
         classes = manifest.classes
         if distribution.is_multi_worker(self.strategy):
@@ -228,8 +227,8 @@ class TrainingSession:
                 f"{self.run_dir} has no epoch to continue from: start it again with --overwrite"
             )
         self.resume_state = state
-        self.manifest_source = self.run_dir / "manifest.csv"
-        self.history = read_json(self.run_dir / "history.json") or {"epochs": [], "batches": []}
+        self.manifest_source = self.run_dir / files.MANIFEST
+        self.history = read_json(self.run_dir / files.HISTORY) or {"epochs": [], "batches": []}
         self.history["epochs"] = self.history["epochs"][: state.epoch + 1]
         self.history["batches"] = [b for b in self.history["batches"] if b["epoch"] <= state.epoch]
 
@@ -324,7 +323,7 @@ class TrainingSession:
 
     # -- helpers ------------------------------------------------------------------------------------
     def _manifest(self) -> Manifest:
-        target = self.run_dir / "manifest.csv"
+        target = self.run_dir / files.MANIFEST
         if isinstance(self.manifest_source, Manifest):
             manifest = self.manifest_source
         elif self.manifest_source is not None:
@@ -335,7 +334,7 @@ class TrainingSession:
                 raise TrainingError(f"{self.data_dir} is not usable: {report.problem}")
             if report.skipped:
                 self.emit(ev.FilesSkipped([(x.path, x.reason) for x in report.skipped]))
-            config = SplitConfig(self.settings.val_fraction, self.settings.test_fraction, self.settings.seed)
+            config = SplitConfig.of(self.settings)
             manifest = make_split(report.images, config)
         missing = [e.path for e in manifest.entries if not in_folder(self.data_dir, e.path).is_file()]
         if missing:
@@ -397,4 +396,4 @@ class TrainingSession:
             data["metrics"] = metrics
         if message:
             data["message"] = message
-        atomic.write_json(self.run_dir / "run.json", data)
+        atomic.write_json(self.run_dir / files.RUN_JSON, data)

@@ -1,0 +1,41 @@
+"""One module owns every run-folder file name: the others use its constants, so they cannot drift."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import tlstudio
+from tlstudio.core.results import run_folder
+
+PACKAGE = Path(tlstudio.__file__).parent
+NAMES = {
+    value
+    for key, value in vars(run_folder).items()
+    if key.isupper()
+    and isinstance(value, str)
+    and ("." in value or value == "checkpoints")  # "export" is also a command
+}
+
+
+def test_the_names_are_all_there():
+    assert {
+        "run.json",
+        "model.keras",
+        "metadata.json",
+        "settings.json",
+        "manifest.csv",
+        "history.json",
+    } <= NAMES
+    assert {"best.weights.h5", "last.weights.h5", "labels.txt", "evaluation.json", "report.html"} <= NAMES
+
+
+def test_no_other_module_spells_a_run_folder_file_name():
+    spelled = []
+    for source in PACKAGE.rglob("*.py"):
+        if source == Path(run_folder.__file__):
+            continue
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in NAMES:
+                spelled.append(f"{source.relative_to(PACKAGE)}:{node.lineno} {node.value!r}")
+    assert not spelled, "use the constants of core/results/run_folder.py: " + ", ".join(spelled)
