@@ -94,12 +94,12 @@ def main() -> None:
         key=lambda ij: evaluate.confusion.matrix[ij[0]][ij[1]],
     )
     evaluate.matrix.clicked.emit(evaluate.confusion.index(*worst))  # the most common confusion
-    if not evaluate.gallery_model.items:  # no errors at all this time: the least confident images
-        evaluate.order.setCurrentText("Least confident")
-        evaluate.show_errors()
-    evaluate.gallery.setCurrentIndex(evaluate.gallery_model.index(0))
-    evaluate.cam_button.click()
-    wait(lambda: not evaluate.task.is_running())
+    if not evaluate.errors.gallery_model.items:  # no errors at all this time: the least confident images
+        evaluate.errors.order.setCurrentText("Least confident")
+        evaluate.errors.show_errors()
+    evaluate.errors.gallery.setCurrentIndex(evaluate.errors.gallery_model.index(0))
+    evaluate.errors.cam_button.click()
+    wait(lambda: not evaluate.errors.task.is_running())
     for row, name in PANELS.items():
         if name in ("backbone",):
             continue

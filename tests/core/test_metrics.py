@@ -105,3 +105,18 @@ def test_temperature_scaling_fixes_overconfidence_and_keeps_the_ranking():
     fixed = apply_temperature(overconfident, t)
     assert reliability(y, fixed)["ece"] < reliability(y, overconfident)["ece"] / 3
     assert (fixed.argmax(1) == overconfident.argmax(1)).all()
+
+
+def test_the_headline_is_one_line_for_every_kind_of_run():
+    from tlstudio.core.results.metrics import headline
+
+    scored = {
+        "test_accuracy": 0.95,
+        "test_accuracy_low": 0.91,
+        "test_accuracy_high": 0.97,
+        "test_images": 120,
+    }
+    assert headline(scored) == "test accuracy 0.950 (95% interval 0.91–0.97, 120 images)"
+    assert headline({"test_accuracy": 0.5}) == "test accuracy 0.500"
+    assert headline({"val_accuracy": 0.8}) == "no test split; validation accuracy 0.800"
+    assert headline({}) == "no test split"

@@ -58,12 +58,12 @@ def test_clicking_a_cell_shows_exactly_its_images(qtbot, run):
     labels = evaluation.labels
     for i, j in ((0, 1), (1, 1), (2, 0)):
         panel.matrix.clicked.emit(panel.confusion.index(i, j))
-        shown = sorted(item["path"] for item in panel.gallery_model.items)
+        shown = sorted(item["path"] for item in panel.errors.gallery_model.items)
         assert shown == sorted(p["path"] for p in evaluation.cell(labels[i], labels[j]))
         assert len(shown) == evaluation.confusion_matrix[i][j]
-    panel.show_errors()  # most confidently wrong: only errors
-    assert len(panel.gallery_model.items) == len(evaluation.errors())
-    assert panel.gallery_model.data(panel.gallery_model.index(0)) is not None
+    panel.errors.show_errors()  # most confidently wrong: only errors
+    assert len(panel.errors.gallery_model.items) == len(evaluation.errors())
+    assert panel.errors.gallery_model.data(panel.errors.gallery_model.index(0)) is not None
 
 
 def test_move_to_class_updates_folder_and_manifest_and_undoes(qtbot, run):
@@ -72,21 +72,21 @@ def test_move_to_class_updates_folder_and_manifest_and_undoes(qtbot, run):
     qtbot.addWidget(panel)
     panel.show_runs([load_run(run_dir)], str(data), manifest_path)
     panel.matrix.clicked.emit(panel.confusion.index(0, 1))  # true blue, predicted green
-    panel.gallery.setCurrentIndex(panel.gallery_model.index(0))
-    item = panel.gallery_model.items[0]
+    panel.errors.gallery.setCurrentIndex(panel.errors.gallery_model.index(0))
+    item = panel.errors.gallery_model.items[0]
     old = item["path"]
     before = {e.path: e for e in Manifest.load(manifest_path).entries}[old]
-    panel.move_current("green")
+    panel.errors.move_current("green")
     new = item["path"]
     assert new.startswith("green/") and (data / new).is_file() and not (data / old).exists()
     entry = {e.path: e for e in Manifest.load(manifest_path).entries}[new]
     assert entry.label == "green" and entry.split == before.split and entry.sha256 == before.sha256
     assert old not in {e.path for e in Manifest.load(manifest_path).entries}
-    assert panel.undo_button.isEnabled()
-    panel.undo_button.click()
+    assert panel.errors.undo_button.isEnabled()
+    panel.errors.undo_button.click()
     assert (data / old).is_file() and not (data / new).exists()
     assert {e.path: e for e in Manifest.load(manifest_path).entries}[old] == before
-    assert not panel.undo_button.isEnabled()
+    assert not panel.errors.undo_button.isEnabled()
 
 
 def test_grad_cam_of_the_selected_image(qtbot, run):
@@ -94,13 +94,14 @@ def test_grad_cam_of_the_selected_image(qtbot, run):
     panel = EvaluatePanel()
     qtbot.addWidget(panel)
     panel.show_runs([load_run(run_dir)], str(data), manifest_path)
-    panel.gallery.setCurrentIndex(panel.gallery_model.index(0))
-    panel.cam_button.click()
-    qtbot.waitUntil(lambda: not panel.task.is_running(), timeout=60_000)
+    panel.errors.gallery.setCurrentIndex(panel.errors.gallery_model.index(0))
+    panel.errors.cam_button.click()
+    qtbot.waitUntil(lambda: not panel.errors.task.is_running(), timeout=60_000)
     qtbot.waitUntil(
-        lambda: panel.preview.pixmap() is not None and not panel.preview.pixmap().isNull(), timeout=5000
+        lambda: panel.errors.preview.pixmap() is not None and not panel.errors.preview.pixmap().isNull(),
+        timeout=5000,
     )
-    assert panel.preview.pixmap().width() == 256
+    assert panel.errors.preview.pixmap().width() == 256
 
 
 def test_two_runs_compared_side_by_side_and_cloned(qtbot, run, tmp_path):
@@ -128,7 +129,7 @@ def test_matrix_and_gallery_models_pass_qt_model_tester(qtbot, run, qtmodelteste
     qtbot.addWidget(panel)
     panel.show_runs([load_run(run_dir)], str(data), manifest_path)
     qtmodeltester.check(panel.confusion)
-    qtmodeltester.check(panel.gallery_model)
+    qtmodeltester.check(panel.errors.gallery_model)
 
 
 def test_train_panel_carries_calibration_strategy_and_cache_settings(qtbot):

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from tlstudio.core.results import run_folder as files
+from tlstudio.core.results.metrics import headline
 from tlstudio.gui.worker import Task
 
 
@@ -121,11 +122,8 @@ class ExportPanel(QWidget):
         """A run to export."""
         self.run_dir = Path(run_dir)
         usable = (self.run_dir / files.MODEL).is_file()
-        acc = (
-            f"test accuracy {metrics['test_accuracy']:.3f}" if "test_accuracy" in metrics else "no test split"
-        )
         self.summary.setText(
-            f"Last run: <b>{self.run_dir}</b> — {status}, {acc}."
+            f"Last run: <b>{self.run_dir}</b> — {status}, {headline(metrics)}."
             + ("" if usable else " It has no model to export.")
         )
         self.button.setEnabled(usable)

@@ -372,7 +372,7 @@ class MainWindow(QMainWindow):
             self.data.task,
             self.layers.task,
             self.export.task,
-            self.evaluate.task,
+            self.evaluate.errors.task,
         ):
             if task is not None:
                 task.wait()

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from tlstudio.core import events as ev
+from tlstudio.core.results.metrics import headline
 from tlstudio.core.settings import OPTIMIZERS, TrainSettings, defaults
 from tlstudio.gui.curves import CurvesWidget
 from tlstudio.gui.worker import Task
@@ -335,8 +336,8 @@ class TrainPanel(QWidget):
             text = f"Run {event.status}. " + (event.message or "")
             if event.status == "failed_to_learn":
                 text = f"<span style='color:#b00'><b>{text}</b></span>"
-            if "test_accuracy" in event.metrics:
-                text += f" Test accuracy {event.metrics['test_accuracy']:.3f}."
+            if event.metrics:
+                text += f" {headline(event.metrics).capitalize()}."
             self.message.setText(text)
 
     def _done(self, result) -> None:

@@ -209,3 +209,29 @@ def within_chance(accuracy: float, n: int, class_counts: list[int], z: float = 1
         return False
     chance = max(class_counts) / max(sum(class_counts), 1)
     return accuracy <= chance + z * math.sqrt(chance * (1 - chance) / n)
+
+
+def headline(metrics: dict[str, float]) -> str:
+    """The one line a run is summed up by, the same in the CLI, the Train and the Export panels.
+
+    Args:
+        metrics: a run's metrics (``test_accuracy`` and its Wilson interval when there is a test
+            split, else ``val_accuracy``).
+
+    Returns:
+        e.g. ``"test accuracy 0.950 (95% interval 0.91–0.97, 120 images)"``, or ``"no test split"``
+        followed by the validation accuracy when there is one.
+    """
+    if "test_accuracy" in metrics:
+        text = f"test accuracy {metrics['test_accuracy']:.3f}"
+        if "test_accuracy_low" in metrics and "test_images" in metrics:
+            low, high, n = (
+                metrics["test_accuracy_low"],
+                metrics["test_accuracy_high"],
+                int(metrics["test_images"]),
+            )
+            text += f" (95% interval {low:.2f}–{high:.2f}, {n} images)"
+        return text
+    if "val_accuracy" in metrics:
+        return f"no test split; validation accuracy {metrics['val_accuracy']:.3f}"
+    return "no test split"
