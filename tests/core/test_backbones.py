@@ -145,3 +145,13 @@ def test_user_model_with_code_is_refused_in_safe_mode(tmp_path):
     keras.Model(inputs, outputs).save(path)
     with pytest.raises(BackboneError, match="safe mode"):
         build_backbone(resolve_backbone(str(path)))
+
+
+def test_hub_handles_are_told_apart_from_names_and_files_without_keras():
+    from tlstudio.core.backbone.sources import is_hub_handle
+
+    assert is_hub_handle("https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5")
+    assert is_hub_handle("https://www.kaggle.com/models/google/mobilenet-v3/TensorFlow2/small-075-224/1")
+    assert not is_hub_handle("MobileNetV3Small") and not is_hub_handle("/models/mine.keras")
+    spec = resolve_backbone("https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5")
+    assert spec.kind == "savedmodel" and spec.family == "TF Hub"

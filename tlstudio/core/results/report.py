@@ -100,7 +100,11 @@ def curves_figure(epochs: list[dict[str, float]]):
         for n in phases:
             ax.axvline(n + 0.5, color="grey", lw=0.8)
         ax.set(xlabel="epoch", title=metric)
-        ax.legend()
+        if ax.get_legend_handles_labels()[1]:
+            ax.legend()
+        else:
+            ax.text(0.5, 0.5, f"no {metric} recorded", ha="center", va="center", transform=ax.transAxes)
+            ax.set_yticks([])
     return fig
 
 

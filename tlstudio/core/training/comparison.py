@@ -176,7 +176,7 @@ def format_table(rows: list[ComparisonRow]) -> str:
     return "\n".join(lines)
 
 
-def curves_figure(rows: list[ComparisonRow]):
+def comparison_figure(rows: list[ComparisonRow]):
     """Validation accuracy and loss per epoch of every candidate, overlaid."""
     from tlstudio.core.results.report import new_figure
 
@@ -203,7 +203,7 @@ def _write(out_dir: Path, rows: list[ComparisonRow]) -> None:
         writer.writeheader()
         writer.writerows(data)
     with atomic.replacing(out_dir / "comparison.png") as tmp:
-        curves_figure(rows).savefig(tmp)
+        comparison_figure(rows).savefig(tmp)
 
 
 def _size(path: Path) -> int:
