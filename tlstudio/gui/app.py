@@ -38,18 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     QCoreApplication.setApplicationName("TL Studio")
     app = QApplication.instance() or QApplication(argv or sys.argv[:1])
     window = MainWindow()
+    probe = os.environ.get("TLSTUDIO_STARTUP_PROBE")
+    if probe:  # benchmarks/bench_startup.py: report the first paint (and the stalls), then quit
+        from tlstudio.gui.startup_probe import StartupProbe
+
+        window.startup_probe = StartupProbe(window, probe)
     window.show()
     args = list(argv or [])
     if args and args[0].endswith(".json"):
         window.open_project(args[0])
 
     window.statusBar().showMessage(f"Window up in {time.perf_counter() - started:.2f} s", 4000)
-    if os.environ.get("TLSTUDIO_STARTUP_PROBE"):  # benchmarks/bench_startup.py: report, then quit
-        from PySide6.QtCore import QTimer
-
-        def report() -> None:
-            print("window-shown", flush=True)
-            window.close()
-
-        QTimer.singleShot(0, report)
     return app.exec()

@@ -12,8 +12,6 @@ import math
 import queue
 import threading
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QLabel, QSizePolicy
@@ -29,6 +27,32 @@ class _Renderer(QObject):
 
     def __init__(self) -> None:
         super().__init__()
+        self.figure = None  # built on first use, in the renderer thread: matplotlib (about 0.5 s to
+        # import) stays off the path to the window's first paint
+        self.phase_artists: list = []
+        self.lock = threading.Lock()  # render() from this thread, or render_now() from the GUI thread
+        self.jobs: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._loop, name="tlstudio-curves", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            job = self.jobs.get()
+            while not self.jobs.empty():  # only the newest snapshot matters
+                job = self.jobs.get()
+            if job is None:
+                return
+            self.rendered.emit(self.render(*job))
+
+    def render(self, size, batches, epochs, phases) -> QImage:
+        """Draw one snapshot at ``size`` (pixels) into an image."""
+        with self.lock:
+            return self._render(size, batches, epochs, phases)
+
+    def _build(self) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
         self.figure = Figure(figsize=(7, 5), dpi=100)
         self.canvas = FigureCanvasAgg(self.figure)
         self.ax_loss, self.ax_acc, self.ax_lr = self.figure.subplots(
@@ -62,27 +86,10 @@ class _Renderer(QObject):
             transform=self.ax_loss.transAxes,
             color="#888",
         )
-        self.phase_artists: list = []
-        self.lock = threading.Lock()  # render() from this thread, or render_now() from the GUI thread
-        self.jobs: queue.Queue = queue.Queue()
-        self.thread = threading.Thread(target=self._loop, name="tlstudio-curves", daemon=True)
-        self.thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            job = self.jobs.get()
-            while not self.jobs.empty():  # only the newest snapshot matters
-                job = self.jobs.get()
-            if job is None:
-                return
-            self.rendered.emit(self.render(*job))
-
-    def render(self, size, batches, epochs, phases) -> QImage:
-        """Draw one snapshot at ``size`` (pixels) into an image."""
-        with self.lock:
-            return self._render(size, batches, epochs, phases)
 
     def _render(self, size, batches, epochs, phases) -> QImage:
+        if self.figure is None:
+            self._build()
         width, height = max(size[0], 200), max(size[1], 150)
         self.figure.set_size_inches(width / 100, height / 100)
         self.lines["batch"].set_data(*(zip(*batches, strict=True) if batches else ([], [])))
@@ -111,6 +118,10 @@ class _Renderer(QObject):
         for ax in (self.ax_loss, self.ax_acc, self.ax_lr):
             ax.relim()
             ax.autoscale_view()
+            empty = not any(len(line.get_xdata()) for line in ax.get_lines() if line in self.lines.values())
+            if empty:  # no ±0.04 or 1e−48 ticks on an axis with nothing on it yet
+                ax.set_ylim(0, 1)
+            ax.tick_params(axis="y", labelleft=not empty)
         self.canvas.draw()
         buffer = self.canvas.buffer_rgba()
         image = QImage(bytes(buffer), buffer.shape[1], buffer.shape[0], QImage.Format.Format_RGBA8888)

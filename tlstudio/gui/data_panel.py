@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-from matplotlib.figure import Figure
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
@@ -29,6 +27,7 @@ from PySide6.QtWidgets import (
 from tlstudio.core.data.health import DatasetReport, inspect_folder
 from tlstudio.core.data.scan import in_folder
 from tlstudio.core.settings import SEED, TEST_FRACTION, VAL_FRACTION, TrainSettings
+from tlstudio.gui.class_bars import ClassBars
 from tlstudio.gui.worker import Task
 
 THUMBS_PER_CLASS = 6
@@ -67,7 +66,7 @@ class DataPanel(QWidget):
         self.classes.verticalHeader().setVisible(False)
         self.classes.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.classes.itemSelectionChanged.connect(self._show_thumbs)
-        self.chart = FigureCanvasQTAgg(Figure(figsize=(4, 2.5), layout="constrained"))
+        self.chart = ClassBars()
         self.thumbs = QListWidget()
         self.thumbs.setViewMode(QListWidget.ViewMode.IconMode)
         self.thumbs.setIconSize(QPixmap(72, 72).size())
@@ -202,19 +201,7 @@ class DataPanel(QWidget):
         self.report_ready.emit(report)
 
     def _draw_chart(self) -> None:
-        fig = self.chart.figure
-        fig.clear()
-        ax = fig.add_subplot(111)
-        if self.report and self.report.classes:
-            names = list(self.report.classes)
-            ax.barh(names, list(self.report.classes.values()), color="#4c78a8")
-            ax.invert_yaxis()
-            ax.set_xlabel("usable images")
-            ax.tick_params(axis="y", labelsize=8)
-        else:
-            ax.text(0.5, 0.5, "Images per class appear here", ha="center", va="center", color="#888")
-            ax.set_axis_off()
-        self.chart.draw_idle()
+        self.chart.set_counts(dict(self.report.classes) if self.report else {})
 
     def _show_thumbs(self) -> None:
         self.thumbs.clear()

@@ -4,6 +4,7 @@ there: worker jobs of the main window (the core does the TensorFlow work)."""
 from __future__ import annotations
 
 import gc
+import sys
 from pathlib import Path
 
 
@@ -16,6 +17,9 @@ def build_sample_backbone(folder: Path) -> Path:
 
 def load_tensorflow():
     """Worker job: import TensorFlow quietly, name the device, read the backbone registry."""
+    from tlstudio.native_preload import preload_native_libraries
+
+    preload_native_libraries()  # the slow native part without the GIL: the window keeps painting
     from tlstudio.core.backbone.registry import list_backbones
     from tlstudio.core.data.pipeline import warm_up_tf_data
     from tlstudio.core.training.session import describe_device
@@ -26,10 +30,13 @@ def load_tensorflow():
     # while they load and again whenever one lands during a training run (it did, while an export
     # was written). So no collection while they load, and afterwards they are frozen out of it.
     gc.disable()
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.001)  # hand the GIL back to the painting thread more often meanwhile
     try:
         import_tensorflow_quietly()
         warm_up_tf_data()
         return describe_device(), list_backbones()
     finally:
+        sys.setswitchinterval(switch)
         gc.freeze()
         gc.enable()
