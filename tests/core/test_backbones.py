@@ -110,7 +110,7 @@ def test_offline_imagenet_weights_give_a_clear_message(tmp_path, monkeypatch):
     message = str(err.value)
     assert str(tmp_path / "models") in message
     assert "weights_no_top.h5" in message
-    assert "--weights none" in message
+    assert "no network" in message and "tlstudio weights MobileNetV3Small" in message
 
 
 def test_weights_from_a_local_file(tmp_path):

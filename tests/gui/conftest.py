@@ -15,7 +15,14 @@ def window(qtbot, tmp_path):
     qtbot.addWidget(w)
     w.show()
     yield w
-    for panel_task in (w.data.task, w.layers.task, w.export.task, w.loader, w.train.task):
+    for panel_task in (
+        w.data.task,
+        w.layers.task,
+        w.export.task,
+        w.loader,
+        w.train.task,
+        w.backbone.weights_box.task,
+    ):
         if panel_task is not None:
             panel_task.wait()
             assert not panel_task.is_running(), "a worker thread was left running"

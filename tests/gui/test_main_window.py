@@ -184,7 +184,7 @@ def test_a_failing_run_says_what_to_do_in_the_window(window, qtbot, tmp_path, co
     window.start_training()
     qtbot.waitUntil(lambda: not window.train.is_running(), timeout=LONG)
     text = window.train.message.text()
-    assert "Run failed" in text and "What to do" in text and "--weights none" in text
+    assert "Run failed" in text and "What to do" in text and "tlstudio weights MobileNetV3Small" in text
     assert window.error_box.isVisible() and not window.error_box.isModal()
     assert Project.load(tmp_path / "p.tlstudio.json").runs[-1]["status"] == "failed"
 

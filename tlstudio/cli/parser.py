@@ -20,6 +20,7 @@ from tlstudio.cli.options import add_scan_options, add_split_options, add_traini
 from tlstudio.cli.predict import run_predict
 from tlstudio.cli.runs import run_runs
 from tlstudio.cli.train import run_train
+from tlstudio.cli.weights import add_weights_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     backbones = sub.add_parser("backbones", help="list the Keras Applications backbones")
     backbones.add_argument("--json", action="store_true", help="print a JSON list")
     backbones.set_defaults(handler=run_backbones)
+    add_weights_command(sub)
 
     train = sub.add_parser(
         "train",

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from tlstudio.core.backbone.registry import BackboneError, BackboneSpec, resolve_backbone
 from tlstudio.core.settings import TrainSettings
+from tlstudio.gui.weights_box import WeightsBox
 
 HEADERS = ("Backbone", "Family", "Parameters", "ImageNet top-1", "Input", "Min", "Preprocessing")
 
@@ -79,7 +80,9 @@ class BackbonePanel(QWidget):
         self.summary = QLabel("Reading the list of backbones from Keras (TensorFlow is loading)…")
         self.summary.setWordWrap(True)
         form = QFormLayout()
+        self.weights_box = WeightsBox()
         form.addRow("Weights", self.weights)
+        form.addRow("", self.weights_box)
         form.addRow("Image size", self.size)
 
         layout = QVBoxLayout(self)
@@ -176,11 +179,10 @@ class BackbonePanel(QWidget):
             "savedmodel": f"SavedModel {spec.source}",
         }[spec.kind]
         note = ""
-        if spec.kind == "keras" and self.weights_value() == "imagenet":
-            note = (
-                "<br>ImageNet weights are read from ~/.keras/models; offline, training says which file "
-                "to put there (or choose 'None' to train from scratch)."
-            )
+        imagenet = spec.kind == "keras" and self.weights_value() == "imagenet"
+        self.weights_box.setVisible(imagenet)
+        if imagenet and self.ready:
+            self.weights_box.set_backbone(spec.name, self.size.value())
         size = (
             "its own input size" if spec.kind == "file" else f"input {self.size.value()}×{self.size.value()}"
         )

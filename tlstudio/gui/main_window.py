@@ -369,6 +369,7 @@ class MainWindow(QMainWindow):
         for task in (
             self.loader,
             self.sample_task,
+            self.backbone.weights_box.task,
             self.data.task,
             self.layers.task,
             self.export.task,

@@ -268,12 +268,13 @@ def _resolve_weights(weights: str) -> str | None:
 def _offline_message(name: str, err: Exception) -> str:
     folder = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
     url = re.search(r"https?://\S+?\.h5", str(err))
-    file_hint = f"{url.group(0)} (file {url.group(0).rsplit('/', 1)[-1]})" if url else "the weights file"
+    file_hint = f"{url.group(0)}" if url else "the weights file (`tlstudio weights NAME --url` names it)"
+    cause = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return (
-        f"ImageNet weights for {name} are not in {folder} and could not be downloaded "
-        f"({type(err).__name__}). "
-        f"On a machine with network, download {file_hint} and put it in {folder}; "
-        "or train from scratch with --weights none (in the app: Weights → None), or give a weights file."
+        f"ImageNet weights for {name} are not in {folder} and could not be downloaded ({cause}). "
+        f"Fetch them with `tlstudio weights {name}` (resumable; in the app: Backbone → Download), or "
+        f"download {file_hint} on a machine with network and run `tlstudio weights {name} --from FILE`. "
+        "Training from scratch (--weights none) is only a baseline: on small data it learns far less."
     )
 
 

@@ -1,0 +1,232 @@
+"""ImageNet weights on request: which file Keras wants, a resumable checked download into Keras'
+cache, or a local copy of that file put there.
+
+Keras downloads weights itself, silently and all at once, the first time a model is built with
+``weights="imagenet"``. Here the file is named first (Keras is asked by building the model with its
+downloader swapped for one that only records what it was asked for), then fetched with progress,
+cancel and resume (HTTP ``Range`` on a ``.part`` file), checked against the hash Keras ships, and
+renamed into ``KERAS_HOME/models``, where Keras finds it and downloads nothing. Written by hand on
+``urllib`` because ``keras.utils.get_file`` has no cancel, no resume and no progress callback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tlstudio.core import atomic
+from tlstudio.core.backbone.sources import BackboneError
+
+CHUNK = 1 << 16
+
+
+class WeightsError(BackboneError):
+    """The weights could not be fetched or did not check out; what to do is in the message."""
+
+
+class WeightsCancelled(WeightsError):
+    """The download was cancelled; the part already fetched is kept, and the next try resumes."""
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """One weights file Keras looks for in its cache."""
+
+    url: str
+    name: str
+    file_hash: str | None  # as Keras ships it: SHA-256 (64 hex digits) or MD5 (32)
+    cache_dir: Path  # KERAS_HOME/models
+
+    @property
+    def path(self) -> Path:
+        """Where Keras reads it."""
+        return self.cache_dir / self.name
+
+    @property
+    def part(self) -> Path:
+        """The partial download, kept between tries."""
+        return self.cache_dir / (self.name + ".part")
+
+    def is_cached(self) -> bool:
+        """Whether the file is there and checks out."""
+        return self.path.is_file() and (
+            self.file_hash is None or file_digest(self.path, self.file_hash) == self.file_hash
+        )
+
+
+class _Asked(Exception):
+    def __init__(self, kwargs: dict) -> None:
+        super().__init__("asked")
+        self.kwargs = kwargs
+
+
+def keras_cache_dir() -> Path:
+    """``KERAS_HOME/models`` (``~/.keras/models`` by default), as Keras' downloader uses it."""
+    from keras.src.backend import config
+
+    return Path(os.path.expanduser(config.keras_home())) / "models"
+
+
+def imagenet_weights_file(name: str, image_size: int | None = None) -> WeightsFile:
+    """The file Keras would download for ``name`` with ImageNet weights (nothing is downloaded).
+
+    Args:
+        name: a Keras Applications name, e.g. ``MobileNetV3Small``.
+        image_size: the input size the run uses (some models pick their file by size).
+
+    Returns:
+        The file's URL, name, hash and cache folder.
+
+    Raises:
+        WeightsError: the model has no ImageNet weights.
+    """
+    from keras.src.utils import file_utils
+
+    from tlstudio.core.backbone.registry import keras_application_functions
+
+    fn = keras_application_functions().get(name)
+    if fn is None:
+        raise WeightsError(f"{name} is not a Keras Applications model: only those have ImageNet weights here")
+
+    def record(*args, **kwargs):
+        names = ("fname", "origin")
+        raise _Asked({**dict(zip(names, args, strict=False)), **kwargs})
+
+    kwargs: dict = {"weights": "imagenet", "include_top": False}
+    if image_size:
+        kwargs["input_shape"] = (image_size, image_size, 3)
+    original = file_utils.get_file
+    file_utils.get_file = record
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Keras' note on non-default sizes; the run says it
+            fn(**kwargs)
+    except _Asked as asked:
+        a = asked.kwargs
+        url = str(a.get("origin") or "")
+        fname = str(a.get("fname") or url.rsplit("/", 1)[-1])
+        return WeightsFile(url, fname, a.get("file_hash") or a.get("md5_hash"), keras_cache_dir())
+    except Exception as err:  # a size the weights do not exist for, say
+        raise WeightsError(f"{name} with ImageNet weights: {err}") from err
+    finally:
+        file_utils.get_file = original
+    raise WeightsError(f"{name} loaded ImageNet weights without asking for a file")
+
+
+def file_digest(path: Path, like: str) -> str:
+    """SHA-256 or MD5 of a file, whichever ``like`` (a hash of that kind) is."""
+    digest = hashlib.md5() if len(like) == 32 else hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(
+    weights: WeightsFile,
+    progress: Callable[[int, int | None], None] | None = None,
+    stop: threading.Event | None = None,
+    timeout: float = 30.0,
+) -> Path:
+    """Fetch the file into Keras' cache, resuming a ``.part`` left by an earlier try.
+
+    Args:
+        weights: what to fetch (``imagenet_weights_file``).
+        progress: called with (bytes so far, total bytes or None) as chunks arrive.
+        stop: set it to cancel; the part is kept for the next try.
+        timeout: seconds to wait for the server.
+
+    Returns:
+        The checked file in the cache.
+
+    Raises:
+        WeightsCancelled: ``stop`` was set.
+        WeightsError: no network, a server error, or a file that does not match its hash.
+    """
+    if weights.is_cached():
+        return weights.path
+    weights.cache_dir.mkdir(parents=True, exist_ok=True)
+    have = weights.part.stat().st_size if weights.part.is_file() else 0
+    request = urllib.request.Request(weights.url, headers={"User-Agent": "tlstudio"})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and have:  # the part is already whole
+            return _finish(weights)
+        raise WeightsError(f"could not download {weights.url}: HTTP {err.code} {err.reason}") from err
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise WeightsError(
+            f"could not download {weights.url}: {reason}. Offline, fetch that file on a machine with "
+            f"network and give it with `tlstudio weights NAME --from FILE` (in the app: Backbone → "
+            f"Weights file…), or put it in {weights.cache_dir}"
+        ) from err
+    with response:
+        resumed = response.status == 206
+        if not resumed:
+            have = 0  # the server sent the whole file: start the part again
+        length = response.headers.get("Content-Length")
+        total = have + int(length) if length is not None else None
+        with weights.part.open("ab" if resumed else "wb") as out:
+            while True:
+                if stop is not None and stop.is_set():
+                    raise WeightsCancelled(f"download of {weights.name} cancelled at {have:,} bytes")
+                block = response.read(CHUNK)
+                if not block:
+                    break
+                out.write(block)
+                have += len(block)
+                if progress is not None:
+                    progress(have, total)
+    if total is not None and have < total:
+        raise WeightsError(
+            f"the download of {weights.name} stopped at {have:,} of {total:,} bytes: try again"
+        )
+    return _finish(weights)
+
+
+def _finish(weights: WeightsFile) -> Path:
+    """Check the part's hash, then rename it into place (a bad part is removed)."""
+    if weights.file_hash is not None:
+        got = file_digest(weights.part, weights.file_hash)
+        if got != weights.file_hash:
+            weights.part.unlink(missing_ok=True)
+            raise WeightsError(
+                f"{weights.name} does not match its checksum (got {got[:12]}…, expected "
+                f"{weights.file_hash[:12]}…): the file was removed; download it again"
+            )
+    os.replace(weights.part, weights.path)
+    return weights.path
+
+
+def install_local(weights: WeightsFile, source: str | os.PathLike[str]) -> Path:
+    """Put a local copy of the weights file into Keras' cache after checking its hash.
+
+    Args:
+        weights: the file Keras wants.
+        source: the file the user has (downloaded elsewhere).
+
+    Returns:
+        The file in the cache.
+
+    Raises:
+        WeightsError: missing, or not the file Keras wants (hash differs).
+    """
+    source = Path(source)
+    if not source.is_file():
+        raise WeightsError(f"{source} is not a file")
+    if weights.file_hash is not None and file_digest(source, weights.file_hash) != weights.file_hash:
+        raise WeightsError(f"{source} is not {weights.name}: its checksum differs from the one Keras ships")
+    with atomic.replacing(weights.path) as tmp:
+        shutil.copyfile(source, tmp)
+    return weights.path
