@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SIZES = ((1280, 800), (1920, 1080))
-PANELS = {0: "start", 1: "data", 2: "backbone", 3: "layers", 4: "train", 5: "export", 6: "evaluate"}
+PANELS = {0: "start", 1: "data", 2: "backbone", 3: "layers", 4: "train", 5: "evaluate", 6: "export"}
 
 
 def main() -> None:

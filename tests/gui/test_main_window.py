@@ -147,6 +147,25 @@ def test_training_without_data_explains_what_is_missing(window, monkeypatch):
     assert said and "data folder" in said[0] and "backbone" in said[0]
 
 
+def test_the_step_list_ticks_what_is_done_and_start_waits_for_the_rest(
+    window, qtbot, tmp_path, colour_data, tiny_backbone_file
+):
+    window.set_project(Project(path=tmp_path / "p.tlstudio.json"))
+    texts = [window.nav.item(row).text() for row in range(window.nav.count())]
+    assert texts == ["Start", "Data", "Backbone", "Layers", "Train", "Evaluate", "Export"]
+    assert not window.train.start.isEnabled()
+    assert "data folder" in window.train.readiness.text() and "backbone" in window.train.readiness.text()
+    window.data.load(str(colour_data))
+    qtbot.waitUntil(lambda: window.nav.item(1).text() == "Data  ✓", timeout=LONG)
+    assert not window.train.start.isEnabled() and "data folder" not in window.train.readiness.text()
+    qtbot.waitUntil(lambda: window.backbone.ready, timeout=LONG)
+    window.backbone.choose(str(tiny_backbone_file))
+    qtbot.waitUntil(lambda: window.nav.item(3).text() == "Layers  ✓", timeout=LONG)
+    assert window.nav.item(2).text() == "Backbone  ✓" and window.nav.item(4).text() == "Train"
+    assert window.train.start.isEnabled() and window.train.readiness.text() == ""
+    assert all(not window.nav.item(row).icon().isNull() for row in range(window.nav.count()))
+
+
 def test_head_is_the_trees_last_node_and_editable_there(
     window, qtbot, tmp_path, colour_data, tiny_backbone_file
 ):

@@ -16,9 +16,11 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListWidget,
+    QListWidgetItem,
     QMainWindow,
     QMessageBox,
     QStackedWidget,
+    QStyle,
     QWidget,
 )
 
@@ -36,7 +38,16 @@ from tlstudio.gui.tf_loader import build_sample_backbone, load_tensorflow
 from tlstudio.gui.train_panel import TrainPanel
 from tlstudio.gui.worker import Task
 
-PANELS = ("Start", "1  Data", "2  Backbone", "3  Layers", "4  Train", "5  Export", "6  Evaluate")
+PANELS = ("Start", "Data", "Backbone", "Layers", "Train", "Evaluate", "Export")
+STEP_ICONS = (  # Qt's own standard icons: they follow the platform's theme
+    "SP_DirHomeIcon",
+    "SP_DirOpenIcon",
+    "SP_ComputerIcon",
+    "SP_FileDialogListView",
+    "SP_MediaPlay",
+    "SP_FileDialogInfoView",
+    "SP_DialogSaveButton",
+)
 MAX_RECENT = 8
 
 
@@ -56,7 +67,10 @@ class MainWindow(QMainWindow):
         self.export = ExportPanel()
         self.evaluate = EvaluatePanel()
         self.nav = QListWidget()
-        self.nav.addItems(PANELS)
+        for name, icon in zip(PANELS, STEP_ICONS, strict=True):
+            self.nav.addItem(
+                QListWidgetItem(self.style().standardIcon(getattr(QStyle.StandardPixmap, icon)), name)
+            )
         self.nav.setFixedWidth(150)
         self.stack = QStackedWidget()
         for panel in (
@@ -65,8 +79,8 @@ class MainWindow(QMainWindow):
             self.backbone,
             self.layers,
             self.train,
-            self.export,
             self.evaluate,
+            self.export,
         ):
             self.stack.addWidget(panel)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
@@ -91,6 +105,9 @@ class MainWindow(QMainWindow):
         )
         self.backbone.chosen.connect(self._backbone_chosen)
         self.layers.plan_changed.connect(lambda plan, head: self._settings_changed())
+        self.data.report_ready.connect(lambda _: self.update_steps())
+        self.backbone.chosen.connect(lambda *_: self.update_steps())
+        self.layers.plan_changed.connect(lambda *_: self.update_steps())
         self.train.start_requested.connect(self.start_training)
         self.train.finished.connect(self._training_finished)
         self.evaluate.baseline_requested.connect(lambda: self.start_training(baseline=True))
@@ -137,7 +154,7 @@ class MainWindow(QMainWindow):
             file_menu.addAction(action)
         go = self.menuBar().addMenu("&Go")
         for row, name in enumerate(PANELS):
-            action = QAction(name.strip().split("  ")[-1], self, shortcut=QKeySequence(f"Alt+{row}"))
+            action = QAction(name, self, shortcut=QKeySequence(f"Alt+{row}"))
             action.triggered.connect(lambda _=False, r=row: self.nav.setCurrentRow(r))
             go.addAction(action)
         run = self.menuBar().addMenu("&Training")
@@ -218,6 +235,7 @@ class MainWindow(QMainWindow):
                 Path(str(last["run_dir"])), str(last["status"]), dict(last.get("metrics") or {})
             )
         self.show_runs()
+        self.update_steps()
         if project.path is not None:
             self._remember(str(project.path))
 
@@ -296,14 +314,12 @@ class MainWindow(QMainWindow):
         settings from random weights, every layer trained, the same epoch budget)."""
         if self.train.is_running():
             return
-        problems = []
-        if self.data.report is None or not self.data.report.usable:
-            problems.append("choose a usable data folder (Data panel)")
-        elif not all((Path(self.data.report.root) / r.path).is_file() for r in self.data.report.images):
+        problems = self.missing_steps()
+        if not problems and not all(
+            (Path(self.data.report.root) / r.path).is_file() for r in self.data.report.images
+        ):
             self.data.load(str(self.data.report.root))  # files moved since the scan: scan again first
             problems.append("wait for the data folder's new scan (files changed since it was scanned)")
-        if self.backbone.spec is None:
-            problems.append("choose a backbone (Backbone panel)")
         if problems:
             QMessageBox.information(self, "Not ready to train", "First " + " and ".join(problems) + ".")
             return
@@ -321,6 +337,34 @@ class MainWindow(QMainWindow):
         if self.project.manifest_path is not None:
             manifest.save(self.project.manifest_path)
         self.train.run(settings, self.data.report.root, run_dir, manifest)
+
+    def missing_steps(self) -> list[str]:
+        """What a run still needs, in the words the Train panel shows."""
+        missing = []
+        if self.data.report is None or not self.data.report.usable:
+            missing.append("choose a usable data folder (Data panel)")
+        if self.backbone.spec is None:
+            missing.append("choose a backbone (Backbone panel)")
+        return missing
+
+    def update_steps(self) -> None:
+        """Tick the steps done in the list on the left; tell the Train panel what is missing."""
+        runs = self.project.runs
+        done = {
+            "Data": self.data.report is not None and self.data.report.usable,
+            "Backbone": self.backbone.spec is not None,
+            "Layers": self.layers.model.choice is not None,
+            "Train": any(r.get("status") == "completed" for r in runs),
+            "Evaluate": bool(runs),
+            "Export": bool(runs) and (Path(str(runs[-1]["run_dir"])) / files.EXPORT).is_dir(),
+        }
+        for row, name in enumerate(PANELS):
+            item = self.nav.item(row)
+            item.setText(f"{name}  ✓" if done.get(name) else name)
+            item.setToolTip("done" if done.get(name) else "")
+        missing = self.missing_steps()
+        self.nav.item(PANELS.index("Train")).setToolTip("; ".join(missing) if missing else "ready to train")
+        self.train.set_missing(missing)
 
     def resume_run(self, record) -> None:
         """Continue an interrupted run of the project in its own folder, with its own settings."""
@@ -342,6 +386,7 @@ class MainWindow(QMainWindow):
         self.save_project()
         self.export.show_run(result.run_dir, result.status, result.metrics)
         self.show_runs()
+        self.update_steps()
         if result.status == "failed":  # not modal: the window stays usable (and testable)
             self.error_box = QMessageBox(
                 QMessageBox.Icon.Warning,

@@ -179,6 +179,9 @@ class TrainPanel(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.start)
         buttons.addWidget(self.stop)
+        self.missing: list[str] = []
+        self.readiness = QLabel("")  # what is missing before Start can be pressed
+        self.readiness.setWordWrap(True)
         self.progress = QProgressBar()
         self.progress.setFormat("%v / %m steps")
         self.phase = QLabel("Not started.")
@@ -191,6 +194,7 @@ class TrainPanel(QWidget):
         left = QVBoxLayout()
         left.addWidget(settings_box)
         left.addLayout(buttons)
+        left.addWidget(self.readiness)
         left.addWidget(self.phase)
         left.addWidget(self.progress)
         left.addWidget(self.speed)
@@ -340,9 +344,15 @@ class TrainPanel(QWidget):
                 text += f" {headline(event.metrics).capitalize()}."
             self.message.setText(text)
 
+    def set_missing(self, missing: list[str]) -> None:
+        """What the window still needs before a run (empty: ready); Start waits for it."""
+        self.missing = list(missing)
+        self.start.setEnabled(not self.missing and not self.is_running())
+        self.readiness.setText("Before training: " + "; ".join(self.missing) + "." if self.missing else "")
+
     def _done(self, result) -> None:
         self._active = False
-        self.start.setEnabled(True)
+        self.start.setEnabled(not self.missing)
         self.stop.setEnabled(False)
         self.phase.setText(f"Finished: {result.status}.")
         self.curves.redraw()
