@@ -13,6 +13,7 @@ def window(qtbot, tmp_path):
     QStandardPaths.setTestModeEnabled(True)
     w = MainWindow(QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     qtbot.addWidget(w)
+    w.hard_exit = lambda code: pytest.fail(f"the window would have ended the process (exit {code})")
     w.show()
     yield w
     for panel_task in (

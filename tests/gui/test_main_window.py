@@ -10,6 +10,7 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from tlstudio.core.project import Project
+from tlstudio.gui import main_window
 from tlstudio.gui.layer_tree import LayerTreeModel
 from tlstudio.gui.main_window import MainWindow
 
@@ -118,9 +119,34 @@ def test_closing_during_training_asks_stops_and_waits(
     monkeypatch.setattr(
         QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes
     )
+    monkeypatch.setattr(main_window, "QUIT_WAIT_MS", 120_000)  # a slow CI machine: the waiting path
     window.close()
     assert asked and not window.train.is_running()
     assert Project.load(tmp_path / "p.tlstudio.json").runs[-1]["status"] == "stopped"
+
+
+def test_quitting_during_a_long_step_takes_seconds_and_leaves_the_run_resumable(
+    window, qtbot, tmp_path, colour_data, tiny_backbone_file, monkeypatch
+):
+    import time
+
+    prepare(window, qtbot, tmp_path, colour_data, tiny_backbone_file)
+    window.train.epochs.setValue(500)
+    window.train.batch_size.setValue(4)
+    window.start_training()
+    qtbot.waitUntil(lambda: len(window.train.curves.batches) >= 1, timeout=LONG)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    real_wait = window.train.wait
+    monkeypatch.setattr(window.train, "wait", lambda ms: False)  # as if a batch ran for minutes
+    exited = []
+    window.hard_exit = exited.append
+    started = time.monotonic()
+    window.close()
+    assert exited == [0] and time.monotonic() - started < 3
+    run = Project.load(tmp_path / "p.tlstudio.json").runs[-1]
+    assert run["status"] == "interrupted" and run["run_dir"] == str(window.train.run_dir)
+    assert real_wait(120_000)  # (in the test the process goes on: let the stopped thread end)
+    qtbot.waitUntil(lambda: not window.train.is_running(), timeout=LONG)
 
 
 def test_start_page_recent_projects_and_geometry(qtbot, tmp_path):

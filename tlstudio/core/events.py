@@ -94,6 +94,16 @@ class FilesSkipped:
 
 
 @dataclass(frozen=True)
+class Finishing:
+    """After the last epoch: a step of the run's end ("calibrating", "evaluating on the test split",
+    "writing the report", "exporting"), with images done of total where it counts them."""
+
+    step: str
+    done: int = 0
+    total: int = 0
+
+
+@dataclass(frozen=True)
 class RunFinished:
     """The run ended; ``status`` is "completed", "stopped" or "failed_to_learn" (``message`` says why)."""
 
@@ -123,6 +133,7 @@ Event = (
     | Interpolated
     | RecipeChanged
     | FilesSkipped
+    | Finishing
     | RunFinished
     | RunFailed
 )

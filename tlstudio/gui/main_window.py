@@ -6,13 +6,13 @@ project file shortly after every change, so a crash or a kill loses nothing.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QSettings, QStandardPaths, QTimer
+from PySide6.QtCore import QCoreApplication, QSettings, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from tlstudio.core.data.split import SplitConfig, make_split
-from tlstudio.core.project import SUFFIX, Project
+from tlstudio.core.project import Project
 from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.run_history import project_runs
 from tlstudio.gui.backbone_panel import BackbonePanel
@@ -33,8 +33,9 @@ from tlstudio.gui.data_panel import DataPanel
 from tlstudio.gui.evaluate_panel import EvaluatePanel
 from tlstudio.gui.export_panel import ExportPanel
 from tlstudio.gui.layers_panel import LayersPanel
+from tlstudio.gui.project_files import ProjectFiles
 from tlstudio.gui.start_page import StartPage
-from tlstudio.gui.tf_loader import build_sample_backbone, load_tensorflow
+from tlstudio.gui.tf_loader import load_tensorflow
 from tlstudio.gui.train_panel import TrainPanel
 from tlstudio.gui.worker import Task
 
@@ -48,10 +49,10 @@ STEP_ICONS = (  # Qt's own standard icons: they follow the platform's theme
     "SP_FileDialogInfoView",
     "SP_DialogSaveButton",
 )
-MAX_RECENT = 8
+QUIT_WAIT_MS = 2500  # quitting during a run takes at most about this long
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ProjectFiles, QMainWindow):
     """Wires the panels to a project."""
 
     def __init__(self, settings: QSettings | None = None):
@@ -166,60 +167,6 @@ class MainWindow(QMainWindow):
             action.triggered.connect(slot)
             run.addAction(action)
 
-    # -- projects ----------------------------------------------------------------------------------
-    def new_project(self) -> None:
-        """Ask where the new project file goes, then start on the Data panel."""
-        path, _ = QFileDialog.getSaveFileName(
-            self, "New project", str(Path.home() / f"project{SUFFIX}"), f"TL Studio projects (*{SUFFIX})"
-        )
-        if path:
-            self.set_project(Project(path=Path(_with_suffix(path))))
-            self.save_project()
-            self.nav.setCurrentRow(1)
-
-    def open_project(self, path: str | None = None) -> None:
-        """Open a project file (asks for one when ``path`` is None)."""
-        if path is None:
-            path, _ = QFileDialog.getOpenFileName(
-                self, "Open project", str(Path.home()), f"TL Studio projects (*{SUFFIX})"
-            )
-            if not path:
-                return
-        try:
-            project = Project.load(path)
-        except ValueError as err:
-            QMessageBox.warning(self, "Cannot open project", str(err))
-            return
-        self.set_project(project)
-        self.nav.setCurrentRow(1)
-
-    def open_sample(self) -> None:
-        """A project on the bundled digits, kept in the app's data folder, with the bundled small
-        CNN as its backbone (built here, offline) — it trains without any download."""
-        from tlstudio.samples import sample_dataset
-
-        folder = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
-        path = folder / f"sample{SUFFIX}"
-        project = Project.load(path) if path.is_file() else Project(path=path, data_dir=str(sample_dataset()))
-        backbone_file = folder / "sample_backbone" / "demo_backbone.keras"
-        if not project.settings.backbone:
-            from tlstudio.core.data.sample import sample_settings
-
-            project.settings = sample_settings(backbone_file)
-        if Path(project.settings.backbone) == backbone_file and not backbone_file.is_file():
-            self.statusBar().showMessage("Building the sample's small CNN backbone (offline)…")
-            self.sample_task = Task(lambda: build_sample_backbone(backbone_file.parent))
-            self.sample_task.done.connect(lambda _: self._show_sample(project))
-            self.sample_task.failed.connect(lambda msg: self.statusBar().showMessage(msg.splitlines()[0]))
-            self.sample_task.start()
-            return
-        self._show_sample(project)
-
-    def _show_sample(self, project: Project) -> None:
-        self.set_project(project)
-        self.save_project()
-        self.nav.setCurrentRow(1)
-
     def set_project(self, project: Project) -> None:
         """Show a project in every panel."""
         self.project = project
@@ -257,28 +204,6 @@ class MainWindow(QMainWindow):
         if self.project.path is not None:
             self.project.settings = self.current_settings()
             self.project.save()
-
-    def save_project_as(self) -> None:
-        """Save under a new name."""
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save project as", str(Path.home() / f"project{SUFFIX}"), f"TL Studio projects (*{SUFFIX})"
-        )
-        if path:
-            self.project.path = Path(_with_suffix(path))
-            self.save_project()
-            self.set_project(self.project)
-
-    def recent_projects(self) -> list[str]:
-        """Recently opened project files that still exist."""
-        paths = self.qsettings.value("recent", []) or []
-        if isinstance(paths, str):
-            paths = [paths]
-        return [p for p in paths if Path(p).is_file()]
-
-    def _remember(self, path: str) -> None:
-        paths = [path] + [p for p in self.recent_projects() if p != path]
-        self.qsettings.setValue("recent", paths[:MAX_RECENT])
-        self.start_page.show_recent(paths[:MAX_RECENT])
 
     # -- settings from the panels ------------------------------------------------------------------
     def current_settings(self):
@@ -407,8 +332,10 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
             self.train.request_stop()
-            self.train.wait()
-            deadline = time.monotonic() + 10
+            if not self.train.wait(QUIT_WAIT_MS):
+                self._quit_now()  # still in a long batch or exporting: leave it resumable, go now
+                return
+            deadline = time.monotonic() + 2
             while self.train.is_running() and time.monotonic() < deadline:  # deliver the run's result
                 QCoreApplication.processEvents()
         for task in (
@@ -422,11 +349,22 @@ class MainWindow(QMainWindow):
         ):
             if task is not None:
                 task.wait()
+        self._remember_window()
+        event.accept()
+
+    def _remember_window(self) -> None:
         self.save_project()
         self.train.curves.renderer.stop()
         self.qsettings.setValue("window/geometry", self.saveGeometry())
-        event.accept()
+        self.qsettings.sync()
 
+    def _quit_now(self) -> None:
+        """Quit within seconds while the run's thread is still busy: the run is recorded as
+        interrupted (its last finished epoch is checkpointed: Resume continues it) and the process
+        ends without waiting for the thread (Qt would abort on a running QThread at exit)."""
+        if self.train.run_dir is not None:
+            self.project.record_run(self.train.run_dir, "interrupted", {})
+        self._remember_window()
+        self.hard_exit(0)
 
-def _with_suffix(path: str) -> str:
-    return path if path.endswith(SUFFIX) else path.removesuffix(".json") + SUFFIX
+    hard_exit = staticmethod(os._exit)  # tests replace it

@@ -57,6 +57,7 @@ class TrainPanel(QWidget):
         self._active = False
         self.events_seen = 0
         self._phase_end = 0
+        self.run_dir: Path | None = None
         self._epoch_started = time.perf_counter()
 
         def spin(lo, hi, value, tip):
@@ -264,6 +265,7 @@ class TrainPanel(QWidget):
         self.curves.clear()
         self.events_seen = 0
         self.message.setText(f"Run folder: {run_dir}")
+        self.run_dir = Path(run_dir)
         self.task = Task(
             lambda task: run_session(task, settings, data_dir, run_dir, manifest, resume), with_report=True
         )
@@ -285,7 +287,10 @@ class TrainPanel(QWidget):
         if self.task is not None and self._active:
             self.task.stop()
             self.stop.setEnabled(False)
-            self.phase.setText("Stopping after this batch…")
+            self.phase.setText(
+                "Stopping after this batch (the first one also builds the graph and takes longer), then "
+                "evaluating and exporting the best weights so far…"
+            )
 
     def wait(self, ms: int = 120_000) -> bool:
         """Wait for the worker to end (used when closing)."""
@@ -322,6 +327,15 @@ class TrainPanel(QWidget):
             )
         elif isinstance(event, ev.EpochEnded):
             self.curves.add_epoch(event.epoch, event.metrics, event.learning_rate)
+        elif isinstance(event, ev.Finishing):
+            self.phase.setText(f"Finishing: {event.step}…")
+            self.speed.setText("")
+            if event.total:
+                self.progress.setFormat("%v / %m images")
+                self.progress.setMaximum(event.total)
+                self.progress.setValue(event.done)
+            else:
+                self.progress.setRange(0, 0)  # busy: a step that does not count
         elif isinstance(event, ev.FilesSkipped):
             self.message.setText(f"{len(event.files)} file(s) skipped (see the Data panel).")
         elif isinstance(event, ev.RecipeChanged):
@@ -352,6 +366,8 @@ class TrainPanel(QWidget):
 
     def _done(self, result) -> None:
         self._active = False
+        self.progress.setRange(0, 1)
+        self.progress.setFormat("%v / %m steps")
         self.start.setEnabled(not self.missing)
         self.stop.setEnabled(False)
         self.phase.setText(f"Finished: {result.status}.")

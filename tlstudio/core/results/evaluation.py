@@ -150,8 +150,10 @@ def evaluate_items(
     data_dir: str | os.PathLike[str],
     items: list[tuple[str, str]],
     skipped: list[dict[str, str]] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Evaluation:
-    """Evaluate ``predict`` (uint8 RGB batch → probabilities) on (relative path, label) pairs."""
+    """Evaluate ``predict`` (uint8 RGB batch → probabilities) on (relative path, label) pairs;
+    ``progress(done, total)`` after each batch."""
     data_dir = Path(data_dir)
     skipped = list(skipped or [])
     unknown = sorted({label for _, label in items} - set(labels))
@@ -173,6 +175,8 @@ def evaluate_items(
             kept.append(rel)
         if pixels:
             y_prob.append(np.asarray(predict(np.stack(pixels))))
+        if progress is not None:
+            progress(min(start + BATCH, len(items)), len(items))
     if not kept:
         raise ValueError("no usable images to evaluate")
     probs = np.concatenate(y_prob)

@@ -66,6 +66,7 @@ def complete(session: TrainingSession, model, started: float, status: str) -> Ru
         from tlstudio.core.deploy.export import export_model
 
         need_free_space(session.run_dir, weights_bytes(model) * 4 + 20 * 2**20, "the export")
+        session.emit(ev.Finishing("exporting the SavedModel (and checking it reloads)"))
         result = export_model(
             model,
             session.run_dir,
@@ -107,8 +108,11 @@ def finish_failed(session: TrainingSession, err: Exception, started: float) -> R
     return RunResult("failed", session.run_dir, error=message, primary=session.primary)
 
 
-def evaluate_entries(session: TrainingSession, model, entries):
+def evaluate_entries(session: TrainingSession, model, entries, step: str = "evaluating on the test split"):
     from tlstudio.core.results.evaluation import evaluate_items
+
+    def progress(done: int, total: int) -> None:
+        session.emit(ev.Finishing(step, done, total))
 
     def predict(x):
         if session.strategy is not None:  # predict_on_batch would split the batch over the replicas
@@ -121,6 +125,7 @@ def evaluate_entries(session: TrainingSession, model, entries):
         session.image_size,
         session.data_dir,
         [(e.path, e.label) for e in entries],
+        progress=progress,
     )
 
 
@@ -129,7 +134,9 @@ def calibrate(session: TrainingSession, model) -> dict[str, float]:
     is the same as dividing the last Dense layer's kernel and bias by T."""
     from tlstudio.core.results.metrics import apply_temperature, fit_temperature, log_loss, reliability
 
-    val = evaluate_entries(session, model, session.manifest.subset("val"))
+    val = evaluate_entries(
+        session, model, session.manifest.subset("val"), "calibrating on the validation split"
+    )
     t = fit_temperature(val.y_true, val.probs)
     layer = model.get_layer("predictions")
     kernel, bias = layer.get_weights()
@@ -155,6 +162,7 @@ def evaluate_test(session: TrainingSession, model, test) -> dict[str, float]:
         cam = GradCam(model)
     except GradCamError:
         cam = None
+    session.emit(ev.Finishing("writing the report"))
     write_report(
         session.run_dir / files.REPORT,
         evaluation,

@@ -1,0 +1,101 @@
+"""The window's project files: new, open, save as, the offline sample project, recent projects.
+
+A mixin of ``MainWindow`` (which provides ``project``, ``qsettings``, ``nav``, ``start_page``,
+``set_project`` and ``save_project``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QStandardPaths
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from tlstudio.core.project import SUFFIX, Project
+from tlstudio.gui.tf_loader import build_sample_backbone
+from tlstudio.gui.worker import Task
+
+MAX_RECENT = 8
+
+
+class ProjectFiles:
+    """Project-file actions of the main window."""
+
+    def new_project(self) -> None:
+        """Ask where the new project file goes, then start on the Data panel."""
+        path, _ = QFileDialog.getSaveFileName(
+            self, "New project", str(Path.home() / f"project{SUFFIX}"), f"TL Studio projects (*{SUFFIX})"
+        )
+        if path:
+            self.set_project(Project(path=Path(_with_suffix(path))))
+            self.save_project()
+            self.nav.setCurrentRow(1)
+
+    def open_project(self, path: str | None = None) -> None:
+        """Open a project file (asks for one when ``path`` is None)."""
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Open project", str(Path.home()), f"TL Studio projects (*{SUFFIX})"
+            )
+            if not path:
+                return
+        try:
+            project = Project.load(path)
+        except ValueError as err:
+            QMessageBox.warning(self, "Cannot open project", str(err))
+            return
+        self.set_project(project)
+        self.nav.setCurrentRow(1)
+
+    def open_sample(self) -> None:
+        """A project on the bundled digits, kept in the app's data folder, with the bundled small
+        CNN as its backbone (built here, offline) — it trains without any download."""
+        from tlstudio.samples import sample_dataset
+
+        folder = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
+        path = folder / f"sample{SUFFIX}"
+        project = Project.load(path) if path.is_file() else Project(path=path, data_dir=str(sample_dataset()))
+        backbone_file = folder / "sample_backbone" / "demo_backbone.keras"
+        if not project.settings.backbone:
+            from tlstudio.core.data.sample import sample_settings
+
+            project.settings = sample_settings(backbone_file)
+        if Path(project.settings.backbone) == backbone_file and not backbone_file.is_file():
+            self.statusBar().showMessage("Building the sample's small CNN backbone (offline)…")
+            self.sample_task = Task(lambda: build_sample_backbone(backbone_file.parent))
+            self.sample_task.done.connect(lambda _: self._show_sample(project))
+            self.sample_task.failed.connect(lambda msg: self.statusBar().showMessage(msg.splitlines()[0]))
+            self.sample_task.start()
+            return
+        self._show_sample(project)
+
+    def _show_sample(self, project: Project) -> None:
+        self.set_project(project)
+        self.save_project()
+        self.nav.setCurrentRow(1)
+
+    def save_project_as(self) -> None:
+        """Save under a new name."""
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save project as", str(Path.home() / f"project{SUFFIX}"), f"TL Studio projects (*{SUFFIX})"
+        )
+        if path:
+            self.project.path = Path(_with_suffix(path))
+            self.save_project()
+            self.set_project(self.project)
+
+    def recent_projects(self) -> list[str]:
+        """Recently opened project files that still exist."""
+        paths = self.qsettings.value("recent", []) or []
+        if isinstance(paths, str):
+            paths = [paths]
+        return [p for p in paths if Path(p).is_file()]
+
+    def _remember(self, path: str) -> None:
+        paths = [path] + [p for p in self.recent_projects() if p != path]
+        self.qsettings.setValue("recent", paths[:MAX_RECENT])
+        self.start_page.show_recent(paths[:MAX_RECENT])
+
+
+def _with_suffix(path: str) -> str:
+    return path if path.endswith(SUFFIX) else path.removesuffix(".json") + SUFFIX
