@@ -1,25 +1,36 @@
-"""Terminal progress for training runs: a per-epoch bar with ETA, then a line per epoch."""
+"""Terminal progress for training runs with ``rich``: a live bar per epoch (and for the steps after
+the last epoch), a line per epoch, a table of the final scores.
+
+On a terminal the bar redraws in place; into a pipe or a file, only the lines are written.
+"""
 
 from __future__ import annotations
 
 import sys
-import time
 from typing import TextIO
 
-from tlstudio.core import events as ev
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
-_BAR = 24
+from tlstudio.core import events as ev
+from tlstudio.core.results.metrics import headline
+
+FINAL = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "test_macro_f1")
 
 
 class ProgressPrinter:
     """Prints training events for a person following along in a terminal."""
 
     def __init__(self, stream: TextIO | None = None, live: bool | None = None):
-        self.stream = stream or sys.stderr
-        self.live = self.stream.isatty() if live is None else live
+        stream = stream or sys.stderr
+        live = stream.isatty() if live is None else live
+        self.console = Console(file=stream, force_terminal=live, soft_wrap=True, highlight=False)
+        self.live = live
         self._phase_end = 0
-        self._epoch_start = time.perf_counter()
-        self._shown_epoch = -1
+        self._bar: Progress | None = None
+        self._task = None
+        self._finishing: str | None = None
 
     def __call__(self, event: ev.Event) -> None:
         handler = getattr(self, f"_on_{type(event).__name__}", None)
@@ -27,7 +38,28 @@ class ProgressPrinter:
             handler(event)
 
     def _print(self, text: str = "") -> None:
-        print(text, file=self.stream, flush=True)
+        self.console.print(text, markup=False)
+
+    def _start_bar(self, description: str, total: int | None) -> None:
+        self._stop_bar()
+        if not self.live:
+            return
+        self._bar = Progress(
+            TextColumn("  {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self._bar.start()
+        self._task = self._bar.add_task(description, total=total, info="")
+
+    def _stop_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
     def _on_RunStarted(self, e: ev.RunStarted) -> None:
         self._print(
@@ -37,6 +69,7 @@ class ProgressPrinter:
         self._print(f"Run folder: {e.run_dir}")
 
     def _on_PhaseStarted(self, e: ev.PhaseStarted) -> None:
+        self._stop_bar()
         self._phase_end = e.first_epoch + e.epochs
         self._print(
             f"\nPhase '{e.phase}': {e.description}; learning rate {e.learning_rate:g}; "
@@ -45,25 +78,16 @@ class ProgressPrinter:
         )
 
     def _on_BatchEnded(self, e: ev.BatchEnded) -> None:
-        if e.epoch != self._shown_epoch:
-            self._shown_epoch = e.epoch
-            self._epoch_start = time.perf_counter()
-        if not self.live:
-            return
-        done = e.step / max(e.steps, 1)
-        elapsed = time.perf_counter() - self._epoch_start
-        eta = elapsed / done - elapsed if done else 0.0
-        bar = "#" * int(_BAR * done) + "-" * (_BAR - int(_BAR * done))
-        acc = f"  acc {e.accuracy:.3f}" if e.accuracy is not None else ""
-        self.stream.write(
-            f"\r  epoch {e.epoch + 1}/{self._phase_end} [{bar}] {e.step}/{e.steps}  "
-            f"loss {e.loss:.4f}{acc}  {e.images_per_second:,.0f} img/s  ETA {_clock(eta)} "
-        )
-        self.stream.flush()
+        description = f"epoch {e.epoch + 1}/{self._phase_end}"
+        if self._bar is None or self._bar.tasks[0].description != description:
+            self._start_bar(description, e.steps)
+        if self._bar is not None:
+            acc = f"  acc {e.accuracy:.3f}" if e.accuracy is not None else ""
+            info = f"loss {e.loss:.4f}{acc}  {e.images_per_second:,.0f} img/s"
+            self._bar.update(self._task, completed=e.step, total=e.steps, info=info)
 
     def _on_EpochEnded(self, e: ev.EpochEnded) -> None:
-        if self.live:
-            self.stream.write("\r" + " " * 100 + "\r")
+        self._stop_bar()
         m = e.metrics
         parts = [f"loss {m.get('loss', float('nan')):.4f}"]
         for key, name in (("accuracy", "acc"), ("val_loss", "val_loss"), ("val_accuracy", "val_acc")):
@@ -74,6 +98,15 @@ class ProgressPrinter:
             + "  ".join(parts)
             + f"  lr {e.learning_rate:.2g}  {e.seconds:.1f}s"
         )
+
+    def _on_Finishing(self, e: ev.Finishing) -> None:
+        if e.step != self._finishing:
+            self._finishing = e.step
+            self._stop_bar()
+            self._print(f"{e.step[0].upper()}{e.step[1:]}…")
+            self._start_bar(e.step, e.total or None)
+        if self._bar is not None and e.total:
+            self._bar.update(self._task, completed=e.done, total=e.total, info="images")
 
     def _on_CheckpointSaved(self, e: ev.CheckpointSaved) -> None:
         self._print(f"    best so far ({e.monitor} {e.value:.4f}): checkpoint saved")
@@ -88,6 +121,7 @@ class ProgressPrinter:
         )
 
     def _on_FilesSkipped(self, e: ev.FilesSkipped) -> None:
+        self._stop_bar()
         self._print(f"Skipped {len(e.files)} file(s):")
         for path, reason in e.files[:20]:
             self._print(f"  - {path}: {reason}")
@@ -95,31 +129,27 @@ class ProgressPrinter:
             self._print(f"  … and {len(e.files) - 20} more (see `tlstudio inspect`)")
 
     def _on_RunFinished(self, e: ev.RunFinished) -> None:
+        self._stop_bar()
         self._print(f"\nRun {e.status}." + (f" {e.message}" if e.message else ""))
         m = e.metrics
-        for key in ("val_accuracy", "val_loss", "test_accuracy", "test_loss"):
-            if key in m:
-                extra = ""
-                if key == "test_accuracy" and "test_accuracy_low" in m:
-                    extra = f"  (95% interval {m['test_accuracy_low']:.2f}–{m['test_accuracy_high']:.2f}"
-                    extra += f" on {int(m['test_images'])} images"
-                    extra += ": a small test split, read it as a range)" if m["test_images"] < 100 else ")"
-                self._print(f"  {key:<14} {m[key]:.4f}{extra}")
+        shown = [key for key in FINAL if key in m]
+        if shown:
+            table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2))
+            table.add_column("metric")
+            table.add_column("value", justify="right")
+            for key in shown:
+                table.add_row(key, f"{m[key]:.4f}")
+            self.console.print(table)
+        if "test_accuracy" in m:
+            small = m.get("test_images", 100) < 100
+            self._print(headline(m) + (": a small test split, read it as a range" if small else ""))
         if e.export_dir:
             self._print(
                 f"Exported: {e.export_dir}/saved_model (verified by reloading), model.keras, labels.txt"
             )
 
     def _on_RunFailed(self, e: ev.RunFailed) -> None:
+        self._stop_bar()
         self._print(f"\nRun failed: {e.error}\n  What to do: {e.hint}")
         if e.checkpoint:
             self._print(f"  The best checkpoint so far is kept: {e.checkpoint}")
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    return (
-        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-        if seconds >= 3600
-        else f"{seconds // 60}:{seconds % 60:02d}"
-    )

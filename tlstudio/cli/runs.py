@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from tlstudio.cli.common import fail, number
@@ -50,13 +51,31 @@ def run_runs(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([vars(r) for r in records], indent=2, default=str))
         return 0
-    print(f"{'#':>3}  {'run':<26} {'status':<10} {'backbone':<22} {'test acc':>8} {'macro F1':>8}  data")
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", padding=(0, 1))
+    for name, justify in (
+        ("#", "right"),
+        ("run", "left"),
+        ("status", "left"),
+        ("backbone", "left"),
+        ("test acc", "right"),
+        ("macro F1", "right"),
+        ("data", "left"),
+    ):
+        table.add_column(name, justify=justify, overflow="fold")  # names wrap, never cut
     for i, r in enumerate(records, start=1):
-        print(
-            f"{i:>3}  {r.name:<26} {r.status:<10} {Path(r.backbone).name[:22]:<22} "
-            f"{number(r.metrics.get('test_accuracy')):>8} {number(r.metrics.get('test_macro_f1')):>8}  "
-            f"{(r.manifest_fingerprint or '?')[:10]}"
+        table.add_row(
+            str(i),
+            r.name,
+            r.status,
+            Path(r.backbone).name,
+            number(r.metrics.get("test_accuracy")),
+            number(r.metrics.get("test_macro_f1")),
+            (r.manifest_fingerprint or "?")[:10],
         )
+    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
     return 0
 
 
