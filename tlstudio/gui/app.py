@@ -37,6 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     QCoreApplication.setOrganizationName("TL Studio")
     QCoreApplication.setApplicationName("TL Studio")
     app = QApplication.instance() or QApplication(argv or sys.argv[:1])
+    from PySide6.QtCore import QSettings
+
+    from tlstudio.gui.theme import apply_theme
+
+    theme = str(QSettings().value("view/theme", "system"))
+    apply_theme(app, theme)
+    if theme == "system":  # follow the desktop when it switches between light and dark
+        app.styleHints().colorSchemeChanged.connect(lambda _: apply_theme(app, "system"))
     window = MainWindow()
     probe = os.environ.get("TLSTUDIO_STARTUP_PROBE")
     if probe:  # benchmarks/bench_startup.py: report the first paint (and the stalls), then quit

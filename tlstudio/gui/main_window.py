@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QSettings, QTimer
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QHBoxLayout,
     QLabel,
     QListWidget,
@@ -36,6 +37,7 @@ from tlstudio.gui.layers_panel import LayersPanel
 from tlstudio.gui.project_files import ProjectFiles
 from tlstudio.gui.start_page import StartPage
 from tlstudio.gui.tf_loader import load_tensorflow
+from tlstudio.gui.theme import THEMES, apply_theme
 from tlstudio.gui.train_panel import TrainPanel
 from tlstudio.gui.worker import Task
 
@@ -68,6 +70,7 @@ class MainWindow(ProjectFiles, QMainWindow):
         self.export = ExportPanel()
         self.evaluate = EvaluatePanel()
         self.nav = QListWidget()
+        self.nav.setObjectName("steps")
         for name, icon in zip(PANELS, STEP_ICONS, strict=True):
             self.nav.addItem(
                 QListWidgetItem(self.style().standardIcon(getattr(QStyle.StandardPixmap, icon)), name)
@@ -158,6 +161,14 @@ class MainWindow(ProjectFiles, QMainWindow):
             action = QAction(name, self, shortcut=QKeySequence(f"Alt+{row}"))
             action.triggered.connect(lambda _=False, r=row: self.nav.setCurrentRow(r))
             go.addAction(action)
+        view = self.menuBar().addMenu("&View")
+        themes = QActionGroup(self)
+        chosen = str(self.qsettings.value("view/theme", "system"))
+        for name in THEMES:
+            action = QAction(f"{name.capitalize()} theme", self, checkable=True, checked=name == chosen)
+            action.triggered.connect(lambda _=False, n=name: self.set_theme(n))
+            themes.addAction(action)
+            view.addAction(action)
         run = self.menuBar().addMenu("&Training")
         for text, key, slot in (
             ("Start", "Ctrl+Return", lambda: self.start_training()),
@@ -204,6 +215,11 @@ class MainWindow(ProjectFiles, QMainWindow):
         if self.project.path is not None:
             self.project.settings = self.current_settings()
             self.project.save()
+
+    def set_theme(self, name: str) -> None:
+        """Light, dark, or the system's (kept for the next start)."""
+        self.qsettings.setValue("view/theme", name)
+        apply_theme(QApplication.instance(), name)
 
     # -- settings from the panels ------------------------------------------------------------------
     def current_settings(self):
