@@ -2,7 +2,7 @@
 
 The window loads TensorFlow in a worker thread. An import loads each extension module with the
 GIL held: ``_pywrap_tensorflow_internal`` alone (its C++ static initialisers) held it for about
-300 ms here, and matplotlib's FreeType module (Keras imports it) about 100 ms — the window froze
+300 ms here — the window froze
 for that long. Calling the C library's ``dlopen`` through ctypes releases the GIL for the call, so
 the same work runs while the GUI thread keeps painting; the later import finds each library
 already loaded and only runs its (short) module set-up. Measured in ``benchmarks/bench_startup.py``.
@@ -17,13 +17,24 @@ import os
 import sys
 import time
 
-# Packages whose compiled modules `import tensorflow, keras` loads (most first: TensorFlow's own).
-PACKAGES = ("tensorflow", "h5py.libs", "h5py", "matplotlib", "kiwisolver", "PIL", "ml_dtypes", "optree")
-FIRST = ("libtensorflow_framework.so", "libtensorflow_cc.so", "_pywrap_tensorflow_internal.so")
+# What `import tensorflow, keras` loads itself, biggest first: TensorFlow's shared libraries and the
+# extension modules of tensorflow/python (not its op libraries, which TensorFlow registers itself:
+# loading one twice fails), and h5py's. Not matplotlib: dlopen-ing its extension modules ahead of
+# their import aborts the interpreter at exit.
+PATTERNS = (
+    "tensorflow/libtensorflow_framework.so*",
+    "tensorflow/libtensorflow_cc.so*",
+    "tensorflow/python/lib_pywrap_tensorflow_common.so",
+    "tensorflow/python/_pywrap_tensorflow_internal.so",
+    "tensorflow/python/*/_pywrap_*.so",
+    "tensorflow/python/*/*/_pywrap_*.so",
+    "tensorflow/python/*/*/*/_pywrap_*.so",
+    "h5py.libs/*.so*",
+)
 
 
 def native_libraries(site: str) -> list[str]:
-    """The shared libraries of ``PACKAGES`` under ``site``, TensorFlow's core ones first.
+    """The shared libraries of ``PATTERNS`` under ``site``, in load order.
 
     Args:
         site: the site-packages folder holding TensorFlow.
@@ -32,10 +43,9 @@ def native_libraries(site: str) -> list[str]:
         Paths, in load order.
     """
     found: list[str] = []
-    for package in PACKAGES:
-        found += sorted(glob.glob(os.path.join(site, package, "**", "*.so*"), recursive=True))
-    rank = {name: i for i, name in enumerate(FIRST)}
-    return sorted(found, key=lambda p: min((i for n, i in rank.items() if n in p), default=len(FIRST)))
+    for pattern in PATTERNS:
+        found += [p for p in sorted(glob.glob(os.path.join(site, pattern))) if p not in found]
+    return found
 
 
 def preload_native_libraries() -> tuple[int, float]:
