@@ -108,13 +108,10 @@ def main() -> None:
             print(f"  {name:<32} {medians[name]:6.2f} s   (min {min(times):.2f}, max {max(times):.2f})")
         ratio = medians["tlstudio window (painted)"] / medians["bare PySide6 window (painted)"]
         print(f"  TL Studio / bare window: {ratio:.2f}×")
-        stalls = [
-            run_until([*python, "-m", "tlstudio"], {**env, "TLSTUDIO_STARTUP_PROBE": "stall"}, "stall")[1]
-            for _ in range(args.repeat)
-        ]
         print("  event loop while TensorFlow loads after the first paint (ms):")
-        for line in stalls:
-            print(f"    {line}")
+        probe = {**env, "TLSTUDIO_STARTUP_PROBE": "stall"}
+        for _ in range(args.repeat):
+            print(f"    {run_until([*python, '-m', 'tlstudio'], probe, 'stall')[1]}")
     finally:
         if server is not None:
             server.terminate()

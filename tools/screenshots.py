@@ -1,6 +1,10 @@
-"""Render every panel of the real window (offscreen) to PNG, at 1280×800 and 1920×1080.
+"""Screenshots of every panel of the real window, at 1366×768 and 1920×1080, from a real X server.
 
-Run:  python tools/screenshots.py [--out docs/screenshots]
+Run:  xvfb-run -s "-screen 0 1920x1080x24" python tools/screenshots.py [--out docs/screenshots]
+
+With a DISPLAY, the window is shown on that X server (Qt's xcb platform) and each PNG is what the
+screen shows (``QScreen.grabWindow``); without one it falls back to offscreen widget grabs. The
+Train panel is also taken in the dark theme.
 
 Uses the bundled sample dataset and the demo CNN as a model-file backbone, trains a few epochs so
 the curves have points, and exports once, so every panel shows real content.
@@ -15,11 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("QT_QPA_PLATFORM", "xcb" if os.environ.get("DISPLAY") else "offscreen")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SIZES = ((1280, 800), (1920, 1080))
+SIZES = ((1366, 768), (1920, 1080))
 PANELS = {0: "start", 1: "data", 2: "backbone", 3: "layers", 4: "train", 5: "evaluate", 6: "export"}
 
 
@@ -39,6 +43,10 @@ def main() -> None:
 
     QStandardPaths.setTestModeEnabled(True)
     app = QApplication([])
+    from tlstudio.gui.theme import apply_theme
+
+    apply_theme(app, "light")
+    on_screen = os.environ["QT_QPA_PLATFORM"] == "xcb"
     work = Path(tempfile.mkdtemp(prefix="tlstudio-shots-"))
     window = MainWindow(QSettings(str(work / "s.ini"), QSettings.Format.IniFormat))
     window.resize(*SIZES[0])
@@ -50,16 +58,25 @@ def main() -> None:
             app.processEvents()
             time.sleep(0.02)
         if not condition():
-            raise SystemExit("timed out waiting for the window")
+            raise SystemExit(f"timed out waiting (line {condition.__code__.co_firstlineno})")
 
     def shoot(tag: str) -> None:
         for width, height in SIZES:
+            window.move(0, 0)
             window.resize(width, height)
             for _ in range(20):
                 app.processEvents()
             window.train.curves.render_now()
-            app.processEvents()
-            window.grab().save(str(args.out / f"{tag}-{width}x{height}.png"))
+            for _ in range(10):
+                app.processEvents()
+                time.sleep(0.02)
+            assert window.width() <= width, f"{tag}: the window is wider than {width} px"
+            if on_screen:
+                g = window.frameGeometry()
+                shot = app.primaryScreen().grabWindow(0, g.x(), g.y(), g.width(), g.height())
+            else:
+                shot = window.grab()
+            shot.save(str(args.out / f"{tag}-{width}x{height}.png"))
 
     shoot("start-empty")
     backbone = demo_backbone(work)
@@ -105,6 +122,10 @@ def main() -> None:
             continue
         window.nav.setCurrentRow(row)
         shoot(name)
+    window.nav.setCurrentRow(4)
+    apply_theme(app, "dark")
+    shoot("train-dark")
+    apply_theme(app, "light")
     window.close()
     print(f"screenshots in {args.out}")
 

@@ -54,3 +54,12 @@ def test_missing_or_broken_files_read_as_empty_and_gone_runs_are_skipped(tmp_pat
     kept = write_run(tmp_path / "kept")
     runs = project_runs([{"run_dir": str(kept)}, {"run_dir": os.fspath(tmp_path / "deleted")}])
     assert [r.name for r in runs] == ["kept"]
+
+
+def test_the_weights_column_says_what_a_run_started_from():
+    from tlstudio.core.results.run_history import describe_weights
+
+    assert describe_weights({"backbone": "MobileNetV3Small", "weights": "imagenet"}) == "imagenet"
+    assert describe_weights({"backbone": "/m/demo.keras", "weights": "imagenet"}) == "the model's own"
+    assert describe_weights({"backbone": "/m/demo.keras", "weights": "none"}) == "none (from scratch)"
+    assert describe_weights({"backbone": "ResNet50", "weights": "/w/mine.weights.h5"}) == "mine.weights.h5"

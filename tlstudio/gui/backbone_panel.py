@@ -27,6 +27,9 @@ from tlstudio.gui.weights_box import WeightsBox
 HEADERS = ("Backbone", "Family", "Parameters", "ImageNet top-1", "Input", "Min", "Preprocessing")
 
 
+IMAGENET_TEXT = "ImageNet (downloaded once into ~/.keras/models)"
+
+
 class BackbonePanel(QWidget):
     """Emits ``chosen(spec, weights, image_size)`` whenever the choice changes."""
 
@@ -69,7 +72,7 @@ class BackbonePanel(QWidget):
         sources.addWidget(self.hub, 1)
 
         self.weights = QComboBox()
-        self.weights.addItem("ImageNet (downloaded once into ~/.keras/models)", "imagenet")
+        self.weights.addItem(IMAGENET_TEXT, "imagenet")
         self.weights.addItem("None: random initialisation (from-scratch baseline)", "none")
         self.weights.addItem("Weights file…", "file")
         self.weights.currentIndexChanged.connect(self._weights_changed)
@@ -81,6 +84,7 @@ class BackbonePanel(QWidget):
         self.summary.setWordWrap(True)
         form = QFormLayout()
         self.weights_box = WeightsBox()
+        self.weights_box.setVisible(False)  # until a Keras Applications backbone with ImageNet weights
         form.addRow("Weights", self.weights)
         form.addRow("", self.weights_box)
         form.addRow("Image size", self.size)
@@ -110,6 +114,7 @@ class BackbonePanel(QWidget):
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.model.appendRow(row)
         self.table.resizeColumnsToContents()
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)  # A→Z by name
         self.summary.setText(
             f"{len(specs)} Keras Applications backbones. Choose one, or a model of your own."
         )
@@ -146,6 +151,13 @@ class BackbonePanel(QWidget):
         self.size.setValue(image_size or spec.default_size)
         self.size.blockSignals(False)
         self.weights.setEnabled(spec.kind == "keras")
+        self.weights.setItemText(
+            0, IMAGENET_TEXT if spec.kind == "keras" else "Its own weights (from the model)"
+        )
+        if spec.kind != "keras":  # a model file or SavedModel brings its own weights
+            self.weights.setToolTip(
+                "This backbone starts from its own weights; 'None' is its from-scratch baseline"
+            )
         self.size.setEnabled(spec.kind != "file")  # a model file brings its own input size
         self._emit()
 

@@ -122,6 +122,9 @@ class _Renderer(QObject):
             if empty:  # no ±0.04 or 1e−48 ticks on an axis with nothing on it yet
                 ax.set_ylim(0, 1)
             ax.tick_params(axis="y", labelleft=not empty)
+        rates = [e["learning_rate"] for e in epochs if e.get("learning_rate", 0) > 0]
+        if rates and max(rates) < 1.5 * min(rates):  # a flat rate: a readable decade around it
+            self.ax_lr.set_ylim(min(rates) / 3, max(rates) * 3)
         self.canvas.draw()
         buffer = self.canvas.buffer_rgba()
         image = QImage(bytes(buffer), buffer.shape[1], buffer.shape[0], QImage.Format.Format_RGBA8888)

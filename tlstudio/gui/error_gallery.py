@@ -99,11 +99,6 @@ class ErrorGallery(QWidget):
             (self.order, self.target, self.move_button, self.undo_button, self.folder_button, self.cam_button)
         ):
             tools.addWidget(w, i // 3, i % 3)
-        right = QVBoxLayout()
-        right.addWidget(self.gallery_title)
-        right.addLayout(tools)
-        right.addWidget(self.gallery, 3)
-        right.addWidget(self.preview, 2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.gallery_title)

@@ -116,7 +116,7 @@ class EvaluatePanel(QWidget):
                 r.name,
                 r.status,
                 Path(r.backbone).name,
-                str(r.settings.get("weights", "")),
+                r.weights,
                 fmt(r.metrics.get("test_accuracy")),
                 fmt(r.metrics.get("test_macro_f1")),
             ]

@@ -17,9 +17,6 @@ def build_sample_backbone(folder: Path) -> Path:
 
 def load_tensorflow():
     """Worker job: import TensorFlow quietly, name the device, read the backbone registry."""
-    from tlstudio.native_preload import preload_native_libraries
-
-    preload_native_libraries()  # the slow native part without the GIL: the window keeps painting
     from tlstudio.core.backbone.registry import list_backbones
     from tlstudio.core.data.pipeline import warm_up_tf_data
     from tlstudio.core.training.session import describe_device

@@ -351,7 +351,7 @@ class TrainPanel(QWidget):
                 f"What to do: {event.hint}"
             )
         elif isinstance(event, ev.RunFinished):
-            text = f"Run {event.status}. " + (event.message or "")
+            text = f"Run {event.status}." + (f" {event.message}" if event.message else "")
             if event.status == "failed_to_learn":
                 text = f"<span style='color:#b00'><b>{text}</b></span>"
             if event.metrics:

@@ -30,6 +30,11 @@ class RunRecord:
         """The folder name."""
         return self.run_dir.name
 
+    @property
+    def weights(self) -> str:
+        """The run's starting weights in words (see ``describe_weights``)."""
+        return describe_weights(self.settings)
+
     def train_settings(self) -> TrainSettings:
         """The run's settings, to clone into a new run."""
         return TrainSettings.from_dict(self.settings)
@@ -53,6 +58,26 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
     )
 
 
+def describe_weights(settings: dict[str, object]) -> str:
+    """What a run started from: "imagenet", "none (from scratch)", a weights file, or, for a model
+    file or SavedModel backbone, its own weights (the ``weights`` setting does not apply to those).
+
+    Args:
+        settings: a run's settings as saved (``settings.json``).
+
+    Returns:
+        A short phrase for tables.
+    """
+    weights = str(settings.get("weights") or "imagenet")
+    if weights == "none":
+        return "none (from scratch)"
+    backbone = str(settings.get("backbone") or "")
+    own = backbone.lower().endswith((".keras", ".h5", ".hdf5")) or "/" in backbone or "\\" in backbone
+    if own:
+        return "the model's own"
+    return weights if weights == "imagenet" else Path(weights).name
+
+
 def project_runs(runs: list[dict[str, object]]) -> list[RunRecord]:
     """The runs a project recorded, oldest first, skipping folders that are gone."""
     return [load_run(r["run_dir"]) for r in runs if Path(str(r["run_dir"])).is_dir()]
@@ -71,7 +96,10 @@ def compare_runs(a: RunRecord, b: RunRecord) -> dict[str, object]:
         "runs": [a.name, b.name],
         "same_data": a.manifest_fingerprint == b.manifest_fingerprint and a.manifest_fingerprint is not None,
         "settings_diff": [
-            {"setting": k, a.name: x, b.name: y} for k, x, y in diff_settings(a.settings, b.settings)
+            {"setting": k, a.name: x, b.name: y}
+            for k, x, y in diff_settings(
+                a.settings | {"weights": a.weights}, b.settings | {"weights": b.weights}
+            )
         ],
         "metrics": [{"metric": k, a.name: a.metrics.get(k), b.name: b.metrics.get(k)} for k in keys],
     }
