@@ -112,6 +112,7 @@ class MainWindow(ProjectFiles, QMainWindow):
         self.data.report_ready.connect(lambda _: self.update_steps())
         self.backbone.chosen.connect(lambda *_: self.update_steps())
         self.layers.plan_changed.connect(lambda *_: self.update_steps())
+        self.layers.plan_changed.connect(lambda plan, _: self.train.show_plan(plan))
         self.train.start_requested.connect(self.start_training)
         self.train.finished.connect(self._training_finished)
         self.evaluate.baseline_requested.connect(lambda: self.start_training(baseline=True))

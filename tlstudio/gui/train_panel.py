@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from tlstudio.core import events as ev
 from tlstudio.core.results.metrics import headline
 from tlstudio.core.settings import OPTIMIZERS, TrainSettings, defaults
+from tlstudio.core.training.recipe import is_one_phase
 from tlstudio.gui.curves import CurvesWidget
 from tlstudio.gui.worker import Task
 
@@ -357,6 +358,18 @@ class TrainPanel(QWidget):
             if event.metrics:
                 text += f" {headline(event.metrics).capitalize()}."
             self.message.setText(text)
+
+    def show_plan(self, plan) -> None:
+        """The Layers panel's plan: one of the user's own trains in one phase, so the recipe's
+        phase-2 settings do not apply (and say so) until the plan is feature extraction again."""
+        one = is_one_phase(plan)
+        for widget in (self.fine_tune, self.fine_tune_epochs, self.fine_tune_blocks):
+            widget.setEnabled(not one)
+        self.fine_tune.setText(
+            "Fine-tune: off — your freeze plan (Layers) trains as set, in one phase"
+            if one
+            else "Then fine-tune top blocks"
+        )
 
     def set_missing(self, missing: list[str]) -> None:
         """What the window still needs before a run (empty: ready); Start waits for it."""

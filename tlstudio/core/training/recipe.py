@@ -127,7 +127,7 @@ def plan_recipe(s: TrainSettings, train_images: int, *, probe_possible: bool = T
             interpolate=False,
             from_scratch=True,
         )
-    if s.freeze.preset != "all":  # the user's own plan: one phase, as set
+    if is_one_phase(s.freeze):  # the user's own plan: one phase, as set
         return Recipe((Phase("train", s.freeze, s.learning_rate, s.epochs),), False, False)
     use_probe = probe_possible and s.feature_cache and not s.head.dense_units
     head = Phase(
@@ -190,3 +190,15 @@ def batchnorm_momentum(total_steps: int) -> float:
     so the moving statistics follow the weights in a short run from scratch."""
     horizon = max(10.0, total_steps / 10)
     return float(min(0.99, 1 - 1 / horizon))
+
+
+def is_one_phase(plan) -> bool:
+    """Whether a freeze plan trains as the user set it, in one phase (no probe, no fine-tune phase).
+
+    Args:
+        plan: the run's ``FreezePlan``.
+
+    Returns:
+        True for every plan but ``all`` (the default: the recipe's phases start from a frozen backbone).
+    """
+    return plan.preset != "all"
