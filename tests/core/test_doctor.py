@@ -186,3 +186,23 @@ def test_to_dict_has_the_documented_keys(hostile):
     data = inspect_folder(hostile).to_dict()
     assert {"classes", "skipped", "warnings", "duplicates"} <= set(data)
     assert all(set(item) == {"path", "reason"} for item in data["skipped"])
+
+
+def test_a_scan_reports_progress_and_can_be_cancelled(tmp_path):
+    import threading
+
+    from factory import make_colour_dataset
+
+    from tlstudio.core.data.scan import ScanCancelled, scan_folder
+
+    root = make_colour_dataset(tmp_path / "data", per_class=100, size=8)  # more than one batch of 256
+    seen = []
+    scan_folder(root, workers=1, on_progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (300, 300) and len(seen) == 2
+    stop = threading.Event()
+
+    def cancel_after_first(done, total):
+        stop.set()
+
+    with pytest.raises(ScanCancelled, match="cancelled after"):
+        scan_folder(root, workers=1, on_progress=cancel_after_first, stop=stop)

@@ -300,3 +300,16 @@ def test_the_sample_project_works_offline_with_its_bundled_backbone(window, qtbo
     s = window.project.settings
     assert s.freeze.preset == "none" and not s.augmentation.flip and s.weights == "imagenet"
     assert window.data.report.usable and len(window.data.report.classes) == 10
+
+
+def test_the_data_panel_scan_can_be_cancelled(window, qtbot, tmp_path):
+    from factory import make_colour_dataset
+
+    root = make_colour_dataset(tmp_path / "many", per_class=200, size=8)
+    panel = window.data
+    panel.load(str(root))
+    assert panel.cancel.isEnabled()
+    panel.cancel_scan()
+    qtbot.waitUntil(lambda: not panel.task.is_running(), timeout=LONG)
+    qtbot.waitUntil(lambda: not panel.cancel.isEnabled(), timeout=5000)
+    assert "cancelled" in panel.folder_label.text() and panel.report is None

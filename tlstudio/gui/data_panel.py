@@ -59,6 +59,10 @@ class DataPanel(QWidget):
         top.addWidget(self.folder_label, 1)
         top.addWidget(self.rescan)
         top.addWidget(self.choose)
+        self.cancel = QPushButton("Cancel scan")
+        self.cancel.setEnabled(False)
+        self.cancel.clicked.connect(self.cancel_scan)
+        top.addWidget(self.cancel)
 
         self.classes = QTableWidget(0, 3)
         self.classes.setHorizontalHeaderLabels(["Class", "Images", "Suggested weight"])
@@ -143,10 +147,26 @@ class DataPanel(QWidget):
         self.choose.setEnabled(False)
         self.folder_chosen.emit(folder)
         # One reader thread: more of them compete with the GUI thread for the GIL (stalls of 300 ms).
-        self.task = Task(lambda: inspect_folder(folder, workers=1))
+        self.task = Task(
+            lambda task: inspect_folder(
+                folder, workers=1, on_progress=lambda d, t: task.report((d, t)), stop=task.stop_event
+            ),
+            with_report=True,
+        )
+        self.task.event.connect(self._scan_progress)
         self.task.done.connect(self._show)
         self.task.failed.connect(self._failed)
+        self.cancel.setEnabled(True)
         self.task.start()
+
+    def cancel_scan(self) -> None:
+        """Stop the scan under way (the panel keeps what it showed before)."""
+        if self.task is not None and self.task.is_running():
+            self.task.stop()
+
+    def _scan_progress(self, event) -> None:
+        done, total = event
+        self.folder_label.setText(f"<b>{self.folder}</b> — scanning… {done:,} of {total:,} files")
 
     def _ask_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose the data folder (one sub-folder per class)")
@@ -164,9 +184,11 @@ class DataPanel(QWidget):
 
     def _failed(self, message: str) -> None:
         self.choose.setEnabled(True)
+        self.cancel.setEnabled(False)
         self.folder_label.setText(f"<b>{self.folder}</b> — could not be scanned: {message.splitlines()[0]}")
 
     def _show(self, report: DatasetReport) -> None:
+        self.cancel.setEnabled(False)
         self.report = report
         self.choose.setEnabled(True)
         self.rescan.setEnabled(True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import threading
 import unicodedata
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -66,6 +67,7 @@ def scan_folder(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int | None = None,
     on_progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
 ) -> ScanResult:
     """Scan ``root`` (one sub-folder per class) and check every file in it.
 
@@ -75,9 +77,11 @@ def scan_folder(
         max_pixels: larger images are refused without being decoded.
         workers: threads for reading files; defaults to a small multiple of the CPU count.
         on_progress: called as ``on_progress(done, total)`` after each batch of files.
+        stop: set it to cancel the scan (checked between batches).
 
     Raises:
         NotADirectoryError: if ``root`` is not a folder.
+        ScanCancelled: ``stop`` was set.
     """
     root_path = Path(root)
     if not root_path.is_dir():
@@ -117,6 +121,8 @@ def scan_folder(
     n_workers = workers or 4  # I/O overlap; more threads only add GIL contention
     with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="tlstudio-scan") as pool:
         for start in range(0, total, _BATCH):
+            if stop is not None and stop.is_set():
+                raise ScanCancelled(f"scan of {root} cancelled after {start} of {total} files")
             batch = candidates[start : start + _BATCH]
             for outcome in pool.map(lambda c: _check_file(*c, deep=deep, max_pixels=max_pixels), batch):
                 if isinstance(outcome, ImageRecord):
@@ -128,6 +134,10 @@ def scan_folder(
     result.images.sort(key=lambda r: (r.label, r.path))
     result.skipped.sort(key=lambda s: s.path)
     return result
+
+
+class ScanCancelled(Exception):
+    """The scan was cancelled (``scan_folder(stop=...)``)."""
 
 
 def in_folder(root: str | os.PathLike[str], relative: str) -> Path:
