@@ -72,7 +72,8 @@ def keras_cache_dir() -> Path:
     """``KERAS_HOME/models`` (``~/.keras/models`` by default), as Keras' downloader uses it."""
     from keras.src.backend import config
 
-    return Path(os.path.expanduser(config.keras_home())) / "models"
+    home = os.environ.get("KERAS_HOME") or config.keras_home()  # Keras reads KERAS_HOME at import
+    return Path(os.path.expanduser(home)) / "models"
 
 
 def imagenet_weights_file(name: str, image_size: int | None = None) -> WeightsFile:
