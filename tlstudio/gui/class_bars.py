@@ -34,7 +34,7 @@ class ClassBars(QWidget):
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "Images per class appear here")
             return
         metrics = painter.fontMetrics()
-        label_width = min(max(metrics.horizontalAdvance(n) for n in self.counts) + 8, self.width() // 3)
+        label_width = min(max(metrics.horizontalAdvance(n) for n in self.counts) + 12, self.width() // 3)
         top = max(n for n in self.counts.values()) or 1
         row = min(ROW, max(6, (self.height() - 4) // len(self.counts)))
         for i, (name, n) in enumerate(self.counts.items()):
@@ -44,7 +44,7 @@ class ClassBars(QWidget):
                 painter.drawText(4, y + metrics.ascent(), f"… {len(self.counts) - i} more classes")
                 break
             painter.setPen(text)
-            label = metrics.elidedText(name, Qt.TextElideMode.ElideRight, label_width - 8)
+            label = metrics.elidedText(name, Qt.TextElideMode.ElideRight, label_width - 6)
             painter.drawText(QRectF(0, y, label_width - 4, row), Qt.AlignmentFlag.AlignRight, label)
             room = self.width() - label_width - 50
             width = max(1.0, room * n / top)
