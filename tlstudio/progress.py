@@ -78,6 +78,8 @@ class ProgressPrinter:
         )
 
     def _on_BatchEnded(self, e: ev.BatchEnded) -> None:
+        if not self.live:  # into a pipe: the epoch's line is enough
+            return
         description = f"epoch {e.epoch + 1}/{self._phase_end}"
         if self._bar is None or self._bar.tasks[0].description != description:
             self._start_bar(description, e.steps)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import threading
-from typing import ClassVar
 
 import pytest
+from served_file import serve_file
 
 from tlstudio.core.backbone.weights import (
     WeightsCancelled,
@@ -22,41 +21,14 @@ PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 SHA256 = hashlib.sha256(PAYLOAD).hexdigest()
 
 
-class RangeHandler(http.server.BaseHTTPRequestHandler):
-    """Serves PAYLOAD at /w.h5, honouring 'Range: bytes=N-' as servers of weights files do."""
-
-    requests: ClassVar[list[str | None]] = []
-
-    def do_GET(self):
-        if self.path != "/w.h5":
-            self.send_error(404)
-            return
-        asked = self.headers.get("Range")
-        type(self).requests.append(asked)
-        start = int(asked.split("=")[1].rstrip("-")) if asked else 0
-        if start >= len(PAYLOAD):
-            self.send_error(416)
-            return
-        body = PAYLOAD[start:]
-        self.send_response(206 if asked else 200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+REQUESTS: list[str | None] = []  # the Range header of each request to the running server
 
 
 @pytest.fixture
 def server():
-    RangeHandler.requests = []
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
-    thread = threading.Thread(target=httpd.serve_forever)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    global REQUESTS
+    with serve_file(PAYLOAD) as (url, REQUESTS):
+        yield url
 
 
 def weights(server, tmp_path, file_hash=SHA256):
@@ -69,8 +41,8 @@ def test_a_download_reports_progress_checks_the_hash_and_lands_in_the_cache(serv
     assert path.read_bytes() == PAYLOAD and path == tmp_path / "models" / "w.h5"
     assert seen[-1] == (len(PAYLOAD), len(PAYLOAD)) and len(seen) > 1
     assert not (tmp_path / "models" / "w.h5.part").exists()
-    RangeHandler.requests.clear()
-    assert download(weights(server, tmp_path)) == path and RangeHandler.requests == []  # cached: no request
+    REQUESTS.clear()
+    assert download(weights(server, tmp_path)) == path and REQUESTS == []  # cached: no request
 
 
 def test_cancel_keeps_the_part_and_the_next_try_resumes_from_it(server, tmp_path):
@@ -86,7 +58,7 @@ def test_cancel_keeps_the_part_and_the_next_try_resumes_from_it(server, tmp_path
     kept = w.part.stat().st_size
     assert 0 < kept < len(PAYLOAD) and not w.path.exists()
     assert download(w).read_bytes() == PAYLOAD
-    assert RangeHandler.requests[-1] == f"bytes={kept}-"  # resumed, not started again
+    assert REQUESTS[-1] == f"bytes={kept}-"  # resumed, not started again
 
 
 def test_a_wrong_checksum_leaves_nothing_and_says_so(server, tmp_path):

@@ -110,14 +110,19 @@ def test_presets_and_batchnorm_in_the_tree(window, qtbot, tmp_path, colour_data,
     assert trainable == layers.model.tree.blocks[-1].params and frozen > 0
 
 
-def test_closing_during_training_asks_stops_and_waits(
-    window, qtbot, tmp_path, colour_data, tiny_backbone_file, monkeypatch
-):
-    prepare(window, qtbot, tmp_path, colour_data, tiny_backbone_file)
+def start_a_long_run(window, qtbot, tmp_path, data, backbone_file):
+    """A 500-epoch run on small batches, once its first batch has ended."""
+    prepare(window, qtbot, tmp_path, data, backbone_file)
     window.train.epochs.setValue(500)
     window.train.batch_size.setValue(4)
     window.start_training()
     qtbot.waitUntil(lambda: len(window.train.curves.batches) >= 1, timeout=LONG)
+
+
+def test_closing_during_training_asks_stops_and_waits(
+    window, qtbot, tmp_path, colour_data, tiny_backbone_file, monkeypatch
+):
+    start_a_long_run(window, qtbot, tmp_path, colour_data, tiny_backbone_file)
     asked = []
     monkeypatch.setattr(
         QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes
@@ -133,11 +138,7 @@ def test_quitting_during_a_long_step_takes_seconds_and_leaves_the_run_resumable(
 ):
     import time
 
-    prepare(window, qtbot, tmp_path, colour_data, tiny_backbone_file)
-    window.train.epochs.setValue(500)
-    window.train.batch_size.setValue(4)
-    window.start_training()
-    qtbot.waitUntil(lambda: len(window.train.curves.batches) >= 1, timeout=LONG)
+    start_a_long_run(window, qtbot, tmp_path, colour_data, tiny_backbone_file)
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
     real_wait = window.train.wait
     monkeypatch.setattr(window.train, "wait", lambda ms: False)  # as if a batch ran for minutes

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
 
 import pytest
+from served_file import serve_file
 
 from tlstudio.core.backbone.weights import WeightsFile
 from tlstudio.gui.weights_box import WeightsBox
@@ -14,28 +13,10 @@ from tlstudio.gui.weights_box import WeightsBox
 PAYLOAD = bytes(range(256)) * 8192  # 2 MiB
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        asked = self.headers.get("Range")
-        start = int(asked.split("=")[1].rstrip("-")) if asked else 0
-        self.send_response(206 if asked else 200)
-        self.send_header("Content-Length", str(len(PAYLOAD) - start))
-        self.end_headers()
-        self.wfile.write(PAYLOAD[start:])
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def url():
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/w.h5"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
+    with serve_file(PAYLOAD) as (base, _):
+        yield f"{base}/w.h5"
 
 
 def test_download_shows_progress_and_ends_in_the_cache(qtbot, url, tmp_path):

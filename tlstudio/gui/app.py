@@ -41,10 +41,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from tlstudio.gui.theme import apply_theme
 
-    theme = str(QSettings().value("view/theme", "system"))
-    apply_theme(app, theme)
-    if theme == "system":  # follow the desktop when it switches between light and dark
-        app.styleHints().colorSchemeChanged.connect(lambda _: apply_theme(app, "system"))
+    def theme() -> str:  # the View menu's choice, read each time: it may change while the app runs
+        return str(QSettings().value("view/theme", "system"))
+
+    apply_theme(app, theme())
+    # the desktop switched between light and dark: that counts while the choice is "system"
+    app.styleHints().colorSchemeChanged.connect(lambda _: apply_theme(app, theme()))
     window = MainWindow()
     probe = os.environ.get("TLSTUDIO_STARTUP_PROBE")
     if probe:  # benchmarks/bench_startup.py: report the first paint (and the stalls), then quit

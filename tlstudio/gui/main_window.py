@@ -41,16 +41,16 @@ from tlstudio.gui.theme import THEMES, apply_theme
 from tlstudio.gui.train_panel import TrainPanel
 from tlstudio.gui.worker import Task
 
-PANELS = ("Start", "Data", "Backbone", "Layers", "Train", "Evaluate", "Export")
-STEP_ICONS = (  # Qt's own standard icons: they follow the platform's theme
-    "SP_DirHomeIcon",
-    "SP_DirOpenIcon",
-    "SP_ComputerIcon",
-    "SP_FileDialogListView",
-    "SP_MediaPlay",
-    "SP_FileDialogInfoView",
-    "SP_DialogSaveButton",
+STEPS = (  # the workflow, in order, each with one of Qt's standard icons (they follow the theme)
+    ("Start", "SP_DirHomeIcon"),
+    ("Data", "SP_DirOpenIcon"),
+    ("Backbone", "SP_ComputerIcon"),
+    ("Layers", "SP_FileDialogListView"),
+    ("Train", "SP_MediaPlay"),
+    ("Evaluate", "SP_FileDialogInfoView"),
+    ("Export", "SP_DialogSaveButton"),
 )
+PANELS = tuple(name for name, _ in STEPS)
 QUIT_WAIT_MS = 2500  # quitting during a run takes at most about this long
 
 
@@ -71,13 +71,9 @@ class MainWindow(ProjectFiles, QMainWindow):
         self.evaluate = EvaluatePanel()
         self.nav = QListWidget()
         self.nav.setObjectName("steps")
-        for name, icon in zip(PANELS, STEP_ICONS, strict=True):
-            self.nav.addItem(
-                QListWidgetItem(self.style().standardIcon(getattr(QStyle.StandardPixmap, icon)), name)
-            )
         self.nav.setFixedWidth(150)
         self.stack = QStackedWidget()
-        for panel in (
+        panels = (
             self.start_page,
             self.data,
             self.backbone,
@@ -85,7 +81,10 @@ class MainWindow(ProjectFiles, QMainWindow):
             self.train,
             self.evaluate,
             self.export,
-        ):
+        )
+        for (name, icon), panel in zip(STEPS, panels, strict=True):
+            pixmap = self.style().standardIcon(getattr(QStyle.StandardPixmap, icon))
+            self.nav.addItem(QListWidgetItem(pixmap, name))
             self.stack.addWidget(panel)
         self.nav.currentRowChanged.connect(self.stack.setCurrentIndex)
         central = QWidget()
@@ -102,17 +101,9 @@ class MainWindow(ProjectFiles, QMainWindow):
         self._autosave.timeout.connect(self.save_project)
         self.data.folder_chosen.connect(self._data_folder_chosen)
         self.data.split_changed.connect(self._settings_changed)
-        self.data.report_ready.connect(
-            lambda r: self.statusBar().showMessage(
-                f"{len(r.images)} images in {len(r.classes)} classes", 5000
-            )
-        )
+        self.data.report_ready.connect(self._report_ready)
         self.backbone.chosen.connect(self._backbone_chosen)
-        self.layers.plan_changed.connect(lambda plan, head: self._settings_changed())
-        self.data.report_ready.connect(lambda _: self.update_steps())
-        self.backbone.chosen.connect(lambda *_: self.update_steps())
-        self.layers.plan_changed.connect(lambda *_: self.update_steps())
-        self.layers.plan_changed.connect(lambda plan, _: self.train.show_plan(plan))
+        self.layers.plan_changed.connect(self._plan_changed)
         self.train.start_requested.connect(self.start_training)
         self.train.finished.connect(self._training_finished)
         self.evaluate.baseline_requested.connect(lambda: self.start_training(baseline=True))
@@ -121,7 +112,7 @@ class MainWindow(ProjectFiles, QMainWindow):
         self.evaluate.resume_requested.connect(self.resume_run)
         self._make_menus()
         self.start_page.show_recent(self.recent_projects())
-        self.nav.setCurrentRow(0)
+        self.go_to("Start")
         geometry = self.qsettings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -209,7 +200,7 @@ class MainWindow(ProjectFiles, QMainWindow):
         self.project.settings = settings
         self.set_project(self.project)
         self.save_project()
-        self.nav.setCurrentRow(4)
+        self.go_to("Train")
 
     def save_project(self) -> None:
         """Write the project file now (no-op for an unsaved project)."""
@@ -241,6 +232,10 @@ class MainWindow(ProjectFiles, QMainWindow):
         self.project.data_dir = folder
         self._settings_changed()
 
+    def _report_ready(self, report) -> None:
+        self.statusBar().showMessage(f"{len(report.images)} images in {len(report.classes)} classes", 5000)
+        self.update_steps()
+
     def _backbone_chosen(self, spec, weights: str, image_size: int) -> None:
         plan = (
             self.project.settings.freeze
@@ -249,6 +244,16 @@ class MainWindow(ProjectFiles, QMainWindow):
         )
         self.layers.show_backbone(spec, image_size, plan)
         self._settings_changed()
+        self.update_steps()
+
+    def _plan_changed(self, plan, head) -> None:
+        self.train.show_plan(plan)
+        self._settings_changed()
+        self.update_steps()
+
+    def go_to(self, step: str) -> None:
+        """Show a step's panel (a name of ``PANELS``)."""
+        self.nav.setCurrentRow(PANELS.index(step))
 
     # -- training ----------------------------------------------------------------------------------
     def start_training(self, baseline: bool = False) -> None:
@@ -273,7 +278,7 @@ class MainWindow(ProjectFiles, QMainWindow):
             settings = baseline_settings(settings)
         run_dir = self.project.new_run_dir()
         self.save_project()
-        self.nav.setCurrentRow(4)
+        self.go_to("Train")
         # The split of the report on screen, kept beside the project: no second scan while training.
         manifest = make_split(self.data.report.images, SplitConfig.of(settings))
         if self.project.manifest_path is not None:
@@ -315,7 +320,7 @@ class MainWindow(ProjectFiles, QMainWindow):
         import json
 
         info = json.loads((record.run_dir / files.RUN_JSON).read_text(encoding="utf-8"))
-        self.nav.setCurrentRow(4)
+        self.go_to("Train")
         self.train.run(record.train_settings(), info["data_dir"], record.run_dir, None, resume=True)
 
     def _rescan_data(self) -> None:

@@ -1,6 +1,6 @@
 """The window's project files: new, open, save as, the offline sample project, recent projects.
 
-A mixin of ``MainWindow`` (which provides ``project``, ``qsettings``, ``nav``, ``start_page``,
+A mixin of ``MainWindow`` (which provides ``project``, ``qsettings``, ``go_to``, ``start_page``,
 ``set_project`` and ``save_project``).
 """
 
@@ -29,7 +29,7 @@ class ProjectFiles:
         if path:
             self.set_project(Project(path=Path(_with_suffix(path))))
             self.save_project()
-            self.nav.setCurrentRow(1)
+            self.go_to("Data")
 
     def open_project(self, path: str | None = None) -> None:
         """Open a project file (asks for one when ``path`` is None)."""
@@ -45,7 +45,7 @@ class ProjectFiles:
             QMessageBox.warning(self, "Cannot open project", str(err))
             return
         self.set_project(project)
-        self.nav.setCurrentRow(1)
+        self.go_to("Data")
 
     def open_sample(self) -> None:
         """A project on the bundled digits, kept in the app's data folder, with the bundled small
@@ -72,7 +72,7 @@ class ProjectFiles:
     def _show_sample(self, project: Project) -> None:
         self.set_project(project)
         self.save_project()
-        self.nav.setCurrentRow(1)
+        self.go_to("Data")
 
     def save_project_as(self) -> None:
         """Save under a new name."""

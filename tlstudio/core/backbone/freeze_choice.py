@@ -22,8 +22,12 @@ class FreezeChoice:
     tree: LayerTree
     frozen: set[str] = field(default_factory=set)
     multipliers: dict[str, float] = field(default_factory=dict)
-    train_batchnorm: bool = False
-    preset: FreezePlan = field(default_factory=lambda: FreezePlan("all"))
+    preset: FreezePlan = field(default_factory=lambda: FreezePlan("all"))  # holds the BatchNorm switch
+
+    @property
+    def train_batchnorm(self) -> bool:
+        """Whether BatchNorm layers may train (the preset's switch)."""
+        return self.preset.train_batchnorm
 
     @classmethod
     def from_plan(cls, tree: LayerTree, plan: FreezePlan | None = None) -> FreezeChoice:
@@ -37,7 +41,7 @@ class FreezeChoice:
             The choice, remembering ``plan`` as its preset.
         """
         plan = plan or FreezePlan("all")
-        choice = cls(tree, train_batchnorm=plan.train_batchnorm, multipliers=dict(plan.block_lr))
+        choice = cls(tree, multipliers=dict(plan.block_lr), preset=plan)
         choice.use_preset(plan)
         return choice
 
@@ -49,7 +53,6 @@ class FreezeChoice:
 
     def set_batchnorm(self, on: bool) -> None:
         """Allow (or forbid) BatchNorm layers to train."""
-        self.train_batchnorm = on
         self.preset = replace(self.preset, train_batchnorm=on)
 
     def is_trainable(self, layer: LayerNode) -> bool:

@@ -11,6 +11,7 @@ renamed into ``KERAS_HOME/models``, where Keras finds it and downloads nothing. 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -18,7 +19,7 @@ import threading
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,30 @@ class _Asked(Exception):
         self.kwargs = kwargs
 
 
+_ASKING = threading.Lock()  # one question at a time: swapping Keras' downloader is process-wide
+
+
+@contextlib.contextmanager
+def _keras_downloads_recorded() -> Iterator[None]:
+    """Keras' downloader swapped for one that raises ``_Asked`` with what it was asked for — in this
+    thread only: a run building a model in another thread meanwhile downloads as usual."""
+    from keras.src.utils import file_utils
+
+    with _ASKING:
+        original, asking = file_utils.get_file, threading.get_ident()
+
+        def record(*args, **kwargs):
+            if threading.get_ident() != asking:
+                return original(*args, **kwargs)
+            raise _Asked({**dict(zip(("fname", "origin"), args, strict=False)), **kwargs})
+
+        file_utils.get_file = record
+        try:
+            yield
+        finally:
+            file_utils.get_file = original
+
+
 def keras_cache_dir() -> Path:
     """``KERAS_HOME/models`` (``~/.keras/models`` by default), as Keras' downloader uses it."""
     from keras.src.backend import config
@@ -89,25 +114,17 @@ def imagenet_weights_file(name: str, image_size: int | None = None) -> WeightsFi
     Raises:
         WeightsError: the model has no ImageNet weights.
     """
-    from keras.src.utils import file_utils
-
     from tlstudio.core.backbone.registry import keras_application_functions
 
     fn = keras_application_functions().get(name)
     if fn is None:
         raise WeightsError(f"{name} is not a Keras Applications model: only those have ImageNet weights here")
 
-    def record(*args, **kwargs):
-        names = ("fname", "origin")
-        raise _Asked({**dict(zip(names, args, strict=False)), **kwargs})
-
     kwargs: dict = {"weights": "imagenet", "include_top": False}
     if image_size:
         kwargs["input_shape"] = (image_size, image_size, 3)
-    original = file_utils.get_file
-    file_utils.get_file = record
     try:
-        with warnings.catch_warnings():
+        with _keras_downloads_recorded(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Keras' note on non-default sizes; the run says it
             fn(**kwargs)
     except _Asked as asked:
@@ -117,8 +134,6 @@ def imagenet_weights_file(name: str, image_size: int | None = None) -> WeightsFi
         return WeightsFile(url, fname, a.get("file_hash") or a.get("md5_hash"), keras_cache_dir())
     except Exception as err:  # a size the weights do not exist for, say
         raise WeightsError(f"{name} with ImageNet weights: {err}") from err
-    finally:
-        file_utils.get_file = original
     raise WeightsError(f"{name} loaded ImageNet weights without asking for a file")
 
 
