@@ -162,3 +162,21 @@ def test_an_interrupted_run_can_be_resumed_from_the_panel(qtbot, tmp_path):
     with qtbot.waitSignal(panel.resume_requested, timeout=2000) as signal:
         panel.resume_button.click()
     assert signal.args[0].run_dir == run_dir
+
+
+def test_the_curves_rescale_once_points_arrive(qtbot):
+    """An empty plot gets fixed limits (no ±0.04 ticks); they must not stick once training reports."""
+    from tlstudio.gui.curves import CurvesWidget
+
+    curves = CurvesWidget()
+    qtbot.addWidget(curves)
+    curves.render_now()
+    renderer = curves.renderer
+    assert renderer.ax_lr.get_xlim() == (0.0, 1.0)
+    for epoch in range(6):
+        curves.add_batch(epoch, 1, 1, 3.0)
+        curves.add_epoch(epoch, {"loss": 3.0, "val_loss": 2.5, "accuracy": 0.5}, 1e-3)
+    curves.render_now()
+    assert renderer.ax_loss.get_ylim()[1] >= 3.0  # a loss above 1 is on the plot
+    assert renderer.ax_lr.get_xlim()[1] >= 6  # every epoch is on the plot
+    renderer.stop()

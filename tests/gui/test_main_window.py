@@ -314,3 +314,8 @@ def test_the_data_panel_scan_can_be_cancelled(window, qtbot, tmp_path):
     qtbot.waitUntil(lambda: not panel.task.is_running(), timeout=LONG)
     qtbot.waitUntil(lambda: not panel.cancel.isEnabled(), timeout=5000)
     assert "cancelled" in panel.folder_label.text() and panel.report is None
+
+
+def test_a_first_start_fits_the_screen_height(window):
+    """No saved geometry: 1280×800, or the screen's height where it is smaller (1366×768 laptops)."""
+    assert window.height() <= window.screen().availableGeometry().height()

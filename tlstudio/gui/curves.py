@@ -116,12 +116,16 @@ class _Renderer(QObject):
             )
         self.ax_lr.set_yscale("log" if any(e.get("learning_rate", 0) > 0 for e in epochs) else "linear")
         for ax in (self.ax_loss, self.ax_acc, self.ax_lr):
+            ax.set_autoscale_on(True)  # limits set for an empty axis below must not stick
             ax.relim()
             ax.autoscale_view()
             empty = not any(len(line.get_xdata()) for line in ax.get_lines() if line in self.lines.values())
             if empty:  # no ±0.04 or 1e−48 ticks on an axis with nothing on it yet
                 ax.set_ylim(0, 1)
             ax.tick_params(axis="y", labelleft=not empty)
+        if not batches and not epochs:  # nothing yet: no ±0.04 epochs either
+            self.ax_lr.set_xlim(0, 1)
+        self.ax_lr.tick_params(axis="x", labelbottom=bool(batches or epochs))
         rates = [e["learning_rate"] for e in epochs if e.get("learning_rate", 0) > 0]
         if rates and max(rates) < 1.5 * min(rates):  # a flat rate: a readable decade around it
             self.ax_lr.set_ylim(min(rates) / 3, max(rates) * 3)

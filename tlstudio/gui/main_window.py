@@ -112,12 +112,14 @@ class MainWindow(ProjectFiles, QMainWindow):
         self.evaluate.resume_requested.connect(self.resume_run)
         self._make_menus()
         self.start_page.show_recent(self.recent_projects())
+        self.update_steps()  # a fresh window: nothing done yet, and the Train panel says what is missing
         self.go_to("Start")
         geometry = self.qsettings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        else:
-            self.resize(1280, 800)
+        else:  # 1280×800, or less where the screen is smaller (a 1366×768 laptop)
+            screen = self.screen().availableGeometry()
+            self.resize(min(1280, screen.width()), min(800, screen.height()))
 
     def showEvent(self, event) -> None:
         super().showEvent(event)

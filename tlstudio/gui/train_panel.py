@@ -29,6 +29,11 @@ from tlstudio.core.training.recipe import is_one_phase
 from tlstudio.gui.curves import CurvesWidget
 from tlstudio.gui.worker import Task
 
+FINE_TUNE_TIP = (
+    "Phase 2: unfreeze the top blocks at a 10× lower learning rate — the step that adapts pretrained "
+    "features to your images"
+)
+
 
 def run_session(task: Task, settings: TrainSettings, data_dir: str, run_dir: Path, manifest, resume=False):
     """The worker's job: one training session (or the rest of an interrupted one), via the task."""
@@ -90,8 +95,7 @@ class TrainPanel(QWidget):
         )
         self.fine_tune = check(
             "Then fine-tune top blocks",
-            "Phase 2: unfreeze the top blocks at a 10× lower learning rate — the step "
-            "that adapts pretrained features to your images",
+            FINE_TUNE_TIP,
             checked=d.fine_tune_epochs != 0,
         )
         self.fine_tune_epochs = spin(
@@ -365,10 +369,12 @@ class TrainPanel(QWidget):
         one = is_one_phase(plan)
         for widget in (self.fine_tune, self.fine_tune_epochs, self.fine_tune_blocks):
             widget.setEnabled(not one)
-        self.fine_tune.setText(
-            "Fine-tune: off — your freeze plan (Layers) trains as set, in one phase"
+        self.fine_tune.setText("Off: one phase, your plan" if one else "Then fine-tune top blocks")
+        self.fine_tune.setToolTip(
+            "Your freeze plan (Layers panel) trains as set, in one phase; choose 'Feature extraction' "
+            "there for the recipe's phases"
             if one
-            else "Then fine-tune top blocks"
+            else FINE_TUNE_TIP
         )
 
     def set_missing(self, missing: list[str]) -> None:
