@@ -108,10 +108,11 @@ def main() -> None:
             print(f"  {name:<32} {medians[name]:6.2f} s   (min {min(times):.2f}, max {max(times):.2f})")
         ratio = medians["tlstudio window (painted)"] / medians["bare PySide6 window (painted)"]
         print(f"  TL Studio / bare window: {ratio:.2f}×")
-        print("  event loop while TensorFlow loads after the first paint (ms):")
-        probe = {**env, "TLSTUDIO_STARTUP_PROBE": "stall"}
+        print("  event loop while TensorFlow loads after the first paint (ms), runs interleaved:")
         for _ in range(args.repeat):
-            print(f"    {run_until([*python, '-m', 'tlstudio'], probe, 'stall')[1]}")
+            for name, extra in (("preloaded", {}), ("plain import", {"TLSTUDIO_NO_PRELOAD": "1"})):
+                probe = {**env, **extra, "TLSTUDIO_STARTUP_PROBE": "stall"}
+                print(f"    {name:<13} {run_until([*python, '-m', 'tlstudio'], probe, 'stall')[1]}")
     finally:
         if server is not None:
             server.terminate()

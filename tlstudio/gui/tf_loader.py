@@ -4,6 +4,7 @@ there: worker jobs of the main window (the core does the TensorFlow work)."""
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from pathlib import Path
 
@@ -17,6 +18,10 @@ def build_sample_backbone(folder: Path) -> Path:
 
 def load_tensorflow():
     """Worker job: import TensorFlow quietly, name the device, read the backbone registry."""
+    from tlstudio.native_preload import preload_native_libraries
+
+    if not os.environ.get("TLSTUDIO_NO_PRELOAD"):  # (benchmarks/bench_startup.py compares both)
+        preload_native_libraries()  # the slowest native part without the GIL: the window keeps painting
     from tlstudio.core.backbone.registry import list_backbones
     from tlstudio.core.data.pipeline import warm_up_tf_data
     from tlstudio.core.training.session import describe_device
