@@ -79,10 +79,10 @@ def main() -> None:
             shot.save(str(args.out / f"{tag}-{width}x{height}.png"))
 
     shoot("start-empty")
-    backbone = demo_backbone(work)
     window.set_project(Project(path=work / "digits.tlstudio.json", data_dir=str(sample_dataset())))
     wait(lambda: window.data.report is not None)
     wait(lambda: window.backbone.ready)
+    backbone = demo_backbone(work)  # after the window's loader: TensorFlow is imported by one thread
     window.nav.setCurrentRow(2)
     window.backbone.search.setText("net")
     app.processEvents()

@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from tlstudio.gui.worker import tensorflow_loaded
+
 
 def build_sample_backbone(folder: Path) -> Path:
     """Worker job: the sample's small CNN (the core builds it)."""
@@ -36,6 +38,7 @@ def load_tensorflow():
     sys.setswitchinterval(0.001)  # hand the GIL back to the painting thread more often meanwhile
     try:
         import_tensorflow_quietly()
+        tensorflow_loaded()  # (the worker ran jobs one at a time until now: a second import would break)
         warm_up_tf_data()
         return describe_device(), list_backbones()
     finally:

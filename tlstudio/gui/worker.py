@@ -30,13 +30,26 @@ class _Runner(QObject):
 
     def run(self) -> None:
         try:
-            result = self.fn()
+            if _TENSORFLOW_LOADED.is_set():
+                result = self.fn()
+            else:  # importing TensorFlow from two threads at once breaks it: one job at a time until then
+                with _ONE_AT_A_TIME:
+                    result = self.fn()
         except Exception as err:  # shown in the window, never lost in a terminal
             self.failed.emit(f"{type(err).__name__}: {err}\n\n{traceback.format_exc(limit=4)}")
         else:
             self.done.emit(result)
         finally:
             self.thread().quit()
+
+
+_TENSORFLOW_LOADED = threading.Event()
+_ONE_AT_A_TIME = threading.Lock()
+
+
+def tensorflow_loaded() -> None:
+    """Called once TensorFlow is fully imported: from then on, tasks run side by side."""
+    _TENSORFLOW_LOADED.set()
 
 
 _RETIRED: set[Task] = set()  # tasks dropped while running, kept alive until their thread ends
