@@ -41,7 +41,7 @@ def main() -> None:
     from tlstudio.cli import demo_backbone
     from tlstudio.core.project import Project
     from tlstudio.gui.main_window import MainWindow
-    from tlstudio.samples import sample_dataset
+    from tlstudio.package_data import sample_dataset
 
     QStandardPaths.setTestModeEnabled(True)
     app = QApplication([])

@@ -1,4 +1,5 @@
-"""installer/Dockerfile cannot be built here (no Docker daemon); check what can be checked without."""
+"""The installer folder: the Dockerfile (not buildable here: no Docker daemon), the bundle's entry
+point and build files (the bundle itself is built by installer/build-linux.sh, not by the tests)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,32 @@ def test_dockerfile_has_no_trailing_comments():
     """Docker reads `FROM image  # note` as arguments: comments must be lines of their own."""
     for name, args in instructions():
         assert "#" not in args.split('"')[0], f"{name} {args}"
+
+
+def test_the_bundle_entry_point_answers_dash_m_like_python(tmp_path):
+    """In a bundle `sys.executable` is TL Studio itself; exports are checked by `sys.executable -m …`."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "x.json"
+    data.write_text('{"b": 1, "a": [2]}')
+    entry = ROOT / "installer" / "entry.py"
+    done = subprocess.run(
+        [sys.executable, str(entry), "-m", "json.tool", "--sort-keys", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and json.loads(done.stdout) == {"a": [2], "b": 1}
+    version = subprocess.run([sys.executable, str(entry), "--version"], capture_output=True, text=True)
+    assert version.stdout.startswith("tlstudio ")
+
+
+def test_the_build_scripts_and_spec_name_files_that_exist():
+    spec = (ROOT / "installer" / "tlstudio.spec").read_text()
+    assert '"entry.py"' in spec and 'collect_data_files("tlstudio")' in spec
+    for script in ("build-linux.sh", "check-linux.sh", "build-macos.sh", "build-windows.ps1"):
+        text = (ROOT / "installer" / script).read_text()
+        assert "tlstudio.spec" in text or script == "check-linux.sh", script
+    for name in ("tlstudio.ico", "tlstudio.icns", "tlstudio.svg"):
+        assert (ROOT / "resources" / "icons" / name).is_file()

@@ -301,6 +301,17 @@ def test_the_sample_project_works_offline_with_its_bundled_backbone(window, qtbo
     s = window.project.settings
     assert s.freeze.preset == "none" and not s.augmentation.flip and s.weights == "imagenet"
     assert window.data.report.usable and len(window.data.report.classes) == 10
+    # the user's own copy of the digits, beside the sample project: relabelling never changes the install
+    from tlstudio.package_data import sample_dataset
+
+    data = Path(window.project.data_dir)
+    assert data.parent.parent == Path(window.project.path).parent and data != sample_dataset()
+    assert sum(1 for _ in data.glob("*/*.png")) == 400
+    # a sample project whose data folder went (an older install's copy): the copy is used again
+    window.project.data_dir = str(data.parent / "gone")
+    window.save_project()
+    window.open_sample()
+    qtbot.waitUntil(lambda: window.project.data_dir == str(data), timeout=LONG)
 
 
 def test_the_data_panel_scan_can_be_cancelled(window, qtbot, tmp_path):

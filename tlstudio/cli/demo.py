@@ -15,7 +15,7 @@ from tlstudio.core.settings import SEED, TEST_FRACTION, VAL_FRACTION
 def run_demo(args: argparse.Namespace) -> int:
     import tempfile
 
-    from tlstudio.samples import sample_dataset
+    from tlstudio.package_data import sample_dataset
 
     data = sample_dataset()
     print(f"TL Studio demo on the bundled sample dataset: {data}\n")

@@ -13,6 +13,7 @@ from tlstudio.cli import export, lr_find
 from tlstudio.cli.backbones import run_backbones
 from tlstudio.cli.compare import run_compare
 from tlstudio.cli.demo import run_demo
+from tlstudio.cli.desktop import run_desktop_entry
 from tlstudio.cli.evaluate import run_evaluate
 from tlstudio.cli.gui import run_gui
 from tlstudio.cli.inspect import run_inspect
@@ -31,6 +32,18 @@ def build_parser() -> argparse.ArgumentParser:
         "Without a command it opens the desktop app.",
     )
     parser.add_argument("--version", action="version", version=f"tlstudio {__version__}")
+    desktop = parser.add_mutually_exclusive_group()
+    desktop.add_argument(
+        "--install-desktop-entry",
+        action="store_true",
+        help="add TL Studio to this user's application menu, with its icon and *.tlstudio.json files "
+        "(Linux desktops; $XDG_DATA_HOME, by default ~/.local/share)",
+    )
+    desktop.add_argument(
+        "--uninstall-desktop-entry",
+        action="store_true",
+        help="remove what --install-desktop-entry added (projects and runs are kept)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     inspect = sub.add_parser(
@@ -201,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.install_desktop_entry or args.uninstall_desktop_entry:
+        return run_desktop_entry(install=args.install_desktop_entry)
     if args.command is None:
         parser.print_help()
         return 0

@@ -22,6 +22,18 @@ def display_problem(env=os.environ, platform: str = sys.platform) -> str | None:
     return NO_DISPLAY
 
 
+def application_icon():
+    """TL Studio's icon at every size it ships (window, task bar, about box)."""
+    from PySide6.QtGui import QIcon
+
+    from tlstudio.package_data import ICON_SIZES, icon_file
+
+    icon = QIcon()
+    for size in ICON_SIZES:
+        icon.addFile(str(icon_file(size)))
+    return icon
+
+
 def main(argv: list[str] | None = None) -> int:
     """Show the main window (it loads TensorFlow in a worker thread once it is up)."""
     problem = display_problem()
@@ -37,6 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     QCoreApplication.setOrganizationName("TL Studio")
     QCoreApplication.setApplicationName("TL Studio")
     app = QApplication.instance() or QApplication(argv or sys.argv[:1])
+    args = list(argv or [])
+    project = args[0] if args and args[0].endswith(".json") else None
+    from tlstudio.gui.single_instance import ProjectServer, forward
+
+    if project and forward(project):  # a TL Studio is running: it shows the project
+        print(f"tlstudio: opened {project} in the running TL Studio")
+        return 0
+    app.setDesktopFileName("tlstudio")  # the menu entry of `tlstudio --install-desktop-entry`
+    app.setWindowIcon(application_icon())
     from PySide6.QtCore import QSettings
 
     from tlstudio.gui.theme import apply_theme
@@ -54,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
 
         window.startup_probe = StartupProbe(window, probe)
     window.show()
-    args = list(argv or [])
-    if args and args[0].endswith(".json"):
-        window.open_project(args[0])
+    window.project_server = ProjectServer(window.open_forwarded, parent=window)
+    if project:
+        window.open_project(project)
 
     window.statusBar().showMessage(f"Window up in {time.perf_counter() - started:.2f} s", 4000)
     return app.exec()

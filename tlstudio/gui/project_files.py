@@ -33,6 +33,9 @@ class ProjectFiles:
 
     def open_project(self, path: str | None = None) -> None:
         """Open a project file (asks for one when ``path`` is None)."""
+        if self.train.is_running():  # the run records its result in the project it started from
+            QMessageBox.information(self, "Training is running", "Stop training before opening a project.")
+            return
         if path is None:
             path, _ = QFileDialog.getOpenFileName(
                 self, "Open project", str(Path.home()), f"TL Studio projects (*{SUFFIX})"
@@ -47,14 +50,29 @@ class ProjectFiles:
         self.set_project(project)
         self.go_to("Data")
 
+    def open_forwarded(self, path: str) -> bool:
+        """A project file offered by a newly started ``tlstudio`` (``gui.single_instance``): shown
+        here and the window raised; declined (False) while training, so it opens in a new window."""
+        if self.train.is_running():
+            return False
+        self.open_project(path)
+        if self.isMinimized():
+            self.showNormal()
+        self.raise_()
+        self.activateWindow()
+        return True
+
     def open_sample(self) -> None:
         """A project on the bundled digits, kept in the app's data folder, with the bundled small
         CNN as its backbone (built here, offline) — it trains without any download."""
-        from tlstudio.samples import sample_dataset
+        from tlstudio.package_data import sample_copy
 
         folder = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
         path = folder / f"sample{SUFFIX}"
-        project = Project.load(path) if path.is_file() else Project(path=path, data_dir=str(sample_dataset()))
+        data = str(sample_copy(folder / "sample_data"))  # the user's own copy: relabelling may move files
+        project = Project.load(path) if path.is_file() else Project(path=path, data_dir=data)
+        if not Path(project.data_dir or "").is_dir():  # e.g. a sample project of an older install
+            project.data_dir = data
         backbone_file = folder / "sample_backbone" / "demo_backbone.keras"
         if not project.settings.backbone:
             from tlstudio.core.data.sample import sample_settings

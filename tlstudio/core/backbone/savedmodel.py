@@ -10,6 +10,7 @@ the restored one), so the restored functions read exactly what the optimizer upd
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import tempfile
@@ -24,6 +25,11 @@ from tlstudio.core.backbone.sources import BackboneError, is_hub_handle
 def resolve_hub_handle(handle: str) -> Path:
     """The local folder of a hub model: cached, or downloaded (needs network)."""
     cache = os.environ.get("TFHUB_CACHE_DIR", str(Path(tempfile.gettempdir()) / "tfhub_modules"))
+    if importlib.util.find_spec("tensorflow_hub") is None:
+        raise BackboneError(
+            f"the hub model {handle} needs TF Hub, which is not installed: pip install 'tlstudio[hub]' "
+            "(or download the model, unpack it and pass the folder as --backbone)"
+        )
     try:
         import tensorflow_hub as hub
 
