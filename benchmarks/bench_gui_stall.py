@@ -84,9 +84,9 @@ def main() -> None:
     window.backbone.choose(str(backbone))
     run_until(lambda: window.layers.model.tree is not None)
     window.layers.all_trainable.click()
-    window.train.epochs.setValue(args.epochs)
-    window.train.fine_tune.setChecked(False)
-    window.train.patience.setValue(args.epochs)
+    window.train.form.epochs.setValue(args.epochs)
+    window.train.form.fine_tune.setChecked(False)
+    window.train.form.patience.setValue(args.epochs)
 
     deadline = time.time() + 3
     quiet = measure(lambda: time.time() > deadline)

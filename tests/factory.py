@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import types
 import zlib
 from pathlib import Path
 
@@ -296,3 +297,25 @@ def pretrain_source_model(
     history = model.fit(x, y, epochs=epochs, batch_size=64, shuffle=True, verbose=0, validation_split=0.1)
     model.save(path)
     return path, history.history["val_accuracy"][-1]
+
+
+class FakeNvml:
+    """NVML's calls that gpu_monitor makes, for two GPUs."""
+
+    def __init__(self, busy=(87, 3)):
+        self.busy = busy
+
+    def nvmlInit(self):
+        pass
+
+    def nvmlDeviceGetCount(self):
+        return len(self.busy)
+
+    def nvmlDeviceGetHandleByIndex(self, i):
+        return i
+
+    def nvmlDeviceGetUtilizationRates(self, h):
+        return types.SimpleNamespace(gpu=self.busy[h], memory=10)
+
+    def nvmlDeviceGetMemoryInfo(self, h):
+        return types.SimpleNamespace(used=(h + 1) * 2**30, total=16 * 2**30, free=0)

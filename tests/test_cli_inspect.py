@@ -108,3 +108,23 @@ def test_without_a_display_the_app_says_so_and_points_at_the_cli():
         [sys.executable, "-m", "tlstudio"], capture_output=True, text=True, env=env, timeout=60
     )
     assert done.returncode == 2 and "no display" in done.stderr and "QT_QPA_PLATFORM=offscreen" in done.stderr
+
+
+def test_label_issues_need_a_backbone_and_come_in_the_json(colour_data, tiny_backbone_file, tmp_path, capsys):
+    import shutil
+
+    assert main(["inspect", str(colour_data), "--label-issues"]) == 2
+    assert "needs --backbone" in capsys.readouterr().err
+    data = tmp_path / "data"
+    shutil.copytree(colour_data, data)
+    wrong = next(iter(sorted((data / "red").glob("*"))))
+    wrong.rename(data / "blue" / f"was_red_{wrong.name}")  # a red image labelled blue
+    assert (
+        main(["inspect", str(data), "--label-issues", "--backbone", str(tiny_backbone_file), "--json"]) == 0
+    )
+    issues = json.loads(capsys.readouterr().out)["label_issues"]
+    assert issues[0]["path"] == f"blue/was_red_{wrong.name}"
+    assert issues[0]["given"] == "blue" and issues[0]["suggested"] == "red"
+    assert set(issues[0]) == {"path", "given", "suggested", "confidence", "given_probability", "confident"}
+    assert main(["inspect", str(data), "--label-issues", "--backbone", str(tiny_backbone_file)]) == 0
+    assert f"blue/was_red_{wrong.name}: labelled blue, looks like red" in capsys.readouterr().out

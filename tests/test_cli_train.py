@@ -249,3 +249,61 @@ def test_lr_find_prints_a_suggestion_and_draws_the_curve(tmp_path, tiny_backbone
         data_out["suggestion"] is None
         or data_out["rates"][0] <= data_out["suggestion"] <= data_out["rates"][-1]
     )
+
+
+def test_batch_size_device_and_precision_flags_reach_the_settings(capsys):
+    from tlstudio.cli import build_parser, settings_from_args
+    from tlstudio.cli.train import given_options
+    from tlstudio.core.settings import TrainSettings
+
+    def args(*extra):
+        return build_parser().parse_args(["train", "d", "--backbone", "x", "--out", "o", *extra])
+
+    auto = settings_from_args(args())
+    assert (auto.batch_size, auto.auto_batch_size, auto.mixed_precision, auto.device) == (
+        32,
+        True,
+        "auto",
+        "auto",
+    )
+    mine = settings_from_args(args("--batch-size", "16", "--mixed-precision", "--device", "GPU:1"))
+    assert (mine.batch_size, mine.auto_batch_size, mine.mixed_precision, mine.device) == (
+        16,
+        False,
+        "on",
+        "gpu:1",
+    )
+    assert settings_from_args(args("--mixed-precision", "off")).mixed_precision == "off"
+    for bad in (
+        ["--batch-size", "0"],
+        ["--batch-size", "big"],
+        ["--device", "tpu"],
+        ["--mixed-precision", "x"],
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            args(*bad)
+        assert exit_.value.code == 2
+    capsys.readouterr()
+    # where a project trains is the machine's business: --device goes with --project, --batch-size not
+    assert given_options(args("--device", "cpu"), {"strategy", "overwrite", "device"}) == []
+    assert given_options(args("--batch-size", "8"), {"strategy", "overwrite", "device"}) == ["--batch-size"]
+    # projects saved before "auto": a ticked box was "on", an unticked one the old default
+    legacy = TrainSettings(backbone="x").to_dict()
+    assert TrainSettings.from_dict({**legacy, "mixed_precision": True}).mixed_precision == "on"
+    assert TrainSettings.from_dict({**legacy, "mixed_precision": False}).mixed_precision == "auto"
+    with pytest.raises(ValueError, match="device must be"):
+        TrainSettings.from_dict({**legacy, "device": "gpu"})
+
+
+def test_devices_lists_what_tensorflow_sees(capsys):
+    assert main(["devices", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["gpus"] == [] and out["default"] == "cpu"  # this machine has no GPU
+    assert out["devices"][0] == {
+        "device": "cpu",
+        "describe": "CPU",
+        "mixed_precision": False,
+        "why": "auto: a CPU gains nothing from float16",
+    }
+    assert main(["devices"]) == 0
+    assert "--device auto uses cpu" in capsys.readouterr().out

@@ -29,7 +29,7 @@ def test_cli_help_shows_the_dataclass_defaults(capsys):
     d = defaults()
     for shown in (
         f"({d.epochs})",
-        f"({d.batch_size})",
+        f"(auto: {d.batch_size},",
         f"({d.early_stopping_patience})",
         f"({d.head.dropout})",
     ):

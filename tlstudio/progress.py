@@ -113,6 +113,10 @@ class ProgressPrinter:
     def _on_CheckpointSaved(self, e: ev.CheckpointSaved) -> None:
         self._print(f"    best so far ({e.monitor} {e.value:.4f}): checkpoint saved")
 
+    def _on_BatchSizeReduced(self, e: ev.BatchSizeReduced) -> None:
+        self._stop_bar()
+        self._print(f"\nOut of memory at batch size {e.old} ({e.message}): starting again at {e.new}")
+
     def _on_RecipeChanged(self, e: ev.RecipeChanged) -> None:
         self._print(f"\nNote: {e.reason}")
 

@@ -54,7 +54,8 @@ def test_two_phase_run_reports_everything_and_writes_the_run_folder(
     ).run()
     assert result.status == "completed", result.error
     started = rec.of(ev.RunStarted)[0]
-    assert started.device == "CPU" and started.classes == ["blue", "green", "red"]
+    assert started.device == "CPU · float32 (auto: a CPU gains nothing from float16)"
+    assert started.classes == ["blue", "green", "red"]
     phases = rec.of(ev.PhaseStarted)
     assert [p.phase for p in phases] == ["probe", "fine-tune"]
     assert phases[1].learning_rate == pytest.approx(1e-3)  # 10x lower
@@ -261,15 +262,35 @@ def test_mixed_precision_runs_and_exports(colour_data, tmp_path):
         fine_tune_epochs=0,
         learning_rate=3e-3,
         val_fraction=0.3,
-        mixed_precision=True,
+        mixed_precision="on",
     )
-    result = TrainingSession(s, colour_data, tmp_path / "run").run()
+    rec = Recorder()
+    result = TrainingSession(s, colour_data, tmp_path / "run", on_event=rec).run()
     assert result.status == "completed", result.error
-    convs = [x for x in result.model.get_layer("backbone").layers if type(x).__name__ == "Conv2D"]
-    assert convs[0].compute_dtype == "float16"
-    assert (tmp_path / "run" / "saved_model" / "saved_model.pb").is_file()
+    assert "mixed float16 (your choice; slow on a CPU)" in rec.of(ev.RunStarted)[0].device
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
-    assert result.model.get_layer("predictions").compute_dtype == "float32"
+    # trained in float16; evaluated and exported in float32 (the same weights)
+    assert any("float32 model" in e.step for e in rec.of(ev.Finishing))
+    exported = keras.models.load_model(tmp_path / "run" / "model.keras")
+    layers = [x for x in exported.get_layer("backbone").layers if type(x).__name__ == "Conv2D"]
+    assert layers and all(x.compute_dtype == "float32" for x in layers)
+    assert result.model.dtype_policy.name == "float32"
+    saved = tf.saved_model.load(str(tmp_path / "run" / "saved_model"))
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype(np.float32)
+    served = saved.signatures["serving_default"](images=tf.constant(pixels))
+    assert all(v.dtype == tf.float32 for v in served.values())
+    from tensorflow.core.framework import types_pb2
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    graph = saved_model_pb2.SavedModel()
+    graph.ParseFromString((tmp_path / "run" / "saved_model" / "saved_model.pb").read_bytes())
+    computed = [
+        n.attr["T"].type
+        for f in graph.meta_graphs[0].graph_def.library.function
+        for n in f.node_def
+        if n.op in ("Conv2D", "MatMul", "DepthwiseConv2dNative")
+    ]  # (a mixed-precision model's export computes these in DT_HALF; inputs may still be float16)
+    assert computed and types_pb2.DT_HALF not in computed
 
 
 def test_legacy_h5_model_file_as_backbone(colour_data, tiny_backbone_file, tmp_path):

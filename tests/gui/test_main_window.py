@@ -10,7 +10,7 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QMessageBox
 
 from tlstudio.core.project import Project
-from tlstudio.gui import main_window
+from tlstudio.gui import window_closing
 from tlstudio.gui.layer_tree import LayerTreeModel
 from tlstudio.gui.main_window import MainWindow
 
@@ -44,10 +44,10 @@ def test_workflow_freeze_train_stop_export(window, qtbot, tmp_path, colour_data,
     assert "trainable" in window.layers.totals.text()
 
     train = window.train
-    train.epochs.setValue(2)
-    train.fine_tune.setChecked(False)
-    train.batch_size.setValue(8)
-    train.learning_rate.setValue(0.01)
+    train.form.epochs.setValue(2)
+    train.form.fine_tune.setChecked(False)
+    train.form.batch_size.setValue(8)
+    train.form.learning_rate.setValue(0.01)
     window.start_training()
     qtbot.waitUntil(lambda: not train.is_running(), timeout=LONG)
     assert [e["epoch"] for e in train.curves.epochs] == [1, 2]
@@ -63,7 +63,7 @@ def test_workflow_freeze_train_stop_export(window, qtbot, tmp_path, colour_data,
     )
 
     # stop mid-run: the best weights so far are kept and exported
-    train.epochs.setValue(200)
+    train.form.epochs.setValue(200)
     window.start_training()
     qtbot.waitUntil(lambda: len(train.curves.epochs) >= 1, timeout=LONG)
     train.request_stop()
@@ -94,7 +94,7 @@ def test_presets_and_batchnorm_in_the_tree(window, qtbot, tmp_path, colour_data,
     layers = window.layers
     layers.all_trainable.click()
     assert layers.plan().preset == "none"
-    fine_tune = window.train.fine_tune  # a plan of the user's own trains in one phase: the panel says so
+    fine_tune = window.train.form.fine_tune  # a plan of the user's own trains in one phase: the panel says so
     assert not fine_tune.isEnabled() and "one phase" in fine_tune.text()
     bn = [x.name for x in layers.model.tree.layers if x.is_batchnorm]
     assert bn and all(name in layers.model.frozen for name in bn)  # BatchNorm stays frozen
@@ -113,8 +113,8 @@ def test_presets_and_batchnorm_in_the_tree(window, qtbot, tmp_path, colour_data,
 def start_a_long_run(window, qtbot, tmp_path, data, backbone_file):
     """A 500-epoch run on small batches, once its first batch has ended."""
     prepare(window, qtbot, tmp_path, data, backbone_file)
-    window.train.epochs.setValue(500)
-    window.train.batch_size.setValue(4)
+    window.train.form.epochs.setValue(500)
+    window.train.form.batch_size.setValue(4)
     window.start_training()
     qtbot.waitUntil(lambda: len(window.train.curves.batches) >= 1, timeout=LONG)
 
@@ -127,7 +127,7 @@ def test_closing_during_training_asks_stops_and_waits(
     monkeypatch.setattr(
         QMessageBox, "question", lambda *a, **k: asked.append(a) or QMessageBox.StandardButton.Yes
     )
-    monkeypatch.setattr(main_window, "QUIT_WAIT_MS", 120_000)  # a slow CI machine: the waiting path
+    monkeypatch.setattr(window_closing, "QUIT_WAIT_MS", 120_000)  # a slow CI machine: the waiting path
     window.close()
     assert asked and not window.train.is_running()
     assert Project.load(tmp_path / "p.tlstudio.json").runs[-1]["status"] == "stopped"
@@ -330,3 +330,25 @@ def test_the_data_panel_scan_can_be_cancelled(window, qtbot, tmp_path):
 def test_a_first_start_fits_the_screen_height(window):
     """No saved geometry: 1280×800, or the screen's height where it is smaller (1366×768 laptops)."""
     assert window.height() <= window.screen().availableGeometry().height()
+
+
+def test_the_train_panel_offers_the_devices_and_shows_nvml_readings(window, qtbot, monkeypatch):
+    from factory import FakeNvml
+
+    from tlstudio.core.training import gpu_monitor
+
+    form = window.train.form
+    form.set_devices([(0, "GPU 0: NVIDIA L4 (16 GiB, compute 8.9)")])
+    assert [form.device.itemData(i) for i in range(form.device.count())] == ["auto", "cpu", "gpu:0"]
+    form.device.setCurrentIndex(2)
+    form.mixed.setCurrentIndex(form.mixed.findData("on"))
+    form.batch_auto.setChecked(False)
+    s = window.current_settings()
+    assert (s.device, s.mixed_precision, s.auto_batch_size) == ("gpu:0", "on", False)
+    form.set_devices([])  # another machine: the chosen GPU is kept and marked
+    assert form.device.currentData() == "gpu:0" and "not on this machine" in form.device.currentText()
+
+    monkeypatch.setattr(gpu_monitor, "_nvml", lambda: FakeNvml())
+    window.train._start_sampler()
+    qtbot.waitUntil(lambda: "87% busy" in window.train.gpu_use.text(), timeout=5000)
+    window.train._stop_sampler()

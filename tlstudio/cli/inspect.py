@@ -19,14 +19,25 @@ def run_inspect(args: argparse.Namespace) -> int:
         config = SplitConfig(args.val, args.test, args.seed)
     except ValueError as err:
         return fail("inspect", str(err), 2)
+    if getattr(args, "label_issues", False) and not args.backbone:
+        return fail(
+            "inspect", "--label-issues needs --backbone (the model whose features judge the labels)", 2
+        )
     progress = None if args.json or not sys.stderr.isatty() else progress_printer("Scanning")
     report = inspect_folder(args.data_dir, deep=args.deep, on_progress=progress)
     manifest = None
     if args.manifest and report.usable:
         manifest = make_split(report.images, config)
         manifest.save(args.manifest)
+    issues = None
+    if getattr(args, "label_issues", False) and report.usable:
+        issues = label_issues(args, report)
+        if isinstance(issues, int):
+            return issues
     if args.json:
         data = report.to_dict()
+        if issues is not None:
+            data["label_issues"] = [i.to_dict() for i in issues]
         if manifest is not None:
             data["manifest"] = {
                 "path": str(args.manifest),
@@ -42,6 +53,44 @@ def run_inspect(args: argparse.Namespace) -> int:
         from tlstudio.report_text import format_report
 
         print(format_report(report, manifest, args.manifest))
+        if issues is not None:
+            print(format_label_issues(issues))
     if not report.usable:
         return fail("inspect", f"not usable: {report.problem}")
     return 0
+
+
+def label_issues(args: argparse.Namespace, report):
+    """The likely label errors (a list), or an exit code when they cannot be computed."""
+    from tlstudio.cli.common import quiet_tensorflow
+
+    quiet_tensorflow()
+    from tlstudio.core.backbone.sources import BackboneError
+    from tlstudio.core.training.label_issues import find_label_issues
+
+    say = None if args.json else (lambda text: print(f"Label check: {text}…", file=sys.stderr))
+    try:
+        return find_label_issues(
+            report, args.backbone, weights=args.weights, image_size=args.image_size, progress=say
+        )
+    except (BackboneError, ValueError) as err:
+        return fail("inspect", str(err), 2)
+
+
+def format_label_issues(issues, shown: int = 20) -> str:
+    """The first ``shown`` likely label errors as lines of text."""
+    if not issues:
+        return "\nPossible label errors: none (every image's label agrees with the backbone's judgement)."
+    sure = sum(1 for i in issues if i.confident)
+    lines = [
+        f"\nPossible label errors: {len(issues)}, most likely first; * = flagged by confident learning "
+        f"({sure}). Look at each, then move it or keep it."
+    ]
+    for issue in issues[:shown]:
+        lines.append(
+            f"  {'*' if issue.confident else ' '} {issue.path}: labelled {issue.given}, looks like "
+            f"{issue.suggested} ({issue.confidence:.0%} against {issue.given_probability:.0%} for its label)"
+        )
+    if len(issues) > shown:
+        lines.append(f"  … and {len(issues) - shown} more (all of them with --json)")
+    return "\n".join(lines)

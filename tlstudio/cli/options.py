@@ -8,7 +8,13 @@ from pathlib import Path
 
 def add_training_options(p: argparse.ArgumentParser) -> None:
     """Options shared by `train` and `compare`."""
-    from tlstudio.core.settings import CLASS_WEIGHTS, OPTIMIZERS, STRATEGIES, defaults  # pure data
+    from tlstudio.core.settings import (  # pure data
+        CLASS_WEIGHTS,
+        MIXED_PRECISION,
+        OPTIMIZERS,
+        STRATEGIES,
+        defaults,
+    )
 
     d = defaults()  # every default and its help text come from the settings dataclasses
 
@@ -50,7 +56,14 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"top blocks unfrozen in phase 2 ({d.fine_tune_blocks})",
     )
-    p.add_argument("--batch-size", type=int, default=d.batch_size, metavar="N", help=f"({d.batch_size})")
+    p.add_argument(
+        "--batch-size",
+        type=batch_size_option,
+        default="auto",
+        metavar="N|auto",
+        help=f"images per step (auto: {d.batch_size}, halved and the run started again when memory runs "
+        "out; a number of your own is kept, and running out of memory then ends the run with advice)",
+    )
     p.add_argument(
         "--learning-rate",
         type=float,
@@ -130,7 +143,22 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         help="empty an existing output folder first (without it, a folder that holds anything is refused: "
         "a run never mixes its files with an earlier one's)",
     )
-    p.add_argument("--mixed-precision", action="store_true", help="float16 compute (GPU)")
+    p.add_argument(
+        "--mixed-precision",
+        nargs="?",
+        const="on",
+        default=d.mixed_precision,
+        choices=MIXED_PRECISION,
+        help="float16 compute, float32 weights and output (auto: on for GPUs with tensor cores, "
+        "compute capability 7.0 or more; off on a CPU). Without a value: on",
+    )
+    p.add_argument(
+        "--device",
+        default=d.device,
+        type=device_option,
+        metavar="auto|cpu|gpu:N",
+        help="where to train (auto: the first GPU, else the CPU; see `tlstudio devices`)",
+    )
     p.add_argument(
         "--strategy",
         default=d.strategy,
@@ -174,7 +202,7 @@ def add_split_options(p: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace, backbone: str | None = None):
     from tlstudio.core.freeze_plan import FreezePlan
-    from tlstudio.core.settings import Augmentation, HeadSettings, TrainSettings, parse_dense_units
+    from tlstudio.core.settings import Augmentation, HeadSettings, TrainSettings, defaults, parse_dense_units
 
     plan = FreezePlan.parse(args.freeze)
     if args.train_batchnorm:
@@ -195,7 +223,8 @@ def settings_from_args(args: argparse.Namespace, backbone: str | None = None):
         freeze=plan,
         optimizer=args.optimizer,
         learning_rate=args.learning_rate,
-        batch_size=args.batch_size,
+        batch_size=defaults().batch_size if args.batch_size == "auto" else args.batch_size,
+        auto_batch_size=args.batch_size == "auto",
         epochs=args.epochs,
         fine_tune_epochs=args.fine_tune_epochs,
         fine_tune_blocks=args.fine_tune_blocks,
@@ -207,8 +236,32 @@ def settings_from_args(args: argparse.Namespace, backbone: str | None = None):
         val_fraction=args.val,
         test_fraction=args.test,
         mixed_precision=args.mixed_precision,
+        device=args.device,
         calibrate=args.calibrate,
         feature_cache=not args.no_feature_cache,
         interpolate=not args.no_interpolate,
         strategy=args.strategy,
     )
+
+
+def batch_size_option(text: str) -> int | str:
+    """``--batch-size``: ``auto`` or a whole number of at least 1."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number or auto, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("at least 1")
+    return value
+
+
+def device_option(text: str) -> str:
+    """``--device``: auto, cpu or gpu:N."""
+    import re
+
+    text = text.lower()
+    if not re.fullmatch(r"auto|cpu|gpu:\d+", text):
+        raise argparse.ArgumentTypeError(f"auto, cpu or gpu:N (see `tlstudio devices`), not {text!r}")
+    return text

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tlstudio import __version__
-from tlstudio.cli import export, lr_find
+from tlstudio.cli import devices, export, lr_find
 from tlstudio.cli.backbones import run_backbones
 from tlstudio.cli.compare import run_compare
 from tlstudio.cli.demo import run_demo
@@ -62,12 +62,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write the stratified train/val/test split manifest (CSV) to FILE",
     )
     add_split_options(inspect)
+    inspect.add_argument(
+        "--label-issues",
+        action="store_true",
+        help="also list likely label errors, most likely first: each image judged by a linear probe on "
+        "BACKBONE's features that never saw it (5-fold), confident learning (cleanlab)",
+    )
+    inspect.add_argument(
+        "--backbone", metavar="NAME_OR_PATH", help="the backbone that judges (--label-issues)"
+    )
+    inspect.add_argument(
+        "--weights", default="imagenet", help="its weights (imagenet, none, or a file; default imagenet)"
+    )
+    inspect.add_argument("--image-size", type=int, metavar="N", help="input size (default: the backbone's)")
     inspect.set_defaults(handler=run_inspect)
 
     backbones = sub.add_parser("backbones", help="list the Keras Applications backbones")
     backbones.add_argument("--json", action="store_true", help="print a JSON list")
     backbones.set_defaults(handler=run_backbones)
     add_weights_command(sub)
+    devices.add_parser(sub)
 
     train = sub.add_parser(
         "train",

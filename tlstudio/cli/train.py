@@ -107,7 +107,7 @@ def train_project(args: argparse.Namespace) -> int:
         return fail("train", f"the project's data folder {project.data_dir} is not there", 2)
     if not project.settings.backbone:
         return fail("train", "the project has no backbone chosen yet", 2)
-    ignored = given_options(args, {"strategy", "overwrite"})
+    ignored = given_options(args, {"strategy", "overwrite", "device"})
     if ignored:
         return fail(
             "train",
@@ -116,9 +116,11 @@ def train_project(args: argparse.Namespace) -> int:
             2,
         )
     quiet_tensorflow()
-    settings = (
-        project.settings if args.strategy == "default" else project.settings.but(strategy=args.strategy)
-    )
+    settings = project.settings  # where it runs is this machine's business: --strategy and --device
+    if args.strategy != "default":
+        settings = settings.but(strategy=args.strategy)
+    if args.device != "auto":
+        settings = settings.but(device=args.device)
     out = args.out or project.new_run_dir()
     manifest = project.manifest_path if project.manifest_path and project.manifest_path.is_file() else None
     code, result = run_training(

@@ -21,6 +21,15 @@ class RunStarted:
 
 
 @dataclass(frozen=True)
+class BatchSizeReduced:
+    """Memory ran out with the batch size on auto: the run starts again at half the batch size."""
+
+    old: int
+    new: int
+    message: str  # what ran out, from the error
+
+
+@dataclass(frozen=True)
 class PhaseStarted:
     """A phase of the recipe begins ("head": frozen backbone; "fine-tune": top blocks unfrozen)."""
 

@@ -28,6 +28,7 @@ class Project:
     data_dir: str | None = None
     settings: TrainSettings = field(default_factory=lambda: TrainSettings(backbone=""))
     runs: list[dict[str, object]] = field(default_factory=list)
+    kept_labels: list[str] = field(default_factory=list)  # images a person checked and kept as labelled
 
     @property
     def name(self) -> str:
@@ -81,6 +82,7 @@ class Project:
             "data_dir": self.data_dir,
             "settings": self.settings.to_dict(),
             "runs": self.runs,
+            "kept_labels": sorted(set(self.kept_labels)),
         }
 
     def save(self, path: str | os.PathLike[str] | None = None) -> Path:
@@ -109,9 +111,12 @@ class Project:
             isinstance(r, dict) and isinstance(r.get("run_dir"), str) for r in runs
         ):
             raise ValueError(f"{path}: runs must be a list of objects, each with a run_dir path")
+        kept = data.get("kept_labels") or []
+        if not isinstance(kept, list) or not all(isinstance(k, str) for k in kept):
+            raise ValueError(f"{path}: kept_labels must be a list of image paths (text)")
         settings = data.get("settings") or {"backbone": ""}
         try:
             settings = TrainSettings.from_dict(settings)
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from err
-        return cls(path=path, data_dir=data_dir, settings=settings, runs=list(runs))
+        return cls(path=path, data_dir=data_dir, settings=settings, runs=list(runs), kept_labels=list(kept))

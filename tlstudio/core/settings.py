@@ -4,6 +4,7 @@ follow good transfer-learning practice. Pure data: importing this module loads n
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 
 from tlstudio.core.freeze_plan import FreezePlan
@@ -100,6 +101,7 @@ class TrainSettings:
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     batch_size: int = 32
+    auto_batch_size: bool = True  # halved (and the run started again) when memory runs out
     epochs: int = 20
     fine_tune_epochs: int | None = None  # phase 2; None: sized by the data (recipe.FINE_TUNE_RULES); 0: off
     fine_tune_blocks: int = 2
@@ -112,7 +114,8 @@ class TrainSettings:
     val_fraction: float = VAL_FRACTION
     test_fraction: float = TEST_FRACTION
     cache: str = "auto"
-    mixed_precision: bool = False
+    mixed_precision: str = "auto"  # "auto": on for GPUs with tensor cores (compute capability ≥ 7.0)
+    device: str = "auto"  # "auto" (the first GPU, else the CPU), "cpu" or "gpu:N"
     feature_cache: bool = True  # frozen backbone, no augmentation: compute its features once
     strategy: str = "default"  # "default" (one device), "mirrored" (every local GPU), "multiworker"
     calibrate: bool = False  # temperature scaling fitted on the validation split, baked into the export
@@ -128,6 +131,14 @@ class TrainSettings:
                 raise ValueError(f"{name} must be at least 1")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy '{self.strategy}' (choose from {', '.join(STRATEGIES)})")
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise ValueError(
+                f"mixed_precision must be {', '.join(MIXED_PRECISION)}, not {self.mixed_precision!r}"
+            )
+        if not re.fullmatch(r"auto|cpu|gpu:\d+", str(self.device)):
+            raise ValueError(
+                f"device must be auto, cpu or gpu:N (N from `tlstudio devices`), not {self.device!r}"
+            )
         for name in ("learning_rate", "fine_tune_lr_factor"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -155,6 +166,8 @@ class TrainSettings:
         if not isinstance(data, dict):
             raise ValueError(f"settings must be an object, not {type(data).__name__}")
         data = dict(data)
+        if isinstance(data.get("mixed_precision"), bool):  # projects before "auto": a tick was "on"
+            data["mixed_precision"] = "on" if data["mixed_precision"] else "auto"
         _check_fields(cls, data, "settings")
         try:
             if isinstance(data.get("head"), dict):
@@ -218,6 +231,7 @@ def defaults() -> TrainSettings:
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 CLASS_WEIGHTS = ("auto", "balanced", "none")
 STRATEGIES = ("default", "mirrored", "multiworker")
+MIXED_PRECISION = ("auto", "on", "off")
 
 
 def make_optimizer(name: str, learning_rate):

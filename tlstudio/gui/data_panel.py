@@ -28,6 +28,7 @@ from tlstudio.core.data.health import DatasetReport, inspect_folder
 from tlstudio.core.data.scan import in_folder
 from tlstudio.core.settings import SEED, TEST_FRACTION, VAL_FRACTION, TrainSettings
 from tlstudio.gui.class_bars import ClassBars
+from tlstudio.gui.label_issues_view import LabelIssuesView
 from tlstudio.gui.worker import Task
 
 THUMBS_PER_CLASS = 6
@@ -85,6 +86,8 @@ class DataPanel(QWidget):
         tabs = QTabWidget()
         tabs.addTab(self.warnings, "Warnings")
         tabs.addTab(self.skipped, "Skipped files")
+        self.label_issues = LabelIssuesView()
+        tabs.addTab(self.label_issues, "Possible label errors")
         self.tabs = tabs
 
         self.val = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.5, singleStep=0.05, value=VAL_FRACTION)

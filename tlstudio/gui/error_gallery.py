@@ -9,13 +9,12 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QUrl, Signal
+from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QImage, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
     QLabel,
-    QListView,
     QMessageBox,
     QPushButton,
     QVBoxLayout,
@@ -26,7 +25,7 @@ from tlstudio.core.data import relabel
 from tlstudio.core.data.scan import in_folder
 from tlstudio.core.data.split import Manifest
 from tlstudio.core.results.metrics import cell_predictions, ordered_errors
-from tlstudio.gui.evaluate_models import THUMB, GalleryModel
+from tlstudio.gui.evaluate_models import GalleryModel, manifest_at, thumbnail_view
 from tlstudio.gui.worker import Task
 
 ORDERS = {
@@ -67,13 +66,7 @@ class ErrorGallery(QWidget):
         self.undo_stack: list[tuple[relabel.Move, int]] = []
         self.task: Task | None = None
         self.gallery_model = GalleryModel()
-        self.gallery = QListView()
-        self.gallery.setModel(self.gallery_model)
-        self.gallery.setViewMode(QListView.ViewMode.IconMode)
-        self.gallery.setIconSize(QSize(THUMB, THUMB))
-        self.gallery.setGridSize(QSize(THUMB + 40, THUMB + 54))
-        self.gallery.setResizeMode(QListView.ResizeMode.Adjust)
-        self.gallery.setWordWrap(True)
+        self.gallery = thumbnail_view(self.gallery_model)
         self.gallery.selectionModel().currentChanged.connect(lambda *_: self._update_buttons())
         self.gallery_title = QLabel("Gallery")
         self.order = QComboBox()
@@ -195,9 +188,7 @@ class ErrorGallery(QWidget):
         self._update_buttons()
 
     def _manifest(self) -> Manifest | None:
-        if self.manifest_path is not None and self.manifest_path.is_file():
-            return Manifest.load(self.manifest_path)
-        return None
+        return manifest_at(self.manifest_path)
 
     def show_gradcam(self) -> None:
         """Grad-CAM of the selected image for its predicted class, in a worker."""

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QPixmap
+from PySide6.QtWidgets import QListView
 
 from tlstudio.core.data.scan import in_folder
+from tlstudio.core.data.split import Manifest
 
 THUMB = 96
 _ROOT = QModelIndex()
@@ -139,3 +141,20 @@ def summary_html(e: dict[str, object]) -> str:
         head + "<table border=1 cellpadding=3><tr><th>class</th><th>precision</th><th>recall</th>"
         f"<th>F1</th><th>support</th><th>AUC</th></tr>{rows}</table>"
     )
+
+
+def thumbnail_view(model: GalleryModel) -> QListView:
+    """An icon-mode list of ``model``'s thumbnails (the error gallery, the label check)."""
+    view = QListView()
+    view.setModel(model)
+    view.setViewMode(QListView.ViewMode.IconMode)
+    view.setIconSize(QSize(THUMB, THUMB))
+    view.setGridSize(QSize(THUMB + 40, THUMB + 54))
+    view.setResizeMode(QListView.ResizeMode.Adjust)
+    view.setWordWrap(True)
+    return view
+
+
+def manifest_at(path: Path | None) -> Manifest | None:
+    """The project's split manifest, if it has one yet (a relabel updates it)."""
+    return Manifest.load(path) if path is not None and path.is_file() else None

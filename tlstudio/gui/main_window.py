@@ -6,11 +6,9 @@ project file shortly after every change, so a crash or a kill loses nothing.
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QSettings, QTimer
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -39,6 +37,7 @@ from tlstudio.gui.start_page import StartPage
 from tlstudio.gui.tf_loader import load_tensorflow
 from tlstudio.gui.theme import THEMES, apply_theme
 from tlstudio.gui.train_panel import TrainPanel
+from tlstudio.gui.window_closing import ClosesSafely
 from tlstudio.gui.worker import Task
 
 STEPS = (  # the workflow, in order, each with one of Qt's standard icons (they follow the theme)
@@ -52,10 +51,9 @@ STEPS = (  # the workflow, in order, each with one of Qt's standard icons (they 
 )
 PANELS = tuple(name for name, _ in STEPS)
 LOADER_FALLBACK_MS = 1000  # TensorFlow loads after the first paint, or after this
-QUIT_WAIT_MS = 2500  # quitting during a run takes at most about this long
 
 
-class MainWindow(ProjectFiles, QMainWindow):
+class MainWindow(ProjectFiles, ClosesSafely, QMainWindow):
     """Wires the panels to a project."""
 
     def __init__(self, settings: QSettings | None = None):
@@ -110,6 +108,9 @@ class MainWindow(ProjectFiles, QMainWindow):
         self.evaluate.baseline_requested.connect(lambda: self.start_training(baseline=True))
         self.evaluate.clone_requested.connect(self.clone_settings)
         self.evaluate.data_changed.connect(self._rescan_data)
+        self.data.label_issues.data_changed.connect(self._rescan_data)
+        self.data.label_issues.kept_changed.connect(self._labels_kept)
+        self.data.label_issues.check_requested.connect(self._check_labels)
         self.evaluate.resume_requested.connect(self.resume_run)
         self._make_menus()
         self.start_page.show_recent(self.recent_projects())
@@ -144,9 +145,11 @@ class MainWindow(ProjectFiles, QMainWindow):
         self.loader.start()
 
     def _tensorflow_ready(self, loaded) -> None:
-        device, specs = loaded
+        device, specs, gpus = loaded
         self.tf_status.setText(f"TensorFlow ready · {device}")
+        self.tf_status.setToolTip("\n".join(words for _, words in gpus) or "no GPU: training runs on the CPU")
         self.train.device.setText(f"Device: {device}")
+        self.train.form.set_devices(gpus)
         self.backbone.populate(specs)
 
     # -- menus -------------------------------------------------------------------------------------
@@ -191,6 +194,9 @@ class MainWindow(ProjectFiles, QMainWindow):
         s = project.settings
         for panel in self.setting_panels():
             panel.show_settings(s)
+        self.data.label_issues.set_data(
+            Path(project.data_dir) if project.data_dir else None, project.manifest_path, project.kept_labels
+        )
         if project.data_dir:
             self.data.load(project.data_dir)
         if project.runs:
@@ -342,6 +348,20 @@ class MainWindow(ProjectFiles, QMainWindow):
         if self.data.report is not None:
             self.data.load(str(self.data.report.root))
 
+    def _check_labels(self) -> None:
+        """The Data panel's label check: the project's backbone judges the scanned images."""
+        problems = self.missing_steps()
+        if problems or self.data.report is None:
+            QMessageBox.information(
+                self, "Not ready to check labels", "First " + " and ".join(problems) + "."
+            )
+            return
+        self.data.label_issues.run_check(self.data.report, self.current_settings())
+
+    def _labels_kept(self, paths: list[str]) -> None:
+        self.project.kept_labels = list(paths)
+        self.save_project()
+
     def _training_finished(self, result) -> None:
         self.project.record_run(result.run_dir, result.status, result.metrics)
         self.save_project()
@@ -359,48 +379,3 @@ class MainWindow(ProjectFiles, QMainWindow):
             self.error_box.show()
 
     # -- closing -----------------------------------------------------------------------------------
-    def closeEvent(self, event) -> None:
-        if self.train.is_running():
-            answer = QMessageBox.question(
-                self, "Training is running", "Stop training (keeping the best weights so far) and quit?"
-            )
-            if answer != QMessageBox.StandardButton.Yes:
-                event.ignore()
-                return
-            self.train.request_stop()
-            if not self.train.wait(QUIT_WAIT_MS):
-                self._quit_now()  # still in a long batch or exporting: leave it resumable, go now
-                return
-            deadline = time.monotonic() + 2
-            while self.train.is_running() and time.monotonic() < deadline:  # deliver the run's result
-                QCoreApplication.processEvents()
-        for task in (
-            self.loader,
-            self.sample_task,
-            self.backbone.weights_box.task,
-            self.data.task,
-            self.layers.task,
-            self.export.task,
-            self.evaluate.errors.task,
-        ):
-            if task is not None:
-                task.wait()
-        self._remember_window()
-        event.accept()
-
-    def _remember_window(self) -> None:
-        self.save_project()
-        self.train.curves.renderer.stop()
-        self.qsettings.setValue("window/geometry", self.saveGeometry())
-        self.qsettings.sync()
-
-    def _quit_now(self) -> None:
-        """Quit within seconds while the run's thread is still busy: the run is recorded as
-        interrupted (its last finished epoch is checkpointed: Resume continues it) and the process
-        ends without waiting for the thread (Qt would abort on a running QThread at exit)."""
-        if self.train.run_dir is not None:
-            self.project.record_run(self.train.run_dir, "interrupted", {})
-        self._remember_window()
-        self.hard_exit(0)
-
-    hard_exit = staticmethod(os._exit)  # tests replace it

@@ -19,14 +19,18 @@ def build_sample_backbone(folder: Path) -> Path:
 
 
 def load_tensorflow():
-    """Worker job: import TensorFlow quietly, name the device, read the backbone registry."""
+    """Worker job: import TensorFlow quietly, name the devices, read the backbone registry.
+
+    Returns:
+        (the device in words, the backbone specs, [(GPU index, GPU in words), …]).
+    """
     from tlstudio.native_preload import preload_native_libraries
 
     if not os.environ.get("TLSTUDIO_NO_PRELOAD"):  # (benchmarks/bench_startup.py compares both)
         preload_native_libraries()  # the slowest native part without the GIL: the window keeps painting
     from tlstudio.core.backbone.registry import list_backbones
     from tlstudio.core.data.pipeline import warm_up_tf_data
-    from tlstudio.core.training.session import describe_device
+    from tlstudio.core.training.devices import describe_device, enable_memory_growth, list_gpus
     from tlstudio.quiet_tf import import_tensorflow_quietly
 
     # TensorFlow and Keras leave a few hundred thousand long-lived objects. Every full garbage
@@ -39,8 +43,10 @@ def load_tensorflow():
     try:
         import_tensorflow_quietly()
         tensorflow_loaded()  # (the worker ran jobs one at a time until now: a second import would break)
+        enable_memory_growth()  # before any GPU work: runs share the GPU with other programs
         warm_up_tf_data()
-        return describe_device(), list_backbones()
+        gpus = list_gpus()
+        return describe_device("auto", gpus), list_backbones(), [(g.index, g.describe()) for g in gpus]
     finally:
         sys.setswitchinterval(switch)
         gc.freeze()

@@ -3,36 +3,25 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
-    QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from tlstudio.core import events as ev
 from tlstudio.core.results.metrics import headline
-from tlstudio.core.settings import OPTIMIZERS, TrainSettings, defaults
-from tlstudio.core.training.recipe import is_one_phase
+from tlstudio.core.settings import TrainSettings
+from tlstudio.core.training import gpu_monitor
 from tlstudio.gui.curves import CurvesWidget
+from tlstudio.gui.train_form import TrainForm
 from tlstudio.gui.worker import Task
-
-FINE_TUNE_TIP = (
-    "Phase 2: unfreeze the top blocks at a 10× lower learning rate — the step that adapts pretrained "
-    "features to your images"
-)
 
 
 def run_session(task: Task, settings: TrainSettings, data_dir: str, run_dir: Path, manifest, resume=False):
@@ -56,6 +45,7 @@ class TrainPanel(QWidget):
 
     start_requested = Signal()
     finished = Signal(object)  # RunResult
+    gpu_sampled = Signal(str)  # NVML's reading in words, from the sampler's thread
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -66,112 +56,7 @@ class TrainPanel(QWidget):
         self.run_dir: Path | None = None
         self._epoch_started = time.perf_counter()
 
-        def spin(lo, hi, value, tip):
-            box = QSpinBox(minimum=lo, maximum=hi, value=value)
-            box.setToolTip(tip)
-            return box
-
-        def check(text, tip, checked=False):
-            box = QCheckBox(text, checked=checked)
-            box.setToolTip(tip)
-            return box
-
-        def real(lo, hi, value, step, decimals, tip):
-            box = QDoubleSpinBox(decimals=decimals)  # decimals first: a value set before is rounded
-            box.setRange(lo, hi)
-            box.setSingleStep(step)
-            box.setValue(value)
-            box.setToolTip(tip)
-            return box
-
-        d = defaults()  # every widget starts at the settings' own default
-
-        self.epochs = spin(
-            1,
-            1000,
-            d.epochs,
-            "Phase 1: the new head learns on the frozen backbone. Early stopping "
-            "ends it when validation loss stops improving",
-        )
-        self.fine_tune = check(
-            "Then fine-tune top blocks",
-            FINE_TUNE_TIP,
-            checked=d.fine_tune_epochs != 0,
-        )
-        self.fine_tune_epochs = spin(
-            0,
-            1000,
-            d.fine_tune_epochs or 0,
-            "Phase 2 epochs (early stopping applies); auto: a budget sized by the number of training "
-            "images (the README's recipe table)",
-        )
-        self.fine_tune_epochs.setSpecialValueText("auto")
-        self.fine_tune_blocks = spin(
-            1, 100, d.fine_tune_blocks, "How many top blocks of the backbone to unfreeze in phase 2"
-        )
-        self.learning_rate = real(
-            1e-6,
-            1.0,
-            d.learning_rate,
-            1e-4,
-            6,
-            "Adam's rate for phase 1; phase 2 uses 10× lower so pretrained weights are nudged, not destroyed",
-        )
-        self.batch_size = spin(1, 4096, d.batch_size, "Images per step; lower it if memory runs out")
-        self.patience = spin(
-            1,
-            100,
-            d.early_stopping_patience,
-            "Epochs without a better validation loss before stopping; the best weights are restored",
-        )
-        self.optimizer = QComboBox()
-        self.optimizer.addItems(list(OPTIMIZERS))
-        self.optimizer.setToolTip("Adam is the safe default for transfer learning")
-        self.flip = check(
-            "Horizontal flips",
-            "Off for text, digits, maps: anything whose mirror image means something else",
-            checked=d.augmentation.flip,
-        )
-        self.rotation = real(
-            0.0, 0.5, d.augmentation.rotation, 0.01, 2, "Random rotation, as a fraction of a full turn"
-        )
-        self.zoom = real(0.0, 0.5, d.augmentation.zoom, 0.05, 2, "Random zoom in and out")
-        self.mixed = check(
-            "Mixed precision (GPU)", "float16 compute with loss scaling: faster on recent GPUs"
-        )
-        form = QFormLayout()
-        form.addRow("Head epochs", self.epochs)
-        form.addRow("", self.fine_tune)
-        form.addRow("Fine-tune epochs", self.fine_tune_epochs)
-        form.addRow("Blocks to unfreeze", self.fine_tune_blocks)
-        form.addRow("Learning rate", self.learning_rate)
-        form.addRow("Batch size", self.batch_size)
-        form.addRow("Early-stopping patience", self.patience)
-        form.addRow("Optimizer", self.optimizer)
-        form.addRow("Augmentation", self.flip)
-        form.addRow("Rotation", self.rotation)
-        form.addRow("Zoom", self.zoom)
-        form.addRow("", self.mixed)
-        self.mirrored = check(
-            "Use every GPU",
-            "Data-parallel training over all local GPUs (MirroredStrategy); the batch is split between them",
-        )
-        form.addRow("", self.mirrored)
-        self.calibrate = check(
-            "Calibrate confidences",
-            "Temperature scaling fitted on the validation split, baked into the export: the predicted "
-            "class stays the same, the probabilities become honest",
-        )
-        form.addRow("", self.calibrate)
-        self.feature_cache = check(
-            "Cache backbone features",
-            "With the backbone frozen and augmentation off, compute its features once and train the head on "
-            "them: epochs after the first are many times faster",
-            checked=True,
-        )
-        form.addRow("", self.feature_cache)
-        settings_box = QGroupBox("Settings")
-        settings_box.setLayout(form)
+        self.form = TrainForm()
 
         self.start = QPushButton("Start training")
         # the keys live on the window's Training menu only: one action per key (a second one would
@@ -193,18 +78,29 @@ class TrainPanel(QWidget):
         self.phase = QLabel("Not started.")
         self.speed = QLabel("")
         self.device = QLabel("Device: TensorFlow loading…")
+        self.gpu_use = QLabel("")  # GPU utilisation and memory while a run trains (NVML)
+        self.gpu_use.setToolTip("Read from NVML every second (nvidia-ml-py, the [gpu] extra)")
+        self.gpu_sampled.connect(self.gpu_use.setText)
+        self.sampler: gpu_monitor.Sampler | None = None
         self.message = QLabel("")
-        for label in (self.phase, self.speed, self.device, self.message):  # long texts wrap, never widen
+        for label in (
+            self.phase,
+            self.speed,
+            self.device,
+            self.gpu_use,
+            self.message,
+        ):  # long texts wrap, never widen
             label.setWordWrap(True)
 
         left = QVBoxLayout()
-        left.addWidget(settings_box)
+        left.addWidget(self.form)
         left.addLayout(buttons)
         left.addWidget(self.readiness)
         left.addWidget(self.phase)
         left.addWidget(self.progress)
         left.addWidget(self.speed)
         left.addWidget(self.device)
+        left.addWidget(self.gpu_use)
         left.addWidget(self.message)
         left.addStretch(1)
         left_widget = QWidget()
@@ -217,48 +113,12 @@ class TrainPanel(QWidget):
 
     # -- settings ------------------------------------------------------------------------------------
     def apply_to(self, settings: TrainSettings) -> TrainSettings:
-        """Settings with this panel's values; what the panel does not show is kept as it was."""
-        if self.mirrored.isChecked():
-            strategy = "mirrored"
-        else:  # a multi-worker project stays one
-            strategy = "default" if settings.strategy == "mirrored" else settings.strategy
-        return settings.but(
-            epochs=self.epochs.value(),
-            fine_tune_epochs=(self.fine_tune_epochs.value() or None) if self.fine_tune.isChecked() else 0,
-            fine_tune_blocks=self.fine_tune_blocks.value(),
-            learning_rate=self.learning_rate.value(),
-            batch_size=self.batch_size.value(),
-            early_stopping_patience=self.patience.value(),
-            optimizer=self.optimizer.currentText(),
-            augmentation=replace(
-                settings.augmentation,
-                flip=self.flip.isChecked(),
-                rotation=self.rotation.value(),
-                zoom=self.zoom.value(),
-            ),
-            mixed_precision=self.mixed.isChecked(),
-            strategy=strategy,
-            calibrate=self.calibrate.isChecked(),
-            feature_cache=self.feature_cache.isChecked(),
-        )
+        """Settings with this panel's values (``TrainForm``); the rest kept as it was."""
+        return self.form.apply_to(settings)
 
     def show_settings(self, s: TrainSettings) -> None:
         """Fill the form from settings (a loaded project)."""
-        self.epochs.setValue(s.epochs)
-        self.fine_tune.setChecked(s.fine_tune_epochs != 0)
-        self.fine_tune_epochs.setValue(s.fine_tune_epochs or 0)  # 0 shows "auto"
-        self.fine_tune_blocks.setValue(s.fine_tune_blocks)
-        self.learning_rate.setValue(s.learning_rate)
-        self.batch_size.setValue(s.batch_size)
-        self.patience.setValue(s.early_stopping_patience)
-        self.optimizer.setCurrentText(s.optimizer)
-        self.flip.setChecked(s.augmentation.flip)
-        self.rotation.setValue(s.augmentation.rotation)
-        self.zoom.setValue(s.augmentation.zoom)
-        self.mixed.setChecked(s.mixed_precision)
-        self.mirrored.setChecked(s.strategy == "mirrored")
-        self.calibrate.setChecked(s.calibrate)
-        self.feature_cache.setChecked(s.feature_cache)
+        self.form.show_settings(s)
 
     # -- running -------------------------------------------------------------------------------------
     def run(
@@ -282,6 +142,7 @@ class TrainPanel(QWidget):
         self.phase.setText("Preparing data and model…")
         self._active = True
         self.task.start()
+        self._start_sampler()
 
     def is_running(self) -> bool:
         """Whether a session is running, or its result has not been handled yet."""
@@ -343,8 +204,11 @@ class TrainPanel(QWidget):
                 self.progress.setRange(0, 0)  # busy: a step that does not count
         elif isinstance(event, ev.FilesSkipped):
             self.message.setText(f"{len(event.files)} file(s) skipped (see the Data panel).")
-        elif isinstance(event, ev.RecipeChanged):
-            self.message.setText(event.reason)
+        elif isinstance(event, (ev.RecipeChanged, ev.BatchSizeReduced)):
+            reason = getattr(event, "reason", None) or (
+                f"Out of memory at batch size {event.old}: starting again at {event.new}."
+            )
+            self.message.setText(reason)
         elif isinstance(event, ev.Interpolated):
             self.message.setText(
                 f"WiSE-FT: α = {event.chosen:g} between the probe (0) and the fine-tuned weights (1), "
@@ -364,18 +228,8 @@ class TrainPanel(QWidget):
             self.message.setText(text)
 
     def show_plan(self, plan) -> None:
-        """The Layers panel's plan: one of the user's own trains in one phase, so the recipe's
-        phase-2 settings do not apply (and say so) until the plan is feature extraction again."""
-        one = is_one_phase(plan)
-        for widget in (self.fine_tune, self.fine_tune_epochs, self.fine_tune_blocks):
-            widget.setEnabled(not one)
-        self.fine_tune.setText("Off: one phase, your plan" if one else "Then fine-tune top blocks")
-        self.fine_tune.setToolTip(
-            "Your freeze plan (Layers panel) trains as set, in one phase; choose 'Feature extraction' "
-            "there for the recipe's phases"
-            if one
-            else FINE_TUNE_TIP
-        )
+        """The Layers panel's plan (see ``TrainForm.show_plan``)."""
+        self.form.show_plan(plan)
 
     def set_missing(self, missing: list[str]) -> None:
         """What the window still needs before a run (empty: ready); Start waits for it."""
@@ -383,8 +237,22 @@ class TrainPanel(QWidget):
         self.start.setEnabled(not self.missing and not self.is_running())
         self.readiness.setText("Before training: " + "; ".join(self.missing) + "." if self.missing else "")
 
+    def _start_sampler(self) -> None:
+        """GPU utilisation and memory every second while a run trains (nothing without NVML)."""
+        self._stop_sampler()
+        self.sampler = gpu_monitor.Sampler(
+            lambda samples: self.gpu_sampled.emit(gpu_monitor.describe(samples))
+        )
+        self.sampler.start()
+
+    def _stop_sampler(self) -> None:
+        if self.sampler is not None:
+            self.sampler.stop()
+            self.sampler = None
+
     def _done(self, result) -> None:
         self._active = False
+        self._stop_sampler()
         self.progress.setRange(0, 1)
         self.progress.setFormat("%v / %m steps")
         self.start.setEnabled(not self.missing)
@@ -395,6 +263,7 @@ class TrainPanel(QWidget):
 
     def _crashed(self, message: str) -> None:
         self._active = False
+        self._stop_sampler()
         self.start.setEnabled(True)
         self.stop.setEnabled(False)
         self.message.setText(f"<span style='color:#b00'>{message.splitlines()[0]}</span>")

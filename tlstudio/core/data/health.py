@@ -127,6 +127,31 @@ def balanced_class_weights(classes: dict[str, int]) -> dict[str, float]:
     return {k: round(total / (len(present) * v), 4) for k, v in present.items()}
 
 
+def class_weights_for(mode: str, labels: list[str], classes: list[str]) -> dict[int, float] | None:
+    """Keras ``class_weight`` for training labels, or None.
+
+    Args:
+        mode: ``none``, ``balanced``, or ``auto`` (balanced only beyond ``IMBALANCE_WARNING_RATIO``).
+        labels: the class of each training image.
+        classes: every class, in the model's order.
+
+    Returns:
+        Weight per class index, or None for unweighted training.
+    """
+    counts = {c: 0 for c in classes}
+    for label in labels:
+        counts[label] += 1
+    present = [n for n in counts.values() if n]
+    if (
+        mode == "none"
+        or not present
+        or (mode == "auto" and max(present) / min(present) <= IMBALANCE_WARNING_RATIO)
+    ):
+        return None
+    weights = balanced_class_weights(counts)
+    return {i: weights.get(c, 1.0) for i, c in enumerate(classes)}
+
+
 def _problem(scan: ScanResult, classes: dict[str, int]) -> str | None:
     if not scan.class_folders:
         return "no class folders found: put the images in one sub-folder per class"

@@ -28,8 +28,7 @@ def classifier_from_run(run_dir: str | os.PathLike[str], checkpoint: str | os.Pa
     Raises:
         RestoreError: when settings.json, manifest.csv, run.json's image size or the checkpoint is missing.
     """
-    from tlstudio.core.backbone.classifier import build_classifier
-    from tlstudio.core.backbone.registry import build_backbone, resolve_backbone
+    from tlstudio.core.backbone.registry import resolve_backbone
     from tlstudio.core.data.split import Manifest
 
     run = Path(run_dir)
@@ -44,21 +43,55 @@ def classifier_from_run(run_dir: str | os.PathLike[str], checkpoint: str | os.Pa
         if (run / files.RUN_JSON).is_file()
         else {}
     )
+    size = info.get("image_size") or settings.image_size or resolve_backbone(settings.backbone).default_size
+    model = build_architecture(settings, len(classes), int(size))
+    model.load_weights(weights)
+    return model, classes, int(size), settings
+
+
+def build_architecture(settings: TrainSettings, num_classes: int, image_size: int):
+    """The run's classifier with random weights (nothing is downloaded: weights come after).
+
+    Args:
+        settings: the run's settings (backbone, head, preprocessing, cut).
+        num_classes: outputs of the head.
+        image_size: the square input size the run trained at.
+
+    Returns:
+        An uncompiled classifier in the current Keras dtype policy.
+    """
+    from tlstudio.core.backbone.classifier import build_classifier
+    from tlstudio.core.backbone.registry import build_backbone, resolve_backbone
+
     spec = resolve_backbone(settings.backbone)
-    skeleton = (
-        "none" if spec.kind in ("keras", "file") else settings.weights
-    )  # the checkpoint has the weights
+    skeleton = "none" if spec.kind in ("keras", "file") else settings.weights  # the weights come after
     backbone = build_backbone(spec, weights=skeleton, image_size=settings.image_size, cut_at=settings.cut_at)
-    size = info.get("image_size") or settings.image_size or spec.default_size
-    model = build_classifier(
+    return build_classifier(
         backbone,
-        len(classes),
-        int(size),
+        num_classes,
+        image_size,
         preprocessing=settings.preprocessing or spec.preprocessing,
         head=settings.head,
     )
-    model.load_weights(weights)
-    return model, classes, int(size), settings
+
+
+def float32_twin(model, settings: TrainSettings, num_classes: int, image_size: int):
+    """The same classifier computing in float32, holding ``model``'s weights: what a mixed-precision
+    run evaluates and exports (a served model needs no float16, and converters and CPUs prefer float32).
+
+    Returns:
+        The float32 classifier (``model`` is left as it is).
+    """
+    import keras
+
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        twin = build_architecture(settings, num_classes, image_size)
+    finally:
+        keras.config.set_dtype_policy(policy)
+    twin.set_weights(model.get_weights())  # (variables are float32 under mixed precision too)
+    return twin
 
 
 def export_checkpoint(run_dir: str | os.PathLike[str]) -> Path:

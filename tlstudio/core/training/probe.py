@@ -67,7 +67,7 @@ def fit_probe(
     mean, std = x.mean(0), x.std(0)
     std = np.where(std > 1e-8, std, 1.0)
     z = (x - mean) / std
-    fold_of = _stratified_folds(y, folds, seed)
+    fold_of = stratified_folds(y, folds, seed)
     scores: dict[float, tuple[float, float]] = {}
     if fold_of is not None:
         for l2 in l2_grid:
@@ -83,8 +83,8 @@ def fit_probe(
         # the lowest CV log loss; among those within 1% of it, the strongest regularisation
         best = min(v[0] for v in scores.values())
         l2 = max(k for k, v in scores.items() if v[0] <= best * 1.01)
-    else:
-        l2 = 1e-2
+    else:  # no cross-validation: a single candidate is taken as given (else a mild default)
+        l2 = l2_grid[0] if len(l2_grid) == 1 else 1e-2
     weights, iterations, converged = _fit(z, y, w, num_classes, l2)
     kernel_z, bias_z = weights[:-1], weights[-1]
     kernel = kernel_z / std[:, None]
@@ -103,7 +103,7 @@ def fit_probe(
     )
 
 
-def _stratified_folds(y: np.ndarray, folds: int, seed: int) -> np.ndarray | None:
+def stratified_folds(y: np.ndarray, folds: int, seed: int) -> np.ndarray | None:
     """A fold index per image, classes spread evenly; None when a class has fewer than 2 images."""
     counts = np.bincount(y)
     present = counts[counts > 0]

@@ -55,6 +55,12 @@ def complete(session: TrainingSession, model, started: float, status: str) -> Ru
     if not session.primary:  # the chief evaluates, records and exports
         session.emit(ev.RunFinished(status, str(session.run_dir), metrics, None))
         return RunResult(status, session.run_dir, metrics, model=model, primary=False)
+    if model.dtype_policy.name == "mixed_float16":  # trained in float16: served in float32
+        from tlstudio.core.deploy.restore import float32_twin
+
+        session.emit(ev.Finishing("copying the weights into a float32 model for evaluation and export"))
+        model = float32_twin(model, session.settings, len(manifest.classes), size)
+        session.model = model
     if session.settings.calibrate and manifest.subset("val"):
         metrics.update(calibrate(session, model))
     if test:

@@ -26,7 +26,7 @@ from tlstudio.core import atomic
 from tlstudio.core import events as ev
 from tlstudio.core.backbone.classifier import TransferModel, build_classifier, set_batchnorm_momentum
 from tlstudio.core.backbone.registry import build_backbone, input_size_of, resolve_backbone
-from tlstudio.core.data.health import IMBALANCE_WARNING_RATIO, balanced_class_weights, inspect_folder
+from tlstudio.core.data.health import class_weights_for, inspect_folder
 from tlstudio.core.data.pipeline import LoadErrors, make_dataset
 from tlstudio.core.data.scan import in_folder
 from tlstudio.core.data.split import Manifest, SplitConfig, make_split
@@ -35,7 +35,7 @@ from tlstudio.core.results.metrics import within_chance
 from tlstudio.core.results.run_folder import RunFolderError, claim
 from tlstudio.core.results.run_history import read_json
 from tlstudio.core.settings import TrainSettings
-from tlstudio.core.training import distribution, phases, run_outcome
+from tlstudio.core.training import devices, distribution, memory, phases, run_outcome
 from tlstudio.core.training import resume as resume_state
 from tlstudio.core.training.callbacks import StopRequested
 from tlstudio.core.training.devices import describe_device, make_strategy
@@ -91,6 +91,8 @@ class TrainingSession:
         self.manifest: Manifest | None = None  # set once the run has its split
         self.image_size: int | None = None
         self.strategy = None  # a tf.distribute strategy when one is used
+        self.precision = "float32"  # in words, with why (devices.precision_words)
+        self.batch_halvings = 0  # times an auto batch size was halved after running out of memory
         self.primary = True  # records the run and exports (False: another worker of a multi-worker run)
         self.agreed_stop = threading.Event()  # multi-worker: set on every worker after the same step
         self._summary = None  # the TensorBoard writer, made at the first epoch
@@ -139,9 +141,14 @@ class TrainingSession:
         self.started = started
         tf.config.experimental.enable_op_determinism()  # same seed, same figures (process-wide, idempotent)
         try:
-            if self.settings.mixed_precision:
+            devices.enable_memory_growth()  # (a no-op once the GPUs are initialised)
+            s, gpus = self.settings, devices.list_gpus()
+            devices.check_device(s.device, s.strategy, gpus)
+            mixed, why = devices.use_mixed_precision(s.mixed_precision, s.device, s.strategy, gpus)
+            self.precision = devices.precision_words(mixed, why)
+            if mixed:
                 keras.mixed_precision.set_dtype_policy("mixed_float16")
-            result = self._run(started)
+            result = memory.run_fitting_memory(self, started)
         except StopRequested:
             result = run_outcome.finish_stopped(self, started)
         except Exception as err:  # the run must report, not crash its thread
@@ -166,7 +173,8 @@ class TrainingSession:
         self.run_dir = Path(tempfile.mkdtemp(prefix=f"tlstudio-{name}-"))
         self.checkpoint = self.run_dir / files.CHECKPOINTS / files.BEST_WEIGHTS
 
-    def _run(self, started: float) -> RunResult:
+    def run_once(self, started: float) -> RunResult:
+        """One attempt at the whole run (``memory.run_fitting_memory`` may ask for another)."""
         s = self.settings
         keras.utils.set_random_seed(s.seed)  # head initialisation, dropout, augmentation
         if self.resume:
@@ -211,7 +219,7 @@ class TrainingSession:
             )
         )
         self.manifest, self.image_size = manifest, size
-        class_weight = self._class_weights(train, classes)
+        class_weight = class_weights_for(self.settings.class_weights, [e.label for e in train], classes)
         recipe = plan_recipe(s, len(train), probe_possible=self.strategy is None)
         if recipe.from_scratch:
             steps = math.ceil(len(train) / s.batch_size) * sum(p.epochs for p in recipe.phases)
@@ -307,11 +315,12 @@ class TrainingSession:
         )
 
     def _device(self) -> str:
+        here = f"{describe_device(self.settings.device)} · {self.precision}"
         if not distribution.is_multi_worker(self.strategy):
-            return describe_device()
+            return here
         role = "chief" if self.primary else "records nothing"
         return (
-            f"{describe_device()} · {distribution.task_name(self.strategy)} ({role}), "
+            f"{here} · {distribution.task_name(self.strategy)} ({role}), "
             f"{self.strategy.num_replicas_in_sync} replicas in the cluster"
         )
 
@@ -362,24 +371,13 @@ class TrainingSession:
             return self.settings.cache
         return str(self.run_dir / "cache" / split)
 
-    def _class_weights(self, train, classes) -> dict[int, float] | None:
-        counts = {c: 0 for c in classes}
-        for e in train:
-            counts[e.label] += 1
-        present = [n for n in counts.values() if n]
-        ratio = max(present) / min(present)
-        mode = self.settings.class_weights
-        if mode == "none" or (mode == "auto" and ratio <= IMBALANCE_WARNING_RATIO):
-            return None
-        weights = balanced_class_weights(counts)
-        return {i: weights.get(c, 1.0) for i, c in enumerate(classes)}
-
     def write_status(self, status, started, manifest, size, *, metrics=None, message="") -> None:
         data = {
             "status": status,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
             "seconds": round(time.time() - started, 2),
-            "device": describe_device(),
+            "device": f"{describe_device(self.settings.device)} · {self.precision}",
+            "batch_size": self.settings.batch_size,  # after any halving (memory.run_fitting_memory)
             "data_dir": str(self.data_dir.resolve()),
             "backbone": self.settings.backbone,
             "checkpoint": str(self.checkpoint) if self.checkpoint.is_file() else None,

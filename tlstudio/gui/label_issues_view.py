@@ -1,0 +1,237 @@
+"""The Data panel's *Possible label errors* view: images whose label the chosen backbone's features
+contradict (``core.training.label_issues``), each with the class they look like; *Move to* that class
+or *Keep* the label, both undoable. Kept images are remembered in the project and not shown again.
+
+The check runs in a worker task (features of every image, then a 5-fold probe) and can be cancelled.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from tlstudio.core.data import relabel
+from tlstudio.core.data.split import Manifest
+from tlstudio.core.settings import TrainSettings
+from tlstudio.gui.evaluate_models import GalleryModel, manifest_at, thumbnail_view
+from tlstudio.gui.worker import Task
+
+
+def check_labels_job(report, settings: TrainSettings, stop: threading.Event):
+    """Worker job: the likely label errors of a scanned folder, judged by the project's backbone."""
+    from tlstudio.core.training.label_issues import find_label_issues
+
+    return find_label_issues(
+        report, settings.backbone, weights=settings.weights, image_size=settings.image_size, stop=stop
+    )
+
+
+class LabelIssuesView(QWidget):
+    """Likely label errors with *Move to* / *Keep* / *Undo*; ``data_changed`` after a move,
+    ``kept_changed(paths)`` when the kept list changes (the window stores it in the project)."""
+
+    data_changed = Signal()
+    kept_changed = Signal(list)
+    check_requested = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.data_dir: Path | None = None
+        self.manifest_path: Path | None = None
+        self.kept: set[str] = set()
+        self.undo_stack: list[tuple[str, object, dict]] = []  # ("move", Move, item) or ("keep", path, item)
+        self.task: Task | None = None
+        self._stop = threading.Event()
+        self.model = GalleryModel()
+        self.list = thumbnail_view(self.model)
+        self.list.selectionModel().currentChanged.connect(lambda *_: self._update_buttons())
+        self.title = QLabel(
+            "Which images look like another class? The project's backbone judges each image with a "
+            "probe that never saw it (about a minute for a few hundred images on a CPU)."
+        )
+        self.title.setWordWrap(True)
+        self.check = QPushButton("Check labels")
+        self.check.clicked.connect(self.check_requested)
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setEnabled(False)
+        self.cancel.clicked.connect(self.stop)
+        self.move_button = QPushButton("Move to the suggested class")
+        self.move_button.clicked.connect(self.confirm_move)
+        self.keep_button = QPushButton("Keep the label")
+        self.keep_button.setToolTip("It is right: not shown again for this project")
+        self.keep_button.clicked.connect(self.keep_current)
+        self.undo_button = QPushButton("Undo")
+        self.undo_button.setToolTip("Undo the last move or keep")
+        self.undo_button.clicked.connect(self.undo)
+        row = QHBoxLayout()
+        for button in (self.check, self.cancel, self.move_button, self.keep_button, self.undo_button):
+            row.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addLayout(row)
+        layout.addWidget(self.list, 1)
+        self._update_buttons()
+
+    def set_data(self, data_dir: Path | None, manifest_path: Path | None, kept: list[str]) -> None:
+        """The project's data folder, split file and kept images (a new project: nothing shown)."""
+        self.data_dir, self.manifest_path, self.kept = data_dir, manifest_path, set(kept)
+        self.undo_stack.clear()
+        self.model.set_items([], data_dir)
+        self._update_buttons()
+
+    def run_check(self, report, settings: TrainSettings, on_done: Callable[[], None] | None = None) -> None:
+        """Check the labels of ``report``'s images with ``settings``' backbone, in a worker."""
+        if self.task is not None and self.task.is_running():
+            return
+        self._stop = threading.Event()
+        self.cancel.clicked.disconnect()
+        self.cancel.clicked.connect(self.stop)
+        stop = self._stop
+        self.title.setText(f"Checking {len(report.images)} labels with {Path(settings.backbone).name}…")
+        self.task = Task(lambda: check_labels_job(report, settings, stop))
+        self.task.done.connect(self.show_issues)
+        self.task.failed.connect(self._failed)
+        self.check.setEnabled(False)
+        self.cancel.setEnabled(True)
+        self.task.start()
+
+    def stop(self) -> None:
+        """Cancel a running check (it stops at its next batch of images)."""
+        self._stop.set()
+
+    def show_issues(self, issues) -> None:
+        """The issues, most likely first, without the images kept before."""
+        shown = [i for i in issues if i.path not in self.kept]
+        items = [
+            {
+                "path": i.path,
+                "true": i.given,
+                "predicted": i.suggested,
+                "confidence": i.confidence,
+                "confident": i.confident,
+            }
+            for i in shown
+        ]
+        self.model.set_items(items, self.data_dir)
+        hidden = len(issues) - len(shown)
+        self.title.setText(
+            f"<b>{len(shown)} possible label error(s)</b>, most likely first (labelled → looks like, "
+            f"probability)"
+            + (f"; {hidden} kept earlier not shown" if hidden else "")
+            + ". Look at each: move it, or keep its label."
+            if shown
+            else "No possible label errors: every label agrees with the backbone's judgement."
+        )
+        self.check.setEnabled(True)
+        self.cancel.setEnabled(False)
+        self._update_buttons()
+
+    def _failed(self, message: str) -> None:
+        first = message.splitlines()[0] if message else "failed"
+        self.title.setText(
+            "Label check cancelled." if "cancelled" in first else f"<span style='color:#b00'>{first}</span>"
+        )
+        self.check.setEnabled(True)
+        self.cancel.setEnabled(False)
+
+    def _current(self) -> dict | None:
+        index = self.list.currentIndex()
+        return self.model.items[index.row()] if index.isValid() else None
+
+    def confirm_move(self) -> None:
+        """Ask, then move the selected image into the class it looks like."""
+        item = self._current()
+        if item is None:
+            return
+        answer = QMessageBox.question(
+            self,
+            "Move the image?",
+            f"Move {item['path']} into the class folder '{item['predicted']}' of your data folder?\n"
+            "The project's split follows; Undo puts it back.",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.move_current()
+
+    def move_current(self) -> None:
+        """Move the selected image into its suggested class (the project's manifest follows)."""
+        item = self._current()
+        if item is None or self.data_dir is None or item.get("moved_to"):
+            return
+        try:
+            move, _ = relabel.move_to_class(
+                self.data_dir,
+                str(item["path"]),
+                str(item["predicted"]),
+                manifest=self._manifest(),
+                manifest_path=self.manifest_path,
+            )
+        except (relabel.RelabelError, OSError) as err:
+            self.title.setText(f"<span style='color:#b00'>Not moved: {err}</span>")
+            return
+        item["path"], item["moved_to"] = move.new_path, move.new_label
+        self.undo_stack.append(("move", move, item))
+        self._refresh(item)
+        self.title.setText(f"Moved to <b>{move.new_label}</b>: {move.new_path}")
+        self.data_changed.emit()
+
+    def keep_current(self) -> None:
+        """The label is right: remember it in the project and take the image off the list."""
+        item = self._current()
+        if item is None or item.get("moved_to"):
+            return
+        path = str(item["path"])
+        self.kept.add(path)
+        self.undo_stack.append(("keep", path, item))
+        self.model.set_items([i for i in self.model.items if i is not item], self.data_dir)
+        self.title.setText(f"Kept {path} as {item['true']}: not shown again for this project.")
+        self.kept_changed.emit(sorted(self.kept))
+        self._update_buttons()
+
+    def undo(self) -> None:
+        """Undo the last move (the file goes back) or keep (the image is listed again)."""
+        if not self.undo_stack:
+            return
+        kind, what, item = self.undo_stack.pop()
+        if kind == "keep":
+            self.kept.discard(str(what))
+            self.model.set_items([item, *self.model.items], self.data_dir)
+            self.kept_changed.emit(sorted(self.kept))
+            self.title.setText(f"{what} is listed again.")
+        else:
+            try:
+                relabel.undo(self.data_dir, what, manifest=self._manifest(), manifest_path=self.manifest_path)
+            except (relabel.RelabelError, OSError) as err:
+                self.title.setText(f"<span style='color:#b00'>Cannot undo: {err}</span>")
+                return
+            item["path"], item["moved_to"] = what.old_path, None
+            self._refresh(item)
+            self.title.setText(f"Moved back: {what.old_path}")
+            self.data_changed.emit()
+        self._update_buttons()
+
+    def _refresh(self, item: dict) -> None:
+        for row, other in enumerate(self.model.items):
+            if other is item:
+                self.model.refresh(row)
+        self._update_buttons()
+
+    def _manifest(self) -> Manifest | None:
+        return manifest_at(self.manifest_path)
+
+    def _update_buttons(self) -> None:
+        item = self._current()
+        movable = item is not None and not item.get("moved_to")
+        self.move_button.setEnabled(movable)
+        self.keep_button.setEnabled(movable)
+        self.undo_button.setEnabled(bool(self.undo_stack))
