@@ -112,10 +112,10 @@ def rank_label_issues(
     learning flags, ranked by cleanlab's label quality score (the probability of the given label),
     lowest first.
 
-    cleanlab's own filter lists fewer images than were mislabelled on our benchmark (it is built for
-    precision): it found 60–87% of flipped labels where the full ranking put 73–93% of them within
-    the first k entries (``benchmarks/bench_label_issues.py``). So the list keeps every disagreement,
-    and ``confident`` marks the images the filter itself flags.
+    cleanlab's own filter lists fewer images than were mislabelled on our tasks (it is built for
+    precision): it found 60–87% of flipped labels where this ranking put 73–93% of them within the
+    first k entries (the README's "Benchmarks"). So the list keeps every disagreement, and
+    ``confident`` marks the images the filter itself flags.
     """
     from cleanlab.filter import find_label_issues as confident_learning
     from cleanlab.rank import get_label_quality_scores
