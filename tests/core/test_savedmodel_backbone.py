@@ -112,3 +112,28 @@ def test_hub_handle_offline_gives_a_clear_message(monkeypatch):
     assert spec.kind == "savedmodel"
     with pytest.raises(BackboneError, match=r"could not fetch the hub model.*pass the folder as --backbone"):
         build_backbone(spec, image_size=32)
+
+
+def test_without_tf_hub_a_hub_handle_says_which_extra_to_install(monkeypatch):
+    import builtins
+    import importlib.util
+
+    handle = "https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5"
+    real_find_spec, real_import = importlib.util.find_spec, builtins.__import__
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "tensorflow_hub" else real_find_spec(name, *a),
+    )
+    with pytest.raises(BackboneError, match=r"not installed: pip install 'tlstudio\[hub\]'"):
+        build_backbone(resolve_backbone(handle), image_size=32)
+    monkeypatch.setattr(importlib.util, "find_spec", real_find_spec)
+
+    def broken(name, *args, **kwargs):  # installed, but its import fails (pkg_resources gone)
+        if name == "tensorflow_hub":
+            raise ModuleNotFoundError("No module named 'pkg_resources'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", broken)
+    with pytest.raises(BackboneError, match=r"does not import here .*pkg_resources.*tlstudio\[hub\]"):
+        build_backbone(resolve_backbone(handle), image_size=32)

@@ -32,7 +32,12 @@ def resolve_hub_handle(handle: str) -> Path:
         )
     try:
         import tensorflow_hub as hub
-
+    except ImportError as err:  # e.g. pkg_resources gone with a new setuptools
+        raise BackboneError(
+            f"the hub model {handle} needs TF Hub, which does not import here ({err}): "
+            "pip install 'tlstudio[hub]'"
+        ) from err
+    try:
         return Path(hub.resolve(handle))
     except Exception as err:
         raise BackboneError(
