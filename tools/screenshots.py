@@ -79,7 +79,19 @@ def main() -> None:
             shot.save(str(args.out / f"{tag}-{width}x{height}.png"))
 
     shoot("start-empty")
-    window.set_project(Project(path=work / "digits.tlstudio.json", data_dir=str(sample_dataset())))
+    import shutil
+
+    data = work / "digits"  # a copy with four labels made wrong, for the label check's screenshot
+    shutil.copytree(sample_dataset(), data)
+    for source, wrong in (
+        ("3_three", "8_eight"),
+        ("7_seven", "1_one"),
+        ("4_four", "9_nine"),
+        ("0_zero", "6_six"),
+    ):
+        first = sorted((data / source).glob("*.png"))[5]
+        first.rename(data / wrong / f"from_{source}_{first.name}")
+    window.set_project(Project(path=work / "digits.tlstudio.json", data_dir=str(data)))
     wait(lambda: window.data.report is not None)
     wait(lambda: window.backbone.ready)
     backbone = demo_backbone(work)  # after the window's loader: TensorFlow is imported by one thread
@@ -126,6 +138,15 @@ def main() -> None:
     apply_theme(app, "dark")
     shoot("train-dark")
     apply_theme(app, "light")
+    # the label check, judged by the run's own model (a backbone that knows digits)
+    window.backbone.choose(str(window.train.run_dir / "model.keras"))
+    wait(lambda: not window.missing_steps())
+    window.nav.setCurrentRow(1)
+    window.data.tabs.setCurrentWidget(window.data.label_issues)
+    window.data.label_issues.check.click()
+    wait(lambda: window.data.label_issues.check.isEnabled() and bool(window.data.label_issues.model.items))
+    window.data.label_issues.list.setCurrentIndex(window.data.label_issues.model.index(0))
+    shoot("data-label-issues")
     window.close()
     print(f"screenshots in {args.out}")
 

@@ -168,7 +168,7 @@ class TrainForm(QGroupBox):
         """The device choices: auto, cpu and each GPU (index, words) once TensorFlow has listed them."""
         current = self.device.currentData() or "auto"
         self.device.clear()
-        self.device.addItem("auto (the first GPU, else the CPU)", "auto")
+        self.device.addItem("auto", "auto")  # (the first GPU, else the CPU: the tooltip says so)
         self.device.addItem("CPU", "cpu")
         for index, words in gpus:
             self.device.addItem(words, f"gpu:{index}")
