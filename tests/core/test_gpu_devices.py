@@ -128,6 +128,8 @@ def test_an_auto_batch_size_halves_boundedly_and_a_chosen_one_never():
     assert sizes == [16, 8, 4, 2, 1]
     assert memory.smaller_batch(TrainSettings(backbone="x", batch_size=512), memory.MAX_HALVINGS) is None
     assert memory.smaller_batch(TrainSettings(backbone="x", batch_size=32, auto_batch_size=False), 0) is None
+    # on a cluster one worker alone must not change the batch (the others would wait at other steps)
+    assert memory.smaller_batch(TrainSettings(backbone="x", batch_size=32), 0, cluster=True) is None
 
 
 def inject_oom(monkeypatch, fits_at: int, where=phases, name="run_recipe"):

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from tlstudio.core import events as ev
 from tlstudio.core.settings import TrainSettings
-from tlstudio.core.training import devices
+from tlstudio.core.training import devices, distribution
 from tlstudio.core.training.failures import TrainingError
 
 if TYPE_CHECKING:
@@ -42,18 +42,27 @@ def is_out_of_memory(err: BaseException) -> bool:
     return False
 
 
-def smaller_batch(settings: TrainSettings, halvings_so_far: int) -> TrainSettings | None:
+def smaller_batch(
+    settings: TrainSettings, halvings_so_far: int, cluster: bool = False
+) -> TrainSettings | None:
     """The settings to try after running out of memory, or None when no retry is allowed.
 
     Args:
         settings: the settings that ran out of memory.
         halvings_so_far: how many times this run has already halved its batch size.
+        cluster: a multi-worker run (one worker alone must not change the batch: the workers would
+            no longer meet at the same steps).
 
     Returns:
         The same settings at half the batch size; None when the batch size was the user's own
-        (``auto_batch_size`` off), is already 1, or was halved ``MAX_HALVINGS`` times.
+        (``auto_batch_size`` off), is already 1, was halved ``MAX_HALVINGS`` times, or on a cluster.
     """
-    if not settings.auto_batch_size or settings.batch_size <= MIN_BATCH or halvings_so_far >= MAX_HALVINGS:
+    if (
+        cluster
+        or not settings.auto_batch_size
+        or settings.batch_size <= MIN_BATCH
+        or halvings_so_far >= MAX_HALVINGS
+    ):
         return None
     return dataclasses.replace(settings, batch_size=max(MIN_BATCH, settings.batch_size // 2))
 
@@ -94,7 +103,8 @@ def run_fitting_memory(session: TrainingSession, started: float) -> RunResult:
         except Exception as err:
             if not is_out_of_memory(err):
                 raise
-            smaller = smaller_batch(session.settings, session.batch_halvings)
+            cluster = distribution.is_multi_worker(session.strategy)
+            smaller = smaller_batch(session.settings, session.batch_halvings, cluster)
             if smaller is None:
                 where = devices.describe_device(session.settings.device)
                 raise TrainingError(
