@@ -275,6 +275,18 @@ def test_a_task_dropped_while_running_is_kept_until_it_ends(qtbot):
     assert results == []  # what it finished with no longer reaches the old owner
 
 
+def test_a_task_that_ends_while_it_is_retired_is_not_kept(qtbot, monkeypatch):
+    """The thread may end between retire's check and its connection to ``finished``."""
+    from tlstudio.gui.worker import _RETIRED, Task
+
+    task = Task(lambda: "quick")
+    task.start()
+    task.wait()
+    monkeypatch.setattr(task, "is_running", lambda: True)  # as seen a moment before it ended
+    task.retire()
+    assert task not in _RETIRED
+
+
 def test_the_window_fits_a_1366_pixel_laptop_at_every_panel(window, qtbot):
     from PySide6.QtCore import QCoreApplication
 

@@ -119,3 +119,5 @@ class Task(QObject):
         if self.is_running():
             _RETIRED.add(self)
             self.thread.finished.connect(lambda: _RETIRED.discard(self))
+            if self.thread.isFinished():  # it ended in between: its finished signal came and went
+                _RETIRED.discard(self)
