@@ -36,6 +36,8 @@ def test_a_flipped_label_is_found_out_of_sample_and_ranked_first():
     first = next(i for i in issues if i.path == "img4.png")
     assert (first.given, first.suggested) == ("c", "a") and first.confidence > 0.5 > first.given_probability
     assert len(issues) <= 6  # clean images are not listed wholesale
+    assert {i.path for i in issues if i.confident} == {"img4.png", "img40.png"}  # the filter's own picks
+    assert "img0.png" not in {i.path for i in issues}  # (the filter returns a mask, not indices)
 
 
 def test_a_class_with_one_image_cannot_be_judged():

@@ -121,7 +121,7 @@ def rank_label_issues(
     from cleanlab.rank import get_label_quality_scores
 
     quality = get_label_quality_scores(labels, probs, method="self_confidence")
-    flagged = set(int(i) for i in confident_learning(labels, probs))
+    flagged = set(int(i) for i in np.flatnonzero(confident_learning(labels, probs)))  # (a boolean mask)
     candidates = flagged | set(int(i) for i in np.flatnonzero(probs.argmax(1) != labels))
     issues = []
     for i in sorted(candidates, key=lambda j: (quality[j], paths[j])):
