@@ -39,6 +39,7 @@ def run_devices(args: argparse.Namespace) -> int:
             }
         )
     samples = gpu_monitor.read()
+    default = "gpu:0" if gpus else "cpu"  # what --device auto uses
     if args.json:
         print(
             json.dumps(
@@ -46,7 +47,7 @@ def run_devices(args: argparse.Namespace) -> int:
                     "tensorflow": devices.tensorflow_version(),
                     "gpus": [g.to_dict() for g in gpus],
                     "devices": rows,
-                    "default": "gpu:0" if gpus else "cpu",  # what --device auto uses
+                    "default": default,
                     "memory_growth": growth is None,
                     "utilisation": [s.__dict__ for s in samples],
                 },
@@ -54,7 +55,6 @@ def run_devices(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    default = "gpu:0" if gpus else "cpu"
     print(f"TensorFlow {devices.tensorflow_version()} sees {len(gpus)} GPU(s); --device auto uses {default}")
     for row in rows:
         precision = devices.precision_words(row["mixed_precision"], row["why"])

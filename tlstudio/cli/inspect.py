@@ -19,7 +19,8 @@ def run_inspect(args: argparse.Namespace) -> int:
         config = SplitConfig(args.val, args.test, args.seed)
     except ValueError as err:
         return fail("inspect", str(err), 2)
-    if getattr(args, "label_issues", False) and not args.backbone:
+    check_labels = getattr(args, "label_issues", False)  # (the demo's own inspect has no such option)
+    if check_labels and not args.backbone:
         return fail(
             "inspect", "--label-issues needs --backbone (the model whose features judge the labels)", 2
         )
@@ -30,7 +31,7 @@ def run_inspect(args: argparse.Namespace) -> int:
         manifest = make_split(report.images, config)
         manifest.save(args.manifest)
     issues = None
-    if getattr(args, "label_issues", False) and report.usable:
+    if check_labels and report.usable:
         issues = label_issues(args, report)
         if isinstance(issues, int):
             return issues

@@ -261,7 +261,9 @@ def device_option(text: str) -> str:
     """``--device``: auto, cpu or gpu:N."""
     import re
 
+    from tlstudio.core.settings import DEVICE_PATTERN
+
     text = text.lower()
-    if not re.fullmatch(r"auto|cpu|gpu:\d+", text):
+    if not re.fullmatch(DEVICE_PATTERN, text):
         raise argparse.ArgumentTypeError(f"auto, cpu or gpu:N (see `tlstudio devices`), not {text!r}")
     return text

@@ -135,7 +135,7 @@ class TrainSettings:
             raise ValueError(
                 f"mixed_precision must be {', '.join(MIXED_PRECISION)}, not {self.mixed_precision!r}"
             )
-        if not re.fullmatch(r"auto|cpu|gpu:\d+", str(self.device)):
+        if not re.fullmatch(DEVICE_PATTERN, str(self.device)):
             raise ValueError(
                 f"device must be auto, cpu or gpu:N (N from `tlstudio devices`), not {self.device!r}"
             )
@@ -232,6 +232,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 CLASS_WEIGHTS = ("auto", "balanced", "none")
 STRATEGIES = ("default", "mirrored", "multiworker")
 MIXED_PRECISION = ("auto", "on", "off")
+DEVICE_PATTERN = r"auto|cpu|gpu:\d+"  # --device and the settings' device field
 
 
 def make_optimizer(name: str, learning_rate):

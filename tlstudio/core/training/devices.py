@@ -86,12 +86,17 @@ def enable_memory_growth() -> str | None:
     return None
 
 
+def gpu_index(device: str) -> int | None:
+    """N of ``gpu:N``; None for ``auto`` and ``cpu``."""
+    return int(device.split(":")[1]) if device.startswith("gpu:") else None
+
+
 def describe_device(device: str = "auto", gpus: list[Gpu] | None = None) -> str:
     """The device a run on ``device`` uses, in words."""
     gpus = list_gpus() if gpus is None else gpus
     if device == "cpu" or not gpus:
         return "CPU"
-    index = int(device.split(":")[1]) if device.startswith("gpu:") else 0
+    index = gpu_index(device) or 0
     chosen = next((g for g in gpus if g.index == index), gpus[0])
     more = f" (+{len(gpus) - 1} more)" if len(gpus) > 1 and device == "auto" else ""
     return chosen.describe() + more
@@ -103,9 +108,9 @@ def check_device(device: str, strategy: str, gpus: list[Gpu]) -> None:
     Raises:
         TrainingError: naming the GPUs there are.
     """
-    if not device.startswith("gpu:"):
+    index = gpu_index(device)
+    if index is None:
         return
-    index = int(device.split(":")[1])
     if index >= len(gpus):
         there = "; ".join(g.describe() for g in gpus) or "none"
         raise TrainingError(
@@ -119,8 +124,8 @@ def placement(device: str):
     """The context a run on ``device`` runs in (``auto``: TensorFlow's own placement)."""
     if device == "cpu":
         return tf.device("/CPU:0")
-    if device.startswith("gpu:"):
-        return tf.device(f"/GPU:{device.split(':')[1]}")
+    if gpu_index(device) is not None:
+        return tf.device(f"/GPU:{gpu_index(device)}")
     return contextlib.nullcontext()
 
 
@@ -145,7 +150,7 @@ def use_mixed_precision(setting: str, device: str, strategy: str, gpus: list[Gpu
     if strategy == "mirrored" or device == "auto":
         used = gpus if strategy == "mirrored" else gpus[:1]
     else:
-        used = [g for g in gpus if g.index == int(device.split(":")[1])]
+        used = [g for g in gpus if g.index == gpu_index(device)]
     lacking = [g for g in used if not g.compute_capability or g.compute_capability < TENSOR_CORES]
     if lacking:
         return False, f"auto: GPU {lacking[0].index} has no tensor cores"

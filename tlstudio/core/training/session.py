@@ -91,7 +91,7 @@ class TrainingSession:
         self.manifest: Manifest | None = None  # set once the run has its split
         self.image_size: int | None = None
         self.strategy = None  # a tf.distribute strategy when one is used
-        self.precision = "float32"  # in words, with why (devices.precision_words)
+        self.device_words = "CPU · float32"  # the device and precision in words, found once per run
         self.batch_halvings = 0  # times an auto batch size was halved after running out of memory
         self.primary = True  # records the run and exports (False: another worker of a multi-worker run)
         self.agreed_stop = threading.Event()  # multi-worker: set on every worker after the same step
@@ -145,7 +145,7 @@ class TrainingSession:
             s, gpus = self.settings, devices.list_gpus()
             devices.check_device(s.device, s.strategy, gpus)
             mixed, why = devices.use_mixed_precision(s.mixed_precision, s.device, s.strategy, gpus)
-            self.precision = devices.precision_words(mixed, why)
+            self.device_words = f"{describe_device(s.device, gpus)} · {devices.precision_words(mixed, why)}"
             if mixed:
                 keras.mixed_precision.set_dtype_policy("mixed_float16")
             result = memory.run_fitting_memory(self, started)
@@ -315,7 +315,7 @@ class TrainingSession:
         )
 
     def _device(self) -> str:
-        here = f"{describe_device(self.settings.device)} · {self.precision}"
+        here = self.device_words
         if not distribution.is_multi_worker(self.strategy):
             return here
         role = "chief" if self.primary else "records nothing"
@@ -376,7 +376,7 @@ class TrainingSession:
             "status": status,
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
             "seconds": round(time.time() - started, 2),
-            "device": f"{describe_device(self.settings.device)} · {self.precision}",
+            "device": self.device_words,
             "batch_size": self.settings.batch_size,  # after any halving (memory.run_fitting_memory)
             "data_dir": str(self.data_dir.resolve()),
             "backbone": self.settings.backbone,
