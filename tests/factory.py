@@ -319,3 +319,12 @@ class FakeNvml:
 
     def nvmlDeviceGetMemoryInfo(self, h):
         return types.SimpleNamespace(used=(h + 1) * 2**30, total=16 * 2**30, free=0)
+
+
+def photo(seed: int, side: int = 160) -> Image.Image:
+    """A photo-like picture: smooth random shapes of colour with some fine texture."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
+    img = Image.fromarray(coarse).resize((side, side), Image.Resampling.BICUBIC)
+    arr = np.asarray(img, dtype=np.int16) + rng.integers(-25, 25, (side, side, 3))
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))

@@ -46,12 +46,19 @@ def format_report(
     )
     for group in report.duplicates[:_MAX_LISTED]:
         lines.append("  = " + "  ==  ".join(group.paths))
-    if report.skipped:
-        lines += ["", f"Skipped ({len(report.skipped)}):"]
-        for item in report.skipped[:_MAX_LISTED]:
-            lines.append(f"  - {item.path}: {item.reason}")
-        if len(report.skipped) > _MAX_LISTED:
-            lines.append(f"  … and {len(report.skipped) - _MAX_LISTED} more (use --json for all)")
+    if report.near_duplicates:
+        lines.append(
+            f"Near-duplicates: {len(report.near_duplicates)} group(s) of look-alike files, "
+            "each kept in one split"
+        )
+    for group in report.near_duplicates[:_MAX_LISTED]:
+        mark = "≠" if group.cross_class else "≈"
+        lines.append(
+            f"  {mark} " + "  ~  ".join(group.paths) + ("  (different labels)" if group.cross_class else "")
+        )
+    quality = [(q.path, ", ".join(q.reasons)) for q in report.quality_issues]
+    lines += _listed(f"Quality ({len(quality)} image(s) may be poor examples):", quality)
+    lines += _listed(f"Skipped ({len(report.skipped)}):", [(x.path, x.reason) for x in report.skipped])
     if report.warnings:
         lines += ["", "Warnings:"]
         lines += [f"  ! {w}" for w in report.warnings]
@@ -66,3 +73,13 @@ def format_report(
     lines.append("")
     lines.append("Usable: yes" if report.usable else f"Usable: no — {report.problem}")
     return "\n".join(lines)
+
+
+def _listed(title: str, rows: list[tuple[str, str]]) -> list[str]:
+    """A titled list of ``path: reason`` lines, the first ``_MAX_LISTED`` of them (none when empty)."""
+    if not rows:
+        return []
+    lines = ["", title] + [f"  - {path}: {reason}" for path, reason in rows[:_MAX_LISTED]]
+    if len(rows) > _MAX_LISTED:
+        lines.append(f"  … and {len(rows) - _MAX_LISTED} more (use --json for all)")
+    return lines

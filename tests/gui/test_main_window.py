@@ -364,3 +364,24 @@ def test_the_train_panel_offers_the_devices_and_shows_nvml_readings(window, qtbo
     window.train._start_sampler()
     qtbot.waitUntil(lambda: "87% busy" in window.train.gpu_use.text(), timeout=5000)
     window.train._stop_sampler()
+
+
+def test_the_data_panel_lists_look_alikes_and_poor_images(window, qtbot, tmp_path):
+    from factory import photo
+    from PIL import Image
+
+    root = tmp_path / "data"
+    for seed in range(6):
+        (root / ("cats" if seed < 3 else "dogs")).mkdir(parents=True, exist_ok=True)
+        photo(seed).save(root / ("cats" if seed < 3 else "dogs") / f"{seed}.png")
+    photo(1).resize((90, 90)).save(root / "dogs" / "copy_of_1.png")
+    Image.new("RGB", (64, 64), (2, 2, 3)).save(root / "cats" / "night.png")
+    panel = window.data
+    panel.load(str(root))
+    qtbot.waitUntil(lambda: panel.report is not None, timeout=LONG)
+    view = panel.quality
+    assert view.rowCount() == 2
+    assert view.item(0, 0).text() == "cats/1.png\ndogs/copy_of_1.png"
+    assert "label conflict" in view.item(0, 2).text()
+    assert (view.item(1, 0).text(), view.item(1, 2).text()) == ("cats/night.png", "very dark")
+    assert panel.tabs.tabText(2) == "Look-alikes && quality (2)"

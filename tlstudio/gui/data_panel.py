@@ -29,6 +29,7 @@ from tlstudio.core.data.scan import in_folder
 from tlstudio.core.settings import SEED, TEST_FRACTION, VAL_FRACTION, TrainSettings
 from tlstudio.gui.class_bars import ClassBars
 from tlstudio.gui.label_issues_view import LabelIssuesView
+from tlstudio.gui.quality_view import QualityView
 from tlstudio.gui.worker import Task
 
 THUMBS_PER_CLASS = 6
@@ -86,6 +87,8 @@ class DataPanel(QWidget):
         tabs = QTabWidget()
         tabs.addTab(self.warnings, "Warnings")
         tabs.addTab(self.skipped, "Skipped files")
+        self.quality = QualityView()
+        tabs.addTab(self.quality, "Look-alikes && quality")
         self.label_issues = LabelIssuesView()
         tabs.addTab(self.label_issues, "Possible label errors")
         self.tabs = tabs
@@ -219,6 +222,7 @@ class DataPanel(QWidget):
         for text in report.warnings or ["No warnings: the folder looks healthy."]:
             self.warnings.addItem(QListWidgetItem(("⚠ " if report.warnings else "✓ ") + text))
         self.tabs.setTabText(1, f"Skipped files ({len(report.skipped)})")
+        self.tabs.setTabText(2, f"Look-alikes && quality ({self.quality.show_report(report)})")
         self.tabs.setTabText(0, f"Warnings ({len(report.warnings)})")
         self._draw_chart()
         if report.classes:

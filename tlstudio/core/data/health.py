@@ -1,4 +1,5 @@
-"""The dataset doctor's health report: counts, imbalance, duplicates, tiny images, sizes."""
+"""The dataset doctor's health report: counts, imbalance, duplicates and near-duplicates, image
+quality (tiny, dark, bright, blank, blurred), sizes."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 
+from tlstudio.core.data import looks
 from tlstudio.core.data.scan import ImageRecord, ScanResult, SkippedFile, scan_folder
+from tlstudio.core.data.split import look_alike_groups
 
 IMBALANCE_WARNING_RATIO = 5.0
 TINY_SIDE = 32
@@ -23,17 +26,31 @@ _SIDE_BUCKETS = (
 
 
 @dataclass(frozen=True)
-class DuplicateGroup:
-    """Files with identical bytes."""
+class NearDuplicateGroup:
+    """Files that look alike (near-duplicates, not all byte-identical); the split keeps them together."""
 
-    sha256: str
     paths: list[str]
     classes: list[str]
 
     @property
     def cross_class(self) -> bool:
-        """True when the same image carries more than one label."""
+        """True when the same (or a look-alike) image carries more than one label: a label conflict."""
         return len(set(self.classes)) > 1
+
+
+@dataclass(frozen=True)
+class DuplicateGroup(NearDuplicateGroup):
+    """Files with identical bytes."""
+
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class QualityIssue:
+    """An image that may be a poor training example, and why."""
+
+    path: str
+    reasons: list[str]
 
 
 @dataclass
@@ -49,6 +66,8 @@ class DatasetReport:
     imbalance_ratio: float | None
     class_weights: dict[str, float]
     tiny_images: list[str]
+    near_duplicates: list[NearDuplicateGroup]
+    quality_issues: list[QualityIssue]
     size_stats: dict[str, object]
     formats: dict[str, int]
     warnings: list[str]
@@ -81,6 +100,11 @@ class DatasetReport:
             "imbalance_ratio": self.imbalance_ratio,
             "class_weights": self.class_weights,
             "tiny_images": self.tiny_images,
+            "near_duplicates": [
+                {"paths": g.paths, "classes": g.classes, "cross_class": g.cross_class}
+                for g in self.near_duplicates
+            ],
+            "quality_issues": [asdict(q) for q in self.quality_issues],
             "size_stats": self.size_stats,
             "formats": self.formats,
         }
@@ -109,6 +133,8 @@ def build_report(scan: ScanResult, *, tiny_side: int = TINY_SIDE) -> DatasetRepo
         imbalance_ratio=round(ratio, 3) if ratio is not None else None,
         class_weights=balanced_class_weights(classes),
         tiny_images=tiny,
+        near_duplicates=near_duplicate_groups(scan.images),
+        quality_issues=quality_issues(scan.images, tiny_side),
         size_stats=_size_stats(scan.images),
         formats=dict(sorted(Counter(r.format for r in scan.images).items())),
         warnings=[],
@@ -175,6 +201,52 @@ def _duplicate_groups(images: list[ImageRecord]) -> list[DuplicateGroup]:
     return sorted(groups, key=lambda g: g.paths[0])
 
 
+def near_duplicate_groups(images: list[ImageRecord]) -> list[NearDuplicateGroup]:
+    """Groups of look-alike images that are not all byte-identical (those are ``duplicates``).
+
+    Args:
+        images: scan records with their ``look``.
+
+    Returns:
+        The groups, label conflicts (several classes) first.
+    """
+    group_of = look_alike_groups(images)
+    members: dict[str, list[ImageRecord]] = defaultdict(list)
+    for record in images:
+        members[group_of[record.path]].append(record)
+    groups = [
+        NearDuplicateGroup([r.path for r in rs], [r.label for r in rs])
+        for rs in members.values()
+        if len({r.sha256 for r in rs}) > 1
+    ]
+    return sorted(groups, key=lambda g: (not g.cross_class, g.paths[0]))
+
+
+def quality_issues(images: list[ImageRecord], tiny_side: int = TINY_SIDE) -> list[QualityIssue]:
+    """Images that are tiny, very dark, very bright, blank or blurred, each with its reasons.
+
+    Blurred means sharper than neither ``looks.BLUR_SHARPNESS`` nor ``looks.BLUR_RELATIVE`` of
+    the folder's median sharpness.
+
+    Args:
+        images: scan records (quality needs their ``look``; tiny needs only the size).
+        tiny_side: images with a shorter side are tiny.
+
+    Returns:
+        The images with at least one reason, in path order.
+    """
+    sharp = [r.look.sharpness for r in images if r.look is not None and r.look.sharpness > 0]
+    blur_below = max(looks.BLUR_SHARPNESS, looks.BLUR_RELATIVE * statistics.median(sharp)) if sharp else 0.0
+    out = []
+    for r in images:
+        reasons = [f"tiny ({r.width}×{r.height} px)"] if min(r.width, r.height) < tiny_side else []
+        if r.look is not None:
+            reasons += r.look.quality_reasons(blur_below)
+        if reasons:
+            out.append(QualityIssue(r.path, reasons))
+    return sorted(out, key=lambda q: q.path)
+
+
 def _size_stats(images: list[ImageRecord]) -> dict[str, object]:
     if not images:
         return {}
@@ -225,6 +297,26 @@ def _warnings(report: DatasetReport, tiny_side: int) -> list[str]:
             f"{len(cross)} image(s) appear in more than one class (e.g. {' and '.join(example.paths[:2])}): "
             "a label conflict; keep each image in one class"
         )
+    near_cross = [g for g in report.near_duplicates if g.cross_class]
+    near_same = [g for g in report.near_duplicates if not g.cross_class]
+    if near_cross:
+        example = near_cross[0]
+        out.append(
+            f"{len(near_cross)} group(s) of look-alike images carry different labels (e.g. "
+            f"{' and '.join(example.paths[:2])}): likely label conflicts; check them"
+        )
+    if near_same:
+        out.append(
+            f"{len(near_same)} group(s) of near-duplicate images within a class (copies resized, "
+            "re-encoded or mirrored, or pictures that look almost the same): each group is kept in one "
+            "split so it cannot leak between train, "
+            "validation and test"
+        )
+    poor = [q for q in report.quality_issues if not all(x.startswith("tiny") for x in q.reasons)]
+    if poor:
+        kinds = Counter(reason for q in poor for reason in q.reasons if not reason.startswith("tiny"))
+        listed = ", ".join(f"{n} {reason}" for reason, n in kinds.most_common())
+        out.append(f"{len(poor)} image(s) may be poor examples ({listed}): see the quality list")
     if report.tiny_images:
         out.append(
             f"{len(report.tiny_images)} image(s) are smaller than {tiny_side} px on a side: "

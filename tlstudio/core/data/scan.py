@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tlstudio.core.data.imagefile import DEFAULT_MAX_PIXELS, ImageProblem, probe_image
+from tlstudio.core.data.looks import Look, look_at
 
 SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini", "icon\r"})
 SYSTEM_FOLDERS = frozenset({"__macosx", "$recycle.bin", "system volume information", "@eadir"})
@@ -40,6 +41,7 @@ class ImageRecord:
     size_bytes: int
     frames: int = 1
     exif_orientation: int = 1
+    look: Look | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ def scan_folder(
     root: str | os.PathLike[str],
     *,
     deep: bool = False,
+    looks: bool = True,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int | None = None,
     on_progress: ProgressCallback | None = None,
@@ -74,6 +77,8 @@ def scan_folder(
     Args:
         root: the dataset folder.
         deep: decode every image fully (slower) instead of header and structure checks.
+        looks: also decode a small version of each image for its perceptual hash and quality
+            measures (``looks.Look``: near-duplicates, dark, bright, blurred images).
         max_pixels: larger images are refused without being decoded.
         workers: threads for reading files; defaults to a small multiple of the CPU count.
         on_progress: called as ``on_progress(done, total)`` after each batch of files.
@@ -124,7 +129,9 @@ def scan_folder(
             if stop is not None and stop.is_set():
                 raise ScanCancelled(f"scan of {root} cancelled after {start} of {total} files")
             batch = candidates[start : start + _BATCH]
-            for outcome in pool.map(lambda c: _check_file(*c, deep=deep, max_pixels=max_pixels), batch):
+            for outcome in pool.map(
+                lambda c: _check_file(*c, deep=deep, looks=looks, max_pixels=max_pixels), batch
+            ):
                 if isinstance(outcome, ImageRecord):
                     result.images.append(outcome)
                 else:
@@ -195,9 +202,10 @@ def _special_file_reason(entry: os.DirEntry[str]) -> str:
     return ""
 
 
-def _check_file(abs_path: Path, rel_path: str, label: str, *, deep: bool, max_pixels: int):
+def _check_file(abs_path: Path, rel_path: str, label: str, *, deep: bool, looks: bool, max_pixels: int):
     try:
         info = probe_image(abs_path, max_pixels=max_pixels, deep=deep)
+        look = look_at(abs_path, max_pixels=max_pixels) if looks else None
         digest = file_sha256(abs_path)
         size = abs_path.stat().st_size
     except ImageProblem as problem:
@@ -215,6 +223,7 @@ def _check_file(abs_path: Path, rel_path: str, label: str, *, deep: bool, max_pi
         size_bytes=size,
         frames=info.frames,
         exif_orientation=info.exif_orientation,
+        look=look,
     )
 
 

@@ -1,7 +1,8 @@
 """Stratified, seeded train/validation/test split, written as a manifest that later runs reuse.
 
-Identical files (same SHA-256) always land in the same split, so duplicates cannot leak from
-train into validation or test. The split depends only on the files' contents, classes, the
+Identical files (same SHA-256) and near-duplicates (resized, re-encoded, mirrored copies: see
+``looks.NEAR_DUPLICATE_BITS``) always land in the same split, so copies cannot leak from train
+into validation or test. The split depends only on the files' contents, classes, the
 fractions and the seed, never on directory listing order.
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tlstudio.core import atomic
+from tlstudio.core.data.looks import look_alike_labels
 from tlstudio.core.data.scan import ImageRecord, file_sha256, in_folder
 from tlstudio.core.settings import SEED, TEST_FRACTION, VAL_FRACTION
 
@@ -135,18 +137,27 @@ class Manifest:
 
 
 def make_split(images: list[ImageRecord], config: SplitConfig | None = None) -> Manifest:
-    """Split images per class into train/val/test, keeping identical files together.
+    """Split images per class into train/val/test, keeping identical files and near-duplicates together.
 
-    Each group of identical files is assigned to the class most of its copies carry; within
-    each class, groups are ordered by hash, shuffled with the seed, and dealt to test, then
-    validation, then train (a group that would overshoot a split's share goes to train).
-    A class with at least three images gets at least one image in each split whose
-    fraction is above zero.
+    Each group of look-alike files (``look_alike_groups``) is assigned to the class most of its
+    copies carry; within each class, groups are ordered by hash, shuffled with the seed, and
+    dealt to test, then validation, then train (a group that would overshoot a split's share
+    goes to train). A class with at least three images gets at least one image in each split
+    whose fraction is above zero.
+
+    Args:
+        images: the scan's records (their ``look`` joins near-duplicates; without it, only
+            identical files are grouped).
+        config: fractions and seed.
+
+    Returns:
+        The manifest.
     """
     config = config or SplitConfig()
+    group_of = look_alike_groups(images)
     groups: dict[str, list[ImageRecord]] = defaultdict(list)
     for record in images:
-        groups[record.sha256].append(record)
+        groups[group_of[record.path]].append(record)
     by_class: dict[str, list[str]] = defaultdict(list)
     for digest, members in groups.items():
         home = Counter(r.label for r in members).most_common()
@@ -171,10 +182,43 @@ def make_split(images: list[ImageRecord], config: SplitConfig | None = None) -> 
             filled[split] += size
 
     entries = sorted(
-        (ManifestEntry(r.path, r.sha256, r.label, assignment[r.sha256]) for r in images),
+        (ManifestEntry(r.path, r.sha256, r.label, assignment[group_of[r.path]]) for r in images),
         key=lambda e: (e.label, e.path),
     )
     return Manifest(tuple(entries))
+
+
+def look_alike_groups(images: list[ImageRecord]) -> dict[str, str]:
+    """Which group each image belongs to: identical files and near-duplicates share one.
+
+    Args:
+        images: scan records; those with a ``look`` are compared by perceptual hash.
+
+    Returns:
+        ``{path: group key}``; the key is the smallest SHA-256 in the group, so it does not
+        depend on listing order.
+    """
+    by_hash: dict[str, int] = {}
+    hashes: list[str] = []
+    for record in images:
+        if record.sha256 not in by_hash:
+            by_hash[record.sha256] = len(hashes)
+            hashes.append(record.sha256)
+    looked = {}
+    for record in images:
+        if record.look is not None:
+            looked.setdefault(by_hash[record.sha256], record.look)
+    order = sorted(looked)
+    labels = look_alike_labels([looked[k] for k in order])
+    members: dict[int, list[int]] = defaultdict(list)
+    for position, label in enumerate(labels):
+        members[int(label)].append(order[position])
+    key = list(hashes)
+    for group in members.values():
+        smallest = min(hashes[k] for k in group)
+        for k in group:
+            key[k] = smallest
+    return {r.path: key[by_hash[r.sha256]] for r in images}
 
 
 def _target(total: int, fraction: float) -> int:
