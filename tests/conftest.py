@@ -67,3 +67,21 @@ def tiny_backbone_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("backbone") / "pretrained.keras"
     model.save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def probe_run(tmp_path_factory, colour_data, tiny_backbone_file):
+    """One run on ``colour_data`` (the probe only: quick), shared by the tests that read a run."""
+    from tlstudio.core.settings import Augmentation, TrainSettings
+    from tlstudio.core.training.session import TrainingSession
+
+    out = tmp_path_factory.mktemp("probe-run") / "run"
+    s = TrainSettings(
+        backbone=str(tiny_backbone_file),
+        fine_tune_epochs=0,
+        batch_size=8,
+        augmentation=Augmentation(False, 0.0),
+    )
+    result = TrainingSession(s, colour_data, out).run()
+    assert result.status == "completed", result.error
+    return out

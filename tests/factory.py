@@ -328,3 +328,25 @@ def photo(seed: int, side: int = 160) -> Image.Image:
     img = Image.fromarray(coarse).resize((side, side), Image.Resampling.BICUBIC)
     arr = np.asarray(img, dtype=np.int16) + rng.integers(-25, 25, (side, side, 3))
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def solid(rgb, seed: int) -> bytes:
+    """A 32×32 PNG of one colour with a little noise."""
+    rng = np.random.default_rng(seed)
+    return encode(np.clip(rng.normal(rgb, 6, (32, 32, 3)), 0, 255).astype(np.uint8), "PNG")
+
+
+def make_unlabelled_colours(folder: Path, colour_data: Path) -> Path:
+    """Unlabelled images for a colour run: clear reds, greens and blues; colours half-way between
+    two classes (in ``mixed/``); a copy of a labelled image; a file that is not an image."""
+    import shutil
+
+    for i in range(4):
+        for name, rgb in COLOURS.items():
+            write(folder / f"clear_{name}_{i}.png", solid(rgb, i))
+    red, green, blue = (np.array(c) for c in COLOURS.values())
+    for i, mix in enumerate(((red + blue) / 2, (red + green) / 2, (green + blue) / 2)):
+        write(folder / "mixed" / f"between_{i}.png", solid(mix, 10 + i))
+    shutil.copy(sorted((colour_data / "red").glob("*.png"))[0], folder / "already.png")
+    write(folder / "notes.png", b"not an image at all")
+    return folder

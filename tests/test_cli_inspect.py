@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 from factory import encode, make_class_folder, pattern, write
+from PIL import Image
 
 from tlstudio.cli import main
 from tlstudio.core.data.split import Manifest
@@ -119,12 +121,18 @@ def test_label_issues_need_a_backbone_and_come_in_the_json(colour_data, tiny_bac
     shutil.copytree(colour_data, data)
     wrong = next(iter(sorted((data / "red").glob("*"))))
     wrong.rename(data / "blue" / f"was_red_{wrong.name}")  # a red image labelled blue
+    # a black frame: nothing this colour backbone responds to (a chessboard or grey it sees as colours)
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(data / "green" / "black_frame.png")
     assert (
         main(["inspect", str(data), "--label-issues", "--backbone", str(tiny_backbone_file), "--json"]) == 0
     )
-    issues = json.loads(capsys.readouterr().out)["label_issues"]
-    assert issues[0]["path"] == f"blue/was_red_{wrong.name}"
-    assert issues[0]["given"] == "blue" and issues[0]["suggested"] == "red"
-    assert set(issues[0]) == {"path", "given", "suggested", "confidence", "given_probability", "confident"}
+    found = json.loads(capsys.readouterr().out)
+    issues = {i["path"]: i for i in found["label_issues"][:2]}  # the black frame may look like no colour
+    flipped = issues[f"blue/was_red_{wrong.name}"]
+    assert [o["path"] for o in found["outliers"]] == ["green/black_frame.png"]
+    assert flipped["given"] == "blue" and flipped["suggested"] == "red"
+    assert set(flipped) == {"path", "given", "suggested", "confidence", "given_probability", "confident"}
     assert main(["inspect", str(data), "--label-issues", "--backbone", str(tiny_backbone_file)]) == 0
-    assert f"blue/was_red_{wrong.name}: labelled blue, looks like red" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert f"blue/was_red_{wrong.name}: labelled blue, looks like red" in text
+    assert "Off-distribution images: 1" in text and "green/black_frame.png (green)" in text

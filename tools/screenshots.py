@@ -91,6 +91,19 @@ def main() -> None:
     ):
         first = sorted((data / source).glob("*.png"))[5]
         first.rename(data / wrong / f"from_{source}_{first.name}")
+    from PIL import Image
+
+    # for the quality tab: a copy of a three filed as a five, a dark two, a blank image
+    three = Image.open(sorted((data / "3_three").glob("*.png"))[0])
+    three.resize((64, 64)).save(data / "5_five" / "copy_of_a_three.png")
+    two = Image.open(sorted((data / "2_two").glob("*.png"))[0])
+    two.point(lambda v: v // 10).save(data / "2_two" / "dark_two.png")
+    Image.new("L", (32, 32), 128).save(data / "1_one" / "blank.png")
+    unlabelled = work / "unlabelled"  # for Label next: images the runs never see
+    unlabelled.mkdir()
+    for folder in sorted(p for p in data.iterdir() if p.is_dir()):
+        for image in sorted(folder.glob("digit_*.png"))[-4:]:
+            image.rename(unlabelled / image.name)
     window.set_project(Project(path=work / "digits.tlstudio.json", data_dir=str(data)))
     wait(lambda: window.data.report is not None)
     wait(lambda: window.backbone.ready)
@@ -147,6 +160,15 @@ def main() -> None:
     wait(lambda: window.data.label_issues.check.isEnabled() and bool(window.data.label_issues.model.items))
     window.data.label_issues.list.setCurrentIndex(window.data.label_issues.model.index(0))
     shoot("data-label-issues")
+    window.data.tabs.setCurrentWidget(window.data.quality)
+    shoot("data-quality")
+    label_next = window.data.label_next
+    window.data.tabs.setCurrentWidget(label_next)
+    label_next.set_folder(unlabelled)
+    label_next.count.setValue(12)
+    label_next.suggest_button.click()
+    wait(lambda: label_next.suggest_button.isEnabled() and bool(label_next.model.items))
+    shoot("data-label-next")
     window.close()
     print(f"screenshots in {args.out}")
 

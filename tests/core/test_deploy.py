@@ -14,25 +14,14 @@ from tlstudio.core.data.pipeline import load_for_model
 from tlstudio.core.data.split import Manifest
 from tlstudio.core.deploy import converters
 from tlstudio.core.deploy.formats import DeployError, export_all, export_format
-from tlstudio.core.settings import Augmentation, TrainSettings
-from tlstudio.core.training.session import TrainingSession
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, colour_data, tiny_backbone_file):
+def run(probe_run):
     """One trained run (probe only: quick)."""
-    out = tmp_path_factory.mktemp("deploy") / "run"
-    s = TrainSettings(
-        backbone=str(tiny_backbone_file),
-        fine_tune_epochs=0,
-        batch_size=8,
-        augmentation=Augmentation(False, 0.0),
-    )
-    result = TrainingSession(s, colour_data, out).run()
-    assert result.status == "completed", result.error
-    return out
+    return probe_run
 
 
 def split_images(run, colour_data):

@@ -55,3 +55,19 @@ def test_flipped_labels_are_among_the_first_entries_with_a_related_backbone(tmp_
     assert result["flipped"] == 15  # a tenth of 5 classes × 30
     assert result["precision_at_k"] >= 0.6, result  # random ranking: 0.1 (measured: 0.73)
     assert result["recall"] >= 0.9, result  # (measured: 1.0)
+
+
+def test_off_distribution_lists_the_image_unlike_all_others_and_nothing_in_a_clean_folder():
+    from tlstudio.core.training.label_issues import off_distribution
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 1, (3, 16)) + 4.0
+    clean = np.concatenate([c + rng.normal(0, 0.3, (40, 16)) for c in centres])
+    paths = [f"c{i // 40}/{i}.png" for i in range(120)]
+    labels = [p.split("/")[0] for p in paths]
+    assert off_distribution(clean, paths, labels) == []
+    alien = np.concatenate([clean, -4.0 + rng.normal(0, 0.3, (1, 16))])
+    found = off_distribution(alien, [*paths, "c0/alien.png"], [*labels, "c0"])
+    assert [o.path for o in found] == ["c0/alien.png"]
+    assert found[0].distance > found[0].fence and found[0].to_dict()["reason"].startswith("off-distribution")
+    assert off_distribution(clean[:4], paths[:4], labels[:4]) == []

@@ -139,3 +139,24 @@ def test_a_folder_of_frames_that_all_look_alike_is_one_group(tmp_path):
     labels = looks.look_alike_labels(frames)
     assert set(labels[:150]) == {0} and labels[150] == 150
     assert len(looks.near_duplicate_pairs(frames)) == 150 * 149 // 2
+
+
+def test_pseudo_labelled_images_and_their_look_alikes_are_for_training_only(tmp_path):
+    root = tmp_path / "data"
+    for seed in range(30):
+        label = f"c{seed % 2}"
+        save(photo(seed, side=64), root / label / f"{seed}.png")
+        save(photo(100 + seed, side=64), root / label / "pseudo-labels" / f"p{seed}.png")
+    save(photo(103, side=64).resize((80, 80)), root / "c1" / "looks_like_a_pseudo_label.png")
+    report = inspect_folder(root)
+    assert report.pseudo_labelled == {"c0": 15, "c1": 15}
+    assert any(
+        "30 pseudo-labelled image(s)" in w and "never for validation or test" in w for w in report.warnings
+    )
+    for seed in (0, 1, 2):
+        manifest = make_split(report.images, SplitConfig(0.2, 0.2, seed=seed))
+        split_of = {e.path: e.split for e in manifest.entries}
+        assert all(s == "train" for p, s in split_of.items() if "/pseudo-labels/" in p)
+        assert split_of["c1/looks_like_a_pseudo_label.png"] == "train"
+        real = manifest.counts()
+        assert real["val"] == {"c0": 3, "c1": 3} and real["test"] == {"c0": 3, "c1": 3}

@@ -6,7 +6,7 @@ import pytest
 from factory import make_colour_dataset
 
 from tlstudio.core.data.health import inspect_folder
-from tlstudio.core.data.relabel import RelabelError, move_to_class, undo
+from tlstudio.core.data.relabel import RelabelError, copy_into_class, move_to_class, remove_copy, undo
 from tlstudio.core.data.split import Manifest, SplitConfig, make_split
 
 
@@ -43,3 +43,23 @@ def test_a_taken_name_gets_a_free_one_and_refusals_say_why(data):
     (root / move.old_path).write_bytes(b"new file in the old place")
     with pytest.raises(RelabelError, match="exists again"):
         undo(root, move)
+
+
+def test_copy_into_class_keeps_the_original_picks_a_free_name_and_undoes_only_its_own_copy(tmp_path):
+    data = tmp_path / "data"
+    (data / "cat").mkdir(parents=True)
+    (data / "cat" / "new.png").write_bytes(b"older")
+    source = tmp_path / "inbox" / "new.png"
+    source.parent.mkdir()
+    source.write_bytes(b"pixels")
+    assert copy_into_class(data, source, "cat") == "cat/new-1.png"
+    assert copy_into_class(data, source, "dog") == "dog/new.png"
+    assert source.read_bytes() == b"pixels" and (data / "dog" / "new.png").read_bytes() == b"pixels"
+    for bad in ("", "..", "a/b"):
+        with pytest.raises(RelabelError):
+            copy_into_class(data, source, bad)
+    (data / "dog" / "new.png").write_bytes(b"edited since")
+    with pytest.raises(RelabelError, match="changed"):
+        remove_copy(data, "dog/new.png", source)
+    remove_copy(data, "cat/new-1.png", source)
+    assert not (data / "cat" / "new-1.png").exists() and (data / "cat" / "new.png").read_bytes() == b"older"

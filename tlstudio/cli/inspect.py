@@ -30,15 +30,17 @@ def run_inspect(args: argparse.Namespace) -> int:
     if args.manifest and report.usable:
         manifest = make_split(report.images, config)
         manifest.save(args.manifest)
-    issues = None
+    issues = outliers = None
     if check_labels and report.usable:
-        issues = label_issues(args, report)
-        if isinstance(issues, int):
-            return issues
+        found = label_issues(args, report)
+        if isinstance(found, int):
+            return found
+        issues, outliers = found
     if args.json:
         data = report.to_dict()
         if issues is not None:
             data["label_issues"] = [i.to_dict() for i in issues]
+            data["outliers"] = [o.to_dict() for o in outliers]
         if manifest is not None:
             data["manifest"] = {
                 "path": str(args.manifest),
@@ -56,22 +58,23 @@ def run_inspect(args: argparse.Namespace) -> int:
         print(format_report(report, manifest, args.manifest))
         if issues is not None:
             print(format_label_issues(issues))
+            print(format_outliers(outliers))
     if not report.usable:
         return fail("inspect", f"not usable: {report.problem}")
     return 0
 
 
 def label_issues(args: argparse.Namespace, report):
-    """The likely label errors (a list), or an exit code when they cannot be computed."""
+    """(likely label errors, outliers), or an exit code when they cannot be computed."""
     from tlstudio.cli.common import quiet_tensorflow
 
     quiet_tensorflow()
     from tlstudio.core.backbone.sources import BackboneError
-    from tlstudio.core.training.label_issues import find_label_issues
+    from tlstudio.core.training.label_issues import check_labels
 
     say = None if args.json else (lambda text: print(f"Label check: {text}…", file=sys.stderr))
     try:
-        return find_label_issues(
+        return check_labels(
             report, args.backbone, weights=args.weights, image_size=args.image_size, progress=say
         )
     except (BackboneError, ValueError) as err:
@@ -94,4 +97,18 @@ def format_label_issues(issues, shown: int = 20) -> str:
         )
     if len(issues) > shown:
         lines.append(f"  … and {len(issues) - shown} more (all of them with --json)")
+    return "\n".join(lines)
+
+
+def format_outliers(outliers, shown: int = 10) -> str:
+    """The off-distribution images as lines of text."""
+    if not outliers:
+        return "\nOff-distribution images: none (no image is far from all others in the backbone's features)."
+    lines = [
+        f"\nOff-distribution images: {len(outliers)}, farthest first (mean cosine distance to the nearest "
+        f"images; the fence is {outliers[0].fence:.3f}). Are they in the right folder at all?"
+    ]
+    lines += [f"  {o.path} ({o.label}): {o.distance:.3f}" for o in outliers[:shown]]
+    if len(outliers) > shown:
+        lines.append(f"  … and {len(outliers) - shown} more (all of them with --json)")
     return "\n".join(lines)

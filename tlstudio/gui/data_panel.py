@@ -29,6 +29,7 @@ from tlstudio.core.data.scan import in_folder
 from tlstudio.core.settings import SEED, TEST_FRACTION, VAL_FRACTION, TrainSettings
 from tlstudio.gui.class_bars import ClassBars
 from tlstudio.gui.label_issues_view import LabelIssuesView
+from tlstudio.gui.label_next_view import LabelNextView
 from tlstudio.gui.quality_view import QualityView
 from tlstudio.gui.worker import Task
 
@@ -90,7 +91,10 @@ class DataPanel(QWidget):
         self.quality = QualityView()
         tabs.addTab(self.quality, "Look-alikes && quality")
         self.label_issues = LabelIssuesView()
+        self.label_issues.outliers_found.connect(self._show_outliers)
         tabs.addTab(self.label_issues, "Possible label errors")
+        self.label_next = LabelNextView()
+        tabs.addTab(self.label_next, "Label next")
         self.tabs = tabs
 
         self.val = QDoubleSpinBox(decimals=2, minimum=0.0, maximum=0.5, singleStep=0.05, value=VAL_FRACTION)
@@ -222,12 +226,18 @@ class DataPanel(QWidget):
         for text in report.warnings or ["No warnings: the folder looks healthy."]:
             self.warnings.addItem(QListWidgetItem(("⚠ " if report.warnings else "✓ ") + text))
         self.tabs.setTabText(1, f"Skipped files ({len(report.skipped)})")
-        self.tabs.setTabText(2, f"Look-alikes && quality ({self.quality.show_report(report)})")
+        self._show_outliers([])
         self.tabs.setTabText(0, f"Warnings ({len(report.warnings)})")
         self._draw_chart()
         if report.classes:
             self.classes.selectRow(0)
         self.report_ready.emit(report)
+
+    def _show_outliers(self, outliers: list) -> None:
+        """The quality tab with the label check's off-distribution images (none before it runs)."""
+        if self.report is not None:
+            found = self.quality.show_report(self.report, outliers)
+            self.tabs.setTabText(2, f"Look-alikes && quality ({found})")
 
     def _draw_chart(self) -> None:
         self.chart.set_counts(dict(self.report.classes) if self.report else {})

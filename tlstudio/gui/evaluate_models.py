@@ -88,6 +88,8 @@ class GalleryModel(QAbstractListModel):
         item = self.items[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
             moved = f"\nmoved to {item['moved_to']}" if item.get("moved_to") else ""
+            if item.get("added_to"):
+                moved = f"\nadded to {item['added_to']}"
             return f"{item['true']} → {item['predicted']}\n{item['confidence']:.2f}{moved}"
         if role == Qt.ItemDataRole.DecorationRole:
             return self._thumb(str(item["path"]))

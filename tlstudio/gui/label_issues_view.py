@@ -29,10 +29,11 @@ from tlstudio.gui.worker import Task
 
 
 def check_labels_job(report, settings: TrainSettings, stop: threading.Event):
-    """Worker job: the likely label errors of a scanned folder, judged by the project's backbone."""
-    from tlstudio.core.training.label_issues import find_label_issues
+    """Worker job: the likely label errors and the off-distribution images of a scanned folder,
+    judged by the project's backbone."""
+    from tlstudio.core.training.label_issues import check_labels
 
-    return find_label_issues(
+    return check_labels(
         report, settings.backbone, weights=settings.weights, image_size=settings.image_size, stop=stop
     )
 
@@ -44,6 +45,7 @@ class LabelIssuesView(QWidget):
     data_changed = Signal()
     kept_changed = Signal(list)
     check_requested = Signal()
+    outliers_found = Signal(list)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -110,8 +112,11 @@ class LabelIssuesView(QWidget):
         """Cancel a running check (it stops at its next batch of images)."""
         self._stop.set()
 
-    def show_issues(self, issues) -> None:
-        """The issues, most likely first, without the images kept before."""
+    def show_issues(self, found) -> None:
+        """The issues, most likely first, without the images kept before; the off-distribution images
+        go out through ``outliers_found`` (the Data panel lists them with the quality findings)."""
+        issues, outliers = found
+        self.outliers_found.emit(list(outliers))
         shown = [i for i in issues if i.path not in self.kept]
         items = [
             {

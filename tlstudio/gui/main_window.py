@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from tlstudio.core.data.split import SplitConfig, make_split
 from tlstudio.core.project import Project
 from tlstudio.core.results import run_folder as files
-from tlstudio.core.results.run_history import project_runs
+from tlstudio.core.results.run_history import latest_restorable_run, project_runs
 from tlstudio.gui.backbone_panel import BackbonePanel
 from tlstudio.gui.data_panel import DataPanel
 from tlstudio.gui.evaluate_panel import EvaluatePanel
@@ -111,6 +111,13 @@ class MainWindow(ProjectFiles, ClosesSafely, QMainWindow):
         self.data.label_issues.data_changed.connect(self._rescan_data)
         self.data.label_issues.kept_changed.connect(self._labels_kept)
         self.data.label_issues.check_requested.connect(self._check_labels)
+        self.data.label_next.data_changed.connect(self._rescan_data)
+        self.data.label_next.latest_run = lambda: latest_restorable_run(self.project.runs)
+        self.data.label_next.waiting_for = lambda: (
+            ""
+            if self.backbone.ready
+            else "TensorFlow is still loading (see the status bar): suggest again in a moment."
+        )
         self.evaluate.resume_requested.connect(self.resume_run)
         self._make_menus()
         self.start_page.show_recent(self.recent_projects())
@@ -197,6 +204,7 @@ class MainWindow(ProjectFiles, ClosesSafely, QMainWindow):
         self.data.label_issues.set_data(
             Path(project.data_dir) if project.data_dir else None, project.manifest_path, project.kept_labels
         )
+        self.data.label_next.set_data(Path(project.data_dir) if project.data_dir else None)
         if project.data_dir:
             self.data.load(project.data_dir)
         if project.runs:

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 from tlstudio.core.data import looks
 from tlstudio.core.data.scan import ImageRecord, ScanResult, SkippedFile, scan_folder
-from tlstudio.core.data.split import look_alike_groups
+from tlstudio.core.data.split import PSEUDO_FOLDER, is_pseudo_labelled, look_alike_groups
 
 IMBALANCE_WARNING_RATIO = 5.0
 TINY_SIDE = 32
@@ -68,6 +68,7 @@ class DatasetReport:
     tiny_images: list[str]
     near_duplicates: list[NearDuplicateGroup]
     quality_issues: list[QualityIssue]
+    pseudo_labelled: dict[str, int]
     size_stats: dict[str, object]
     formats: dict[str, int]
     warnings: list[str]
@@ -105,6 +106,7 @@ class DatasetReport:
                 for g in self.near_duplicates
             ],
             "quality_issues": [asdict(q) for q in self.quality_issues],
+            "pseudo_labelled": self.pseudo_labelled,
             "size_stats": self.size_stats,
             "formats": self.formats,
         }
@@ -135,6 +137,9 @@ def build_report(scan: ScanResult, *, tiny_side: int = TINY_SIDE) -> DatasetRepo
         tiny_images=tiny,
         near_duplicates=near_duplicate_groups(scan.images),
         quality_issues=quality_issues(scan.images, tiny_side),
+        pseudo_labelled=dict(
+            sorted(Counter(r.label for r in scan.images if is_pseudo_labelled(r.path)).items())
+        ),
         size_stats=_size_stats(scan.images),
         formats=dict(sorted(Counter(r.format for r in scan.images).items())),
         warnings=[],
@@ -296,6 +301,13 @@ def _warnings(report: DatasetReport, tiny_side: int) -> list[str]:
         out.append(
             f"{len(cross)} image(s) appear in more than one class (e.g. {' and '.join(example.paths[:2])}): "
             "a label conflict; keep each image in one class"
+        )
+    if report.pseudo_labelled:
+        total = sum(report.pseudo_labelled.values())
+        out.append(
+            f"{total} pseudo-labelled image(s) (labelled by a model, in CLASS/{PSEUDO_FOLDER}/): counted in "
+            "their class, used for training only, never for validation or test; delete those folders to "
+            "train without them"
         )
     near_cross = [g for g in report.near_duplicates if g.cross_class]
     near_same = [g for g in report.near_duplicates if not g.cross_class]

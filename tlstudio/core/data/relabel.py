@@ -1,4 +1,5 @@
-"""Fix a label from the error gallery: move an image to another class folder, and back (undo).
+"""Fix a label from the error gallery: move an image to another class folder, and back (undo);
+label a new image: copy it into a class folder (the original stays), and take the copy back.
 
 The split manifest follows the file: the entry keeps its content hash and its split (so a fix never
 moves an image between train and test), and takes the new path and class. Both the move and the
@@ -8,6 +9,7 @@ manifest write are undone together.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -71,6 +73,42 @@ def undo(
         raise RelabelError(f"{move.old_path} exists again: not overwriting it")
     os.rename(src, dst)
     return _update(manifest, manifest_path, move.new_path, move.old_path, move.old_label)
+
+
+def copy_into_class(data_dir: str | os.PathLike[str], source: str | os.PathLike[str], label: str) -> str:
+    """Copy an unlabelled image into ``data_dir/label/`` (a free name is chosen if taken).
+
+    Args:
+        data_dir: the data folder.
+        source: the image; it stays where it is.
+        label: the class folder (created when new).
+
+    Returns:
+        The copy's '/'-separated path relative to ``data_dir``.
+
+    Raises:
+        RelabelError: the source is gone, or the label is not a plain folder name.
+    """
+    src = Path(source)
+    if not src.is_file():
+        raise RelabelError(f"{source} is not there any more")
+    if not label or label in (".", "..") or "/" in label or "\\" in label:
+        raise RelabelError(f"'{label}' is not a class folder name")
+    folder = Path(data_dir) / label
+    folder.mkdir(exist_ok=True)
+    dst = _free_name(folder / src.name)
+    shutil.copy2(src, dst)
+    return f"{label}/{dst.name}"
+
+
+def remove_copy(data_dir: str | os.PathLike[str], rel_path: str, source: str | os.PathLike[str]) -> None:
+    """Undo ``copy_into_class``: delete the copy, but only while it still holds the source's bytes."""
+    copy = in_folder(data_dir, rel_path)
+    if not copy.is_file():
+        raise RelabelError(f"{rel_path} is not there any more: cannot undo")
+    if copy.read_bytes() != Path(source).read_bytes():
+        raise RelabelError(f"{rel_path} has changed since it was copied: not deleting it")
+    copy.unlink()
 
 
 def _update(manifest, manifest_path, old: str, new: str, label: str) -> Manifest | None:

@@ -143,6 +143,43 @@ def scan_folder(
     return result
 
 
+def scan_unlabelled(
+    folder: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS, workers: int | None = None
+) -> ScanResult:
+    """Check every file under a folder of images that have no class yet (sub-folders included).
+
+    Args:
+        folder: the folder.
+        max_pixels: larger images are refused undecoded.
+        workers: reader threads.
+
+    Returns:
+        The usable images (``label`` empty; paths relative to ``folder``) and the skipped files.
+
+    Raises:
+        NotADirectoryError: ``folder`` is not a folder.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise NotADirectoryError(f"{folder} is not a folder")
+    result = ScanResult(root=str(root))
+    candidates = []
+    for abs_path, rel, reason in _walk_class(root, ""):
+        rel = rel.lstrip("/")
+        if reason:
+            result.skipped.append(SkippedFile(rel, reason))
+        else:
+            candidates.append((abs_path, rel, ""))
+    with ThreadPoolExecutor(max_workers=workers or 4, thread_name_prefix="tlstudio-scan") as pool:
+        for outcome in pool.map(
+            lambda c: _check_file(*c, deep=False, looks=False, max_pixels=max_pixels), candidates
+        ):
+            (result.images if isinstance(outcome, ImageRecord) else result.skipped).append(outcome)
+    result.images.sort(key=lambda r: r.path)
+    result.skipped.sort(key=lambda x: x.path)
+    return result
+
+
 class ScanCancelled(Exception):
     """The scan was cancelled (``scan_folder(stop=...)``)."""
 

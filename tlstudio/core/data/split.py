@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from tlstudio.core.settings import TrainSettings
 
 SPLITS = ("train", "val", "test")
+PSEUDO_FOLDER = "pseudo-labels"
+"""Images in ``CLASS/pseudo-labels/`` carry a label a model gave them (``tlstudio suggest --pseudo-label``):
+they are used for training only, never for validation or test."""
 MANIFEST_COLUMNS = ("path", "sha256", "class", "split")
 
 
@@ -143,7 +146,8 @@ def make_split(images: list[ImageRecord], config: SplitConfig | None = None) -> 
     copies carry; within each class, groups are ordered by hash, shuffled with the seed, and
     dealt to test, then validation, then train (a group that would overshoot a split's share
     goes to train). A class with at least three images gets at least one image in each split
-    whose fraction is above zero.
+    whose fraction is above zero. Pseudo-labelled images (``PSEUDO_FOLDER``) and their look-alikes
+    always go to train.
 
     Args:
         images: the scan's records (their ``look`` joins near-duplicates; without it, only
@@ -165,7 +169,9 @@ def make_split(images: list[ImageRecord], config: SplitConfig | None = None) -> 
 
     assignment: dict[str, str] = {}
     for label in sorted(by_class):
-        digests = sorted(by_class[label])
+        pseudo = {d for d in by_class[label] if any(is_pseudo_labelled(r.path) for r in groups[d])}
+        assignment.update(dict.fromkeys(pseudo, "train"))  # with its look-alikes: nothing leaks
+        digests = sorted(set(by_class[label]) - pseudo)
         random.Random(f"{config.seed}:{label}").shuffle(digests)
         total = sum(len(groups[d]) for d in digests)
         targets = {
@@ -186,6 +192,12 @@ def make_split(images: list[ImageRecord], config: SplitConfig | None = None) -> 
         key=lambda e: (e.label, e.path),
     )
     return Manifest(tuple(entries))
+
+
+def is_pseudo_labelled(path: str) -> bool:
+    """True for an image under ``CLASS/pseudo-labels/`` (a '/'-separated path relative to the data)."""
+    parts = path.split("/")
+    return len(parts) > 2 and parts[1] == PSEUDO_FOLDER
 
 
 def look_alike_groups(images: list[ImageRecord]) -> dict[str, str]:

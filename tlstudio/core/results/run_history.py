@@ -83,6 +83,15 @@ def project_runs(runs: list[dict[str, object]]) -> list[RunRecord]:
     return [load_run(r["run_dir"]) for r in runs if Path(str(r["run_dir"])).is_dir()]
 
 
+def latest_restorable_run(runs: list[dict[str, object]]) -> Path | None:
+    """The newest of a project's runs that has a best checkpoint (what ``suggest`` needs), or None."""
+    for run in reversed(runs):
+        folder = Path(str(run["run_dir"]))
+        if (folder / files.CHECKPOINTS / files.BEST_WEIGHTS).is_file():
+            return folder
+    return None
+
+
 def diff_settings(a: dict[str, object], b: dict[str, object]) -> list[tuple[str, object, object]]:
     """(setting, value in a, value in b) for every setting that differs; nested keys dotted."""
     fa, fb = flatten(a), flatten(b)

@@ -25,6 +25,11 @@ from tlstudio.core.training.feature_cache import feature_extractor
 from tlstudio.core.training.probe import fit_probe, stratified_folds
 
 FOLDS = 5
+OUTLIER_NEIGHBOURS = 10
+OUTLIER_FENCE = 3.0
+"""An image is off-distribution when its mean cosine distance to its ``OUTLIER_NEIGHBOURS`` nearest
+images (in the backbone's features) lies above the third quartile of all images' by more than
+``OUTLIER_FENCE`` interquartile ranges (Tukey's "far out" fence)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,46 @@ class LabelIssue:
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Outlier:
+    """An image unlike the rest of the folder (in the backbone's features)."""
+
+    path: str
+    label: str
+    distance: float  # mean cosine distance to its nearest images
+    fence: float  # the distance above which an image counts as off-distribution
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form, with the reason in words."""
+        return asdict(self) | {"reason": "off-distribution: unlike the other images of the folder"}
+
+
+def off_distribution(features: np.ndarray, paths: list[str], labels: list[str]) -> list[Outlier]:
+    """Images far from all others in feature space, farthest first (see ``OUTLIER_FENCE``).
+
+    Args:
+        features: (n, d) backbone features.
+        paths: each image's path.
+        labels: each image's class.
+
+    Returns:
+        The outliers, farthest first (empty for fewer than 5 images).
+    """
+    n = len(features)
+    if n < 5:
+        return []
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(OUTLIER_NEIGHBOURS, n - 1)
+    search = NearestNeighbors(n_neighbors=k + 1, metric="cosine", algorithm="brute").fit(features)
+    distances, _ = search.kneighbors(features)
+    score = distances[:, 1:].mean(axis=1)  # the first neighbour is the image itself
+    q1, q3 = np.percentile(score, [25, 75])
+    fence = float(q3 + OUTLIER_FENCE * (q3 - q1))
+    far = [i for i in np.argsort(-score, kind="stable") if score[i] > fence]
+    return [Outlier(paths[i], labels[i], round(float(score[i]), 4), round(fence, 4)) for i in far]
 
 
 def image_features(
@@ -141,7 +186,21 @@ def rank_label_issues(
     return issues
 
 
-def find_label_issues(
+def find_label_issues(report: DatasetReport, backbone: str, **options) -> list[LabelIssue]:
+    """Likely label errors of a scanned, usable folder, most likely first (``check_labels``'s first half).
+
+    Args:
+        report: the dataset doctor's report (``inspect_folder``).
+        backbone: a backbone name or file (as for training).
+        **options: as for ``check_labels``.
+
+    Returns:
+        The images whose labels the backbone's features contradict.
+    """
+    return check_labels(report, backbone, **options)[0]
+
+
+def check_labels(
     report: DatasetReport,
     backbone: str,
     *,
@@ -149,8 +208,9 @@ def find_label_issues(
     image_size: int | None = None,
     stop: threading.Event | None = None,
     progress: Callable[[str], None] | None = None,
-) -> list[LabelIssue]:
-    """Likely label errors of a scanned, usable folder, most likely first.
+) -> tuple[list[LabelIssue], list[Outlier]]:
+    """Likely label errors and off-distribution images of a scanned, usable folder, from one pass
+    of the backbone over every image.
 
     Args:
         report: the dataset doctor's report (``inspect_folder``).
@@ -161,7 +221,7 @@ def find_label_issues(
         progress: told each step in words.
 
     Returns:
-        The images whose labels the backbone's features contradict.
+        (label issues, most likely first; outliers, farthest first).
     """
     say = progress or (lambda _: None)
     say(f"computing {backbone} features of {len(report.images)} images")
@@ -170,4 +230,6 @@ def find_label_issues(
     )
     say(f"scoring each image with a probe fitted on the other {FOLDS - 1} folds")
     probs = out_of_sample_probabilities(features, labels, len(classes))
-    return rank_label_issues(labels, probs, [r.path for r in report.images], classes)
+    paths = [r.path for r in report.images]
+    outliers = off_distribution(features, paths, [classes[int(y)] for y in labels])
+    return rank_label_issues(labels, probs, paths, classes), outliers

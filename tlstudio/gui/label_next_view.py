@@ -1,0 +1,270 @@
+"""The Data panel's *Label next* view: unlabelled images ranked by what a label would teach the
+project's latest run (``core.training.label_next``); pick a class for each and *Add to class* copies
+the file into that class folder of the data folder (the original stays; Undo deletes the copy).
+Then train again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from tlstudio.core.data import relabel
+from tlstudio.core.settings import SUGGEST_COUNT
+from tlstudio.gui.evaluate_models import GalleryModel, thumbnail_view
+from tlstudio.gui.worker import Task
+
+
+def suggest_job(run_dir: Path, folder: Path, n: int, stop: threading.Event):
+    """Worker job: the suggestions of ``run_dir``'s model for ``folder``."""
+    from tlstudio.core.training.label_next import suggest
+
+    return suggest(run_dir, folder, n, stop=stop)
+
+
+class LabelNextView(QWidget):
+    """Suggest, assign a class (copy into the data folder), undo; ``data_changed`` after each copy."""
+
+    data_changed = Signal()
+
+    def __init__(self, latest_run: Callable[[], Path | None] = lambda: None, parent=None):
+        super().__init__(parent)
+        self.latest_run = latest_run
+        self.waiting_for: Callable[[], str] = lambda: ""  # why it cannot start yet ("" when it can)
+        self.data_dir: Path | None = None
+        self.folder: Path | None = None
+        self.undo_stack: list[tuple[list[str], list[str], dict | None]] = []  # copies, their sources, item
+        self.confident: list = []  # the run's surest images: candidates for pseudo-labels
+        self.task: Task | None = None
+        self._stop = threading.Event()
+        self.model = GalleryModel()
+        self.list = thumbnail_view(self.model)
+        self.list.selectionModel().currentChanged.connect(lambda *_: self._current_changed())
+        self.title = QLabel(
+            "Which new images should you label first? Choose a folder of unlabelled images: the "
+            "project's latest run ranks them (those it is least sure of, spread over what they show)."
+        )
+        self.title.setWordWrap(True)
+        self.choose = QPushButton("Unlabelled folder…")
+        self.choose.clicked.connect(self._ask_folder)
+        self.count = QSpinBox(minimum=1, maximum=500, value=SUGGEST_COUNT)
+        self.count.setToolTip("How many images to suggest")
+        self.suggest_button = QPushButton("Suggest")
+        self.suggest_button.clicked.connect(self.run_suggest)
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setEnabled(False)
+        self.cancel.clicked.connect(lambda: self._stop.set())
+        self.classes = QComboBox()
+        self.classes.setToolTip("The class of the selected image")
+        self.add_button = QPushButton("Add to class")
+        self.add_button.setToolTip("Copy the image into that class folder of your data (the original stays)")
+        self.add_button.clicked.connect(self.add_current)
+        self.undo_button = QPushButton("Undo")
+        self.undo_button.clicked.connect(self.undo)
+        self.pseudo_button = QPushButton("Pseudo-label…")
+        self.pseudo_button.setToolTip(
+            "Copy the images the run is sure of into CLASS/pseudo-labels/ of your data: training uses "
+            "them, validation and test never do. Off unless you press this."
+        )
+        self.pseudo_button.clicked.connect(self.confirm_pseudo_labels)
+        top = QHBoxLayout()
+        for widget in (self.choose, QLabel("Images"), self.count, self.suggest_button, self.cancel):
+            top.addWidget(widget)
+        top.addStretch(1)
+        bottom = QHBoxLayout()
+        for widget in (QLabel("Class"), self.classes, self.add_button, self.undo_button, self.pseudo_button):
+            bottom.addWidget(widget)
+        bottom.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addLayout(top)
+        layout.addWidget(self.list, 1)
+        layout.addLayout(bottom)
+        self._update_buttons()
+
+    def set_data(self, data_dir: Path | None) -> None:
+        """The project's data folder (a new project: nothing shown)."""
+        self.data_dir = data_dir
+        self.undo_stack.clear()
+        self.model.set_items([], self.folder)
+        self._update_buttons()
+
+    def set_folder(self, folder: Path) -> None:
+        """The folder of unlabelled images to rank."""
+        self.folder = folder
+        self.choose.setText(f"Unlabelled: {folder.name}")
+        self.choose.setToolTip(str(folder))
+        self._update_buttons()
+
+    def _ask_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of unlabelled images")
+        if folder:
+            self.set_folder(Path(folder))
+
+    def run_suggest(self) -> None:
+        """Rank the unlabelled folder with the latest run, in a worker."""
+        run = self.latest_run()
+        if self.folder is None or (self.task is not None and self.task.is_running()):
+            return
+        if run is None:
+            self.title.setText("<b>Train a run first</b>: its model judges which images to label next.")
+            return
+        if why := self.waiting_for():
+            self.title.setText(why)
+            return
+        self._stop = threading.Event()
+        stop, folder, n = self._stop, self.folder, self.count.value()
+        self.title.setText(f"Ranking the images of {folder} with run {run.name}…")
+        self.task = Task(lambda: suggest_job(run, folder, n, stop))
+        self.task.done.connect(self.show_suggestions)
+        self.task.failed.connect(self._failed)
+        self.suggest_button.setEnabled(False)
+        self.cancel.setEnabled(True)
+        self.task.start()
+
+    def show_suggestions(self, result) -> None:
+        """The ranked images, with the run's guess and its runner-up."""
+        items = [
+            {
+                "path": s.path,
+                "true": "?",
+                "predicted": s.predicted,
+                "runner_up": s.runner_up,
+                "confidence": s.confidence,
+            }
+            for s in result.items
+        ]
+        self.classes.clear()
+        self.classes.addItems(result.classes)
+        self.confident = list(result.confident)
+        self.pseudo_button.setText(f"Pseudo-label {len(self.confident)} sure images…")
+        self.model.set_items(items, self.folder)
+        skipped = (
+            f"; {len(result.skipped)} skipped (already labelled or unreadable)" if result.skipped else ""
+        )
+        self.title.setText(
+            f"<b>Label these {len(items)} first</b> (of {result.considered}){skipped}: select one, "
+            "choose its class, <i>Add to class</i>. Then train again."
+        )
+        self.suggest_button.setEnabled(True)
+        self.cancel.setEnabled(False)
+        if items:
+            self.list.setCurrentIndex(self.model.index(0))
+        self._update_buttons()
+
+    def _failed(self, message: str) -> None:
+        first = message.splitlines()[0] if message else "failed"
+        self.title.setText(
+            "Cancelled." if "cancelled" in first else f"<span style='color:#b00'>{first}</span>"
+        )
+        self.suggest_button.setEnabled(True)
+        self.cancel.setEnabled(False)
+
+    def _current(self) -> dict | None:
+        index = self.list.currentIndex()
+        return self.model.items[index.row()] if index.isValid() else None
+
+    def _current_changed(self) -> None:
+        item = self._current()
+        if item is not None:
+            self.classes.setCurrentText(str(item.get("added_to") or item["predicted"]))
+        self._update_buttons()
+
+    def add_current(self) -> None:
+        """Copy the selected image into the chosen class folder of the data folder."""
+        item = self._current()
+        if item is None or self.data_dir is None or self.folder is None or item.get("added_to"):
+            return
+        label = self.classes.currentText()
+        try:
+            copy = relabel.copy_into_class(self.data_dir, self.folder / str(item["path"]), label)
+        except (relabel.RelabelError, OSError) as err:
+            self.title.setText(f"<span style='color:#b00'>Not added: {err}</span>")
+            return
+        item["added_to"] = label
+        self.undo_stack.append(([copy], [str(self.folder / str(item["path"]))], item))
+        self._refresh(item)
+        self.title.setText(f"Added to <b>{label}</b>: {copy} (the original stays in {self.folder.name})")
+        self.data_changed.emit()
+
+    def confirm_pseudo_labels(self) -> None:
+        """Ask, then copy the run's surest images into the data folder as pseudo-labels."""
+        if not self.confident or self.data_dir is None:
+            return
+        answer = QMessageBox.question(
+            self,
+            "Pseudo-label images?",
+            f"Copy {len(self.confident)} images the run is sure of into CLASS/pseudo-labels/ of your data "
+            "folder, each in the class the run gives it?\nTraining will use them; validation and test never "
+            "do. Undo (or deleting those folders) takes them out again.",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.pseudo_label()
+
+    def pseudo_label(self) -> None:
+        """Copy the run's surest images into the data folder as pseudo-labels (undoable)."""
+        from tlstudio.core.training.label_next import copy_pseudo_labels
+
+        if not self.confident or self.data_dir is None or self.folder is None:
+            return
+        try:
+            copies = copy_pseudo_labels(self.data_dir, self.folder, self.confident)
+        except (relabel.RelabelError, OSError) as err:
+            self.title.setText(f"<span style='color:#b00'>Not pseudo-labelled: {err}</span>")
+            return
+        self.undo_stack.append((copies, [str(self.folder / s.path) for s in self.confident], None))
+        self.confident = []
+        self.pseudo_button.setText("Pseudo-label…")
+        self.title.setText(f"{len(copies)} pseudo-labelled images copied (training only). Train again.")
+        self._update_buttons()
+        self.data_changed.emit()
+
+    def undo(self) -> None:
+        """Take the last copies back out of the data folder."""
+        if not self.undo_stack or self.data_dir is None:
+            return
+        copies, sources, item = self.undo_stack[-1]
+        try:
+            for copy, source in zip(copies, sources, strict=True):
+                if (self.data_dir / copy).exists():
+                    relabel.remove_copy(self.data_dir, copy, source)
+        except (relabel.RelabelError, OSError) as err:
+            self.title.setText(f"<span style='color:#b00'>Cannot undo: {err}</span>")
+            return
+        self.undo_stack.pop()
+        if item is not None:
+            item.pop("added_to", None)
+            self._refresh(item)
+        self.title.setText(f"Undone: {len(copies)} copied image(s) removed from the data folder.")
+        self._update_buttons()
+        self.data_changed.emit()
+
+    def _refresh(self, item: dict) -> None:
+        if item in self.model.items:
+            self.model.refresh(self.model.items.index(item))
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        item = self._current()
+        running = self.task is not None and self.task.is_running()
+        self.suggest_button.setEnabled(self.folder is not None and not running)
+        self.add_button.setEnabled(
+            item is not None and not item.get("added_to") and self.data_dir is not None
+        )
+        self.classes.setEnabled(item is not None)
+        self.undo_button.setEnabled(bool(self.undo_stack))
+        self.pseudo_button.setEnabled(bool(self.confident) and self.data_dir is not None)
