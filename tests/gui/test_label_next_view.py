@@ -98,3 +98,22 @@ def test_pseudo_labels_are_copied_only_on_request_and_undone(
     assert any("pseudo-labelled" in w for w in window.data.report.warnings)
     view.undo_button.click()
     assert not list(data.glob("*/pseudo-labels/*.png"))
+
+
+def test_results_that_arrive_before_their_thread_ends_leave_suggest_enabled(window, tmp_path):
+    """The worker emits its result a moment before its QThread finishes: the view must not read
+    "still running" then (it did, and Suggest stayed disabled for good in 3 of 8 runs)."""
+    from tlstudio.core.training.label_next import Suggestion, Suggestions
+
+    class StillRunning:
+        def is_running(self) -> bool:
+            return True
+
+    view = window.data.label_next
+    view.set_folder(tmp_path)
+    view.busy, view.task = True, StillRunning()
+    view.show_suggestions(Suggestions([Suggestion("a.png", "red", 0.5, "blue", 0.9)], ["blue", "red"], 1))
+    assert view.suggest_button.isEnabled() and not view.cancel.isEnabled()
+    view.busy = True
+    view._failed("boom")
+    assert view.suggest_button.isEnabled() and "boom" in view.title.text()

@@ -50,6 +50,7 @@ class LabelNextView(QWidget):
         self.undo_stack: list[tuple[list[str], list[str], dict | None]] = []  # copies, their sources, item
         self.confident: list = []  # the run's surest images: candidates for pseudo-labels
         self.task: Task | None = None
+        self.busy = False  # a suggestion is being computed (its thread may outlive its result by a moment)
         self._stop = threading.Event()
         self.model = GalleryModel()
         self.list = thumbnail_view(self.model)
@@ -118,7 +119,7 @@ class LabelNextView(QWidget):
     def run_suggest(self) -> None:
         """Rank the unlabelled folder with the latest run, in a worker."""
         run = self.latest_run()
-        if self.folder is None or (self.task is not None and self.task.is_running()):
+        if self.folder is None or self.busy:
             return
         if run is None:
             self.title.setText("<b>Train a run first</b>: its model judges which images to label next.")
@@ -132,6 +133,7 @@ class LabelNextView(QWidget):
         self.task = Task(lambda: suggest_job(run, folder, n, stop))
         self.task.done.connect(self.show_suggestions)
         self.task.failed.connect(self._failed)
+        self.busy = True
         self.suggest_button.setEnabled(False)
         self.cancel.setEnabled(True)
         self.task.start()
@@ -160,7 +162,7 @@ class LabelNextView(QWidget):
             f"<b>Label these {len(items)} first</b> (of {result.considered}){skipped}: select one, "
             "choose its class, <i>Add to class</i>. Then train again."
         )
-        self.suggest_button.setEnabled(True)
+        self.busy = False
         self.cancel.setEnabled(False)
         if items:
             self.list.setCurrentIndex(self.model.index(0))
@@ -260,8 +262,7 @@ class LabelNextView(QWidget):
 
     def _update_buttons(self) -> None:
         item = self._current()
-        running = self.task is not None and self.task.is_running()
-        self.suggest_button.setEnabled(self.folder is not None and not running)
+        self.suggest_button.setEnabled(self.folder is not None and not self.busy)
         self.add_button.setEnabled(
             item is not None and not item.get("added_to") and self.data_dir is not None
         )
