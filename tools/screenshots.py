@@ -169,6 +169,12 @@ def main() -> None:
     label_next.suggest_button.click()
     wait(lambda: label_next.suggest_button.isEnabled() and bool(label_next.model.items))
     shoot("data-label-next")
+    window.nav.setCurrentRow(2)  # Rank on my data: the sample's small CNN against the run's own model
+    rank = window.backbone.rank
+    rank.candidates.setText(f"{backbone}, {window.train.run_dir / 'model.keras'}")
+    rank.rank_button.click()
+    wait(lambda: rank.rank_button.isEnabled() and rank.table.rowCount() > 0)
+    shoot("backbone-rank")
     window.close()
     print(f"screenshots in {args.out}")
 

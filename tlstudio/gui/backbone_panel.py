@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from tlstudio.core.backbone.registry import BackboneError, BackboneSpec, resolve_backbone
 from tlstudio.core.settings import TrainSettings
+from tlstudio.gui.rank_view import RankView
 from tlstudio.gui.weights_box import WeightsBox
 
 HEADERS = ("Backbone", "Family", "Parameters", "ImageNet top-1", "Input", "Min", "Preprocessing")
@@ -95,6 +96,13 @@ class BackbonePanel(QWidget):
         layout.addLayout(sources)
         layout.addLayout(form)
         layout.addWidget(self.summary)
+        self.rank = RankView()
+        self.rank.add_chosen.clicked.connect(
+            lambda: self.spec and self.rank.add(self.spec.source or self.spec.name)
+        )
+        self.rank.picked.connect(self.choose)
+        self.rank.settings_source = lambda: (self.weights_value(), None)  # each candidate at its own size
+        layout.addWidget(self.rank)
 
     def populate(self, specs) -> None:
         """Fill the table with the registry (the window reads it from Keras in a worker thread)."""

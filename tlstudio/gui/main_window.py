@@ -113,11 +113,9 @@ class MainWindow(ProjectFiles, ClosesSafely, QMainWindow):
         self.data.label_issues.check_requested.connect(self._check_labels)
         self.data.label_next.data_changed.connect(self._rescan_data)
         self.data.label_next.latest_run = lambda: latest_restorable_run(self.project.runs)
-        self.data.label_next.waiting_for = lambda: (
-            ""
-            if self.backbone.ready
-            else "TensorFlow is still loading (see the status bar): suggest again in a moment."
-        )
+        self.backbone.rank.report_source = lambda: self.data.report
+        self.backbone.rank.waiting_for = lambda: self._tensorflow_missing("rank")
+        self.data.label_next.waiting_for = lambda: self._tensorflow_missing("suggest")
         self.evaluate.resume_requested.connect(self.resume_run)
         self._make_menus()
         self.start_page.show_recent(self.recent_projects())
@@ -150,6 +148,14 @@ class MainWindow(ProjectFiles, ClosesSafely, QMainWindow):
             lambda msg: self.tf_status.setText("TensorFlow failed to load: " + msg.splitlines()[0])
         )
         self.loader.start()
+
+    def _tensorflow_missing(self, action: str) -> str:
+        """Why ``action`` cannot start yet ("" once TensorFlow is loaded)."""
+        return (
+            ""
+            if self.backbone.ready
+            else f"TensorFlow is still loading (status bar): {action} again in a moment."
+        )
 
     def _tensorflow_ready(self, loaded) -> None:
         device, specs, gpus = loaded

@@ -96,8 +96,20 @@ def image_features(
     image_size: int | None = None,
     batch_size: int = 32,
     stop: threading.Event | None = None,
+    images: list | None = None,
+    facts: dict[str, object] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Pooled features of every usable image of a scanned folder, in ``report.images`` order.
+
+    Args:
+        report: the scanned folder.
+        backbone: a backbone name or file.
+        weights: its weights.
+        image_size: input size (default: the backbone's).
+        batch_size: images per forward pass.
+        stop: set to cancel (``InterruptedError``).
+        images: only these of the report's images (e.g. a split's training images), in this order.
+        facts: filled with the backbone's ``parameters`` and the ``image_size`` used.
 
     Returns:
         (features (n, d), labels (n,) as class indices, classes).
@@ -105,10 +117,13 @@ def image_features(
     spec = resolve_backbone(backbone)
     net = build_backbone(spec, weights=weights, image_size=image_size)
     size = image_size or input_size_of(net) or spec.default_size
+    if facts is not None:
+        facts.update(parameters=int(net.count_params()), image_size=int(size))
     classes = sorted(report.classes)
     model = build_classifier(net, len(classes), size, preprocessing=spec.preprocessing)
     extractor = feature_extractor(model)
-    entries = [ManifestEntry(r.path, r.sha256, r.label, "train") for r in report.images]
+    chosen = report.images if images is None else images
+    entries = [ManifestEntry(r.path, r.sha256, r.label, "train") for r in chosen]
     dataset = make_dataset(entries, report.root, classes, size, batch_size, cache="none")
     chunks, labels = [], []
     for pixels, y in dataset:

@@ -1,0 +1,106 @@
+"""`tlstudio rank`: which backbone suits this data, before training any."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tlstudio.cli.common import fail, quiet_tensorflow
+
+
+def add_parser(sub) -> None:
+    """Register ``rank``."""
+    from tlstudio.cli.options import add_split_options
+
+    p = sub.add_parser(
+        "rank",
+        help="rank candidate backbones on your data before training (frozen features, minutes)",
+        description="Computes each candidate's features of DATA_DIR's training split once, then scores "
+        "them: the accuracy of a cross-validated linear probe (the estimated accuracy of a frozen-backbone "
+        "model: the score the list is ordered by), a 10-nearest-neighbour vote and LogME, each with a "
+        "95%% interval. Candidates the data cannot tell from the best are marked. It estimates the "
+        "frozen-backbone start, not the fine-tuned end: see the README's benchmark for how well it "
+        "predicted fine-tuned accuracy.",
+    )
+    p.add_argument("data_dir", metavar="DATA_DIR", type=Path)
+    p.add_argument(
+        "--backbones", required=True, metavar="A,B,...", help="names or model files, comma-separated"
+    )
+    p.add_argument("--weights", default="imagenet", help="their weights (imagenet, none; default imagenet)")
+    p.add_argument("--image-size", type=int, metavar="N", help="input size for all (default: each one's own)")
+    add_split_options(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(handler=run_rank)
+
+
+def run_rank(args: argparse.Namespace) -> int:
+    if not args.data_dir.is_dir():
+        return fail("rank", f"{args.data_dir} is not a folder", 2)
+    names = [b.strip() for b in args.backbones.split(",") if b.strip()]
+    if not names:
+        return fail("rank", "--backbones names no backbone", 2)
+    if len(set(names)) != len(names):
+        return fail("rank", "--backbones names a backbone twice", 2)
+    if args.image_size is not None and args.image_size < 16:
+        return fail("rank", "--image-size must be at least 16", 2)
+    from tlstudio.core.data.health import inspect_folder
+    from tlstudio.core.data.split import SplitConfig
+
+    try:
+        split = SplitConfig(args.val, args.test, args.seed)
+    except ValueError as err:
+        return fail("rank", str(err), 2)
+    report = inspect_folder(args.data_dir)
+    if not report.usable:
+        return fail("rank", f"not usable: {report.problem}")
+    quiet_tensorflow()
+    from tlstudio.core.backbone.sources import BackboneError
+    from tlstudio.core.training.ranking import rank_backbones
+
+    say = None if args.json else (lambda text: print(f"Ranking: {text}…", file=sys.stderr))
+    try:
+        ranked = rank_backbones(
+            report, names, weights=args.weights, image_size=args.image_size, split=split, progress=say
+        )
+    except (BackboneError, ValueError) as err:
+        return fail("rank", str(err), 2)
+    tied = [r.backbone for r in ranked if r.tied_with_best]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ranking": [r.to_dict() for r in ranked],
+                    "indistinguishable_from_best": tied,
+                    "images": ranked[0].images,
+                    "classes": sorted(report.classes),
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(format_ranking(ranked))
+    return 0
+
+
+def format_ranking(ranked) -> str:
+    """The ranking as a table with what it means."""
+    lines = [
+        f"{'':2}{'backbone':<28}{'probe acc.':>11}{'95% interval':>16}{'k-NN':>7}{'LogME':>8}"
+        f"{'params':>10}{'ms/img':>8}{'s':>7}"
+    ]
+    for r in ranked:
+        mark = "=" if r.tied_with_best else " "
+        lines.append(
+            f"{mark:2}{Path(r.backbone).name[:27]:<28}{r.score:>11.3f}"
+            f"{f'{r.interval[0]:.2f}–{r.interval[1]:.2f}':>16}{r.knn:>7.3f}{r.logme:>8.3f}"
+            f"{r.parameters / 1e6:>9.1f}M{r.ms_per_image:>8.1f}{r.seconds:>7.1f}"
+        )
+    tied = [r for r in ranked if r.tied_with_best]
+    lines.append(
+        "\nprobe acc. = the cross-validated accuracy of a linear probe on frozen features (what a "
+        "frozen-backbone model would score); = marks candidates this data cannot tell apart from the best"
+        + (f" ({len(tied)} of {len(ranked)}: more images would separate them)." if len(tied) > 1 else ".")
+    )
+    return "\n".join(lines)

@@ -1,0 +1,229 @@
+"""Rank candidate backbones on the user's own data before training any of them.
+
+Each candidate's features of the training split are computed once; three scores are read from them:
+
+- ``linear_probe``: the accuracy of the recipe's phase-1 probe, cross-validated (every image scored
+  by a probe fitted without it): the estimated accuracy of a frozen-backbone model, and the score
+  the ranking is ordered by;
+- ``knn``: leave-one-out accuracy of a 10-nearest-neighbour vote (cosine);
+- ``logme``: LogME (You et al., ICML 2021), the log marginal evidence of a Bayesian linear model
+  from the features to each class's one-hot target, per image, averaged over classes — written
+  from the paper (evidence maximisation by the fixed-point updates of α and β on the
+  eigendecomposition of FᵀF).
+
+Intervals are 95 %: Wilson intervals for the accuracies, a bootstrap over images for LogME.
+Candidates whose probe accuracy differs from the best one's by an amount a paired bootstrap
+cannot tell from zero are marked ``tied_with_best``: the data cannot separate them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from tlstudio.core.data.health import DatasetReport
+from tlstudio.core.data.split import SplitConfig, make_split
+from tlstudio.core.results.metrics import wilson_interval
+from tlstudio.core.settings import SEED
+from tlstudio.core.training.label_issues import image_features, out_of_sample_probabilities
+
+NEIGHBOURS = 10
+BOOTSTRAP = 200  # paired draws for "tied with the best"
+LOGME_DRAWS = 20  # draws for LogME's interval (each refits LogME)
+
+
+@dataclass(frozen=True)
+class RankedBackbone:
+    """One candidate's scores on the data, and what it costs."""
+
+    backbone: str
+    score: float  # the linear probe's cross-validated accuracy: a frozen-backbone model's, estimated
+    interval: tuple[float, float]
+    knn: float
+    knn_interval: tuple[float, float]
+    logme: float
+    logme_interval: tuple[float, float]
+    tied_with_best: bool
+    parameters: int
+    feature_dim: int
+    image_size: int
+    images: int  # the training images scored
+    seconds: float  # computing the features and the scores
+    ms_per_image: float  # the forward pass alone, per image (batches of 32, this machine)
+    peak_memory_mb: float | None  # the process's peak resident memory so far (cumulative)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form."""
+        data = asdict(self)
+        for key in ("interval", "knn_interval", "logme_interval"):
+            data[key] = list(data[key])
+        return data
+
+
+def knn_correct(features: np.ndarray, labels: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
+    """Whether each image's k nearest other images (cosine) vote for its class (ties: the nearest)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    k = max(1, min(k, len(labels) - 1))
+    search = NearestNeighbors(n_neighbors=k + 1, metric="cosine", algorithm="brute").fit(features)
+    _, index = search.kneighbors(features)
+    neighbours = labels[index[:, 1:]]
+    num_classes = int(labels.max()) + 1
+    votes = np.zeros((len(labels), num_classes))
+    for rank in range(k):  # nearer neighbours weigh a little more, which breaks ties
+        np.add.at(votes, (np.arange(len(labels)), neighbours[:, rank]), 1.0 + (k - rank) * 1e-3)
+    return votes.argmax(1) == labels
+
+
+def logme(features: np.ndarray, labels: np.ndarray, max_iter: int = 11) -> float:
+    """LogME of features for class labels (higher is better; per image, averaged over classes).
+
+    Args:
+        features: (n, d) features.
+        labels: (n,) class indices.
+        max_iter: fixed-point iterations per class (the paper's code uses 11).
+
+    Returns:
+        The mean over classes of the maximised log evidence divided by n.
+    """
+    f = np.asarray(features, np.float64)
+    n, d = f.shape
+    if n < d:  # FᵀF's nonzero eigenpairs from the smaller F Fᵀ (the rest are zero)
+        s, u = np.linalg.eigh(f @ f.T)
+        keep = s > 1e-10 * max(float(s.max()), 1e-300)
+        s = s[keep]
+        v = (f.T @ u[:, keep]) / np.sqrt(s)
+    else:  # FᵀF = V diag(s) Vᵀ
+        s, v = np.linalg.eigh(f.T @ f)
+        s = np.clip(s, 0.0, None)
+    zero = d - len(s)  # eigenvalues of FᵀF that are 0: each adds log α to log|A|
+    evidences = []
+    for c in np.unique(labels):  # (a bootstrap draw may miss a small class)
+        y = (labels == c).astype(np.float64)
+        projected = v.T @ (f.T @ y)  # Vᵀ Fᵀ y
+        alpha, beta = 1.0, 1.0
+        for _ in range(max_iter):
+            gamma = float((beta * s / (alpha + beta * s)).sum())
+            m = v @ (beta * projected / (alpha + beta * s))  # posterior mean of the weights
+            m2 = float(m @ m)
+            residual = float(((y - f @ m) ** 2).sum())
+            new_alpha = gamma / (m2 + 1e-10)
+            new_beta = (n - gamma) / (residual + 1e-10)
+            done = abs(new_alpha / new_beta - alpha / beta) / (alpha / beta) < 0.01
+            alpha, beta = new_alpha, new_beta
+            if done:
+                break
+        m = v @ (beta * projected / (alpha + beta * s))
+        m2, residual = float(m @ m), float(((y - f @ m) ** 2).sum())
+        evidence = (
+            d / 2 * np.log(alpha)
+            + n / 2 * np.log(beta)
+            - 0.5 * (np.sum(np.log(alpha + beta * s)) + zero * np.log(alpha))
+            - beta / 2 * residual
+            - alpha / 2 * m2
+            - n / 2 * np.log(2 * np.pi)
+        )
+        evidences.append(evidence / n)
+    return float(np.mean(evidences))
+
+
+def rank_backbones(
+    report: DatasetReport,
+    backbones: list[str],
+    *,
+    weights: str = "imagenet",
+    image_size: int | None = None,
+    split: SplitConfig | None = None,
+    seed: int = SEED,
+    stop: threading.Event | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[RankedBackbone]:
+    """Score each candidate backbone on the training split of a scanned folder, best first.
+
+    Args:
+        report: the dataset doctor's report (usable).
+        backbones: names or files, as for training.
+        weights: their weights (``imagenet``; a model file always uses its own).
+        image_size: input size for all (default: each backbone's own).
+        split: the split (default: the project defaults); only its training images are used.
+        seed: folds and bootstrap.
+        stop: set to cancel (``InterruptedError``).
+        progress: told each step in words.
+
+    Returns:
+        The candidates, best estimated accuracy first.
+    """
+    say = progress or (lambda _: None)
+    manifest = make_split(report.images, split or SplitConfig())
+    train_paths = {e.path for e in manifest.subset("train")}
+    images = [r for r in report.images if r.path in train_paths]
+    rng = np.random.default_rng(seed)
+    draws = [rng.integers(0, len(images), len(images)) for _ in range(BOOTSTRAP)]
+    rows = []
+    for name in backbones:
+        say(f"{name}: features of {len(images)} training images")
+        started = time.perf_counter()
+        facts: dict[str, object] = {}
+        features, labels, classes = image_features(
+            report, name, weights=weights, image_size=image_size, stop=stop, images=images, facts=facts
+        )
+        forward = time.perf_counter() - started
+        say(f"{name}: probe, nearest neighbours and LogME")
+        probe_ok = out_of_sample_probabilities(features, labels, len(classes), seed=seed).argmax(1) == labels
+        knn_ok = knn_correct(features, labels)
+        score = logme(features, labels)
+        logme_draws = [logme(features[i], labels[i]) for i in draws[:LOGME_DRAWS]]
+        rows.append(
+            (
+                name,
+                probe_ok,
+                knn_ok,
+                score,
+                tuple(float(x) for x in np.percentile(logme_draws, [2.5, 97.5])),
+                facts,
+                features.shape[1],
+                time.perf_counter() - started,
+                1000 * forward / len(images),
+            )
+        )
+    rows.sort(key=lambda r: (-r[1].mean(), -r[3]))
+    best = rows[0][1].astype(float)
+    ranked = []
+    for name, probe_ok, knn_ok, score, logme_iv, facts, dim, seconds, ms in rows:
+        gap = np.array([(best[i] - probe_ok[i]).mean() for i in draws])
+        ranked.append(
+            RankedBackbone(
+                backbone=name,
+                score=round(float(probe_ok.mean()), 4),
+                interval=_rounded(wilson_interval(int(probe_ok.sum()), len(probe_ok))),
+                knn=round(float(knn_ok.mean()), 4),
+                knn_interval=_rounded(wilson_interval(int(knn_ok.sum()), len(knn_ok))),
+                logme=round(score, 4),
+                logme_interval=_rounded(logme_iv),
+                tied_with_best=bool(np.percentile(gap, 2.5) <= 0.0),
+                parameters=int(facts.get("parameters", 0)),
+                feature_dim=int(dim),
+                image_size=int(facts.get("image_size", 0)),
+                images=len(images),
+                seconds=round(seconds, 2),
+                ms_per_image=round(ms, 2),
+                peak_memory_mb=_peak_memory_mb(),
+            )
+        )
+    return ranked
+
+
+def _rounded(interval) -> tuple[float, float]:
+    return round(float(interval[0]), 4), round(float(interval[1]), 4)
+
+
+def _peak_memory_mb() -> float | None:
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
