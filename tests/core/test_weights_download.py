@@ -95,3 +95,32 @@ def test_keras_is_asked_which_file_it_wants_without_downloading(tmp_path, monkey
     assert not w.path.exists()
     with pytest.raises(WeightsError, match="not a Keras Applications"):
         imagenet_weights_file("NoSuchNet")
+
+
+def test_a_run_whose_imagenet_weights_cannot_be_had_fails_before_it_claims_a_folder(
+    server, tmp_path, monkeypatch, colour_data, tiny_backbone_file
+):
+    """The weights are fetched (here from the local server) before the run folder is claimed; when
+    that fails, the run says what to do and leaves no failed run folder behind."""
+    from tlstudio.core.backbone import weights as weights_module
+    from tlstudio.core.backbone.sources import BackboneError
+    from tlstudio.core.settings import TrainSettings
+    from tlstudio.core.training.session import TrainingSession
+
+    wanted = weights(server, tmp_path)
+    monkeypatch.setattr(weights_module, "imagenet_weights_file", lambda name, size=None: wanted)
+    weights_module.ensure_imagenet_weights("MobileNetV3Small", "imagenet", 96)
+    assert wanted.is_cached()  # downloaded on the way in
+    weights_module.ensure_imagenet_weights(str(tiny_backbone_file), "imagenet", 96)  # a file: its own
+    weights_module.ensure_imagenet_weights("MobileNetV3Small", "none", 96)  # from scratch: nothing
+
+    gone = WeightsFile("http://127.0.0.1:9/w.h5", "other.h5", SHA256, tmp_path / "models")
+    monkeypatch.setattr(weights_module, "imagenet_weights_file", lambda name, size=None: gone)
+    with pytest.raises(BackboneError, match=r"not in .* and could not be downloaded"):
+        weights_module.ensure_imagenet_weights("MobileNetV3Small", "imagenet", 96)
+    run = tmp_path / "run"
+    result = TrainingSession(
+        TrainSettings(backbone="MobileNetV3Small", image_size=96), colour_data, run
+    ).run()
+    assert result.status == "failed" and "tlstudio weights MobileNetV3Small" in result.error
+    assert not run.exists()

@@ -181,7 +181,7 @@ def build_backbone(
             model = fn(weights=resolved, **kwargs)
         except Exception as err:
             if resolved == "imagenet":
-                raise BackboneError(_offline_message(spec.name, err)) from err
+                raise BackboneError(offline_message(spec.name, err)) from err
             raise BackboneError(f"could not build {spec.name} with weights {weights}: {err}") from err
         return keras.Model(model.input, model.output, name="backbone")
     if spec.kind == "file":
@@ -265,7 +265,8 @@ def _resolve_weights(weights: str) -> str | None:
     return str(weights)
 
 
-def _offline_message(name: str, err: Exception) -> str:
+def offline_message(name: str, err: Exception) -> str:
+    """What to do when a backbone's ImageNet weights are neither cached nor downloadable."""
     folder = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
     url = re.search(r"https?://\S+?\.h5", str(err))
     file_hint = f"{url.group(0)}" if url else "the weights file (`tlstudio weights NAME --url` names it)"

@@ -246,3 +246,30 @@ def install_local(weights: WeightsFile, source: str | os.PathLike[str]) -> Path:
     with atomic.replacing(weights.path) as tmp:
         shutil.copyfile(source, tmp)
     return weights.path
+
+
+def ensure_imagenet_weights(backbone: str, weights: str, image_size: int | None) -> None:
+    """Before a run claims its folder: a Keras Applications backbone with ImageNet weights has its
+    file in Keras' cache, downloaded now when missing, so a machine without network fails here
+    (with what to do) instead of leaving a failed run behind. Any other backbone: nothing to do.
+
+    Args:
+        backbone: the run's backbone (name or path).
+        weights: the run's weights setting.
+        image_size: the run's input size (some files depend on it).
+
+    Raises:
+        BackboneError: the file is not cached and cannot be downloaded (the offline message).
+    """
+    from tlstudio.core.backbone.registry import offline_message, resolve_backbone
+
+    spec = resolve_backbone(backbone)
+    if spec.kind != "keras" or weights != "imagenet":
+        return
+    wanted = imagenet_weights_file(spec.name, image_size)
+    if wanted.is_cached():
+        return
+    try:
+        download(wanted)
+    except WeightsError as err:  # its own advice names no model: the offline message says it all
+        raise BackboneError(offline_message(spec.name, WeightsError(str(err).split(". Offline")[0]))) from err

@@ -102,6 +102,21 @@ def finish_stopped(session: TrainingSession, started: float) -> RunResult:
     return complete(session, session.model, started, "stopped")
 
 
+def missing_weights(session: TrainingSession) -> RunResult | None:
+    """A failed result when the run's ImageNet weights are neither cached nor downloadable (checked
+    before the run folder is claimed, so no failed run is left behind); None when all is in place."""
+    from tlstudio.core.backbone.sources import BackboneError
+    from tlstudio.core.backbone.weights import ensure_imagenet_weights
+
+    s = session.settings
+    try:
+        ensure_imagenet_weights(s.backbone, s.weights, s.image_size)
+    except BackboneError as err:
+        session.emit(ev.RunFailed(str(session.run_dir), str(err), hint_for(err), None))
+        return RunResult("failed", session.run_dir, error=str(err), primary=False)
+    return None
+
+
 def finish_failed(session: TrainingSession, err: Exception, started: float) -> RunResult:
     message = message_for(err)
     hint = hint_for(err)

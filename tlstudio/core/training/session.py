@@ -132,6 +132,8 @@ class TrainingSession:
             message = message_for(err)
             self.emit(ev.RunFailed(str(self.run_dir), message, hint_for(err), None))
             return RunResult("failed", self.run_dir, error=message, primary=False)
+        if (refused := run_outcome.missing_weights(self)) is not None:  # before any folder is claimed
+            return refused
         self._use_worker_folder()
         try:
             lock = claim(self.run_dir, overwrite=self.overwrite, resume=self.resume)
