@@ -201,3 +201,31 @@ def test_cli_export_prints_the_table_and_json(run, capsys):
     assert data[0]["name"] == "tflite-dynamic" and data[0]["verification"]["passed"]
     assert main(["export", str(run / "nope")]) == 2
     assert main(["export", str(run), "--out", "x"]) == 2
+
+
+def test_cancelled_exports_put_nothing_in_place_and_kill_the_checking_process(run, tmp_path):
+    import sys
+    import threading
+    import time
+
+    from tlstudio.core.deploy.formats import DeployCancelled, _run_cancellable
+
+    stop = threading.Event()
+    stop.set()
+    out = tmp_path / "onnx"
+    with pytest.raises(DeployCancelled, match="cancelled"):
+        export_format(run, "onnx", out=out, stop=stop)
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".staging")]
+
+    seen = []
+    results = export_all(run, stop=stop, progress=lambda done, total, name: seen.append((done, total, name)))
+    assert seen[0][:2] == (0, len(results)) and all("cancelled" in r.error for r in results)
+
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(DeployCancelled):
+        _run_cancellable([sys.executable, "-c", "import time; time.sleep(60)"], stop, "a slow check")
+    assert time.monotonic() - started < 5  # killed, not waited for
+    code, err = _run_cancellable([sys.executable, "-c", "import sys; sys.exit('boom')"], None, "x")
+    assert code == 1 and "boom" in err

@@ -30,3 +30,15 @@ def test_a_format_is_exported_verified_and_tabulated(qtbot, tmp_path, colour_dat
     html = panel.result.toHtml()
     assert "tflite-float16" in html and "not written:" not in html
     assert (tmp_path / "run" / "export" / "tflite-float16" / "model.tflite").is_file()
+
+
+def test_every_format_can_be_cancelled_and_says_so(qtbot, probe_run):
+    panel = ExportPanel()
+    qtbot.addWidget(panel)
+    panel.show_run(probe_run, "completed", {})
+    panel.export_formats(0)  # every format, side by side
+    assert panel.cancel.isEnabled()
+    panel.cancel.click()
+    qtbot.waitUntil(lambda: panel.format_button.isEnabled(), timeout=120_000)
+    assert not panel.cancel.isEnabled() and "cancelled" in panel.result.toHtml()
+    panel.task.wait()

@@ -39,14 +39,18 @@ FORMAT_CHOICES = (  # (shown, format, quantisation); "all" exports every one
 )
 
 
-def formats_job(run_dir: Path, fmt: str, quantize: str):
-    """Worker job: one format or all, each verified in its runtime; a list of DeployResult."""
+def formats_job(run_dir: Path, fmt: str, quantize: str, task: Task):
+    """Worker job: one format or all, each verified in its runtime; a list of DeployResult. Reports
+    (done, total, artefact) before each artefact; ``task.stop()`` cancels."""
     from tlstudio.core.deploy.formats import DeployError, DeployResult, export_all, export_format
 
     if fmt == "all":
-        return export_all(run_dir)
+        return export_all(
+            run_dir, stop=task.stop_event, progress=lambda done, total, name: task.report((done, total, name))
+        )
     try:
-        return [export_format(run_dir, fmt, quantize=quantize)]
+        task.report((0, 1, fmt if quantize == "float32" else f"{fmt}-{quantize}"))
+        return [export_format(run_dir, fmt, quantize=quantize, stop=task.stop_event)]
     except DeployError as err:
         return [DeployResult(fmt, quantize, None, None, error=str(err))]
 
@@ -106,10 +110,17 @@ class ExportPanel(QWidget):
         self.format_button = QPushButton("Export format")
         self.format_button.setEnabled(False)
         self.format_button.clicked.connect(lambda: self.export_formats(self.format.currentIndex()))
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setToolTip(
+            "Stop the formats: the one under way is not put in place, the rest are not tried"
+        )
+        self.cancel.setEnabled(False)
+        self.cancel.clicked.connect(lambda: self.task is not None and self.task.stop())
         formats = QHBoxLayout()
         formats.addWidget(QLabel("Deploy as"))
         formats.addWidget(self.format, 1)
         formats.addWidget(self.format_button)
+        formats.addWidget(self.cancel)
         self.result = QTextBrowser()
         self.result.setPlaceholderText("The verification result appears here after an export.")
         layout = QVBoxLayout(self)
@@ -151,15 +162,25 @@ class ExportPanel(QWidget):
             return
         text, fmt, quantize = FORMAT_CHOICES[choice]
         self.format_button.setEnabled(False)
+        self.cancel.setEnabled(True)
         self.result.setHtml(f"Converting ({text}) and checking it in its own runtime…")
         run_dir = self.run_dir
-        self.task = Task(lambda: formats_job(run_dir, fmt, quantize))
+        self.task = Task(lambda task: formats_job(run_dir, fmt, quantize, task), with_report=True)
+        self.task.event.connect(self._formats_progress)
         self.task.done.connect(self._formats_done)
         self.task.failed.connect(self._failed)
         self.task.start()
 
+    def _formats_progress(self, step) -> None:
+        done, total, name = step
+        self.result.setHtml(
+            f"Converting <b>{name}</b> ({done + 1} of {total}) and checking it in its own runtime… "
+            "<i>Cancel</i> stops it, and nothing half-done is put in place."
+        )
+
     def _formats_done(self, results) -> None:
         self.format_button.setEnabled(True)
+        self.cancel.setEnabled(False)
         self.result.setHtml(results_html(results))
 
     def _ask_folder(self) -> None:
@@ -180,6 +201,7 @@ class ExportPanel(QWidget):
 
     def _failed(self, message: str) -> None:
         self.button.setEnabled(True)
+        self.cancel.setEnabled(False)
         self.format_button.setEnabled(self.run_dir is not None)
         self.result.setHtml(
             f"<p style='color:#b00'><b>Export failed</b>; nothing was written.</p><pre>{message}</pre>"

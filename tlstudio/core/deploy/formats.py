@@ -24,6 +24,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -100,6 +103,15 @@ class DeployResult:
         }
 
 
+class DeployCancelled(DeployError):
+    """The export was cancelled (``stop`` was set); nothing of the artefact under way was put in place."""
+
+
+def _check(stop: threading.Event | None, what: str) -> None:
+    if stop is not None and stop.is_set():
+        raise DeployCancelled(f"{what}: cancelled; nothing was put in place")
+
+
 def artefact_name(fmt: str, quantize: str) -> str:
     """The folder name under ``RUN/export/``."""
     return fmt if quantize == "float32" else f"{fmt}-{quantize}"
@@ -115,6 +127,7 @@ def export_format(
     uint8_io: bool = False,
     min_agreement: float = MIN_AGREEMENT,
     max_accuracy_drop: float = MAX_ACCURACY_DROP,
+    stop: threading.Event | None = None,
 ) -> DeployResult:
     """Convert, verify in a fresh process and put one artefact in place.
 
@@ -127,12 +140,14 @@ def export_format(
         uint8_io: int8 TFLite with uint8 input and output (microcontrollers, Edge TPU).
         min_agreement: float formats: least top-1 agreement with the Keras model.
         max_accuracy_drop: quantised integer formats: largest accuracy loss allowed.
+        stop: set to cancel (checked around the conversion; the verifying process is killed).
 
     Returns:
         The result, with its verification.
 
     Raises:
         DeployError: bad arguments, a failed conversion or a failed verification (nothing written).
+        DeployCancelled: ``stop`` was set (nothing written).
     """
     if fmt not in FORMATS:
         raise DeployError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)}, or all)")
@@ -156,6 +171,8 @@ def export_format(
     warnings: list[str] = []
     try:
         model_path = staging / FILE_NAMES[fmt]
+        name = artefact_name(fmt, quantize)
+        _check(stop, name)
         try:
             _convert(inputs, fmt, quantize, model_path, uint8_io, warnings)
         except DeployError:
@@ -165,7 +182,8 @@ def export_format(
                 f"{artefact_name(fmt, quantize)}: conversion failed: {type(err).__name__}: "
                 f"{str(err).splitlines()[0] if str(err) else ''}"
             ) from err
-        verification = verify(inputs, fmt, quantize, model_path, min_agreement, max_accuracy_drop)
+        _check(stop, name)
+        verification = verify(inputs, fmt, quantize, model_path, min_agreement, max_accuracy_drop, stop=stop)
         if not verification.passed:
             raise DeployError(
                 f"{artefact_name(fmt, quantize)} did not verify: {verification.rule}; "
@@ -180,12 +198,30 @@ def export_format(
     return DeployResult(fmt, quantize, target, verification, warnings=warnings)
 
 
-def export_all(run_dir, **kwargs) -> list[DeployResult]:
-    """Every format and quantisation of ``ALL``; a format that fails is reported, the others land."""
+def export_all(
+    run_dir,
+    *,
+    stop: threading.Event | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+    **kwargs,
+) -> list[DeployResult]:
+    """Every format and quantisation of ``ALL``; a format that fails is reported, the others land.
+
+    Args:
+        run_dir: the run folder.
+        stop: set to cancel: the artefact under way is not put in place, the rest are not tried.
+        progress: called as ``progress(done, total, artefact)`` before each artefact.
+        **kwargs: as for ``export_format``.
+
+    Returns:
+        One result per artefact, in ``ALL``'s order.
+    """
     results = []
-    for fmt, quantize in ALL:
+    for done, (fmt, quantize) in enumerate(ALL):
+        if progress is not None:
+            progress(done, len(ALL), artefact_name(fmt, quantize))
         try:
-            results.append(export_format(run_dir, fmt, quantize=quantize, **kwargs))
+            results.append(export_format(run_dir, fmt, quantize=quantize, stop=stop, **kwargs))
         except DeployError as err:
             results.append(DeployResult(fmt, quantize, None, None, error=str(err)))
     summary = [r.to_dict() for r in results]
@@ -194,7 +230,13 @@ def export_all(run_dir, **kwargs) -> list[DeployResult]:
 
 
 def verify(
-    inputs, fmt: str, quantize: str, model_path: Path, min_agreement: float, max_accuracy_drop: float
+    inputs,
+    fmt: str,
+    quantize: str,
+    model_path: Path,
+    min_agreement: float,
+    max_accuracy_drop: float,
+    stop: threading.Event | None = None,
 ) -> Verification:
     """Score the artefact in a fresh process with its runtime; compare with the Keras model."""
     images, truth = inputs.test_images()
@@ -202,22 +244,12 @@ def verify(
     with tempfile.TemporaryDirectory(prefix="tlstudio-check-") as tmp:
         npz, out = Path(tmp) / "images.npz", Path(tmp) / "out.json"
         np.savez(npz, images=images)
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "tlstudio.core.deploy.runtime_check",
-                fmt,
-                str(model_path),
-                str(npz),
-                str(out),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=1800,
+        command = [sys.executable, "-m", "tlstudio.core.deploy.runtime_check", fmt, str(model_path)]
+        returncode, stderr = _run_cancellable(
+            [*command, str(npz), str(out)], stop, artefact_name(fmt, quantize)
         )
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        if returncode != 0:
+            last = (stderr.strip().splitlines() or ["no output"])[-1]
             raise DeployError(f"{artefact_name(fmt, quantize)}: its runtime could not run it: {last}")
         measured = json.loads(out.read_text())
     probs = np.asarray(measured["probabilities"], np.float32).reshape(reference.shape)
@@ -347,3 +379,22 @@ def _size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _run_cancellable(
+    command: list[str], stop: threading.Event | None, what: str, timeout: float = 1800.0
+) -> tuple[int, str]:
+    """Run a process to its end, or kill it when ``stop`` is set (``DeployCancelled``) or at the
+    timeout; returns its exit code and standard error."""
+    with tempfile.TemporaryFile(mode="w+") as err:  # a pipe could fill up while nobody reads it
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        deadline = time.monotonic() + timeout
+        while process.poll() is None:
+            if (stop is not None and stop.is_set()) or time.monotonic() > deadline:
+                process.kill()
+                process.wait()
+                _check(stop, what)
+                raise DeployError(f"{what}: its runtime did not finish within {timeout:.0f} s")
+            time.sleep(0.05)
+        err.seek(0)
+        return process.returncode, err.read()
