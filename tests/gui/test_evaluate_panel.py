@@ -102,6 +102,28 @@ def test_grad_cam_of_the_selected_image(qtbot, run):
         timeout=5000,
     )
     assert panel.errors.preview.pixmap().width() == 256
+    assert panel.errors.cam_button.text() == "Grad-CAM"
+
+
+def test_grad_cam_can_be_cancelled_and_asked_again(qtbot, run):
+    data, manifest_path, run_dir, _ = run
+    panel = EvaluatePanel()
+    qtbot.addWidget(panel)
+    panel.show_runs([load_run(run_dir)], str(data), manifest_path)
+    errors = panel.errors
+    errors.gallery.setCurrentIndex(errors.gallery_model.index(0))
+    errors.cam_button.click()
+    first = errors.task
+    assert errors.cam_button.text() == "Cancel Grad-CAM"
+    errors.cam_button.click()  # cancel: its result is dropped, the button is free at once
+    assert errors.cam_button.text() == "Grad-CAM" and errors.preview.text() == "Grad-CAM cancelled."
+    errors.cam_button.click()  # asked again
+    assert errors.task is not first
+    qtbot.waitUntil(
+        lambda: errors.preview.pixmap() is not None and not errors.preview.pixmap().isNull(), timeout=60_000
+    )
+    first.wait()
+    assert errors.cam_button.text() == "Grad-CAM"
 
 
 def test_two_runs_compared_side_by_side_and_cloned(qtbot, run, tmp_path):

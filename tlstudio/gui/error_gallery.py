@@ -191,21 +191,31 @@ class ErrorGallery(QWidget):
         return manifest_at(self.manifest_path)
 
     def show_gradcam(self) -> None:
-        """Grad-CAM of the selected image for its predicted class, in a worker."""
+        """Grad-CAM of the selected image for its predicted class, in a worker; pressed again while
+        it computes, the button cancels it (its result is dropped; the window is free at once)."""
+        if self.task is not None and self.cam_button.text() != "Grad-CAM":
+            self.task.retire()
+            self._cam_finished("Grad-CAM cancelled.")
+            return
         current = self._current()
         if current is None or self.run_dir is None or self.data_dir is None:
-            return
-        if self.task is not None and self.task.is_running():
             return
         _, item = current
         path = in_folder(self.data_dir, str(item["path"]))
         self.preview.setText("Computing Grad-CAM…")
+        self.cam_button.setText("Cancel Grad-CAM")
         self.task = Task(lambda: gradcam_job(self.run_dir, path, str(item["predicted"])))
         self.task.done.connect(lambda result: self._show_overlay(result, item))
-        self.task.failed.connect(lambda msg: self.preview.setText("Grad-CAM: " + msg.splitlines()[0]))
+        self.task.failed.connect(lambda msg: self._cam_finished("Grad-CAM: " + msg.splitlines()[0]))
         self.task.start()
 
+    def _cam_finished(self, text: str | None = None) -> None:
+        self.cam_button.setText("Grad-CAM")
+        if text is not None:
+            self.preview.setText(text)
+
     def _show_overlay(self, result, item) -> None:
+        self._cam_finished()
         pixels, prob = result
         h, w = pixels.shape[:2]
         image = QImage(pixels.tobytes(), w, h, 3 * w, QImage.Format.Format_RGB888).copy()
