@@ -50,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         "inspect",
         help="check a data folder (one sub-folder per class) and report its health",
         description="Scan DATA_DIR, report usable images per class, skipped files with reasons, "
-        "duplicates, imbalance and image sizes. Exit code 0 when the folder is usable.",
+        "duplicates and near-duplicates (kept in one split; across classes: label conflicts), tiny, "
+        "dark, bright, blank and blurred images, imbalance and image sizes. Exit code 0 when the "
+        "folder is usable.",
     )
     inspect.add_argument("data_dir", metavar="DATA_DIR", type=Path)
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
@@ -66,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--label-issues",
         action="store_true",
         help="also list likely label errors, most likely first: each image judged by a linear probe on "
-        "BACKBONE's features that never saw it (5-fold), confident learning (cleanlab)",
+        "BACKBONE's features that never saw it (5-fold), confident learning (cleanlab); and the images "
+        "unlike all others in those features (off-distribution)",
     )
     inspect.add_argument(
         "--backbone", metavar="NAME_OR_PATH", help="the backbone that judges (--label-issues)"
