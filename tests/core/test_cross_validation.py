@@ -39,6 +39,31 @@ def test_every_image_is_tested_once_classes_are_spread_and_duplicates_stay_toget
         fold_manifests(manifest_of({"a": 3, "b": 9}), 4, 0.2, seed=0)
 
 
+def test_look_alikes_stay_in_one_split_of_every_fold_and_pseudo_labels_only_train():
+    from tlstudio.core.training.cross_validation import fold_manifests
+
+    manifest = manifest_of({"a": 10, "b": 10})
+    extra = (
+        ManifestEntry("a/resized_0.png", "other-bytes", "a", "train"),  # looks like a/0.png
+        ManifestEntry("b/looks_like_a_1.png", "more-bytes", "b", "train"),  # looks like a/1.png
+        ManifestEntry("a/pseudo-labels/p.png", "p-bytes", "a", "train"),
+        ManifestEntry("b/pseudo-labels/q.png", "q-bytes", "b", "train"),
+    )
+    manifest = Manifest(manifest.entries + extra)
+    group_of = {"a/resized_0.png": "a-0", "b/looks_like_a_1.png": "a-1", "b/pseudo-labels/q.png": "b-3"}
+    folds = fold_manifests(
+        manifest, 4, 0.2, seed=2, group_of={**group_of, "a/0.png": "a-0", "a/1.png": "a-1", "b/3.png": "b-3"}
+    )
+    for f in folds:
+        split = {e.path: e.split for e in f.entries}
+        assert split["a/0.png"] == split["a/resized_0.png"]
+        assert split["a/1.png"] == split["b/looks_like_a_1.png"]  # across classes too
+        assert split["a/pseudo-labels/p.png"] == split["b/pseudo-labels/q.png"] == split["b/3.png"] == "train"
+    tested = Counter(e.path for f in folds for e in f.subset("test"))
+    assert "b/3.png" not in tested and "a/pseudo-labels/p.png" not in tested
+    assert set(tested.values()) == {1}
+
+
 @pytest.mark.slow
 def test_cli_folds_runs_k_folds_and_reports_mean_and_interval(
     tmp_path, colour_data, tiny_backbone_file, capsys

@@ -103,3 +103,32 @@ def test_cli_suggest_pseudo_labels_only_sure_images_into_the_data_for_training_o
 
     manifest = make_split(inspect_folder(data).images)
     assert {e.split for e in manifest.entries if "/pseudo-labels/" in e.path} == {"train"}
+    again = tlstudio(
+        "suggest", str(run), str(unlabelled), "--json", "--pseudo-label", str(data), "--min-confidence", "0.9"
+    )
+    assert json.loads(again.stdout)["pseudo_labelled"] == []  # the same images are not copied twice
+    assert len(list(data.glob("*/pseudo-labels/*"))) == len(sure)
+
+
+def test_pseudo_labels_are_copied_all_or_nothing(tmp_path, monkeypatch):
+    from tlstudio.core.data import relabel
+    from tlstudio.core.training.label_next import Suggestion, copy_pseudo_labels
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        (inbox / name).write_bytes(name.encode())
+    sure = [Suggestion(n, "red", 0.99, "blue", 0.02) for n in ("a.png", "b.png", "c.png")]
+    real = relabel.copy_into_class
+    calls = []
+
+    def failing(*args):
+        calls.append(args)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real(*args)
+
+    monkeypatch.setattr(relabel, "copy_into_class", failing)
+    with pytest.raises(relabel.RelabelError, match="nothing was left behind"):
+        copy_pseudo_labels(tmp_path / "data", inbox, sure)
+    assert not list((tmp_path / "data").glob("*/pseudo-labels/*"))

@@ -160,3 +160,11 @@ def test_pseudo_labelled_images_and_their_look_alikes_are_for_training_only(tmp_
         assert split_of["c1/looks_like_a_pseudo_label.png"] == "train"
         real = manifest.counts()
         assert real["val"] == {"c0": 3, "c1": 3} and real["test"] == {"c0": 3, "c1": 3}
+
+
+def test_one_colour_images_of_the_same_level_are_near_duplicates(tmp_path):
+    black_png = looks.look_at(save(Image.new("RGB", (40, 30)), tmp_path / "black.png"))
+    black_jpg = looks.look_at(save(Image.new("RGB", (64, 64), (1, 1, 1)), tmp_path / "black.jpg", "JPEG"))
+    grey = looks.look_at(save(Image.new("RGB", (40, 30), (128, 128, 128)), tmp_path / "grey.png"))
+    pattern = looks.look_at(save(photo(1), tmp_path / "photo.png"))
+    assert looks.near_duplicate_pairs([black_png, black_jpg, grey, pattern]) == [(0, 1)]

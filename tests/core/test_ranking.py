@@ -84,6 +84,9 @@ def test_rank_puts_the_related_pretrained_backbone_first_with_intervals(candidat
     assert [r.backbone for r in ranked] == [str(related), str(untrained)]
     best, other = ranked
     assert best.interval[0] <= best.score <= best.interval[1] and best.tied_with_best
+    for r in ranked:  # (a bootstrap with repeated rows put LogME's "interval" far above the score)
+        assert r.logme_interval[0] <= r.logme <= r.logme_interval[1]
+        assert r.logme_interval[1] - r.logme_interval[0] < 0.5
     assert best.knn > other.knn and best.logme > other.logme
     assert (
         best.images == trained_on < len(report.images)
@@ -111,3 +114,29 @@ def test_cli_rank_json_text_and_bad_input(candidates, capsys):
     assert main(["rank", str(data / "nope"), "--backbones", "x"]) == 2
     assert main(["rank", str(data), "--backbones", "NoSuchNet"]) == 2
     assert "NoSuchNet" in capsys.readouterr().err
+
+
+def test_knn_never_counts_an_image_as_its_own_neighbour_even_among_identical_copies():
+    features = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    labels = np.array([0, 1, 0, 1])  # each image's only equal twin carries the other label
+    assert not knn_correct(features, labels, k=1).any()
+
+
+def test_logme_survives_features_that_say_nothing():
+    labels = np.repeat(np.arange(3), 10)
+    assert np.isfinite(logme(np.zeros((30, 8)), labels))
+
+
+def test_rank_says_why_a_class_with_too_few_training_images_cannot_be_ranked(candidates, tmp_path):
+    import shutil
+
+    from tlstudio.core.data.health import inspect_folder
+    from tlstudio.core.training.ranking import rank_backbones
+
+    data, related, _ = candidates
+    small = tmp_path / "data"
+    shutil.copytree(data, small)
+    for extra in sorted((small / "c_0").glob("*.png"))[3:]:
+        extra.unlink()  # three images: one each for train, validation and test
+    with pytest.raises(ValueError, match="ranking needs at least 2 per class"):
+        rank_backbones(inspect_folder(small), [str(related)])

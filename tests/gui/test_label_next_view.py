@@ -116,4 +116,20 @@ def test_results_that_arrive_before_their_thread_ends_leave_suggest_enabled(wind
     assert view.suggest_button.isEnabled() and not view.cancel.isEnabled()
     view.busy = True
     view._failed("boom")
-    assert view.suggest_button.isEnabled() and "boom" in view.title.text()
+    assert view.suggest_button.isEnabled() and "boom" in view.title.text() and view.choose.isEnabled()
+
+
+def test_a_failed_suggestion_leaves_suggest_usable_and_the_folder_is_fixed_while_it_runs(
+    window, qtbot, tmp_path, probe_run
+):
+    view = window.data.label_next
+    view.latest_run = lambda: probe_run
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    view.set_folder(empty)
+    qtbot.waitUntil(lambda: window.backbone.ready, timeout=LONG)
+    view.suggest_button.click()
+    assert not view.choose.isEnabled() and not view.suggest_button.isEnabled()
+    qtbot.waitUntil(lambda: view.suggest_button.isEnabled(), timeout=LONG)
+    assert "no usable unlabelled image" in view.title.text() and view.choose.isEnabled()
+    view.task.wait()

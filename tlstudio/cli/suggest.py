@@ -69,11 +69,16 @@ def run_suggest(args: argparse.Namespace) -> int:
         )
     except (RestoreError, ValueError) as err:
         return fail("suggest", str(err))
-    copies = (
-        copy_pseudo_labels(args.pseudo_label, args.unlabelled, result.confident)
-        if args.pseudo_label is not None
-        else None
-    )
+    from tlstudio.core.data.relabel import RelabelError
+
+    try:
+        copies = (
+            copy_pseudo_labels(args.pseudo_label, args.unlabelled, result.confident)
+            if args.pseudo_label is not None
+            else None
+        )
+    except RelabelError as err:
+        return fail("suggest", str(err))
     if args.json:
         data = result.to_dict()
         if copies is not None:

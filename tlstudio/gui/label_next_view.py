@@ -134,7 +134,7 @@ class LabelNextView(QWidget):
         self.task.done.connect(self.show_suggestions)
         self.task.failed.connect(self._failed)
         self.busy = True
-        self.suggest_button.setEnabled(False)
+        self._update_buttons()
         self.cancel.setEnabled(True)
         self.task.start()
 
@@ -173,8 +173,9 @@ class LabelNextView(QWidget):
         self.title.setText(
             "Cancelled." if "cancelled" in first else f"<span style='color:#b00'>{first}</span>"
         )
-        self.suggest_button.setEnabled(True)
+        self.busy = False
         self.cancel.setEnabled(False)
+        self._update_buttons()
 
     def _current(self) -> dict | None:
         index = self.list.currentIndex()
@@ -263,6 +264,7 @@ class LabelNextView(QWidget):
     def _update_buttons(self) -> None:
         item = self._current()
         self.suggest_button.setEnabled(self.folder is not None and not self.busy)
+        self.choose.setEnabled(not self.busy)  # the results are read against the folder they came from
         self.add_button.setEnabled(
             item is not None and not item.get("added_to") and self.data_dir is not None
         )

@@ -32,6 +32,10 @@ apart; different drawings of one simple shape can be as close as 4 bits, which t
 (up to 0.99 for such drawings, so a few are still grouped) mostly separates."""
 NEAR_DUPLICATE_CORRELATION = 0.95
 THUMB_SIDE = 16
+FLAT_THUMB = 1.0
+"""A thumbnail whose grey levels vary less than this (of 255) is one colour: two such images are
+near-duplicates when their mean levels differ by at most ``FLAT_LEVELS``."""
+FLAT_LEVELS = 4.0
 QUALITY_SIDE = 128
 DARK_LEVEL = 0.12
 """An image is *too dark* when 99 % of its grey levels lie below this (of 1.0)."""
@@ -206,12 +210,18 @@ def _close_pairs(looks: list[Look], max_bits: int, *, labels: np.ndarray | None 
     h = np.array([x.phash for x in looks], dtype=np.uint64)
     m = np.array([x.phash_mirror for x in looks], dtype=np.uint64)
     s, mirrored = _standardised(looks)
+    level = np.array([np.frombuffer(x.thumb, dtype=np.uint8).mean() for x in looks])
+    flat = np.array([np.frombuffer(x.thumb, dtype=np.uint8).std() < FLAT_THUMB for x in looks])
     chunk = 65536
     for start in range(0, n, block):
         rows = h[start : start + block, None]
         close = (np.bitwise_count(rows ^ h[None, :]) <= max_bits) | (
             np.bitwise_count(rows ^ m[None, :]) <= max_bits
         )
+        # one-colour pictures have no pattern to hash or correlate: alike when their levels are
+        same_flat = flat[start : start + block, None] & flat[None, :]
+        same_flat &= np.abs(level[start : start + block, None] - level[None, :]) <= FLAT_LEVELS
+        close |= same_flat
         i, j = np.nonzero(close)
         i = i + start
         keep = i < j
@@ -222,7 +232,8 @@ def _close_pairs(looks: list[Look], max_bits: int, *, labels: np.ndarray | None 
                 apart = labels[a] != labels[b]
                 a, b = a[apart], b[apart]
             corr = np.maximum((s[a] * s[b]).sum(1), (s[a] * mirrored[b]).sum(1)) / s.shape[1]
-            ok = corr >= NEAR_DUPLICATE_CORRELATION
+            both_flat = flat[a] & flat[b] & (np.abs(level[a] - level[b]) <= FLAT_LEVELS)
+            ok = ((corr >= NEAR_DUPLICATE_CORRELATION) & ~flat[a] & ~flat[b]) | both_flat
             yield a[ok], b[ok]
 
 

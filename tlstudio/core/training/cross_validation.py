@@ -23,19 +23,49 @@ from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.metrics import wilson_interval
 
 
-def fold_manifests(manifest: Manifest, k: int, val_fraction: float, seed: int) -> list[Manifest]:
+def fold_manifests(
+    manifest: Manifest, k: int, val_fraction: float, seed: int, group_of: dict[str, str] | None = None
+) -> list[Manifest]:
     """The K manifests of a stratified, leak-free K-fold split of every entry of ``manifest``.
+
+    Args:
+        manifest: every image, with its class.
+        k: folds.
+        val_fraction: the share of each fold's training images held out for validation.
+        seed: the assignment.
+        group_of: each path's look-alike group (``split.look_alike_groups``): a group stays in one
+            split of every fold; without it, identical files (same SHA-256) are grouped.
+
+    Returns:
+        One manifest per fold. Pseudo-labelled images (and their group) are in train in every fold.
 
     Raises:
         ValueError: when k < 2 or a class has fewer than k images.
     """
+    from tlstudio.core.data.split import is_pseudo_labelled
+
     if k < 2:
         raise ValueError("--folds needs at least 2 folds")
     rng = np.random.default_rng(seed)
     fold_of: dict[str, int] = {}
     by_class: dict[str, dict[str, list[ManifestEntry]]] = defaultdict(lambda: defaultdict(list))
     for e in manifest.entries:
-        by_class[e.label][e.sha256].append(e)
+        by_class[e.label][(group_of or {}).get(e.path, e.sha256)].append(e)
+    pseudo = {
+        key
+        for groups in by_class.values()
+        for key, es in groups.items()
+        if any(is_pseudo_labelled(e.path) for e in es)
+    }
+    for label in list(by_class):  # a group spanning classes belongs to its first class only
+        for key in list(by_class[label]):
+            owner = min(c for c in by_class if key in by_class[c])
+            if owner != label:
+                by_class[owner][key] += by_class[label].pop(key)
+    always_train = {
+        label: {key: groups.pop(key) for key in list(groups) if key in pseudo}
+        for label, groups in by_class.items()
+    }
     for label, groups in sorted(by_class.items()):
         if len(groups) < k:
             raise ValueError(f"class '{label}' has {len(groups)} distinct images, fewer than {k} folds")
@@ -53,6 +83,9 @@ def fold_manifests(manifest: Manifest, k: int, val_fraction: float, seed: int) -
             for key in sorted(groups):
                 split = "test" if fold_of[key] == fold else ("val" if key in val else "train")
                 entries += [ManifestEntry(e.path, e.sha256, e.label, split) for e in groups[key]]
+        for groups in always_train.values():
+            for members in groups.values():
+                entries += [ManifestEntry(e.path, e.sha256, e.label, "train") for e in members]
         folds.append(Manifest(tuple(sorted(entries, key=lambda e: (e.label, e.path)))))
     return folds
 
@@ -81,17 +114,19 @@ def cross_validate(
         ``{"folds": [...], "mean", "sd", "pooled_accuracy", "pooled_interval", "images"}``.
     """
     from tlstudio.core.data.health import inspect_folder
-    from tlstudio.core.data.split import SplitConfig, make_split
+    from tlstudio.core.data.split import SplitConfig, look_alike_groups, make_split
     from tlstudio.core.training.session import TrainingSession
 
+    report = inspect_folder(data_dir)  # the looks: near-duplicates stay in one split of every fold
     if manifest is None:
-        report = inspect_folder(data_dir)
         if not report.usable:
             raise ValueError(f"{data_dir} is not usable: {report.problem}")
         manifest = make_split(report.images, SplitConfig(0.0, 0.0, settings.seed))
+    group_of = look_alike_groups(report.images)
     out = Path(out_dir)
     folds = []
-    for i, fold in enumerate(fold_manifests(manifest, k, settings.val_fraction, settings.seed), start=1):
+    manifests = fold_manifests(manifest, k, settings.val_fraction, settings.seed, group_of)
+    for i, fold in enumerate(manifests, start=1):
         result = TrainingSession(
             settings, data_dir, out / f"fold-{i}", manifest=fold, on_event=on_event, stop_event=stop_event,
             export=False,

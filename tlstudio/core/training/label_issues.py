@@ -10,6 +10,7 @@ cleanlab's label quality score, and those that cleanlab's filter flags are marke
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -79,9 +80,9 @@ def off_distribution(features: np.ndarray, paths: list[str], labels: list[str]) 
     from sklearn.neighbors import NearestNeighbors
 
     k = min(OUTLIER_NEIGHBOURS, n - 1)
-    search = NearestNeighbors(n_neighbors=k + 1, metric="cosine", algorithm="brute").fit(features)
-    distances, _ = search.kneighbors(features)
-    score = distances[:, 1:].mean(axis=1)  # the first neighbour is the image itself
+    search = NearestNeighbors(n_neighbors=k, metric="cosine", algorithm="brute").fit(features)
+    distances, _ = search.kneighbors()  # without X: the image itself is left out, even among copies
+    score = distances.mean(axis=1)
     q1, q3 = np.percentile(score, [25, 75])
     fence = float(q3 + OUTLIER_FENCE * (q3 - q1))
     far = [i for i in np.argsort(-score, kind="stable") if score[i] > fence]
@@ -126,12 +127,21 @@ def image_features(
     entries = [ManifestEntry(r.path, r.sha256, r.label, "train") for r in chosen]
     dataset = make_dataset(entries, report.root, classes, size, batch_size, cache="none")
     chunks, labels = [], []
+    started = time.perf_counter()
     for pixels, y in dataset:
         if stop is not None and stop.is_set():
             raise InterruptedError("label check cancelled")
         chunks.append(np.asarray(extractor(pixels, training=False)).reshape(len(y), -1))
         labels.append(np.asarray(y))
-    return np.concatenate(chunks), np.concatenate(labels), classes
+    features = np.concatenate(chunks)
+    if len(features) != len(entries):  # the pipeline drops files it cannot read: the paths would shift
+        raise ValueError(
+            f"{len(entries) - len(features)} image(s) could not be read any more (moved, deleted or changed "
+            "since the scan): scan the folder again"
+        )
+    if facts is not None:
+        facts["forward_seconds"] = time.perf_counter() - started
+    return features, np.concatenate(labels), classes
 
 
 def out_of_sample_probabilities(

@@ -196,6 +196,8 @@ def copy_pseudo_labels(
     """Copy confidently predicted images into ``data_dir/CLASS/pseudo-labels/`` (the originals stay).
 
     The split maker puts them (and their look-alikes) in train only; deleting those folders drops them.
+    An image whose bytes are already in its class's pseudo-label folder is not copied again; when a
+    copy fails, the copies made so far are removed (all or nothing).
 
     Args:
         data_dir: the data folder the run was trained on.
@@ -204,11 +206,29 @@ def copy_pseudo_labels(
 
     Returns:
         The copies' paths relative to ``data_dir``.
+
+    Raises:
+        RelabelError: a copy failed (nothing was left behind).
     """
-    copies = []
-    for s in confident:
-        class_dir = Path(data_dir) / s.predicted
-        class_dir.mkdir(exist_ok=True)
-        copy = relabel.copy_into_class(class_dir, in_folder(unlabelled_dir, s.path), PSEUDO_FOLDER)
-        copies.append(f"{s.predicted}/{copy}")
+    from tlstudio.core.data.scan import file_sha256
+
+    copies: list[str] = []
+    present: dict[str, set[str]] = {}
+    try:
+        for s in confident:
+            folder = Path(data_dir) / s.predicted / PSEUDO_FOLDER
+            if s.predicted not in present:
+                present[s.predicted] = {file_sha256(p) for p in folder.glob("*") if p.is_file()}
+            source = in_folder(unlabelled_dir, s.path)
+            digest = file_sha256(source)
+            if digest in present[s.predicted]:
+                continue
+            (Path(data_dir) / s.predicted).mkdir(exist_ok=True)
+            copy = relabel.copy_into_class(Path(data_dir) / s.predicted, source, PSEUDO_FOLDER)
+            copies.append(f"{s.predicted}/{copy}")
+            present[s.predicted].add(digest)
+    except (relabel.RelabelError, OSError) as err:
+        for done in copies:
+            in_folder(data_dir, done).unlink(missing_ok=True)
+        raise relabel.RelabelError(f"pseudo-labels not copied ({err}); nothing was left behind") from err
     return copies

@@ -11,7 +11,8 @@ Each candidate's features of the training split are computed once; three scores 
   from the paper (evidence maximisation by the fixed-point updates of α and β on the
   eigendecomposition of FᵀF).
 
-Intervals are 95 %: Wilson intervals for the accuracies, a bootstrap over images for LogME.
+Intervals are 95 %: Wilson intervals for the accuracies; for LogME a delete-d jackknife (subsamples
+of 80 % of the images without replacement: a bootstrap's repeated rows would inflate the evidence).
 Candidates whose probe accuracy differs from the best one's by an amount a paired bootstrap
 cannot tell from zero are marked ``tied_with_best``: the data cannot separate them.
 """
@@ -33,7 +34,8 @@ from tlstudio.core.training.label_issues import image_features, out_of_sample_pr
 
 NEIGHBOURS = 10
 BOOTSTRAP = 200  # paired draws for "tied with the best"
-LOGME_DRAWS = 20  # draws for LogME's interval (each refits LogME)
+LOGME_DRAWS = 20  # subsamples for LogME's interval (each refits LogME)
+LOGME_KEEP = 0.8  # each subsample keeps this share of the images, drawn without replacement
 
 
 @dataclass(frozen=True)
@@ -69,9 +71,9 @@ def knn_correct(features: np.ndarray, labels: np.ndarray, k: int = NEIGHBOURS) -
     from sklearn.neighbors import NearestNeighbors
 
     k = max(1, min(k, len(labels) - 1))
-    search = NearestNeighbors(n_neighbors=k + 1, metric="cosine", algorithm="brute").fit(features)
-    _, index = search.kneighbors(features)
-    neighbours = labels[index[:, 1:]]
+    search = NearestNeighbors(n_neighbors=k, metric="cosine", algorithm="brute").fit(features)
+    _, index = search.kneighbors()  # without X: each image's neighbours exclude itself, even among copies
+    neighbours = labels[index]
     num_classes = int(labels.max()) + 1
     votes = np.zeros((len(labels), num_classes))
     for rank in range(k):  # nearer neighbours weigh a little more, which breaks ties
@@ -113,6 +115,8 @@ def logme(features: np.ndarray, labels: np.ndarray, max_iter: int = 11) -> float
             residual = float(((y - f @ m) ** 2).sum())
             new_alpha = gamma / (m2 + 1e-10)
             new_beta = (n - gamma) / (residual + 1e-10)
+            if not (new_alpha > 0 and new_beta > 0 and np.isfinite(new_alpha * new_beta)):
+                break  # degenerate features (all zero, say): keep the last finite estimate
             done = abs(new_alpha / new_beta - alpha / beta) / (alpha / beta) < 0.01
             alpha, beta = new_alpha, new_beta
             if done:
@@ -171,19 +175,27 @@ def rank_backbones(
         features, labels, classes = image_features(
             report, name, weights=weights, image_size=image_size, stop=stop, images=images, facts=facts
         )
-        forward = time.perf_counter() - started
+        forward = float(facts.get("forward_seconds", time.perf_counter() - started))
         say(f"{name}: probe, nearest neighbours and LogME")
+        counts = np.bincount(labels, minlength=len(classes))
+        if counts.min() < 2:
+            small = classes[int(np.argmin(counts))]
+            raise ValueError(
+                f"class '{small}' has {int(counts.min())} image(s) in the training split: ranking needs at "
+                "least 2 per class (the probe is scored on images it did not see); add images, or lower "
+                "--val/--test"
+            )
         probe_ok = out_of_sample_probabilities(features, labels, len(classes), seed=seed).argmax(1) == labels
         knn_ok = knn_correct(features, labels)
         score = logme(features, labels)
-        logme_draws = [logme(features[i], labels[i]) for i in draws[:LOGME_DRAWS]]
+        logme_iv = _logme_interval(features, labels, score, rng)
         rows.append(
             (
                 name,
                 probe_ok,
                 knn_ok,
                 score,
-                tuple(float(x) for x in np.percentile(logme_draws, [2.5, 97.5])),
+                logme_iv,
                 facts,
                 features.shape[1],
                 time.perf_counter() - started,
@@ -215,6 +227,20 @@ def rank_backbones(
             )
         )
     return ranked
+
+
+def _logme_interval(features: np.ndarray, labels: np.ndarray, score: float, rng) -> tuple[float, float]:
+    """score ± 1.96 standard errors, the error from a delete-d jackknife (Shao & Wu, 1989): the
+    spread of LogME over subsamples of LOGME_KEEP of the images, times sqrt(keep / (n − keep))."""
+    n = len(labels)
+    keep = max(2, round(LOGME_KEEP * n))
+    if keep >= n:
+        return score, score
+    values = [
+        logme(features[idx], labels[idx]) for idx in (rng.permutation(n)[:keep] for _ in range(LOGME_DRAWS))
+    ]
+    error = float(np.std(values, ddof=1)) * float(np.sqrt(keep / (n - keep)))
+    return score - 1.96 * error, score + 1.96 * error
 
 
 def _rounded(interval) -> tuple[float, float]:
