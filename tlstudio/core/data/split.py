@@ -147,8 +147,8 @@ def make_split(images: list[ImageRecord], config: SplitConfig | None = None) -> 
     dealt to test, then validation, then train (a group that would overshoot a split's share
     goes to train). A class with at least three images gets at least one image in each split
     whose fraction is above zero, as long as it has enough groups small enough to deal (a class
-    made of a few large groups of look-alikes may leave validation or test without it). Pseudo-labelled images (``PSEUDO_FOLDER``) and their look-alikes
-    always go to train.
+    made of a few large groups of look-alikes may leave validation or test without it).
+    Pseudo-labelled images (``PSEUDO_FOLDER``) and their look-alikes always go to train.
 
     Args:
         images: the scan's records (their ``look`` joins near-duplicates; without it, only
