@@ -73,6 +73,11 @@ def test_cli_suggest_json_and_errors(run, unlabelled, tmp_path):
     assert missing.returncode == 2 and "UNLABELLED_DIR" in missing.stderr
     not_a_run = tlstudio("suggest", str(unlabelled), str(unlabelled), timeout=120)
     assert not_a_run.returncode == 1 and "cannot be rebuilt" in not_a_run.stderr
+    known = tmp_path / "known"
+    known.mkdir()
+    (known / "again.png").write_bytes((unlabelled / "already.png").read_bytes())
+    all_known = tlstudio("suggest", str(run), str(known), timeout=120)
+    assert all_known.returncode == 1 and "1 skipped, e.g. again.png (already labelled" in all_known.stderr
 
 
 def test_cli_suggest_pseudo_labels_only_sure_images_into_the_data_for_training_only(

@@ -95,7 +95,7 @@ def format_ranking(ranked) -> str:
         lines.append(
             f"{mark:2}{Path(r.backbone).name[:27]:<28}{r.score:>11.3f}"
             f"{f'{r.interval[0]:.2f}–{r.interval[1]:.2f}':>16}{r.knn:>7.3f}{r.logme:>8.3f}"
-            f"{r.parameters / 1e6:>9.1f}M{r.ms_per_image:>8.1f}{r.seconds:>7.1f}"
+            f"{_count(r.parameters):>10}{r.ms_per_image:>8.1f}{r.seconds:>7.1f}"
         )
     tied = [r for r in ranked if r.tied_with_best]
     lines.append(
@@ -104,3 +104,8 @@ def format_ranking(ranked) -> str:
         + (f" ({len(tied)} of {len(ranked)}: more images would separate them)." if len(tied) > 1 else ".")
     )
     return "\n".join(lines)
+
+
+def _count(parameters: int) -> str:
+    """23,920 → 23.9k; 4,049,571 → 4.0M."""
+    return f"{parameters / 1e6:.1f}M" if parameters >= 1e6 else f"{parameters / 1e3:.1f}k"

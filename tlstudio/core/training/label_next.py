@@ -168,7 +168,10 @@ def suggest(
         if progress is not None:
             progress(min(start + BATCH, len(todo)), len(todo))
     if not kept:
-        raise ValueError(f"no usable unlabelled image in {unlabelled_dir}")
+        why = (
+            f": {len(skipped)} skipped, e.g. {skipped[0]['path']} ({skipped[0]['reason']})" if skipped else ""
+        )
+        raise ValueError(f"no usable unlabelled image in {unlabelled_dir}{why}")
     p, f = np.concatenate(probs), np.concatenate(feats)
     u = uncertainty(p)
 
