@@ -123,12 +123,12 @@ def main() -> None:
             )
             found.append(hits / min(20, len(pictures)))
         pairs = looks.near_duplicate_pairs(originals)
-        groups = looks.connected_groups(len(originals), pairs)
+        sizes = np.bincount(looks.look_alike_labels(originals))
         n_pairs = len(originals) * (len(originals) - 1) // 2
         print(
             f"| {name} | "
             + " | ".join(f"{f:.0%}" for f in found)
-            + f" | {1000 * len(pairs) / n_pairs:.1f} | {max((len(g) for g in groups), default=0)} |"
+            + f" | {1000 * len(pairs) / n_pairs:.1f} | {int(sizes.max()) if sizes.max() > 1 else 0} |"
         )
         sharp = [o.sharpness for o in originals]
         blurred = {

@@ -122,12 +122,6 @@ def test_scan_without_looks_is_header_only_and_groups_only_identical_files(tmp_p
     assert len(manifest.entries) == 2
 
 
-def test_connected_groups_join_chains():
-    assert looks.connected_groups(5, [(0, 1), (1, 3)]) == [[0, 1, 3]]
-    assert looks.connected_groups(5, [(3, 4), (0, 2)]) == [[0, 2], [3, 4]]
-    assert looks.connected_groups(3, []) == []
-
-
 def test_a_folder_of_frames_that_all_look_alike_is_one_group(tmp_path):
     still = np.asarray(photo(5, side=64), dtype=np.int16)
     rng = np.random.default_rng(1)

@@ -123,11 +123,6 @@ def look_at(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXEL
     )
 
 
-def hamming(a: int, b: int) -> int:
-    """Bits in which two 64-bit hashes differ."""
-    return (a ^ b).bit_count()
-
-
 def near_duplicate_pairs(looks: list[Look], *, max_bits: int = NEAR_DUPLICATE_BITS) -> list[tuple[int, int]]:
     """Index pairs (i < j) of images that are near-duplicates (see ``NEAR_DUPLICATE_BITS``).
 
@@ -173,32 +168,6 @@ def look_alike_labels(looks: list[Look], *, max_bits: int = NEAR_DUPLICATE_BITS)
     return labels
 
 
-def thumb_correlation(a: Look, b: Look) -> float:
-    """Correlation of two images' grey thumbnails, the better of b as is and b mirrored."""
-    s, mirrored = _standardised([a, b])
-    return max(float(s[0] @ s[1]), float(s[0] @ mirrored[1])) / s.shape[1]
-
-
-def connected_groups(n: int, pairs: list[tuple[int, int]]) -> list[list[int]]:
-    """Groups of indices joined by pairs (union-find); singletons left out, each group sorted."""
-    parent = list(range(n))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, j in pairs:
-        ri, rj = find(i), find(j)
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
-    groups: dict[int, list[int]] = {}
-    for i in range(n):
-        groups.setdefault(find(i), []).append(i)
-    return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
-
-
 def _close_pairs(looks: list[Look], max_bits: int, *, labels: np.ndarray | None = None, block: int = 256):
     """Yield (i, j) index arrays, i < j, of near-duplicates, a chunk at a time.
 
@@ -209,9 +178,7 @@ def _close_pairs(looks: list[Look], max_bits: int, *, labels: np.ndarray | None 
         return
     h = np.array([x.phash for x in looks], dtype=np.uint64)
     m = np.array([x.phash_mirror for x in looks], dtype=np.uint64)
-    s, mirrored = _standardised(looks)
-    level = np.array([np.frombuffer(x.thumb, dtype=np.uint8).mean() for x in looks])
-    flat = np.array([np.frombuffer(x.thumb, dtype=np.uint8).std() < FLAT_THUMB for x in looks])
+    s, mirrored, level, flat = _standardised(looks)
     chunk = 65536
     for start in range(0, n, block):
         rows = h[start : start + block, None]
@@ -237,14 +204,16 @@ def _close_pairs(looks: list[Look], max_bits: int, *, labels: np.ndarray | None 
             yield a[ok], b[ok]
 
 
-def _standardised(looks: list[Look]) -> tuple[np.ndarray, np.ndarray]:
-    """Thumbnails as rows of zero mean and unit deviation, and the same mirrored."""
+def _standardised(looks: list[Look]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Thumbnails as rows of zero mean and unit deviation, the same mirrored, each thumbnail's mean
+    grey level, and whether it is one colour (``FLAT_THUMB``)."""
     t = np.frombuffer(b"".join(x.thumb for x in looks), dtype=np.uint8)
     t = t.reshape(len(looks), THUMB_SIDE, THUMB_SIDE).astype(np.float32)
-    t -= t.mean(axis=(1, 2), keepdims=True)
+    level = t.mean(axis=(1, 2), keepdims=True)
     spread = t.std(axis=(1, 2), keepdims=True)
-    t /= np.where(spread > 1e-6, spread, 1.0)
-    return t.reshape(len(looks), -1), t[:, :, ::-1].reshape(len(looks), -1)
+    t = (t - level) / np.where(spread > 1e-6, spread, 1.0)
+    flat = spread.ravel() < FLAT_THUMB
+    return t.reshape(len(looks), -1), t[:, :, ::-1].reshape(len(looks), -1), level.ravel(), flat
 
 
 def _phash(small: np.ndarray) -> int:

@@ -211,6 +211,20 @@ def look_alike_groups(images: list[ImageRecord]) -> dict[str, str]:
         ``{path: group key}``; the key is the smallest SHA-256 in the group, so it does not
         depend on listing order.
     """
+    # the doctor's report and the split maker ask for the same folder's groups in a row: the
+    # answer depends only on the files (paths and contents), so the last one is kept
+    global _last_groups
+    key = tuple((r.path, r.sha256, r.look is not None) for r in images)
+    last = _last_groups  # read once: a scan thread may replace it
+    if last[0] != key:
+        last = _last_groups = (key, _look_alike_groups(images))
+    return dict(last[1])
+
+
+_last_groups: tuple = (None, {})
+
+
+def _look_alike_groups(images: list[ImageRecord]) -> dict[str, str]:
     by_hash: dict[str, int] = {}
     hashes: list[str] = []
     for record in images:

@@ -63,6 +63,23 @@ class Outlier:
         return asdict(self) | {"reason": "off-distribution: unlike the other images of the folder"}
 
 
+def nearest_others(features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each image's k nearest *other* images by cosine distance (an identical copy counts as other).
+
+    Args:
+        features: (n, d) features, n ≥ 2.
+        k: neighbours wanted (at most n − 1 are given).
+
+    Returns:
+        (distances, indices), each (n, k), nearest first.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    k = max(1, min(k, len(features) - 1))
+    search = NearestNeighbors(n_neighbors=k, metric="cosine", algorithm="brute").fit(features)
+    return search.kneighbors()  # without X, sklearn leaves each image itself out
+
+
 def off_distribution(features: np.ndarray, paths: list[str], labels: list[str]) -> list[Outlier]:
     """Images far from all others in feature space, farthest first (see ``OUTLIER_FENCE``).
 
@@ -77,11 +94,7 @@ def off_distribution(features: np.ndarray, paths: list[str], labels: list[str]) 
     n = len(features)
     if n < 5:
         return []
-    from sklearn.neighbors import NearestNeighbors
-
-    k = min(OUTLIER_NEIGHBOURS, n - 1)
-    search = NearestNeighbors(n_neighbors=k, metric="cosine", algorithm="brute").fit(features)
-    distances, _ = search.kneighbors()  # without X: the image itself is left out, even among copies
+    distances, _ = nearest_others(features, OUTLIER_NEIGHBOURS)
     score = distances.mean(axis=1)
     q1, q3 = np.percentile(score, [25, 75])
     fence = float(q3 + OUTLIER_FENCE * (q3 - q1))

@@ -183,7 +183,8 @@ def suggest(
 
     picked = select_to_label(p, f, n)
     sure = [int(i) for i in np.argsort(-p.max(1), kind="stable") if p[i].max() >= min_confidence]
-    confident = [described(i) for i in sure if i not in set(picked)]
+    asked = set(picked)
+    confident = [described(i) for i in sure if i not in asked]
     return Suggestions(
         [described(i) for i in picked],
         classes,

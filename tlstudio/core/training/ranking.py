@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
@@ -30,7 +31,7 @@ from tlstudio.core.data.health import DatasetReport
 from tlstudio.core.data.split import SplitConfig, make_split
 from tlstudio.core.results.metrics import wilson_interval
 from tlstudio.core.settings import SEED
-from tlstudio.core.training.label_issues import image_features, out_of_sample_probabilities
+from tlstudio.core.training.label_issues import image_features, nearest_others, out_of_sample_probabilities
 
 NEIGHBOURS = 10
 BOOTSTRAP = 200  # paired draws for "tied with the best"
@@ -68,12 +69,9 @@ class RankedBackbone:
 
 def knn_correct(features: np.ndarray, labels: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
     """Whether each image's k nearest other images (cosine) vote for its class (ties: the nearest)."""
-    from sklearn.neighbors import NearestNeighbors
-
-    k = max(1, min(k, len(labels) - 1))
-    search = NearestNeighbors(n_neighbors=k, metric="cosine", algorithm="brute").fit(features)
-    _, index = search.kneighbors()  # without X: each image's neighbours exclude itself, even among copies
+    _, index = nearest_others(features, k)
     neighbours = labels[index]
+    k = neighbours.shape[1]
     num_classes = int(labels.max()) + 1
     votes = np.zeros((len(labels), num_classes))
     for rank in range(k):  # nearer neighbours weigh a little more, which breaks ties
@@ -165,9 +163,17 @@ def rank_backbones(
     manifest = make_split(report.images, split or SplitConfig())
     train_paths = {e.path for e in manifest.subset("train")}
     images = [r for r in report.images if r.path in train_paths]
+    per_class = Counter(r.label for r in images)
+    small = min(report.classes, key=lambda c: per_class[c])
+    if per_class[small] < 2:  # said before any backbone is built
+        raise ValueError(
+            f"class '{small}' has {per_class[small]} image(s) in the training split: ranking needs at "
+            "least 2 per class (the probe is scored on images it did not see); add images, or lower "
+            "--val/--test"
+        )
     rng = np.random.default_rng(seed)
-    draws = [rng.integers(0, len(images), len(images)) for _ in range(BOOTSTRAP)]
-    rows = []
+    draws = np.array([rng.integers(0, len(images), len(images)) for _ in range(BOOTSTRAP)])
+    ranked, correct = [], {}
     for name in backbones:
         say(f"{name}: features of {len(images)} training images")
         started = time.perf_counter()
@@ -175,38 +181,11 @@ def rank_backbones(
         features, labels, classes = image_features(
             report, name, weights=weights, image_size=image_size, stop=stop, images=images, facts=facts
         )
-        forward = float(facts.get("forward_seconds", time.perf_counter() - started))
         say(f"{name}: probe, nearest neighbours and LogME")
-        counts = np.bincount(labels, minlength=len(classes))
-        if counts.min() < 2:
-            small = classes[int(np.argmin(counts))]
-            raise ValueError(
-                f"class '{small}' has {int(counts.min())} image(s) in the training split: ranking needs at "
-                "least 2 per class (the probe is scored on images it did not see); add images, or lower "
-                "--val/--test"
-            )
         probe_ok = out_of_sample_probabilities(features, labels, len(classes), seed=seed).argmax(1) == labels
         knn_ok = knn_correct(features, labels)
         score = logme(features, labels)
-        logme_iv = _logme_interval(features, labels, score, rng)
-        rows.append(
-            (
-                name,
-                probe_ok,
-                knn_ok,
-                score,
-                logme_iv,
-                facts,
-                features.shape[1],
-                time.perf_counter() - started,
-                1000 * forward / len(images),
-            )
-        )
-    rows.sort(key=lambda r: (-r[1].mean(), -r[3]))
-    best = rows[0][1].astype(float)
-    ranked = []
-    for name, probe_ok, knn_ok, score, logme_iv, facts, dim, seconds, ms in rows:
-        gap = np.array([(best[i] - probe_ok[i]).mean() for i in draws])
+        correct[name] = probe_ok
         ranked.append(
             RankedBackbone(
                 backbone=name,
@@ -215,18 +194,25 @@ def rank_backbones(
                 knn=round(float(knn_ok.mean()), 4),
                 knn_interval=_rounded(wilson_interval(int(knn_ok.sum()), len(knn_ok))),
                 logme=round(score, 4),
-                logme_interval=_rounded(logme_iv),
-                tied_with_best=bool(np.percentile(gap, 2.5) <= 0.0),
+                logme_interval=_rounded(_logme_interval(features, labels, score, rng)),
+                tied_with_best=False,
                 parameters=int(facts.get("parameters", 0)),
-                feature_dim=int(dim),
+                feature_dim=int(features.shape[1]),
                 image_size=int(facts.get("image_size", 0)),
                 images=len(images),
-                seconds=round(seconds, 2),
-                ms_per_image=round(ms, 2),
+                seconds=round(time.perf_counter() - started, 2),
+                ms_per_image=round(1000 * float(facts["forward_seconds"]) / len(images), 2),
                 peak_memory_mb=_peak_memory_mb(),
             )
         )
-    return ranked
+    ranked.sort(key=lambda r: (-float(correct[r.backbone].mean()), -r.logme))
+    best = correct[ranked[0].backbone].astype(float)
+    return [
+        replace(
+            r, tied_with_best=bool(np.percentile((best - correct[r.backbone])[draws].mean(1), 2.5) <= 0.0)
+        )
+        for r in ranked
+    ]
 
 
 def _logme_interval(features: np.ndarray, labels: np.ndarray, score: float, rng) -> tuple[float, float]:
