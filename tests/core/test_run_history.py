@@ -63,3 +63,6 @@ def test_the_weights_column_says_what_a_run_started_from():
     assert describe_weights({"backbone": "/m/demo.keras", "weights": "imagenet"}) == "the model's own"
     assert describe_weights({"backbone": "/m/demo.keras", "weights": "none"}) == "none (from scratch)"
     assert describe_weights({"backbone": "ResNet50", "weights": "/w/mine.weights.h5"}) == "mine.weights.h5"
+    preset = "kerashub:dinov2_small"
+    assert describe_weights({"backbone": preset, "weights": "imagenet"}) == "the preset's own"
+    assert describe_weights({"backbone": preset, "weights": "none"}) == "none (from scratch)"

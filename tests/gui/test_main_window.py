@@ -385,3 +385,35 @@ def test_the_data_panel_lists_look_alikes_and_poor_images(window, qtbot, tmp_pat
     assert "label conflict" in view.item(0, 2).text()
     assert (view.item(1, 0).text(), view.item(1, 2).text()) == ("cats/night.png", "very dark")
     assert panel.tabs.tabText(2) == "Look-alikes && quality (2)"
+
+
+def test_kerashub_presets_are_listed_and_a_preset_folder_shows_its_transformer_blocks(
+    window, qtbot, tmp_path, colour_data
+):
+    keras_hub = pytest.importorskip("keras_hub")
+
+    backbone = keras_hub.models.ViTBackbone(
+        image_shape=(32, 32, 3), patch_size=8, num_layers=2, num_heads=2, hidden_dim=16, mlp_dim=32
+    )
+    backbone.save_to_preset(str(tmp_path / "vit_preset"))
+    window.set_project(Project(path=tmp_path / "p.tlstudio.json"))
+    panel = window.backbone
+    qtbot.waitUntil(lambda: panel.ready, timeout=LONG)
+    qtbot.waitUntil(lambda: "kerashub:dinov2_small" in panel.specs, timeout=LONG)  # its own worker
+    panel.search.setText("dinov2_small")
+    assert panel.proxy.rowCount() >= 1
+    panel.choose("kerashub:dinov2_small")
+    assert panel.weights.itemText(0).startswith("The preset's pretrained weights")
+    panel.choose("kerashub:vit_base_patch16_384_imagenet")
+    assert panel.size.value() == 384 and not panel.size.isEnabled()  # a ViT's size is fixed
+    panel.choose(str(tmp_path / "vit_preset"))
+    assert panel.spec.kind == "kerashub" and "KerasHub preset" in panel.summary.text()
+    qtbot.waitUntil(
+        lambda: (
+            window.layers.model.tree is not None
+            and [b.name for b in window.layers.model.tree.blocks]
+            == ["stem", "transformer_block_1", "transformer_block_2"]
+        ),
+        timeout=LONG,
+    )
+    assert panel.apply_to(window.project.settings).backbone == str(tmp_path / "vit_preset")

@@ -10,6 +10,8 @@ from tlstudio.cli.common import quiet_tensorflow
 
 def run_backbones(args: argparse.Namespace) -> int:
     quiet_tensorflow()
+    if getattr(args, "kerashub", False):
+        return _kerashub_presets(args)
     from tlstudio.core.backbone.registry import list_backbones
 
     specs = list_backbones()
@@ -27,6 +29,27 @@ def run_backbones(args: argparse.Namespace) -> int:
     print(
         "\ntop-1: ImageNet accuracy where the Keras documentation publishes it. "
         "params: without the ImageNet classification top. Also accepted as --backbone: a .keras/.h5 "
-        "model file or a SavedModel folder."
+        "model file, a SavedModel folder, or a KerasHub preset (`tlstudio backbones --kerashub`)."
+    )
+    return 0
+
+
+def _kerashub_presets(args: argparse.Namespace) -> int:
+    from tlstudio.core.backbone import kerashub
+
+    if not kerashub.available():
+        print(f"error: KerasHub is not installed: {kerashub.INSTALL_HINT}")
+        return 1
+    presets = kerashub.list_presets()
+    if args.json:
+        print(json.dumps(presets, indent=2))
+        return 0
+    print(f"{'name':<48} {'family':<22} {'params':>14}")
+    for p in presets:
+        params = f"{p['params']:,}" if p["params"] else "?"
+        print(f"{p['name']:<48} {p['family']:<22} {params:>14}")
+    print(
+        "\nDownloaded by KerasHub into its cache when first used (needs network). Offline: a preset "
+        "folder (save_to_preset) works as --backbone FOLDER."
     )
     return 0

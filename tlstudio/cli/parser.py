@@ -80,8 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--image-size", type=int, metavar="N", help="input size (default: the backbone's)")
     inspect.set_defaults(handler=run_inspect)
 
-    backbones = sub.add_parser("backbones", help="list the Keras Applications backbones")
+    backbones = sub.add_parser("backbones", help="list the Keras Applications (or KerasHub) backbones")
     backbones.add_argument("--json", action="store_true", help="print a JSON list")
+    backbones.add_argument(
+        "--kerashub",
+        action="store_true",
+        help="list the KerasHub vision presets instead (ViT, DINOv2, …; needs tlstudio[kerashub])",
+    )
     backbones.set_defaults(handler=run_backbones)
     add_weights_command(sub)
     devices.add_parser(sub)
@@ -109,8 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--backbone",
         metavar="NAME_OR_PATH",
-        help="a Keras Applications name (see `tlstudio backbones`), a .keras/.h5 model file, "
-        "or a SavedModel folder",
+        help="a Keras Applications name (see `tlstudio backbones`), a KerasHub preset "
+        "(kerashub:NAME, see `tlstudio backbones --kerashub`, or a preset folder), a .keras/.h5 model "
+        "file, or a SavedModel folder",
     )
     train.add_argument(
         "--folds",

@@ -1,4 +1,5 @@
-"""Backbone panel: a searchable list of every registry backbone, or a model file / SavedModel / hub."""
+"""Backbone panel: a searchable list of every registry backbone (Keras Applications, then the
+KerasHub presets when KerasHub is installed), or a model file / SavedModel / preset folder / hub."""
 
 from __future__ import annotations
 
@@ -20,15 +21,23 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tlstudio.core.backbone.registry import BackboneError, BackboneSpec, resolve_backbone
+from tlstudio.core.backbone.registry import (
+    BackboneError,
+    BackboneSpec,
+    list_kerashub_backbones,
+    resolve_backbone,
+)
 from tlstudio.core.settings import TrainSettings
 from tlstudio.gui.rank_view import RankView
 from tlstudio.gui.weights_box import WeightsBox
+from tlstudio.gui.worker import Task
 
 HEADERS = ("Backbone", "Family", "Parameters", "ImageNet top-1", "Input", "Min", "Preprocessing")
 
 
 IMAGENET_TEXT = "ImageNet (downloaded once into ~/.keras/models)"
+PRESET_TEXT = "The preset's pretrained weights (KerasHub downloads them once)"
+OWN_TEXT = "Its own weights (from the model)"
 
 
 class BackbonePanel(QWidget):
@@ -43,6 +52,7 @@ class BackbonePanel(QWidget):
         self.model.setHorizontalHeaderLabels(HEADERS)
         self.specs: dict[str, BackboneSpec] = {}
         self._pending: tuple | None = None
+        self.hub_listing: Task | None = None
         self.proxy = QSortFilterProxyModel()
         self.proxy.setSourceModel(self.model)
         self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
@@ -63,9 +73,13 @@ class BackbonePanel(QWidget):
             "Start from a model you trained before; it is cut at its last pooling layer"
         )
         self.file_button.clicked.connect(self._pick_file)
-        self.folder_button = QPushButton("SavedModel folder…")
+        self.folder_button = QPushButton("SavedModel or KerasHub preset folder…")
         self.folder_button.clicked.connect(self._pick_folder)
-        self.hub = QLineEdit(placeholderText="or a TF Hub handle, e.g. https://tfhub.dev/…/feature_vector/5")
+        self.hub = QLineEdit(placeholderText="or a handle: https://tfhub.dev/…, kerashub:NAME, kaggle://…")
+        self.hub.setToolTip(
+            "A TF Hub / Kaggle Models handle, a KerasHub preset (kerashub:dinov2_small) or a "
+            "kaggle:// / hf:// KerasHub handle: Enter to choose it"
+        )
         self.hub.returnPressed.connect(lambda: self.choose(self.hub.text().strip()))
         sources = QHBoxLayout()
         sources.addWidget(self.file_button)
@@ -105,7 +119,15 @@ class BackbonePanel(QWidget):
         layout.addWidget(self.rank)
 
     def populate(self, specs) -> None:
-        """Fill the table with the registry (the window reads it from Keras in a worker thread)."""
+        """Fill the table with the registry (the window reads it from Keras in a worker thread),
+        then list the KerasHub presets in a worker of its own (importing KerasHub takes seconds)."""
+        self._add_rows(specs)
+        if self.hub_listing is None:
+            self.hub_listing = Task(list_kerashub_backbones)
+            self.hub_listing.done.connect(self._add_rows)
+            self.hub_listing.start()
+
+    def _add_rows(self, specs) -> None:
         for spec in specs:
             self.specs[spec.name.lower()] = spec
             row = [
@@ -123,9 +145,14 @@ class BackbonePanel(QWidget):
             self.model.appendRow(row)
         self.table.resizeColumnsToContents()
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)  # A→Z by name
-        self.summary.setText(
-            f"{len(specs)} Keras Applications backbones. Choose one, or a model of your own."
-        )
+        kinds = [s.kind for s in self.specs.values()]
+        hub = kinds.count("kerashub")
+        presets = f" and {hub} KerasHub presets" if hub else ""
+        if self.spec is None:
+            self.summary.setText(
+                f"{kinds.count('keras')} Keras Applications backbones{presets}. "
+                "Choose one, or a model of your own."
+            )
         if self._pending is not None:
             name, kwargs = self._pending
             self._pending = None
@@ -158,15 +185,20 @@ class BackbonePanel(QWidget):
         self.size.setMinimum(spec.min_size)
         self.size.setValue(image_size or spec.default_size)
         self.size.blockSignals(False)
-        self.weights.setEnabled(spec.kind == "keras")
+        self.weights.setEnabled(spec.kind in ("keras", "kerashub"))
         self.weights.setItemText(
-            0, IMAGENET_TEXT if spec.kind == "keras" else "Its own weights (from the model)"
+            0, {"keras": IMAGENET_TEXT, "kerashub": PRESET_TEXT}.get(spec.kind, OWN_TEXT)
         )
+        if spec.kind == "kerashub" and self.weights.currentData() == "file":
+            self.weights.setCurrentIndex(0)  # a preset carries its own weights
         if spec.kind != "keras":  # a model file or SavedModel brings its own weights
             self.weights.setToolTip(
                 "This backbone starts from its own weights; 'None' is its from-scratch baseline"
             )
-        self.size.setEnabled(spec.kind != "file")  # a model file brings its own input size
+        if spec.fixed_size:  # a ViT preset: its position embeddings fix the size
+            self.size.setValue(spec.fixed_size)
+        # a model file (and a ViT preset) brings its own input size
+        self.size.setEnabled(spec.kind != "file" and not spec.fixed_size)
         self._emit()
 
     def show_settings(self, s: TrainSettings) -> None:
@@ -197,6 +229,7 @@ class BackbonePanel(QWidget):
             "keras": "Keras Applications",
             "file": f"model file {spec.source}",
             "savedmodel": f"SavedModel {spec.source}",
+            "kerashub": f"KerasHub preset {spec.source}",
         }[spec.kind]
         note = ""
         imagenet = spec.kind == "keras" and self.weights_value() == "imagenet"
@@ -206,10 +239,10 @@ class BackbonePanel(QWidget):
         size = (
             "its own input size" if spec.kind == "file" else f"input {self.size.value()}×{self.size.value()}"
         )
+        preprocessing = "as the preset says" if spec.preprocessing == "preset" else f"'{spec.preprocessing}'"
         self.summary.setText(
             f"<b>{spec.name}</b> — {where}; {spec.family}; {params}; {size}; "
-            f"preprocessing '{spec.preprocessing}' "
-            f"inside the model.{note}"
+            f"preprocessing {preprocessing} inside the model.{note}"
         )
         self.chosen.emit(spec, self.weights_value(), self.size.value())
 
@@ -224,7 +257,7 @@ class BackbonePanel(QWidget):
             self.choose(path)
 
     def _pick_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "SavedModel folder")
+        folder = QFileDialog.getExistingDirectory(self, "SavedModel or KerasHub preset folder")
         if folder:
             self.choose(folder)
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from tlstudio.core.backbone.registry import preprocessing_layers
+from tlstudio.core.backbone.preprocessing import preprocessing_layers
 from tlstudio.core.settings import HeadSettings
 
 
@@ -136,6 +136,7 @@ def build_classifier(
     *,
     preprocessing: str = "none",
     head: HeadSettings | None = None,
+    class_token: bool = False,
 ) -> TransferModel:
     """Put preprocessing, the backbone and a new head together.
 
@@ -145,6 +146,8 @@ def build_classifier(
         image_size: square input size in pixels.
         preprocessing: a mode of ``backbones.PREPROCESSING_MODES``.
         head: pooling, dropout and dense sizes.
+        class_token: the backbone returns tokens whose first one summarises the image (ViT, DeiT,
+            DINOv2): the head reads that token (plain Keras layers: a crop, then a flatten).
     """
     head = head or HeadSettings()
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
@@ -157,6 +160,9 @@ def build_classifier(
             keras.layers.GlobalMaxPooling2D if head.pooling == "max" else keras.layers.GlobalAveragePooling2D
         )
         x = pool(name="head_pool")(x)
+    elif len(x.shape) == 3 and class_token:
+        x = keras.layers.Cropping1D((0, int(x.shape[1]) - 1), name="head_class_token")(x)
+        x = keras.layers.Flatten(name="head_pool")(x)
     elif len(x.shape) != 2:
         x = keras.layers.Flatten(name="head_flatten")(x)
     if head.dropout > 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tlstudio.core.backbone.layer_tree import LayerTree, build_layer_tree, leaf_layers
+from tlstudio.core.backbone.layer_tree import LayerTree, build_layer_tree, named_leaf_layers
 from tlstudio.core.freeze_plan import FreezePlan
 
 
@@ -77,9 +77,9 @@ def apply_freeze_plan(model, plan: FreezePlan) -> FreezeSummary:
     backbone.trainable = True
     tree = build_layer_tree(backbone)
     states = layer_states(tree, plan)
-    for layer in leaf_layers(backbone):
-        if layer.name in states:
-            layer.trainable = states[layer.name]
+    for name, layer, _ in named_leaf_layers(backbone):
+        if name in states:
+            layer.trainable = states[name]
     if not any(states.values()):
         backbone.trainable = False
     return summarize(model)
@@ -100,9 +100,9 @@ def variable_multipliers(model, plan: FreezePlan) -> dict[int, float]:
     backbone = _backbone_of(model)
     per_layer = layer_lr_multipliers(build_layer_tree(backbone), plan)
     out = {}
-    for layer in leaf_layers(backbone):
+    for name, layer, _ in named_leaf_layers(backbone):
         for var in layer.trainable_weights:
-            out[id(var)] = per_layer.get(layer.name, 1.0)
+            out[id(var)] = per_layer.get(name, 1.0)
     return out
 
 

@@ -1,10 +1,16 @@
 """The backbone as a tree of blocks and layers: pure data, ready for a tree view.
 
-Blocks come from the naming conventions of Keras Applications (ResNet ``conv4_block3_*``,
+Blocks come from the naming conventions of Keras Applications and KerasHub (ResNet ``conv4_block3_*``
+or ``stack2_block1_*``,
 EfficientNet ``block6a_*``, MobileNet ``block_13_*`` / ``expanded_conv_3_*``, Inception
 ``mixed5``, ConvNeXt ``stage_2_block_1``, VGG/Xception ``block4_*``). Layers without such a name
 join the block being built. A model that follows none of these conventions (a user's own) is cut
 into blocks that end at each merge (Add, Concatenate) or pooling layer.
+
+A layer that holds a stack of repeated composite layers (KerasHub's ``ViTEncoder`` holds its
+``transformer_block_N`` layers, ``DINOV2Encoder`` its ``layers_N``) is opened up: each member of the
+stack is a layer of the tree, named ``parent/member``, and a block of its own (a transformer layer
+is a block), so freeze plans and per-block learning rates reach inside the encoder.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ _BLOCK_PATTERNS = [
     re.compile(p)
     for p in (
         r"^(conv\d+_block\d+)_",  # ResNet, DenseNet
+        r"^(stack\d+_block\d+)_",  # KerasHub ResNet, DenseNet
+        r"^(transition\d+)_",  # KerasHub DenseNet transitions
         r"^(pool\d+)_",  # DenseNet transitions
         r"^(block\d+[a-z])_",  # EfficientNet, EfficientNetV2
         r"^(block_\d+)_",  # MobileNetV2
@@ -127,34 +135,66 @@ class LayerTree:
 
 def leaf_layers(model) -> list:
     """The model's layers in order, with nested models (a user's model wrapping a Keras
-    Application, say) replaced by their own layers; input layers left out."""
-    out = []
+    Application, say) replaced by their own layers and stacks of blocks opened up; input layers
+    left out."""
+    return [layer for _, layer, _ in named_leaf_layers(model)]
+
+
+def named_leaf_layers(model) -> list[tuple[str, object, str | None]]:
+    """``(name, layer, block)`` for each of ``leaf_layers``: the name the tree and freeze plans use,
+    and the block a stack member forms (None for every other layer)."""
+    import keras
+
+    out: list[tuple[str, object, str | None]] = []
     for layer in model.layers:
         if type(layer).__name__ == "InputLayer":
             continue
-        if hasattr(layer, "layers") and layer.layers:
-            out.extend(leaf_layers(layer))
-        else:
-            out.append(layer)
+        if isinstance(layer, keras.Model) and layer.layers:
+            out.extend(named_leaf_layers(layer))
+            continue
+        members = _stack_members(layer)
+        if members is None:
+            out.append((layer.name, layer, None))
+            continue
+        for sub, is_member in members:
+            out.append((f"{layer.name}/{sub.name}", sub, sub.name if is_member else None))
     return out
+
+
+def _stack_members(layer) -> list[tuple[object, bool]] | None:
+    """The direct sublayers of a layer made of a stack (two or more composite sublayers of one
+    class, which hold all the layer's weights), each with whether it is a stack member."""
+    subs = layer._flatten_layers(include_self=False, recursive=False)
+    if len(subs) < 2 or sum(len(s.weights) for s in subs) != len(layer.weights):
+        return None
+    counts: dict[type, int] = {}
+    for sub in subs:
+        if sub.weights and sub._flatten_layers(include_self=False, recursive=False):
+            counts[type(sub)] = counts.get(type(sub), 0) + 1
+    repeated = {cls for cls, n in counts.items() if n >= 2}
+    if not repeated:
+        return None
+    return [(sub, type(sub) in repeated) for sub in subs]
 
 
 def build_layer_tree(backbone) -> LayerTree:
     """Group a Keras model's layers into blocks (see the module docstring)."""
-    layers = leaf_layers(backbone)
-    names = _named_blocks(layers)
+    named = named_leaf_layers(backbone)
+    layers = [layer for _, layer, _ in named]
+    forced = [block for _, _, block in named]
+    names = _named_blocks(layers, forced)
     if set(names) <= {"stem", "top"}:
         names = _structural_blocks(layers)
     blocks: list[BlockNode] = []
-    for layer, block_name in zip(layers, names, strict=True):
+    for (name, layer, _), block_name in zip(named, names, strict=True):
         if not blocks or blocks[-1].name != block_name:
             blocks.append(BlockNode(block_name))
-        blocks[-1].layers.append(_layer_node(layer))
+        blocks[-1].layers.append(_layer_node(layer, name))
     return LayerTree(backbone.name, _merge_repeated(blocks))
 
 
-def _named_blocks(layers) -> list[str]:
-    """Block name per layer from naming conventions.
+def _named_blocks(layers, forced: list[str | None]) -> list[str]:
+    """Block name per layer from naming conventions (or ``forced``: the stack members' blocks).
 
     Unnamed layers join the current block; in models with 'mixedN'-style block ends (Inception),
     they join the next named block instead, since there a block's branches come before its name.
@@ -164,6 +204,10 @@ def _named_blocks(layers) -> list[str]:
     pending: list[int] = []
     current = "stem"
     for i, layer in enumerate(layers):
+        if forced[i]:
+            current = forced[i]
+            names.append(current)
+            continue
         match = next((m for p in _BLOCK_PATTERNS if (m := p.search(layer.name))), None)
         end = _BLOCK_END.match(layer.name)
         if match or end:
@@ -210,7 +254,7 @@ def _merge_repeated(blocks: list[BlockNode]) -> list[BlockNode]:
     return list(merged.values())
 
 
-def _layer_node(layer) -> LayerNode:
+def _layer_node(layer, name: str) -> LayerNode:
     try:
         shape = tuple(layer.output.shape)[1:]
         output_shape = "×".join("?" if d is None else str(d) for d in shape)
@@ -219,7 +263,7 @@ def _layer_node(layer) -> LayerNode:
     params = int(sum(_size(w) for w in layer.weights))
     trainable_params = int(sum(_size(w) for w in layer.trainable_weights))
     return LayerNode(
-        name=layer.name,
+        name=name,
         type=type(layer).__name__,
         output_shape=output_shape,
         params=params,

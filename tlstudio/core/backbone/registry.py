@@ -1,4 +1,5 @@
-"""Backbones: every ``keras.applications`` model, a user's own model file, or a SavedModel folder.
+"""Backbones: every ``keras.applications`` model, a KerasHub preset (``kerashub.py``), a user's own
+model file, or a SavedModel folder.
 
 The list of Keras Applications is read from Keras itself. Each entry's preprocessing is found by
 running its module's ``preprocess_input`` on known pixels, so the built model can carry the same
@@ -18,14 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
+from tlstudio.core.backbone.preprocessing import (  # noqa: F401 (preprocessing_layers: re-exported)
+    PREPROCESSING_MODES,
+    expected_preprocessing,
+    preprocessing_layers,
+)
 from tlstudio.core.backbone.sources import BackboneError, is_hub_handle
 
-PREPROCESSING_MODES = ("none", "unit", "tf", "caffe", "torch")
 _TABLE = Path(__file__).with_name("backbone_table.json")
 _ACCURACY = Path(__file__).with_name("imagenet_accuracy.json")  # as the Keras documentation publishes it
-_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-_TORCH_MEAN = (0.485, 0.456, 0.406)
-_TORCH_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -33,14 +35,16 @@ class BackboneSpec:
     """What TL Studio knows about a backbone before building it."""
 
     name: str
-    kind: str  # "keras", "file" or "savedmodel"
+    kind: str  # "keras", "kerashub", "file" or "savedmodel"
     family: str
     default_size: int
     min_size: int
     params: int | None
     preprocessing: str  # one of PREPROCESSING_MODES
-    source: str = ""  # file or folder for kind "file" / "savedmodel"
+    source: str = ""  # file or folder for kind "file" / "savedmodel"; the preset for "kerashub"
     imagenet_top1: float | None = None  # where the Keras documentation publishes it
+    class_token: bool = False  # a transformer whose first output token summarises the image
+    fixed_size: int | None = None  # the only input size it takes (a ViT's position embeddings)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -84,9 +88,41 @@ def list_backbones() -> tuple[BackboneSpec, ...]:
     return tuple(specs)
 
 
+def list_kerashub_backbones() -> tuple[BackboneSpec, ...]:
+    """The installed KerasHub's vision presets, as read from KerasHub's own list (nothing downloaded;
+    empty without KerasHub). Their preprocessing is the preset's, read when one is chosen."""
+    from tlstudio.core.backbone import kerashub
+
+    specs = []
+    for preset in kerashub.list_presets():
+        name = str(preset["name"])
+        sized = re.search(r"_(\d{3})(?:_|$)", name)
+        size = int(sized.group(1)) if sized else 224
+        fixed = size if kerashub.fixed_size_family(str(preset["family"])) else None
+        specs.append(
+            BackboneSpec(
+                name,
+                "kerashub",
+                str(preset["family"]),
+                size,
+                fixed or 32,
+                preset["params"],
+                "preset",
+                source=name,
+                fixed_size=fixed,
+            )
+        )
+    return tuple(specs)
+
+
 def resolve_backbone(name_or_path: str) -> BackboneSpec:
     """A model file (.keras/.h5), a SavedModel folder, a hub handle, or a registry name
-    (case-insensitive). Files and folders are recognised without importing Keras."""
+    (case-insensitive), or a KerasHub preset (``kerashub:NAME``, a kaggle/hf handle or a preset
+    folder). Files and folders are recognised without importing Keras."""
+    from tlstudio.core.backbone import kerashub
+
+    if kerashub.is_kerashub_source(name_or_path):
+        return BackboneSpec(**kerashub.preset_facts(name_or_path))
     if is_hub_handle(name_or_path):
         name = name_or_path.rstrip("/").rsplit("/", 3)[-3] if name_or_path.count("/") > 4 else name_or_path
         return BackboneSpec(name, "savedmodel", "TF Hub", 224, 32, None, "unit", name_or_path)
@@ -112,46 +148,10 @@ def detect_preprocessing(fn: Callable) -> str:
     module = importlib.import_module(fn.__module__)
     x = np.array([[[[10.0, 20.0, 30.0], [200.0, 100.0, 50.0]]]], dtype=np.float32)
     y = np.asarray(module.preprocess_input(x.copy()))
-    candidates = {
-        "none": x,
-        "tf": x / 127.5 - 1.0,
-        "caffe": x[..., ::-1] - np.array(_CAFFE_MEAN_BGR, np.float32),
-        "torch": (x / 255.0 - np.array(_TORCH_MEAN)) / np.array(_TORCH_STD),
-    }
-    for mode, expected in candidates.items():
+    for mode, expected in expected_preprocessing(x).items():
         if y.shape == expected.shape and np.allclose(y, expected, atol=1e-3):
             return mode
     raise BackboneError(f"{fn.__name__}: unrecognised preprocess_input arithmetic")
-
-
-def preprocessing_layers(mode: str) -> list:
-    """Standard Keras layers that turn 0–255 RGB pixels into what the backbone expects."""
-    import keras
-
-    if mode == "none":
-        return []
-    if mode == "unit":
-        return [keras.layers.Rescaling(1.0 / 255.0, name="preprocess_unit")]
-    if mode == "tf":
-        return [keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess_tf")]
-    if mode == "torch":
-        return [
-            keras.layers.Rescaling(1.0 / 255.0, name="preprocess_torch_scale"),
-            keras.layers.Normalization(
-                mean=list(_TORCH_MEAN), variance=[s * s for s in _TORCH_STD], name="preprocess_torch_norm"
-            ),
-        ]
-    if mode == "caffe":
-        # RGB -> BGR and mean subtraction as one fixed 1x1 convolution.
-        kernel = np.zeros((1, 1, 3, 3), np.float32)
-        for i in range(3):
-            kernel[0, 0, i, 2 - i] = 1.0
-        bias = -np.array(_CAFFE_MEAN_BGR, np.float32)
-        conv = keras.layers.Conv2D(3, 1, name="preprocess_caffe", trainable=False)
-        conv.build((None, None, None, 3))
-        conv.set_weights([kernel, bias])
-        return [conv]
-    raise BackboneError(f"unknown preprocessing '{mode}' (choose from {', '.join(PREPROCESSING_MODES)})")
 
 
 def build_backbone(
@@ -184,6 +184,10 @@ def build_backbone(
                 raise BackboneError(offline_message(spec.name, err)) from err
             raise BackboneError(f"could not build {spec.name} with weights {weights}: {err}") from err
         return keras.Model(model.input, model.output, name="backbone")
+    if spec.kind == "kerashub":
+        from tlstudio.core.backbone.kerashub import build_kerashub_backbone
+
+        return build_kerashub_backbone(spec, weights=weights, image_size=image_size)
     if spec.kind == "file":
         backbone = load_model_backbone(spec.source, cut_at=cut_at)
         if _resolve_weights(weights) is None:  # the from-scratch baseline: same layers, fresh weights

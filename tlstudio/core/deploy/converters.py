@@ -77,13 +77,42 @@ def to_tflite(
 
 
 def to_onnx(model: keras.Model, path: Path, image_size: int) -> None:
-    """Write ``path`` (a ``.onnx`` file) with tf2onnx from the fixed-size function (dynamic batch)."""
-    import tf2onnx
+    """Write ``path`` (a ``.onnx`` file) with tf2onnx from the fixed-size function (dynamic batch).
 
-    function = tf.function(lambda images: model(images, training=False))
-    tf2onnx.convert.from_function(
-        function, input_signature=[_fixed_spec(image_size)], opset=ONNX_OPSET, output_path=str(path)
-    )
+    The function is frozen here rather than by ``tf2onnx.convert.from_function``: that one lists a
+    captured constant (KerasHub's ViT position ids) as a model input the runtime then asks for.
+    """
+    import tf2onnx
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    function = tf.function(lambda images: model(images, training=False), autograph=False)
+    concrete = function.get_concrete_function(_fixed_spec(image_size))
+    frozen = convert_variables_to_constants_v2(concrete, lower_control_flow=False, aggressive_inlining=True)
+    inputs = [t.name for t in frozen.inputs if t.dtype != tf.resource]
+    outputs = [t.name for t in frozen.outputs]
+    with tf.device("/cpu:0"):
+        tf2onnx.convert.from_graph_def(
+            frozen.graph.as_graph_def(add_shapes=True),
+            input_names=inputs,
+            output_names=outputs,
+            opset=ONNX_OPSET,
+            custom_op_handlers={"Erfc": (_erfc_as_one_minus_erf, [])},
+            tensors_to_rename={inputs[0]: "images", outputs[0]: "probabilities"},
+            output_path=str(path),
+        )
+
+
+def _erfc_as_one_minus_erf(ctx, node, name, args):
+    """tf2onnx 1.17 has no handler for TF's ``Erfc`` (exact GELU, as in KerasHub's transformers
+    and Keras' ``gelu``): write it as ``1 - Erf(x)`` with ONNX's own ``Erf``."""
+    dtype = ctx.get_dtype(node.input[0])
+    import onnx.helper
+
+    one = ctx.make_const(f"{name}_one", np.array(1, dtype=onnx.helper.tensor_dtype_to_np_dtype(dtype)))
+    erf = ctx.make_node("Erf", [node.input[0]], op_name_scope=name)
+    node.type = "Sub"
+    ctx.replace_inputs(node, [one.output[0], erf.output[0]])
+    return node
 
 
 def serving_saved_model(model: keras.Model, path: Path, labels: list[str], image_size: int) -> None:

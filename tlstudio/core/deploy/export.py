@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlstudio.core.backbone.classifier import plain_copy
+from tlstudio.core.backbone.kerashub import load_model_file
 from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.run_folder import process_alive
 
@@ -222,7 +223,7 @@ def export_run(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str])
     """
     run_dir = Path(run_dir)
     metadata = json.loads((run_dir / files.METADATA).read_text(encoding="utf-8"))
-    model = keras.models.load_model(run_dir / files.MODEL, safe_mode=True)
+    model = load_model_file(run_dir / files.MODEL)
     return export_model(
         model,
         out_dir,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tlstudio.core.backbone.kerashub import load_model_file
 from tlstudio.core.results import run_folder as files
 
 
@@ -65,9 +66,8 @@ class RunInputs:
     @cached_property
     def model(self):
         """The run's ``model.keras``, loaded in safe mode and called once (exporters need that)."""
-        import keras
 
-        model = keras.models.load_model(self.run_dir / files.MODEL, safe_mode=True)
+        model = load_model_file(self.run_dir / files.MODEL)
         model(np.zeros((1, self.image_size, self.image_size, 3), np.float32))
         return model
 

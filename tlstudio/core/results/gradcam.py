@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from tlstudio.core.backbone.classifier import apply_chain
+from tlstudio.core.backbone.kerashub import load_model_file
 from tlstudio.core.results import run_folder as files
 
 
@@ -92,5 +93,5 @@ def gradcam_for_run(run_dir) -> tuple[GradCam, list[str]]:
     from pathlib import Path
 
     run_dir = Path(run_dir)
-    cam = GradCam(keras.models.load_model(run_dir / files.MODEL, safe_mode=True))
+    cam = GradCam(load_model_file(run_dir / files.MODEL))
     return cam, (run_dir / files.LABELS).read_text(encoding="utf-8").splitlines()

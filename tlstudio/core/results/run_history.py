@@ -60,7 +60,8 @@ def load_run(run_dir: str | os.PathLike[str]) -> RunRecord:
 
 def describe_weights(settings: dict[str, object]) -> str:
     """What a run started from: "imagenet", "none (from scratch)", a weights file, or, for a model
-    file or SavedModel backbone, its own weights (the ``weights`` setting does not apply to those).
+    file or SavedModel backbone, its own weights (the ``weights`` setting does not apply to those),
+    and for a KerasHub preset, the preset's.
 
     Args:
         settings: a run's settings as saved (``settings.json``).
@@ -72,6 +73,8 @@ def describe_weights(settings: dict[str, object]) -> str:
     if weights == "none":
         return "none (from scratch)"
     backbone = str(settings.get("backbone") or "")
+    if backbone.startswith(("kerashub:", "kaggle://", "hf://")) or Path(backbone, "metadata.json").is_file():
+        return "the preset's own"
     own = backbone.lower().endswith((".keras", ".h5", ".hdf5")) or "/" in backbone or "\\" in backbone
     if own:
         return "the model's own"

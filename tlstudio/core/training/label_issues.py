@@ -134,7 +134,9 @@ def image_features(
     if facts is not None:
         facts.update(parameters=int(net.count_params()), image_size=int(size))
     classes = sorted(report.classes)
-    model = build_classifier(net, len(classes), size, preprocessing=spec.preprocessing)
+    model = build_classifier(
+        net, len(classes), size, preprocessing=spec.preprocessing, class_token=spec.class_token
+    )
     extractor = feature_extractor(model)
     chosen = report.images if images is None else images
     entries = [ManifestEntry(r.path, r.sha256, r.label, "train") for r in chosen]

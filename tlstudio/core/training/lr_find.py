@@ -122,7 +122,12 @@ def find_learning_rate(
     size = s.image_size or input_size_of(backbone) or spec.default_size
     classes = manifest.classes
     model = build_classifier(
-        backbone, len(classes), size, preprocessing=s.preprocessing or spec.preprocessing, head=s.head
+        backbone,
+        len(classes),
+        size,
+        preprocessing=s.preprocessing or spec.preprocessing,
+        head=s.head,
+        class_token=spec.class_token,
     )
     train = manifest.subset("train")
     common = {"root": Path(data_dir), "classes": classes, "image_size": size, "seed": s.seed}

@@ -201,6 +201,7 @@ class TrainingSession:
                 len(classes),
                 size,
                 preprocessing=s.preprocessing or spec.preprocessing,
+                class_token=spec.class_token,
                 head=s.head,
             )
         self.model = model
