@@ -215,3 +215,41 @@ def test_a_kerashub_backbone_trains_exports_and_reloads_in_every_runtime(vit_pre
     interpreter.invoke()
     tflite = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     np.testing.assert_allclose(tflite, expected, atol=1e-4)
+
+
+def test_a_named_preset_fetches_every_weights_shard_before_the_run_and_offline_claims_no_folder(
+    monkeypatch, tmp_path, vit_preset
+):
+    from keras_hub.src.utils import preset_utils
+
+    from tlstudio.core.settings import TrainSettings
+    from tlstudio.core.training.session import TrainingSession
+
+    fetched = []
+    sharded = tmp_path / "model.weights.json"
+    sharded.write_text(json.dumps({"weight_map": {"a": "shard_1.h5", "b": ["shard_1.h5", "shard_2.h5"]}}))
+
+    def cached(preset, path):  # a sharded preset: its config from the tiny folder, its index here
+        fetched.append(path)
+        if path == "model.weights.h5":
+            raise FileNotFoundError(path)
+        return str(sharded if path == "model.weights.json" else vit_preset / path)
+
+    monkeypatch.setattr(preset_utils, "get_file", cached)
+    kerashub.fetch_preset_weights("dinov2_small")
+    assert fetched[-3:] == ["model.weights.json", "shard_1.h5", "shard_2.h5"]
+    kerashub.fetch_preset_weights(str(vit_preset))  # a local folder: nothing to fetch
+    assert len(fetched) == 4
+
+    def offline(preset, path):
+        if path == "model.weights.h5":
+            raise ConnectionError("Failed to resolve 'api.kaggle.com'")
+        return str(vit_preset / path)
+
+    monkeypatch.setattr(preset_utils, "get_file", offline)
+    run = tmp_path / "run"
+    result = TrainingSession(
+        TrainSettings(backbone="kerashub:vit_base_patch16_224_imagenet"), tmp_path, run
+    ).run()
+    assert result.status == "failed" and "Offline, a preset must be in KerasHub's cache" in result.error
+    assert not run.exists()  # refused before the run folder was claimed

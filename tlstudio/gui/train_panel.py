@@ -154,8 +154,8 @@ class TrainPanel(QWidget):
             self.task.stop()
             self.stop.setEnabled(False)
             self.phase.setText(
-                "Stopping after this batch (the first one also builds the graph and takes longer), then "
-                "evaluating and exporting the best weights so far…"
+                "Stopping (at once while a phase's first batch is being built, else after this batch), "
+                "then evaluating and exporting the best weights so far…"
             )
 
     def wait(self, ms: int = 120_000) -> bool:

@@ -183,6 +183,35 @@ def build_kerashub_backbone(spec, *, weights: str = "imagenet", image_size: int 
         raise BackboneError(_fetch_message(spec.source, err)) from err
 
 
+def fetch_preset_weights(source: str) -> None:
+    """Download a named preset's weights into KerasHub's cache now (a local folder: nothing to do),
+    so that a run without network fails before it claims its folder.
+
+    Args:
+        source: a preset name or handle (a ``BackboneSpec.source``).
+
+    Raises:
+        BackboneError: the weights are neither cached nor downloadable (what to do).
+    """
+    if is_preset_folder(Path(source).expanduser()):
+        return
+    _import()
+    from keras_hub.src.utils import preset_utils as presets
+
+    try:
+        if presets.check_file_exists(source, presets.MODEL_WEIGHTS_FILE):
+            presets.get_file(source, presets.MODEL_WEIGHTS_FILE)
+            return
+        index = json.loads(
+            Path(presets.get_file(source, presets.SHARDED_MODEL_WEIGHTS_CONFIG_FILE)).read_text()
+        )
+        shards = {f for v in index["weight_map"].values() for f in (v if isinstance(v, list) else [v])}
+        for shard in sorted(shards):
+            presets.get_file(source, shard)
+    except Exception as err:
+        raise BackboneError(_fetch_message(source, err)) from err
+
+
 def list_presets() -> list[dict[str, object]]:
     """The built-in vision presets of the installed KerasHub (empty when it is not installed).
 

@@ -251,7 +251,8 @@ def install_local(weights: WeightsFile, source: str | os.PathLike[str]) -> Path:
 def ensure_imagenet_weights(backbone: str, weights: str, image_size: int | None) -> None:
     """Before a run claims its folder: a Keras Applications backbone with ImageNet weights has its
     file in Keras' cache, downloaded now when missing, so a machine without network fails here
-    (with what to do) instead of leaving a failed run behind. Any other backbone: nothing to do.
+    (with what to do) instead of leaving a failed run behind. A named KerasHub preset has its weights
+    fetched into KerasHub's cache the same way. Any other backbone: nothing to do.
 
     Args:
         backbone: the run's backbone (name or path).
@@ -264,6 +265,11 @@ def ensure_imagenet_weights(backbone: str, weights: str, image_size: int | None)
     from tlstudio.core.backbone.registry import offline_message, resolve_backbone
 
     spec = resolve_backbone(backbone)
+    if spec.kind == "kerashub" and weights == "imagenet":
+        from tlstudio.core.backbone.kerashub import fetch_preset_weights
+
+        fetch_preset_weights(spec.source)
+        return
     if spec.kind != "keras" or weights != "imagenet":
         return
     wanted = imagenet_weights_file(spec.name, image_size)

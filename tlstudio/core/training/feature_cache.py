@@ -21,6 +21,7 @@ import numpy as np
 from tlstudio.core import atomic
 from tlstudio.core.backbone.classifier import apply_chain
 from tlstudio.core.training.callbacks import StopRequested
+from tlstudio.core.training.interrupt import FirstBatchInterrupt
 
 FORMAT_VERSION = "features-2"
 
@@ -73,17 +74,24 @@ def cached_features(
     ``batches()`` (a dataset of (pixels, labels)) and written atomically to ``path`` (None: not saved).
 
     Raises:
-        StopRequested: when ``stop_event`` is set between batches.
+        StopRequested: when ``stop_event`` is set between batches, or during the first one.
     """
     if path is not None and path.is_file():
         with np.load(path) as saved:
             return saved["features"], saved["labels"]
     features, labels = [], []
-    for x, y in batches():
-        if stop_event.is_set():
-            raise StopRequested()
-        features.append(np.asarray(extractor.predict_on_batch(x), dtype=np.float32))
-        labels.append(np.asarray(y))
+    at_once = FirstBatchInterrupt(stop_event)  # the first batch traces the backbone: slow
+    try:
+        for x, y in batches():
+            if stop_event.is_set():
+                raise StopRequested()
+            if not features:
+                at_once.arm()
+            features.append(np.asarray(extractor.predict_on_batch(x), dtype=np.float32))
+            at_once.disarm()
+            labels.append(np.asarray(y))
+    finally:
+        at_once.close()
     out = np.concatenate(features), np.concatenate(labels)
     if path is not None:
         with atomic.replacing(path) as tmp, open(tmp, "wb") as f:

@@ -23,6 +23,7 @@ from tlstudio.core.backbone.freezing import apply_freeze_plan, variable_multipli
 from tlstudio.core.settings import make_optimizer
 from tlstudio.core.training import distribution, feature_cache, resume
 from tlstudio.core.training.callbacks import BestCheckpoint, EventBridge, LastCheckpoint
+from tlstudio.core.training.interrupt import StopDuringFirstBatch
 from tlstudio.core.training.probe import fit_probe
 from tlstudio.core.training.recipe import (
     NO_SIGNAL_MESSAGE,
@@ -292,16 +293,20 @@ def run_fit_phase(
             agreed_stop=session.agreed_stop,
         )
     else:
-        with _unknown_length_ok():
-            fit_model.fit(
-                fit_train,
-                validation_data=fit_val,
-                epochs=last,
-                initial_epoch=start,
-                class_weight=class_weight,
-                callbacks=callbacks,
-                verbose=0,
-            )
+        at_once = StopDuringFirstBatch(stop)  # a slow first batch (tracing) need not delay a Stop
+        try:
+            with _unknown_length_ok():
+                fit_model.fit(
+                    fit_train,
+                    validation_data=fit_val,
+                    epochs=last,
+                    initial_epoch=start,
+                    class_weight=class_weight,
+                    callbacks=[at_once, *callbacks],
+                    verbose=0,
+                )
+        finally:
+            at_once.interrupt.close()
     return checkpoint.best
 
 

@@ -1,0 +1,72 @@
+"""Stop during a phase's slow first batch (tracing): it acts at once, and never after it."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from tlstudio.core.settings import Augmentation, TrainSettings
+from tlstudio.core.training.callbacks import StopRequested
+from tlstudio.core.training.interrupt import FirstBatchInterrupt
+from tlstudio.core.training.session import TrainingSession
+
+BUSY_S = 60.0  # the "first batch": Python work that would run this long without the interrupt
+
+
+def busy(seconds: float) -> float:
+    """Python work (as tracing is) for ``seconds``; returns how long it ran."""
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        sum(range(100))
+    return time.perf_counter() - start
+
+
+def test_an_armed_thread_is_interrupted_and_a_disarmed_one_is_not():
+    stop = threading.Event()
+    interrupt = FirstBatchInterrupt(stop)
+    interrupt.arm()
+    threading.Timer(0.3, stop.set).start()
+    start = time.perf_counter()
+    with pytest.raises(StopRequested):
+        busy(BUSY_S)
+    interrupt.close()
+    assert interrupt.fired and time.perf_counter() - start < BUSY_S / 2
+    assert interrupt._watcher is None  # the watcher thread has ended
+
+    stop.clear()
+    later = FirstBatchInterrupt(stop)
+    later.arm()
+    later.disarm()  # the first batch is over: a stop now waits for the batch end
+    stop.set()
+    assert busy(0.5) >= 0.5 and not later.fired
+    later.close()
+
+
+def test_stop_during_a_slow_first_fine_tuning_batch_ends_the_run_at_once_with_the_probe_kept(
+    colour_data, tiny_backbone_file, tmp_path, monkeypatch
+):
+    from tlstudio.core.backbone.classifier import TransferModel
+
+    stop = threading.Event()
+    asked: list[float] = []
+    original = TransferModel.train_step
+
+    def slow_to_trace(self, data):  # called while Keras traces the fine-tuning step
+        stop.set()
+        asked.append(time.perf_counter())
+        busy(BUSY_S)
+        return original(self, data)
+
+    monkeypatch.setattr(TransferModel, "train_step", slow_to_trace)
+    settings = TrainSettings(
+        backbone=str(tiny_backbone_file), batch_size=8, augmentation=Augmentation(False, 0.0)
+    )
+    result = TrainingSession(settings, colour_data, tmp_path / "run", stop_event=stop).run()
+    assert asked and result.status == "stopped", result.error
+    assert time.perf_counter() - asked[0] < BUSY_S / 2  # evaluation and export included
+    assert (tmp_path / "run" / "saved_model").is_dir()  # the probe's best weights, exported
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "stopped"
+    assert [t for t in threading.enumerate() if t.name == "tlstudio-stop-watcher"] == []
