@@ -26,6 +26,7 @@ def serve_file(payload: bytes, name: str = "w.h5") -> Iterator[tuple[str, list[s
                 self.send_error(416)
                 return
             self.send_response(206 if asked else 200)
+            self.send_header("Accept-Ranges", "bytes")
             self.send_header("Content-Length", str(len(payload) - start))
             self.end_headers()
             self.wfile.write(payload[start:])

@@ -14,7 +14,7 @@ keras_hub = pytest.importorskip("keras_hub")  # KerasHub needs Python 3.11+: tls
 import keras  # noqa: E402
 
 from tlstudio.cli import main  # noqa: E402
-from tlstudio.core.backbone import kerashub  # noqa: E402
+from tlstudio.core.backbone import kerashub, kerashub_fetch  # noqa: E402
 from tlstudio.core.backbone.classifier import build_classifier  # noqa: E402
 from tlstudio.core.backbone.freezing import apply_freeze_plan, variable_multipliers  # noqa: E402
 from tlstudio.core.backbone.layer_tree import build_layer_tree  # noqa: E402
@@ -236,9 +236,9 @@ def test_a_named_preset_fetches_every_weights_shard_before_the_run_and_offline_c
         return str(sharded if path == "model.weights.json" else vit_preset / path)
 
     monkeypatch.setattr(preset_utils, "get_file", cached)
-    kerashub.fetch_preset_weights("dinov2_small")
+    kerashub_fetch.fetch_preset_weights("dinov2_small")
     assert fetched[-3:] == ["model.weights.json", "shard_1.h5", "shard_2.h5"]
-    kerashub.fetch_preset_weights(str(vit_preset))  # a local folder: nothing to fetch
+    kerashub_fetch.fetch_preset_weights(str(vit_preset))  # a local folder: nothing to fetch
     assert len(fetched) == 4
 
     def offline(preset, path):
@@ -253,3 +253,54 @@ def test_a_named_preset_fetches_every_weights_shard_before_the_run_and_offline_c
     ).run()
     assert result.status == "failed" and "Offline, a preset must be in KerasHub's cache" in result.error
     assert not run.exists()  # refused before the run folder was claimed
+
+
+def test_a_preset_download_reports_progress_cancels_and_resumes_through_kagglehub(tmp_path):
+    """kagglehub's own downloader (``clients.download_file``: HTTP, Range resume, its tqdm bar) run
+    against a local server, inside ``download_progress``: the bar's updates reach the callback, a set
+    stop cancels mid-file, and the next download resumes from the part left behind."""
+    import threading
+
+    import requests
+    from kagglehub import clients
+    from kagglehub.handle import parse_model_handle
+    from served_file import serve_file
+
+    payload = bytes(range(256)) * 4096 * 5  # 5 MiB: five of kagglehub's 1 MiB chunks
+    out = tmp_path / "model.weights.h5"
+    handle = parse_model_handle("keras/tiny/keras/tiny_vit/1")
+    seen: list[tuple[int, int | None]] = []
+    stop = threading.Event()
+
+    def progress(n, total):
+        seen.append((n, total))
+        if n >= len(payload) // 3:
+            stop.set()
+
+    with serve_file(payload, "model.weights.h5") as (url, ranges):
+        with (
+            kerashub_fetch.download_progress(progress, stop),
+            pytest.raises(kerashub_fetch.PresetDownloadCancelled),
+            requests.get(f"{url}/model.weights.h5", stream=True, timeout=10) as response,
+        ):
+            clients.download_file(response, str(out), handle)
+        part = out.stat().st_size
+        assert 0 < part < len(payload) and seen[-1][1] == len(payload)
+        resumed: list[tuple[int, int | None]] = []
+        with (
+            kerashub_fetch.download_progress(lambda n, t: resumed.append((n, t)), threading.Event()),
+            requests.get(f"{url}/model.weights.h5", stream=True, timeout=10) as response,
+        ):
+            clients.download_file(response, str(out), handle)
+        assert ranges[-1] == f"bytes={part}-"  # resumed, not started again
+    assert out.read_bytes() == payload
+    assert resumed[0][0] == part and resumed[-1] == (len(payload), len(payload))
+    assert clients.tqdm.__name__ == "tqdm"  # kagglehub's own bar is back
+
+
+def test_whether_a_preset_is_on_this_machine(vit_preset, monkeypatch, tmp_path):
+    monkeypatch.setenv("KAGGLEHUB_CACHE", str(tmp_path / "cache"))
+    assert kerashub_fetch.preset_weights_cached(str(vit_preset)) is True
+    assert kerashub_fetch.preset_weights_cached("dinov2_small") is False
+    assert kerashub_fetch.preset_weights_cached("kerashub:dinov2_small") is False  # as the list names it
+    assert kerashub_fetch.preset_weights_cached("hf://someone/tiny") is None  # only the network knows

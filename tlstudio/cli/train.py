@@ -156,7 +156,11 @@ def run_training(
         if stop.is_set():
             raise KeyboardInterrupt
         name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
-        print(f"\n{name}: stopping (at once during a first batch, else after this batch; Ctrl-C again to abort)…", file=sys.stderr)
+        print(
+            f"\n{name}: stopping (at once during a first batch, else after this batch; "
+            "Ctrl-C again to abort)…",
+            file=sys.stderr,
+        )
         stop.set()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}

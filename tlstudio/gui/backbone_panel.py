@@ -233,9 +233,14 @@ class BackbonePanel(QWidget):
         }[spec.kind]
         note = ""
         imagenet = spec.kind == "keras" and self.weights_value() == "imagenet"
-        self.weights_box.setVisible(imagenet)
+        preset = (
+            spec.kind == "kerashub" and self.weights_value() == "imagenet" and not Path(spec.source).is_dir()
+        )
+        self.weights_box.setVisible(imagenet or preset)
         if imagenet and self.ready:
             self.weights_box.set_backbone(spec.name, self.size.value())
+        elif preset:
+            self.weights_box.set_preset(spec.source)
         size = (
             "its own input size" if spec.kind == "file" else f"input {self.size.value()}×{self.size.value()}"
         )

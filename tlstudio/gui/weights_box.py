@@ -1,5 +1,7 @@
-"""ImageNet weights in the Backbone panel: whether they are in Keras' cache, a download with a
-progress bar and Cancel (resumed next time), or a file the user downloaded elsewhere."""
+"""Pretrained weights in the Backbone panel: for a Keras Applications backbone, whether its ImageNet
+weights are in Keras' cache, a download with a progress bar and Cancel (resumed next time), or a
+file the user downloaded elsewhere; for a named KerasHub preset, whether it is in KerasHub's cache
+and a download with progress and Cancel through KerasHub's own downloader."""
 
 from __future__ import annotations
 
@@ -31,6 +33,21 @@ def fetch(task: Task, weights):
     return download(weights, progress=lambda n, total: task.report((n, total)), stop=task.stop_event)
 
 
+def look_up_preset(source: str):
+    """Worker job: whether a KerasHub preset's weights are on this machine (None: unknown offline)."""
+    from tlstudio.core.backbone.kerashub_fetch import preset_weights_cached
+
+    return preset_weights_cached(source)
+
+
+def fetch_preset(task: Task, source: str) -> str:
+    """Worker job: download a preset's weights with progress events; ``task.stop()`` cancels."""
+    from tlstudio.core.backbone.kerashub_fetch import download_preset
+
+    download_preset(source, progress=lambda n, total: task.report((n, total)), stop=task.stop_event)
+    return source
+
+
 def install(weights, source: str):
     """Worker job: check a local copy and put it in the cache."""
     from tlstudio.core.backbone.weights import install_local
@@ -39,11 +56,12 @@ def install(weights, source: str):
 
 
 class WeightsBox(QWidget):
-    """Shown for a Keras Applications backbone with ImageNet weights."""
+    """Shown for a Keras Applications backbone with ImageNet weights, and for a named KerasHub preset."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.weights = None
+        self.preset: str | None = None  # a KerasHub preset's name or handle (its mode of the box)
         self.shown: tuple[str, int | None] | None = None
         self.task: Task | None = None
         self.status = QLabel("")
@@ -74,30 +92,83 @@ class WeightsBox(QWidget):
         """Look up the weights file of ``name`` (in a worker: it asks Keras)."""
         if (name, image_size) == self.shown:
             return
-        self.shown = (name, image_size)
-        if self.task is not None and self.task.is_running():
-            self.task.retire()
-        self.weights = None
+        self._switch((name, image_size), preset=None)
         self.status.setText("Looking for the ImageNet weights file…")
         self.task = Task(lambda: look_up(name, image_size))
         self.task.done.connect(self._looked_up)
         self.task.failed.connect(lambda msg: self._say(msg.splitlines()[0]))
         self.task.start()
 
+    def set_preset(self, source: str) -> None:
+        """Look up whether a KerasHub preset's weights are in KerasHub's cache (in a worker)."""
+        if (source, None) == self.shown:
+            return
+        self._switch((source, None), preset=source)
+        self.status.setText("Looking in KerasHub's cache…")
+        self.task = Task(lambda: look_up_preset(source))
+        self.task.done.connect(self._preset_looked_up)
+        self.task.failed.connect(lambda msg: self._say(msg.splitlines()[0]))
+        self.task.start()
+
+    def _switch(self, shown: tuple[str, int | None], preset: str | None) -> None:
+        self.shown, self.preset = shown, preset
+        if self.task is not None and self.task.is_running():
+            self.task.retire()
+        self.weights = None
+        self.from_file.setVisible(preset is None)
+        self.download.setText("Download the preset" if preset else "Download ImageNet weights")
+        self.download.setToolTip(
+            "Into KerasHub's cache (~/.cache/kagglehub), by KerasHub's own downloader; resumable"
+            if preset
+            else "Into Keras' cache (~/.keras/models), checked against Keras' hash; resumable"
+        )
+
     def start_download(self) -> None:
         """Download the file (resuming a part left by an earlier try)."""
-        if self.weights is None or (self.task is not None and self.task.is_running()):
+        if self.task is not None and self.task.is_running():
             return
-        self.bar.setRange(0, 0)
-        self.download.setEnabled(False)
-        self.from_file.setEnabled(False)
-        self.cancel.setEnabled(True)
-        self.status.setText(f"Downloading {self.weights.name}…")
+        if self.preset is not None:
+            self._download_preset(self.preset)
+            return
+        if self.weights is None:
+            return
+        self._busy(f"Downloading {self.weights.name}…")
         self.task = Task(lambda task: fetch(task, self.weights), with_report=True)
         self.task.event.connect(self._progress)
         self.task.done.connect(lambda path: self._say(f"Saved {path} (checksum matches).", cached=True))
         self.task.failed.connect(lambda msg: self._say(msg.split(": ", 1)[-1].splitlines()[0]))
         self.task.start()
+
+    def _download_preset(self, source: str) -> None:
+        self._busy(f"Downloading {source} (KerasHub)…")
+        self.task = Task(lambda task: fetch_preset(task, source), with_report=True)
+        self.task.event.connect(self._progress)
+        self.task.done.connect(
+            lambda _: self._say("The preset's weights are in KerasHub's cache.", cached=True)
+        )
+        self.task.failed.connect(lambda msg: self._say(msg.split(": ", 1)[-1].splitlines()[0], preset=True))
+        self.task.start()
+
+    def _busy(self, text: str) -> None:
+        self.bar.setRange(0, 0)
+        self.download.setEnabled(False)
+        self.from_file.setEnabled(False)
+        self.cancel.setEnabled(True)
+        self.status.setText(text)
+
+    def _preset_looked_up(self, cached: bool | None) -> None:
+        if cached:
+            self._say("The preset's weights are in KerasHub's cache.", cached=True)
+        elif cached is None:
+            self._say(
+                "KerasHub fetches this preset when a run starts (offline, its cache cannot be checked).",
+                preset=True,
+            )
+        else:
+            self._say(
+                "The preset's weights are not downloaded yet (KerasHub's cache: ~/.cache/kagglehub).",
+                preset=True,
+            )
 
     def cancel_download(self) -> None:
         """Stop the download; the part fetched so far is kept for next time."""
@@ -135,15 +206,15 @@ class WeightsBox(QWidget):
         else:
             self.bar.setFormat(f"{done / 1e6:.1f} MB")
 
-    def _say(self, text: str, cached: bool = False) -> None:
+    def _say(self, text: str, cached: bool = False, preset: bool = False) -> None:
         self.status.setText(text)
-        self._idle(cached)
+        self._idle(cached, preset)
 
-    def _idle(self, cached: bool = False) -> None:
+    def _idle(self, cached: bool = False, preset: bool = False) -> None:
         self.bar.setRange(0, 1000)
         self.bar.setValue(1000 if cached else 0)
         self.bar.setFormat("in the cache" if cached else "")
-        ready = self.weights is not None and not cached
+        ready = (self.weights is not None or preset) and not cached
         self.download.setEnabled(ready)
         self.from_file.setEnabled(ready)
         self.cancel.setEnabled(False)

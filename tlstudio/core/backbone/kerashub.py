@@ -162,7 +162,7 @@ def build_kerashub_backbone(spec, *, weights: str = "imagenet", image_size: int 
     Returns:
         The KerasHub ``Backbone`` (a functional model) named ``backbone``.
     """
-    keras_hub = _import()
+    keras_hub = import_kerashub()
 
     if weights not in ("imagenet", "none", "None", ""):
         raise BackboneError(
@@ -180,36 +180,7 @@ def build_kerashub_backbone(spec, *, weights: str = "imagenet", image_size: int 
             spec.source, load_weights=weights == "imagenet", image_shape=(size, size, 3), name="backbone"
         )
     except Exception as err:
-        raise BackboneError(_fetch_message(spec.source, err)) from err
-
-
-def fetch_preset_weights(source: str) -> None:
-    """Download a named preset's weights into KerasHub's cache now (a local folder: nothing to do),
-    so that a run without network fails before it claims its folder.
-
-    Args:
-        source: a preset name or handle (a ``BackboneSpec.source``).
-
-    Raises:
-        BackboneError: the weights are neither cached nor downloadable (what to do).
-    """
-    if is_preset_folder(Path(source).expanduser()):
-        return
-    _import()
-    from keras_hub.src.utils import preset_utils as presets
-
-    try:
-        if presets.check_file_exists(source, presets.MODEL_WEIGHTS_FILE):
-            presets.get_file(source, presets.MODEL_WEIGHTS_FILE)
-            return
-        index = json.loads(
-            Path(presets.get_file(source, presets.SHARDED_MODEL_WEIGHTS_CONFIG_FILE)).read_text()
-        )
-        shards = {f for v in index["weight_map"].values() for f in (v if isinstance(v, list) else [v])}
-        for shard in sorted(shards):
-            presets.get_file(source, shard)
-    except Exception as err:
-        raise BackboneError(_fetch_message(source, err)) from err
+        raise BackboneError(fetch_message(spec.source, err)) from err
 
 
 def list_presets() -> list[dict[str, object]]:
@@ -220,7 +191,7 @@ def list_presets() -> list[dict[str, object]]:
     """
     if not available():
         return []
-    _import()
+    import_kerashub()
     from keras_hub.src.utils.preset_utils import BUILTIN_PRESETS_FOR_BACKBONE
 
     found = []
@@ -257,11 +228,11 @@ def load_model_file(path: str | Path):
     except (OSError, KeyError, zipfile.BadZipFile):
         uses = False
     if uses:
-        _import()
+        import_kerashub()
     return keras.models.load_model(path, safe_mode=True)
 
 
-def _import():
+def import_kerashub():
     try:
         import keras_hub
     except ImportError as err:
@@ -291,7 +262,7 @@ def _folder_reader(folder: Path):
 
 
 def _remote_reader(source: str, text: str):
-    _import()
+    import_kerashub()
     from keras_hub.src.utils.preset_utils import BUILTIN_PRESETS, get_file
 
     if "://" not in source and source not in BUILTIN_PRESETS:
@@ -307,12 +278,12 @@ def _remote_reader(source: str, text: str):
         except FileNotFoundError:
             return None
         except Exception as err:
-            raise BackboneError(_fetch_message(text, err)) from err
+            raise BackboneError(fetch_message(text, err)) from err
 
     return read
 
 
-def _fetch_message(text: str, err: Exception) -> str:
+def fetch_message(text: str, err: Exception) -> str:
     cause = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return (
         f"could not load the KerasHub preset {text} ({cause}). Offline, a preset must be in KerasHub's "

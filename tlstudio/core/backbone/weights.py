@@ -266,7 +266,7 @@ def ensure_imagenet_weights(backbone: str, weights: str, image_size: int | None)
 
     spec = resolve_backbone(backbone)
     if spec.kind == "kerashub" and weights == "imagenet":
-        from tlstudio.core.backbone.kerashub import fetch_preset_weights
+        from tlstudio.core.backbone.kerashub_fetch import fetch_preset_weights
 
         fetch_preset_weights(spec.source)
         return

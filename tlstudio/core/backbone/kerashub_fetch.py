@@ -1,0 +1,133 @@
+"""Fetching a named KerasHub preset's weights into KerasHub's cache: before a run claims its folder,
+and from the app's *Download preset* button with progress and Cancel (kagglehub resumes the file)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from tlstudio.core.backbone.kerashub import PRESET_PREFIX, fetch_message, import_kerashub, is_preset_folder
+from tlstudio.core.backbone.sources import BackboneError
+
+
+class PresetDownloadCancelled(BackboneError):
+    """A preset download stopped on request (KerasHub's downloader resumes the file next time)."""
+
+
+def fetch_preset_weights(source: str) -> None:
+    """Download a named preset's weights into KerasHub's cache now (a local folder: nothing to do),
+    so that a run without network fails before it claims its folder.
+
+    Args:
+        source: a preset name or handle (a ``BackboneSpec.source``).
+
+    Raises:
+        BackboneError: the weights are neither cached nor downloadable (what to do).
+    """
+    source = source.removeprefix(PRESET_PREFIX)
+    if is_preset_folder(Path(source).expanduser()):
+        return
+    import_kerashub()
+    from keras_hub.src.utils import preset_utils as presets
+
+    try:
+        if presets.check_file_exists(source, presets.MODEL_WEIGHTS_FILE):
+            presets.get_file(source, presets.MODEL_WEIGHTS_FILE)
+            return
+        index = json.loads(
+            Path(presets.get_file(source, presets.SHARDED_MODEL_WEIGHTS_CONFIG_FILE)).read_text()
+        )
+        shards = {f for v in index["weight_map"].values() for f in (v if isinstance(v, list) else [v])}
+        for shard in sorted(shards):
+            presets.get_file(source, shard)
+    except PresetDownloadCancelled:
+        raise
+    except Exception as err:
+        raise BackboneError(fetch_message(source, err)) from err
+
+
+def download_preset(
+    source: str,
+    progress: Callable[[int, int | None], None] | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """``fetch_preset_weights`` with its progress reported and a way to cancel it (the app's
+    *Download preset* button).
+
+    Args:
+        source: a preset name or handle.
+        progress: called with (bytes so far, bytes in the file or None) as the download goes.
+        stop: set it to cancel; the part downloaded so far stays for KerasHub to resume.
+
+    Raises:
+        PresetDownloadCancelled: ``stop`` was set.
+        BackboneError: the preset cannot be fetched (what to do).
+    """
+    with download_progress(progress or (lambda n, total: None), stop or threading.Event()):
+        fetch_preset_weights(source)
+
+
+@contextlib.contextmanager
+def download_progress(progress: Callable[[int, int | None], None], stop: threading.Event) -> Iterator[None]:
+    """While inside: the progress of KerasHub's downloads (kagglehub draws them with tqdm, and
+    offers no callback) goes to ``progress``, and a set ``stop`` ends the current file mid-way.
+
+    Written by hand because kagglehub has no progress hook: its module's ``tqdm`` is swapped for a
+    reporter for the duration (one download at a time: the app runs one).
+    """
+    from kagglehub import clients
+
+    class Reporter:
+        def __init__(self, total: int | None = None, initial: int = 0, **_: object):
+            self.n, self.total = initial, total
+            progress(self.n, self.total)
+
+        def update(self, count: int) -> None:
+            if stop.is_set():
+                raise PresetDownloadCancelled("download cancelled; the next one resumes it")
+            self.n += count
+            progress(self.n, self.total)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            return None
+
+    original = clients.tqdm
+    clients.tqdm = Reporter
+    try:
+        yield
+    finally:
+        clients.tqdm = original
+
+
+def preset_weights_cached(source: str) -> bool | None:
+    """Whether a preset's weights are on this machine (a local folder, or in kagglehub's cache);
+    None when that cannot be told without the network (an hf:// handle).
+
+    Args:
+        source: a preset name, handle or folder.
+    """
+    source = source.removeprefix(PRESET_PREFIX)
+    if is_preset_folder(Path(source).expanduser()):
+        return True
+    import_kerashub()
+    from kagglehub.cache import Cache
+    from kagglehub.handle import parse_model_handle
+    from keras_hub.src.utils.preset_utils import BUILTIN_PRESETS
+
+    handle = BUILTIN_PRESETS[source]["kaggle_handle"] if source in BUILTIN_PRESETS else source
+    if not handle.startswith("kaggle://"):
+        return None
+    try:
+        model = parse_model_handle(handle.removeprefix("kaggle://"))
+    except ValueError:
+        return None
+    if getattr(model, "version", None) is None:  # the current version is asked of the network
+        return None
+    files = ("model.weights.h5", "model.weights.json")
+    return any(Cache().load_from_cache(model, name) is not None for name in files)
