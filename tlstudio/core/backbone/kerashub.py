@@ -27,6 +27,7 @@ from tlstudio.core.backbone.preprocessing import expected_preprocessing
 from tlstudio.core.backbone.sources import BackboneError
 
 PRESET_PREFIX = "kerashub:"
+PRESET_METADATA = "metadata.json"  # KerasHub's file in a preset folder (not the run folder's namesake)
 REMOTE_SCHEMES = ("kaggle://", "hf://")
 # The vision backbone classes TL Studio offers, with a short family name.
 VISION_FAMILIES = {
@@ -63,7 +64,7 @@ def is_kerashub_source(text: str) -> bool:
 def is_preset_folder(path: Path) -> bool:
     """A folder that ``save_to_preset`` wrote (its metadata names a KerasHub version)."""
     try:
-        meta = json.loads((path / "metadata.json").read_text())
+        meta = json.loads((path / PRESET_METADATA).read_text())
     except (OSError, ValueError):
         return False
     return (path / "config.json").is_file() and isinstance(meta, dict) and "keras_hub_version" in meta
@@ -104,7 +105,7 @@ def preset_facts(text: str) -> dict[str, object]:
             f"{text} is a {class_name or 'model'}, not an image backbone TL Studio offers ({offered})"
         )
     inner = config.get("config", {})
-    meta = read("metadata.json") or {}
+    meta = read(PRESET_METADATA) or {}
     converter = read("image_converter.json")
     converter_config = (converter or {}).get("config", {})
     size = _preset_size(inner, converter_config)

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from tlstudio.core.backbone import kerashub
 from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.run_folder import run_status
 from tlstudio.core.settings import TrainSettings
@@ -73,7 +74,7 @@ def describe_weights(settings: dict[str, object]) -> str:
     if weights == "none":
         return "none (from scratch)"
     backbone = str(settings.get("backbone") or "")
-    if backbone.startswith(("kerashub:", "kaggle://", "hf://")) or Path(backbone, "metadata.json").is_file():
+    if kerashub.is_kerashub_source(backbone):
         return "the preset's own"
     own = backbone.lower().endswith((".keras", ".h5", ".hdf5")) or "/" in backbone or "\\" in backbone
     if own:
