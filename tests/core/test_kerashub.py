@@ -304,3 +304,97 @@ def test_whether_a_preset_is_on_this_machine(vit_preset, monkeypatch, tmp_path):
     assert kerashub_fetch.preset_weights_cached("dinov2_small") is False
     assert kerashub_fetch.preset_weights_cached("kerashub:dinov2_small") is False  # as the list names it
     assert kerashub_fetch.preset_weights_cached("hf://someone/tiny") is None  # only the network knows
+
+
+def test_swin_stages_keep_their_blocks_apart_and_pool_their_tokens(tmp_path):
+    keras.utils.set_random_seed(0)
+    folder = tmp_path / "tiny_swin"
+    keras_hub.models.SwinTransformerBackbone(
+        image_shape=(32, 32, 3), embed_dim=16, depths=[2, 2], num_heads=[2, 2], window_size=4, patch_size=4
+    ).save_to_preset(str(folder))
+    spec = resolve_backbone(str(folder))
+    backbone = build_backbone(spec, image_size=32)
+    tree = build_layer_tree(backbone)
+    names = [b.name for b in tree.blocks]
+    assert len(names) == len(set(names)) and names[-2:] == ["stage_1/blocks_0", "stage_1/blocks_1"]
+    model = build_classifier(backbone, 3, 32, preprocessing=spec.preprocessing, class_token=spec.class_token)
+    assert type(model.get_layer("head_pool")).__name__ == "GlobalAveragePooling1D"  # not a Flatten
+    summary = apply_freeze_plan(model, FreezePlan("top", 1))
+    assert summary.backbone_trainable == tree.blocks[-1].params
+
+
+def test_batchnorm_inside_a_kerashub_block_stays_frozen_unless_asked(tmp_path):
+    keras.utils.set_random_seed(0)
+    folder = tmp_path / "tiny_efficientnet"
+    keras_hub.models.EfficientNetBackbone(
+        stackwise_kernel_sizes=[3, 3],
+        stackwise_num_repeats=[1, 1],
+        stackwise_input_filters=[8, 8],
+        stackwise_output_filters=[8, 16],
+        stackwise_expansion_ratios=[1, 2],
+        stackwise_squeeze_and_excite_ratios=[0.0, 0.25],
+        stackwise_strides=[1, 2],
+        stackwise_block_types=["fused", "unfused"],
+        stackwise_width_coefficients=[1.0, 1.0],
+        stackwise_depth_coefficients=[1.0, 1.0],
+        input_shape=(None, None, 3),
+    ).save_to_preset(str(folder))
+    spec = resolve_backbone(str(folder))
+    backbone = build_backbone(spec, image_size=32)
+    model = build_classifier(backbone, 3, 32, preprocessing=spec.preprocessing)
+    assert any(layer.holds_batchnorm for layer in build_layer_tree(backbone).layers)
+
+    def trainable_batchnorm():
+        return [
+            w.path
+            for layer in backbone._flatten_layers(include_self=False, recursive=True)
+            if type(layer).__name__ == "BatchNormalization"
+            for w in layer.trainable_weights
+        ]
+
+    apply_freeze_plan(model, FreezePlan("none"))
+    assert trainable_batchnorm() == [] and model.trainable_weights
+    apply_freeze_plan(model, FreezePlan("none", train_batchnorm=True))
+    assert trainable_batchnorm()
+
+
+def test_a_preset_picked_from_the_list_is_built_by_its_kerashub_name(monkeypatch):
+    from tlstudio.core.backbone.registry import list_kerashub_backbones
+
+    listed = {s.name: s for s in list_kerashub_backbones()}
+    spec = listed["kerashub:vit_base_patch16_224_imagenet"]
+    assert (spec.fixed_size, spec.default_size, spec.family) == (224, 224, "KerasHub ViT")
+    assert not any("HGNetV2" in s.family for s in listed.values())  # its backbone returns a dict
+    asked = []
+    monkeypatch.setattr(
+        keras_hub.models.Backbone, "from_preset", classmethod(lambda cls, preset, **kw: asked.append(preset))
+    )
+    build_backbone(spec, weights="none", image_size=224)
+    assert asked == ["vit_base_patch16_224_imagenet"]  # as KerasHub names it, without our prefix
+
+
+def test_overlapping_preset_downloads_each_report_to_their_own_bar_and_leave_kagglehub_as_it_was():
+    import threading
+
+    from kagglehub import clients
+
+    original = clients.tqdm
+    inside, leave, seen = threading.Event(), threading.Event(), {"a": [], "b": []}
+
+    def download(key):
+        with kerashub_fetch.download_progress(lambda n, t: seen[key].append(n), threading.Event()):
+            with clients.tqdm(total=10) as bar:
+                bar.update(10 if key == "a" else 4)
+            inside.set()
+            leave.wait(5)
+
+    first = threading.Thread(target=download, args=("a",))
+    first.start()
+    inside.wait(5)
+    download_b = threading.Thread(target=download, args=("b",))
+    download_b.start()
+    leave.set()
+    first.join(5)
+    download_b.join(5)
+    assert seen == {"a": [0, 10], "b": [0, 4]}
+    assert clients.tqdm is original

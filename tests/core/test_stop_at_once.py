@@ -70,3 +70,17 @@ def test_stop_during_a_slow_first_fine_tuning_batch_ends_the_run_at_once_with_th
     assert (tmp_path / "run" / "saved_model").is_dir()  # the probe's best weights, exported
     assert json.loads((tmp_path / "run" / "run.json").read_text())["status"] == "stopped"
     assert [t for t in threading.enumerate() if t.name == "tlstudio-stop-watcher"] == []
+
+
+def test_the_interrupt_is_disarmed_after_validation_and_every_epoch_whatever_the_batches():
+    from tlstudio.core.training.interrupt import StopDuringFirstBatch
+
+    guard = StopDuringFirstBatch(threading.Event())
+    guard.on_train_begin()
+    guard.on_test_begin()  # a validation set that gives no batch: no on_test_batch_end
+    guard.on_test_end()
+    assert guard.interrupt._armed_thread is None
+    guard.interrupt.arm()
+    guard.on_epoch_end(0)  # before any checkpoint callback runs
+    assert guard.interrupt._armed_thread is None
+    guard.interrupt.close()

@@ -399,7 +399,12 @@ def test_kerashub_presets_are_listed_and_a_preset_folder_shows_its_transformer_b
     window.set_project(Project(path=tmp_path / "p.tlstudio.json"))
     panel = window.backbone
     qtbot.waitUntil(lambda: panel.ready, timeout=LONG)
+    panel.choose("kerashub:dinov2_small")  # maybe before the presets are listed: chosen once they are
     qtbot.waitUntil(lambda: "kerashub:dinov2_small" in panel.specs, timeout=LONG)  # its own worker
+    qtbot.waitUntil(
+        lambda: panel.spec is not None and panel.spec.name == "kerashub:dinov2_small", timeout=LONG
+    )
+    assert panel.weights_box.isVisibleTo(panel) and panel.weights_box.preset == "kerashub:dinov2_small"
     panel.search.setText("dinov2_small")
     assert panel.proxy.rowCount() >= 1
     panel.choose("kerashub:dinov2_small")

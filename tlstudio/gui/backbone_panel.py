@@ -166,9 +166,11 @@ class BackbonePanel(QWidget):
     def choose(self, name_or_path: str, *, weights: str | None = None, image_size: int | None = None) -> None:
         """Select a backbone by name, file, folder or hub handle."""
         known = self.specs.get(name_or_path.lower())
-        if known is None and not self.specs and not Path(name_or_path).exists() and "://" not in name_or_path:
+        listing = self.hub_listing is None or self.hub_listing.is_running()
+        early = not self.specs or (name_or_path.startswith("kerashub:") and listing)
+        if known is None and early and not Path(name_or_path).exists() and "://" not in name_or_path:
             self._pending = (name_or_path, {"weights": weights, "image_size": image_size})
-            return  # a registry name before the registry is loaded: chosen when it is
+            return  # a registry name before the registry is loaded (no network here): chosen when it is
         try:
             spec = known or resolve_backbone(name_or_path)
         except BackboneError as err:
@@ -233,8 +235,11 @@ class BackbonePanel(QWidget):
         }[spec.kind]
         note = ""
         imagenet = spec.kind == "keras" and self.weights_value() == "imagenet"
-        preset = (
-            spec.kind == "kerashub" and self.weights_value() == "imagenet" and not Path(spec.source).is_dir()
+        preset = (  # a named preset or kaggle handle (hf:// downloads report no progress)
+            spec.kind == "kerashub"
+            and self.weights_value() == "imagenet"
+            and not Path(spec.source).is_dir()
+            and not spec.source.startswith("hf://")
         )
         self.weights_box.setVisible(imagenet or preset)
         if imagenet and self.ready:

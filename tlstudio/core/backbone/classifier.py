@@ -163,6 +163,11 @@ def build_classifier(
     elif len(x.shape) == 3 and class_token:
         x = keras.layers.Cropping1D((0, int(x.shape[1]) - 1), name="head_class_token")(x)
         x = keras.layers.Flatten(name="head_pool")(x)
+    elif len(x.shape) == 3:  # tokens without a class token (Swin): pooled like a feature map
+        pool = (
+            keras.layers.GlobalMaxPooling1D if head.pooling == "max" else keras.layers.GlobalAveragePooling1D
+        )
+        x = pool(name="head_pool")(x)
     elif len(x.shape) != 2:
         x = keras.layers.Flatten(name="head_flatten")(x)
     if head.dropout > 0:

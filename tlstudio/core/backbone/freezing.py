@@ -3,14 +3,15 @@
 Presets: ``all`` (feature extraction: the whole backbone frozen), ``none`` (fine-tune everything),
 ``first:P%`` (freeze the first P percent of the backbone's parameters), ``top:N`` (train only the
 top N blocks), and ``custom`` (an explicit set of frozen layers, as a tree view edits it).
-BatchNorm layers stay frozen unless the plan says ``train_batchnorm``.
+BatchNorm layers stay frozen unless the plan says ``train_batchnorm`` (also those inside a composite
+layer, as KerasHub's EfficientNet and MobileNet blocks are).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tlstudio.core.backbone.layer_tree import LayerTree, build_layer_tree, named_leaf_layers
+from tlstudio.core.backbone.layer_tree import LayerTree, build_layer_tree, inner_batchnorm, named_leaf_layers
 from tlstudio.core.freeze_plan import FreezePlan
 
 
@@ -80,6 +81,9 @@ def apply_freeze_plan(model, plan: FreezePlan) -> FreezeSummary:
     for name, layer, _ in named_leaf_layers(backbone):
         if name in states:
             layer.trainable = states[name]
+            if not plan.train_batchnorm:  # BatchNorm inside a composite block (KerasHub) stays frozen
+                for batchnorm in inner_batchnorm(layer):
+                    batchnorm.trainable = False
     if not any(states.values()):
         backbone.trainable = False
     return summarize(model)

@@ -43,9 +43,11 @@ VISION_FAMILIES = {
     "CSPNetBackbone": "CSPNet",
     "VGGBackbone": "VGG",
     "XceptionBackbone": "Xception",
-    "HGNetV2Backbone": "HGNetV2",
 }
 _CLASS_TOKEN = {"DINOV2Backbone", "DINOV3Backbone", "DeiTBackbone"}  # ViT: when use_class_token
+# A preset without an image converter: the arithmetic its family's weights were trained with
+# (Google's ViT: -1…1; the others ship ImageNet mean/std converters).
+_DEFAULT_MODE = {"ViTBackbone": "tf"}
 INSTALL_HINT = "pip install 'tlstudio[kerashub]' (KerasHub needs Python 3.11 or later)"
 
 
@@ -119,7 +121,9 @@ def preset_facts(text: str) -> dict[str, object]:
         default_size=size or 224,
         min_size=32,
         params=meta.get("parameter_count"),
-        preprocessing=converter_mode(converter_config) if converter else "torch",
+        preprocessing=converter_mode(converter_config)
+        if converter
+        else _DEFAULT_MODE.get(class_name, "torch"),
         source=source,
         class_token=bool(class_token),
         fixed_size=size if fixed_size_family(VISION_FAMILIES[class_name]) else None,
@@ -178,7 +182,10 @@ def build_kerashub_backbone(spec, *, weights: str = "imagenet", image_size: int 
     try:  # the Backbone itself, renamed: saved, it is rebuilt from its own config (its inner
         # layers' configs do not all load back: ViTPatchingAndEmbedding's, in KerasHub 0.32)
         return keras_hub.models.Backbone.from_preset(
-            spec.source, load_weights=weights == "imagenet", image_shape=(size, size, 3), name="backbone"
+            spec.source.removeprefix(PRESET_PREFIX),
+            load_weights=weights == "imagenet",
+            image_shape=(size, size, 3),
+            name="backbone",
         )
     except Exception as err:
         raise BackboneError(fetch_message(spec.source, err)) from err

@@ -37,11 +37,7 @@ def fetch_preset_weights(source: str) -> None:
         if presets.check_file_exists(source, presets.MODEL_WEIGHTS_FILE):
             presets.get_file(source, presets.MODEL_WEIGHTS_FILE)
             return
-        index = json.loads(
-            Path(presets.get_file(source, presets.SHARDED_MODEL_WEIGHTS_CONFIG_FILE)).read_text()
-        )
-        shards = {f for v in index["weight_map"].values() for f in (v if isinstance(v, list) else [v])}
-        for shard in sorted(shards):
+        for shard in _shards(presets.get_file(source, presets.SHARDED_MODEL_WEIGHTS_CONFIG_FILE)):
             presets.get_file(source, shard)
     except PresetDownloadCancelled:
         raise
@@ -70,13 +66,20 @@ def download_preset(
         fetch_preset_weights(source)
 
 
+_swap_lock = threading.Lock()
+_swaps = {"count": 0, "original": None}
+_this_thread = threading.local()  # the reporter of the download this thread runs, if any
+
+
 @contextlib.contextmanager
 def download_progress(progress: Callable[[int, int | None], None], stop: threading.Event) -> Iterator[None]:
-    """While inside: the progress of KerasHub's downloads (kagglehub draws them with tqdm, and
-    offers no callback) goes to ``progress``, and a set ``stop`` ends the current file mid-way.
+    """While inside: the progress of the KerasHub downloads this thread runs (kagglehub draws them
+    with tqdm and offers no callback) goes to ``progress``, and a set ``stop`` ends the current file
+    mid-way.
 
-    Written by hand because kagglehub has no progress hook: its module's ``tqdm`` is swapped for a
-    reporter for the duration (one download at a time: the app runs one).
+    Written by hand because kagglehub has no progress hook: while any such download runs, its
+    module's ``tqdm`` is a dispatcher that gives each thread its own reporter (and other threads
+    kagglehub's own bar); the last one out puts ``tqdm`` back.
     """
     from kagglehub import clients
 
@@ -97,12 +100,26 @@ def download_progress(progress: Callable[[int, int | None], None], stop: threadi
         def __exit__(self, *exc) -> None:
             return None
 
-    original = clients.tqdm
-    clients.tqdm = Reporter
+    with _swap_lock:
+        if _swaps["count"] == 0:
+            _swaps["original"] = original = clients.tqdm
+
+            def dispatch(*args, **kwargs):
+                reporter = getattr(_this_thread, "reporter", None)
+                return (reporter or original)(*args, **kwargs)
+
+            clients.tqdm = dispatch
+        _swaps["count"] += 1
+    outer = getattr(_this_thread, "reporter", None)
+    _this_thread.reporter = Reporter
     try:
         yield
     finally:
-        clients.tqdm = original
+        _this_thread.reporter = outer
+        with _swap_lock:
+            _swaps["count"] -= 1
+            if _swaps["count"] == 0:
+                clients.tqdm = _swaps["original"]
 
 
 def preset_weights_cached(source: str) -> bool | None:
@@ -129,5 +146,15 @@ def preset_weights_cached(source: str) -> bool | None:
         return None
     if getattr(model, "version", None) is None:  # the current version is asked of the network
         return None
-    files = ("model.weights.h5", "model.weights.json")
-    return any(Cache().load_from_cache(model, name) is not None for name in files)
+    cache = Cache()
+    if cache.load_from_cache(model, "model.weights.h5") is not None:
+        return True
+    index = cache.load_from_cache(model, "model.weights.json")  # sharded: the index and every shard
+    return index is not None and all(
+        cache.load_from_cache(model, shard) is not None for shard in _shards(index)
+    )
+
+
+def _shards(index_file: str | Path) -> list[str]:
+    weight_map = json.loads(Path(index_file).read_text())["weight_map"]
+    return sorted({f for v in weight_map.values() for f in (v if isinstance(v, list) else [v])})

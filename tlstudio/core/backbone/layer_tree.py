@@ -54,6 +54,7 @@ class LayerNode:
     trainable_params: int
     trainable: bool
     is_batchnorm: bool
+    holds_batchnorm: bool = False  # a composite layer (a KerasHub block) with BatchNorm inside
 
 
 @dataclass
@@ -142,7 +143,20 @@ def leaf_layers(model) -> list:
 
 def named_leaf_layers(model) -> list[tuple[str, object, str | None]]:
     """``(name, layer, block)`` for each of ``leaf_layers``: the name the tree and freeze plans use,
-    and the block a stack member forms (None for every other layer)."""
+    and the block a stack member forms (None for every other layer). A member's block is its own
+    name (``transformer_block_3``), or ``parent/member`` where two stacks use the same names (Swin's
+    stages each hold a ``blocks_0``)."""
+    out = _named_leaves(model)
+    parents: dict[str, set[str]] = {}
+    for name, _, block in out:
+        if block is not None:
+            parents.setdefault(block, set()).add(name.rsplit("/", 1)[0])
+    if any(len(p) > 1 for p in parents.values()):
+        out = [(name, layer, name if block is not None else None) for name, layer, block in out]
+    return out
+
+
+def _named_leaves(model) -> list[tuple[str, object, str | None]]:
     import keras
 
     out: list[tuple[str, object, str | None]] = []
@@ -150,7 +164,7 @@ def named_leaf_layers(model) -> list[tuple[str, object, str | None]]:
         if type(layer).__name__ == "InputLayer":
             continue
         if isinstance(layer, keras.Model) and layer.layers:
-            out.extend(named_leaf_layers(layer))
+            out.extend(_named_leaves(layer))
             continue
         members = _stack_members(layer)
         if members is None:
@@ -270,7 +284,16 @@ def _layer_node(layer, name: str) -> LayerNode:
         trainable_params=trainable_params,
         trainable=bool(layer.trainable),
         is_batchnorm=type(layer).__name__ == "BatchNormalization",
+        holds_batchnorm=bool(inner_batchnorm(layer)),
     )
+
+
+def inner_batchnorm(layer) -> list:
+    """The BatchNormalization layers inside a composite layer (empty for a plain one)."""
+    inner = (
+        layer._flatten_layers(include_self=False, recursive=True) if hasattr(layer, "_flatten_layers") else []
+    )
+    return [sub for sub in inner if type(sub).__name__ == "BatchNormalization"]
 
 
 def _size(weight) -> int:

@@ -96,3 +96,10 @@ class StopDuringFirstBatch(keras.callbacks.Callback):
         if not self._validated:
             self._validated = True
             self.interrupt.disarm()
+
+    def on_test_end(self, logs=None):  # (a validation set that gave no batch ends here too)
+        self._validated = True
+        self.interrupt.disarm()
+
+    def on_epoch_end(self, epoch, logs=None):  # first in the list: before any checkpoint is written
+        self.interrupt.disarm()

@@ -104,6 +104,7 @@ def find_learning_rate(
     from tlstudio.core.data.split import SplitConfig, make_split
     from tlstudio.core.freeze_plan import FreezePlan
     from tlstudio.core.settings import make_optimizer
+    from tlstudio.core.training.callbacks import StopRequested
     from tlstudio.core.training.feature_cache import cached_features, feature_extractor
     from tlstudio.core.training.probe import fit_probe
 
@@ -134,12 +135,15 @@ def find_learning_rate(
     common |= {"errors": LoadErrors()}
     if not s.head.dense_units:  # start from the probe, as the recipe's phase 2 does
         apply_freeze_plan(model, FreezePlan("all"))
-        x, y = cached_features(
-            feature_extractor(model),
-            lambda: make_dataset(train, batch_size=s.batch_size, cache="none", **common),
-            None,
-            stop_event,
-        )
+        try:
+            x, y = cached_features(
+                feature_extractor(model),
+                lambda: make_dataset(train, batch_size=s.batch_size, cache="none", **common),
+                None,
+                stop_event,
+            )
+        except StopRequested:  # stopped before a rate was tried: nothing measured
+            return LrFindResult()
         probe = fit_probe(x, y, len(classes), seed=s.seed)
         model.get_layer("predictions").set_weights([probe.kernel, probe.bias])
     plan = FreezePlan("top", s.fine_tune_blocks, train_batchnorm=s.freeze.train_batchnorm)
