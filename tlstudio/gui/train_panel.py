@@ -154,7 +154,8 @@ class TrainPanel(QWidget):
             self.task.stop()
             self.stop.setEnabled(False)
             self.phase.setText(
-                "Stopping (at once while a phase's first batch is being built, else after this batch), "
+                "Stopping (at the next layer while a phase's first batch is being built, else after this "
+                "batch), "
                 "then evaluating and exporting the best weights so far…"
             )
 

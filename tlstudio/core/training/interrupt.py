@@ -1,75 +1,73 @@
-"""Stop at once while a phase's first batch runs.
+"""Stop sooner while a phase's first batch runs.
 
 Keras checks the stop flag between batches (``EventBridge``). The first batch of a phase is the slow
 one: Keras traces the train step (Python, layer by layer; many seconds for a large backbone on a CPU)
-before TensorFlow runs it, and a Stop pressed then used to wait 15–20 s. While a first batch runs,
-``FirstBatchInterrupt`` watches the stop flag from a small thread and, when it is set, raises
-``StopRequested`` in the training thread itself (``PyThreadState_SetAsyncExc``, the one way Python
-offers to interrupt another thread): tracing is Python code, so it ends within milliseconds; a call
-into TensorFlow's C++ runtime ends first, then the exception fires. After the first batch the
-watcher is disarmed, and any exception it had raised but Python had not yet delivered is cleared, so
-nothing can interrupt a checkpoint being written: from then on Stop acts at the next batch end.
+before TensorFlow runs it, and a Stop pressed then used to wait for all of it. While a first batch
+runs, ``FirstBatchInterrupt`` makes every Keras layer call in the training thread check the stop
+flag first and raise ``StopRequested`` when it is set: the trace ends at the next layer it reaches,
+as it would if that layer had raised an error of its own. Gradients, graph optimisation and the
+step itself run in TensorFlow's C++ runtime and are not interrupted; Stop then acts when they end.
 
-Written by hand: Keras has no interruptible train step, and TensorFlow no cancellation of a trace.
+Written by hand, and how: Keras has no per-layer hook and TensorFlow no cancellation of a trace, so
+``keras.layers.Layer.__call__`` is wrapped while any first batch runs (other threads pass straight
+through). An exception raised in the thread from outside (``PyThreadState_SetAsyncExc``), tried
+first, can land inside TensorFlow's C extension and broke one run in six with a ``SystemError``;
+a layer call is Python called from Python, where an exception is an ordinary one.
 """
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import threading
 
 import keras
 
 from tlstudio.core.training.callbacks import StopRequested
 
-_POLL_S = 0.05
+_lock = threading.Lock()
+_armed: dict[int, FirstBatchInterrupt] = {}  # training thread -> its interrupt
+_original_call = keras.layers.Layer.__call__
+
+
+@functools.wraps(_original_call)
+def _checked_call(self, *args, **kwargs):
+    interrupt = _armed.get(threading.get_ident())
+    if interrupt is not None and interrupt.stop.is_set():
+        interrupt.fired = True
+        raise StopRequested()
+    return _original_call(self, *args, **kwargs)
 
 
 class FirstBatchInterrupt:
-    """Raise ``StopRequested`` in the arming thread as soon as ``stop`` is set, while armed."""
+    """While armed, a set ``stop`` ends the arming thread's next Keras layer call."""
 
     def __init__(self, stop: threading.Event):
         self.stop = stop
-        self._lock = threading.Lock()
-        self._armed_thread: int | None = None
-        self._closed = threading.Event()
-        self._watcher: threading.Thread | None = None
         self.fired = False
+        self._thread: int | None = None
 
     def arm(self) -> None:
-        """Interrupt the calling thread when a stop is asked for (until ``disarm``)."""
-        with self._lock:
-            self._armed_thread = threading.get_ident()
-        if self._watcher is None:
-            self._watcher = threading.Thread(target=self._watch, name="tlstudio-stop-watcher", daemon=True)
-            self._watcher.start()
+        """Check ``stop`` at every layer call of the calling thread (until ``disarm``)."""
+        with _lock:
+            self._thread = threading.get_ident()
+            _armed[self._thread] = self
+            keras.layers.Layer.__call__ = _checked_call
 
     def disarm(self) -> None:
-        """No more interruptions; one raised but not yet delivered is cancelled."""
-        with self._lock:
-            thread, self._armed_thread = self._armed_thread, None
-            if thread is not None and self.fired:  # (a no-op when it was delivered already)
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread), None)
+        """Layer calls of this thread run unchecked again; the wrapper goes when no thread is armed."""
+        with _lock:
+            if self._thread is not None and _armed.get(self._thread) is self:
+                del _armed[self._thread]
+            self._thread = None
+            if not _armed:
+                keras.layers.Layer.__call__ = _original_call
 
-    def close(self) -> None:
-        """Disarm and end the watcher thread."""
-        self.disarm()
-        self._closed.set()
-        if self._watcher is not None:
-            self._watcher.join()
-            self._watcher = None
+    close = disarm
 
-    def _watch(self) -> None:
-        while not self._closed.is_set():
-            if not self.stop.wait(_POLL_S):
-                continue
-            with self._lock:
-                if self._armed_thread is not None:
-                    exc = ctypes.py_object(StopRequested)
-                    thread = ctypes.c_ulong(self._armed_thread)
-                    self.fired = ctypes.pythonapi.PyThreadState_SetAsyncExc(thread, exc) == 1
-                    return  # once is enough: the run is stopping
-            self._closed.wait(_POLL_S)
+    @property
+    def armed(self) -> bool:
+        """Whether a stop would end the armed thread's next layer call."""
+        return self._thread is not None
 
 
 class StopDuringFirstBatch(keras.callbacks.Callback):
