@@ -155,8 +155,7 @@ class TrainPanel(QWidget):
             self.stop.setEnabled(False)
             self.phase.setText(
                 "Stopping (at the next layer while a phase's first batch is being built, else after this "
-                "batch), "
-                "then evaluating and exporting the best weights so far…"
+                "batch), then evaluating and exporting the best weights so far…"
             )
 
     def wait(self, ms: int = 120_000) -> bool:
