@@ -175,8 +175,46 @@ def main() -> None:
     rank.rank_button.click()
     wait(lambda: rank.rank_button.isEnabled() and rank.table.rowCount() > 0)
     shoot("backbone-rank")
+    kerashub_shots(window, work, wait, shoot)
     window.close()
     print(f"screenshots in {args.out}")
+
+
+def kerashub_shots(window, work: Path, wait, shoot) -> None:
+    """KerasHub presets in the list (one chosen: its download box), then a small ViT preset folder
+    (random weights, made here) in the Layers panel: a block per transformer layer."""
+    try:
+        import keras_hub
+    except ImportError:
+        print("KerasHub is not installed: no KerasHub screenshots")
+        return
+    wait(lambda: "kerashub:dinov2_small" in window.backbone.specs)
+    folder = work / "vit_tiny_preset"
+    keras_hub.models.ViTBackbone(
+        image_shape=(64, 64, 3), patch_size=8, num_layers=6, num_heads=4, hidden_dim=64, mlp_dim=128
+    ).save_to_preset(str(folder))
+    window.nav.setCurrentRow(2)
+    window.backbone.search.setText("dinov2")
+    window.backbone.choose("kerashub:dinov2_small")
+    wait(
+        lambda: (
+            "KerasHub" in window.backbone.weights_box.status.text()
+            or "preset" in window.backbone.weights_box.status.text()
+        )
+    )
+    shoot("backbone-kerashub")
+    window.backbone.search.setText("")
+    window.backbone.choose(str(folder))
+    wait(
+        lambda: (
+            window.layers.model.tree is not None
+            and "transformer_block_1" in [b.name for b in window.layers.model.tree.blocks]
+        )
+    )
+    window.layers.top_blocks.setValue(2)
+    window.layers.top_button.click()
+    window.nav.setCurrentRow(3)
+    shoot("layers-kerashub")
 
 
 if __name__ == "__main__":

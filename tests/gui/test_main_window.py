@@ -422,3 +422,4 @@ def test_kerashub_presets_are_listed_and_a_preset_folder_shows_its_transformer_b
         timeout=LONG,
     )
     assert panel.apply_to(window.project.settings).backbone == str(tmp_path / "vit_preset")
+    assert window.layers.model.head_values()[0][:2] == ("pooling", "class token")  # as the model is built

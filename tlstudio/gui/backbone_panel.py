@@ -53,6 +53,7 @@ class BackbonePanel(QWidget):
         self.specs: dict[str, BackboneSpec] = {}
         self._pending: tuple | None = None
         self.hub_listing: Task | None = None
+        self.hub_listed = False  # set when its result arrives (not when its thread ends: it may be queued)
         self.proxy = QSortFilterProxyModel()
         self.proxy.setSourceModel(self.model)
         self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
@@ -124,8 +125,13 @@ class BackbonePanel(QWidget):
         self._add_rows(specs)
         if self.hub_listing is None:
             self.hub_listing = Task(list_kerashub_backbones)
-            self.hub_listing.done.connect(self._add_rows)
+            self.hub_listing.done.connect(self._hub_rows)
+            self.hub_listing.failed.connect(lambda _: self._hub_rows(()))
             self.hub_listing.start()
+
+    def _hub_rows(self, specs) -> None:
+        self.hub_listed = True
+        self._add_rows(specs)
 
     def _add_rows(self, specs) -> None:
         for spec in specs:
@@ -166,8 +172,7 @@ class BackbonePanel(QWidget):
     def choose(self, name_or_path: str, *, weights: str | None = None, image_size: int | None = None) -> None:
         """Select a backbone by name, file, folder or hub handle."""
         known = self.specs.get(name_or_path.lower())
-        listing = self.hub_listing is None or self.hub_listing.is_running()
-        early = not self.specs or (name_or_path.startswith("kerashub:") and listing)
+        early = not self.specs or (name_or_path.startswith("kerashub:") and not self.hub_listed)
         if known is None and early and not Path(name_or_path).exists() and "://" not in name_or_path:
             self._pending = (name_or_path, {"weights": weights, "image_size": image_size})
             return  # a registry name before the registry is loaded (no network here): chosen when it is
@@ -231,7 +236,9 @@ class BackbonePanel(QWidget):
             "keras": "Keras Applications",
             "file": f"model file {spec.source}",
             "savedmodel": f"SavedModel {spec.source}",
-            "kerashub": f"KerasHub preset {spec.source}",
+            "kerashub": f"KerasHub preset folder {spec.source}"
+            if Path(spec.source).is_dir()
+            else "KerasHub preset",
         }[spec.kind]
         note = ""
         imagenet = spec.kind == "keras" and self.weights_value() == "imagenet"

@@ -13,7 +13,7 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QBrush, QColor, QFont
 
 from tlstudio.core.backbone.freeze_choice import FreezeChoice
-from tlstudio.core.backbone.layer_tree import LayerTree
+from tlstudio.core.backbone.layer_tree import LayerTree, head_pooling
 from tlstudio.core.freeze_plan import FreezePlan
 from tlstudio.core.settings import HeadSettings, parse_dense_units
 
@@ -92,8 +92,10 @@ class LayerTreeModel(QAbstractItemModel):
         """(name, type, value) rows of the head node."""
         h = self.head
         dense = ",".join(str(u) for u in h.dense_units) or "none"
+        rank, token = (self.tree.output_rank, self.tree.class_token) if self.tree else (4, False)
+        first = head_pooling(h.pooling, rank, token)
         return [
-            ("pooling", "GlobalMaxPooling2D" if h.pooling == "max" else "GlobalAveragePooling2D", h.pooling),
+            ("pooling", first, "first token" if first == "class token" else h.pooling),
             ("dropout", "Dropout", f"{h.dropout:g}"),
             ("dense layers", "Dense (relu)", dense),
             ("predictions", "Dense (softmax)", "one output per class"),

@@ -37,7 +37,7 @@ def build_tree_for(spec, image_size: int, cut_at: str | None = None) -> LayerTre
     from tlstudio.core.backbone.registry import build_backbone
 
     backbone = build_backbone(spec, weights="none", image_size=image_size, cut_at=cut_at)
-    return build_layer_tree(backbone)
+    return build_layer_tree(backbone, class_token=spec.class_token)
 
 
 class LayersPanel(QWidget):

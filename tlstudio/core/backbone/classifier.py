@@ -23,6 +23,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
+from tlstudio.core.backbone.layer_tree import head_pooling
 from tlstudio.core.backbone.preprocessing import preprocessing_layers
 from tlstudio.core.settings import HeadSettings
 
@@ -155,21 +156,14 @@ def build_classifier(
     for layer in preprocessing_layers(preprocessing):
         x = layer(x)
     x = backbone(x)
-    if len(x.shape) == 4:
-        pool = (
-            keras.layers.GlobalMaxPooling2D if head.pooling == "max" else keras.layers.GlobalAveragePooling2D
-        )
-        x = pool(name="head_pool")(x)
-    elif len(x.shape) == 3 and class_token:
+    first = head_pooling(head.pooling, len(x.shape), class_token)
+    if first == "class token":
         x = keras.layers.Cropping1D((0, int(x.shape[1]) - 1), name="head_class_token")(x)
         x = keras.layers.Flatten(name="head_pool")(x)
-    elif len(x.shape) == 3:  # tokens without a class token (Swin): pooled like a feature map
-        pool = (
-            keras.layers.GlobalMaxPooling1D if head.pooling == "max" else keras.layers.GlobalAveragePooling1D
-        )
-        x = pool(name="head_pool")(x)
-    elif len(x.shape) != 2:
+    elif first == "Flatten":
         x = keras.layers.Flatten(name="head_flatten")(x)
+    elif first != "none":  # global pooling of a feature map, or of tokens without a class token (Swin)
+        x = getattr(keras.layers, first)(name="head_pool")(x)
     if head.dropout > 0:
         x = keras.layers.Dropout(head.dropout, name="head_dropout")(x)
     for i, units in enumerate(head.dense_units, start=1):

@@ -93,6 +93,8 @@ class LayerTree:
 
     name: str
     blocks: list[BlockNode]
+    output_rank: int = 4  # of the backbone's output: 4 a feature map, 3 tokens, 2 a vector
+    class_token: bool = False  # tokens whose first one the head reads (ViT, DeiT, DINOv2)
 
     @property
     def layers(self) -> list[LayerNode]:
@@ -191,8 +193,29 @@ def _stack_members(layer) -> list[tuple[object, bool]] | None:
     return [(sub, type(sub) in repeated) for sub in subs]
 
 
-def build_layer_tree(backbone) -> LayerTree:
-    """Group a Keras model's layers into blocks (see the module docstring)."""
+def head_pooling(pooling: str, output_rank: int, class_token: bool) -> str:
+    """What the new head does first with the backbone's output: the one rule ``build_classifier``
+    builds and the Layers panel shows.
+
+    Args:
+        pooling: the head's setting, "avg" or "max".
+        output_rank: rank of the backbone's output (4: a feature map, 3: tokens, 2: a vector).
+        class_token: the tokens' first one summarises the image.
+
+    Returns:
+        A Keras layer name, "class token" (a crop to the first token, then a flatten), or "none".
+    """
+    kind = "Max" if pooling == "max" else "Average"
+    if output_rank == 4:
+        return f"Global{kind}Pooling2D"
+    if output_rank == 3:
+        return "class token" if class_token else f"Global{kind}Pooling1D"
+    return "none" if output_rank == 2 else "Flatten"
+
+
+def build_layer_tree(backbone, class_token: bool = False) -> LayerTree:
+    """Group a Keras model's layers into blocks (see the module docstring); ``class_token`` as the
+    backbone's spec says."""
     named = named_leaf_layers(backbone)
     layers = [layer for _, layer, _ in named]
     forced = [block for _, _, block in named]
@@ -204,7 +227,8 @@ def build_layer_tree(backbone) -> LayerTree:
         if not blocks or blocks[-1].name != block_name:
             blocks.append(BlockNode(block_name))
         blocks[-1].layers.append(_layer_node(layer, name))
-    return LayerTree(backbone.name, _merge_repeated(blocks))
+    rank = len(backbone.outputs[0].shape)
+    return LayerTree(backbone.name, _merge_repeated(blocks), rank, class_token and rank == 3)
 
 
 def _named_blocks(layers, forced: list[str | None]) -> list[str]:
