@@ -9,12 +9,12 @@ import keras
 import numpy as np
 import pytest
 
+from tlstudio.core.backbone.preprocessing import preprocessing_layers
 from tlstudio.core.backbone.registry import (
     BackboneError,
     build_backbone,
     keras_application_functions,
     list_backbones,
-    preprocessing_layers,
     resolve_backbone,
 )
 

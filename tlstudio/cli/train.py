@@ -157,8 +157,8 @@ def run_training(
             raise KeyboardInterrupt
         name = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
         print(
-            f"\n{name}: stopping (at once during a first batch, else after this batch; "
-            "Ctrl-C again to abort)…",
+            f"\n{name}: stopping (at the next layer while a first batch is being built, else after "
+            "this batch; Ctrl-C again to abort)…",
             file=sys.stderr,
         )
         stop.set()

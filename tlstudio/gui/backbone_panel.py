@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tlstudio.core.backbone.kerashub import PRESET_PREFIX
 from tlstudio.core.backbone.registry import (
     BackboneError,
     BackboneSpec,
@@ -172,7 +173,7 @@ class BackbonePanel(QWidget):
     def choose(self, name_or_path: str, *, weights: str | None = None, image_size: int | None = None) -> None:
         """Select a backbone by name, file, folder or hub handle."""
         known = self.specs.get(name_or_path.lower())
-        early = not self.specs or (name_or_path.startswith("kerashub:") and not self.hub_listed)
+        early = not self.specs or (name_or_path.startswith(PRESET_PREFIX) and not self.hub_listed)
         if known is None and early and not Path(name_or_path).exists() and "://" not in name_or_path:
             self._pending = (name_or_path, {"weights": weights, "image_size": image_size})
             return  # a registry name before the registry is loaded (no network here): chosen when it is
@@ -232,20 +233,19 @@ class BackbonePanel(QWidget):
             return
         spec = self.spec
         params = f"{spec.params:,} parameters" if spec.params else "parameters counted when built"
+        preset_folder = spec.kind == "kerashub" and Path(spec.source).is_dir()
         where = {
             "keras": "Keras Applications",
             "file": f"model file {spec.source}",
             "savedmodel": f"SavedModel {spec.source}",
-            "kerashub": f"KerasHub preset folder {spec.source}"
-            if Path(spec.source).is_dir()
-            else "KerasHub preset",
+            "kerashub": f"KerasHub preset folder {spec.source}" if preset_folder else "KerasHub preset",
         }[spec.kind]
         note = ""
         imagenet = spec.kind == "keras" and self.weights_value() == "imagenet"
         preset = (  # a named preset or kaggle handle (hf:// downloads report no progress)
             spec.kind == "kerashub"
             and self.weights_value() == "imagenet"
-            and not Path(spec.source).is_dir()
+            and not preset_folder
             and not spec.source.startswith("hf://")
         )
         self.weights_box.setVisible(imagenet or preset)

@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from tlstudio.core.backbone.layer_tree import head_pooling
 from tlstudio.core.backbone.preprocessing import preprocessing_layers
-from tlstudio.core.settings import HeadSettings
+from tlstudio.core.settings import HeadSettings, TrainSettings
 
 
 @keras.saving.register_keras_serializable(package="tlstudio")
@@ -145,7 +145,7 @@ def build_classifier(
         backbone: a model named ``backbone`` whose output is a feature map or a feature vector.
         num_classes: size of the softmax output.
         image_size: square input size in pixels.
-        preprocessing: a mode of ``backbones.PREPROCESSING_MODES``.
+        preprocessing: a mode of ``preprocessing.PREPROCESSING_MODES``.
         head: pooling, dropout and dense sizes.
         class_token: the backbone returns tokens whose first one summarises the image (ViT, DeiT,
             DINOv2): the head reads that token (plain Keras layers: a crop, then a flatten).
@@ -172,6 +172,29 @@ def build_classifier(
             x = keras.layers.Dropout(head.dropout, name=f"head_dropout_{i}")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
     return TransferModel(inputs, outputs, name="tlstudio_classifier")
+
+
+def classifier_for(
+    backbone: keras.Model, spec, settings: TrainSettings, num_classes: int, image_size: int
+) -> TransferModel:
+    """``build_classifier`` as a run builds it: the settings' preprocessing (else the backbone's),
+    the settings' head, and the spec's class-token pooling.
+
+    Args:
+        backbone: from ``build_backbone(spec, …)``.
+        spec: the backbone's ``BackboneSpec``.
+        settings: the run's settings.
+        num_classes: outputs of the head.
+        image_size: square input size in pixels.
+    """
+    return build_classifier(
+        backbone,
+        num_classes,
+        image_size,
+        preprocessing=settings.preprocessing or spec.preprocessing,
+        head=settings.head,
+        class_token=spec.class_token,
+    )
 
 
 def set_batchnorm_momentum(model: keras.Model, momentum: float) -> int:

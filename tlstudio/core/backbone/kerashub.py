@@ -63,6 +63,15 @@ def is_kerashub_source(text: str) -> bool:
     return text.startswith((PRESET_PREFIX, *REMOTE_SCHEMES)) or is_preset_folder(Path(text).expanduser())
 
 
+def hub_id(source: str) -> str:
+    """What KerasHub's own calls take for a preset: the name without ``kerashub:``, a handle, a folder.
+
+    Args:
+        source: a ``BackboneSpec.source`` (or what the user typed).
+    """
+    return source.removeprefix(PRESET_PREFIX)
+
+
 def is_preset_folder(path: Path) -> bool:
     """A folder that ``save_to_preset`` wrote (its metadata names a KerasHub version)."""
     try:
@@ -84,16 +93,17 @@ def preset_facts(text: str) -> dict[str, object]:
         text: ``kerashub:NAME``, a kaggle/hf handle, or a local preset folder.
 
     Returns:
-        The fields of a ``BackboneSpec`` of kind "kerashub" whose ``source`` is what KerasHub loads.
+        The fields of a ``BackboneSpec`` of kind "kerashub"; its ``source`` is ``text`` as given (a
+        project stores it, and ``resolve_backbone`` takes it back); ``hub_id`` is what KerasHub loads.
 
     Raises:
         BackboneError: not a vision backbone, KerasHub missing, or the preset cannot be fetched.
     """
-    source = text.removeprefix(PRESET_PREFIX) if text.startswith(PRESET_PREFIX) else text
+    source = hub_id(text)
     folder = Path(text).expanduser()
     if is_preset_folder(folder):
         read = _folder_reader(folder)
-        name, source = folder.name, str(folder)
+        name, text = folder.name, str(folder)
     else:
         read = _remote_reader(source, text)
         name = source.rstrip("/").split("/")[-2 if re.fullmatch(r"\d+", source.rsplit("/", 1)[-1]) else -1]
@@ -124,7 +134,7 @@ def preset_facts(text: str) -> dict[str, object]:
         preprocessing=converter_mode(converter_config)
         if converter
         else _DEFAULT_MODE.get(class_name, "torch"),
-        source=source,
+        source=text,
         class_token=bool(class_token),
         fixed_size=size if fixed_size_family(VISION_FAMILIES[class_name]) else None,
     )
@@ -182,7 +192,7 @@ def build_kerashub_backbone(spec, *, weights: str = "imagenet", image_size: int 
     try:  # the Backbone itself, renamed: saved, it is rebuilt from its own config (its inner
         # layers' configs do not all load back: ViTPatchingAndEmbedding's, in KerasHub 0.32)
         return keras_hub.models.Backbone.from_preset(
-            spec.source.removeprefix(PRESET_PREFIX),
+            hub_id(spec.source),
             load_weights=weights == "imagenet",
             image_shape=(size, size, 3),
             name="backbone",

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from tlstudio.core.backbone.kerashub import PRESET_PREFIX, fetch_message, import_kerashub, is_preset_folder
+from tlstudio.core.backbone.kerashub import fetch_message, hub_id, import_kerashub, is_preset_folder
 from tlstudio.core.backbone.sources import BackboneError
 
 
@@ -27,18 +27,18 @@ def fetch_preset_weights(source: str) -> None:
     Raises:
         BackboneError: the weights are neither cached nor downloadable (what to do).
     """
-    source = source.removeprefix(PRESET_PREFIX)
+    source = hub_id(source)
     if is_preset_folder(Path(source).expanduser()):
         return
     import_kerashub()
     from keras_hub.src.utils import preset_utils as presets
 
     try:
-        if presets.check_file_exists(source, presets.MODEL_WEIGHTS_FILE):
+        try:
             presets.get_file(source, presets.MODEL_WEIGHTS_FILE)
-            return
-        for shard in _shards(presets.get_file(source, presets.SHARDED_MODEL_WEIGHTS_CONFIG_FILE)):
-            presets.get_file(source, shard)
+        except FileNotFoundError:  # a sharded preset: its index, then every shard
+            for shard in _shards(presets.get_file(source, presets.SHARDED_MODEL_WEIGHTS_CONFIG_FILE)):
+                presets.get_file(source, shard)
     except PresetDownloadCancelled:
         raise
     except Exception as err:
@@ -129,13 +129,17 @@ def preset_weights_cached(source: str) -> bool | None:
     Args:
         source: a preset name, handle or folder.
     """
-    source = source.removeprefix(PRESET_PREFIX)
+    source = hub_id(source)
     if is_preset_folder(Path(source).expanduser()):
         return True
     import_kerashub()
     from kagglehub.cache import Cache
     from kagglehub.handle import parse_model_handle
-    from keras_hub.src.utils.preset_utils import BUILTIN_PRESETS
+    from keras_hub.src.utils.preset_utils import (
+        BUILTIN_PRESETS,
+        MODEL_WEIGHTS_FILE,
+        SHARDED_MODEL_WEIGHTS_CONFIG_FILE,
+    )
 
     handle = BUILTIN_PRESETS[source]["kaggle_handle"] if source in BUILTIN_PRESETS else source
     if not handle.startswith("kaggle://"):
@@ -147,9 +151,9 @@ def preset_weights_cached(source: str) -> bool | None:
     if getattr(model, "version", None) is None:  # the current version is asked of the network
         return None
     cache = Cache()
-    if cache.load_from_cache(model, "model.weights.h5") is not None:
+    if cache.load_from_cache(model, MODEL_WEIGHTS_FILE) is not None:
         return True
-    index = cache.load_from_cache(model, "model.weights.json")  # sharded: the index and every shard
+    index = cache.load_from_cache(model, SHARDED_MODEL_WEIGHTS_CONFIG_FILE)  # the index and every shard
     return index is not None and all(
         cache.load_from_cache(model, shard) is not None for shard in _shards(index)
     )

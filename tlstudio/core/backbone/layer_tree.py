@@ -136,16 +136,11 @@ class LayerTree:
         }
 
 
-def leaf_layers(model) -> list:
-    """The model's layers in order, with nested models (a user's model wrapping a Keras
-    Application, say) replaced by their own layers and stacks of blocks opened up; input layers
-    left out."""
-    return [layer for _, layer, _ in named_leaf_layers(model)]
-
-
 def named_leaf_layers(model) -> list[tuple[str, object, str | None]]:
-    """``(name, layer, block)`` for each of ``leaf_layers``: the name the tree and freeze plans use,
-    and the block a stack member forms (None for every other layer). A member's block is its own
+    """The model's layers in order as ``(name, layer, block)``: nested models (a user's model wrapping
+    a Keras Application, say) replaced by their own layers, stacks of blocks opened up, input layers
+    left out. ``name`` is what the tree and freeze plans use; ``block`` the block a stack member
+    forms (None for every other layer). A member's block is its own
     name (``transformer_block_3``), or ``parent/member`` where two stacks use the same names (Swin's
     stages each hold a ``blocks_0``)."""
     out = _named_leaves(model)

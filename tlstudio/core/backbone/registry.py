@@ -19,11 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlstudio.core.backbone.preprocessing import (  # noqa: F401 (preprocessing_layers: re-exported)
-    PREPROCESSING_MODES,
-    expected_preprocessing,
-    preprocessing_layers,
-)
+from tlstudio.core.backbone.preprocessing import expected_preprocessing
 from tlstudio.core.backbone.sources import BackboneError, is_hub_handle
 
 _TABLE = Path(__file__).with_name("backbone_table.json")
@@ -40,7 +36,7 @@ class BackboneSpec:
     default_size: int
     min_size: int
     params: int | None
-    preprocessing: str  # one of PREPROCESSING_MODES
+    preprocessing: str  # one of preprocessing.PREPROCESSING_MODES
     source: str = ""  # file or folder for kind "file" / "savedmodel"; the preset for "kerashub"
     imagenet_top1: float | None = None  # where the Keras documentation publishes it
     class_token: bool = False  # a transformer whose first output token summarises the image

@@ -60,21 +60,14 @@ def build_architecture(settings: TrainSettings, num_classes: int, image_size: in
     Returns:
         An uncompiled classifier in the current Keras dtype policy.
     """
-    from tlstudio.core.backbone.classifier import build_classifier
+    from tlstudio.core.backbone.classifier import classifier_for
     from tlstudio.core.backbone.registry import build_backbone, resolve_backbone
 
     spec = resolve_backbone(settings.backbone)
     # the weights are loaded after: a skeleton needs no download
     skeleton = "none" if spec.kind in ("keras", "kerashub", "file") else settings.weights
     backbone = build_backbone(spec, weights=skeleton, image_size=settings.image_size, cut_at=settings.cut_at)
-    return build_classifier(
-        backbone,
-        num_classes,
-        image_size,
-        preprocessing=settings.preprocessing or spec.preprocessing,
-        class_token=spec.class_token,
-        head=settings.head,
-    )
+    return classifier_for(backbone, spec, settings, num_classes, image_size)
 
 
 def float32_twin(model, settings: TrainSettings, num_classes: int, image_size: int):

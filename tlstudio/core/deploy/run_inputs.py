@@ -66,7 +66,6 @@ class RunInputs:
     @cached_property
     def model(self):
         """The run's ``model.keras``, loaded in safe mode and called once (exporters need that)."""
-
         model = load_model_file(self.run_dir / files.MODEL)
         model(np.zeros((1, self.image_size, self.image_size, 3), np.float32))
         return model

@@ -96,7 +96,7 @@ def find_learning_rate(
     """
     import keras
 
-    from tlstudio.core.backbone.classifier import build_classifier
+    from tlstudio.core.backbone.classifier import classifier_for
     from tlstudio.core.backbone.freezing import apply_freeze_plan
     from tlstudio.core.backbone.registry import build_backbone, input_size_of, resolve_backbone
     from tlstudio.core.data.health import inspect_folder
@@ -122,14 +122,7 @@ def find_learning_rate(
     backbone = build_backbone(spec, weights=s.weights, image_size=s.image_size, cut_at=s.cut_at)
     size = s.image_size or input_size_of(backbone) or spec.default_size
     classes = manifest.classes
-    model = build_classifier(
-        backbone,
-        len(classes),
-        size,
-        preprocessing=s.preprocessing or spec.preprocessing,
-        head=s.head,
-        class_token=spec.class_token,
-    )
+    model = classifier_for(backbone, spec, s, len(classes), size)
     train = manifest.subset("train")
     common = {"root": Path(data_dir), "classes": classes, "image_size": size, "seed": s.seed}
     common |= {"errors": LoadErrors()}

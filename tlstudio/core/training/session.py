@@ -24,7 +24,7 @@ from tensorflow.core.framework import summary_pb2
 
 from tlstudio.core import atomic
 from tlstudio.core import events as ev
-from tlstudio.core.backbone.classifier import TransferModel, build_classifier, set_batchnorm_momentum
+from tlstudio.core.backbone.classifier import TransferModel, classifier_for, set_batchnorm_momentum
 from tlstudio.core.backbone.registry import build_backbone, input_size_of, resolve_backbone
 from tlstudio.core.data.health import class_weights_for, inspect_folder
 from tlstudio.core.data.pipeline import LoadErrors, make_dataset
@@ -196,14 +196,7 @@ class TrainingSession:
                 f"{spec.source} takes {input_size_of(backbone)} px images, not {s.image_size}"
             )
         with self.scope():
-            model = build_classifier(
-                backbone,
-                len(classes),
-                size,
-                preprocessing=s.preprocessing or spec.preprocessing,
-                class_token=spec.class_token,
-                head=s.head,
-            )
+            model = classifier_for(backbone, spec, s, len(classes), size)
         self.model = model
         train, val, test = (manifest.subset(x) for x in ("train", "val", "test"))
         if not train:
