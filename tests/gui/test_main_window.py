@@ -203,6 +203,9 @@ def test_head_is_the_trees_last_node_and_editable_there(
     model = window.layers.model
     head = model.index(model.rowCount() - 1, 0)
     assert model.data(head) == "head (new)" and model.rowCount(head) == 4
+    # this backbone pools itself (its output is a vector): the box says so, and max pooling is off
+    assert "the backbone's pooled output →" in window.layers.head_box.title()
+    assert not window.layers.pooling.isEnabled()
     dropout_value = model.index(1, 2, head)
     assert model.data(dropout_value) == "0.2"
     assert model.setData(dropout_value, "0.5", Qt.ItemDataRole.EditRole)
@@ -423,3 +426,5 @@ def test_kerashub_presets_are_listed_and_a_preset_folder_shows_its_transformer_b
     )
     assert panel.apply_to(window.project.settings).backbone == str(tmp_path / "vit_preset")
     assert window.layers.model.head_values()[0][:2] == ("pooling", "class token")  # as the model is built
+    assert "the class token →" in window.layers.head_box.title()  # the head box says the same,
+    assert not window.layers.pooling.isEnabled()  # and offers no max pooling where nothing pools

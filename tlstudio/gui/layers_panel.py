@@ -22,11 +22,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tlstudio.core.backbone.layer_tree import LayerTree
+from tlstudio.core.backbone.layer_tree import LayerTree, head_pooling
 from tlstudio.core.freeze_plan import FreezePlan
 from tlstudio.core.settings import HeadSettings, TrainSettings, parse_dense_units
 from tlstudio.gui.layer_tree import LayerTreeModel
 from tlstudio.gui.worker import Task
+
+# What a head that does not pool starts with, in words (``head_pooling``'s other answers)
+HEAD_STARTS = {"class token": "the class token", "none": "the backbone's pooled output"}
 
 DENSE_PATTERN = r"^\s*([1-9]\d*\s*,\s*)*([1-9]\d*)?\s*$"  # what parse_dense_units takes
 
@@ -104,8 +107,9 @@ class LayersPanel(QWidget):
         head_form.addRow("Dropout", self.dropout)
         head_form.addRow("Dense layers", self.dense)
         head_form.addRow("", self.pooling)
-        head = QGroupBox("New head (also the tree's last node): global pooling → dropout → dense → softmax")
-        head.setLayout(head_form)
+        self.head_box = QGroupBox()
+        self.head_box.setLayout(head_form)
+        self._show_head_pooling("GlobalAveragePooling2D")
 
         freeze_selected = QAction("Freeze selected", self, shortcut=QKeySequence("Ctrl+F"))
         freeze_selected.triggered.connect(lambda: self._set_selected(False))
@@ -118,7 +122,7 @@ class LayersPanel(QWidget):
         layout.addWidget(self.status)
         layout.addLayout(presets)
         layout.addWidget(self.view, 1)
-        layout.addWidget(head)
+        layout.addWidget(self.head_box)
 
     # -- building ------------------------------------------------------------------------------------
     def show_backbone(self, spec, image_size: int, plan: FreezePlan | None = None) -> None:
@@ -144,6 +148,7 @@ class LayersPanel(QWidget):
         self.view.collapseAll()
         self.view.expand(self.model.index(self.model.rowCount() - 1, 0))  # the new head
         self.view.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self._show_head_pooling(head_pooling("avg", tree.output_rank, tree.class_token))
         self.status.setText(
             f"<b>{tree.name}</b>: {len(tree.blocks)} blocks, {len(tree.layers)} layers. "
             "Tick what trains; right-click for 'freeze up to here'; double-click LR × to set "
@@ -186,6 +191,16 @@ class LayersPanel(QWidget):
         if head != self.model.head:
             self.model.set_head(head)  # the form below and the tree's head node show the same
         self.plan_changed.emit(self.plan(), head)
+
+    def _show_head_pooling(self, first: str) -> None:
+        """Title the head box with what the head starts with; max pooling only where it pools."""
+        pools = "Pooling" in first
+        start = "global pooling" if pools else HEAD_STARTS.get(first, "a flatten")
+        self.head_box.setTitle(f"New head (also the tree's last node): {start} → dropout → dense → softmax")
+        self.pooling.setEnabled(pools)
+        self.pooling.setToolTip(
+            "" if pools else f"This backbone's head starts with {start}: there is nothing to pool."
+        )
 
     def _head_edited_in_tree(self, head: HeadSettings) -> None:
         for widget in (self.dropout, self.dense, self.pooling):

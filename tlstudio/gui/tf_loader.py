@@ -28,20 +28,23 @@ def load_tensorflow():
 
     if not os.environ.get("TLSTUDIO_NO_PRELOAD"):  # (benchmarks/bench_startup.py compares both)
         preload_native_libraries()  # the slowest native part without the GIL: the window keeps painting
-    from tlstudio.core.backbone.registry import list_backbones
-    from tlstudio.core.data.pipeline import warm_up_tf_data
-    from tlstudio.core.training.devices import describe_device, enable_memory_growth, list_gpus
     from tlstudio.quiet_tf import import_tensorflow_quietly
 
     # TensorFlow and Keras leave a few hundred thousand long-lived objects. Every full garbage
     # collection walks them all, holding the GIL for about 200 ms: a visible freeze of the window,
     # while they load and again whenever one lands during a training run (it did, while an export
     # was written). So no collection while they load, and afterwards they are frozen out of it.
+    # The core modules are imported only in here: each imports TensorFlow (imported above this,
+    # they loaded it with collections on: stalls of 40–160 ms, growing with the heap).
     gc.disable()
     switch = sys.getswitchinterval()
     sys.setswitchinterval(0.001)  # hand the GIL back to the painting thread more often meanwhile
     try:
         import_tensorflow_quietly()
+        from tlstudio.core.backbone.registry import list_backbones
+        from tlstudio.core.data.pipeline import warm_up_tf_data
+        from tlstudio.core.training.devices import describe_device, enable_memory_growth, list_gpus
+
         tensorflow_loaded()  # (the worker ran jobs one at a time until now: a second import would break)
         enable_memory_growth()  # before any GPU work: runs share the GPU with other programs
         warm_up_tf_data()
