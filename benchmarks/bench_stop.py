@@ -109,7 +109,7 @@ def main() -> None:
         ends = [r[0] for r in rows[interrupt]]
         fits = [r[1] for r in rows[interrupt]]
         status = ",".join(sorted({r[2] for r in rows[interrupt]}))
-        print(f"{label:<38} {statistics.median(ends):>13.1f} s {statistics.median(fits):>13.1f} s  {status}")
+        print(f"{label:<38} {statistics.median(ends):>13.1f} s {statistics.median(fits):>13.2f} s  {status}")
     before = statistics.median(r[1] for r in rows[False])
     now = statistics.median(r[1] for r in rows[True])
     print(f"\nStop to the end of fit: {before / max(now, 1e-9):.0f}× sooner with the interrupt")

@@ -144,6 +144,13 @@ def test_stop_ends_training_within_one_batch_and_keeps_the_best_weights(
     assert result.status == "stopped"
     assert len(rec.of(ev.BatchEnded)) == rec.stop_at  # not one batch more
     assert len(rec.of(ev.EpochEnded)) == 1
+    finishing = rec.of(ev.Finishing)  # each slow step is announced before it starts, not after
+    assert finishing[0].step.startswith("stopped: restoring the best weights")
+    first_of_each: dict[str, int] = {}
+    for f in finishing:
+        if f.total:
+            first_of_each.setdefault(f.step, f.done)
+    assert first_of_each and set(first_of_each.values()) == {0}, first_of_each
     assert result.export_dir is not None and (result.export_dir / "saved_model").is_dir()
     best = rec.of(ev.CheckpointSaved)[-1]
     reference = keras.models.load_model(tmp_path / "run" / "model.keras")

@@ -23,6 +23,7 @@ def window(qtbot, tmp_path):
         w.loader,
         w.train.task,
         w.backbone.weights_box.task,
+        w.backbone.look_up,
     ):
         if panel_task is not None:
             panel_task.wait()

@@ -428,3 +428,34 @@ def test_kerashub_presets_are_listed_and_a_preset_folder_shows_its_transformer_b
     assert window.layers.model.head_values()[0][:2] == ("pooling", "class token")  # as the model is built
     assert "the class token →" in window.layers.head_box.title()  # the head box says the same,
     assert not window.layers.pooling.isEnabled()  # and offers no max pooling where nothing pools
+
+
+def test_a_typed_hub_handle_is_looked_up_off_the_gui_thread(window, qtbot, monkeypatch):
+    """A kaggle:// or hf:// handle fetches its config files: a slow network never freezes the window."""
+    import threading
+    import time
+
+    from tlstudio.gui import backbone_panel
+
+    panel = window.backbone
+    qtbot.waitUntil(lambda: panel.ready, timeout=LONG)
+    gui_thread = threading.get_ident()
+    looked_up_on: list[int] = []
+    found = next(s for s in panel.specs.values() if s.kind == "keras")
+
+    def slow_resolve(handle):
+        looked_up_on.append(threading.get_ident())
+        time.sleep(1.0)
+        if handle.endswith("missing"):
+            raise backbone_panel.BackboneError("no such preset: kaggle://keras/missing")
+        return found
+
+    monkeypatch.setattr(backbone_panel, "resolve_backbone", slow_resolve)
+    started = time.perf_counter()
+    panel.choose("kaggle://keras/vit/keras/vit_base")
+    assert time.perf_counter() - started < 0.5 and "Looking up kaggle://" in panel.summary.text()
+    qtbot.waitUntil(lambda: panel.spec is found, timeout=LONG)
+    assert looked_up_on and looked_up_on[0] != gui_thread
+    panel.choose("kaggle://keras/missing")
+    qtbot.waitUntil(lambda: "no such preset" in panel.summary.text(), timeout=LONG)
+    assert "BackboneError" not in panel.summary.text()

@@ -54,6 +54,7 @@ class BackbonePanel(QWidget):
         self.specs: dict[str, BackboneSpec] = {}
         self._pending: tuple | None = None
         self.hub_listing: Task | None = None
+        self.look_up: Task | None = None  # a typed hub handle being resolved
         self.hub_listed = False  # set when its result arrives (not when its thread ends: it may be queued)
         self.proxy = QSortFilterProxyModel()
         self.proxy.setSourceModel(self.model)
@@ -177,11 +178,31 @@ class BackbonePanel(QWidget):
         if known is None and early and not Path(name_or_path).exists() and "://" not in name_or_path:
             self._pending = (name_or_path, {"weights": weights, "image_size": image_size})
             return  # a registry name before the registry is loaded (no network here): chosen when it is
+        if known is None and "://" in name_or_path and not Path(name_or_path).exists():
+            self._look_up(name_or_path, weights, image_size)  # a handle reads files over the network
+            return
         try:
             spec = known or resolve_backbone(name_or_path)
         except BackboneError as err:
             self.summary.setText(f"<span style='color:#b00'>{err}</span>")
             return
+        self._show_spec(spec, weights, image_size)
+
+    def _look_up(self, handle: str, weights: str | None, image_size: int | None) -> None:
+        """Resolve a hub handle in a worker (a KerasHub handle fetches its config files), then show it."""
+        if self.look_up is not None:
+            self.look_up.retire()
+        self.summary.setText(f"Looking up {handle}…")
+        self.look_up = Task(lambda: resolve_backbone(handle))
+        self.look_up.done.connect(lambda spec: self._show_spec(spec, weights, image_size))
+        self.look_up.failed.connect(
+            lambda msg: self.summary.setText(
+                f"<span style='color:#b00'>{msg.splitlines()[0].partition(': ')[2]}</span>"
+            )
+        )
+        self.look_up.start()
+
+    def _show_spec(self, spec: BackboneSpec, weights: str | None, image_size: int | None) -> None:
         self.spec = spec
         if weights is not None:
             index = self.weights.findData(weights if weights in ("imagenet", "none") else "file")

@@ -98,6 +98,7 @@ def finish_stopped(session: TrainingSession, started: float) -> RunResult:
         session.write_status("stopped", started, session.manifest, session.image_size, message=message)
         session.emit(ev.RunFinished("stopped", str(session.run_dir), message=message))
         return RunResult("stopped", session.run_dir, error=message)
+    session.emit(ev.Finishing("stopped: restoring the best weights so far"))  # said at once, not after them
     session.model.load_weights(session.checkpoint)
     return complete(session, session.model, started, "stopped")
 
@@ -134,6 +135,8 @@ def evaluate_entries(session: TrainingSession, model, entries, step: str = "eval
 
     def progress(done: int, total: int) -> None:
         session.emit(ev.Finishing(step, done, total))
+
+    progress(0, len(entries))  # before the first batch, which traces the model (seconds on a CPU)
 
     def predict(x):
         if session.strategy is not None:  # predict_on_batch would split the batch over the replicas
