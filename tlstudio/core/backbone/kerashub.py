@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import sys
 import zipfile
 from pathlib import Path
 
@@ -251,9 +252,19 @@ def load_model_file(path: str | Path):
 
 
 def import_kerashub():
+    """KerasHub, imported; or a ``BackboneError`` that says how to get it.
+
+    Returns:
+        The ``keras_hub`` module.
+    """
     try:
         import keras_hub
     except ImportError as err:
+        if getattr(sys, "frozen", False):  # the PyInstaller bundle: there is no pip to run in it
+            raise BackboneError(
+                "KerasHub backbones are not in this TL Studio bundle: install TL Studio with pip "
+                f"instead to use them ({INSTALL_HINT})"
+            ) from err
         raise BackboneError(
             f"KerasHub backbones need KerasHub, which is not installed here: {INSTALL_HINT}"
         ) from err
