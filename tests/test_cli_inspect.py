@@ -100,16 +100,39 @@ def test_without_a_display_the_app_says_so_and_points_at_the_cli():
     import subprocess
     import sys
 
-    from tlstudio.gui.app import display_problem
+    from tlstudio.gui.display_check import display_problem
 
-    assert display_problem({}, "linux") and display_problem({"DISPLAY": ":0"}, "linux") is None
+    assert display_problem({}, "linux") and display_problem({"QT_QPA_PLATFORM": "xcb"}, "linux")
     assert display_problem({"QT_QPA_PLATFORM": "offscreen"}, "linux") is None
     assert display_problem({}, "win32") is None
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    done = subprocess.run(
-        [sys.executable, "-m", "tlstudio"], capture_output=True, text=True, env=env, timeout=60
-    )
-    assert done.returncode == 2 and "no display" in done.stderr and "QT_QPA_PLATFORM=offscreen" in done.stderr
+    for extra in ({}, {"QT_QPA_PLATFORM": "xcb"}, {"DISPLAY": ":87"}, {"WAYLAND_DISPLAY": "wayland-87"}):
+        command = [sys.executable, "-m", "tlstudio"]  # no X server on :87: Qt would abort (signal 6)
+        done = subprocess.run(command, capture_output=True, text=True, env={**env, **extra}, timeout=60)
+        assert done.returncode == 2, (extra, done.returncode, done.stderr[-500:])
+        assert "QT_QPA_PLATFORM=offscreen" in done.stderr and "Reinstalling" not in done.stderr
+
+
+def test_a_display_counts_only_when_a_server_answers_there(tmp_path):
+    import socket
+
+    from tlstudio.gui.display_check import display_problem, x_server_answers
+
+    with socket.socket() as server:  # an "X server" on TCP display 10 (port 6010), as ssh -X makes
+        server.bind(("127.0.0.1", 6010))
+        server.listen(4)  # connections wait in its backlog: connecting is all the check does
+        assert x_server_answers("127.0.0.1:10.0")
+        assert display_problem({"DISPLAY": "127.0.0.1:10.0"}, "linux") is None
+    assert not x_server_answers("127.0.0.1:10.0")
+    message = display_problem({"DISPLAY": ":87", "QT_QPA_PLATFORM": "xcb"}, "linux")
+    assert message and "no display answers at DISPLAY=:87" in message
+    wayland = tmp_path / "wayland-1"  # a compositor's socket in XDG_RUNTIME_DIR
+    with socket.socket(socket.AF_UNIX) as compositor:
+        compositor.bind(str(wayland))
+        compositor.listen()
+        env = {"WAYLAND_DISPLAY": "wayland-1", "XDG_RUNTIME_DIR": str(tmp_path)}
+        assert display_problem(env, "linux") is None
+        assert display_problem({**env, "QT_QPA_PLATFORM": "xcb"}, "linux")  # X asked for, none there
 
 
 def test_label_issues_need_a_backbone_and_come_in_the_json(colour_data, tiny_backbone_file, tmp_path, capsys):

@@ -6,21 +6,6 @@ import os
 import sys
 import time
 
-NO_DISPLAY = (
-    "tlstudio: no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set). "
-    "On a server use the command line (`tlstudio --help`, e.g. `tlstudio train`), or set "
-    "QT_QPA_PLATFORM=offscreen to run the app without a screen."
-)
-
-
-def display_problem(env=os.environ, platform: str = sys.platform) -> str | None:
-    """Why the window cannot open here, or None (Linux and BSD need an X or Wayland display)."""
-    if not platform.startswith(("linux", "freebsd", "openbsd")):
-        return None
-    if env.get("QT_QPA_PLATFORM") or env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
-        return None
-    return NO_DISPLAY
-
 
 def application_icon():
     """TL Studio's icon at every size it ships (window, task bar, about box)."""
@@ -36,6 +21,8 @@ def application_icon():
 
 def main(argv: list[str] | None = None) -> int:
     """Show the main window (it loads TensorFlow in a worker thread once it is up)."""
+    from tlstudio.gui.display_check import display_problem
+
     problem = display_problem()
     if problem:  # Qt would abort with "Reinstalling the application may fix this problem"
         print(problem, file=sys.stderr)
