@@ -141,7 +141,7 @@ def test_evaluate_on_the_test_split_of_the_manifest(trained_run, capsys):
     )
 
 
-def test_predict_json_and_a_bad_file(trained_run, tmp_path, capsys):
+def test_predict_json_and_a_bad_file(trained_run, tmp_path, capsys, monkeypatch):
     data, run, _ = trained_run
     good = sorted((data / "red").iterdir())[0]
     bad = tmp_path / "x.jpg"
@@ -152,6 +152,12 @@ def test_predict_json_and_a_bad_file(trained_run, tmp_path, capsys):
         len(items[0]["top"]) == 2 and items[0]["top"][0]["probability"] >= items[0]["top"][1]["probability"]
     )
     assert "HTML" in items[1]["error"]
+    from tlstudio.core.results import evaluation
+
+    # only missing images: refused before the model loads (seconds)
+    monkeypatch.setattr(evaluation, "load_exported", lambda path: pytest.fail("loaded for nothing"))
+    assert main(["predict", str(run), str(tmp_path / "gone.png")]) == 2
+    assert "no such image:" in capsys.readouterr().err
 
 
 def test_backbones_json_lists_the_registry(capsys):

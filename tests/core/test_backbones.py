@@ -155,3 +155,22 @@ def test_hub_handles_are_told_apart_from_names_and_files_without_keras():
     assert not is_hub_handle("MobileNetV3Small") and not is_hub_handle("/models/mine.keras")
     spec = resolve_backbone("https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5")
     assert spec.kind == "savedmodel" and spec.family == "TF Hub"
+
+
+def test_a_model_file_says_its_own_input_size_and_the_sample_cnn_is_named(tmp_path, tiny_backbone_file):
+    import keras
+
+    from tlstudio.core.data.sample import demo_backbone
+
+    assert resolve_backbone(str(tiny_backbone_file)).default_size == 32  # read from the file, not 224
+    sample = resolve_backbone(str(demo_backbone(tmp_path / "sample")))
+    assert sample.default_size == 32 and "sample CNN" in sample.family
+    inputs = keras.Input((48, 48, 3))
+    legacy = tmp_path / "legacy.h5"
+    keras.Model(inputs, keras.layers.Conv2D(2, 3)(inputs)).save(legacy)
+    assert resolve_backbone(str(legacy)).default_size == 48
+    any_size = tmp_path / "any.keras"
+    inputs = keras.Input((None, None, 3))
+    keras.Model(inputs, keras.layers.Conv2D(2, 3)(inputs)).save(any_size)
+    assert resolve_backbone(str(any_size)).family == "user model"  # no size to read: the usual default
+    assert resolve_backbone(str(any_size)).default_size == 224

@@ -13,6 +13,7 @@ from tlstudio.core.project import Project
 from tlstudio.gui import window_closing
 from tlstudio.gui.layer_tree import LayerTreeModel
 from tlstudio.gui.main_window import MainWindow
+from tlstudio.gui.train_panel import MESSAGE_HEIGHT
 
 pytestmark = pytest.mark.slow
 LONG = 120_000
@@ -238,7 +239,8 @@ def test_a_failing_run_says_what_to_do_in_the_window(window, qtbot, tmp_path, co
     text = window.train.message.text()
     assert "Run failed" in text and "What to do" in text and "tlstudio weights MobileNetV3Small" in text
     assert window.error_box.isVisible() and not window.error_box.isModal()
-    assert Project.load(tmp_path / "p.tlstudio.json").runs[-1]["status"] == "failed"
+    assert "No run folder was made" in window.error_box.text() and "checkpoint" not in window.error_box.text()
+    assert Project.load(tmp_path / "p.tlstudio.json").runs == []  # refused before it began: no ghost run
 
 
 def test_training_shortcuts_fire_once_and_stop_says_nothing_when_idle(window, qtbot, monkeypatch):
@@ -304,6 +306,15 @@ def test_the_window_fits_a_1366_pixel_laptop_at_every_panel(window, qtbot):
     window.resize(1280, 720)
     QCoreApplication.processEvents()
     assert window.width() <= 1280
+    window.go_to("Train")  # a failed run's long error, an unbreakable path in it, on a 1366×768 screen
+    window.resize(1366, 740)
+    path = "/home/someone/" + "a_long_folder_name_without_spaces_" * 6 + "weights_no_top.h5"
+    window.train.message.setText("<b>Run failed:</b> " + "cannot download the weights " * 12 + path)
+    QCoreApplication.processEvents()
+    form = window.train.form
+    assert form.height() >= form.sizeHint().height()  # the settings keep readable rows
+    assert window.train.message_area.height() <= MESSAGE_HEIGHT  # the text scrolls in its own box
+    assert window.width() <= 1366 and window.train.message_area.isVisible()
 
 
 def test_the_sample_project_works_offline_with_its_bundled_backbone(window, qtbot):

@@ -377,17 +377,23 @@ class MainWindow(ProjectFiles, ClosesSafely, QMainWindow):
         self.save_project()
 
     def _training_finished(self, result) -> None:
-        self.project.record_run(result.run_dir, result.status, result.metrics)
-        self.save_project()
-        self.export.show_run(result.run_dir, result.status, result.metrics)
-        self.show_runs()
-        self.update_steps()
+        if result.primary:  # (a run refused before it claimed a folder left nothing to record)
+            self.project.record_run(result.run_dir, result.status, result.metrics)
+            self.save_project()
+            self.export.show_run(result.run_dir, result.status, result.metrics)
+            self.show_runs()
+            self.update_steps()
         if result.status == "failed":  # not modal: the window stays usable (and testable)
+            checkpoint = Path(result.run_dir) / files.CHECKPOINTS / files.BEST_WEIGHTS
+            kept = (
+                f"\n\nThe best checkpoint so far is kept in {checkpoint}."
+                if checkpoint.is_file()
+                else "\n\nNo run folder was made: nothing was trained."
+                if not Path(result.run_dir).exists()
+                else ""
+            )
             self.error_box = QMessageBox(
-                QMessageBox.Icon.Warning,
-                "Training failed",
-                f"{result.error}\n\nThe best checkpoint so far is kept in {result.run_dir}.",
-                parent=self,
+                QMessageBox.Icon.Warning, "Training failed", f"{result.error}{kept}", parent=self
             )
             self.error_box.setModal(False)
             self.error_box.show()

@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QFrame,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -38,6 +41,11 @@ def run_session(task: Task, settings: TrainSettings, data_dir: str, run_dir: Pat
         resume=resume,
     )
     return session.run()
+
+
+MESSAGE_HEIGHT = 130  # px: the run's message box; longer texts scroll inside it
+LEFT_WIDTH = 400  # px: the settings column
+SCROLLBAR_ROOM = 18  # px beside it for its vertical scroll bar
 
 
 class TrainPanel(QWidget):
@@ -101,15 +109,37 @@ class TrainPanel(QWidget):
         left.addWidget(self.speed)
         left.addWidget(self.device)
         left.addWidget(self.gpu_use)
-        left.addWidget(self.message)
+        # a long message (a failed run's error and what to do) scrolls in a box of its own: as a plain
+        # label it squeezed the settings above it to unreadable rows and cut itself off
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.message_area = QScrollArea()
+        self.message_area.setWidget(self.message)
+        self.message_area.setWidgetResizable(True)
+        self.message_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.message_area.setMaximumHeight(MESSAGE_HEIGHT)
+        self.message_area.setMinimumHeight(MESSAGE_HEIGHT // 3)
+        self.form.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)  # readable rows
         left.addStretch(1)
         left_widget = QWidget()
         left_widget.setLayout(left)
-        left_widget.setMaximumWidth(400)
+        left_widget.setMaximumWidth(LEFT_WIDTH)
+        # the column scrolls where the screen is lower than it (a 768-px laptop): squeezed, its rows
+        # became unreadable
+        self.left_scroll = QScrollArea()
+        self.left_scroll.setWidget(left_widget)
+        self.left_scroll.setWidgetResizable(True)
+        self.left_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.left_scroll.setMinimumWidth(left_widget.minimumSizeHint().width() + SCROLLBAR_ROOM)
+        self.left_scroll.setMaximumWidth(LEFT_WIDTH + SCROLLBAR_ROOM)
         self.curves = CurvesWidget(self)
+        right = QVBoxLayout()  # the curves, and under them the run's message at their full width
+        right.addWidget(self.curves, 1)
+        right.addWidget(self.message_area)
         layout = QHBoxLayout(self)
-        layout.addWidget(left_widget)
-        layout.addWidget(self.curves, 1)
+        layout.addWidget(self.left_scroll)
+        layout.addLayout(right, 1)
 
     # -- settings ------------------------------------------------------------------------------------
     def apply_to(self, settings: TrainSettings) -> TrainSettings:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from tlstudio.core.backbone.preprocessing import expected_preprocessing
-from tlstudio.core.backbone.sources import BackboneError, is_hub_handle
+from tlstudio.core.backbone.sources import SAMPLE_MODEL_NAME, BackboneError, is_hub_handle, model_file_facts
 
 _TABLE = Path(__file__).with_name("backbone_table.json")
 _ACCURACY = Path(__file__).with_name("imagenet_accuracy.json")  # as the Keras documentation publishes it
@@ -124,7 +124,11 @@ def resolve_backbone(name_or_path: str) -> BackboneSpec:
         return BackboneSpec(name, "savedmodel", "TF Hub", 224, 32, None, "unit", name_or_path)
     path = Path(name_or_path).expanduser()
     if path.is_file() and path.suffix.lower() in (".keras", ".h5", ".hdf5"):
-        return BackboneSpec(path.stem, "file", "user model", 224, 32, None, "none", str(path))
+        model_name, size = model_file_facts(path)
+        family = (
+            "TL Studio's sample CNN (bundled, offline)" if model_name == SAMPLE_MODEL_NAME else "user model"
+        )
+        return BackboneSpec(path.stem, "file", family, size or 224, 32, None, "none", str(path))
     if path.is_dir() and (path / "saved_model.pb").is_file():
         return BackboneSpec(path.name, "savedmodel", "SavedModel", 224, 32, None, "unit", str(path))
     if path.exists():

@@ -3,6 +3,11 @@ error every backbone builder raises (shared by the registry and the SavedModel l
 
 from __future__ import annotations
 
+import contextlib
+import json
+import zipfile
+from pathlib import Path
+
 HUB_PREFIXES = ("https://tfhub.dev/", "https://www.kaggle.com/models/", "https://kaggle.com/models/")
 
 
@@ -20,3 +25,41 @@ def is_hub_handle(text: str) -> bool:
         True for an https handle of TF Hub or Kaggle Models.
     """
     return text.startswith(HUB_PREFIXES)
+
+
+SAMPLE_MODEL_NAME = "demo_cnn"  # the sample project's bundled backbone (core/data/sample.py builds it)
+
+
+def model_file_facts(path: Path) -> tuple[str | None, int | None]:
+    """A model file's name and square input size, read from its saved config without Keras.
+
+    Args:
+        path: a ``.keras`` file (a zip with ``config.json``) or a Keras ``.h5`` file.
+
+    Returns:
+        (the model's name, its input height when height and width are equal); None for what the
+        file does not say (an input of any size, a subclassed model, an unreadable file).
+    """
+    config = None
+    with contextlib.suppress(Exception):  # whatever is wrong with the file, building it says so later
+        if path.suffix.lower() == ".keras":
+            with zipfile.ZipFile(path) as archive:
+                config = json.loads(archive.read("config.json"))
+        else:
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                raw = f.attrs.get("model_config")
+                config = json.loads(raw.decode() if isinstance(raw, bytes) else raw) if raw else None
+    if not isinstance(config, dict):
+        return None, None
+    inner = config.get("config") or {}
+    shapes = [
+        layer.get("config", {}).get("batch_shape") or layer.get("config", {}).get("batch_input_shape")
+        for layer in inner.get("layers") or []
+        if isinstance(layer, dict) and layer.get("class_name") == "InputLayer"
+    ] + [inner.get("build_input_shape")]
+    for shape in shapes:
+        if isinstance(shape, list) and len(shape) == 4 and shape[1] and shape[1] == shape[2]:
+            return inner.get("name"), int(shape[1])
+    return inner.get("name"), None

@@ -19,7 +19,7 @@ def demo_backbone(out: Path) -> Path:
         x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
         x = keras.layers.MaxPooling2D()(x)
     x = keras.layers.Flatten()(x)
-    keras.Model(inputs, x, name="demo_cnn").save(path)
+    keras.Model(inputs, x, name="demo_cnn").save(path)  # (sources.SAMPLE_MODEL_NAME names it)
     return path
 
 
