@@ -11,6 +11,9 @@ from tlstudio.progress import ProgressPrinter
 def run_events(printer: ProgressPrinter) -> None:
     printer(ev.RunStarted("/runs/r1", "CPU", ["a", "b"], 40, 10, 10, 32, "demo"))
     printer(ev.PhaseStarted("probe", "head on cached features", 0, 2, 1e-3, 100, 900, 5, True))
+    for done in (0, 16, 40):
+        printer(ev.Working("computing the backbone's features of the train split", done, 40))
+    printer(ev.Working("fitting the linear probe", 17, 46))
     for epoch in range(2):
         for step in range(1, 6):
             printer(ev.BatchEnded("probe", epoch, step, 5, 0.5, 0.8, 120.0))
@@ -44,3 +47,4 @@ def test_on_a_terminal_a_live_bar_shows_the_step_and_loss():
     text = out.getvalue()
     assert "\x1b" in text  # drawn in place
     assert "loss 0.5000" in text and "5/5" in text and "epoch 2/2" in text
+    assert "features of the train split" in text and "40/40" in text and "17/46" in text

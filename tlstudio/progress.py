@@ -71,8 +71,9 @@ class ProgressPrinter:
     def _on_PhaseStarted(self, e: ev.PhaseStarted) -> None:
         self._stop_bar()
         self._phase_end = e.first_epoch + e.epochs
+        rate = f"learning rate {e.learning_rate:g}; " if e.learning_rate else ""  # (a probe has none)
         self._print(
-            f"\nPhase '{e.phase}': {e.description}; learning rate {e.learning_rate:g}; "
+            f"\nPhase '{e.phase}': {e.description}; {rate}"
             f"{e.trainable_params:,} trainable / {e.frozen_params:,} frozen parameters; "
             + ("cached backbone features (computed once)" if e.uses_feature_cache else "full pipeline")
         )
@@ -98,8 +99,15 @@ class ProgressPrinter:
         self._print(
             f"  epoch {e.epoch + 1}/{self._phase_end}  "
             + "  ".join(parts)
-            + f"  lr {e.learning_rate:.2g}  {e.seconds:.1f}s"
+            + (f"  lr {e.learning_rate:.2g}" if e.phase != "probe" else "")
+            + f"  {e.seconds:.1f}s"
         )
+
+    def _on_Working(self, e: ev.Working) -> None:
+        if self._bar is None or self._bar.tasks[0].description != e.step:
+            self._start_bar(e.step, e.total or None)
+        if self._bar is not None and e.total:
+            self._bar.update(self._task, completed=e.done, total=e.total)
 
     def _on_Finishing(self, e: ev.Finishing) -> None:
         if e.step != self._finishing:

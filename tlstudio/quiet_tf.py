@@ -2,11 +2,15 @@
 
 TensorFlow's C++ side prints absl/oneDNN/CUDA-probe lines to file descriptor 2 while it loads,
 before any log-level setting applies. The CLI imports it here with descriptor 2 redirected to a
-temporary file, then passes on every line that is not one of those known notices.
+temporary file, then passes on every line that is not one of those known notices. Later C++ log
+lines below FATAL are hidden too (``TF_CPP_MIN_LOG_LEVEL=3``; an error that matters is raised as a
+Python exception), and so are TensorFlow's deprecation notices about its own internals (tf2onnx
+calls TF1 APIs). Set ``TF_CPP_MIN_LOG_LEVEL=0`` to see everything when debugging.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -23,7 +27,7 @@ def import_tensorflow_quietly() -> None:
     """Import TensorFlow (and probe its devices) with the known start-up notices filtered out."""
     if "tensorflow" in sys.modules:
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as capture:
@@ -32,6 +36,11 @@ def import_tensorflow_quietly() -> None:
             import tensorflow as tf
 
             tf.config.list_physical_devices("GPU")
+            if os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0":
+                with contextlib.suppress(ImportError, AttributeError):  # a private switch: may go away
+                    from tensorflow.python.util import deprecation
+
+                    deprecation._PRINT_DEPRECATION_WARNINGS = False
         finally:
             os.dup2(saved, 2)
             os.close(saved)

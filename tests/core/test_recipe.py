@@ -127,3 +127,18 @@ def test_lr_finder_suggestion_sits_on_the_falling_stretch():
     assert 1e-5 < valley < 1e-2 and minimum > valley
     assert suggestion == max(rates[0], min(valley, minimum / 10))
     assert suggest(rates[:3], loss[:3]) == (None, None, None)
+
+
+def test_wide_features_are_fitted_in_their_row_space_with_the_same_result(monkeypatch):
+    from tlstudio.core.training import probe as module
+
+    x, y = blobs(60, 300, 3, 30.0, 4)  # more features than images (a wide backbone on few), L2 inside
+    calls: list[tuple[int, int]] = []
+    reduced = fit_probe(x, y, 3, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1][0] == calls[-1][1] == 1 + len(module.L2_GRID) * 5  # every fit reported
+    assert [done for done, _ in calls] == list(range(1, calls[-1][1] + 1))
+    monkeypatch.setattr(module, "_row_space", lambda z: (z, np.eye(z.shape[1])))  # the full problem
+    full = fit_probe(x, y, 3)
+    assert reduced.l2 == full.l2 and module.L2_GRID[0] < reduced.l2 < module.L2_GRID[-1]
+    xt, _ = blobs(200, 300, 3, 30.0, 4)
+    np.testing.assert_allclose(reduced.predict_proba(xt), full.predict_proba(xt), atol=2e-3)

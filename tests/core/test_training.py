@@ -378,6 +378,18 @@ def test_the_probe_alone_reaches_what_the_features_allow(colour_data, tiny_backb
     assert [p.phase for p in rec.of(ev.PhaseStarted)] == ["probe"]
     assert result.metrics["val_accuracy"] >= 0.8 and result.metrics["probe_converged"]
     assert not rec.of(ev.Interpolated)  # nothing to interpolate without fine-tuning
+    working = rec.of(ev.Working)  # the probe's slow steps report their progress as they go
+    by_step: dict[str, list[tuple[int, int]]] = {}
+    for w in working:
+        by_step.setdefault(w.step, []).append((w.done, w.total))
+    assert set(by_step) == {
+        "computing the backbone's features of the train split",
+        "computing the backbone's features of the val split",
+        "fitting the linear probe",
+    }
+    for step, counts in by_step.items():
+        assert counts[-1][0] == counts[-1][1] > 0, step  # each ends complete
+        assert [done for done, _ in counts] == sorted(done for done, _ in counts), step
 
 
 def test_a_run_that_cannot_learn_ends_failed_to_learn_and_exports_nothing(tiny_backbone_file, tmp_path):

@@ -103,6 +103,17 @@ class FilesSkipped:
 
 
 @dataclass(frozen=True)
+class Working:
+    """Inside a phase, work that is not an optimizer's epoch: computing the backbone's features of a
+    split ("computing features of the train split", images done of total), fitting the linear probe
+    ("fitting the linear probe", fits done of total)."""
+
+    step: str
+    done: int = 0
+    total: int = 0
+
+
+@dataclass(frozen=True)
 class Finishing:
     """After the last epoch: a step of the run's end ("calibrating", "evaluating on the test split",
     "writing the report", "exporting"), with images done of total where it counts them."""

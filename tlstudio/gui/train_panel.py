@@ -210,6 +210,7 @@ class TrainPanel(QWidget):
             )
             self.progress.setMaximum(event.steps_per_epoch)
         elif isinstance(event, ev.BatchEnded):
+            self.progress.setFormat("%v / %m steps")
             if event.step == 1:
                 self._epoch_started = time.perf_counter()
             self.curves.add_batch(event.epoch, event.step, event.steps, event.loss)
@@ -221,6 +222,11 @@ class TrainPanel(QWidget):
                 f"Epoch {event.epoch + 1}/{self._phase_end} · loss {event.loss:.4f} · "
                 f"{event.images_per_second:,.0f} images/s · ETA {eta:.0f} s"
             )
+        elif isinstance(event, ev.Working):  # features being computed, the probe being fitted
+            self.speed.setText(f"{event.step[0].upper()}{event.step[1:]}…")
+            self.progress.setFormat("%v / %m")
+            self.progress.setMaximum(max(event.total, 1))
+            self.progress.setValue(event.done)
         elif isinstance(event, ev.EpochEnded):
             self.curves.add_epoch(event.epoch, event.metrics, event.learning_rate)
         elif isinstance(event, ev.Finishing):

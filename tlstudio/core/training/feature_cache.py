@@ -69,9 +69,11 @@ def cached_features(
     batches: Callable[[], object],
     path: Path | None,
     stop_event: threading.Event,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The features and labels of one split: read from ``path`` when there, else computed from
-    ``batches()`` (a dataset of (pixels, labels)) and written atomically to ``path`` (None: not saved).
+    ``batches()`` (a dataset of (pixels, labels)) and written atomically to ``path`` (None: not saved);
+    ``progress(images done)`` after each batch.
 
     Raises:
         StopRequested: when ``stop_event`` is set between batches, or during the first one.
@@ -90,6 +92,8 @@ def cached_features(
             features.append(np.asarray(extractor.predict_on_batch(x), dtype=np.float32))
             at_once.disarm()
             labels.append(np.asarray(y))
+            if progress is not None:
+                progress(sum(len(f) for f in features))
     finally:
         at_once.close()
     out = np.concatenate(features), np.concatenate(labels)

@@ -39,6 +39,12 @@ if TYPE_CHECKING:
     from tlstudio.core.training.session import TrainingSession
 
 
+# Restoring the best weights into a model whose optimizer has since made its variables: Keras warns
+# that it skips the optimizer's (it has to: they did not exist when the weights were saved). Only the
+# model's weights are wanted, so the warning only confused people reading the CLI's output.
+warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer", category=UserWarning)
+
+
 def split_features(session: TrainingSession, model, train, val) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Cached features of the train and validation splits (computed once per content)."""
     extractor = feature_cache.feature_extractor(model)
@@ -47,13 +53,21 @@ def split_features(session: TrainingSession, model, train, val) -> dict[str, tup
     out = {}
     for split, entries in (("train", train), ("val", val)):
         if entries:
+            step = f"computing the backbone's features of the {split} split"
+            session.emit(ev.Working(step, 0, len(entries)))
             out[split] = feature_cache.cached_features(
                 extractor,
                 lambda e=entries: session.features_dataset(e),
                 folder / f"{split}.npz",
                 session.stop_event,
+                progress=_working(session, step, len(entries)),
             )
     return out
+
+
+def _working(session: TrainingSession, step: str, total: int):
+    """A progress callback that reports ``step`` as ``Working`` (images done of ``total``)."""
+    return lambda done: session.emit(ev.Working(step, done, total))
 
 
 def run_recipe(session: TrainingSession, model, recipe: Recipe, train, val, class_weight) -> None:
@@ -153,7 +167,14 @@ def run_probe(
     arrays = split_features(session, model, train, val)
     x, y = arrays["train"]
     weight = None if class_weight is None else np.array([class_weight[int(c)] for c in y])
-    probe = fit_probe(x, y, len(session.manifest.classes), sample_weight=weight, seed=session.settings.seed)
+    probe = fit_probe(
+        x,
+        y,
+        len(session.manifest.classes),
+        sample_weight=weight,
+        seed=session.settings.seed,
+        progress=lambda done, total: session.emit(ev.Working("fitting the linear probe", done, total)),
+    )
     model.get_layer("predictions").set_weights([probe.kernel, probe.bias])
     metrics = {**_scores(probe.predict_proba(x), y, "")}
     if "val" in arrays:

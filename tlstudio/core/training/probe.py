@@ -11,6 +11,7 @@ Written by hand: SciPy and scikit-learn are not dependencies of TL Studio, and t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,7 @@ def fit_probe(
     l2_grid: tuple[float, ...] = L2_GRID,
     folds: int = CV_FOLDS,
     seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Probe:
     """Fit the probe, choosing the L2 strength by cross-validation.
 
@@ -57,6 +59,7 @@ def fit_probe(
         l2_grid: candidate L2 strengths on standardised features.
         folds: stratified folds for the choice (fewer when a class has fewer images).
         seed: fold assignment seed.
+        progress: called with (fits done, fits in all) after each fit.
 
     Returns:
         The probe fitted on all the given images with the chosen L2.
@@ -66,15 +69,20 @@ def fit_probe(
     w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
     mean, std = x.mean(0), x.std(0)
     std = np.where(std > 1e-8, std, 1.0)
-    z = (x - mean) / std
+    z, basis = _row_space((x - mean) / std)
     fold_of = stratified_folds(y, folds, seed)
     scores: dict[float, tuple[float, float]] = {}
+    fits = 1 + (0 if fold_of is None else len(l2_grid) * (int(fold_of.max()) + 1))
+    done = 0
     if fold_of is not None:
         for l2 in l2_grid:
             losses, hits, count = 0.0, 0, 0
             for k in range(int(fold_of.max()) + 1):
                 held = fold_of == k
                 weights, _, _ = _fit(z[~held], y[~held], w[~held], num_classes, l2)
+                done += 1
+                if progress is not None:
+                    progress(done, fits)
                 p = _softmax(_logits(z[held], weights))
                 losses += -np.log(np.clip(p[np.arange(held.sum()), y[held]], 1e-12, None)).sum()
                 hits += int((p.argmax(1) == y[held]).sum())
@@ -86,7 +94,9 @@ def fit_probe(
     else:  # no cross-validation: a single candidate is taken as given (else a mild default)
         l2 = l2_grid[0] if len(l2_grid) == 1 else 1e-2
     weights, iterations, converged = _fit(z, y, w, num_classes, l2)
-    kernel_z, bias_z = weights[:-1], weights[-1]
+    if progress is not None:
+        progress(fits, fits)
+    kernel_z, bias_z = basis @ weights[:-1], weights[-1]
     kernel = kernel_z / std[:, None]
     bias = bias_z - (mean / std) @ kernel_z
     train_accuracy = float((_logits(z, weights).argmax(1) == y).mean())
@@ -101,6 +111,23 @@ def fit_probe(
         converged,
         train_accuracy,
     )
+
+
+def _row_space(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Features in their row space's coordinates, and the basis back, when there are more features
+    than images (a 4,096-wide backbone on a few hundred images); else as they are.
+
+    Exact, not an approximation: the L2-regularised optimum's kernel is a combination of the images'
+    feature rows (its gradient ``zᵀδ + λW`` vanishes), so with ``z = U S Vᵀ`` it is ``V B`` where ``B``
+    solves the same problem on ``U S`` — whose penalty ``‖V B‖² = ‖B‖²`` is the same — and every fold
+    (a subset of the rows) lies in the same space. Each step then costs n×n, not n×d.
+    """
+    n, d = z.shape
+    if d <= n:
+        return z, np.eye(d)
+    u, s, vt = np.linalg.svd(z, full_matrices=False)
+    keep = s > s[0] * 1e-10 if len(s) else s > 0
+    return u[:, keep] * s[keep], vt[keep].T
 
 
 def stratified_folds(y: np.ndarray, folds: int, seed: int) -> np.ndarray | None:
