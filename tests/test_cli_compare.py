@@ -86,5 +86,8 @@ def test_runs_tensorboard_says_how_to_get_it_when_missing(tmp_path, capsys, monk
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a)
     )
-    assert main(["runs", str(tmp_path), "--tensorboard"]) == 1
-    assert "pip install tensorboard" in capsys.readouterr().err
+    runs = tmp_path / "TL Studio runs"  # a space in the path: the hint must paste as one argument
+    runs.mkdir()
+    assert main(["runs", str(runs), "--tensorboard"]) == 1
+    err = capsys.readouterr().err
+    assert "pip install tensorboard" in err and f"--logdir '{runs}'" in err

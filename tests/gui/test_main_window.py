@@ -470,3 +470,14 @@ def test_a_typed_hub_handle_is_looked_up_off_the_gui_thread(window, qtbot, monke
     panel.choose("kaggle://keras/missing")
     qtbot.waitUntil(lambda: "no such preset" in panel.summary.text(), timeout=LONG)
     assert "BackboneError" not in panel.summary.text()
+
+
+def test_the_backbone_list_sorts_numbers_as_numbers(window, qtbot):
+    panel = window.backbone
+    qtbot.waitUntil(lambda: panel.ready, timeout=LONG)
+    names = [panel.proxy.index(r, 0).data() for r in range(panel.proxy.rowCount())]
+    resnets = [n for n in names if n.startswith("ResNet") and not n.startswith("ResNetRS")]
+    assert resnets[:3] == ["ResNet50", "ResNet50V2", "ResNet101"], resnets
+    panel.table.sortByColumn(2, Qt.SortOrder.DescendingOrder)  # parameters: by count, not by text
+    counts = [int(panel.proxy.index(r, 2).data().replace(",", "")) for r in range(5)]
+    assert counts == sorted(counts, reverse=True) and counts[0] > 100_000_000

@@ -82,6 +82,7 @@ def run_runs(args: argparse.Namespace) -> int:
 def open_tensorboard(source: Path) -> int:
     """Start TensorBoard on the runs' event files (every run writes RUN/tensorboard/)."""
     import importlib.util
+    import shlex
     import subprocess
     import sys
 
@@ -98,7 +99,8 @@ def open_tensorboard(source: Path) -> int:
     if importlib.util.find_spec("tensorboard") is None:
         return fail(
             "runs",
-            f"TensorBoard is not installed: pip install tensorboard, then tensorboard --logdir {logdir}",
+            "TensorBoard is not installed: pip install tensorboard, then tensorboard --logdir "
+            + shlex.quote(str(logdir)),  # a path with a space ("TL Studio") pastes as one argument
             1,
         )
     print(f"TensorBoard on {logdir} (Ctrl-C to stop)", file=sys.stderr)

@@ -26,6 +26,7 @@ from tlstudio.core.backbone.registry import (
     BackboneError,
     BackboneSpec,
     list_kerashub_backbones,
+    natural_key,
     resolve_backbone,
 )
 from tlstudio.core.settings import TrainSettings
@@ -33,6 +34,7 @@ from tlstudio.gui.rank_view import RankView
 from tlstudio.gui.weights_box import WeightsBox
 from tlstudio.gui.worker import Task
 
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # what a column sorts by (its text is for reading)
 HEADERS = ("Backbone", "Family", "Parameters", "ImageNet top-1", "Input", "Min", "Preprocessing")
 
 
@@ -58,6 +60,7 @@ class BackbonePanel(QWidget):
         self.hub_listed = False  # set when its result arrives (not when its thread ends: it may be queued)
         self.proxy = QSortFilterProxyModel()
         self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(SORT_ROLE)
         self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.proxy.setFilterKeyColumn(-1)
         self.search = QLineEdit(placeholderText="Search backbones (name or family)…")
@@ -148,6 +151,21 @@ class BackbonePanel(QWidget):
                 QStandardItem(spec.preprocessing),
             ]
             row[3].setToolTip("Top-1 accuracy on ImageNet, as the Keras documentation publishes it")
+            # each column sorts by its value: names with numbers in numeric order, numbers as numbers
+            for item, key in zip(
+                row,
+                (
+                    natural_key(spec.name),
+                    spec.family,
+                    spec.params or 0,
+                    spec.imagenet_top1 or 0.0,
+                    spec.default_size,
+                    spec.min_size,
+                    spec.preprocessing,
+                ),
+                strict=True,
+            ):
+                item.setData(key, SORT_ROLE)
             for item in row[2:6]:
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.model.appendRow(row)

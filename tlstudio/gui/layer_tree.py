@@ -95,7 +95,7 @@ class LayerTreeModel(QAbstractItemModel):
         rank, token = (self.tree.output_rank, self.tree.class_token) if self.tree else (4, False)
         first = head_pooling(h.pooling, rank, token)
         return [
-            ("pooling", first, "first token" if first == "class token" else h.pooling),
+            ("pooling", first, {"class token": "first token", "none": "—"}.get(first, h.pooling)),
             ("dropout", "Dropout", f"{h.dropout:g}"),
             ("dense layers", "Dense (relu)", dense),
             ("predictions", "Dense (softmax)", "one output per class"),

@@ -58,7 +58,19 @@ def keras_application_functions() -> dict[str, Callable]:
         fn = getattr(apps, name)
         if name[:1].isupper() and callable(fn) and _takes(fn, "include_top"):
             found[name] = fn
-    return dict(sorted(found.items()))
+    return dict(sorted(found.items(), key=lambda item: natural_key(item[0])))
+
+
+def natural_key(name: str) -> str:
+    """A name to sort by with its numbers in numeric order: ResNet50 before ResNet101.
+
+    Args:
+        name: a backbone's name.
+
+    Returns:
+        The name in lower case with each number zero-padded to eight digits.
+    """
+    return re.sub(r"\d+", lambda m: m.group().zfill(8), name.lower())
 
 
 @cache
