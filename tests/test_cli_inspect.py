@@ -159,3 +159,15 @@ def test_label_issues_need_a_backbone_and_come_in_the_json(colour_data, tiny_bac
     text = capsys.readouterr().out
     assert f"blue/was_red_{wrong.name}: labelled blue, looks like red" in text
     assert "Off-distribution images: 1" in text and "green/black_frame.png (green)" in text
+
+
+def test_a_path_that_cannot_be_written_or_a_foreign_run_record_gets_one_line(colour_data, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("x")
+    assert main(["inspect", str(colour_data), "--manifest", str(tmp_path / "a_file" / "m.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tlstudio inspect: File exists") and "Traceback" not in err
+    odd = tmp_path / "runs" / "odd"
+    odd.mkdir(parents=True)
+    (odd / "run.json").write_text("[1, 2]")  # valid JSON, but not a run's record
+    assert main(["runs", str(tmp_path / "runs")]) == 0
+    assert "unknown" in capsys.readouterr().out

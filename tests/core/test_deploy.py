@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import socket
 
 import numpy as np
 import pytest
@@ -201,6 +203,38 @@ def test_cli_export_prints_the_table_and_json(run, capsys):
     assert data[0]["name"] == "tflite-dynamic" and data[0]["verification"]["passed"]
     assert main(["export", str(run / "nope")]) == 2
     assert main(["export", str(run), "--out", "x"]) == 2
+
+
+def test_cli_export_refuses_what_it_must_not_do_before_any_work(run, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from tlstudio.cli import export as command
+    from tlstudio.cli import main
+
+    monkeypatch.setattr(command, "quiet_tensorflow", lambda: pytest.fail("refused too late"))
+    kept = tmp_path / "mine"
+    kept.mkdir()
+    (kept / "keep.txt").write_text("a user's file")
+    assert main(["export", str(run), "--format", "tflite", "--out", str(kept)]) == 2
+    assert (kept / "keep.txt").read_text() == "a user's file"  # nothing of theirs replaced
+    assert "not an earlier export" in capsys.readouterr().err
+    (tmp_path / "a_file").write_text("x")
+    assert main(["export", str(run), "--format", "onnx", "--out", str(tmp_path / "a_file")]) == 2
+    assert main(["export", str(run), "--format", "onnx", "--quantize", "int8"]) == 2
+    assert main(["export", str(run), "--format", "tflite", "--uint8-io"]) == 2
+    assert main(["export", str(tmp_path)]) == 2  # a folder, but not a run's
+    assert "not a run folder" in capsys.readouterr().err
+    dull = tmp_path / "dull"
+    shutil.copytree(run, dull, ignore=shutil.ignore_patterns("export", "saved_model", "features"))
+    info = json.loads((dull / "run.json").read_text())
+    (dull / "run.json").write_text(json.dumps({**info, "status": "failed_to_learn"}))
+    assert main(["export", str(dull), "--format", "onnx"]) == 2
+    err = capsys.readouterr().err
+    assert "did not learn" in err and "--force" in err
+    (dull / "run.json").write_text(json.dumps({**info, "status": "running"}))
+    (dull / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": 0}))
+    assert main(["export", str(dull), "--format", "onnx"]) == 2
+    assert "still training" in capsys.readouterr().err
 
 
 def test_cancelled_exports_put_nothing_in_place_and_kill_the_checking_process(run, tmp_path):

@@ -50,7 +50,33 @@ def add_parser(sub) -> None:
         help=f"int8 / dynamic tflite: largest accuracy loss allowed ({MAX_ACCURACY_DROP}, i.e. one point)",
     )
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--force", action="store_true", help="export a run that did not learn all the same")
     p.set_defaults(handler=run_export)
+
+
+def refusal(args: argparse.Namespace) -> str | None:
+    """Why this export must not start (said before TensorFlow loads), or None."""
+    from tlstudio.core.deploy.formats import DESCRIPTION as EXPORT_MARKER
+    from tlstudio.core.results import run_folder as files
+
+    status = files.run_status(args.run_dir).get("status")
+    if status is None:
+        return f"{args.run_dir} is not a run folder (no readable {files.RUN_JSON})"
+    if status == "running":
+        return f"{args.run_dir} is still training: export it once the run has ended"
+    if status == "failed_to_learn" and not args.force:
+        return (
+            f"{args.run_dir} did not learn (see its {files.RUN_JSON}): its model is no better than chance. "
+            "Pass --force to export it anyway"
+        )
+    out = args.out
+    if out is not None and out.exists():
+        earlier = out.is_dir() and (out / EXPORT_MARKER).is_file()
+        if not earlier and (not out.is_dir() or any(out.iterdir())):
+            return (
+                f"{out} exists and is not an earlier export: choose a new or empty folder (nothing written)"
+            )
+    return None
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -59,6 +85,13 @@ def run_export(args: argparse.Namespace) -> int:
         return fail("export", f"{args.run_dir} is not a run folder", 2)
     if args.format == "all" and (args.out or args.quantize != "float32" or args.uint8_io):
         return fail("export", "--out, --quantize and --uint8-io need one --format", 2)
+    if args.format != "tflite" and (args.quantize != "float32" or args.uint8_io):
+        return fail("export", "--quantize and --uint8-io are for --format tflite", 2)
+    if args.uint8_io and args.quantize != "int8":
+        return fail("export", "--uint8-io needs --quantize int8", 2)
+    problem = refusal(args)
+    if problem:
+        return fail("export", problem, 2)
     quiet_tensorflow()
     from tlstudio.core.deploy.formats import DeployError, DeployResult, export_all, export_format
 

@@ -235,6 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# what the user's own paths cause (exit 2, bad input); other OSErrors (a full disk) exit 1
+PATH_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, FileExistsError, PermissionError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = build_parser()
@@ -252,3 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `tlstudio evaluate ... | head`
         sys.stderr.close()
         return 0
+    except OSError as err:  # a path given that cannot be read or written: one line, not a traceback
+        where = f": {err.filename}" if err.filename else ""
+        print(f"tlstudio {args.command}: {err.strerror or err}{where}", file=sys.stderr)
+        return 2 if isinstance(err, PATH_ERRORS) else 1

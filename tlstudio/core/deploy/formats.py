@@ -39,6 +39,7 @@ from tlstudio.core.results.run_folder import process_alive
 
 FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8")
+DESCRIPTION = "model.json"  # in every artefact's folder: what the input and output are
 ALL = (
     ("saved_model", "float32"),
     ("tflite", "float32"),
@@ -191,7 +192,7 @@ def export_format(
             )
         (staging / files.LABELS).write_text("\n".join(inputs.labels) + "\n", encoding="utf-8")
         description = _describe(inputs, fmt, quantize, uint8_io, verification)
-        atomic.write_json(staging / "model.json", description)
+        atomic.write_json(staging / DESCRIPTION, description)
         _put_in_place(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

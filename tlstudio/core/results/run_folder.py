@@ -104,6 +104,8 @@ def run_status(run_dir: str | os.PathLike[str]) -> dict:
         data = json.loads((run / RUN_JSON).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    if not isinstance(data, dict):  # not a run's record (hand-edited, or another program's file)
+        return {}
     if data.get("status") == "running" and not _held_by_live_process(run / LOCK):
         data["status"] = "interrupted"
         checkpoint = run / CHECKPOINTS / BEST_WEIGHTS
