@@ -312,3 +312,51 @@ def test_devices_lists_what_tensorflow_sees(capsys):
     }
     assert main(["devices"]) == 0
     assert "--device auto uses cpu" in capsys.readouterr().out
+
+
+def test_train_refuses_what_it_would_ignore_or_cannot_use_before_any_work(
+    tmp_path, colour_data, tiny_backbone_file, capsys, monkeypatch
+):
+    from tlstudio.cli import train as command
+    from tlstudio.core.project import Project
+    from tlstudio.core.settings import TrainSettings
+
+    monkeypatch.setattr(command, "quiet_tensorflow", lambda: pytest.fail("refused too late"))
+    settings = TrainSettings(backbone=str(tiny_backbone_file), epochs=1)
+    project = Project(data_dir=str(colour_data), settings=settings).save(tmp_path / "p.tlstudio.json")
+    base = ["train", "--out", str(tmp_path / "r")]
+    cases = {
+        "DATA_DIR": [*base, str(colour_data), "--project", str(project)],
+        "--backbone": [*base, "--project", str(project), "--backbone", "NoSuchNet"],
+        "the split": [
+            *base,
+            str(colour_data),
+            "--backbone",
+            "x.keras",
+            "--manifest",
+            str(tmp_path / "m.csv"),
+        ],
+        "leave at least a tenth": [
+            *base,
+            str(colour_data),
+            "--backbone",
+            "x",
+            "--val",
+            "0.5",
+            "--test",
+            "0.45",
+        ],
+        "dropout": [*base, str(colour_data), "--backbone", "x", "--dropout", "1.5"],
+    }
+    for expected, argv in cases.items():
+        assert main(argv) == 2, expected
+        assert expected in capsys.readouterr().err
+    run = tmp_path / "old_run"  # a run folder whose run.json was lost
+    run.mkdir()
+    (run / "settings.json").write_text(json.dumps(settings.to_dict()))
+    (run / "manifest.csv").write_text("path,label,split\n")
+    assert main(["train", "--resume", str(run), "--out", str(tmp_path / "elsewhere")]) == 2
+    assert "in its own folder; remove --out" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run)]) == 2
+    assert "run.json is missing or unreadable: give the data folder" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # no run folder for any of them

@@ -21,11 +21,13 @@ def run_train(args: argparse.Namespace) -> int:
         return fail("train", "DATA_DIR, --backbone and --out are required (or give --project FILE)", 2)
     if not args.data_dir.is_dir():
         return fail("train", f"{args.data_dir} is not a folder", 2)
-    quiet_tensorflow()
+    if args.manifest is not None and not args.manifest.is_file():
+        return fail("train", f"the split {args.manifest} is not there (a run's manifest.csv)", 2)
     try:
         settings = settings_from_args(args)
     except ValueError as err:
         return fail("train", str(err), 2)
+    quiet_tensorflow()
     if args.folds is not None:
         return run_folds(args, settings)
     return run_training(settings, args.data_dir, args.out, args.manifest, overwrite=args.overwrite)
@@ -70,10 +72,14 @@ def resume_run(args: argparse.Namespace) -> int:
     """Continue an interrupted run in its own folder, with its own settings and split."""
     import json
 
-    ignored = given_options(args, set())
+    ignored = given_options(args, set()) + [
+        name for name, value in (("--backbone", args.backbone), ("--out", args.out)) if value is not None
+    ]
     if ignored:
         return fail(
-            "train", f"--resume continues with the run's own settings; remove {', '.join(ignored)}", 2
+            "train",
+            f"--resume continues with the run's own settings, in its own folder; remove {', '.join(ignored)}",
+            2,
         )
     from tlstudio.core.results.run_folder import run_status
     from tlstudio.core.settings import TrainSettings
@@ -88,7 +94,12 @@ def resume_run(args: argparse.Namespace) -> int:
         settings = TrainSettings.from_dict(json.loads((run / files.SETTINGS).read_text(encoding="utf-8")))
     except ValueError as err:
         return fail("train", f"{run}/settings.json: {err}", 2)
-    data = args.data_dir or Path(json.loads((run / files.RUN_JSON).read_text(encoding="utf-8"))["data_dir"])
+    recorded = run_status(run).get("data_dir")  # ({} when run.json is missing or unreadable)
+    if args.data_dir is None and not recorded:
+        return fail(
+            "train", f"{run}/{files.RUN_JSON} is missing or unreadable: give the data folder as DATA_DIR", 2
+        )
+    data = args.data_dir or Path(recorded)
     if not data.is_dir():
         return fail("train", f"the run's data folder {data} is not there: give it as DATA_DIR", 2)
     quiet_tensorflow()
@@ -107,7 +118,11 @@ def train_project(args: argparse.Namespace) -> int:
         return fail("train", f"the project's data folder {project.data_dir} is not there", 2)
     if not project.settings.backbone:
         return fail("train", "the project has no backbone chosen yet", 2)
-    ignored = given_options(args, {"strategy", "overwrite", "device"})
+    ignored = given_options(args, {"strategy", "overwrite", "device"}) + [
+        name
+        for name, value in (("DATA_DIR", args.data_dir), ("--backbone", args.backbone))
+        if value is not None
+    ]
     if ignored:
         return fail(
             "train",

@@ -150,6 +150,16 @@ class TrainSettings:
             raise ValueError("fine_tune_epochs must be 0 or more (or None: sized by the data)")
         if self.early_stopping_patience < 1:
             raise ValueError("early_stopping_patience must be at least 1")
+        fractions = (self.val_fraction, self.test_fraction)
+        if not all(isinstance(f, (int, float)) and 0 <= f < 1 for f in fractions) or sum(fractions) >= 0.9:
+            raise ValueError(
+                "val_fraction and test_fraction must each be from 0 to below 1 and leave at least a tenth "
+                f"of the images for training (they are {self.val_fraction:g} and {self.test_fraction:g})"
+            )
+        if not 0 <= self.head.dropout < 1:
+            raise ValueError(f"the head's dropout must be from 0 to below 1, not {self.head.dropout:g}")
+        if self.head.pooling not in ("avg", "max"):
+            raise ValueError(f"the head's pooling must be avg or max, not {self.head.pooling!r}")
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
