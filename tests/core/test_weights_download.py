@@ -124,3 +124,20 @@ def test_a_run_whose_imagenet_weights_cannot_be_had_fails_before_it_claims_a_fol
     ).run()
     assert result.status == "failed" and "tlstudio weights MobileNetV3Small" in result.error
     assert not run.exists()
+
+
+def test_without_a_keras_checksum_only_an_hdf5_file_is_taken(tmp_path):
+    import h5py
+
+    w = WeightsFile("http://unused/w.h5", "w.h5", None, tmp_path / "models")  # Keras ships no hash
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"hello")
+    with pytest.raises(WeightsError, match="not an HDF5 weights file"):
+        install_local(w, junk)
+    assert not w.is_cached() and w.check.startswith("an HDF5 file")
+    real = tmp_path / "real.h5"
+    with h5py.File(real, "w") as f:
+        f["w"] = [1.0, 2.0]
+    assert install_local(w, real).is_file() and w.is_cached()
+    w.path.write_bytes(b"<html>an error page</html>")  # a junk file already in the cache
+    assert not w.is_cached()

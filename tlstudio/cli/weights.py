@@ -40,7 +40,7 @@ def run_weights(args: argparse.Namespace) -> int:
     try:
         if args.source:
             path = install_local(weights, args.source)
-            print(f"Installed {path} (checksum matches)")
+            print(f"Installed {path} ({weights.check})")
             return 0
         if weights.is_cached():
             print(f"Already there: {weights.path}")
@@ -66,5 +66,5 @@ def run_weights(args: argparse.Namespace) -> int:
                 )
     except WeightsError as err:
         return fail("weights", str(err), 1)
-    print(f"Saved {path} (checksum matches)")
+    print(f"Saved {path} ({weights.check})")
     return 0

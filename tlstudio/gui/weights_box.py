@@ -132,10 +132,11 @@ class WeightsBox(QWidget):
             return
         if self.weights is None:
             return
-        self._busy(f"Downloading {self.weights.name}…")
-        self.task = Task(lambda task: fetch(task, self.weights), with_report=True)
+        weights = self.weights  # (the box may show another backbone by the time it ends)
+        self._busy(f"Downloading {weights.name}…")
+        self.task = Task(lambda task: fetch(task, weights), with_report=True)
         self.task.event.connect(self._progress)
-        self.task.done.connect(lambda path: self._say(f"Saved {path} (checksum matches).", cached=True))
+        self.task.done.connect(lambda path: self._say(f"Saved {path} ({weights.check}).", cached=True))
         self.task.failed.connect(lambda msg: self._say(msg.split(": ", 1)[-1].splitlines()[0]))
         self.task.start()
 
@@ -179,8 +180,9 @@ class WeightsBox(QWidget):
         """Check a local copy of the weights file and put it in Keras' cache."""
         if self.weights is None:
             return
-        self.task = Task(lambda: install(self.weights, path))
-        self.task.done.connect(lambda dest: self._say(f"Installed {dest} (checksum matches).", cached=True))
+        weights = self.weights
+        self.task = Task(lambda: install(weights, path))
+        self.task.done.connect(lambda dest: self._say(f"Installed {dest} ({weights.check}).", cached=True))
         self.task.failed.connect(lambda msg: self._say(msg.split(": ", 1)[-1].splitlines()[0]))
         self.task.start()
 

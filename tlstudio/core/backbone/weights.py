@@ -58,9 +58,33 @@ class WeightsFile:
 
     def is_cached(self) -> bool:
         """Whether the file is there and checks out."""
-        return self.path.is_file() and (
-            self.file_hash is None or file_digest(self.path, self.file_hash) == self.file_hash
-        )
+        return self.path.is_file() and self.checks_out(self.path)
+
+    def checks_out(self, file: Path) -> bool:
+        """Whether ``file`` is this one: its hash matches Keras', or, where Keras ships no hash, it
+        is at least an HDF5 weights file (as every Keras Applications file is)."""
+        if self.file_hash is not None:
+            return file_digest(file, self.file_hash) == self.file_hash
+        return is_hdf5(file)
+
+    @property
+    def check(self) -> str:
+        """How a file is checked, in words (what ``checks_out`` tests)."""
+        return "checksum matches" if self.file_hash else "an HDF5 file; Keras ships no checksum for this one"
+
+
+def is_hdf5(file: Path) -> bool:
+    """Whether ``file`` starts with HDF5's signature (at 0, or after a user block of 512·2ⁿ bytes)."""
+    signature = b"\x89HDF\r\n\x1a\n"
+    size = file.stat().st_size
+    with open(file, "rb") as f:
+        offset = 0
+        while offset + len(signature) <= size:
+            f.seek(offset)
+            if f.read(len(signature)) == signature:
+                return True
+            offset = 512 if offset == 0 else offset * 2
+    return False
 
 
 class _Asked(Exception):
@@ -221,6 +245,9 @@ def _finish(weights: WeightsFile) -> Path:
                 f"{weights.name} does not match its checksum (got {got[:12]}…, expected "
                 f"{weights.file_hash[:12]}…): the file was removed; download it again"
             )
+    elif not is_hdf5(weights.part):  # no hash to check: at least not an error page saved as weights
+        weights.part.unlink(missing_ok=True)
+        raise WeightsError(f"what came back for {weights.name} is not an HDF5 weights file: it was removed")
     os.replace(weights.part, weights.path)
     return weights.path
 
@@ -243,6 +270,8 @@ def install_local(weights: WeightsFile, source: str | os.PathLike[str]) -> Path:
         raise WeightsError(f"{source} is not a file")
     if weights.file_hash is not None and file_digest(source, weights.file_hash) != weights.file_hash:
         raise WeightsError(f"{source} is not {weights.name}: its checksum differs from the one Keras ships")
+    if not weights.checks_out(source):
+        raise WeightsError(f"{source} is not {weights.name}: it is not an HDF5 weights file")
     with atomic.replacing(weights.path) as tmp:
         shutil.copyfile(source, tmp)
     return weights.path
