@@ -78,6 +78,11 @@ def test_cli_suggest_json_and_errors(run, unlabelled, tmp_path):
     (known / "again.png").write_bytes((unlabelled / "already.png").read_bytes())
     all_known = tlstudio("suggest", str(run), str(known), timeout=120)
     assert all_known.returncode == 1 and "1 skipped, e.g. again.png (already labelled" in all_known.stderr
+    dull = tmp_path / "dull_run"  # a run that did not learn: its labels would be noise
+    dull.mkdir()
+    (dull / "run.json").write_text(json.dumps({"status": "failed_to_learn"}))
+    refused = tlstudio("suggest", str(dull), str(unlabelled), timeout=60)
+    assert refused.returncode == 2 and "did not learn" in refused.stderr
 
 
 def test_cli_suggest_pseudo_labels_only_sure_images_into_the_data_for_training_only(

@@ -58,6 +58,12 @@ def run_suggest(args: argparse.Namespace) -> int:
         return fail("suggest", "--min-confidence must be between 0.5 and 1", 2)
     if args.pseudo_label is not None and not args.pseudo_label.is_dir():
         return fail("suggest", f"--pseudo-label {args.pseudo_label} is not a folder", 2)
+    from tlstudio.core.results.run_folder import run_status
+
+    status = run_status(args.run_dir).get("status")
+    if status in ("failed_to_learn", "running"):  # its judgement (and its labels) would be worthless
+        why = "did not learn" if status == "failed_to_learn" else "is still training"
+        return fail("suggest", f"{args.run_dir} {why}: suggest from a run that learned", 2)
     quiet_tensorflow()
     from tlstudio.core.deploy.restore import RestoreError
     from tlstudio.core.training.label_next import copy_pseudo_labels, suggest
