@@ -15,7 +15,8 @@ from PIL import Image
 from tlstudio.core.data.pipeline import load_for_model
 from tlstudio.core.data.split import Manifest
 from tlstudio.core.deploy import converters
-from tlstudio.core.deploy.formats import DeployError, export_all, export_format
+from tlstudio.core.deploy.export_set import export_all
+from tlstudio.core.deploy.formats import DeployError, export_format
 
 pytestmark = pytest.mark.slow
 

@@ -77,9 +77,13 @@ def test_kill_9_mid_run_then_resume_and_export_the_checkpoint(data, tiny_backbon
     before = json.loads((run / "checkpoints" / "last.json").read_text())["epoch"]
     refused = tlstudio("train", "--resume", str(run), "--fine-tune-epochs", "0")
     assert refused.returncode == 2 and "--fine-tune-epochs" in refused.stderr  # never silently ignored
+    stale = run / "export" / "tflite"  # as `export` of the interrupted run leaves it: the old weights
+    stale.mkdir(parents=True)
+    (stale / "model.tflite").write_bytes(b"from the weights before the resume")
     done = tlstudio("train", "--resume", str(run))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Resuming" in done.stderr
+    assert not (run / "export").exists()  # exports of older weights do not outlive them unmarked
     history = json.loads((run / "history.json").read_text())
     epochs = [e["epoch"] for e in history["epochs"]]
     assert epochs == list(range(len(epochs))) and len(epochs) > before + 1  # numbers continue

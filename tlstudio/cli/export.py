@@ -93,7 +93,8 @@ def run_export(args: argparse.Namespace) -> int:
     if problem:
         return fail("export", problem, 2)
     quiet_tensorflow()
-    from tlstudio.core.deploy.formats import DeployError, DeployResult, export_all, export_format
+    from tlstudio.core.deploy.export_set import export_all
+    from tlstudio.core.deploy.formats import DeployError, DeployResult, export_format
 
     options = {
         "data_dir": args.data,

@@ -42,7 +42,8 @@ FORMAT_CHOICES = (  # (shown, format, quantisation); "all" exports every one
 def formats_job(run_dir: Path, fmt: str, quantize: str, task: Task):
     """Worker job: one format or all, each verified in its runtime; a list of DeployResult. Reports
     (done, total, artefact) before each artefact; ``task.stop()`` cancels."""
-    from tlstudio.core.deploy.formats import DeployError, DeployResult, export_all, export_format
+    from tlstudio.core.deploy.export_set import export_all
+    from tlstudio.core.deploy.formats import DeployError, DeployResult, export_format
 
     if fmt == "all":
         return export_all(

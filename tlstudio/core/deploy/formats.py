@@ -26,7 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -197,37 +196,6 @@ def export_format(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return DeployResult(fmt, quantize, target, verification, warnings=warnings)
-
-
-def export_all(
-    run_dir,
-    *,
-    stop: threading.Event | None = None,
-    progress: Callable[[int, int, str], None] | None = None,
-    **kwargs,
-) -> list[DeployResult]:
-    """Every format and quantisation of ``ALL``; a format that fails is reported, the others land.
-
-    Args:
-        run_dir: the run folder.
-        stop: set to cancel: the artefact under way is not put in place, the rest are not tried.
-        progress: called as ``progress(done, total, artefact)`` before each artefact.
-        **kwargs: as for ``export_format``.
-
-    Returns:
-        One result per artefact, in ``ALL``'s order.
-    """
-    results = []
-    for done, (fmt, quantize) in enumerate(ALL):
-        if progress is not None:
-            progress(done, len(ALL), artefact_name(fmt, quantize))
-        try:
-            results.append(export_format(run_dir, fmt, quantize=quantize, stop=stop, **kwargs))
-        except DeployError as err:
-            results.append(DeployResult(fmt, quantize, None, None, error=str(err)))
-    summary = [r.to_dict() for r in results]
-    atomic.write_json(Path(run_dir) / files.EXPORT / "summary.json", summary)
-    return results
 
 
 def verify(

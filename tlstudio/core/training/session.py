@@ -141,6 +141,8 @@ class TrainingSession:
             self.emit(ev.RunFailed(str(self.run_dir), str(err), "choose another output folder", None))
             return RunResult("failed", self.run_dir, error=str(err), primary=False)
         self.started = started
+        if self.resume:  # exports of the weights it had when it stopped would outlive them unmarked
+            shutil.rmtree(self.run_dir / files.EXPORT, ignore_errors=True)
         tf.config.experimental.enable_op_determinism()  # same seed, same figures (process-wide, idempotent)
         try:
             devices.enable_memory_growth()  # (a no-op once the GPUs are initialised)
