@@ -264,3 +264,12 @@ def test_cancelled_exports_put_nothing_in_place_and_kill_the_checking_process(ru
     assert time.monotonic() - started < 5  # killed, not waited for
     code, err = _run_cancellable([sys.executable, "-c", "import sys; sys.exit('boom')"], None, "x")
     assert code == 1 and "boom" in err
+
+
+def test_an_exported_saved_model_folder_is_what_predict_and_evaluate_take(run):
+    from tlstudio.core.results.evaluation import load_exported
+
+    result = export_format(run, "saved_model")
+    model = load_exported(result.folder)  # RUN/export/saved_model: its size from the description
+    assert model.image_size == json.loads((run / "metadata.json").read_text())["image_size"]
+    assert model.labels == (result.folder / "labels.txt").read_text().splitlines()

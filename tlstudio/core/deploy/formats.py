@@ -38,7 +38,7 @@ from tlstudio.core.results.run_folder import process_alive
 
 FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8")
-DESCRIPTION = "model.json"  # in every artefact's folder: what the input and output are
+DESCRIPTION = files.EXPORT_DESCRIPTION  # in every artefact's folder: what the input and output are
 ALL = (
     ("saved_model", "float32"),
     ("tflite", "float32"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -65,15 +66,25 @@ def load_exported(path: str | os.PathLike[str]) -> ExportedModel:
     labels = labels_file.read_text(encoding="utf-8").splitlines()
     loaded = tf.saved_model.load(str(saved))
     signature = loaded.signatures["serving_default"]
-    meta_file = saved / "assets" / files.METADATA
-    if not meta_file.is_file():
-        meta_file = saved.parent / files.METADATA
-    if not meta_file.is_file():
+    size = _input_size(saved)
+    if size is None:
         raise FileNotFoundError(
             f"no metadata.json in {saved / 'assets'} or beside {saved}: input size unknown"
         )
-    size = json.loads(meta_file.read_text(encoding="utf-8"))["image_size"]
     return ExportedModel(saved, labels, int(size), signature, loaded)
+
+
+def _input_size(saved: Path) -> int | None:
+    """The input size an export says: a run's ``metadata.json`` (in the SavedModel's assets or beside
+    it), or the description ``export --format saved_model`` writes beside it (``model.json``)."""
+    for meta in (saved / "assets" / files.METADATA, saved.parent / files.METADATA):
+        if meta.is_file():
+            return int(json.loads(meta.read_text(encoding="utf-8"))["image_size"])
+    description = saved.parent / files.EXPORT_DESCRIPTION
+    if description.is_file():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            return int(json.loads(description.read_text(encoding="utf-8"))["input"]["image_size"])
+    return None
 
 
 @dataclass

@@ -34,6 +34,7 @@ CHECKPOINTS = "checkpoints"
 BEST_WEIGHTS = "best.weights.h5"  # in CHECKPOINTS: the best epoch so far
 LAST_WEIGHTS = "last.weights.h5"  # in CHECKPOINTS: the last finished epoch, to resume from
 EXPORT = "export"  # RUN/export/<format>[-<mode>]/
+EXPORT_DESCRIPTION = "model.json"  # in each RUN/export/<artefact>/: its input, output and checks
 TENSORBOARD = "tensorboard"  # event files for `tensorboard --logdir`
 CROSS_VALIDATION = "cross_validation.json"
 LOCK = ".lock"
