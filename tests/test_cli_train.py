@@ -136,9 +136,12 @@ def test_evaluate_on_the_test_split_of_the_manifest(trained_run, capsys):
         == 0
     )
     report = json.loads(capsys.readouterr().out)
-    assert report["num_images"] == sum(
-        1 for line in (run / "manifest.csv").read_text().splitlines() if line.endswith(",test")
-    )
+    tests = sum(1 for line in (run / "manifest.csv").read_text().splitlines() if line.endswith(",test"))
+    assert report["num_images"] == tests
+    assert main(["evaluate", str(run), str(data), "--split", "test", "--json"]) == 0  # the run's own split
+    assert json.loads(capsys.readouterr().out)["num_images"] == tests
+    assert main(["evaluate", str(run / "saved_model"), str(data), "--split", "test"]) == 2  # never all images
+    assert "--split needs --manifest" in capsys.readouterr().err
 
 
 def test_predict_json_and_a_bad_file(trained_run, tmp_path, capsys, monkeypatch):
@@ -157,6 +160,7 @@ def test_predict_json_and_a_bad_file(trained_run, tmp_path, capsys, monkeypatch)
     # only missing images: refused before the model loads (seconds)
     monkeypatch.setattr(evaluation, "load_exported", lambda path: pytest.fail("loaded for nothing"))
     assert main(["predict", str(run), str(tmp_path / "gone.png")]) == 2
+    assert main(["predict", str(run), str(good), "--top", "0"]) == 2  # it printed an empty line
     assert "no such image:" in capsys.readouterr().err
 
 

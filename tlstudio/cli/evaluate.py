@@ -15,6 +15,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return fail("evaluate", f"{args.model} does not exist", 2)
     if not args.data_dir.is_dir():
         return fail("evaluate", f"{args.data_dir} is not a folder", 2)
+    if args.manifest is not None and not args.manifest.is_file():
+        return fail("evaluate", f"the split {args.manifest} is not there (a run's manifest.csv)", 2)
+    if args.split is not None and args.manifest is None:
+        if not (args.model / files.MANIFEST).is_file():  # a run folder knows its own split
+            return fail(
+                "evaluate", "--split needs --manifest (a run's manifest.csv), or a run folder as MODEL", 2
+            )
+        args.manifest = args.model / files.MANIFEST
     quiet_tensorflow()
     from tlstudio.core.data.split import Manifest
     from tlstudio.core.results.evaluation import evaluate_folder, load_exported

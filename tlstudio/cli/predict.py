@@ -11,6 +11,8 @@ from tlstudio.cli.common import fail, quiet_tensorflow
 def run_predict(args: argparse.Namespace) -> int:
     if not args.model.exists():  # said before TensorFlow loads (seconds)
         return fail("predict", f"{args.model} does not exist", 2)
+    if args.top < 1:
+        return fail("predict", "--top must be at least 1", 2)
     missing = [str(p) for p in args.images if not p.exists()]
     if len(missing) == len(args.images):  # nothing to classify: said before the model loads (seconds)
         return fail("predict", f"no such image: {', '.join(missing)}", 2)
