@@ -174,3 +174,15 @@ def test_a_model_file_says_its_own_input_size_and_the_sample_cnn_is_named(tmp_pa
     keras.Model(inputs, keras.layers.Conv2D(2, 3)(inputs)).save(any_size)
     assert resolve_backbone(str(any_size)).family == "user model"  # no size to read: the usual default
     assert resolve_backbone(str(any_size)).default_size == 224
+
+
+def test_a_truncated_or_foreign_model_file_is_refused_with_what_it_is(tmp_path, tiny_backbone_file):
+    from tlstudio.core.backbone.registry import BackboneError
+
+    truncated = tmp_path / "cut.keras"
+    truncated.write_bytes(tiny_backbone_file.read_bytes()[:2000])
+    text = tmp_path / "notes.h5"
+    text.write_text("not weights")
+    for path, words in ((truncated, "not a readable .keras file"), (text, "not an HDF5 Keras model file")):
+        with pytest.raises(BackboneError, match=words):  # not Keras' "File not found: filepath=…"
+            resolve_backbone(str(path))

@@ -20,7 +20,13 @@ from pathlib import Path
 import numpy as np
 
 from tlstudio.core.backbone.preprocessing import expected_preprocessing
-from tlstudio.core.backbone.sources import SAMPLE_MODEL_NAME, BackboneError, is_hub_handle, model_file_facts
+from tlstudio.core.backbone.sources import (
+    SAMPLE_MODEL_NAME,
+    BackboneError,
+    is_hub_handle,
+    model_file_facts,
+    model_file_problem,
+)
 
 _TABLE = Path(__file__).with_name("backbone_table.json")
 _ACCURACY = Path(__file__).with_name("imagenet_accuracy.json")  # as the Keras documentation publishes it
@@ -136,6 +142,8 @@ def resolve_backbone(name_or_path: str) -> BackboneSpec:
         return BackboneSpec(name, "savedmodel", "TF Hub", 224, 32, None, "unit", name_or_path)
     path = Path(name_or_path).expanduser()
     if path.is_file() and path.suffix.lower() in (".keras", ".h5", ".hdf5"):
+        if problem := model_file_problem(path):
+            raise BackboneError(problem)
         model_name, size = model_file_facts(path)
         family = (
             "TL Studio's sample CNN (bundled, offline)" if model_name == SAMPLE_MODEL_NAME else "user model"

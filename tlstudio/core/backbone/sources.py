@@ -63,3 +63,25 @@ def model_file_facts(path: Path) -> tuple[str | None, int | None]:
         if isinstance(shape, list) and len(shape) == 4 and shape[1] and shape[1] == shape[2]:
             return inner.get("name"), int(shape[1])
     return inner.get("name"), None
+
+
+def model_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a Keras model file, read without Keras (None: it looks like one).
+
+    Args:
+        path: a ``.keras`` (a zip holding ``config.json``) or ``.h5`` file.
+
+    Returns:
+        A one-line reason, or None.
+    """
+    if path.suffix.lower() == ".keras":
+        try:
+            with zipfile.ZipFile(path) as archive:
+                archive.getinfo("config.json")
+        except (OSError, KeyError, zipfile.BadZipFile):
+            return f"{path} is not a readable .keras file (a zip with config.json): truncated, or not one"
+        return None
+    with contextlib.suppress(OSError), open(path, "rb") as f:
+        if f.read(8) == b"\x89HDF\r\n\x1a\n":
+            return None
+    return f"{path} is not an HDF5 Keras model file: truncated, or not one"
