@@ -30,3 +30,26 @@ def test_the_view_menu_sets_and_remembers_the_theme(window):
         assert QApplication.instance().palette().color(QPalette.ColorRole.Base).lightness() < 80
     finally:
         window.set_theme("light")
+
+
+def test_the_curves_follow_the_theme_and_count_whole_epochs(qapp, qtbot):
+    from PySide6.QtGui import QColor
+
+    from tlstudio.gui.curves import CurvesWidget
+
+    curves = CurvesWidget()
+    qtbot.addWidget(curves)
+    curves.resize(600, 400)
+    for epoch in range(3):
+        curves.add_epoch(epoch, {"loss": 1.0 - 0.2 * epoch, "val_loss": 1.1 - 0.2 * epoch}, 1e-3)
+    try:
+        for theme, dark in (("dark", True), ("light", False)):
+            apply_theme(qapp, theme)
+            curves.setPalette(qapp.palette())
+            curves.render_now()
+            corner = QColor(curves.pixmap().toImage().pixel(2, 2))
+            assert (corner.lightness() < 80) == dark, (theme, corner.name())
+        ticks = [t.get_text() for t in curves.renderer.ax_lr.get_xticklabels() if t.get_text()]
+        assert ticks and all(t.lstrip("−-").isdigit() for t in ticks), ticks  # whole epochs only
+    finally:
+        apply_theme(qapp, "light")

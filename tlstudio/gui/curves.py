@@ -12,12 +12,13 @@ import math
 import queue
 import threading
 
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QImage, QPalette, QPixmap
 from PySide6.QtWidgets import QLabel, QSizePolicy
 
 REDRAW_MS = 100
 SMOOTHING = 0.9  # exponential moving average of the per-batch loss
+LIGHT = ("#ffffff", "#222222")  # (background, text and lines) of the figure: the theme's
 
 
 class _Renderer(QObject):
@@ -30,6 +31,7 @@ class _Renderer(QObject):
         self.figure = None  # built on first use, in the renderer thread: matplotlib (about 0.5 s to
         # import) stays off the path to the window's first paint
         self.phase_artists: list = []
+        self.colors = None
         self.lock = threading.Lock()  # render() from this thread, or render_now() from the GUI thread
         self.jobs: queue.Queue = queue.Queue()
         self.thread = threading.Thread(target=self._loop, name="tlstudio-curves", daemon=True)
@@ -44,25 +46,52 @@ class _Renderer(QObject):
                 return
             self.rendered.emit(self.render(*job))
 
-    def render(self, size, batches, epochs, phases) -> QImage:
-        """Draw one snapshot at ``size`` (pixels) into an image."""
+    def render(self, size, batches, epochs, phases, colors=LIGHT) -> QImage:
+        """Draw one snapshot at ``size`` (pixels) into an image, in ``colors`` (background, ink)."""
         with self.lock:
-            return self._render(size, batches, epochs, phases)
+            return self._render(size, batches, epochs, phases, colors)
+
+    def _paint(self, colors) -> None:
+        """The figure in the window's colours (a dark theme's plots were white)."""
+        if colors == self.colors:
+            return
+        self.colors = background, ink = colors
+        self.figure.set_facecolor(background)
+        for ax in (self.ax_loss, self.ax_acc, self.ax_lr):
+            ax.set_facecolor(background)
+            ax.tick_params(colors=ink, which="both")
+            ax.yaxis.label.set_color(ink)
+            ax.xaxis.label.set_color(ink)
+            for spine in ax.spines.values():
+                spine.set_edgecolor(ink)
+            legend = ax.get_legend()
+            if legend is not None:
+                legend.get_frame().set_facecolor(background)
+                legend.get_frame().set_edgecolor(ink)
+                for text in legend.get_texts():
+                    text.set_color(ink)
 
     def _build(self) -> None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
         self.figure = Figure(figsize=(7, 5), dpi=100)
         self.canvas = FigureCanvasAgg(self.figure)
         self.ax_loss, self.ax_acc, self.ax_lr = self.figure.subplots(
             3, 1, sharex=True, height_ratios=(3, 2, 1)
         )
-        self.figure.subplots_adjust(left=0.1, right=0.97, top=0.97, bottom=0.08, hspace=0.12)
+        self.figure.subplots_adjust(left=0.12, right=0.97, top=0.97, bottom=0.1, hspace=0.12)
         for ax, label in ((self.ax_loss, "loss"), (self.ax_acc, "accuracy"), (self.ax_lr, "LR")):
             ax.grid(True, alpha=0.3)
             ax.set_ylabel(label)
         self.ax_lr.set_xlabel("epoch")
+        self.ax_lr.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs, not 0.25 of one
+        self.rate_ticks = (
+            LogLocator(subs=(1.0, 2.0, 5.0)),
+            FuncFormatter(lambda v, _: f"{v:.0e}"),
+            NullFormatter(),
+        )
         self.lines = {
             "batch": self.ax_loss.plot([], [], color="#9ab", lw=1, label="train loss (per batch, smoothed)")[
                 0
@@ -75,8 +104,8 @@ class _Renderer(QObject):
             )[0],
             "learning_rate": self.ax_lr.plot([], [], "o-", color="#2ca02c", ms=3, label="learning rate")[0],
         }
-        self.ax_loss.legend(loc="upper right", fontsize=8)
-        self.ax_acc.legend(loc="lower right", fontsize=8)
+        self.ax_loss.legend(loc="best", fontsize=8)  # where it hides the fewest points
+        self.ax_acc.legend(loc="best", fontsize=8)
         self.placeholder = self.ax_loss.text(
             0.5,
             0.5,
@@ -87,14 +116,18 @@ class _Renderer(QObject):
             color="#888",
         )
 
-    def _render(self, size, batches, epochs, phases) -> QImage:
+    def _render(self, size, batches, epochs, phases, colors=LIGHT) -> QImage:
         if self.figure is None:
             self._build()
+        self._paint(colors)
         width, height = max(size[0], 200), max(size[1], 150)
         self.figure.set_size_inches(width / 100, height / 100)
         self.lines["batch"].set_data(*(zip(*batches, strict=True) if batches else ([], [])))
         for key in ("loss", "val_loss", "accuracy", "val_accuracy", "learning_rate"):
-            points = [(e["epoch"], e[key]) for e in epochs if key in e]
+            # (the probe's epoch has no learning rate: 0, which a log axis cannot show)
+            points = [
+                (e["epoch"], e[key]) for e in epochs if key in e and (key != "learning_rate" or e[key] > 0)
+            ]
             self.lines[key].set_data(*(zip(*points, strict=True) if points else ([], [])))
         self.placeholder.set_visible(not batches and not epochs)
         for artist in self.phase_artists:
@@ -111,10 +144,16 @@ class _Renderer(QObject):
                     xytext=(3, -12),
                     textcoords="offset points",
                     fontsize=8,
-                    color="#555",
+                    color="#888",  # readable on a light and a dark figure
                 )
             )
         self.ax_lr.set_yscale("log" if any(e.get("learning_rate", 0) > 0 for e in epochs) else "linear")
+        # (after the scale, which resets them) rates as 1e-03, without 2×10⁻³ minor labels: those
+        # were wide enough to push the axis name off the figure
+        if self.ax_lr.get_yscale() == "log":  # labelled at 1, 2 and 5 of each decade
+            self.ax_lr.yaxis.set_major_locator(self.rate_ticks[0])
+            self.ax_lr.yaxis.set_major_formatter(self.rate_ticks[1])
+            self.ax_lr.yaxis.set_minor_formatter(self.rate_ticks[2])
         for ax in (self.ax_loss, self.ax_acc, self.ax_lr):
             ax.set_autoscale_on(True)  # limits set for an empty axis below must not stick
             ax.relim()
@@ -129,6 +168,7 @@ class _Renderer(QObject):
         rates = [e["learning_rate"] for e in epochs if e.get("learning_rate", 0) > 0]
         if rates and max(rates) < 1.5 * min(rates):  # a flat rate: a readable decade around it
             self.ax_lr.set_ylim(min(rates) / 3, max(rates) * 3)
+        self.figure.align_ylabels()
         self.canvas.draw()
         buffer = self.canvas.buffer_rgba()
         image = QImage(bytes(buffer), buffer.shape[1], buffer.shape[0], QImage.Format.Format_RGBA8888)
@@ -149,7 +189,6 @@ class CurvesWidget(QLabel):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(300, 240)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setStyleSheet("background: white")
         self.renderer = _Renderer()
         self.renderer.rendered.connect(self._show_image)
         self.redraws = 0
@@ -190,6 +229,16 @@ class CurvesWidget(QLabel):
         super().resizeEvent(event)
         self._dirty = True
 
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.PaletteChange:  # the theme changed: redraw in its colours
+            self._dirty = True
+
+    def colors(self) -> tuple[str, str]:
+        """(background, ink) of the figure, from the window's palette."""
+        palette = self.palette()
+        return palette.color(QPalette.ColorRole.Base).name(), palette.color(QPalette.ColorRole.Text).name()
+
     def _redraw_if_dirty(self) -> None:
         if self._dirty and self.isVisible():
             self._dirty = False
@@ -203,13 +252,15 @@ class CurvesWidget(QLabel):
             list(self.batches),
             [dict(e) for e in self.epochs],
             list(self.phases),
+            self.colors(),
         )
         self.renderer.jobs.put(snapshot)
 
     def render_now(self) -> None:
         """Draw synchronously (screenshots, tests)."""
         size = (self.width(), self.height())
-        self._show_image(self.renderer.render(size, list(self.batches), list(self.epochs), list(self.phases)))
+        snapshot = (list(self.batches), list(self.epochs), list(self.phases))
+        self._show_image(self.renderer.render(size, *snapshot, self.colors()))
 
     def _show_image(self, image: QImage) -> None:
         self.setPixmap(QPixmap.fromImage(image))
