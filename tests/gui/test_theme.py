@@ -53,3 +53,23 @@ def test_the_curves_follow_the_theme_and_count_whole_epochs(qapp, qtbot):
         assert ticks and all(t.lstrip("−-").isdigit() for t in ticks), ticks  # whole epochs only
     finally:
         apply_theme(qapp, "light")
+
+
+def test_the_confusion_matrix_shades_from_the_themes_background(qapp):
+    from PySide6.QtCore import Qt
+
+    from tlstudio.gui.evaluate_models import ConfusionModel
+
+    model = ConfusionModel()
+    model.set_matrix(["a", "b"], [[9, 0], [3, 7]])
+    empty, right = model.index(0, 1), model.index(0, 0)
+    try:
+        for theme in ("dark", "light"):
+            apply_theme(qapp, theme)
+            base = qapp.palette().color(QPalette.ColorRole.Base)
+            assert model.data(empty, Qt.ItemDataRole.BackgroundRole) == base  # no white cells in the dark
+            ink = model.data(empty, Qt.ItemDataRole.ForegroundRole)
+            assert abs(ink.lightness() - base.lightness()) > 120  # its number stays readable
+            assert model.data(right, Qt.ItemDataRole.BackgroundRole) != base
+    finally:
+        apply_theme(qapp, "light")

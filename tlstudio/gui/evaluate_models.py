@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex, QSize, Qt
-from PySide6.QtGui import QColor, QImage, QPixmap
-from PySide6.QtWidgets import QListView
+from PySide6.QtGui import QColor, QImage, QPalette, QPixmap
+from PySide6.QtWidgets import QApplication, QListView
 
 from tlstudio.core.data.scan import in_folder
 from tlstudio.core.data.split import Manifest
@@ -45,13 +45,22 @@ class ConfusionModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return Qt.AlignmentFlag.AlignCenter
         if role == Qt.ItemDataRole.BackgroundRole:
-            share = value / max(sum(self.matrix[index.row()]), 1)
-            good = index.row() == index.column()
-            base = (40, 120, 220) if good else (220, 60, 40)
-            return QColor(*(int(255 - share * (255 - c)) for c in base))
+            return self._shade(index)
+        if role == Qt.ItemDataRole.ForegroundRole:  # readable on its shade, in either theme
+            return QColor("#000000") if self._shade(index).lightness() > 140 else QColor("#ffffff")
         if role == Qt.ItemDataRole.ToolTipRole:
             return f"true {self.labels[index.row()]}, predicted {self.labels[index.column()]}: {value}"
         return None
+
+    def _shade(self, index) -> QColor:
+        """From the theme's background (an empty cell) to blue (right) or red (wrong) by the share
+        of its row: a dark theme's empty cells were white."""
+        share = self.matrix[index.row()][index.column()] / max(sum(self.matrix[index.row()]), 1)
+        good = index.row() == index.column()
+        full = (40, 120, 220) if good else (220, 60, 40)
+        empty = QApplication.palette().color(QPalette.ColorRole.Base)
+        start = (empty.red(), empty.green(), empty.blue())
+        return QColor(*(int(a + share * (b - a)) for a, b in zip(start, full, strict=True)))
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
         if role != Qt.ItemDataRole.DisplayRole or section >= len(self.labels):
