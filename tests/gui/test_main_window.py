@@ -97,6 +97,7 @@ def test_presets_and_batchnorm_in_the_tree(window, qtbot, tmp_path, colour_data,
     assert layers.plan().preset == "none"
     fine_tune = window.train.form.fine_tune  # a plan of the user's own trains in one phase: the panel says so
     assert not fine_tune.isEnabled() and "one phase" in fine_tune.text()
+    assert window.train.form.epochs_label.text() == "Epochs"  # not "Head epochs": there is no head stage
     bn = [x.name for x in layers.model.tree.layers if x.is_batchnorm]
     assert bn and all(name in layers.model.frozen for name in bn)  # BatchNorm stays frozen
     layers.batchnorm.setChecked(True)
@@ -105,6 +106,7 @@ def test_presets_and_batchnorm_in_the_tree(window, qtbot, tmp_path, colour_data,
     layers.all_frozen.click()
     assert layers.plan().preset == "all"
     assert fine_tune.isEnabled() and fine_tune.text() == "Then fine-tune top blocks"
+    assert window.train.form.epochs_label.text() == "Head epochs"
     layers.top_blocks.setValue(1)
     layers.top_button.click()
     trainable, frozen = layers.model.trainable_params()

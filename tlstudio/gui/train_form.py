@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QSpinBox,
     QWidget,
 )
@@ -131,7 +132,8 @@ class TrainForm(QGroupBox):
         )
         self.set_devices([])
         form = QFormLayout()
-        form.addRow("Head epochs", self.epochs)
+        self.epochs_label = QLabel("Head epochs")
+        form.addRow(self.epochs_label, self.epochs)
         form.addRow("", self.fine_tune)
         form.addRow("Fine-tune epochs", self.fine_tune_epochs)
         form.addRow("Blocks to unfreeze", self.fine_tune_blocks)
@@ -236,6 +238,7 @@ class TrainForm(QGroupBox):
         for widget in (self.fine_tune, self.fine_tune_epochs, self.fine_tune_blocks):
             widget.setEnabled(not one)
         self.fine_tune.setText("Off: one phase, your plan" if one else "Then fine-tune top blocks")
+        self.epochs_label.setText("Epochs" if one else "Head epochs")  # one phase: no head-only stage
         self.fine_tune.setToolTip(
             "Your freeze plan (Layers panel) trains as set, in one phase; choose 'Feature extraction' "
             "there for the recipe's phases"
