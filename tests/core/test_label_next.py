@@ -139,6 +139,10 @@ def test_pseudo_labels_are_copied_all_or_nothing(tmp_path, monkeypatch):
         return real(*args)
 
     monkeypatch.setattr(relabel, "copy_into_class", failing)
+    with pytest.raises(relabel.RelabelError, match="no class folder red"):  # not the run's data folder
+        copy_pseudo_labels(tmp_path / "data", inbox, sure)
+    assert not (tmp_path / "data" / "red").exists() and not calls  # no class of pseudo-labels only
+    (tmp_path / "data" / "red").mkdir(parents=True)
     with pytest.raises(relabel.RelabelError, match="nothing was left behind"):
         copy_pseudo_labels(tmp_path / "data", inbox, sure)
     assert not list((tmp_path / "data").glob("*/pseudo-labels/*"))

@@ -212,10 +212,17 @@ def copy_pseudo_labels(
         The copies' paths relative to ``data_dir``.
 
     Raises:
-        RelabelError: a copy failed (nothing was left behind).
+        RelabelError: a copy failed (nothing was left behind), or ``data_dir`` lacks a predicted class.
     """
     from tlstudio.core.data.scan import file_sha256
 
+    classes = {p.name for p in Path(data_dir).iterdir() if p.is_dir()} if Path(data_dir).is_dir() else set()
+    unknown = sorted({s.predicted for s in confident} - classes)
+    if unknown:  # another data folder than the run's: a pseudo-label would start a class of its own
+        raise relabel.RelabelError(
+            f"{data_dir} has no class folder {', '.join(unknown)}: give the data folder the run was "
+            "trained on (nothing was copied)"
+        )
     copies: list[str] = []
     present: dict[str, set[str]] = {}
     try:
