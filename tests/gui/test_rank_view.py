@@ -29,11 +29,18 @@ def test_rank_on_my_data_ranks_the_candidates_and_a_double_click_chooses_one(
     assert rank.names() == [str(tiny_backbone_file), str(untrained)]
     rank.rank_button.click()
     assert not rank.rank_button.isEnabled() and rank.cancel.isEnabled()
+    steps: list[str] = []
+    rank.task.event.connect(steps.append)  # each step is said as it starts
     qtbot.waitUntil(lambda: rank.rank_button.isEnabled(), timeout=LONG)
+    assert steps, "no progress was shown while ranking"
     assert rank.table.rowCount() == 2, rank.status.text()
     names = {rank.table.item(r, 1).toolTip() for r in range(2)}
     assert names == {str(tiny_backbone_file), str(untrained)}
     assert rank.table.item(0, 0).text() == "=" and "Ranked on" in rank.status.text()
+    rank.rank_button.click()
+    rank.cancel.click()  # acknowledged at once; the worker stops at its next batch
+    assert "Cancelling" in rank.status.text() and not rank.cancel.isEnabled()
+    qtbot.waitUntil(lambda: rank.rank_button.isEnabled(), timeout=LONG)
     second = rank.table.item(1, 1).toolTip()
     rank.table.cellDoubleClicked.emit(1, 1)
     assert window.backbone.spec.source == second

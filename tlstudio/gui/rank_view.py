@@ -26,11 +26,12 @@ from tlstudio.gui.worker import Task
 COLUMNS = ("", "Backbone", "Probe accuracy", "95% interval", "k-NN", "LogME", "Parameters", "ms / image")
 
 
-def rank_job(report, names: list[str], weights: str, image_size: int | None, stop: threading.Event):
-    """Worker job: the candidates ranked on the scanned folder's training split."""
+def rank_job(report, names: list[str], weights: str, image_size: int | None, stop: threading.Event, say=None):
+    """Worker job: the candidates ranked on the scanned folder's training split; ``say(words)`` is
+    told each step (which candidate, which stage)."""
     from tlstudio.core.training.ranking import rank_backbones
 
-    return rank_backbones(report, names, weights=weights, image_size=image_size, stop=stop)
+    return rank_backbones(report, names, weights=weights, image_size=image_size, stop=stop, progress=say)
 
 
 class RankView(QGroupBox):
@@ -53,7 +54,7 @@ class RankView(QGroupBox):
         self.rank_button.clicked.connect(self.run_rank)
         self.cancel = QPushButton("Cancel")
         self.cancel.setEnabled(False)
-        self.cancel.clicked.connect(lambda: self._stop.set())
+        self.cancel.clicked.connect(self._cancel)
         self.status = QLabel(
             "Scores each candidate's frozen features of your training images: the accuracy a frozen-backbone "
             "model would reach (cross-validated), k-NN and LogME. '=' marks candidates your data cannot tell "
@@ -108,7 +109,12 @@ class RankView(QGroupBox):
         weights, size = self.settings_source()
         self._stop = threading.Event()
         stop = self._stop
-        self.task = Task(lambda: rank_job(report, names, weights, size, stop))
+        self.task = Task(
+            lambda task: rank_job(report, names, weights, size, stop, task.report), with_report=True
+        )
+        self.task.event.connect(
+            lambda words: self.status.setText(f"Ranking {len(names)} candidates: {words}…")
+        )
         self.task.done.connect(self.show_ranking)
         self.task.failed.connect(self._failed)
         self.busy = True
@@ -116,6 +122,12 @@ class RankView(QGroupBox):
         self.cancel.setEnabled(True)
         self.status.setText(f"Ranking {len(names)} candidates on your training images…")
         self.task.start()
+
+    def _cancel(self) -> None:
+        """Stop at the candidate's next batch; said at once, since that can take a few seconds."""
+        self._stop.set()
+        self.cancel.setEnabled(False)
+        self.status.setText("Cancelling (at the current candidate's next batch)…")
 
     def show_ranking(self, ranked) -> None:
         """The ranking, best first."""
