@@ -220,7 +220,7 @@ class TrainPanel(QWidget):
             eta = elapsed / event.step * (event.steps - event.step)
             self.speed.setText(
                 f"Epoch {event.epoch + 1}/{self._phase_end} · loss {event.loss:.4f} · "
-                f"{event.images_per_second:,.0f} images/s · ETA {eta:.0f} s"
+                f"{event.images_per_second:,.0f} images/s · epoch ends in {eta:.0f} s"
             )
         elif isinstance(event, ev.Working):  # features being computed, the probe being fitted
             self.speed.setText(f"{event.step[0].upper()}{event.step[1:]}…")
