@@ -35,3 +35,19 @@ def test_two_writes_of_one_file_use_different_temporaries(tmp_path):
         first.write_text("1")
         second.write_text("2")
     assert (tmp_path / "f.txt").read_text() in ("1", "2")
+
+
+def test_a_staging_folder_has_the_permissions_a_plain_folder_would(tmp_path):
+    import os
+
+    from tlstudio.core.atomic import staging_folder
+
+    old = os.umask(0o022)
+    try:
+        plain = tmp_path / "plain"
+        plain.mkdir()
+        staged = staging_folder(tmp_path, ".staging-")
+    finally:
+        os.umask(old)
+    assert staged.name.startswith(".staging-") and staged.is_dir()
+    assert staged.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o755  # not mkdtemp's 0700

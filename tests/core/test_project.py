@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +57,12 @@ def test_cli_trains_a_project_and_records_the_run(tmp_path, colour_data, tiny_ba
     assert project.runs[-1]["status"] == "completed"
     run_dir = project.runs[-1]["run_dir"]
     assert run_dir.startswith(str(tmp_path / "p-runs" / "run-"))
+
+
+def test_a_run_is_recorded_by_its_absolute_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    project = Project(data_dir="data")
+    project.record_run(Path("runs/r1"), "completed", {})
+    assert project.runs[-1]["run_dir"] == str(tmp_path / "runs" / "r1")  # found from any folder later
+    project.record_run(tmp_path / "runs" / "r1", "stopped", {})  # the same run again: replaced
+    assert len(project.runs) == 1 and project.runs[0]["status"] == "stopped"

@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,3 +54,31 @@ def write_text(path: str | os.PathLike[str], text: str, *, errors: str | None = 
 def write_json(path: str | os.PathLike[str], data: object) -> Path:
     """``data`` as indented JSON (non-JSON values as their ``str``), atomically."""
     return write_text(path, json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def staging_folder(parent: str | os.PathLike[str], prefix: str) -> Path:
+    """A new, uniquely named folder in ``parent`` to build something in before one rename puts it in
+    place, with the permissions a plain ``mkdir`` gives (``mkdtemp``'s are owner-only, and they stayed
+    on the folder once renamed: a server running as another user could not read an export).
+
+    Args:
+        parent: where the folder goes (the same file system as its final place).
+        prefix: the start of its name.
+
+    Returns:
+        The folder.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    folder.chmod(0o777 & ~_umask())
+    return folder
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` sets it, racing other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022

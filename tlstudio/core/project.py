@@ -61,7 +61,9 @@ class Project:
         return candidate
 
     def record_run(self, run_dir: Path, status: str, metrics: dict[str, float]) -> None:
-        """Add a finished run to the history (a resumed run replaces its earlier entry)."""
+        """Add a finished run to the history (a resumed run replaces its earlier entry); its folder
+        is kept as an absolute path, so the project finds it from wherever it is opened."""
+        run_dir = Path(run_dir).absolute()
         entry = {
             "run_dir": str(run_dir),
             "status": status,

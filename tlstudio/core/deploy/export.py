@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tlstudio.core import atomic
 from tlstudio.core.backbone.classifier import plain_copy
 from tlstudio.core.backbone.kerashub import load_model_file
 from tlstudio.core.results import run_folder as files
@@ -77,7 +77,7 @@ def export_model(
     if samples is None:
         samples = np.random.default_rng(0).integers(0, 256, (4, image_size, image_size, 3), dtype=np.uint8)
     clean_leftovers(out_dir)
-    staging = Path(tempfile.mkdtemp(prefix=f".export-{os.getpid()}-", dir=out_dir))
+    staging = atomic.staging_folder(out_dir, f".export-{os.getpid()}-")
     try:
         saved = staging / files.SAVED_MODEL
         _write_saved_model(plain, saved, labels, image_size)

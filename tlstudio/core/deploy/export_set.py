@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -57,7 +56,7 @@ def export_all(
     final = run / files.EXPORT
     _undo_half_swap(run, final)
     _clean_leftovers(run)
-    staging = Path(tempfile.mkdtemp(prefix=f".staging-{files.EXPORT}-{os.getpid()}-", dir=run))
+    staging = atomic.staging_folder(run, f".staging-{files.EXPORT}-{os.getpid()}-")
     try:
         results, cancelled = [], False
         for done, (fmt, quantize) in enumerate(ALL):

@@ -167,7 +167,7 @@ def export_format(
     target = Path(out) if out else inputs.run_dir / files.EXPORT / artefact_name(fmt, quantize)
     target.parent.mkdir(parents=True, exist_ok=True)
     _clean_leftovers(target.parent)
-    staging = Path(tempfile.mkdtemp(prefix=f".staging-{target.name}-{os.getpid()}-", dir=target.parent))
+    staging = atomic.staging_folder(target.parent, f".staging-{target.name}-{os.getpid()}-")
     warnings: list[str] = []
     try:
         model_path = staging / FILE_NAMES[fmt]
