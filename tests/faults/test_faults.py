@@ -277,7 +277,7 @@ def test_bad_project_files_and_numbers_get_one_line_reasons(tmp_path, data):
     garbage = tmp_path / "garbage.keras"
     garbage.write_bytes(os.urandom(4000))
     bad = tlstudio("train", str(data), "--backbone", str(garbage), "--out", str(tmp_path / "r2"))
-    assert bad.returncode == 1 and "not a .keras file" in bad.stderr
+    assert bad.returncode == 1 and "not a readable .keras file" in bad.stderr
     missing = tlstudio("predict", str(tmp_path / "nope"), "x.jpg")
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     shutil.rmtree(tmp_path / "r2", ignore_errors=True)
