@@ -43,6 +43,8 @@ def test_compare_shows_differing_settings_and_every_metric(tmp_path):
     assert diffs == {"epochs": (7, 9), "head.dropout": (0.2, 0.5)}
     assert result["metrics"] == [{"metric": "test_accuracy", "a": 0.9, "b": 0.9}]
     assert diff_settings({"x": {"y": 1}}, {"x": {"y": 1}, "z": 2}) == [("z", None, 2)]
+    (tmp_path / "b" / "run.json").write_text('{"status": "compl')  # truncated: its data cannot be told
+    assert compare_runs(a, load_run(tmp_path / "b"))["same_data"] is None  # not "NO"
 
 
 def test_missing_or_broken_files_read_as_empty_and_gone_runs_are_skipped(tmp_path):

@@ -40,7 +40,8 @@ def run_runs(args: argparse.Namespace) -> int:
             print(json.dumps(result, indent=2, default=str))
             return 0
         a, b = result["runs"]
-        print(f"{a}  vs  {b}   (same data: {'yes' if result['same_data'] else 'NO'})\n")
+        same = {True: "yes", False: "NO", None: "unknown: a run's record is missing or unreadable"}
+        print(f"{a}  vs  {b}   (same data: {same[result['same_data']]})\n")
         print("Settings that differ:" if result["settings_diff"] else "Same settings.")
         for row in result["settings_diff"]:
             print(f"  {row['setting']:<32} {row[a]!s:>20}  {row[b]!s:>20}")

@@ -148,7 +148,8 @@ class EvaluatePanel(QWidget):
             return
         result = compare_runs(self.records[rows[0]], self.records[rows[1]])
         a, b = result["runs"]
-        html = [f"<h3>{a} vs {b}</h3><p>Same data: <b>{'yes' if result['same_data'] else 'no'}</b></p>"]
+        same = {True: "yes", False: "no", None: "unknown (a run's record is missing or unreadable)"}
+        html = [f"<h3>{a} vs {b}</h3><p>Same data: <b>{same[result['same_data']]}</b></p>"]
         html.append(f"<table border=1 cellpadding=3><tr><th>setting</th><th>{a}</th><th>{b}</th></tr>")
         html += [
             f"<tr><td>{d['setting']}</td><td>{d[a]}</td><td>{d[b]}</td></tr>" for d in result["settings_diff"]

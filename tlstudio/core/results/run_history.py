@@ -103,11 +103,15 @@ def diff_settings(a: dict[str, object], b: dict[str, object]) -> list[tuple[str,
 
 
 def compare_runs(a: RunRecord, b: RunRecord) -> dict[str, object]:
-    """Side by side: settings that differ, whether the data was the same, every metric of both."""
+    """Side by side: settings that differ, whether the data was the same (None: cannot be told),
+    every metric of both."""
     keys = sorted(set(a.metrics) | set(b.metrics))
     return {
         "runs": [a.name, b.name],
-        "same_data": a.manifest_fingerprint == b.manifest_fingerprint and a.manifest_fingerprint is not None,
+        # None: one run does not say (its record is missing or unreadable), so it cannot be told
+        "same_data": None
+        if a.manifest_fingerprint is None or b.manifest_fingerprint is None
+        else a.manifest_fingerprint == b.manifest_fingerprint,
         "settings_diff": [
             {"setting": k, a.name: x, b.name: y}
             for k, x, y in diff_settings(
