@@ -438,3 +438,16 @@ def test_the_same_seed_gives_the_same_run(colour_data, tiny_backbone_file, tmp_p
     assert a == b
     for x, y in zip(runs[0].model.get_weights(), runs[1].model.get_weights(), strict=True):
         np.testing.assert_array_equal(x, y)
+
+
+def test_a_class_too_small_for_the_test_split_is_named_in_the_run(tiny_backbone_file, tmp_path):
+    from factory import make_class_folder
+
+    data = tmp_path / "data"
+    for i, (label, n) in enumerate((("a", 12), ("b", 12), ("c", 2))):
+        make_class_folder(data, label, n, seed=i, size=(32, 32))
+    rec = Recorder()
+    s = settings_for(tiny_backbone_file, fine_tune_epochs=0)
+    TrainingSession(s, data, tmp_path / "run", on_event=rec).run()
+    notes = [e.reason for e in rec.of(ev.RecipeChanged)]
+    assert any(n.startswith("no image of c in the test split:") for n in notes), notes

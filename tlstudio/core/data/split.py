@@ -83,6 +83,18 @@ class Manifest:
         """Class names in label-index order (sorted)."""
         return sorted({e.label for e in self.entries})
 
+    def missing_classes(self, split: str) -> list[str]:
+        """Classes with no image in ``split`` (none when the split itself is empty).
+
+        Args:
+            split: "train", "val" or "test".
+
+        Returns:
+            Their names, sorted.
+        """
+        entries = self.subset(split)
+        return sorted(set(self.classes) - {e.label for e in entries}) if entries else []
+
     def subset(self, split: str) -> list[ManifestEntry]:
         """Entries of one split."""
         return [e for e in self.entries if e.split == split]

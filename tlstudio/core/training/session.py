@@ -56,6 +56,9 @@ _SCALAR = summary_pb2.SummaryMetadata(
 __all__ = ["RunResult", "TrainingError", "TrainingSession", "describe_device"]
 
 
+TOO_FEW = "too few images to spare one, so that split's figures say nothing about them (add images)"
+
+
 class TrainingSession:
     """One training run over a data folder (see the module docstring)."""
 
@@ -187,6 +190,11 @@ class TrainingSession:
             atomic.write_json(self.run_dir / files.SETTINGS, s.to_dict())
         manifest = self._manifest()
         classes = manifest.classes
+        for split in ("val", "test"):  # the doctor warned; the run says it where it matters too
+            if unseen := manifest.missing_classes(split):
+                self.emit(
+                    ev.RecipeChanged(f"no image of {', '.join(unseen)} in the {split} split: {TOO_FEW}")
+                )
         if distribution.is_multi_worker(self.strategy):
             distribution.check_same_data(self.strategy, manifest.fingerprint())
         spec = resolve_backbone(s.backbone)
