@@ -32,7 +32,7 @@ from tlstudio.core.backbone.registry import (
 from tlstudio.core.settings import TrainSettings
 from tlstudio.gui.rank_view import RankView
 from tlstudio.gui.weights_box import WeightsBox
-from tlstudio.gui.worker import Task
+from tlstudio.gui.worker import Task, reason
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # what a column sorts by (its text is for reading)
 HEADERS = ("Backbone", "Family", "Parameters", "ImageNet top-1", "Input", "Min", "Preprocessing")
@@ -214,9 +214,7 @@ class BackbonePanel(QWidget):
         self.look_up = Task(lambda: resolve_backbone(handle))
         self.look_up.done.connect(lambda spec: self._show_spec(spec, weights, image_size))
         self.look_up.failed.connect(
-            lambda msg: self.summary.setText(
-                f"<span style='color:#b00'>{msg.splitlines()[0].partition(': ')[2]}</span>"
-            )
+            lambda msg: self.summary.setText(f"<span style='color:#b00'>{reason(msg)}</span>")
         )
         self.look_up.start()
 

@@ -17,13 +17,11 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMainWindow,
-    QMessageBox,
     QStackedWidget,
     QStyle,
     QWidget,
 )
 
-from tlstudio.core.data.split import SplitConfig, make_split
 from tlstudio.core.project import Project
 from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.run_history import latest_restorable_run, project_runs
@@ -38,6 +36,7 @@ from tlstudio.gui.tf_loader import load_tensorflow
 from tlstudio.gui.theme import THEMES, apply_theme
 from tlstudio.gui.train_panel import TrainPanel
 from tlstudio.gui.window_closing import ClosesSafely
+from tlstudio.gui.window_runs import StartsRuns
 from tlstudio.gui.worker import Task
 
 STEPS = (  # the workflow, in order, each with one of Qt's standard icons (they follow the theme)
@@ -53,7 +52,7 @@ PANELS = tuple(name for name, _ in STEPS)
 LOADER_FALLBACK_MS = 1000  # TensorFlow loads after the first paint, or after this
 
 
-class MainWindow(ProjectFiles, ClosesSafely, QMainWindow):
+class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
     """Wires the panels to a project."""
 
     def __init__(self, settings: QSettings | None = None):
@@ -289,45 +288,6 @@ class MainWindow(ProjectFiles, ClosesSafely, QMainWindow):
         """Show a step's panel (a name of ``PANELS``)."""
         self.nav.setCurrentRow(PANELS.index(step))
 
-    # -- training ----------------------------------------------------------------------------------
-    def start_training(self, baseline: bool = False) -> None:
-        """Check that data and backbone are set, then run in the Train panel (``baseline``: the same
-        settings from random weights, every layer trained, the same epoch budget)."""
-        if self.train.is_running():
-            return
-        problems = self.missing_steps()
-        if not problems and not all(
-            (Path(self.data.report.root) / r.path).is_file() for r in self.data.report.images
-        ):
-            self.data.load(str(self.data.report.root))  # files moved since the scan: scan again first
-            problems.append("wait for the data folder's new scan (files changed since it was scanned)")
-        if problems:
-            QMessageBox.information(self, "Not ready to train", "First " + " and ".join(problems) + ".")
-            return
-        settings = self.current_settings()
-        self.project.settings = settings
-        if baseline:
-            from tlstudio.core.training.comparison import baseline_settings
-
-            settings = baseline_settings(settings)
-        run_dir = self.project.new_run_dir()
-        self.save_project()
-        self.go_to("Train")
-        # The split of the report on screen, kept beside the project: no second scan while training.
-        manifest = make_split(self.data.report.images, SplitConfig.of(settings))
-        if self.project.manifest_path is not None:
-            manifest.save(self.project.manifest_path)
-        self.train.run(settings, self.data.report.root, run_dir, manifest)
-
-    def missing_steps(self) -> list[str]:
-        """What a run still needs, in the words the Train panel shows."""
-        missing = []
-        if self.data.report is None or not self.data.report.usable:
-            missing.append("choose a usable data folder (Data panel)")
-        if self.backbone.spec is None:
-            missing.append("choose a backbone (Backbone panel)")
-        return missing
-
     def update_steps(self) -> None:
         """Tick the steps done in the list on the left; tell the Train panel what is missing."""
         runs = self.project.runs
@@ -347,55 +307,13 @@ class MainWindow(ProjectFiles, ClosesSafely, QMainWindow):
         self.nav.item(PANELS.index("Train")).setToolTip("; ".join(missing) if missing else "ready to train")
         self.train.set_missing(missing)
 
-    def resume_run(self, record) -> None:
-        """Continue an interrupted run of the project in its own folder, with its own settings."""
-        if self.train.is_running():
-            return
-        import json
-
-        info = json.loads((record.run_dir / files.RUN_JSON).read_text(encoding="utf-8"))
-        self.go_to("Train")
-        self.train.run(record.train_settings(), info["data_dir"], record.run_dir, None, resume=True)
-
     def _rescan_data(self) -> None:
         """A relabel moved a file: the next run must train on the folder as it is now."""
         if self.data.report is not None:
             self.data.load(str(self.data.report.root))
 
-    def _check_labels(self) -> None:
-        """The Data panel's label check: the project's backbone judges the scanned images."""
-        problems = self.missing_steps()
-        if problems or self.data.report is None:
-            QMessageBox.information(
-                self, "Not ready to check labels", "First " + " and ".join(problems) + "."
-            )
-            return
-        self.data.label_issues.run_check(self.data.report, self.current_settings())
-
     def _labels_kept(self, paths: list[str]) -> None:
         self.project.kept_labels = list(paths)
         self.save_project()
-
-    def _training_finished(self, result) -> None:
-        if result.primary:  # (a run refused before it claimed a folder left nothing to record)
-            self.project.record_run(result.run_dir, result.status, result.metrics)
-            self.save_project()
-            self.export.show_run(result.run_dir, result.status, result.metrics)
-            self.show_runs()
-            self.update_steps()
-        if result.status == "failed":  # not modal: the window stays usable (and testable)
-            checkpoint = Path(result.run_dir) / files.CHECKPOINTS / files.BEST_WEIGHTS
-            kept = (
-                f"\n\nThe best checkpoint so far is kept in {checkpoint}."
-                if checkpoint.is_file()
-                else "\n\nNo run folder was made: nothing was trained."
-                if not Path(result.run_dir).exists()
-                else ""
-            )
-            self.error_box = QMessageBox(
-                QMessageBox.Icon.Warning, "Training failed", f"{result.error}{kept}", parent=self
-            )
-            self.error_box.setModal(False)
-            self.error_box.show()
 
     # -- closing -----------------------------------------------------------------------------------

@@ -48,6 +48,15 @@ LEFT_WIDTH = 400  # px: the settings column
 SCROLLBAR_ROOM = 18  # px beside it for its vertical scroll bar
 
 
+def scrolling(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area that gives it the area's width."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    return area
+
+
 class TrainPanel(QWidget):
     """Runs training in a worker thread; ``start_requested`` asks the window for data and settings."""
 
@@ -113,10 +122,7 @@ class TrainPanel(QWidget):
         # label it squeezed the settings above it to unreadable rows and cut itself off
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        self.message_area = QScrollArea()
-        self.message_area.setWidget(self.message)
-        self.message_area.setWidgetResizable(True)
-        self.message_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.message_area = scrolling(self.message)
         self.message_area.setMaximumHeight(MESSAGE_HEIGHT)
         self.message_area.setMinimumHeight(MESSAGE_HEIGHT // 3)
         self.form.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)  # readable rows
@@ -126,10 +132,7 @@ class TrainPanel(QWidget):
         left_widget.setMaximumWidth(LEFT_WIDTH)
         # the column scrolls where the screen is lower than it (a 768-px laptop): squeezed, its rows
         # became unreadable
-        self.left_scroll = QScrollArea()
-        self.left_scroll.setWidget(left_widget)
-        self.left_scroll.setWidgetResizable(True)
-        self.left_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.left_scroll = scrolling(left_widget)
         self.left_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.left_scroll.setMinimumWidth(left_widget.minimumSizeHint().width() + SCROLLBAR_ROOM)
         self.left_scroll.setMaximumWidth(LEFT_WIDTH + SCROLLBAR_ROOM)

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tlstudio.gui.worker import Task
+from tlstudio.gui.worker import Task, reason
 
 
 def look_up(name: str, image_size: int | None):
@@ -137,7 +137,7 @@ class WeightsBox(QWidget):
         self.task = Task(lambda task: fetch(task, weights), with_report=True)
         self.task.event.connect(self._progress)
         self.task.done.connect(lambda path: self._say(f"Saved {path} ({weights.check}).", cached=True))
-        self.task.failed.connect(lambda msg: self._say(msg.split(": ", 1)[-1].splitlines()[0]))
+        self.task.failed.connect(lambda msg: self._say(reason(msg)))
         self.task.start()
 
     def _download_preset(self, source: str) -> None:
@@ -147,7 +147,7 @@ class WeightsBox(QWidget):
         self.task.done.connect(
             lambda _: self._say("The preset's weights are in KerasHub's cache.", cached=True)
         )
-        self.task.failed.connect(lambda msg: self._say(msg.split(": ", 1)[-1].splitlines()[0], preset=True))
+        self.task.failed.connect(lambda msg: self._say(reason(msg), preset=True))
         self.task.start()
 
     def _busy(self, text: str) -> None:
@@ -183,7 +183,7 @@ class WeightsBox(QWidget):
         weights = self.weights
         self.task = Task(lambda: install(weights, path))
         self.task.done.connect(lambda dest: self._say(f"Installed {dest} ({weights.check}).", cached=True))
-        self.task.failed.connect(lambda msg: self._say(msg.split(": ", 1)[-1].splitlines()[0]))
+        self.task.failed.connect(lambda msg: self._say(reason(msg)))
         self.task.start()
 
     def _pick_file(self) -> None:

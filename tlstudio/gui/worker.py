@@ -43,6 +43,15 @@ class _Runner(QObject):
             self.thread().quit()
 
 
+def reason(message: str) -> str:
+    """A ``failed`` message's first line without its exception's type: the error's own words.
+
+    Args:
+        message: as ``Task.failed`` sends it ("BackboneError: …" then the traceback).
+    """
+    return message.splitlines()[0].split(": ", 1)[-1] if message else ""
+
+
 _TENSORFLOW_LOADED = threading.Event()
 _ONE_AT_A_TIME = threading.Lock()
 

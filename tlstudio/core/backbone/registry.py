@@ -229,31 +229,14 @@ def load_model_backbone(path: str | os.PathLike[str], *, cut_at: str | None = No
     """A user's model file as a feature extractor, cut at ``cut_at`` or at its last pooling layer."""
     import keras
 
-    problem = _model_file_problem(Path(path))
-    if problem:
-        raise BackboneError(f"{path}: {problem}")
+    if problem := model_file_problem(Path(path)):
+        raise BackboneError(problem)
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as err:
         raise BackboneError(f"could not load {path} as a Keras model (safe mode): {err}") from err
     layer = model.get_layer(cut_at) if cut_at else default_cut_layer(model)
     return keras.Model(model.input, layer.output, name="backbone")
-
-
-def _model_file_problem(path: Path) -> str:
-    """Why ``path`` cannot be a Keras model file, read from its first bytes ('' when it may be one)."""
-    if not path.exists():
-        return "file not found"
-    if not path.is_file():
-        return "not a regular file"
-    with open(path, "rb") as f:
-        head = f.read(8)
-    suffix = path.suffix.lower()
-    if suffix == ".keras" and not head.startswith(b"PK"):
-        return "not a .keras file (a .keras model is a zip archive; this file is not one)"
-    if suffix in (".h5", ".hdf5") and head != b"\x89HDF\r\n\x1a\n":
-        return "not an HDF5 (.h5) model file (its signature is missing)"
-    return ""
 
 
 def default_cut_layer(model):

@@ -65,6 +65,32 @@ def model_file_facts(path: Path) -> tuple[str | None, int | None]:
     return inner.get("name"), None
 
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def is_hdf5(file: Path) -> bool:
+    """Whether ``file`` carries HDF5's signature (at 0, or after a user block of 512·2ⁿ bytes).
+
+    Args:
+        file: any file.
+
+    Returns:
+        True for an HDF5 file (Keras ``.h5`` models and weights).
+    """
+    try:
+        size = file.stat().st_size
+        with open(file, "rb") as f:
+            offset = 0
+            while offset + len(HDF5_SIGNATURE) <= size:
+                f.seek(offset)
+                if f.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                    return True
+                offset = 512 if offset == 0 else offset * 2
+    except OSError:
+        return False
+    return False
+
+
 def model_file_problem(path: Path) -> str | None:
     """Why ``path`` cannot be a Keras model file, read without Keras (None: it looks like one).
 
@@ -74,6 +100,10 @@ def model_file_problem(path: Path) -> str | None:
     Returns:
         A one-line reason, or None.
     """
+    if not path.exists():
+        return f"{path}: file not found"
+    if not path.is_file():
+        return f"{path}: not a regular file"
     if path.suffix.lower() == ".keras":
         try:
             with zipfile.ZipFile(path) as archive:
@@ -81,7 +111,4 @@ def model_file_problem(path: Path) -> str | None:
         except (OSError, KeyError, zipfile.BadZipFile):
             return f"{path} is not a readable .keras file (a zip with config.json): truncated, or not one"
         return None
-    with contextlib.suppress(OSError), open(path, "rb") as f:
-        if f.read(8) == b"\x89HDF\r\n\x1a\n":
-            return None
-    return f"{path} is not an HDF5 Keras model file: truncated, or not one"
+    return None if is_hdf5(path) else f"{path} is not an HDF5 Keras model file: truncated, or not one"

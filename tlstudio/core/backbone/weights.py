@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tlstudio.core import atomic
-from tlstudio.core.backbone.sources import BackboneError
+from tlstudio.core.backbone.sources import BackboneError, is_hdf5
 
 CHUNK = 1 << 16
 
@@ -71,20 +71,6 @@ class WeightsFile:
     def check(self) -> str:
         """How a file is checked, in words (what ``checks_out`` tests)."""
         return "checksum matches" if self.file_hash else "an HDF5 file; Keras ships no checksum for this one"
-
-
-def is_hdf5(file: Path) -> bool:
-    """Whether ``file`` starts with HDF5's signature (at 0, or after a user block of 512·2ⁿ bytes)."""
-    signature = b"\x89HDF\r\n\x1a\n"
-    size = file.stat().st_size
-    with open(file, "rb") as f:
-        offset = 0
-        while offset + len(signature) <= size:
-            f.seek(offset)
-            if f.read(len(signature)) == signature:
-                return True
-            offset = 512 if offset == 0 else offset * 2
-    return False
 
 
 class _Asked(Exception):

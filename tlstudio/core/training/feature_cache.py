@@ -81,7 +81,7 @@ def cached_features(
     if path is not None and path.is_file():
         with np.load(path) as saved:
             return saved["features"], saved["labels"]
-    features, labels = [], []
+    features, labels, done = [], [], 0
     at_once = FirstBatchInterrupt(stop_event)  # the first batch traces the backbone: slow
     try:
         for x, y in batches():
@@ -92,8 +92,9 @@ def cached_features(
             features.append(np.asarray(extractor.predict_on_batch(x), dtype=np.float32))
             at_once.disarm()
             labels.append(np.asarray(y))
+            done += len(features[-1])
             if progress is not None:
-                progress(sum(len(f) for f in features))
+                progress(done)
     finally:
         at_once.close()
     out = np.concatenate(features), np.concatenate(labels)

@@ -20,7 +20,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
 
 from tlstudio.core import atomic
 from tlstudio.core import events as ev
@@ -48,10 +47,7 @@ from tlstudio.core.training.failures import (
 )
 from tlstudio.core.training.recipe import batchnorm_momentum, plan_recipe
 from tlstudio.core.training.run_outcome import RunResult
-
-_SCALAR = summary_pb2.SummaryMetadata(
-    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars")
-)
+from tlstudio.core.training.tensorboard_log import ScalarLog
 
 __all__ = ["RunResult", "TrainingError", "TrainingSession", "describe_device"]
 
@@ -98,7 +94,7 @@ class TrainingSession:
         self.batch_halvings = 0  # times an auto batch size was halved after running out of memory
         self.primary = True  # records the run and exports (False: another worker of a multi-worker run)
         self.agreed_stop = threading.Event()  # multi-worker: set on every worker after the same step
-        self._summary = None  # the TensorBoard writer, made at the first epoch
+        self.scalars = ScalarLog()
         self.final_scores: dict[str, float] = {}  # validation scores of the final weights (WiSE-FT)
 
     # -- reporting -------------------------------------------------------------------------------
@@ -108,17 +104,9 @@ class TrainingSession:
             self.on_event(event)
 
     def log_scalars(self, epoch: int, values: dict[str, float]) -> None:
-        """Per-epoch figures as TensorBoard event files in ``RUN/tensorboard`` (``tf.summary``; the
-        ``tensorboard`` package is needed only to look at them: ``tlstudio runs RUN --tensorboard``)."""
-        if not self.primary:
-            return
-        if self._summary is None:
-            self._summary = tf.summary.create_file_writer(str(self.run_dir / files.TENSORBOARD))
-        with self._summary.as_default():
-            for name, value in values.items():
-                # tf.summary.scalar lives in the tensorboard package; this is what it writes
-                tf.summary.write(name, tf.constant(float(value), tf.float32), step=epoch, metadata=_SCALAR)
-        self._summary.flush()
+        """Per-epoch figures as TensorBoard event files in ``RUN/tensorboard`` (``ScalarLog``)."""
+        if self.primary:
+            self.scalars.write(self.run_dir / files.TENSORBOARD, epoch, values)
 
     def save_history(self) -> None:
         """Write history.json (atomically) so it survives a failure."""
