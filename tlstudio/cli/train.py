@@ -138,13 +138,17 @@ def train_project(args: argparse.Namespace) -> int:
         settings = settings.but(device=args.device)
     out = args.out or project.new_run_dir()
     manifest = project.manifest_path if project.manifest_path and project.manifest_path.is_file() else None
+    project.record_run(out, "running", {})  # recorded before it starts: a killed run stays listed
+    project.save()
     code, result = run_training(
         settings, Path(project.data_dir), out, manifest, with_result=True, overwrite=args.overwrite
     )
+    project = Project.load(args.project)  # the app may have saved meanwhile: update the latest
     if result is not None and result.primary:
-        project = Project.load(args.project)  # the app may have saved meanwhile: add to the latest
         project.record_run(out, result.status, result.metrics)
-        project.save()
+    elif not Path(out).is_dir():  # refused before it made its folder: nothing to list
+        project.forget_run(out)
+    project.save()
     return code
 
 

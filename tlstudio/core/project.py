@@ -61,21 +61,37 @@ class Project:
         return candidate
 
     def record_run(self, run_dir: Path, status: str, metrics: dict[str, float]) -> None:
-        """Add a finished run to the history (a resumed run replaces its earlier entry); its folder
-        is kept as an absolute path, so the project finds it from wherever it is opened."""
+        """Add a run to the history, or update its entry: a run is recorded when it starts
+        (``running``), so a crash of the process that ran it cannot lose it, and again when it ends
+        (a resumed run updates its entry too). Its folder is kept as an absolute path, so the project
+        finds it from wherever it is opened. The entry's status is what the project last heard;
+        the run folder's ``run.json`` has the last word (``run_history.load_run``).
+
+        Args:
+            run_dir: the run's folder.
+            status: "running" when it starts, then how it ended.
+            metrics: its results ({} while running).
+        """
         run_dir = Path(run_dir).absolute()
-        entry = {
+        now = time.strftime("%Y-%m-%dT%H:%M:%S")
+        entry: dict[str, object] = {
             "run_dir": str(run_dir),
             "status": status,
             "metrics": metrics,
             "backbone": self.settings.backbone,
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
+        entry["started" if status == "running" else "finished"] = now
         for i, old in enumerate(self.runs):
             if old.get("run_dir") == str(run_dir):
-                self.runs[i] = entry | {"backbone": old.get("backbone", entry["backbone"])}
+                kept = {k: old[k] for k in ("backbone", "started") if k in old}
+                self.runs[i] = entry | kept
                 return
         self.runs.append(entry)
+
+    def forget_run(self, run_dir: Path) -> None:
+        """Drop a run from the history (one refused before it made its folder: nothing to keep)."""
+        folder = str(Path(run_dir).absolute())
+        self.runs = [r for r in self.runs if r.get("run_dir") != folder]
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""

@@ -31,6 +31,7 @@ from tlstudio.core.backbone.registry import (
 )
 from tlstudio.core.settings import TrainSettings
 from tlstudio.gui.rank_view import RankView
+from tlstudio.gui.state import AppState, BackboneChoice
 from tlstudio.gui.weights_box import WeightsBox
 from tlstudio.gui.worker import Task, reason
 
@@ -38,19 +39,21 @@ SORT_ROLE = Qt.ItemDataRole.UserRole + 1  # what a column sorts by (its text is 
 HEADERS = ("Backbone", "Family", "Parameters", "ImageNet top-1", "Input", "Min", "Preprocessing")
 
 
+NO_CHOICE_TEXT = "Choose a backbone from the list, or a model of your own."
 IMAGENET_TEXT = "ImageNet (downloaded once into ~/.keras/models)"
 PRESET_TEXT = "The preset's pretrained weights (KerasHub downloads them once)"
 OWN_TEXT = "Its own weights (from the model)"
 
 
 class BackbonePanel(QWidget):
-    """Emits ``chosen(spec, weights, image_size)`` whenever the choice changes."""
+    """Emits ``chosen(spec, weights, image_size)`` whenever the choice changes; the choice itself
+    lives in the app's state (``state.backbone``)."""
 
     chosen = Signal(object, str, int)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, state: AppState | None = None):
         super().__init__(parent)
-        self.spec: BackboneSpec | None = None
+        self.state = state or AppState()
         self.model = QStandardItemModel(0, len(HEADERS))
         self.model.setHorizontalHeaderLabels(HEADERS)
         self.specs: dict[str, BackboneSpec] = {}
@@ -123,6 +126,42 @@ class BackbonePanel(QWidget):
         self.rank.picked.connect(self.choose)
         self.rank.settings_source = lambda: (self.weights_value(), None)  # each candidate at its own size
         layout.addWidget(self.rank)
+        self.follow(self.state)
+
+    def follow(self, state: AppState) -> None:
+        """Keep the choice in ``state`` from now on (the window's one state)."""
+        self.state = state
+        state.subscribe("project", self.reset)
+
+    @property
+    def spec(self) -> BackboneSpec | None:
+        """The chosen backbone (the state's)."""
+        return self.state.backbone.spec if self.state.backbone is not None else None
+
+    def reset(self) -> None:
+        """Nothing chosen (a new project): the list's selection, weights, size and the rank table."""
+        self._pending = None
+        if self.look_up is not None:
+            self.look_up.retire()
+            self.look_up = None
+        for widget in (self.table.selectionModel(), self.weights, self.size):
+            widget.blockSignals(True)
+        self.table.clearSelection()
+        self.weights.setCurrentIndex(0)
+        self.weights.setItemText(0, IMAGENET_TEXT)
+        self.weights.setEnabled(True)
+        self.weights_file = ""
+        self.size.setMinimum(32)
+        self.size.setValue(224)
+        self.size.setEnabled(True)
+        for widget in (self.table.selectionModel(), self.weights, self.size):
+            widget.blockSignals(False)
+        self.weights_box.setVisible(False)
+        self.hub.clear()
+        if self.ready:
+            self.summary.setText(NO_CHOICE_TEXT)
+        self.rank.reset()
+        self.rank.candidates.clear()
 
     def populate(self, specs) -> None:
         """Fill the table with the registry (the window reads it from Keras in a worker thread),
@@ -219,7 +258,7 @@ class BackbonePanel(QWidget):
         self.look_up.start()
 
     def _show_spec(self, spec: BackboneSpec, weights: str | None, image_size: int | None) -> None:
-        self.spec = spec
+        self.state.set_backbone(BackboneChoice(spec, self.weights_value(), self.size.value()))
         if weights is not None:
             index = self.weights.findData(weights if weights in ("imagenet", "none") else "file")
             self.weights_file = weights if weights not in ("imagenet", "none") else ""
@@ -298,6 +337,7 @@ class BackbonePanel(QWidget):
             f"<b>{spec.name}</b> — {where}; {spec.family}; {params}; {size}; "
             f"preprocessing {preprocessing} inside the model.{note}"
         )
+        self.state.set_backbone(BackboneChoice(spec, self.weights_value(), self.size.value()))
         self.chosen.emit(spec, self.weights_value(), self.size.value())
 
     def _picked_row(self) -> None:

@@ -1,4 +1,7 @@
-"""Data panel: choose or drop a folder, see the dataset doctor's report, set the split."""
+"""Data panel: choose or drop a folder, see the dataset doctor's report, set the split.
+
+The panel follows the app's state (``gui.state.AppState``): the project's data folder and its report
+live there, and the panel shows whatever the state holds (nothing, after a new project)."""
 
 from __future__ import annotations
 
@@ -31,25 +34,27 @@ from tlstudio.gui.class_bars import ClassBars
 from tlstudio.gui.label_issues_view import LabelIssuesView
 from tlstudio.gui.label_next_view import LabelNextView
 from tlstudio.gui.quality_view import QualityView
+from tlstudio.gui.state import AppState
 from tlstudio.gui.worker import Task
 
 THUMBS_PER_CLASS = 6
+NO_FOLDER_TEXT = "No data folder yet: choose one, or drop it here."
 
 
 class DataPanel(QWidget):
-    """Shows a data folder's health; emits ``report_ready`` when a scan finished."""
+    """Shows a data folder's health; emits ``report_ready`` when a scan of the project's folder
+    finished (and the state took it)."""
 
     report_ready = Signal(object)  # DatasetReport
-    folder_chosen = Signal(str)
     split_changed = Signal()
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, state: AppState | None = None):
         super().__init__(parent)
         self.setAcceptDrops(True)
-        self.report: DatasetReport | None = None
+        self.state = state or AppState()  # a panel of its own (tests) follows a state of its own
         self.task: Task | None = None
 
-        self.folder_label = QLabel("No data folder yet: choose one, or drop it here.")
+        self.folder_label = QLabel(NO_FOLDER_TEXT)
         self.folder_label.setWordWrap(True)
         self.choose = QPushButton("Choose folder…")
         self.choose.setToolTip("A folder with one sub-folder per class (Ctrl+D)")
@@ -72,6 +77,8 @@ class DataPanel(QWidget):
         self.classes.horizontalHeader().setStretchLastSection(True)
         self.classes.verticalHeader().setVisible(False)
         self.classes.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.classes.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.classes.setSelectionMode(QTableWidget.SelectionMode.SingleSelection)
         self.classes.itemSelectionChanged.connect(self._show_thumbs)
         self.chart = ClassBars()
         self.thumbs = QListWidget()
@@ -134,7 +141,40 @@ class DataPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(splitter, 1)
-        self.folder: str | None = None
+        self.follow(self.state)
+
+    def follow(self, state: AppState) -> None:
+        """Show ``state``'s data folder and report from now on (the window's one state)."""
+        self.state = state
+        state.subscribe("project", self.reset)
+        self.reset()
+
+    @property
+    def report(self) -> DatasetReport | None:
+        """The report of the project's data folder (the state's)."""
+        return self.state.report
+
+    @property
+    def folder(self) -> str | None:
+        """The project's data folder."""
+        return self.state.project.data_dir
+
+    def reset(self) -> None:
+        """Show nothing of a previous project: its scan is dropped, every list emptied."""
+        if self.task is not None:
+            self.task.retire()
+            self.task = None
+        self.folder_label.setText(NO_FOLDER_TEXT)
+        self.choose.setEnabled(True)
+        self.rescan.setEnabled(False)
+        self.cancel.setEnabled(False)
+        for table in (self.classes, self.skipped, self.quality):
+            table.setRowCount(0)
+        self.thumbs.clear()
+        self.warnings.clear()
+        self.tabs.setTabText(0, "Warnings")
+        self.tabs.setTabText(1, "Skipped files")
+        self.tabs.setTabText(2, "Look-alikes && quality")
         self._draw_chart()
 
     # -- loading ------------------------------------------------------------------------------------
@@ -152,10 +192,9 @@ class DataPanel(QWidget):
         """Scan ``folder`` in a worker thread."""
         if self.task is not None and self.task.is_running():
             self.task.retire()  # another folder (or a rescan) replaces the scan under way
-        self.folder = folder
+        self.state.set_data_dir(folder)
         self.folder_label.setText(f"<b>{folder}</b> — scanning…")
         self.choose.setEnabled(False)
-        self.folder_chosen.emit(folder)
         # One reader thread: more of them compete with the GUI thread for the GIL (stalls of 300 ms).
         self.task = Task(
             lambda task: inspect_folder(
@@ -199,8 +238,9 @@ class DataPanel(QWidget):
 
     def _show(self, report: DatasetReport) -> None:
         self.cancel.setEnabled(False)
-        self.report = report
         self.choose.setEnabled(True)
+        if not self.state.set_report(report):  # a scan of a folder the project no longer uses
+            return
         self.rescan.setEnabled(True)
         status = (
             "usable" if report.usable else f"<span style='color:#b00'>not usable: {report.problem}</span>"

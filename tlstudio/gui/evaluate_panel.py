@@ -29,6 +29,7 @@ from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.run_history import RunRecord, compare_runs, read_json
 from tlstudio.gui.error_gallery import ErrorGallery
 from tlstudio.gui.evaluate_models import ConfusionModel, fmt, summary_html
+from tlstudio.gui.state import AppState
 
 
 class EvaluatePanel(QWidget):
@@ -40,8 +41,9 @@ class EvaluatePanel(QWidget):
     resume_requested = Signal(object)  # RunRecord of an interrupted run
     data_changed = Signal()  # a file of the data folder moved: the Data panel scans again
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, state: AppState | None = None):
         super().__init__(parent)
+        self.state = state or AppState()
         self.run_dir: Path | None = None
         self.report: Path | None = None  # the shown run's report.html, when it has one
         self.evaluation: dict[str, object] = {}
@@ -83,13 +85,24 @@ class EvaluatePanel(QWidget):
         self.errors = ErrorGallery()
         self.errors.data_changed.connect(self.data_changed)
 
-        top = QGridLayout()  # two rows, so the panel fits a 1366-px laptop screen
+        top = QGridLayout()  # rows of two, so the panel fits a 1366-px laptop screen
         for i, b in enumerate(
-            (self.compare_button, self.clone_button, self.baseline_button, self.report_button)
+            (
+                self.compare_button,
+                self.clone_button,
+                self.baseline_button,
+                self.report_button,
+                self.resume_button,
+            )
         ):
             top.addWidget(b, i // 2, i % 2)
         left = QVBoxLayout()
-        left.addWidget(QLabel("<b>Runs</b> (select one; Ctrl+click two to compare)"))
+        left.addWidget(
+            QLabel(
+                "<b>Runs</b> (the selected run is the one Export, Label next and Grad-CAM use; "
+                "Ctrl+click two to compare)"
+            )
+        )
         left.addWidget(self.runs, 2)
         left.addLayout(top)
         left.addWidget(QLabel("<b>Confusion matrix</b> — rows: true class, columns: predicted"))
@@ -104,12 +117,37 @@ class EvaluatePanel(QWidget):
         outer = QVBoxLayout(self)
         outer.addWidget(splitter)
         self._update_buttons()
+        self.follow(self.state)
+
+    def follow(self, state: AppState) -> None:
+        """List ``state``'s runs and show its selected run from now on."""
+        self.state = state
+        state.subscribe("project", self._project_changed)
+        state.subscribe("runs", self.refresh)
+        state.subscribe("selected_run", self._show_selected)
+        self._project_changed()
+
+    def _project_changed(self) -> None:
+        project = self.state.project
+        self.run_dir = None
+        self.report = None
+        self.confusion.set_matrix([], [])
+        self.summary.clear()
+        self.errors.show_run(Path(), [], [])
+        self.errors.set_data(Path(project.data_dir) if project.data_dir else None, project.manifest_path)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """List the project's runs again (their folders say how each ended) and select the state's."""
+        self.show_runs(self.state.runs, self.state.project.data_dir, self.state.project.manifest_path)
 
     # -- runs --------------------------------------------------------------------------------------
     def show_runs(self, records: list[RunRecord], data_dir: str | None, manifest_path: Path | None) -> None:
-        """The project's runs, newest selected."""
+        """The project's runs, the state's selected run selected (the newest when it has none)."""
         self.records = list(records)
         self.errors.set_data(Path(data_dir) if data_dir else None, manifest_path)
+        self.runs.blockSignals(True)
+        self.runs.clearSelection()
         self.runs.setRowCount(len(self.records))
         for row, r in enumerate(self.records):
             values = [
@@ -123,8 +161,20 @@ class EvaluatePanel(QWidget):
             for col, value in enumerate(values):
                 self.runs.setItem(row, col, QTableWidgetItem(value))
         self.runs.resizeColumnsToContents()
-        if self.records:
-            self.runs.selectRow(len(self.records) - 1)
+        self.runs.blockSignals(False)
+        self._show_selected()
+
+    def _show_selected(self) -> None:
+        """Select the state's run in the list and show its evaluation."""
+        chosen = self.state.selected_run
+        rows = [i for i, r in enumerate(self.records) if r.run_dir.absolute() == chosen]
+        if not rows and self.records and chosen is None:
+            rows = [len(self.records) - 1]  # no run finished with a model yet: the newest
+        if rows:
+            if self._selected_rows() != rows:
+                self.runs.selectRow(rows[0])  # (its selection change shows the evaluation)
+            elif self.run_dir != self.records[rows[0]].run_dir:
+                self.show_evaluation(self.records[rows[0]].run_dir)
         self._update_buttons()
 
     def _resume(self) -> None:
@@ -138,7 +188,10 @@ class EvaluatePanel(QWidget):
     def _run_selected(self) -> None:
         rows = self._selected_rows()
         if len(rows) == 1:
-            self.show_evaluation(self.records[rows[0]].run_dir)
+            record = self.records[rows[0]]
+            self.show_evaluation(record.run_dir)
+            if (record.run_dir / files.MODEL).is_file():  # a run without a model cannot be used
+                self.state.select_run(record.run_dir)
         self._update_buttons()
 
     def compare_selected(self) -> None:

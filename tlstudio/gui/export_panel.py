@@ -1,5 +1,8 @@
-"""Export panel: a finished run's SavedModel (and .keras) to a chosen folder, and the deployment
-formats (TFLite with quantisation, ONNX, TF Serving) each verified in its own runtime, side by side."""
+"""Export panel: the selected run's SavedModel (and .keras) to a chosen folder, and the deployment
+formats (TFLite with quantisation, ONNX, TF Serving) each verified in its own runtime, side by side.
+
+The run is the app state's selected run (chosen here or in Evaluate; by default the best finished run
+by validation), never merely the latest."""
 
 from __future__ import annotations
 
@@ -18,7 +21,10 @@ from PySide6.QtWidgets import (
 
 from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.metrics import headline
+from tlstudio.gui.state import AppState
 from tlstudio.gui.worker import Task
+
+NO_RUN_TEXT = "Train a model first; its run appears here."
 
 
 def export_job(run_dir: Path, out_dir: Path):
@@ -86,13 +92,22 @@ def results_html(results) -> str:
 
 
 class ExportPanel(QWidget):
-    """Shows the last run and exports it."""
+    """Shows the selected run and exports it."""
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, state: AppState | None = None):
         super().__init__(parent)
+        self.state = state or AppState()
         self.run_dir: Path | None = None
         self.task: Task | None = None
-        self.summary = QLabel("Train a model first; its run appears here.")
+        self.run_choice = QComboBox()
+        self.run_choice.setToolTip(
+            "The run to export: the best finished run by validation unless you choose another "
+            "(here or in Evaluate)"
+        )
+        self.run_choice.activated.connect(
+            lambda i: self.state.select_run(self.run_choice.itemData(i)) if i >= 0 else None
+        )
+        self.summary = QLabel(NO_RUN_TEXT)
         self.summary.setWordWrap(True)
         self.button = QPushButton("Export to folder…")
         self.button.setShortcut("Ctrl+E")
@@ -125,17 +140,51 @@ class ExportPanel(QWidget):
         self.result = QTextBrowser()
         self.result.setPlaceholderText("The verification result appears here after an export.")
         layout = QVBoxLayout(self)
+        chooser = QHBoxLayout()
+        chooser.addWidget(QLabel("Run"))
+        chooser.addWidget(self.run_choice, 1)
+        layout.addLayout(chooser)
         layout.addWidget(self.summary)
         layout.addWidget(self.button)
         layout.addLayout(formats)
         layout.addWidget(self.result, 1)
 
+        self.follow(self.state)
+
+    def follow(self, state: AppState) -> None:
+        """Export ``state``'s selected run from now on."""
+        self.state = state
+        for aspect in ("project", "runs", "selected_run"):
+            state.subscribe(aspect, self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """List the runs with a model, and show the selected one (nothing: nothing to export)."""
+        records = [r for r in self.state.runs if (r.run_dir / files.MODEL).is_file()]
+        self.run_choice.clear()
+        for r in records:
+            self.run_choice.addItem(f"{r.name} — {r.status}, {headline(r.metrics)}", str(r.run_dir))
+        record = self.state.selected_record()
+        if record is None:
+            self.run_dir = None
+            self.summary.setText(NO_RUN_TEXT)
+            for button in (self.button, self.format_button):
+                button.setEnabled(False)
+            if self.task is None or not self.task.is_running():
+                self.result.clear()
+            return
+        self.run_choice.setCurrentIndex(self.run_choice.findData(str(record.run_dir)))
+        if record.run_dir != self.run_dir:
+            self.show_run(record.run_dir, record.status, record.metrics)
+
     def show_run(self, run_dir: Path, status: str, metrics: dict[str, float]) -> None:
         """A run to export."""
         self.run_dir = Path(run_dir)
         usable = (self.run_dir / files.MODEL).is_file()
+        best = self.state.default_run() == self.run_dir.absolute()
         self.summary.setText(
-            f"Last run: <b>{self.run_dir}</b> — {status}, {headline(metrics)}."
+            f"Exporting run <b>{self.run_dir.name}</b> ({'the best by validation' if best else 'chosen'}"
+            f"; folder {self.run_dir}) — {status}, {headline(metrics)}."
             + ("" if usable else " It has no model to export.")
         )
         self.button.setEnabled(usable)
@@ -152,7 +201,8 @@ class ExportPanel(QWidget):
             return
         self.button.setEnabled(False)
         self.result.setHtml(f"Exporting to <code>{folder}</code> and reloading it to check…")
-        self.task = Task(lambda: export_job(self.run_dir, Path(folder)))
+        run_dir = self.run_dir  # (the selection may change while it exports)
+        self.task = Task(lambda: export_job(run_dir, Path(folder)))
         self.task.done.connect(self._done)
         self.task.failed.connect(self._failed)
         self.task.start()

@@ -43,6 +43,9 @@ def build_tree_for(spec, image_size: int, cut_at: str | None = None) -> LayerTre
     return build_layer_tree(backbone, class_token=spec.class_token)
 
 
+NO_BACKBONE_TEXT = "Choose a backbone to see its layers."
+
+
 class LayersPanel(QWidget):
     """Edits the freeze plan and the head; emits ``plan_changed`` with (FreezePlan, HeadSettings)."""
 
@@ -64,7 +67,7 @@ class LayersPanel(QWidget):
         self.view.setEditTriggers(
             QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
         )
-        self.status = QLabel("Choose a backbone to see its layers.")
+        self.status = QLabel(NO_BACKBONE_TEXT)
         self.totals = QLabel("")
         self.totals.setAlignment(Qt.AlignmentFlag.AlignRight)
 
@@ -123,6 +126,18 @@ class LayersPanel(QWidget):
         layout.addLayout(presets)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.head_box)
+
+    def reset(self) -> None:
+        """No backbone (a new project): the tree, its build under way and the totals are dropped."""
+        if self.task is not None:
+            self.task.retire()
+            self.task = None
+        self.model.set_tree(None)
+        self.batchnorm.blockSignals(True)
+        self.batchnorm.setChecked(False)
+        self.batchnorm.blockSignals(False)
+        self.status.setText(NO_BACKBONE_TEXT)
+        self.totals.setText("")
 
     # -- building ------------------------------------------------------------------------------------
     def show_backbone(self, spec, image_size: int, plan: FreezePlan | None = None) -> None:
@@ -186,7 +201,11 @@ class LayersPanel(QWidget):
 
     def _changed(self) -> None:
         trainable, frozen = self.model.trainable_params()
-        self.totals.setText(f"backbone: <b>{trainable:,}</b> trainable / {frozen:,} frozen parameters")
+        self.totals.setText(
+            f"backbone: <b>{trainable:,}</b> trainable / {frozen:,} frozen parameters"
+            if self.model.tree is not None
+            else ""
+        )
         head = self.head()
         if head != self.model.head:
             self.model.set_head(head)  # the form below and the tree's head node show the same

@@ -1,7 +1,9 @@
 """The main window: a start page, then the workflow as panels (Data, Backbone, Layers, Train, Export).
 
-The window holds the project (a core ``Project``) and wires the panels to it; it autosaves the
-project file shortly after every change, so a crash or a kill loses nothing.
+The window holds the app's one state (``gui.state.AppState``: the project, its data report, the
+backbone, the freeze plan, the selected run) and hands it to the panels, which follow it; New and Open
+replace it whole. It autosaves the project file shortly after every change, so a crash or a kill loses
+nothing.
 """
 
 from __future__ import annotations
@@ -24,14 +26,16 @@ from PySide6.QtWidgets import (
 
 from tlstudio.core.project import Project
 from tlstudio.core.results import run_folder as files
-from tlstudio.core.results.run_history import latest_restorable_run, project_runs
+from tlstudio.core.results.run_history import latest_restorable_run
 from tlstudio.gui.backbone_panel import BackbonePanel
 from tlstudio.gui.data_panel import DataPanel
 from tlstudio.gui.evaluate_panel import EvaluatePanel
 from tlstudio.gui.export_panel import ExportPanel
+from tlstudio.gui.help_menu import add_help_menu
 from tlstudio.gui.layers_panel import LayersPanel
 from tlstudio.gui.project_files import ProjectFiles
 from tlstudio.gui.start_page import StartPage
+from tlstudio.gui.state import AppState
 from tlstudio.gui.tf_loader import load_tensorflow
 from tlstudio.gui.theme import THEMES, apply_theme
 from tlstudio.gui.train_panel import TrainPanel
@@ -58,15 +62,15 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
     def __init__(self, settings: QSettings | None = None):
         super().__init__()
         self.qsettings = settings or QSettings()
-        self.project = Project()
+        self.state = AppState()
         self.setWindowTitle("TL Studio")
         self.start_page = StartPage(self)
-        self.data = DataPanel()
-        self.backbone = BackbonePanel()
+        self.data = DataPanel(state=self.state)
+        self.backbone = BackbonePanel(state=self.state)
         self.layers = LayersPanel()
         self.train = TrainPanel()
-        self.export = ExportPanel()
-        self.evaluate = EvaluatePanel()
+        self.export = ExportPanel(state=self.state)
+        self.evaluate = EvaluatePanel(state=self.state)
         self.nav = QListWidget()
         self.nav.setObjectName("steps")
         self.nav.setFixedWidth(150)
@@ -97,9 +101,7 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
 
         self._autosave = QTimer(self, singleShot=True, interval=400)
         self._autosave.timeout.connect(self.save_project)
-        self.data.folder_chosen.connect(self._data_folder_chosen)
         self.data.split_changed.connect(self._settings_changed)
-        self.data.report_ready.connect(self._report_ready)
         self.backbone.chosen.connect(self._backbone_chosen)
         self.layers.plan_changed.connect(self._plan_changed)
         self.train.start_requested.connect(self.start_training)
@@ -111,11 +113,16 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
         self.data.label_issues.kept_changed.connect(self._labels_kept)
         self.data.label_issues.check_requested.connect(self._check_labels)
         self.data.label_next.data_changed.connect(self._rescan_data)
-        self.data.label_next.latest_run = lambda: latest_restorable_run(self.project.runs)
-        self.backbone.rank.report_source = lambda: self.data.report
+        self.data.label_next.latest_run = self.run_for_suggestions
+        self.backbone.rank.report_source = lambda: self.state.report
         self.backbone.rank.waiting_for = lambda: self._tensorflow_missing("rank")
         self.data.label_next.waiting_for = lambda: self._tensorflow_missing("suggest")
         self.evaluate.resume_requested.connect(self.resume_run)
+        self.state.subscribe("project", self._project_replaced)
+        self.state.subscribe("data", self._data_changed)
+        for aspect in ("project", "data", "backbone", "plan", "runs", "selected_run"):
+            self.state.subscribe(aspect, self.update_steps)
+        self._shown_data_dir: str | None = None  # the folder the label views were given
         self._make_menus()
         self.start_page.show_recent(self.recent_projects())
         self.update_steps()  # a fresh window: nothing done yet, and the Train panel says what is missing
@@ -148,16 +155,22 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
         )
         self.loader.start()
 
+    @property
+    def project(self) -> Project:
+        """The project shown (the state's)."""
+        return self.state.project
+
     def _tensorflow_missing(self, action: str) -> str:
         """Why ``action`` cannot start yet ("" once TensorFlow is loaded)."""
         return (
             ""
-            if self.backbone.ready
+            if self.state.tensorflow_ready and self.backbone.ready
             else f"TensorFlow is still loading (status bar): {action} again in a moment."
         )
 
     def _tensorflow_ready(self, loaded) -> None:
         device, specs, gpus = loaded
+        self.state.set_tensorflow_ready()
         self.tf_status.setText(f"TensorFlow ready · {device}")
         self.tf_status.setToolTip("\n".join(words for _, words in gpus) or "no GPU: training runs on the CPU")
         self.train.device.setText(f"Device: {device}")
@@ -198,35 +211,68 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
             action = QAction(text, self, shortcut=QKeySequence(key))
             action.triggered.connect(slot)
             run.addAction(action)
+        add_help_menu(self)
 
     def set_project(self, project: Project) -> None:
-        """Show a project in every panel."""
-        self.project = project
+        """Show a project: the state is replaced whole, so nothing of the previous one stays."""
+        self._autosave.stop()  # (a pending save belongs to the project being left)
+        self.state.replace_project(project)
+
+    def _project_replaced(self) -> None:
+        """Every panel shows the state's new project (the panels that follow the state have already
+        dropped the previous one)."""
+        project = self.project
         self.setWindowTitle(f"TL Studio — {project.name}")
+        for panel in (self.layers, self.train):
+            panel.reset()
+        self._show_data_folder()
         s = project.settings
         for panel in self.setting_panels():
             panel.show_settings(s)
-        self.data.label_issues.set_data(
-            Path(project.data_dir) if project.data_dir else None, project.manifest_path, project.kept_labels
-        )
-        self.data.label_next.set_data(Path(project.data_dir) if project.data_dir else None)
         if project.data_dir:
             self.data.load(project.data_dir)
-        if project.runs:
-            last = project.runs[-1]
-            self.export.show_run(
-                Path(str(last["run_dir"])), str(last["status"]), dict(last.get("metrics") or {})
-            )
-        self.show_runs()
-        self.update_steps()
         if project.path is not None:
             self._remember(str(project.path))
+        stopped = [r.name for r in self.state.runs if r.status == "interrupted"]
+        if stopped:
+            self.statusBar().showMessage(
+                f"{len(stopped)} run(s) were interrupted ({', '.join(stopped)}): "
+                "select one in Evaluate and press Resume to continue it",
+                15000,
+            )
+
+    def _data_changed(self) -> None:
+        """The data folder or its report changed: a folder of its own drops what the label views
+        showed of the last one; the project file follows."""
+        if self.project.data_dir != self._shown_data_dir:
+            self._show_data_folder()
+            self.backbone.rank.reset()
+        if self.state.report is not None:
+            self.statusBar().showMessage(
+                f"{len(self.state.report.images)} images in {len(self.state.report.classes)} classes", 5000
+            )
+        self._settings_changed()
+
+    def _show_data_folder(self) -> None:
+        """Give the label views the project's data folder (nothing of another folder stays)."""
+        project = self.project
+        self._shown_data_dir = project.data_dir
+        folder = Path(project.data_dir) if project.data_dir else None
+        self.data.label_issues.stop()
+        self.data.label_issues.set_data(folder, project.manifest_path, project.kept_labels)
+        self.data.label_next.set_data(folder)
 
     def show_runs(self) -> None:
-        """Refresh the Evaluate panel's run history from the project."""
-        self.evaluate.show_runs(
-            project_runs(self.project.runs), self.project.data_dir, self.project.manifest_path
-        )
+        """Run folders changed (a run ended, was resumed): every panel reads them again."""
+        self.state.runs_changed()
+
+    def run_for_suggestions(self) -> Path | None:
+        """The run Label next asks: the selected run when it has a best checkpoint, else the newest
+        that has one."""
+        chosen = self.state.selected_run
+        if chosen is not None and (chosen / files.CHECKPOINTS / files.BEST_WEIGHTS).is_file():
+            return chosen
+        return latest_restorable_run(self.project.runs)
 
     def clone_settings(self, settings) -> None:
         """Take a past run's settings as the current ones, then go to the Train panel."""
@@ -261,14 +307,6 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
     def _settings_changed(self) -> None:
         self._autosave.start()
 
-    def _data_folder_chosen(self, folder: str) -> None:
-        self.project.data_dir = folder
-        self._settings_changed()
-
-    def _report_ready(self, report) -> None:
-        self.statusBar().showMessage(f"{len(report.images)} images in {len(report.classes)} classes", 5000)
-        self.update_steps()
-
     def _backbone_chosen(self, spec, weights: str, image_size: int) -> None:
         plan = (
             self.project.settings.freeze
@@ -277,12 +315,11 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
         )
         self.layers.show_backbone(spec, image_size, plan)
         self._settings_changed()
-        self.update_steps()
 
     def _plan_changed(self, plan, head) -> None:
         self.train.show_plan(plan)
+        self.state.set_plan(plan if self.layers.model.choice is not None else None)
         self._settings_changed()
-        self.update_steps()
 
     def go_to(self, step: str) -> None:
         """Show a step's panel (a name of ``PANELS``)."""
@@ -290,15 +327,7 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
 
     def update_steps(self) -> None:
         """Tick the steps done in the list on the left; tell the Train panel what is missing."""
-        runs = self.project.runs
-        done = {
-            "Data": self.data.report is not None and self.data.report.usable,
-            "Backbone": self.backbone.spec is not None,
-            "Layers": self.layers.model.choice is not None,
-            "Train": any(r.get("status") == "completed" for r in runs),
-            "Evaluate": bool(runs),
-            "Export": bool(runs) and (Path(str(runs[-1]["run_dir"])) / files.EXPORT).is_dir(),
-        }
+        done = self.state.steps_done()
         for row, name in enumerate(PANELS):
             item = self.nav.item(row)
             item.setText(f"{name}  ✓" if done.get(name) else name)
@@ -309,8 +338,8 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
 
     def _rescan_data(self) -> None:
         """A relabel moved a file: the next run must train on the folder as it is now."""
-        if self.data.report is not None:
-            self.data.load(str(self.data.report.root))
+        if self.state.report is not None:
+            self.data.load(str(self.state.report.root))
 
     def _labels_kept(self, paths: list[str]) -> None:
         self.project.kept_labels = list(paths)

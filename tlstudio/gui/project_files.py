@@ -21,8 +21,19 @@ MAX_RECENT = 8
 class ProjectFiles:
     """Project-file actions of the main window."""
 
+    def training_blocks(self, action: str) -> bool:
+        """Whether a run is training (then the user is told: the run records its result in the
+        project it started from, so the project cannot be replaced under it)."""
+        if self.train.is_running():
+            QMessageBox.information(self, "Training is running", f"Stop training before {action}.")
+            return True
+        return False
+
     def new_project(self) -> None:
-        """Ask where the new project file goes, then start on the Data panel."""
+        """Ask where the new project file goes, then start on the Data panel with nothing of the
+        previous project."""
+        if self.training_blocks("starting a new project"):
+            return
         path, _ = QFileDialog.getSaveFileName(
             self, "New project", str(Path.home() / f"project{SUFFIX}"), f"TL Studio projects (*{SUFFIX})"
         )
@@ -33,8 +44,7 @@ class ProjectFiles:
 
     def open_project(self, path: str | None = None) -> None:
         """Open a project file (asks for one when ``path`` is None)."""
-        if self.train.is_running():  # the run records its result in the project it started from
-            QMessageBox.information(self, "Training is running", "Stop training before opening a project.")
+        if self.training_blocks("opening a project"):
             return
         if path is None:
             path, _ = QFileDialog.getOpenFileName(
@@ -66,6 +76,9 @@ class ProjectFiles:
         """A project on the bundled digits, kept in the app's data folder, with the bundled small
         CNN as its backbone (built here, offline) — it trains without any download."""
         from tlstudio.package_data import sample_copy
+
+        if self.training_blocks("opening the sample project"):
+            return
 
         folder = Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation))
         path = folder / f"sample{SUFFIX}"

@@ -34,6 +34,13 @@ def rank_job(report, names: list[str], weights: str, image_size: int | None, sto
     return rank_backbones(report, names, weights=weights, image_size=image_size, stop=stop, progress=say)
 
 
+INTRO = (
+    "Scores each candidate's frozen features of your training images: the accuracy a frozen-backbone "
+    "model would reach (cross-validated), k-NN and LogME. '=' marks candidates your data cannot tell "
+    "apart from the best. It predicts the frozen start, not the fine-tuned end."
+)
+
+
 class RankView(QGroupBox):
     """Candidates, *Rank on my data*, and the ranking; ``picked(name)`` on a double-click."""
 
@@ -55,11 +62,7 @@ class RankView(QGroupBox):
         self.cancel = QPushButton("Cancel")
         self.cancel.setEnabled(False)
         self.cancel.clicked.connect(self._cancel)
-        self.status = QLabel(
-            "Scores each candidate's frozen features of your training images: the accuracy a frozen-backbone "
-            "model would reach (cross-validated), k-NN and LogME. '=' marks candidates your data cannot tell "
-            "apart from the best. It predicts the frozen start, not the fine-tuned end."
-        )
+        self.status = QLabel(INTRO)
         self.status.setWordWrap(True)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -78,6 +81,16 @@ class RankView(QGroupBox):
         layout.addLayout(row)
         layout.addWidget(self.status)
         layout.addWidget(self.table)
+
+    def reset(self) -> None:
+        """Nothing of another data folder or project: its ranking (or the one under way) is dropped."""
+        if self.task is not None:
+            self._stop.set()
+            self.task.retire()
+            self.task = None
+        self._done()
+        self.table.setRowCount(0)
+        self.status.setText(INTRO)
 
     def names(self) -> list[str]:
         """The candidates as typed, in order, without repeats."""

@@ -144,6 +144,20 @@ class TrainPanel(QWidget):
         layout.addWidget(self.left_scroll)
         layout.addLayout(right, 1)
 
+    def reset(self) -> None:
+        """Nothing of a previous project's runs: curves, progress and messages cleared."""
+        if self.is_running():
+            return  # (the window refuses to replace a project while it trains)
+        self.curves.clear()
+        self.curves.redraw()
+        self.events_seen = 0
+        self.run_dir = None
+        self.phase.setText("Not started.")
+        self.speed.setText("")
+        self.message.setText("")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+
     # -- settings ------------------------------------------------------------------------------------
     def apply_to(self, settings: TrainSettings) -> TrainSettings:
         """Settings with this panel's values (``TrainForm``); the rest kept as it was."""
@@ -202,6 +216,7 @@ class TrainPanel(QWidget):
             self.device.setText(f"Device: {event.device}")
         elif isinstance(event, ev.PhaseStarted):
             self._phase_end = event.first_epoch + event.epochs
+            self.speed.setText("")  # (the probe's "Fitting…" line belongs to the phase before)
             self.curves.add_phase(event.first_epoch, event.phase)
             self.phase.setText(
                 f"Phase '{event.phase}': {event.description}, learning rate {event.learning_rate:g} — "

@@ -1,5 +1,6 @@
-"""The main window's runs: starting one (checked first), resuming one, the label check that needs the
-same things, and what the window does when a run ends."""
+"""The main window's runs: starting one (checked first, then recorded in the project before its first
+epoch), resuming one, the label check that needs the same things, and what the window does when a
+run ends."""
 
 from __future__ import annotations
 
@@ -21,10 +22,9 @@ class StartsRuns:
         if self.train.is_running():
             return
         problems = self.missing_steps()
-        if not problems and not all(
-            (Path(self.data.report.root) / r.path).is_file() for r in self.data.report.images
-        ):
-            self.data.load(str(self.data.report.root))  # files moved since the scan: scan again first
+        report = self.state.report
+        if not problems and not all((Path(report.root) / r.path).is_file() for r in report.images):
+            self.data.load(str(report.root))  # files moved since the scan: scan again first
             problems.append("wait for the data folder's new scan (files changed since it was scanned)")
         if problems:
             QMessageBox.information(self, "Not ready to train", "First " + " and ".join(problems) + ".")
@@ -39,45 +39,52 @@ class StartsRuns:
         self.save_project()
         self.go_to("Train")
         # The split of the report on screen, kept beside the project: no second scan while training.
-        manifest = make_split(self.data.report.images, SplitConfig.of(settings))
+        manifest = make_split(report.images, SplitConfig.of(settings))
         if self.project.manifest_path is not None:
             manifest.save(self.project.manifest_path)
-        self.train.run(settings, self.data.report.root, run_dir, manifest)
+        self.state.run_started(run_dir)  # in the project file before its first epoch: a crash keeps it
+        self.train.run(settings, report.root, run_dir, manifest)
 
     def missing_steps(self) -> list[str]:
-        """What a run still needs, in the words the Train panel shows."""
-        missing = []
-        if self.data.report is None or not self.data.report.usable:
-            missing.append("choose a usable data folder (Data panel)")
-        if self.backbone.spec is None:
-            missing.append("choose a backbone (Backbone panel)")
-        return missing
+        """What a run still needs, in the words the Train panel shows (the state's)."""
+        return self.state.missing_steps()
 
     def resume_run(self, record) -> None:
         """Continue an interrupted run of the project in its own folder, with its own settings."""
         if self.train.is_running():
             return
-        data_dir = run_status(record.run_dir).get("data_dir")
+        data_dir = run_status(record.run_dir).get("data_dir") or self.project.data_dir
+        if not data_dir or not Path(data_dir).is_dir():
+            QMessageBox.information(
+                self,
+                "Cannot resume",
+                f"The run's data folder {data_dir or '(not recorded)'} is not there: put it back, or "
+                f"resume from a terminal with: tlstudio train DATA_DIR --resume {record.run_dir}",
+            )
+            return
+        if not record.settings:
+            QMessageBox.information(
+                self, "Cannot resume", f"{record.run_dir} has no settings.json: it stopped before it began."
+            )
+            return
         self.go_to("Train")
+        self.state.run_started(record.run_dir)
         self.train.run(record.train_settings(), data_dir, record.run_dir, None, resume=True)
 
     def _check_labels(self) -> None:
         """The Data panel's label check: the project's backbone judges the scanned images."""
         problems = self.missing_steps()
-        if problems or self.data.report is None:
+        if problems or self.state.report is None:
             QMessageBox.information(
                 self, "Not ready to check labels", "First " + " and ".join(problems) + "."
             )
             return
-        self.data.label_issues.run_check(self.data.report, self.current_settings())
+        self.data.label_issues.run_check(self.state.report, self.current_settings())
 
     def _training_finished(self, result) -> None:
-        if result.primary:  # (a run refused before it claimed a folder left nothing to record)
-            self.project.record_run(result.run_dir, result.status, result.metrics)
-            self.save_project()
-            self.export.show_run(result.run_dir, result.status, result.metrics)
-            self.show_runs()
-            self.update_steps()
+        # (a run refused before it claimed a folder left nothing to record: it leaves the project)
+        self.save_project()
+        self.state.run_ended(result.run_dir, result.status, result.metrics, recorded=result.primary)
         if result.status == "failed":  # not modal: the window stays usable (and testable)
             self.error_box = QMessageBox(
                 QMessageBox.Icon.Warning,

@@ -99,11 +99,15 @@ def claim(run_dir: str | os.PathLike[str], *, overwrite: bool = False, resume: b
 
 
 def run_status(run_dir: str | os.PathLike[str]) -> dict:
-    """``run.json`` as it is, except that a "running" run whose process is gone is "interrupted"."""
+    """``run.json`` as it is, except that a "running" run whose process is gone is "interrupted";
+    a claimed folder without ``run.json`` yet is "running" while its process lives, else
+    "interrupted" ({} for a folder that is no run)."""
     run = Path(run_dir)
     try:
         data = json.loads((run / RUN_JSON).read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        if (run / LOCK).is_file():  # claimed, still building its model (or killed while it did)
+            return {"status": "running" if _held_by_live_process(run / LOCK) else "interrupted"}
         return {}
     if not isinstance(data, dict):  # not a run's record (hand-edited, or another program's file)
         return {}

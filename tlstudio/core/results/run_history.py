@@ -87,6 +87,41 @@ def project_runs(runs: list[dict[str, object]]) -> list[RunRecord]:
     return [load_run(r["run_dir"]) for r in runs if Path(str(r["run_dir"])).is_dir()]
 
 
+FINISHED_WITH_MODEL = ("completed", "stopped")  # statuses whose run folder holds a model worth using
+
+
+def best_run(records: list[RunRecord]) -> RunRecord | None:
+    """The run to act on when a person chose none: of the finished runs with a model, the best by
+    validation accuracy, then by validation loss, then the newest (never by test scores: choosing on
+    the test split would spend it).
+
+    Args:
+        records: a project's runs (``project_runs``), oldest first.
+
+    Returns:
+        That run, or None when no run finished with a model.
+    """
+    usable = [
+        (i, r)
+        for i, r in enumerate(records)
+        if r.status in FINISHED_WITH_MODEL and (r.run_dir / files.MODEL).is_file()
+    ]
+    if not usable:
+        return None
+
+    def key(item: tuple[int, RunRecord]) -> tuple[float, float, int]:
+        i, r = item
+        accuracy = r.metrics.get("val_accuracy")
+        loss = r.metrics.get("val_loss")
+        return (
+            float(accuracy) if isinstance(accuracy, (int, float)) else -1.0,
+            -float(loss) if isinstance(loss, (int, float)) else float("-inf"),
+            i,
+        )
+
+    return max(usable, key=key)[1]
+
+
 def latest_restorable_run(runs: list[dict[str, object]]) -> Path | None:
     """The newest of a project's runs that has a best checkpoint (what ``suggest`` needs), or None."""
     for run in reversed(runs):
