@@ -109,8 +109,9 @@ def test_a_run_killed_with_its_app_stays_in_the_project_and_resumes_in_the_app(
     assert evaluate.resume_button.isEnabled() and evaluate.resume_button.isVisibleTo(window)
     before = json.loads((run / files.CHECKPOINTS / "last.json").read_text())["epoch"]
     evaluate.resume_button.click()
-    assert window.train.is_running()
+    assert window.train.is_running() and f"(resuming {run.name}…)" in window.windowTitle()
     qtbot.waitUntil(lambda: not window.train.is_running(), timeout=300_000)
+    assert window.windowTitle() == "TL Studio — p" and window.state.task is None
     info = json.loads((run / files.RUN_JSON).read_text())
     assert info["status"] == "completed", info
     epochs = [e["epoch"] for e in json.loads((run / files.HISTORY).read_text())["epochs"]]

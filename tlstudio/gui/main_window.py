@@ -106,6 +106,7 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
         self.layers.plan_changed.connect(self._plan_changed)
         self.train.start_requested.connect(self.start_training)
         self.train.finished.connect(self._training_finished)
+        self.train.ended.connect(lambda: self.state.set_task(None))
         self.evaluate.baseline_requested.connect(lambda: self.start_training(baseline=True))
         self.evaluate.clone_requested.connect(self.clone_settings)
         self.evaluate.data_changed.connect(self._rescan_data)
@@ -119,6 +120,7 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
         self.data.label_next.waiting_for = lambda: self._tensorflow_missing("suggest")
         self.evaluate.resume_requested.connect(self.resume_run)
         self.state.subscribe("project", self._project_replaced)
+        self.state.subscribe("task", self._show_title)
         self.state.subscribe("data", self._data_changed)
         for aspect in ("project", "data", "backbone", "plan", "runs", "selected_run"):
             self.state.subscribe(aspect, self.update_steps)
@@ -222,7 +224,7 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
         """Every panel shows the state's new project (the panels that follow the state have already
         dropped the previous one)."""
         project = self.project
-        self.setWindowTitle(f"TL Studio — {project.name}")
+        self._show_title()
         for panel in (self.layers, self.train):
             panel.reset()
         self._show_data_folder()
@@ -240,6 +242,11 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
                 "select one in Evaluate and press Resume to continue it",
                 15000,
             )
+
+    def _show_title(self) -> None:
+        """The project's name, and the long job in flight."""
+        task = f" ({self.state.task}…)" if self.state.task else ""
+        self.setWindowTitle(f"TL Studio — {self.project.name}{task}")
 
     def _data_changed(self) -> None:
         """The data folder or its report changed: a folder of its own drops what the label views

@@ -24,8 +24,10 @@ class ProjectFiles:
     def training_blocks(self, action: str) -> bool:
         """Whether a run is training (then the user is told: the run records its result in the
         project it started from, so the project cannot be replaced under it)."""
-        if self.train.is_running():
-            QMessageBox.information(self, "Training is running", f"Stop training before {action}.")
+        if self.train.is_running() or self.state.task is not None:
+            QMessageBox.information(
+                self, "Training is running", f"Stop training ({self.state.task}) before {action}."
+            )
             return True
         return False
 

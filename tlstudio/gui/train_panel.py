@@ -62,6 +62,7 @@ class TrainPanel(QWidget):
 
     start_requested = Signal()
     finished = Signal(object)  # RunResult
+    ended = Signal()  # the session's thread is done, with a result or not (a crash)
     gpu_sampled = Signal(str)  # NVML's reading in words, from the sampler's thread
 
     def __init__(self, parent=None):
@@ -314,6 +315,7 @@ class TrainPanel(QWidget):
         self.phase.setText(f"Finished: {result.status}.")
         self.curves.redraw()
         self.finished.emit(result)
+        self.ended.emit()
 
     def _crashed(self, message: str) -> None:
         self._active = False
@@ -321,3 +323,4 @@ class TrainPanel(QWidget):
         self.start.setEnabled(True)
         self.stop.setEnabled(False)
         self.message.setText(f"<span style='color:#b00'>{message.splitlines()[0]}</span>")
+        self.ended.emit()

@@ -43,6 +43,7 @@ class StartsRuns:
         if self.project.manifest_path is not None:
             manifest.save(self.project.manifest_path)
         self.state.run_started(run_dir)  # in the project file before its first epoch: a crash keeps it
+        self.state.set_task("baseline training" if baseline else "training")
         self.train.run(settings, report.root, run_dir, manifest)
 
     def missing_steps(self) -> list[str]:
@@ -69,6 +70,7 @@ class StartsRuns:
             return
         self.go_to("Train")
         self.state.run_started(record.run_dir)
+        self.state.set_task(f"resuming {record.name}")
         self.train.run(record.train_settings(), data_dir, record.run_dir, None, resume=True)
 
     def _check_labels(self) -> None:
