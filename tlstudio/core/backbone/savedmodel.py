@@ -6,6 +6,9 @@ cannot be fine-tuned with Keras 3 optimizers (the SavedModel's variable names, s
 SavedModel with ``tf.saved_model.load`` and registers each of its variables as a Keras weight
 with a clean name that *shares the same storage* (the Keras variable's backing ``tf.Variable`` is
 the restored one), so the restored functions read exactly what the optimizer updates.
+
+Before it is used, the function the layer calls is read as a graph: one that writes or reads files or
+runs Python is refused (``graph_ops``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from tlstudio.core.backbone.graph_ops import check_functions, concrete_functions
 from tlstudio.core.backbone.sources import BackboneError, is_hub_handle
 
 
@@ -59,7 +63,8 @@ class SavedModelLayer(keras.layers.Layer):
             self._restored = tf.saved_model.load(self.folder)
         except Exception as err:
             raise BackboneError(f"could not load the SavedModel {self.folder}: {err}") from err
-        self._fn = _serving_function(self._restored, self.folder)
+        self._fn, traced = _serving_function(self._restored, self.folder)
+        check_functions(traced, f"the SavedModel backbone {self.folder}")
         variables = _variables_of(self._restored, self._fn)
         listed = getattr(self._restored, "trainable_variables", variables)
         trainable_ids = {id(v) for v in listed if v.trainable}
@@ -101,18 +106,19 @@ def savedmodel_backbone(path: str | os.PathLike[str], image_size: int, output_ke
 
 
 def _serving_function(restored, path: str):
-    """The SavedModel's entry point: ``__call__`` (TF Hub), ``serve`` (Keras export) or a signature."""
+    """The SavedModel's entry point: ``__call__`` (TF Hub), ``serve`` (Keras export) or a signature,
+    with the traced functions behind it (to read before it is called)."""
     if callable(restored):
-        return restored.__call__
+        return restored.__call__, concrete_functions(restored.__call__)
     for name in ("serve", "call"):
         fn = getattr(restored, name, None)
         if fn is not None:
-            return fn
+            return fn, concrete_functions(fn)
     signatures = getattr(restored, "signatures", {})
     if "serving_default" in signatures:
         signature = signatures["serving_default"]
         key = next(iter(signature.structured_input_signature[1]))
-        return lambda x: signature(**{key: x})
+        return (lambda x: signature(**{key: x})), [signature]
     raise BackboneError(f"{path} has no callable entry point (__call__, serve or serving_default)")
 
 

@@ -103,15 +103,22 @@ def finish_stopped(session: TrainingSession, started: float) -> RunResult:
     return complete(session, session.model, started, "stopped")
 
 
-def missing_weights(session: TrainingSession) -> RunResult | None:
-    """A failed result when the run's ImageNet weights are neither cached nor downloadable (checked
-    before the run folder is claimed, so no failed run is left behind); None when all is in place."""
-    from tlstudio.core.backbone.sources import BackboneError
+def refused_before_claim(session: TrainingSession) -> RunResult | None:
+    """A failed result when the run cannot use its backbone: ImageNet weights neither cached nor
+    downloadable, or a SavedModel backbone whose function reaches outside the model (files, Python).
+    Checked before the run folder is claimed, so no failed run is left behind and nothing of the
+    backbone runs; None when all is in place."""
+    from tlstudio.core.backbone.savedmodel import SavedModelLayer, resolve_hub_handle
+    from tlstudio.core.backbone.sources import BackboneError, is_hub_handle
     from tlstudio.core.backbone.weights import ensure_imagenet_weights
 
     s = session.settings
     try:
         ensure_imagenet_weights(s.backbone, s.weights, s.image_size)
+        folder = Path(s.backbone).expanduser()
+        if is_hub_handle(s.backbone) or (folder / "saved_model.pb").is_file():  # a SavedModel:
+            # loaded and its function read (not run), so an unsafe one is refused here
+            SavedModelLayer(str(resolve_hub_handle(s.backbone) if is_hub_handle(s.backbone) else folder))
     except BackboneError as err:
         session.emit(ev.RunFailed(str(session.run_dir), str(err), hint_for(err), None))
         return RunResult("failed", session.run_dir, error=str(err), primary=False)

@@ -123,7 +123,7 @@ class TrainingSession:
             message = message_for(err)
             self.emit(ev.RunFailed(str(self.run_dir), message, hint_for(err), None))
             return RunResult("failed", self.run_dir, error=message, primary=False)
-        if (refused := run_outcome.missing_weights(self)) is not None:  # before any folder is claimed
+        if (refused := run_outcome.refused_before_claim(self)) is not None:  # before any folder is claimed
             return refused
         self._use_worker_folder()
         try:
