@@ -39,6 +39,7 @@ from tlstudio.gui.state import AppState
 from tlstudio.gui.tf_loader import load_tensorflow
 from tlstudio.gui.theme import THEMES, apply_theme
 from tlstudio.gui.train_panel import TrainPanel
+from tlstudio.gui.try_panel import TryPanel
 from tlstudio.gui.window_closing import ClosesSafely
 from tlstudio.gui.window_runs import StartsRuns
 from tlstudio.gui.worker import Task
@@ -50,6 +51,7 @@ STEPS = (  # the workflow, in order, each with one of Qt's standard icons (they 
     ("Layers", "SP_FileDialogListView"),
     ("Train", "SP_MediaPlay"),
     ("Evaluate", "SP_FileDialogInfoView"),
+    ("Try it", "SP_MediaSeekForward"),
     ("Export", "SP_DialogSaveButton"),
 )
 PANELS = tuple(name for name, _ in STEPS)
@@ -71,6 +73,7 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
         self.train = TrainPanel()
         self.export = ExportPanel(state=self.state)
         self.evaluate = EvaluatePanel(state=self.state)
+        self.try_it = TryPanel(state=self.state)
         self.nav = QListWidget()
         self.nav.setObjectName("steps")
         self.nav.setFixedWidth(150)
@@ -82,6 +85,7 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
             self.layers,
             self.train,
             self.evaluate,
+            self.try_it,
             self.export,
         )
         for (name, icon), panel in zip(STEPS, panels, strict=True):
@@ -110,6 +114,7 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
         self.evaluate.baseline_requested.connect(lambda: self.start_training(baseline=True))
         self.evaluate.clone_requested.connect(self.clone_settings)
         self.evaluate.data_changed.connect(self._rescan_data)
+        self.try_it.data_changed.connect(self._rescan_data)
         self.data.label_issues.data_changed.connect(self._rescan_data)
         self.data.label_issues.kept_changed.connect(self._labels_kept)
         self.data.label_issues.check_requested.connect(self._check_labels)

@@ -39,6 +39,7 @@ class ClosesSafely:
             self.layers.task,
             self.export.task,
             self.evaluate.errors.task,
+            self.try_it.task,
             self.data.label_issues.task,
         ):
             if task is not None:

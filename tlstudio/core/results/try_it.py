@@ -1,0 +1,152 @@
+"""Try a run's model on your own images: the top classes, how far its confidence can be trusted, and
+where it looked (Grad-CAM), from one forward and backward pass per image.
+
+The confidence is the model's probability for its top class; the run says whether that probability
+was calibrated (temperature scaling on the validation split, baked into the model). Beside it stands
+what the test split says: of the test images the model was at least that sure of, how many it got
+right, with a 95 % interval.
+
+Example:
+    >>> tryout = Tryout(Path("runs/first"))  # doctest: +SKIP
+    >>> verdict = tryout.classify("photo.jpg")  # doctest: +SKIP
+    >>> verdict.top[0]  # doctest: +SKIP
+    ('cat', 0.93)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tlstudio.core.data.imagefile import ImageProblem, load_rgb
+from tlstudio.core.data.pipeline import load_for_model
+from tlstudio.core.results import run_folder as files
+from tlstudio.core.results.metrics import wilson_interval
+from tlstudio.core.results.run_history import read_json
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+@dataclass
+class Verdict:
+    """What the model says of one image (``error``: why it could not be read)."""
+
+    path: str
+    top: list[tuple[str, float]] = field(default_factory=list)
+    heat: np.ndarray | None = field(default=None, repr=False)  # Grad-CAM in [0, 1], None: no map
+    error: str = ""
+
+    @property
+    def label(self) -> str:
+        """The predicted class ("" when the image could not be read)."""
+        return self.top[0][0] if self.top else ""
+
+    @property
+    def confidence(self) -> float:
+        """The top class's probability (0 when the image could not be read)."""
+        return self.top[0][1] if self.top else 0.0
+
+
+@dataclass(frozen=True)
+class TestRecord:
+    """How often the model was right on the test split when at least this confident."""
+
+    right: int
+    total: int
+    low: float
+    high: float
+
+    def words(self, confidence: float) -> str:
+        """One phrase for the panel."""
+        if not self.total:
+            return f"no test image was predicted with confidence ≥ {confidence:.2f}"
+        return (
+            f"on the test split it was right on {self.right} of {self.total} images it was at least "
+            f"{confidence:.2f} sure of (95 % interval {self.low:.2f}–{self.high:.2f})"
+        )
+
+
+class Tryout:
+    """A run's classifier, ready to try images on (load once, then ``classify`` per image).
+
+    Args:
+        run_dir: a run folder with ``model.keras`` (a finished or stopped run).
+
+    Raises:
+        FileNotFoundError: the run has no model (it failed, or was interrupted: resume it first).
+    """
+
+    def __init__(self, run_dir: str | os.PathLike[str]):
+        from tlstudio.core.backbone.kerashub import load_model_file
+        from tlstudio.core.results.gradcam import GradCam, GradCamError
+
+        self.run_dir = Path(run_dir)
+        model_file = self.run_dir / files.MODEL
+        if not model_file.is_file():
+            raise FileNotFoundError(
+                f"{self.run_dir.name} has no model.keras: train it to the end (or resume it)"
+            )
+        self.labels = (self.run_dir / files.LABELS).read_text(encoding="utf-8").splitlines()
+        self.model = load_model_file(model_file)
+        self.image_size = int(self.model.inputs[0].shape[1])
+        metrics = read_json(self.run_dir / files.METRICS)
+        self.calibrated = "temperature" in metrics
+        self.predictions = read_json(self.run_dir / files.EVALUATION).get("predictions") or []
+        try:
+            self.cam: GradCam | None = GradCam(self.model)
+            self.cam_problem = ""
+        except GradCamError as err:
+            self.cam, self.cam_problem = None, str(err)
+
+    def classify(self, path: str | os.PathLike[str], top: int = 3) -> Verdict:
+        """The top classes (and the Grad-CAM map of the first) for one image file."""
+        try:
+            pixels = load_for_model(path, self.image_size)
+        except (ImageProblem, OSError) as err:
+            return Verdict(str(path), error=str(err))
+        probs = np.asarray(self.model(pixels[None].astype(np.float32), training=False))[0]
+        order = np.argsort(-probs)[:top]
+        heat = self.cam.heatmap(pixels, int(order[0]))[0] if self.cam is not None else None
+        return Verdict(str(path), [(self.labels[i], float(probs[i])) for i in order], heat)
+
+    def test_record(self, confidence: float) -> TestRecord:
+        """Right answers among the test images predicted at least this confidently."""
+        sure = [p for p in self.predictions if float(p.get("confidence", 0.0)) >= confidence]
+        right = sum(1 for p in sure if p.get("true") == p.get("predicted"))
+        low, high = wilson_interval(right, len(sure))
+        return TestRecord(right, len(sure), low, high)
+
+    def confidence_words(self, verdict: Verdict) -> str:
+        """The confidence, whether it was calibrated, and the test split's record at that level."""
+        how = (
+            "calibrated on the validation split"
+            if self.calibrated
+            else "not calibrated (turn on Calibrate for a calibrated probability)"
+        )
+        record = self.test_record(verdict.confidence).words(verdict.confidence)
+        return f"{verdict.label}: probability {verdict.confidence:.2f}, {how}; {record}"
+
+
+def overlay_for(path: str | os.PathLike[str], heat: np.ndarray, size: int = 320) -> np.ndarray:
+    """The image (at most ``size`` px on its long side) with the heat map blended over it."""
+    from PIL import Image
+
+    from tlstudio.core.results.gradcam import overlay
+
+    image = load_rgb(path)
+    image.thumbnail((size, size), Image.Resampling.BILINEAR)
+    return overlay(np.asarray(image, dtype=np.uint8), heat)
+
+
+def image_files(paths: list[str | os.PathLike[str]]) -> list[Path]:
+    """The image files among ``paths``, folders opened (their images, sorted, one level deep)."""
+    found: list[Path] = []
+    for given in map(Path, paths):
+        if given.is_dir():
+            found.extend(sorted(p for p in given.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES))
+        elif given.is_file():
+            found.append(given)
+    return found
