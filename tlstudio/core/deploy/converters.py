@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
+from tlstudio.core.deploy.exif import decode_upright
 from tlstudio.core.deploy.export import fit_to_size
 from tlstudio.core.results import run_folder as files
 
@@ -118,7 +119,9 @@ def _erfc_as_one_minus_erf(ctx, node, name, args):
 def serving_saved_model(model: keras.Model, path: Path, labels: list[str], image_size: int) -> None:
     """A SavedModel for TF Serving: ``serving_default`` / ``serving_uint8`` (pixels, any size),
     ``serving_bytes`` (encoded image files) and ``classify`` (the classify method: serialized
-    ``tf.Example`` with ``image/encoded`` → ``classes``, ``scores``).
+    ``tf.Example`` with ``image/encoded`` → ``classes``, ``scores``). Encoded images are decoded as
+    training decodes them: turned upright by their EXIF orientation (TF ops only, ``exif.py``), JPEGs
+    with the accurate DCT (Pillow's pixels).
 
     Not meant for the TFLite converter (decoding images and parsing examples are not builtin ops);
     the run's own ``saved_model/`` is the convertible one.
@@ -130,9 +133,8 @@ def serving_saved_model(model: keras.Model, path: Path, labels: list[str], image
 
     def decode(data):
         def one(encoded):
-            image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-            image.set_shape([None, None, 3])
-            return fit_to_size(image[None], image_size)[0]
+            # upright as training decodes it (EXIF orientation applied, Pillow's JPEG pixels)
+            return fit_to_size(decode_upright(encoded)[None], image_size)[0]
 
         return tf.map_fn(
             one, data, fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.float32)

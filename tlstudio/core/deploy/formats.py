@@ -6,7 +6,13 @@ is, the labels, the quantisation, the source run and the verification). The arte
 staged in a hidden folder, scored in a fresh process by its runtime alone (``runtime_check``) on the
 run's test images against the trained Keras model, and renamed into place only when it agrees
 (top-1 agreement ≥ ``min_agreement`` for float formats, accuracy drop ≤ ``max_accuracy_drop`` for
-quantised integer ones); otherwise nothing is left behind.
+quantised integer ones); otherwise nothing is left behind. A ``saved_model`` is also fed encoded
+files — JPEGs stored with every EXIF orientation (1–8, both byte orders), a JPEG and a PNG without
+EXIF, a PNG with an ``eXIf`` orientation — through ``serving_bytes`` and ``classify``, and must give
+what ``serving_default`` gives on the same files decoded as training decodes them (Pillow, EXIF
+orientation applied): the same top class for every file, probabilities within ``PNG_TOLERANCE``
+(lossless: only the orientation can differ) or ``JPEG_TOLERANCE`` (TF and Pillow decode JPEG
+identically here, but other builds of libjpeg may differ by a level or two).
 
 Formats: ``saved_model`` (for TF Serving: predict signatures plus ``classify`` with the classify
 method and ``serving_bytes`` taking encoded JPEG/PNG/GIF/BMP files), ``tflite`` (LiteRT; float32,
@@ -53,6 +59,16 @@ CALIBRATION_IMAGES = 300
 FEW_CALIBRATION_IMAGES = 200
 NEEDS = {"onnx": ("tf2onnx", "onnxruntime")}  # the tflite check falls back to tf.lite.Interpreter
 FILE_NAMES = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
+PNG_TOLERANCE = 1e-4  # the run export's own tolerance (export.TOLERANCE)
+JPEG_TOLERANCE = 1e-2
+# the encoded files a saved_model's serving_bytes and classify are checked on: (format, EXIF
+# orientation or None, EXIF byte order "<" II / ">" MM)
+ENCODED_PROBES = (
+    ("JPEG", None, ""),
+    *(("JPEG", o, ">" if o % 2 else "<") for o in range(1, 9)),
+    ("PNG", None, ""),
+    ("PNG", 6, ">"),
+)
 
 
 @dataclass
@@ -72,6 +88,8 @@ class Verification:
     per_class: dict[str, dict[str, float]] = field(default_factory=dict)
     passed: bool = True
     rule: str = ""
+    encoded_files: int = 0  # saved_model: encoded files fed to serving_bytes and classify
+    encoded_max_probability_difference: float = 0.0
 
 
 @dataclass
@@ -84,11 +102,18 @@ class DeployResult:
     verification: Verification | None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    exported_at: str | None = None  # when the artefact in ``folder`` was verified (ISO 8601, UTC)
+    previous: dict[str, object] | None = None  # this export failed; the earlier verified artefact stays
 
     @property
     def name(self) -> str:
         """``tflite-int8``, ``onnx``, ``saved_model``."""
         return self.format if self.quantize == "float32" else f"{self.format}-{self.quantize}"
+
+    @property
+    def status(self) -> str:
+        """``new`` (verified now), ``previous`` (failed now; an earlier verified one stays) or ``failed``."""
+        return "new" if self.error is None else "previous" if self.previous else "failed"
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready."""
@@ -100,6 +125,9 @@ class DeployResult:
             "verification": asdict(self.verification) if self.verification else None,
             "error": self.error,
             "warnings": self.warnings,
+            "status": self.status,
+            "exported_at": self.exported_at,
+            "previous": self.previous,
         }
 
 
@@ -164,6 +192,7 @@ def export_format(
     if missing:
         raise DeployError(f"{fmt} needs {', '.join(missing)}: pip install 'tlstudio[export]'")
     inputs = RunInputs.load(run_dir, data_dir)
+    inputs.test_images()  # read first: a data folder that is not there fails before any conversion
     target = Path(out) if out else inputs.run_dir / files.EXPORT / artefact_name(fmt, quantize)
     target.parent.mkdir(parents=True, exist_ok=True)
     _clean_leftovers(target.parent)
@@ -212,7 +241,13 @@ def verify(
     reference = inputs.reference_probabilities(images)
     with tempfile.TemporaryDirectory(prefix="tlstudio-check-") as tmp:
         npz, out = Path(tmp) / "images.npz", Path(tmp) / "out.json"
-        np.savez(npz, images=images)
+        arrays: dict[str, np.ndarray] = {"images": images}
+        probes: list[tuple[Path, str, np.ndarray]] = []
+        if fmt == "saved_model" and len(images):
+            probes = encoded_probes(images, Path(tmp))
+            arrays["encoded_paths"] = np.asarray([str(path) for path, _, _ in probes])
+            arrays |= {f"upright_{i}": pixels for i, (_, _, pixels) in enumerate(probes)}
+        np.savez(npz, **arrays)
         command = [sys.executable, "-m", "tlstudio.core.deploy.runtime_check", fmt, str(model_path)]
         returncode, stderr = _run_cancellable(
             [*command, str(npz), str(out)], stop, artefact_name(fmt, quantize)
@@ -244,6 +279,13 @@ def verify(
     else:
         passed = agreement >= min_agreement
         rule = f"top-1 agreement {agreement:.4f} (required ≥ {min_agreement:.4f})"
+    encoded_difference = 0.0
+    if probes:
+        encoded_passed, encoded_rule, encoded_difference = compare_encoded(
+            probes, measured.get("encoded", [])
+        )
+        passed = passed and encoded_passed
+        rule = f"{rule}; {encoded_rule}"
     return Verification(
         images=len(truth),
         agreement=agreement,
@@ -258,7 +300,85 @@ def verify(
         per_class=per_class,
         passed=passed,
         rule=rule,
+        encoded_files=len(probes),
+        encoded_max_probability_difference=encoded_difference,
     )
+
+
+_UNDO_ORIENTATION = {  # what turns an upright picture into the pixels a file of that orientation stores
+    2: "FLIP_LEFT_RIGHT",
+    3: "ROTATE_180",
+    4: "FLIP_TOP_BOTTOM",
+    5: "TRANSPOSE",
+    6: "ROTATE_90",
+    7: "TRANSVERSE",
+    8: "ROTATE_270",
+}
+
+
+def encoded_probes(images: np.ndarray, folder: Path) -> list[tuple[Path, str, np.ndarray]]:
+    """Write ``ENCODED_PROBES`` as files in ``folder`` from the run's test images (cropped to 3:4 so
+    a wrong rotation also changes the shape): each stored so that, with its EXIF orientation
+    applied, it shows the test image upright.
+
+    Returns:
+        (file, what it is, its pixels as training decodes them) per probe.
+    """
+    from PIL import Image
+
+    from tlstudio.core.data.imagefile import load_rgb
+
+    probes = []
+    for k, (fmt, orientation, endian) in enumerate(ENCODED_PROBES):
+        upright = Image.fromarray(images[k % len(images)])
+        upright = upright.crop((0, 0, upright.width, max(1, upright.height * 3 // 4)))
+        stored = upright
+        options: dict[str, object] = {"quality": 95} if fmt == "JPEG" else {}
+        if orientation is not None:
+            if orientation in _UNDO_ORIENTATION:
+                stored = upright.transpose(getattr(Image.Transpose, _UNDO_ORIENTATION[orientation]))
+            exif = Image.Exif()
+            exif.endian = endian
+            exif[0x0112] = orientation
+            options["exif"] = exif.tobytes()
+        path = folder / f"probe-{k}.{fmt.lower()}"
+        stored.save(path, fmt, **options)
+        what = f"{fmt} " + (
+            f"EXIF orientation {orientation} ({'II' if endian == '<' else 'MM'})"
+            if orientation
+            else "without EXIF"
+        )
+        probes.append((path, what, np.asarray(load_rgb(path), np.uint8)))
+    return probes
+
+
+def compare_encoded(
+    probes: list[tuple[Path, str, np.ndarray]], measured: list[dict]
+) -> tuple[bool, str, float]:
+    """Whether ``serving_bytes`` and ``classify`` gave, for every probe file, what
+    ``serving_default`` gave on its upright pixels; a rule saying so; the largest difference."""
+    if len(measured) != len(probes):
+        return False, f"serving_bytes: {len(measured)} results for {len(probes)} encoded files", float("inf")
+    wrong, worst = [], 0.0
+    for (path, what, _), result in zip(probes, measured, strict=True):
+        want = np.asarray(result["pixels"], np.float32)
+        allowed = JPEG_TOLERANCE if path.suffix == ".jpeg" else PNG_TOLERANCE
+        for entry in ("bytes", "classify"):
+            got = np.asarray(result[entry], np.float32)
+            difference = float(np.abs(got - want).max()) if got.shape == want.shape else float("inf")
+            worst = max(worst, difference)
+            if not (difference <= allowed and got.argmax() == want.argmax()):
+                name = "serving_bytes" if entry == "bytes" else "classify"
+                wrong.append(f"{name} on a {what} ({difference:.2g})")
+    if wrong:
+        return (
+            False,
+            f"encoded files disagree with serving_default on the pixels Pillow decodes (EXIF orientation "
+            f"applied): {', '.join(wrong[:4])}{' …' if len(wrong) > 4 else ''} — allowed: the same top "
+            f"class, probabilities within {JPEG_TOLERANCE:g} (JPEG) / {PNG_TOLERANCE:g} (PNG)",
+            worst,
+        )
+    return True, f"{len(probes)} encoded files (EXIF orientations 1–8) agree within {worst:.1g}", worst
 
 
 def _convert(inputs, fmt: str, quantize: str, path: Path, uint8_io: bool, warnings: list[str]) -> None:

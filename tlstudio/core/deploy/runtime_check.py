@@ -10,10 +10,17 @@ run, in milliseconds) and the throughput of batches of 32 (images per second).
 This module imports nothing of TL Studio and only the runtime it checks, so what it measures is what
 a user of that runtime gets. Quantised inputs and outputs (int8 / uint8) are quantised and
 dequantised with the tensor's own scale and zero point.
+
+For ``saved_model``, IMAGES.npz may also hold ``encoded_paths`` (image files: JPEGs with each EXIF
+orientation, PNGs) and ``upright_<i>`` (each file's pixels as training decodes them: Pillow, EXIF
+orientation applied). Each file then goes to ``serving_bytes`` and, inside a ``tf.Example``, to
+``classify``, and its upright pixels to ``serving_default``; OUT.json's ``encoded`` lists the three
+probability vectors per file, for the caller to compare.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -61,17 +68,53 @@ def onnx_runner(path: str) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: np.asarray(session.run(None, {name: x.astype(np.float32)})[0])
 
 
+@functools.cache
+def _load_saved_model(path: str):
+    import tensorflow as tf
+
+    return tf.saved_model.load(path)
+
+
 def saved_model_runner(path: str) -> Callable[[np.ndarray], np.ndarray]:
     """The same through plain TensorFlow and the ``serving_default`` signature."""
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(path)
-    signature = loaded.signatures["serving_default"]
+    signature = _load_saved_model(path).signatures["serving_default"]
     key = sorted(signature.structured_outputs)[0]
     return lambda x: signature(images=tf.constant(x, tf.float32))[key].numpy()
 
 
 RUNNERS = {"tflite": tflite_runner, "onnx": onnx_runner, "saved_model": saved_model_runner}
+
+
+def saved_model_encoded(path: str, files: list[str], uprights: list[np.ndarray]) -> list[dict]:
+    """Each encoded file through ``serving_bytes`` and ``classify``, its upright pixels through
+    ``serving_default``: ``{"bytes", "classify", "pixels"}`` probabilities per file."""
+    import tensorflow as tf
+
+    signatures = _load_saved_model(path).signatures
+    pixels = signatures["serving_default"]
+    key = sorted(pixels.structured_outputs)[0]
+    results = []
+    for file, upright in zip(files, uprights, strict=True):
+        with open(file, "rb") as f:
+            data = f.read()
+        example = tf.train.Example(
+            features=tf.train.Features(
+                feature={"image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[data]))}
+            )
+        )
+        from_bytes = signatures["serving_bytes"](image_bytes=tf.constant([data]))["probabilities"]
+        classified = signatures["classify"](inputs=tf.constant([example.SerializeToString()]))["scores"]
+        from_pixels = pixels(images=tf.constant(upright[None], tf.float32))[key]
+        results.append(
+            {
+                "bytes": from_bytes.numpy()[0].tolist(),
+                "classify": classified.numpy()[0].tolist(),
+                "pixels": from_pixels.numpy()[0].tolist(),
+            }
+        )
+    return results
 
 
 def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -91,8 +134,12 @@ def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
     return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
 
 
-def check(fmt: str, path: str, images: np.ndarray) -> dict:
-    """Probabilities, batch-1 latencies and batch-32 throughput of one artefact."""
+def check(
+    fmt: str, path: str, images: np.ndarray, encoded: tuple[list[str], list[np.ndarray]] | None = None
+) -> dict:
+    """Probabilities, batch-1 latencies and batch-32 throughput of one artefact (and, for a
+    SavedModel given ``encoded`` files and their upright pixels, what its encoded-image entry
+    points make of them)."""
     run = RUNNERS[fmt](path)
     x = images.astype(np.float32)
     probabilities = np.concatenate([run(x[i : i + 1]) for i in range(len(x))]) if len(x) else np.zeros((0, 0))
@@ -110,18 +157,25 @@ def check(fmt: str, path: str, images: np.ndarray) -> dict:
     for _ in range(THROUGHPUT_RUNS):
         run(batch)
     throughput = THROUGHPUT_BATCH * THROUGHPUT_RUNS / (time.perf_counter() - start)
-    return {
+    result = {
         "probabilities": probabilities.tolist(),
         "latency_ms": latencies,
         "throughput_images_per_second": throughput,
     }
+    if fmt == "saved_model" and encoded is not None:
+        result["encoded"] = saved_model_encoded(path, *encoded)
+    return result
 
 
 def main(argv: list[str]) -> int:
     fmt, path, images_file, out = argv
     with np.load(images_file) as data:
         images = data["images"]
-    result = check(fmt, path, images)
+        encoded = None
+        if "encoded_paths" in data:
+            paths = [str(p) for p in data["encoded_paths"]]
+            encoded = (paths, [data[f"upright_{i}"] for i in range(len(paths))])
+    result = check(fmt, path, images, encoded)
     with open(out, "w", encoding="utf-8") as f:
         json.dump(result, f)
     return 0
