@@ -15,6 +15,7 @@ from rich.table import Table
 
 from tlstudio.core import events as ev
 from tlstudio.core.results.metrics import headline
+from tlstudio.report_text import counted
 
 FINAL = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "test_macro_f1")
 
@@ -45,10 +46,10 @@ class ProgressPrinter:
         if not self.live:
             return
         self._bar = Progress(
-            TextColumn("  {task.description}"),
+            TextColumn("  {task.description}", markup=False),  # a step's text may name files
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
+            TextColumn("{task.fields[info]}", markup=False),
             TimeRemainingColumn(),
             console=self.console,
             transient=True,
@@ -63,7 +64,8 @@ class ProgressPrinter:
 
     def _on_RunStarted(self, e: ev.RunStarted) -> None:
         self._print(
-            f"Training {e.backbone} on {e.device}: {len(e.classes)} classes, {e.train_images} train / "
+            f"Training {e.backbone} on {e.device}: {counted(len(e.classes), 'class')}, "
+            f"{e.train_images} train / "
             f"{e.val_images} val / {e.test_images} test images at {e.image_size}×{e.image_size}"
         )
         self._print(f"Run folder: {e.run_dir}")

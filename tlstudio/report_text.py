@@ -1,13 +1,34 @@
-"""Plain-text rendering of the dataset doctor's report for the terminal."""
+"""Plain-text rendering of the dataset doctor's report for the terminal, and ``counted``: a number
+with its noun in the right number ("1 layer", "2 layers"), for the app and the CLI alike."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tlstudio.core.data.health import DatasetReport
-from tlstudio.core.data.split import SPLITS, Manifest
+if TYPE_CHECKING:  # (nothing heavy at import: the app's widgets import ``counted`` from here)
+    from tlstudio.core.data.health import DatasetReport
+    from tlstudio.core.data.split import Manifest
 
 _MAX_LISTED = 50
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and ``noun``, singular for exactly one.
+
+    Args:
+        n: how many.
+        noun: the singular ("layer", "usable image", "class").
+        plural: when adding "s" (or "es" after s, x, ch, sh) is wrong.
+
+    Example:
+        ``counted(1, "layer")`` is "1 layer"; ``counted(3, "class")`` is "3 classes".
+    """
+    if n == 1:
+        return f"{n} {noun}"
+    if plural is None:
+        plural = noun + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s")
+    return f"{n} {plural}"
 
 
 def format_report(
@@ -16,7 +37,8 @@ def format_report(
     """The report as aligned text a person can read top to bottom."""
     lines = [
         f"Dataset: {report.root}",
-        f"  {len(report.classes)} classes, {len(report.images)} usable images, {len(report.skipped)} skipped",
+        f"  {counted(len(report.classes), 'class')}, {counted(len(report.images), 'usable image')}, "
+        f"{len(report.skipped)} skipped",
         "",
     ]
     if report.classes:
@@ -48,7 +70,7 @@ def format_report(
         lines.append("  = " + "  ==  ".join(group.paths))
     if report.near_duplicates:
         lines.append(
-            f"Near-duplicates: {len(report.near_duplicates)} group(s) of look-alike files, "
+            f"Near-duplicates: {counted(len(report.near_duplicates), 'group')} of look-alike files, "
             "each kept in one split"
         )
     for group in report.near_duplicates[:_MAX_LISTED]:
@@ -57,12 +79,14 @@ def format_report(
             f"  {mark} " + "  ~  ".join(group.paths) + ("  (different labels)" if group.cross_class else "")
         )
     quality = [(q.path, ", ".join(q.reasons)) for q in report.quality_issues]
-    lines += _listed(f"Quality ({len(quality)} image(s) may be poor examples):", quality)
+    lines += _listed(f"Quality, possibly poor examples ({counted(len(quality), 'image')}):", quality)
     lines += _listed(f"Skipped ({len(report.skipped)}):", [(x.path, x.reason) for x in report.skipped])
     if report.warnings:
         lines += ["", "Warnings:"]
         lines += [f"  ! {w}" for w in report.warnings]
     if manifest is not None:
+        from tlstudio.core.data.split import SPLITS
+
         counts = manifest.counts()
         summary = " / ".join(f"{s} {sum(counts[s].values())}" for s in SPLITS)
         lines += [

@@ -8,6 +8,7 @@ import sys
 
 from tlstudio.cli.common import fail, quiet_tensorflow
 from tlstudio.core.results import run_folder as files
+from tlstudio.report_text import counted
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -39,7 +40,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(with_predictions=args.predictions), indent=2, ensure_ascii=False))
         return 0
     m = result.metrics
-    print(f"Accuracy {result.accuracy:.4f} on {result.num_images} images ({len(result.skipped)} skipped)")
+    print(
+        f"Accuracy {result.accuracy:.4f} on {counted(result.num_images, 'image')} "
+        f"({len(result.skipped)} skipped)"
+    )
     tops = ", ".join(f"top-{k} {v:.4f}" for k, v in m["top_k"].items() if k != "1")
     auc = m["auc"]["macro"]
     print(

@@ -6,6 +6,8 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPalette
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from tlstudio.report_text import counted
+
 BAR = QColor("#4c78a8")
 ROW = 18  # pixels per class
 
@@ -41,7 +43,7 @@ class ClassBars(QWidget):
             y = 2 + i * row
             if y + row > self.height():
                 painter.setPen(text)
-                painter.drawText(4, y + metrics.ascent(), f"… {len(self.counts) - i} more classes")
+                painter.drawText(4, y + metrics.ascent(), f"… {counted(len(self.counts) - i, 'more class')}")
                 break
             painter.setPen(text)
             label = metrics.elidedText(name, Qt.TextElideMode.ElideRight, label_width - 6)

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication, QListView
 
 from tlstudio.core.data.scan import in_folder
 from tlstudio.core.data.split import Manifest
+from tlstudio.report_text import counted
 
 THUMB = 96
 _ROOT = QModelIndex()
@@ -135,7 +136,7 @@ def summary_html(e: dict[str, object]) -> str:
     tops = ", ".join(f"top-{k} {v:.3f}" for k, v in e["top_k"].items() if k != "1")
     auc = e["auc"]["macro"]
     head = (
-        f"<p><b>Test accuracy {e['accuracy']:.3f}</b> on {e['num_images']} images "
+        f"<p><b>Test accuracy {e['accuracy']:.3f}</b> on {counted(e['num_images'], 'image')} "
         f"(95% interval {_interval(e['accuracy'], e['num_images'])})"
         + (f" · {tops}" if tops else "")
         + f" · macro F1 {e['averages']['macro']['f1']:.3f}"

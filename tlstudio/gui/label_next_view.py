@@ -27,6 +27,7 @@ from tlstudio.core.data import relabel
 from tlstudio.core.settings import SUGGEST_COUNT
 from tlstudio.gui.evaluate_models import GalleryModel, thumbnail_view
 from tlstudio.gui.worker import Task
+from tlstudio.report_text import counted
 
 
 def suggest_job(run_dir: Path, folder: Path, n: int, stop: threading.Event):
@@ -153,7 +154,7 @@ class LabelNextView(QWidget):
         self.classes.clear()
         self.classes.addItems(result.classes)
         self.confident = list(result.confident)
-        self.pseudo_button.setText(f"Pseudo-label {len(self.confident)} sure images…")
+        self.pseudo_button.setText(f"Pseudo-label {counted(len(self.confident), 'sure image')}…")
         self.model.set_items(items, self.folder)
         skipped = (
             f"; {len(result.skipped)} skipped (already labelled or unreadable)" if result.skipped else ""
@@ -211,9 +212,9 @@ class LabelNextView(QWidget):
         answer = QMessageBox.question(
             self,
             "Pseudo-label images?",
-            f"Copy {len(self.confident)} images the run is sure of into CLASS/pseudo-labels/ of your data "
-            "folder, each in the class the run gives it?\nTraining will use them; validation and test never "
-            "do. Undo (or deleting those folders) takes them out again.",
+            f"Copy {counted(len(self.confident), 'image')} the run is sure of into CLASS/pseudo-labels/ of "
+            "your data folder, each in the class the run gives it?\nTraining will use them; validation and "
+            "test never do. Undo (or deleting those folders) takes them out again.",
         )
         if answer == QMessageBox.StandardButton.Yes:
             self.pseudo_label()
@@ -232,7 +233,9 @@ class LabelNextView(QWidget):
         self.undo_stack.append((copies, [str(self.folder / s.path) for s in self.confident], None))
         self.confident = []
         self.pseudo_button.setText("Pseudo-label…")
-        self.title.setText(f"{len(copies)} pseudo-labelled images copied (training only). Train again.")
+        self.title.setText(
+            f"{counted(len(copies), 'pseudo-labelled image')} copied (training only). Train again."
+        )
         self._update_buttons()
         self.data_changed.emit()
 

@@ -1,23 +1,28 @@
 """``QAbstractItemModel`` over the core's layer tree: blocks with tri-state checkboxes, then layers.
 
 A checked layer is *trainable*; unchecked is frozen. Checking a block sets all of its layers.
-Learning-rate multipliers are edited in the block rows. The rules (BatchNorm, block states, totals,
-the plan the choice makes) are the core's ``FreezeChoice``; this model only shows and edits it.
+Learning-rate multipliers are edited in the block rows, with ``MultiplierDelegate``'s editor. The
+rules (BatchNorm, block states, totals, the plan the choice makes) are the core's ``FreezeChoice``;
+this model only shows and edits it.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, QSize, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics
+from PySide6.QtWidgets import QLineEdit, QStyle, QStyledItemDelegate, QWidget
 
 from tlstudio.core.backbone.freeze_choice import FreezeChoice
 from tlstudio.core.backbone.layer_tree import LayerTree, head_pooling
 from tlstudio.core.freeze_plan import FreezePlan
 from tlstudio.core.settings import HeadSettings, parse_dense_units
+from tlstudio.report_text import counted
 
 COLUMNS = ("Layer", "Type", "Output shape", "Parameters", "Trainable", "LR ×")
+MULTIPLIER_COLUMN = 5
+WIDEST_MULTIPLIER = "0.125"  # what the LR × editor must show whole
 HEAD_ROWS = ("pooling", "dropout", "dense layers", "predictions")
 _BLOCK = 0  # internal id of block rows; layer rows carry their block row + 1
 
@@ -168,7 +173,7 @@ class LayerTreeModel(QAbstractItemModel):
                 flags |= Qt.ItemFlag.ItemIsUserCheckable
             if layer is None:
                 flags |= Qt.ItemFlag.ItemIsAutoTristate
-        if index.column() == 5 and self._layer(index) is None:
+        if index.column() == MULTIPLIER_COLUMN and self._layer(index) is None:
             flags |= Qt.ItemFlag.ItemIsEditable
         return flags
 
@@ -185,7 +190,7 @@ class LayerTreeModel(QAbstractItemModel):
                 trainable = self.choice.trainable_params(block)
                 values = (
                     block.name,
-                    f"{len(block.layers)} layers",
+                    counted(len(block.layers), "layer"),
                     "",
                     f"{block.params:,}",
                     f"{trainable:,}",
@@ -226,7 +231,7 @@ class LayerTreeModel(QAbstractItemModel):
             names = [layer.name] if layer else [x.name for x in self.tree.blocks[index.row()].layers]
             self.set_trainable(names, trainable)
             return True
-        if role == Qt.ItemDataRole.EditRole and index.column() == 5 and layer is None:
+        if role == Qt.ItemDataRole.EditRole and index.column() == MULTIPLIER_COLUMN and layer is None:
             try:
                 multiplier = float(value)
             except (TypeError, ValueError):
@@ -249,7 +254,7 @@ class LayerTreeModel(QAbstractItemModel):
     def _head_data(self, index: Index, role: int):
         if index.internalId() == _BLOCK:
             if role == Qt.ItemDataRole.DisplayRole:
-                return ("head (new)", f"{len(HEAD_ROWS)} layers", "", "", "always", "1")[index.column()]
+                return ("head (new)", counted(len(HEAD_ROWS), "layer"), "", "", "always", "1")[index.column()]
             if role == Qt.ItemDataRole.FontRole:
                 font = QFont()
                 font.setBold(True)
@@ -314,3 +319,35 @@ class LayerTreeModel(QAbstractItemModel):
                 self.index(0, 0, parent), self.index(len(block.layers) - 1, len(COLUMNS) - 1, parent)
             )
         self.changed.emit()
+
+
+class MultiplierDelegate(QStyledItemDelegate):
+    """The LR × column's editor, wide enough for a value like 0.125 (the column's own width comes
+    from its header and its values, "1" mostly: the editor was two characters wide)."""
+
+    def editor_width(self, widget: QWidget) -> int:
+        """Pixels a line edit in ``widget``'s font needs to show ``WIDEST_MULTIPLIER`` and a cursor."""
+        metrics = QFontMetrics(widget.font())
+        frame = widget.style().pixelMetric(QStyle.PixelMetric.PM_DefaultFrameWidth, None, widget)
+        # QLineEdit's own horizontal margin is 2 px a side; one average character more for the cursor
+        return metrics.horizontalAdvance(WIDEST_MULTIPLIER) + metrics.averageCharWidth() + 2 * (frame + 2)
+
+    def createEditor(self, parent, option, index) -> QLineEdit:
+        # (Qt's own editor widens as one types, but not past the view's edge, where this column is)
+        editor = QLineEdit(parent)
+        editor.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        editor.setMinimumWidth(self.editor_width(editor))
+        return editor
+
+    def updateEditorGeometry(self, editor, option, index) -> None:
+        super().updateEditorGeometry(editor, option, index)  # (at least its minimum width, from the left)
+        rect = editor.geometry()
+        if rect.right() > option.rect.right():  # grown to the right, out of view: grow leftwards instead
+            rect.moveRight(option.rect.right())
+            editor.setGeometry(rect)
+
+    def sizeHint(self, option, index) -> QSize:
+        hint = super().sizeHint(option, index)
+        if index.flags() & Qt.ItemFlag.ItemIsEditable and isinstance(option.widget, QWidget):
+            hint.setWidth(max(hint.width(), self.editor_width(option.widget)))
+        return hint

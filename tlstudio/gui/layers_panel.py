@@ -25,8 +25,9 @@ from PySide6.QtWidgets import (
 from tlstudio.core.backbone.layer_tree import LayerTree, head_pooling
 from tlstudio.core.freeze_plan import FreezePlan
 from tlstudio.core.settings import HeadSettings, TrainSettings, parse_dense_units
-from tlstudio.gui.layer_tree import LayerTreeModel
+from tlstudio.gui.layer_tree import MULTIPLIER_COLUMN, LayerTreeModel, MultiplierDelegate
 from tlstudio.gui.worker import Task
+from tlstudio.report_text import counted
 
 # What a head that does not pool starts with, in words (``head_pooling``'s other answers)
 HEAD_STARTS = {"class token": "the class token", "none": "the backbone's pooled output"}
@@ -59,6 +60,7 @@ class LayersPanel(QWidget):
         self.model.head_changed.connect(self._head_edited_in_tree)
         self.view = QTreeView()
         self.view.setModel(self.model)
+        self.view.setItemDelegateForColumn(MULTIPLIER_COLUMN, MultiplierDelegate(self.view))
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)  # shift-click ranges
         self.view.setAlternatingRowColors(True)
         self.view.header().setStretchLastSection(False)
@@ -165,7 +167,8 @@ class LayersPanel(QWidget):
         self.view.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self._show_head_pooling(head_pooling("avg", tree.output_rank, tree.class_token))
         self.status.setText(
-            f"<b>{tree.name}</b>: {len(tree.blocks)} blocks, {len(tree.layers)} layers. "
+            f"<b>{tree.name}</b>: {counted(len(tree.blocks), 'block')}, "
+            f"{counted(len(tree.layers), 'layer')}. "
             "Tick what trains; right-click for 'freeze up to here'; double-click LR × to set "
             "a block's learning-rate multiplier."
         )
