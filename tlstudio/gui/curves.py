@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QLabel, QSizePolicy
 REDRAW_MS = 100
 SMOOTHING = 0.9  # exponential moving average of the per-batch loss
 LIGHT = ("#ffffff", "#222222")  # (background, text and lines) of the figure: the theme's
+PHASE_LABEL_ROW = 12  # points between the rows of phase labels, under the top of the loss plot
 
 
 class _Renderer(QObject):
@@ -30,7 +31,8 @@ class _Renderer(QObject):
         super().__init__()
         self.figure = None  # built on first use, in the renderer thread: matplotlib (about 0.5 s to
         # import) stays off the path to the window's first paint
-        self.phase_artists: list = []
+        self.phase_artists: list = []  # the dashed lines
+        self.phase_labels: list = []  # their names, at the top of the loss plot
         self.colors = None
         self.lock = threading.Lock()  # render() from this thread, or render_now() from the GUI thread
         self.jobs: queue.Queue = queue.Queue()
@@ -130,18 +132,18 @@ class _Renderer(QObject):
             ]
             self.lines[key].set_data(*(zip(*points, strict=True) if points else ([], [])))
         self.placeholder.set_visible(not batches and not epochs)
-        for artist in self.phase_artists:
+        for artist in self.phase_artists + self.phase_labels:
             artist.remove()
-        self.phase_artists = []
+        self.phase_artists, self.phase_labels = [], []
         for x, name in phases:
             for ax in (self.ax_loss, self.ax_acc, self.ax_lr):
                 self.phase_artists.append(ax.axvline(x, color="#888", ls="--", lw=1))
-            self.phase_artists.append(
+            self.phase_labels.append(
                 self.ax_loss.annotate(
                     name,
                     (x, 1),
                     xycoords=("data", "axes fraction"),
-                    xytext=(3, -12),
+                    xytext=(3, -PHASE_LABEL_ROW),
                     textcoords="offset points",
                     fontsize=8,
                     color="#888",  # readable on a light and a dark figure
@@ -169,10 +171,24 @@ class _Renderer(QObject):
         if rates and max(rates) < 1.5 * min(rates):  # a flat rate: a readable decade around it
             self.ax_lr.set_ylim(min(rates) / 3, max(rates) * 3)
         self.figure.align_ylabels()
+        self._stagger_phase_labels()  # (once the limits are final: they place the labels)
         self.canvas.draw()
         buffer = self.canvas.buffer_rgba()
         image = QImage(bytes(buffer), buffer.shape[1], buffer.shape[0], QImage.Format.Format_RGBA8888)
         return image.copy()
+
+    def _stagger_phase_labels(self) -> None:
+        """Move each phase label down a row until it overlaps no earlier one: short phases (a probe
+        of one epoch before fine-tuning) put their labels a few pixels apart."""
+        renderer = self.canvas.get_renderer()
+        placed = []
+        for label in self.phase_labels:
+            for row in range(len(placed) + 1):  # a free row always exists among these
+                label.xyann = (3, -PHASE_LABEL_ROW * (row + 1))
+                box = label.get_window_extent(renderer)
+                if not any(box.overlaps(other) for other in placed):
+                    break
+            placed.append(box)
 
     def stop(self) -> None:
         """End the thread."""
