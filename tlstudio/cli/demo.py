@@ -15,13 +15,25 @@ from tlstudio.core.settings import SEED, TEST_FRACTION, VAL_FRACTION
 def run_demo(args: argparse.Namespace) -> int:
     import tempfile
 
+    with tempfile.TemporaryDirectory(prefix="tlstudio-demo-") as split_dir:
+        return _demo(args, Path(split_dir))
+
+
+def backbone_folder(out: Path) -> Path:
+    """Where the demo keeps its backbone: beside the run folder ``out`` (``runs/demo-backbone/`` for
+    ``runs/demo``), not in it (claiming a run folder empties it: it holds one run's files only) nor in
+    the system's temp folder (gone later, while the run's settings still name the file)."""
+    out = Path(out).resolve()
+    return out.with_name(f"{out.name}-backbone")
+
+
+def _demo(args: argparse.Namespace, split_dir: Path) -> int:
     from tlstudio.package_data import sample_dataset
 
     data = sample_dataset()
     print(f"TL Studio demo on the bundled sample dataset: {data}\n")
-    # the split goes beside, not into, the run folder: a run folder holds one run's files only
-    beside = Path(tempfile.mkdtemp(prefix="tlstudio-demo-"))
-    manifest_path = beside / files.MANIFEST
+    # the split goes beside, not into, the run folder (the run keeps its own copy of it)
+    manifest_path = split_dir / files.MANIFEST
     code = run_inspect(
         argparse.Namespace(
             data_dir=data,
@@ -39,7 +51,7 @@ def run_demo(args: argparse.Namespace) -> int:
     quiet_tensorflow()
     from tlstudio.core.data.sample import sample_settings
 
-    settings = sample_settings(demo_backbone(beside))
+    settings = sample_settings(demo_backbone(backbone_folder(args.out)))
     code = run_training(
         settings, data, args.out, manifest_path, overwrite=True
     )  # a new demo replaces the last
