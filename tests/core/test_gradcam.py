@@ -58,3 +58,49 @@ def test_a_vector_only_backbone_is_refused_with_a_reason():
     model = build_classifier(keras.Model(inputs, keras.layers.Dense(4)(x), name="backbone"), 2, 32)
     with pytest.raises(GradCamError, match="no convolutional feature map"):
         GradCam(model)
+
+
+def nested_red_detector(tmp_path, levels: int = 1) -> keras.Model:
+    """A classifier whose backbone is a saved classifier's ``model.keras`` (a model in a model),
+    ``levels`` times over; each head's class 0 weight on the redness channel is positive."""
+    model = red_detector()
+    for level in range(levels):
+        path = tmp_path / f"level{level}.keras"
+        model.save(path)
+        backbone = build_backbone(resolve_backbone(str(path)), weights="imagenet", image_size=32)
+        model = build_classifier(backbone, 2, 32)
+        model.get_layer("predictions").set_weights(
+            [np.array([[4.0, -4.0]], np.float32), np.zeros(2, np.float32)]
+        )
+    return model
+
+
+@pytest.mark.parametrize("levels", [1, 2])
+def test_a_trained_runs_model_as_backbone_has_its_feature_map_found_inside(tmp_path, levels):
+    image = np.full((32, 32, 3), 40, np.uint8)
+    image[20:28, 4:12] = (250, 10, 10)
+    expected, _, _ = GradCam(red_detector()).heatmap(image)
+    model = nested_red_detector(tmp_path, levels)
+    backbone = model.get_layer("backbone")
+    assert any(isinstance(layer, keras.Model) for layer in backbone.layers)  # really nested
+    assert last_feature_map_layer(backbone).name == "redness"
+    for m in (model, _saved_and_loaded(model, tmp_path / "outer.keras")):
+        cam = GradCam(m)
+        assert cam.layer_name == "redness" and cam.layer_path.count("/") == levels + 1
+        heat, index, prob = cam.heatmap(image)
+        assert heat.shape == (32, 32) and index == 0 and prob > 0.5
+        np.testing.assert_allclose(heat, expected, atol=1e-5)
+
+
+def test_a_named_layer_is_found_in_a_nested_model(tmp_path):
+    model = nested_red_detector(tmp_path)
+    assert GradCam(model, layer_name="redness").layer_name == "redness"
+    with pytest.raises(GradCamError, match="no layer named 'nowhere'"):
+        GradCam(model, layer_name="nowhere")
+
+
+def _saved_and_loaded(model: keras.Model, path) -> keras.Model:
+    from tlstudio.core.backbone.kerashub import load_model_file
+
+    model.save(path)
+    return load_model_file(path)

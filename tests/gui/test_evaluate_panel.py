@@ -202,3 +202,25 @@ def test_the_curves_rescale_once_points_arrive(qtbot):
     assert renderer.ax_loss.get_ylim()[1] >= 3.0  # a loss above 1 is on the plot
     assert renderer.ax_lr.get_xlim()[1] >= 6  # every epoch is on the plot
     renderer.stop()
+
+
+def test_grad_cam_of_a_run_whose_backbone_was_an_earlier_runs_model(qtbot, run):
+    """The run's model.keras nests the earlier run's classifier (a model in a model): Grad-CAM
+    finds the feature map inside it instead of failing."""
+    from tlstudio.core.backbone.registry import build_backbone, resolve_backbone
+
+    data, manifest_path, run_dir, _ = run
+    earlier = run_dir.parent / "earlier.keras"
+    (run_dir / "model.keras").rename(earlier)
+    backbone = build_backbone(resolve_backbone(str(earlier)), weights="imagenet", image_size=32)
+    build_classifier(backbone, 3, 32).save(run_dir / "model.keras")
+    panel = EvaluatePanel()
+    qtbot.addWidget(panel)
+    panel.show_runs([load_run(run_dir)], str(data), manifest_path)
+    errors = panel.errors
+    errors.gallery.setCurrentIndex(errors.gallery_model.index(0))
+    errors.cam_button.click()
+    qtbot.waitUntil(lambda: not errors.task.is_running(), timeout=60_000)
+    qtbot.waitUntil(lambda: not errors.preview.pixmap().isNull(), timeout=5000)
+    assert errors.preview.pixmap().width() == 256, errors.preview.text()
+    assert "Grad-CAM for" in errors.preview.toolTip()

@@ -3,7 +3,9 @@
 Works on a TL Studio classifier (preprocessing layers → nested ``backbone`` → head), trained in
 this process or reloaded from a run's ``model.keras``. The feature map is the output of the last
 layer of the backbone whose output is a 4-D map (the last convolution block, as the Keras Grad-CAM
-example uses); its channels are weighted by the pooled gradients of the class score.
+example uses), found inside nested models too (a run's ``model.keras`` used as the backbone of
+another run holds the first run's backbone); its channels are weighted by the pooled gradients of
+the class score.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tlstudio.core.backbone.classifier import apply_chain
 from tlstudio.core.backbone.kerashub import load_model_file
 from tlstudio.core.results import run_folder as files
 
@@ -21,39 +22,107 @@ class GradCamError(Exception):
     """The model has no convolutional feature map to explain."""
 
 
-def last_feature_map_layer(backbone: keras.Model) -> keras.layers.Layer:
-    """The last layer of ``backbone`` with a 4-D output (a nested model counts as one layer)."""
-    for layer in reversed(backbone.layers):
+def _sublayers(layer) -> list:
+    """The layers of a nested model (Functional or Sequential) in call order; [] for a plain layer."""
+    return list(getattr(layer, "layers", None) or []) if isinstance(layer, keras.Model) else []
+
+
+def _feature_map_path(model: keras.Model, layer_name: str | None = None) -> list[keras.layers.Layer] | None:
+    """The chain of nested layers from ``model`` down to its feature-map layer: the one named
+    ``layer_name``, else the last layer with a 4-D output, searched inside nested models first."""
+    for layer in reversed(_sublayers(model)):
         if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if inner := _feature_map_path(layer, layer_name):
+            return [layer, *inner]
+        if layer_name is not None:
+            if layer.name == layer_name:
+                return [layer]
             continue
         try:
             shape = layer.output.shape
         except (AttributeError, ValueError):  # layers called more than once, or never
             continue
         if len(shape) == 4 and min(int(shape[1] or 0), int(shape[2] or 0)) >= 1:
-            return layer
-    raise GradCamError(
-        f"no convolutional feature map found in {backbone.name}: Grad-CAM needs a layer with a 2-D "
-        "spatial output (a SavedModel/Hub backbone that returns only a vector has none)"
-    )
+            return [layer]
+    return None
+
+
+def last_feature_map_layer(backbone: keras.Model) -> keras.layers.Layer:
+    """The last layer of ``backbone`` with a 4-D output. A model nested in it (a trained run's
+    ``model.keras`` used as a backbone holds the earlier run's backbone) is searched inside, so the
+    layer may lie several models deep.
+
+    Raises:
+        GradCamError: when no layer has a spatial output.
+    """
+    path = _feature_map_path(backbone)
+    if path is None:
+        raise GradCamError(
+            f"no convolutional feature map found in {backbone.name}: Grad-CAM needs a layer with a 2-D "
+            "spatial output (a SavedModel/Hub backbone that returns only a vector has none)"
+        )
+    return path[-1]
+
+
+def _call_tapped(model: keras.Model, inputs, path: list, taps: list):
+    """Run ``model`` on ``inputs`` in inference mode, layer by layer through its graph, going into
+    the nested models of ``path`` the same way, and append the output of ``path[-1]`` to ``taps``.
+
+    A nested model's ``output`` is a tensor of its own graph, not of the model that calls it, so a
+    feature map inside a nested model is reached by running the graphs around it. (Rebuilding one
+    flat ``keras.Model`` instead fails on the names that nested TL Studio models share, such as
+    ``head_dropout``.)
+    """
+    head, rest = path[0], path[1:]
+
+    def operation(op):
+        if op is head and rest:
+            return lambda x, *args, **kwargs: _call_tapped(op, x, rest, taps)
+
+        def call(*args, **kwargs):
+            if "training" in getattr(op, "_call_context_args", ()):
+                kwargs["training"] = False
+            out = op(*args, **kwargs)
+            if op is head:
+                taps.append(out)
+            return out
+
+        return call
+
+    if isinstance(model, keras.Sequential):
+        x = inputs
+        for layer in model.layers:
+            x = operation(layer)(x)
+        return x
+    return model._run_through_graph(inputs, operation_fn=operation)
 
 
 class GradCam:
-    """Heat maps for one classifier; building it once makes each map one forward/backward pass."""
+    """Heat maps for one classifier: one forward pass with the feature map kept, one backward."""
 
     def __init__(self, model: keras.Model, layer_name: str | None = None):
         try:
             backbone = model.get_layer("backbone")
         except ValueError as err:
             raise GradCamError("the model has no layer named 'backbone' (not a TL Studio model)") from err
-        target = backbone.get_layer(layer_name) if layer_name else last_feature_map_layer(backbone)
-        self.layer_name = target.name
-        probe = keras.Model(backbone.inputs, [target.output, backbone.output])
-        position = model.layers.index(backbone)
-        inputs = keras.Input(model.inputs[0].shape[1:])
-        feature_map, x = probe(apply_chain(model.layers[1:position], inputs))
-        self.image_size = int(inputs.shape[1])
-        self._model = keras.Model(inputs, [feature_map, apply_chain(model.layers[position + 1 :], x)])
+        path = _feature_map_path(backbone, layer_name)
+        if path is None:
+            if layer_name:
+                raise GradCamError(f"no layer named {layer_name!r} in {backbone.name}")
+            last_feature_map_layer(backbone)  # raises with the reason
+        self.layer_name = path[-1].name
+        self.layer_path = "/".join(layer.name for layer in [backbone, *path])
+        self.image_size = int(model.inputs[0].shape[1])
+        self._classifier = model
+        self._path = [backbone, *path]
+
+    def _forward(self, x) -> tuple[tf.Tensor, tf.Tensor]:
+        taps: list = []
+        probs = _call_tapped(self._classifier, x, self._path, taps)
+        if not taps:
+            raise GradCamError(f"the feature map {self.layer_path} is not on the way to the model's output")
+        return taps[0], probs
 
     def heatmap(self, pixels: np.ndarray, class_index: int | None = None) -> tuple[np.ndarray, int, float]:
         """Heat map in [0, 1] at the feature map's resolution for one image (uint8 or float pixels
@@ -61,7 +130,7 @@ class GradCam:
         probability."""
         x = tf.constant(np.asarray(pixels, dtype=np.float32)[None])
         with tf.GradientTape() as tape:
-            feature_map, probs = self._model(x, training=False)
+            feature_map, probs = self._forward(x)
             index = int(tf.argmax(probs[0])) if class_index is None else int(class_index)
             score = probs[:, index]
         grads = tape.gradient(score, feature_map)
