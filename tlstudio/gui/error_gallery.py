@@ -1,16 +1,20 @@
 """The error gallery of the Evaluate panel: a run's misclassified (or chosen) test images as
 thumbnails, moving a file to its right class with undo, and Grad-CAM of the selected image.
 
-Grad-CAM loads the run's ``model.keras`` once, in a worker task; the panel stays responsive.
+A run's images are read from the data folder its ``run.json`` records (the project's data folder
+when it records none, or when the file is not there any more); an image found in neither shows a
+placeholder that says so. Grad-CAM loads the run's ``model.keras`` once, in a worker task; the
+panel stays responsive.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QImage, QPixmap
+from PySide6.QtGui import QColor, QDesktopServices, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -25,8 +29,9 @@ from tlstudio.core.data import relabel
 from tlstudio.core.data.scan import in_folder
 from tlstudio.core.data.split import Manifest
 from tlstudio.core.results.metrics import cell_predictions, ordered_errors
-from tlstudio.gui.evaluate_models import GalleryModel, manifest_at, thumbnail_view
-from tlstudio.gui.worker import Task
+from tlstudio.core.results.run_folder import run_status
+from tlstudio.gui.evaluate_models import THUMB, GalleryModel, manifest_at, thumbnail_view
+from tlstudio.gui.worker import Task, reason
 
 ORDERS = {
     "Most confidently wrong": "confidently_wrong",
@@ -52,6 +57,62 @@ def gradcam_job(run_dir: Path, image_path: Path, class_name: str):
     return overlay(load_for_model(image_path, 256), heat), prob
 
 
+NOT_FOUND = "image not found"
+UNREADABLE = "image unreadable"
+CAM_HINT = "Select an image, then Grad-CAM."
+
+
+def placeholder(text: str, size: int = THUMB) -> QPixmap:
+    """A grey square that says what is missing instead of an image."""
+    image = QImage(size, size, QImage.Format.Format_RGB32)
+    image.fill(QColor("#9a9a9a"))
+    painter = QPainter(image)
+    painter.setPen(QColor("#ffffff"))
+    painter.drawText(image.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, text)
+    painter.end()
+    return QPixmap.fromImage(image)
+
+
+def thumbnail(path: Path | None, size: int = THUMB) -> QPixmap:
+    """The image at ``path`` scaled to fit ``size``², or a placeholder saying why there is none
+    (never an unfilled image)."""
+    if path is None:
+        return placeholder(NOT_FOUND, size)
+    image = QImage(str(path))
+    if image.isNull():
+        return placeholder(UNREADABLE, size)
+    return QPixmap.fromImage(
+        image.scaled(
+            size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        )
+    )
+
+
+class RunGalleryModel(GalleryModel):
+    """The gallery's items, each thumbnail read from where ``locate(relative path)`` finds it."""
+
+    def __init__(self, locate: Callable[[str], Path | None]) -> None:
+        super().__init__()
+        self.locate = locate
+        self._pixmaps: dict[str, QPixmap] = {}
+
+    def forget_thumbnails(self) -> None:
+        """Drop the thumbnails read so far (another run: the same relative path may be another file)."""
+        self._pixmaps.clear()
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        value = super().data(index, role)
+        missing = role == Qt.ItemDataRole.ToolTipRole and value is not None
+        if missing and self.locate(str(self.items[index.row()]["path"])) is None:
+            value += f"\n({NOT_FOUND} in the run's or the project's data folder)"
+        return value
+
+    def _thumb(self, rel: str) -> QPixmap:
+        if rel not in self._pixmaps:
+            self._pixmaps[rel] = thumbnail(self.locate(rel))
+        return self._pixmaps[rel]
+
+
 class ErrorGallery(QWidget):
     """Thumbnails of one run's test images with the actions on them; ``data_changed`` after a move."""
 
@@ -60,21 +121,24 @@ class ErrorGallery(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.run_dir: Path | None = None
-        self.data_dir: Path | None = None
+        self.data_dir: Path | None = None  # the project's: moves happen there
+        self.run_data_dir: Path | None = None  # the run's, as its run.json records it
         self.manifest_path: Path | None = None
         self.predictions: list[dict] = []
         self.undo_stack: list[tuple[relabel.Move, int]] = []
         self.task: Task | None = None
-        self.gallery_model = GalleryModel()
+        self.gallery_model = RunGalleryModel(self.image_path)
         self.gallery = thumbnail_view(self.gallery_model)
-        self.gallery.selectionModel().currentChanged.connect(lambda *_: self._update_buttons())
+        self.gallery.selectionModel().currentChanged.connect(lambda *_: self._selection_changed())
         self.gallery_title = QLabel("Gallery")
         self.order = QComboBox()
         self.order.addItems(list(ORDERS))
         self.order.activated.connect(lambda _: self.show_errors())
         self.order.setToolTip("Which images the gallery shows, and in which order")
         self.target = QComboBox()
-        self.target.setToolTip("The class that 'Move to class' moves the selected image to")
+        self.target.setToolTip(
+            "The class that 'Move to class' moves the selected image to (the predicted class at first)"
+        )
         self.move_button = QPushButton("← Move to class")
         self.move_button.setToolTip("Move the selected image's file into the class chosen on the left")
         self.move_button.clicked.connect(lambda: self.confirm_move(self.target.currentText()))
@@ -86,8 +150,10 @@ class ErrorGallery(QWidget):
         self.cam_button = QPushButton("Grad-CAM")
         self.cam_button.setToolTip("Where the model looks for the predicted class")
         self.cam_button.clicked.connect(self.show_gradcam)
-        self.preview = QLabel("Select an image, then Grad-CAM.")
+        self.preview = QLabel(CAM_HINT)
         self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setWordWrap(True)  # a long error message is shown whole, never clipped
+        self.preview.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.preview.setMinimumSize(200, 200)
 
         tools = QGridLayout()
@@ -105,27 +171,82 @@ class ErrorGallery(QWidget):
 
     def set_data(self, data_dir: Path | None, manifest_path: Path | None) -> None:
         """The project's data folder and split file (a move updates both)."""
+        if data_dir != self.data_dir:
+            self.gallery_model.forget_thumbnails()
         self.data_dir, self.manifest_path = data_dir, manifest_path
 
-    def show_run(self, run_dir: Path, labels: list[str], predictions: list[dict]) -> None:
-        """A run's test predictions: its errors, most confidently wrong first."""
+    def show_run(
+        self, run_dir: Path, labels: list[str], predictions: list[dict], data_dir: Path | None = None
+    ) -> None:
+        """A run's test predictions: its errors, most confidently wrong first.
+
+        Args:
+            run_dir: the run's folder (its model for Grad-CAM, its run.json for its data folder).
+            labels: the run's classes.
+            predictions: its test predictions (path relative to its data folder, true, predicted,
+                confidence).
+            data_dir: the folder the paths are relative to; by default the one ``run.json`` records.
+        """
         self.run_dir, self.predictions = run_dir, list(predictions)
+        if data_dir is None and self.predictions:
+            recorded = run_status(run_dir).get("data_dir")
+            data_dir = Path(recorded) if isinstance(recorded, str) and recorded else None
+        self.run_data_dir = data_dir
+        self.gallery_model.forget_thumbnails()
         self.target.clear()
         self.target.addItems(labels)
         self.show_errors()
 
     def show_cell(self, true: str, predicted: str) -> None:
-        """The images behind one confusion-matrix cell."""
+        """The images behind one confusion-matrix cell: wrong predictions most confident first,
+        right ones (a diagonal cell) least confident first — the closest to being wrong."""
         items = cell_predictions(self.predictions, true, predicted)
-        self.gallery_title.setText(f"<b>True {true}, predicted {predicted}</b>: {len(items)} image(s)")
-        self.gallery_model.set_items(items, self.data_dir)
-        self._update_buttons()
+        wrong = true != predicted
+        items.sort(key=lambda p: -float(p["confidence"]) if wrong else float(p["confidence"]))
+        order = "most confident first" if wrong else "least confident first"
+        self._show_items(items, f"<b>True {true}, predicted {predicted}</b>: {len(items)} image(s), {order}")
 
     def show_errors(self) -> None:
         """The error gallery in the chosen order."""
         items = ordered_errors(self.predictions, ORDERS[self.order.currentText()])
-        self.gallery_title.setText(f"<b>{self.order.currentText()}</b>: {len(items)} image(s)")
+        self._show_items(items, f"<b>{self.order.currentText()}</b>: {len(items)} image(s)")
+
+    def _show_items(self, items: list[dict], title: str) -> None:
+        self.gallery_title.setText(title)
         self.gallery_model.set_items(items, self.data_dir)
+        self._selection_changed()
+
+    def image_path(self, rel: str) -> Path | None:
+        """The file of a prediction's relative path: in the run's data folder, else the project's
+        (None when neither has it)."""
+        for root in (self.run_data_dir, self.data_dir):
+            if root is not None and (path := in_folder(root, rel)).is_file():
+                return path
+        return None
+
+    def _movable(self, rel: str) -> bool:
+        """Whether the image is a file of the project's data folder (only those are moved)."""
+        path = self.image_path(rel)
+        return (
+            self.data_dir is not None
+            and path is not None
+            and path.resolve() == in_folder(self.data_dir, rel).resolve()
+        )
+
+    def _selection_changed(self) -> None:
+        """A new image selected (or none): the Grad-CAM of the previous one goes (one still
+        computing is dropped), and 'Move to class' offers the image's predicted class."""
+        if self.task is not None:
+            self.task.retire()  # (kept: closing the window waits for its thread)
+        self.cam_button.setText("Grad-CAM")
+        self.preview.clear()
+        self.preview.setText(CAM_HINT)
+        self.preview.setToolTip("")
+        current = self._current()
+        if current is not None:
+            predicted = str(current[1]["predicted"])
+            if self.target.findText(predicted) >= 0:
+                self.target.setCurrentText(predicted)
         self._update_buttons()
 
     def _current(self) -> tuple[int, dict[str, object]] | None:
@@ -152,6 +273,12 @@ class ErrorGallery(QWidget):
         if current is None or self.data_dir is None:
             return
         row, item = current
+        if not self._movable(str(item["path"])):
+            self.gallery_title.setText(
+                "<span style='color:#b00'>Not moved: the image is not in the project's data folder "
+                "(the run was trained on another folder)</span>"
+            )
+            return
         manifest = self._manifest()
         try:
             move, _ = relabel.move_to_class(
@@ -201,21 +328,32 @@ class ErrorGallery(QWidget):
             self._cam_finished("Grad-CAM cancelled.")
             return
         current = self._current()
-        if current is None or self.run_dir is None or self.data_dir is None:
+        if current is None or self.run_dir is None:
             return
         _, item = current
-        path = in_folder(self.data_dir, str(item["path"]))
+        path = self.image_path(str(item["path"]))
+        if path is None:
+            self._cam_finished(f"Grad-CAM: {NOT_FOUND}: {item['path']}")
+            return
         self.preview.setText("Computing Grad-CAM…")
+        self.preview.setToolTip("")
         self.cam_button.setText("Cancel Grad-CAM")
-        self.task = Task(lambda: gradcam_job(self.run_dir, path, str(item["predicted"])))
+        run_dir = self.run_dir
+        self.task = Task(lambda: gradcam_job(run_dir, path, str(item["predicted"])))
         self.task.done.connect(lambda result: self._show_overlay(result, item))
-        self.task.failed.connect(lambda msg: self._cam_finished("Grad-CAM: " + msg.splitlines()[0]))
+        self.task.failed.connect(self._cam_failed)
         self.task.start()
+
+    def _cam_failed(self, message: str) -> None:
+        """The error's own words in full (the label wraps them), the traceback in the tooltip."""
+        self._cam_finished(f"Grad-CAM failed: {reason(message)}")
+        self.preview.setToolTip(message)
 
     def _cam_finished(self, text: str | None = None) -> None:
         self.cam_button.setText("Grad-CAM")
         if text is not None:
-            self.preview.setText(text)
+            # a break opportunity after each path separator: a long path wraps instead of clipping
+            self.preview.setText(text.replace("/", "/\u200b").replace("\\", "\\\u200b"))
 
     def _show_overlay(self, result, item) -> None:
         self._cam_finished()
@@ -227,12 +365,19 @@ class ErrorGallery(QWidget):
 
     def _open_folder(self) -> None:
         current = self._current()
-        if current is not None and self.data_dir is not None:
-            folder = in_folder(self.data_dir, str(current[1]["path"])).parent
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        if current is not None and (path := self.image_path(str(current[1]["path"]))) is not None:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(path.parent)))
 
     def _update_buttons(self) -> None:
-        has_image = self.gallery.currentIndex().isValid()
-        for button in (self.move_button, self.folder_button, self.cam_button):
-            button.setEnabled(has_image)
+        current = self._current()
+        found = current is not None and self.image_path(str(current[1]["path"])) is not None
+        for button in (self.folder_button, self.cam_button):
+            button.setEnabled(found)
+        movable = current is not None and self._movable(str(current[1]["path"]))
+        self.move_button.setEnabled(movable)
+        self.move_button.setToolTip(
+            "Move the selected image's file into the class chosen on the left"
+            if movable or current is None
+            else "Only images in the project's data folder can be moved: this run's are elsewhere"
+        )
         self.undo_button.setEnabled(bool(self.undo_stack))
