@@ -119,16 +119,52 @@ def run_export(args: argparse.Namespace) -> int:
         if args.format == "all":
             return fail("export", str(err), 1)
         results = [DeployResult(args.format, args.quantize, None, None, error=str(err))]
+    except OSError as err:  # one format: nothing was put in place, the earlier artefact stays
+        if args.format == "all":
+            raise
+        error = f"could not be written: {err}; nothing was put in place"
+        results = [DeployResult(args.format, args.quantize, None, None, error=error)]
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     else:
         print_table(results)
-    return 1 if any(r.error for r in results) else 0
+    failed = [r for r in results if r.error]
+    if failed:
+        return fail("export", failure_line(results), 1)
+    return 0
+
+
+def failure_line(results) -> str:
+    """One line: how many artefacts failed, the first reason, and which earlier ones stay."""
+    failed = [r for r in results if r.error]
+    reasons = list(dict.fromkeys(_reason(r) for r in failed))
+    first = reasons[0] if len(failed) > 1 and len(reasons) == 1 else failed[0].error.split(" — ")[0]
+    line = f"{len(failed)} of {len(results)} not exported: {first}"
+    if len(reasons) > 1:
+        line += f" (and {len(reasons) - 1} other reason{'s' if len(reasons) > 2 else ''}: see above)"
+    kept: dict[str, list[str]] = {}  # by the time they were exported
+    for r in failed:
+        if r.previous:
+            kept.setdefault(str(r.exported_at), []).append(r.name)
+    if kept:
+        names = "; ".join(f"{', '.join(names)} (exported {when})" for when, names in kept.items())
+        line += f"; the previous verified artefacts stay in place: {names}"
+    return line
+
+
+def _reason(r) -> str:
+    """A result's error without its name in front and without what stays (said apart)."""
+    text = r.error.split(" — the previous verified")[0]
+    for prefix in (f"{r.name}: ", f"{r.name} "):
+        if text.startswith(prefix):
+            return text[len(prefix) :]
+    return text
 
 
 def print_table(results) -> None:
     """The formats side by side."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="Exports, each checked in its own runtime on the run's test images")
@@ -145,23 +181,49 @@ def print_table(results) -> None:
         table.add_column(column, justify="left" if column in ("format", "folder") else "right")
     for r in results:
         v = r.verification
-        if v is None:
-            table.add_row(r.name, "—", "—", "—", "—", "—", "—", f"[red]not written: {r.error}[/red]")
+        if v is None and r.previous:  # failed now: the earlier verified artefact stays, said so
+            v = _previous_verification(r.previous)
+            why = escape(_reason(r))
+            when = escape(str(r.exported_at))
+            where = f"{escape(str(r.folder))} [yellow](previous, {when}; now: {why})[/yellow]"
+        elif v is None:  # the error may hold brackets (pip install 'tlstudio[export]'): escaped
+            table.add_row(
+                escape(r.name), "—", "—", "—", "—", "—", "—", f"[red]not written: {escape(r.error)}[/red]"
+            )
             continue
+        else:
+            where = escape(str(r.folder)) + (" [green](new)[/green]" if r.exported_at else "")
         table.add_row(
-            r.name,
+            escape(r.name),
             f"{v.agreement:.1%}",
             f"{v.accuracy:.3f} ({v.accuracy_change:+.3f})",
             f"{v.max_probability_difference:.4f}",
             f"{v.latency_ms_median:.2f} ({v.latency_ms_p95:.2f})",
             f"{v.throughput_images_per_second:,.0f}",
             _size(v.size_bytes),
-            str(r.folder),
+            where,
         )
     Console(file=sys.stdout, width=200).print(table)
     for r in results:
         for warning in r.warnings:
             print(f"note ({r.name}): {warning}")
+
+
+def _previous_verification(previous: dict):
+    from types import SimpleNamespace
+
+    keys = (
+        "agreement",
+        "accuracy",
+        "accuracy_change",
+        "max_probability_difference",
+        "latency_ms_median",
+        "latency_ms_p95",
+        "throughput_images_per_second",
+        "size_bytes",
+    )
+    found = previous.get("verification") or {}
+    return SimpleNamespace(**{k: found.get(k, 0) or 0 for k in keys})
 
 
 def _size(n: int) -> str:

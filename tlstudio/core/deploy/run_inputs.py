@@ -28,8 +28,10 @@ class RunInputs:
     image_size: int
     backbone: str
     preprocessing: str
-    data_dir: Path | None
+    data_dir: Path | None  # None when no folder is known or the known one is not there now
     manifest_path: Path | None
+    recorded_data_dir: Path | None = None  # the folder run.json records (or --data gave), there or not
+    data_given: bool = False  # the folder came from --data, not from run.json
 
     @classmethod
     def load(
@@ -51,7 +53,10 @@ class RunInputs:
         info = {}
         if (run / files.RUN_JSON).is_file():
             info = json.loads((run / files.RUN_JSON).read_text(encoding="utf-8"))
-        data = Path(data_dir) if data_dir else (Path(info["data_dir"]) if info.get("data_dir") else None)
+        recorded = info.get("data_dir") if isinstance(info, dict) else None
+        data = Path(data_dir) if data_dir else (Path(recorded) if recorded else None)
+        if data is not None and not data.is_absolute() and not data.is_dir() and (run / data).is_dir():
+            data = run / data  # a relative path written by hand: read from the run folder
         settings = meta.get("settings") or {}
         return cls(
             run_dir=run,
@@ -61,6 +66,25 @@ class RunInputs:
             preprocessing=str(settings.get("preprocessing") or "as the backbone needs"),
             data_dir=data if data and data.is_dir() else None,
             manifest_path=run / files.MANIFEST if (run / files.MANIFEST).is_file() else None,
+            recorded_data_dir=data,
+            data_given=bool(data_dir),
+        )
+
+    def data_problem(self) -> str | None:
+        """Why the run's images cannot be read for a check (before any conversion), or None."""
+        if self.manifest_path is None:
+            return f"the run has no {files.MANIFEST} (its split): there are no images to verify the export on"
+        if self.data_dir is not None:
+            return None
+        if self.recorded_data_dir is None:
+            return (
+                f"no images to verify the export on: {files.RUN_JSON} records no data folder; "
+                "give it with --data DIR"
+            )
+        where = "given with --data" if self.data_given else f"recorded in {files.RUN_JSON}"
+        return (
+            f"no images to verify the export on: the run's data folder {self.recorded_data_dir} "
+            f"({where}) is not there now; give its new place with --data DIR"
         )
 
     @cached_property
@@ -100,11 +124,14 @@ class RunInputs:
 
     @cached_property
     def _test(self) -> tuple[np.ndarray, np.ndarray]:
+        problem = self.data_problem()
+        if problem:
+            raise DeployError(problem)
         images, truth = self._load(self._entries("test", "val", "train"))
         if not len(images):
             raise DeployError(
-                f"no images to verify the export on: the run's data folder "
-                f"({self.data_dir or 'not recorded'}) is not there; give it with --data DIR"
+                f"no images to verify the export on: none of the run's {files.MANIFEST} images could be "
+                f"read under its data folder {self.data_dir}; give the right one with --data DIR"
             )
         return images, truth
 
@@ -113,7 +140,14 @@ class RunInputs:
         return self._test
 
     def calibration_images(self, limit: int) -> np.ndarray:
-        """Up to ``limit`` training images (int8 calibration)."""
+        """Up to ``limit`` training images (int8 calibration).
+
+        Raises:
+            DeployError: the data folder is not there (calibrating on nothing is no int8 model).
+        """
+        problem = self.data_problem()
+        if problem:
+            raise DeployError(problem)
         images, _ = self._load(self._entries("train", "val", "test"), limit)
         return images
 
