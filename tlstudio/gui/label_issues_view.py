@@ -2,7 +2,8 @@
 contradict (``core.training.label_issues``), each with the class they look like; *Move to* that class
 or *Keep* the label, both undoable. Kept images are remembered in the project and not shown again.
 
-The check runs in a worker task (features of every image, then a 5-fold probe) and can be cancelled.
+The check runs in a worker task (features of every image, then a 5-fold probe) with a progress bar
+that says the step in words, and can be cancelled: it stops at its next batch of images (or probe fit).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMessageBox,
+    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
+from tlstudio.core import events as ev
 from tlstudio.core.data import relabel
 from tlstudio.core.data.split import Manifest
 from tlstudio.core.settings import TrainSettings
@@ -28,14 +31,30 @@ from tlstudio.gui.evaluate_models import GalleryModel, manifest_at, thumbnail_vi
 from tlstudio.gui.worker import Task
 
 
-def check_labels_job(report, settings: TrainSettings, stop: threading.Event):
+def check_labels_job(
+    report,
+    settings: TrainSettings,
+    stop: threading.Event,
+    on_event: Callable[[ev.Working], None] | None = None,
+):
     """Worker job: the likely label errors and the off-distribution images of a scanned folder,
-    judged by the project's backbone."""
+    judged by the project's backbone; ``on_event`` is told each step (``Working`` events)."""
     from tlstudio.core.training.label_issues import check_labels
 
     return check_labels(
-        report, settings.backbone, weights=settings.weights, image_size=settings.image_size, stop=stop
+        report,
+        settings.backbone,
+        weights=settings.weights,
+        image_size=settings.image_size,
+        stop=stop,
+        on_event=on_event,
     )
+
+
+TITLE = (
+    "Which images look like another class? The project's backbone judges each image with a "
+    "probe that never saw it (about a minute for a few hundred images on a CPU)."
+)
 
 
 class LabelIssuesView(QWidget):
@@ -54,20 +73,23 @@ class LabelIssuesView(QWidget):
         self.kept: set[str] = set()
         self.undo_stack: list[tuple[str, object, dict]] = []  # ("move", Move, item) or ("keep", path, item)
         self.task: Task | None = None
+        self._retired = False  # the task was dropped for new data: its end is not shown
         self._stop = threading.Event()
         self.model = GalleryModel()
         self.list = thumbnail_view(self.model)
         self.list.selectionModel().currentChanged.connect(lambda *_: self._update_buttons())
-        self.title = QLabel(
-            "Which images look like another class? The project's backbone judges each image with a "
-            "probe that never saw it (about a minute for a few hundred images on a CPU)."
-        )
+        self.title = QLabel(TITLE)
         self.title.setWordWrap(True)
         self.check = QPushButton("Check labels")
         self.check.clicked.connect(self.check_requested)
         self.cancel = QPushButton("Cancel")
+        self.cancel.setToolTip("Stops at the next batch of images")
         self.cancel.setEnabled(False)
         self.cancel.clicked.connect(self.stop)
+        self.step = QLabel("")  # the step under way, in words
+        self.step.setWordWrap(True)
+        self.progress = QProgressBar()
+        self.progress.setFormat("%v / %m")
         self.move_button = QPushButton("Move to the suggested class")
         self.move_button.clicked.connect(self.confirm_move)
         self.keep_button = QPushButton("Keep the label")
@@ -82,35 +104,73 @@ class LabelIssuesView(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addLayout(row)
+        layout.addWidget(self.step)
+        layout.addWidget(self.progress)
         layout.addWidget(self.list, 1)
+        self._show_running(False)
         self._update_buttons()
 
     def set_data(self, data_dir: Path | None, manifest_path: Path | None, kept: list[str]) -> None:
-        """The project's data folder, split file and kept images (a new project: nothing shown)."""
+        """The project's data folder, split file and kept images (a new project: nothing shown; a
+        check under way is stopped and its result dropped)."""
+        if self.task is not None and self.task.is_running() and not self._retired:
+            self._stop.set()
+            self.task.retire()  # (kept in ``task`` until it ends, so the window can wait for it)
+            self._retired = True
+            self.title.setText(TITLE)
+        self._show_running(False)
         self.data_dir, self.manifest_path, self.kept = data_dir, manifest_path, set(kept)
         self.undo_stack.clear()
         self.model.set_items([], data_dir)
         self._update_buttons()
 
     def run_check(self, report, settings: TrainSettings, on_done: Callable[[], None] | None = None) -> None:
-        """Check the labels of ``report``'s images with ``settings``' backbone, in a worker."""
-        if self.task is not None and self.task.is_running():
+        """Check the labels of ``report``'s images with ``settings``' backbone, in a worker; the bar
+        follows its steps."""
+        if self.task is not None and self.task.is_running() and not self._retired:
             return
         self._stop = threading.Event()
-        self.cancel.clicked.disconnect()
-        self.cancel.clicked.connect(self.stop)
+        self._retired = False
         stop = self._stop
         self.title.setText(f"Checking {len(report.images)} labels with {Path(settings.backbone).name}…")
-        self.task = Task(lambda: check_labels_job(report, settings, stop))
+        self.step.setText("Loading the backbone…")
+        self.progress.setRange(0, 0)  # busy until the first count
+        self.task = Task(lambda task: check_labels_job(report, settings, stop, task.report), with_report=True)
+        self.task.event.connect(self._progress)
         self.task.done.connect(self.show_issues)
         self.task.failed.connect(self._failed)
-        self.check.setEnabled(False)
-        self.cancel.setEnabled(True)
+        if on_done is not None:
+            self.task.done.connect(lambda _: on_done())
+        self._show_running(True)
         self.task.start()
 
     def stop(self) -> None:
-        """Cancel a running check (it stops at its next batch of images)."""
+        """Cancel a running check: it stops at its next batch of images, and says so at once."""
         self._stop.set()
+        if self.cancel.isEnabled():
+            self.cancel.setEnabled(False)
+            self.step.setText("Cancelling (at the next batch of images)…")
+
+    def _progress(self, event) -> None:
+        """A ``Working`` event of the check: the step in words, done of total on the bar."""
+        if not isinstance(event, ev.Working) or self._stop.is_set():
+            return
+        self.step.setText(f"{event.step[0].upper()}{event.step[1:]}…")
+        if event.total:
+            self.progress.setRange(0, event.total)
+            self.progress.setValue(event.done)
+        else:
+            self.progress.setRange(0, 0)  # busy: a step that does not count
+
+    def _show_running(self, running: bool) -> None:
+        self.check.setEnabled(not running)
+        self.cancel.setEnabled(running)
+        self.step.setVisible(running)
+        self.progress.setVisible(running)
+        if not running:
+            self.step.setText("")
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
 
     def show_issues(self, found) -> None:
         """The issues, most likely first, without the images kept before; the off-distribution images
@@ -138,17 +198,17 @@ class LabelIssuesView(QWidget):
             if shown
             else "No possible label errors: every label agrees with the backbone's judgement."
         )
-        self.check.setEnabled(True)
-        self.cancel.setEnabled(False)
+        self._show_running(False)
         self._update_buttons()
 
     def _failed(self, message: str) -> None:
         first = message.splitlines()[0] if message else "failed"
         self.title.setText(
-            "Label check cancelled." if "cancelled" in first else f"<span style='color:#b00'>{first}</span>"
+            "Label check cancelled."
+            if first.startswith("InterruptedError")
+            else f"<span style='color:#b00'>{first}</span>"
         )
-        self.check.setEnabled(True)
-        self.cancel.setEnabled(False)
+        self._show_running(False)
 
     def _current(self) -> dict | None:
         index = self.list.currentIndex()

@@ -16,13 +16,16 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from tlstudio.core import events as ev
 from tlstudio.core.backbone.classifier import build_classifier
 from tlstudio.core.backbone.registry import build_backbone, input_size_of, resolve_backbone
 from tlstudio.core.data.health import DatasetReport
 from tlstudio.core.data.pipeline import make_dataset
 from tlstudio.core.data.split import ManifestEntry
 from tlstudio.core.settings import SEED
+from tlstudio.core.training.callbacks import StopRequested
 from tlstudio.core.training.feature_cache import feature_extractor
+from tlstudio.core.training.interrupt import FirstBatchInterrupt
 from tlstudio.core.training.probe import fit_probe, stratified_folds
 
 FOLDS = 5
@@ -112,6 +115,7 @@ def image_features(
     stop: threading.Event | None = None,
     images: list | None = None,
     facts: dict[str, object] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Pooled features of every usable image of a scanned folder, in ``report.images`` order.
 
@@ -124,6 +128,7 @@ def image_features(
         stop: set to cancel (``InterruptedError``).
         images: only these of the report's images (e.g. a split's training images), in this order.
         facts: filled with the backbone's ``parameters`` and the ``image_size`` used.
+        progress: called with (images done, images in all) after each batch.
 
     Returns:
         (features (n, d), labels (n,) as class indices, classes).
@@ -141,13 +146,28 @@ def image_features(
     chosen = report.images if images is None else images
     entries = [ManifestEntry(r.path, r.sha256, r.label, "train") for r in chosen]
     dataset = make_dataset(entries, report.root, classes, size, batch_size, cache="none")
-    chunks, labels = [], []
+    chunks, labels, done = [], [], 0
     started = time.perf_counter()
-    for pixels, y in dataset:
-        if stop is not None and stop.is_set():
-            raise InterruptedError("label check cancelled")
-        chunks.append(np.asarray(extractor(pixels, training=False)).reshape(len(y), -1))
-        labels.append(np.asarray(y))
+    stop = stop or threading.Event()
+    at_once = FirstBatchInterrupt(stop)  # the first batch traces the backbone: slow, so stoppable inside
+    try:
+        for pixels, y in dataset:
+            if stop.is_set():
+                raise InterruptedError("label check cancelled")
+            if not chunks:
+                at_once.arm()
+            chunks.append(np.asarray(extractor(pixels, training=False)).reshape(len(y), -1))
+            at_once.disarm()
+            labels.append(np.asarray(y))
+            done += len(y)
+            if progress is not None:
+                progress(done, len(entries))
+    except StopRequested:
+        raise InterruptedError("label check cancelled") from None
+    finally:
+        at_once.close()
+    if not chunks:
+        raise ValueError("no image to compute features of")
     features = np.concatenate(chunks)
     if len(features) != len(entries):  # the pipeline drops files it cannot read: the paths would shift
         raise ValueError(
@@ -160,7 +180,14 @@ def image_features(
 
 
 def out_of_sample_probabilities(
-    features: np.ndarray, labels: np.ndarray, num_classes: int, folds: int = FOLDS, seed: int = SEED
+    features: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    folds: int = FOLDS,
+    seed: int = SEED,
+    *,
+    stop: threading.Event | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Each image's class probabilities from a probe fitted without it (stratified folds).
 
@@ -170,6 +197,8 @@ def out_of_sample_probabilities(
         num_classes: outputs.
         folds: how many folds (fewer when a class has fewer images).
         seed: the fold assignment.
+        stop: set to cancel between fits (``InterruptedError``).
+        progress: called with (fits done, fits in all) after each probe fit.
 
     Returns:
         (n, num_classes) probabilities.
@@ -180,13 +209,27 @@ def out_of_sample_probabilities(
     fold_of = stratified_folds(labels, folds, seed)
     if fold_of is None:
         raise ValueError("every class needs at least 2 images to judge labels out of sample")
+    count = int(fold_of.max()) + 1
+    first = [0]  # fits of the regularisation's choice, as fit_probe counts them
+
+    def chosen(done: int, total: int) -> None:
+        first[0] = total
+        if stop is not None and stop.is_set():
+            raise InterruptedError("label check cancelled")
+        if progress is not None:
+            progress(done, total + count)
+
     # the regularisation is chosen once, on all images; each fold refits with it
-    l2 = fit_probe(features, labels, num_classes, seed=seed).l2
+    l2 = fit_probe(features, labels, num_classes, seed=seed, progress=chosen).l2
     probs = np.zeros((len(labels), num_classes), np.float64)
-    for k in range(int(fold_of.max()) + 1):
+    for k in range(count):
+        if stop is not None and stop.is_set():
+            raise InterruptedError("label check cancelled")
         held = fold_of == k
         probe = fit_probe(features[~held], labels[~held], num_classes, l2_grid=(l2,), folds=0, seed=seed)
         probs[held] = probe.predict_proba(features[held])
+        if progress is not None:
+            progress(first[0] + k + 1, first[0] + count)
     return probs
 
 
@@ -248,6 +291,7 @@ def check_labels(
     image_size: int | None = None,
     stop: threading.Event | None = None,
     progress: Callable[[str], None] | None = None,
+    on_event: Callable[[ev.Working], None] | None = None,
 ) -> tuple[list[LabelIssue], list[Outlier]]:
     """Likely label errors and off-distribution images of a scanned, usable folder, from one pass
     of the backbone over every image.
@@ -257,19 +301,38 @@ def check_labels(
         backbone: a backbone name or file (as for training).
         weights: its weights (``none`` judges with random features: little better than chance).
         image_size: input size (default: the backbone's).
-        stop: set to cancel.
+        stop: set to cancel (``InterruptedError`` at the next batch of images or probe fit).
         progress: told each step in words.
+        on_event: told each step as ``Working`` events (step in words, done of total), for a bar.
 
     Returns:
         (label issues, most likely first; outliers, farthest first).
     """
     say = progress or (lambda _: None)
-    say(f"computing {backbone} features of {len(report.images)} images")
+    tell = on_event or (lambda _: None)
+    step = f"computing {backbone} features of {len(report.images)} images"
+    say(step)
+    tell(ev.Working(step, 0, len(report.images)))
     features, labels, classes = image_features(
-        report, backbone, weights=weights, image_size=image_size, stop=stop
+        report,
+        backbone,
+        weights=weights,
+        image_size=image_size,
+        stop=stop,
+        progress=lambda done, total: tell(ev.Working(step, done, total)),
     )
-    say(f"scoring each image with a probe fitted on the other {FOLDS - 1} folds")
-    probs = out_of_sample_probabilities(features, labels, len(classes))
+    step = f"scoring each image with a probe fitted on the other {FOLDS - 1} folds"
+    say(step)
+    tell(ev.Working(step))
+    probs = out_of_sample_probabilities(
+        features,
+        labels,
+        len(classes),
+        stop=stop,
+        progress=lambda done, total: tell(ev.Working(step, done, total)),
+    )
+    step = "ranking the likely label errors and off-distribution images"
+    tell(ev.Working(step))
     paths = [r.path for r in report.images]
     outliers = off_distribution(features, paths, [classes[int(y)] for y in labels])
     return rank_label_issues(labels, probs, paths, classes), outliers
