@@ -14,17 +14,24 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QSpinBox,
     QWidget,
 )
 
 from tlstudio.core.settings import MIXED_PRECISION, OPTIMIZERS, TrainSettings, defaults
 from tlstudio.core.training.recipe import is_one_phase
+from tlstudio.gui.lr_find_view import LrFindView
 
 FINE_TUNE_TIP = (
     "Phase 2: unfreeze the top blocks at a 10× lower learning rate — the step that adapts pretrained "
     "features to your images"
 )
+LR_FIND_TIP = (
+    "Sweep the fine-tune phase's learning rate on your training images and see the loss at each "
+    "(as `tlstudio lr-find`); the suggestion is applied to Learning rate only when you ask"
+)
+LR_FIND_NOT_READY = "Not ready: the finder is not connected to a project yet"
 MIXED_TIPS = {
     "auto": "auto: float16 compute on GPUs with tensor cores (compute capability 7.0 or more), "
     "float32 on a CPU and older GPUs",
@@ -138,6 +145,15 @@ class TrainForm(QGroupBox):
         form.addRow("Fine-tune epochs", self.fine_tune_epochs)
         form.addRow("Blocks to unfreeze", self.fine_tune_blocks)
         form.addRow("Learning rate", self.learning_rate)
+        # the learning-rate finder: a dialog the window connects (settings_source, report_source,
+        # waiting_for); its suggestion reaches the Learning rate field only through "Use this rate"
+        self.lr_find = LrFindView(self)
+        self.lr_find.rate_chosen.connect(self.use_learning_rate)
+        self.lr_find.connected.connect(self._lr_find_connected)
+        self.find_lr = QPushButton("Find learning rate…")
+        self.find_lr.clicked.connect(self.lr_find.open_finder)
+        self._lr_find_connected(False)
+        form.addRow("", self.find_lr)
         form.addRow("Batch size", batch)
         form.addRow("Early-stopping patience", self.patience)
         form.addRow("Optimizer", self.optimizer)
@@ -165,6 +181,16 @@ class TrainForm(QGroupBox):
         )
         form.addRow("", self.feature_cache)
         self.setLayout(form)
+
+    def use_learning_rate(self, rate: float) -> None:
+        """The finder's suggestion, applied on the user's request: the Learning rate field (the
+        head's rate; the fine-tune phase the finder measured runs at a fixed fraction of it)."""
+        self.learning_rate.setValue(rate)
+        self.lr_find.applied(self.learning_rate.value())  # as the field holds it (rounded, in range)
+
+    def _lr_find_connected(self, connected: bool) -> None:
+        self.find_lr.setEnabled(connected)
+        self.find_lr.setToolTip(LR_FIND_TIP if connected else LR_FIND_NOT_READY)
 
     def set_devices(self, gpus: list[tuple[int, str]]) -> None:
         """The device choices: auto, cpu and each GPU (index, words) once TensorFlow has listed them."""

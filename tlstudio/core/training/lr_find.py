@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from tlstudio.core import events as ev
 
 SMOOTHING = 0.9  # exponential moving average of the loss, debiased (as fastai)
 DIVERGE_FACTOR = 4.0  # stop once the smoothed loss exceeds 4x its minimum
@@ -80,6 +83,7 @@ def find_learning_rate(
     start: float = 1e-7,
     end: float = 1.0,
     stop_event: threading.Event | None = None,
+    on_event: Callable[[ev.Working], None] | None = None,
 ) -> LrFindResult:
     """Run the finder for these settings on ``data_dir``.
 
@@ -89,7 +93,9 @@ def find_learning_rate(
         manifest: a split to use (default: a new one from the settings' fractions and seed).
         steps: learning rates tried (one training step each).
         start, end: the range of rates, tried on a log scale.
-        stop_event: set it to stop early (what was measured is returned).
+        stop_event: set it to stop early (what was measured is returned): checked between batches.
+        on_event: told each step as ``Working`` events (step in words, done of total): the probe's
+            features and fits, then each rate tried.
 
     Returns:
         The curve and the suggestion.
@@ -106,11 +112,13 @@ def find_learning_rate(
     from tlstudio.core.settings import make_optimizer
     from tlstudio.core.training.callbacks import StopRequested
     from tlstudio.core.training.feature_cache import cached_features, feature_extractor
+    from tlstudio.core.training.interrupt import FirstBatchInterrupt
     from tlstudio.core.training.probe import fit_probe
 
     if not (0 < start < end) or steps < 5:
         raise ValueError("the finder needs 0 < start < end and at least 5 steps")
     stop_event = stop_event or threading.Event()
+    tell = on_event or (lambda _: None)
     s = settings
     keras.utils.set_random_seed(s.seed)
     if manifest is None:
@@ -128,17 +136,26 @@ def find_learning_rate(
     common |= {"errors": LoadErrors()}
     if not s.head.dense_units:  # start from the probe, as the recipe's phase 2 does
         apply_freeze_plan(model, FreezePlan("all"))
+        step = "computing the backbone's features of the train split"
+        tell(ev.Working(step, 0, len(train)))
         try:
             x, y = cached_features(
                 feature_extractor(model),
                 lambda: make_dataset(train, batch_size=s.batch_size, cache="none", **common),
                 None,
                 stop_event,
+                progress=lambda done: tell(ev.Working(step, done, len(train))),
             )
         except StopRequested:  # stopped before a rate was tried: nothing measured
             return LrFindResult()
-        probe = fit_probe(x, y, len(classes), seed=s.seed)
+        step = "fitting the linear probe"
+        tell(ev.Working(step))
+        probe = fit_probe(
+            x, y, len(classes), seed=s.seed, progress=lambda done, total: tell(ev.Working(step, done, total))
+        )
         model.get_layer("predictions").set_weights([probe.kernel, probe.bias])
+        if stop_event.is_set():
+            return LrFindResult()
     plan = FreezePlan("top", s.fine_tune_blocks, train_batchnorm=s.freeze.train_batchnorm)
     apply_freeze_plan(model, plan)
     model.compile(
@@ -152,12 +169,23 @@ def find_learning_rate(
     result = LrFindResult()
     factor = (end / start) ** (1 / (steps - 1))
     average, best = 0.0, math.inf
+    at_once = FirstBatchInterrupt(stop_event)
+    step = f"trying learning rates from {start:.0e} to {end:.0e}"
+    tell(ev.Working(step, 0, steps))
     for i, (xb, yb) in enumerate(data.take(steps)):
         if stop_event.is_set():
             break
         rate = start * factor**i
         model.optimizer.learning_rate.assign(rate)
-        loss = float(model.train_on_batch(xb, yb))
+        if i == 0:  # the first step traces the model (slow): a stop then ends it at its next layer
+            at_once.arm()
+        try:
+            loss = float(model.train_on_batch(xb, yb))
+        except StopRequested:
+            break
+        finally:
+            if i == 0:
+                at_once.disarm()
         if not math.isfinite(loss):
             break
         average = SMOOTHING * average + (1 - SMOOTHING) * loss
@@ -165,6 +193,7 @@ def find_learning_rate(
         result.rates.append(rate)
         result.losses.append(loss)
         result.smoothed.append(smooth)
+        tell(ev.Working(step, i + 1, steps))
         best = min(best, smooth)
         if i > 5 and smooth > DIVERGE_FACTOR * best:
             break
