@@ -22,7 +22,10 @@ def add_parser(sub) -> None:
         "model: the score the list is ordered by), a 10-nearest-neighbour vote and LogME, each with a "
         "95%% interval. Candidates the data cannot tell from the best are marked. It estimates the "
         "frozen-backbone start, not the fine-tuned end: see the README's benchmark for how well it "
-        "predicted fine-tuned accuracy.",
+        "predicted fine-tuned accuracy. Every candidate is checked before any is built (name, model "
+        "file, image size, weights cached or downloadable): a bad one exits 2 at once, one line per "
+        "candidate. A candidate that fails during its work is listed with its reason after the ranked "
+        "ones (exit 1).",
     )
     p.add_argument("data_dir", metavar="DATA_DIR", type=Path)
     p.add_argument(
@@ -57,6 +60,7 @@ def run_rank(args: argparse.Namespace) -> int:
         return fail("rank", f"not usable: {report.problem}")
     quiet_tensorflow()
     from tlstudio.core.backbone.sources import BackboneError
+    from tlstudio.core.training.rank_check import CandidateProblems, problem_line
     from tlstudio.core.training.ranking import rank_backbones
 
     say = None if args.json else (lambda text: print(f"Ranking: {text}…", file=sys.stderr))
@@ -64,23 +68,31 @@ def run_rank(args: argparse.Namespace) -> int:
         ranked = rank_backbones(
             report, names, weights=args.weights, image_size=args.image_size, split=split, progress=say
         )
+    except CandidateProblems as err:  # found before any candidate was built: every one said
+        for candidate, reason in err.problems:
+            fail("rank", problem_line(candidate, reason), 2)
+        return 2
     except (BackboneError, ValueError) as err:
         return fail("rank", str(err), 2)
-    tied = [r.backbone for r in ranked if r.tied_with_best]
+    done = [r for r in ranked if r.error is None]
+    failed = [r for r in ranked if r.error is not None]
     if args.json:
         print(
             json.dumps(
                 {
-                    "ranking": [r.to_dict() for r in ranked],
-                    "indistinguishable_from_best": tied,
+                    "ranking": [r.to_dict() for r in done],
+                    "failed": [r.to_dict() for r in failed],
+                    "indistinguishable_from_best": [r.backbone for r in done if r.tied_with_best],
                     "images": ranked[0].images,
                     "classes": sorted(report.classes),
                 },
                 indent=2,
             )
         )
-        return 0
-    print(format_ranking(ranked))
+    else:
+        print(format_ranking(ranked))
+    if failed:
+        return fail("rank", f"{len(failed)} of {len(ranked)} candidates failed during their work (see above)")
     return 0
 
 
@@ -91,6 +103,9 @@ def format_ranking(ranked) -> str:
         f"{'params':>10}{'ms/img':>8}{'s':>7}"
     ]
     for r in ranked:
+        if r.error is not None:  # failed during its work: the reason instead of scores
+            lines.append(f"{'✗':2}{Path(r.backbone).name[:27]:<28}failed: {r.error}")
+            continue
         mark = "=" if r.tied_with_best else " "
         lines.append(
             f"{mark:2}{Path(r.backbone).name[:27]:<28}{r.score:>11.3f}"
@@ -98,10 +113,18 @@ def format_ranking(ranked) -> str:
             f"{_count(r.parameters):>10}{r.ms_per_image:>8.1f}{r.seconds:>7.1f}"
         )
     tied = [r for r in ranked if r.tied_with_best]
+    done = [r for r in ranked if r.error is None]
+    if not done:
+        return "\n".join([*lines, "\nNo candidate could be ranked: each failed, for the reason on its line."])
     lines.append(
         "\nprobe acc. = the cross-validated accuracy of a linear probe on frozen features (what a "
         "frozen-backbone model would score); = marks candidates this data cannot tell apart from the best"
-        + (f" ({len(tied)} of {len(ranked)}: more images would separate them)." if len(tied) > 1 else ".")
+        + (f" ({len(tied)} of {len(done)}: more images would separate them)." if len(tied) > 1 else ".")
+        + (
+            "\n✗ marks candidates that failed during their work: the others are ranked without them."
+            if len(done) < len(ranked)
+            else ""
+        )
     )
     return "\n".join(lines)
 

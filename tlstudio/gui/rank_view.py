@@ -1,15 +1,23 @@
 """The Backbone panel's *Rank on my data*: candidates scored on the project's training images
 (``core.training.ranking``: a cross-validated linear probe, k-NN and LogME on frozen features) in a
 worker, best first; double-click a row to choose that backbone.
+
+Every candidate is checked first, in the worker (``core.training.rank_check``): when any cannot be
+ranked, nothing is started, each bad one is a red row with its reason, and *Drop these* removes them
+from the candidates. A candidate that fails during its work is a red row with its reason after the
+ranked ones, which are kept.
 """
 
 from __future__ import annotations
 
+import html
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
@@ -23,15 +31,26 @@ from PySide6.QtWidgets import (
 
 from tlstudio.gui.worker import Task
 
+if TYPE_CHECKING:
+    from tlstudio.core.training.ranking import RankedBackbone
+
 COLUMNS = ("", "Backbone", "Probe accuracy", "95% interval", "k-NN", "LogME", "Parameters", "ms / image")
 
 
+FAILED = QColor("#b00")
+
+
 def rank_job(report, names: list[str], weights: str, image_size: int | None, stop: threading.Event, say=None):
-    """Worker job: the candidates ranked on the scanned folder's training split; ``say(words)`` is
-    told each step (which candidate, which stage)."""
+    """Worker job: the candidates ranked on the scanned folder's training split (the failed ones
+    last, with their ``error``), or the ``CandidateProblems`` found before any was built;
+    ``say(words)`` is told each step (which candidate, which stage)."""
+    from tlstudio.core.training.rank_check import CandidateProblems
     from tlstudio.core.training.ranking import rank_backbones
 
-    return rank_backbones(report, names, weights=weights, image_size=image_size, stop=stop, progress=say)
+    try:
+        return rank_backbones(report, names, weights=weights, image_size=image_size, stop=stop, progress=say)
+    except CandidateProblems as problems:  # a result, not a failure: the view lists them
+        return problems
 
 
 INTRO = (
@@ -62,6 +81,11 @@ class RankView(QGroupBox):
         self.cancel = QPushButton("Cancel")
         self.cancel.setEnabled(False)
         self.cancel.clicked.connect(self._cancel)
+        self.drop_bad = QPushButton("Drop these")
+        self.drop_bad.setToolTip("Remove the candidates that cannot be ranked (red rows) from the list")
+        self.drop_bad.clicked.connect(self._drop_bad)
+        self.drop_bad.setVisible(False)
+        self._bad: list[str] = []
         self.status = QLabel(INTRO)
         self.status.setWordWrap(True)
         self.table = QTableWidget(0, len(COLUMNS))
@@ -69,13 +93,11 @@ class RankView(QGroupBox):
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
-        self.table.cellDoubleClicked.connect(
-            lambda row, _: self.picked.emit(self.table.item(row, 1).toolTip())
-        )
+        self.table.cellDoubleClicked.connect(self._pick)
         self.table.setMaximumHeight(150)
         row = QHBoxLayout()
         row.addWidget(self.candidates, 1)
-        for button in (self.add_chosen, self.rank_button, self.cancel):
+        for button in (self.add_chosen, self.rank_button, self.cancel, self.drop_bad):
             row.addWidget(button)
         layout = QVBoxLayout(self)
         layout.addLayout(row)
@@ -89,6 +111,8 @@ class RankView(QGroupBox):
             self.task.retire()
             self.task = None
         self._done()
+        self._show_bad([])
+        self.table.clearSpans()
         self.table.setRowCount(0)
         self.status.setText(INTRO)
 
@@ -128,12 +152,15 @@ class RankView(QGroupBox):
         self.task.event.connect(
             lambda words: self.status.setText(f"Ranking {len(names)} candidates: {words}…")
         )
-        self.task.done.connect(self.show_ranking)
+        self.task.done.connect(self._finished)
         self.task.failed.connect(self._failed)
         self.busy = True
         self.rank_button.setEnabled(False)
         self.cancel.setEnabled(True)
-        self.status.setText(f"Ranking {len(names)} candidates on your training images…")
+        self._show_bad([])
+        self.status.setText(
+            f"Checking the {len(names)} candidates, then ranking them on your training images…"
+        )
         self.task.start()
 
     def _cancel(self) -> None:
@@ -142,41 +169,121 @@ class RankView(QGroupBox):
         self.cancel.setEnabled(False)
         self.status.setText("Cancelling (at the current candidate's next batch)…")
 
+    def _finished(self, result) -> None:
+        """The worker's result: a ranking, or the candidates found bad before any work."""
+        from tlstudio.core.training.rank_check import CandidateProblems
+
+        if isinstance(result, CandidateProblems):
+            self.show_problems(result.problems)
+        else:
+            self.show_ranking(result)
+
+    def show_problems(self, problems: list[tuple[str, str]]) -> None:
+        """Candidates that cannot be ranked, found before any work: nothing was started; each is a
+        red row with its reason, and *Drop these* removes them from the candidates."""
+        self._fill([(name, None, reason) for name, reason in problems])
+        self._show_bad([name for name, _ in problems])
+        self.status.setText(
+            f"<b>Nothing was ranked: {len(problems)} of {len(self.names())} candidates cannot be</b> "
+            "(red rows, each with its reason). Fix them, or press <i>Drop these</i> and rank the others."
+        )
+        self._done()
+
     def show_ranking(self, ranked) -> None:
-        """The ranking, best first."""
-        self.table.setRowCount(len(ranked))
-        for row, r in enumerate(ranked):
-            cells = (
-                "=" if r.tied_with_best else "",
-                Path(r.backbone).name,
-                f"{r.score:.3f}",
-                f"{r.interval[0]:.2f}–{r.interval[1]:.2f}",
-                f"{r.knn:.3f}",
-                f"{r.logme:.3f}",
-                f"{r.parameters:,}",
-                f"{r.ms_per_image:.1f}",
+        """The ranking, best first; candidates that failed during their work after it, in red."""
+        self._fill([(r.backbone, r, r.error) for r in ranked])
+        done = [r for r in ranked if r.error is None]
+        failed = len(ranked) - len(done)
+        tied = sum(1 for r in done if r.tied_with_best)
+        images = ranked[0].images if ranked else 0
+        lost = (
+            f"<span style='color:#b00'><b>{failed} of {len(ranked)} candidate(s) failed</b> during their "
+            "work</span> (red rows, each with its reason); the others are ranked. "
+            if failed
+            else ""
+        )
+        if not done:
+            verdict = "No candidate could be ranked. "
+        elif tied > 1:
+            verdict = (
+                f"<b>{tied} candidates are indistinguishable</b> on this data ('='): more images would "
+                "separate them. "
             )
+        else:
+            verdict = (
+                f"<b>{html.escape(Path(done[0].backbone).name)}</b> is ahead beyond doubt on this data. "
+            )
+        self.status.setText(
+            f"Ranked on {images} training images. "
+            + lost
+            + verdict
+            + ("Double-click a row to choose it." if done else "")
+        )
+        self._done()
+
+    def _fill(self, rows: list[tuple[str, RankedBackbone | None, str | None]]) -> None:
+        """One row per (candidate, its ranking or None, why it failed or None)."""
+        self.table.clearSpans()
+        self.table.setRowCount(len(rows))
+        for row, (name, r, error) in enumerate(rows):
+            if error is not None:
+                cells: tuple[str, ...] = ("✗", Path(name).name, error)
+            else:
+                assert r is not None
+                cells = (
+                    "=" if r.tied_with_best else "",
+                    Path(r.backbone).name,
+                    f"{r.score:.3f}",
+                    f"{r.interval[0]:.2f}–{r.interval[1]:.2f}",
+                    f"{r.knn:.3f}",
+                    f"{r.logme:.3f}",
+                    f"{r.parameters:,}",
+                    f"{r.ms_per_image:.1f}",
+                )
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if col == 1:
-                    item.setToolTip(r.backbone)
+                    item.setToolTip(name)
+                    item.setData(Qt.ItemDataRole.UserRole, error)
+                elif error is not None:
+                    item.setToolTip(error)
                 elif col > 1:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if error is not None:
+                    item.setForeground(QBrush(FAILED))
                 self.table.setItem(row, col, item)
+            for col in range(len(cells), len(COLUMNS)):
+                self.table.setItem(row, col, QTableWidgetItem(""))
         self.table.resizeColumnsToContents()
-        tied = sum(1 for r in ranked if r.tied_with_best)
-        images = ranked[0].images if ranked else 0
+        for row, (_, _, error) in enumerate(rows):  # the reason across the score columns
+            if error is not None:
+                self.table.setSpan(row, 2, 1, len(COLUMNS) - 2)
+
+    def failed_row(self, row: int) -> str | None:
+        """Why the candidate of this row could not be ranked (None: it was)."""
+        item = self.table.item(row, 1)
+        return item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+
+    def _pick(self, row: int, _column: int = 0) -> None:
+        """A double-click chooses the row's backbone; a red row's cannot be ranked, so it is not."""
+        item = self.table.item(row, 1)
+        if item is not None and self.failed_row(row) is None:
+            self.picked.emit(item.toolTip())
+
+    def _show_bad(self, names: list[str]) -> None:
+        self._bad = names
+        self.drop_bad.setVisible(bool(names))
+
+    def _drop_bad(self) -> None:
+        """Remove the candidates found bad before the ranking; the rest can be ranked again."""
+        bad = set(self._bad)
+        self.candidates.setText(", ".join(n for n in self.names() if n not in bad))
+        self._show_bad([])
+        self.table.clearSpans()
+        self.table.setRowCount(0)
         self.status.setText(
-            f"Ranked on {images} training images. "
-            + (
-                f"<b>{tied} candidates are indistinguishable</b> on this data ('='): more images would "
-                "separate them. "
-                if tied > 1
-                else f"<b>{Path(ranked[0].backbone).name}</b> is ahead beyond doubt on this data. "
-            )
-            + "Double-click a row to choose it."
+            f"Dropped {len(bad)} candidate(s); {len(self.names())} left. Press <i>Rank on my data</i>."
         )
-        self._done()
 
     def _failed(self, message: str) -> None:
         first = message.splitlines()[0] if message else "failed"

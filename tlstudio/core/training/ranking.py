@@ -15,6 +15,10 @@ Intervals are 95 %: Wilson intervals for the accuracies; for LogME a delete-d ja
 of 80 % of the images without replacement: a bootstrap's repeated rows would inflate the evidence).
 Candidates whose probe accuracy differs from the best one's by an amount a paired bootstrap
 cannot tell from zero are marked ``tied_with_best``: the data cannot separate them.
+
+Every candidate is checked before any is built (``rank_check``): a bad one stops the ranking at once
+with all the reasons (``CandidateProblems``). A candidate that fails during its work (a model file
+Keras cannot load, memory) is kept as a row with its ``error``, after the others, which are ranked.
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from tlstudio.core.backbone.sources import BackboneError
 from tlstudio.core.data.health import DatasetReport
 from tlstudio.core.data.split import SplitConfig, make_split
 from tlstudio.core.results.metrics import wilson_interval
 from tlstudio.core.settings import SEED
 from tlstudio.core.training.label_issues import image_features, nearest_others, out_of_sample_probabilities
+from tlstudio.core.training.rank_check import CandidateProblems, candidate_problems, fetch_candidate_weights
 
 NEIGHBOURS = 10
 BOOTSTRAP = 200  # paired draws for "tied with the best"
@@ -58,9 +64,26 @@ class RankedBackbone:
     seconds: float  # computing the features and the scores
     ms_per_image: float  # the forward pass alone, per image (batches of 32, this machine)
     peak_memory_mb: float | None  # the process's peak resident memory so far (cumulative)
+    error: str | None = None  # why this candidate failed during its work (its scores are then NaN)
+
+    @classmethod
+    def failed(cls, backbone: str, error: str, images: int, seconds: float) -> RankedBackbone:
+        """The row of a candidate that failed during its work: its reason, no scores."""
+        nan = float("nan")
+        return cls(
+            backbone, nan, (nan, nan), nan, (nan, nan), nan, (nan, nan), False, 0, 0, 0, images,
+            round(seconds, 2), nan, _peak_memory_mb(), error=error,
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready form."""
+        """JSON-ready form (a failed candidate: its name, its error, the images and the seconds)."""
+        if self.error is not None:
+            return {
+                "backbone": self.backbone,
+                "error": self.error,
+                "images": self.images,
+                "seconds": self.seconds,
+            }
         data = asdict(self)
         for key in ("interval", "knn_interval", "logme_interval"):
             data[key] = list(data[key])
@@ -157,7 +180,13 @@ def rank_backbones(
         progress: told each step in words.
 
     Returns:
-        The candidates, best estimated accuracy first.
+        The ranked candidates, best estimated accuracy first, then those that failed during their
+        work, in the given order, each with its ``error`` (all of them when none could be ranked).
+
+    Raises:
+        CandidateProblems: candidates that cannot be ranked (unknown, broken, weights not to be had),
+            all of them, found before any candidate is built.
+        ValueError: a class with too few training images.
     """
     say = progress or (lambda _: None)
     manifest = make_split(report.images, split or SplitConfig())
@@ -171,40 +200,34 @@ def rank_backbones(
             "least 2 per class (the probe is scored on images it did not see); add images, or lower "
             "--val/--test"
         )
+    say(f"checking the {len(backbones)} candidates")
+    problems = candidate_problems(backbones, weights=weights, image_size=image_size)
+    if problems:  # every bad candidate at once, before any is built
+        raise CandidateProblems(problems)
+    problems = fetch_candidate_weights(
+        backbones, weights=weights, image_size=image_size, stop=stop, progress=say
+    )
+    if problems:
+        raise CandidateProblems(problems)
     rng = np.random.default_rng(seed)
     draws = np.array([rng.integers(0, len(images), len(images)) for _ in range(BOOTSTRAP)])
-    ranked, correct = [], {}
+    ranked, failed, correct = [], [], {}
     for name in backbones:
-        say(f"{name}: features of {len(images)} training images")
+        if stop is not None and stop.is_set():
+            raise InterruptedError("rank cancelled")
         started = time.perf_counter()
-        facts: dict[str, object] = {}
-        features, labels, classes = image_features(
-            report, name, weights=weights, image_size=image_size, stop=stop, images=images, facts=facts
-        )
-        say(f"{name}: probe, nearest neighbours and LogME")
-        probe_ok = out_of_sample_probabilities(features, labels, len(classes), seed=seed).argmax(1) == labels
-        knn_ok = knn_correct(features, labels)
-        score = logme(features, labels)
-        correct[name] = probe_ok
-        ranked.append(
-            RankedBackbone(
-                backbone=name,
-                score=round(float(probe_ok.mean()), 4),
-                interval=_rounded(wilson_interval(int(probe_ok.sum()), len(probe_ok))),
-                knn=round(float(knn_ok.mean()), 4),
-                knn_interval=_rounded(wilson_interval(int(knn_ok.sum()), len(knn_ok))),
-                logme=round(score, 4),
-                logme_interval=_rounded(_logme_interval(features, labels, score, rng)),
-                tied_with_best=False,
-                parameters=int(facts.get("parameters", 0)),
-                feature_dim=int(features.shape[1]),
-                image_size=int(facts.get("image_size", 0)),
-                images=len(images),
-                seconds=round(time.perf_counter() - started, 2),
-                ms_per_image=round(1000 * float(facts["forward_seconds"]) / len(images), 2),
-                peak_memory_mb=_peak_memory_mb(),
-            )
-        )
+        try:
+            row, correct[name] = _score(report, name, images, weights, image_size, seed, rng, stop, say)
+        except InterruptedError:
+            raise
+        except Exception as err:  # this candidate only: the others' rows are kept
+            reason = failure_reason(err)
+            say(f"{name} failed ({reason}); going on with the others")
+            failed.append(RankedBackbone.failed(name, reason, len(images), time.perf_counter() - started))
+            continue
+        ranked.append(replace(row, seconds=round(time.perf_counter() - started, 2)))
+    if not ranked:
+        return failed
     ranked.sort(key=lambda r: (-float(correct[r.backbone].mean()), -r.logme))
     best = correct[ranked[0].backbone].astype(float)
     return [
@@ -212,7 +235,48 @@ def rank_backbones(
             r, tied_with_best=bool(np.percentile((best - correct[r.backbone])[draws].mean(1), 2.5) <= 0.0)
         )
         for r in ranked
-    ]
+    ] + failed
+
+
+def failure_reason(err: Exception) -> str:
+    """A failed candidate's reason in one line: our own errors' words, anything else with its type."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    if isinstance(err, (BackboneError, ValueError)) and text:
+        return text
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _score(
+    report, name, images, weights, image_size, seed, rng, stop, say
+) -> tuple[RankedBackbone, np.ndarray]:
+    """One candidate's row (``seconds`` left for the caller) and which images its probe got right."""
+    say(f"{name}: features of {len(images)} training images")
+    facts: dict[str, object] = {}
+    features, labels, classes = image_features(
+        report, name, weights=weights, image_size=image_size, stop=stop, images=images, facts=facts
+    )
+    say(f"{name}: probe, nearest neighbours and LogME")
+    probe_ok = out_of_sample_probabilities(features, labels, len(classes), seed=seed).argmax(1) == labels
+    knn_ok = knn_correct(features, labels)
+    score = logme(features, labels)
+    row = RankedBackbone(
+        backbone=name,
+        score=round(float(probe_ok.mean()), 4),
+        interval=_rounded(wilson_interval(int(probe_ok.sum()), len(probe_ok))),
+        knn=round(float(knn_ok.mean()), 4),
+        knn_interval=_rounded(wilson_interval(int(knn_ok.sum()), len(knn_ok))),
+        logme=round(score, 4),
+        logme_interval=_rounded(_logme_interval(features, labels, score, rng)),
+        tied_with_best=False,
+        parameters=int(facts.get("parameters", 0)),
+        feature_dim=int(features.shape[1]),
+        image_size=int(facts.get("image_size", 0)),
+        images=len(images),
+        seconds=0.0,
+        ms_per_image=round(1000 * float(facts["forward_seconds"]) / len(images), 2),
+        peak_memory_mb=_peak_memory_mb(),
+    )
+    return row, probe_ok
 
 
 def _logme_interval(features: np.ndarray, labels: np.ndarray, score: float, rng) -> tuple[float, float]:
