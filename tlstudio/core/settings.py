@@ -236,6 +236,73 @@ def _check_fields(cls, data: dict, where: str) -> None:
             raise ValueError(f"{where}.{name} must be {annotation}, not {type(value).__name__} {value!r}")
 
 
+# What a person calls each setting, by its dotted key in a run's settings.json: the app's label and the
+# CLI option that sets it (None: the CLI has no option of its own for it). One source for the settings
+# diff of `tlstudio runs --diff` and of the app's run comparison; a test keeps it complete.
+SETTING_NAMES: dict[str, tuple[str, str | None]] = {
+    "backbone": ("Backbone", "--backbone"),
+    "weights": ("Weights", "--weights"),
+    "image_size": ("Image size", "--image-size"),
+    "cut_at": ("Features from layer", "--cut-at"),
+    "preprocessing": ("Input preprocessing", "--preprocessing"),
+    "head.pooling": ("Head pooling", None),
+    "head.dropout": ("Head dropout", "--dropout"),
+    "head.dense_units": ("Dense layers", "--dense"),
+    "freeze.preset": ("Freeze plan", "--freeze"),
+    "freeze.value": ("Freeze plan amount (top:N blocks, first:P%)", "--freeze"),
+    "freeze.frozen_layers": ("Frozen layers (chosen one by one)", None),
+    "freeze.train_batchnorm": ("Train BatchNorm", "--train-batchnorm"),
+    "freeze.block_lr": ("LR multipliers per block", None),
+    "freeze.lr_decay": ("LR decay per block (freeze plan)", None),
+    "optimizer": ("Optimizer", "--optimizer"),
+    "learning_rate": ("Learning rate", "--learning-rate"),
+    "batch_size": ("Batch size", "--batch-size"),
+    "auto_batch_size": ("Batch size halved when memory runs out", "--batch-size auto"),
+    "epochs": ("Head epochs", "--epochs"),
+    "fine_tune_epochs": ("Fine-tune epochs", "--fine-tune-epochs"),
+    "fine_tune_blocks": ("Blocks to unfreeze", "--fine-tune-blocks"),
+    "fine_tune_lr_factor": ("Fine-tune learning-rate factor", None),
+    "fine_tune_lr_decay": ("Fine-tune LR decay per block", "--fine-tune-lr-decay"),
+    "early_stopping_patience": ("Early-stopping patience", "--patience"),
+    "augmentation.flip": ("Horizontal flips", "--no-flip"),
+    "augmentation.rotation": ("Rotation", "--no-augment"),
+    "augmentation.zoom": ("Zoom", "--zoom"),
+    "augmentation.contrast": ("Contrast", "--contrast"),
+    "class_weights": ("Class weights", "--class-weights"),
+    "seed": ("Split seed", "--seed"),
+    "val_fraction": ("Validation share", "--val"),
+    "test_fraction": ("Test share", "--test"),
+    "cache": ("Dataset cache", None),
+    "mixed_precision": ("Mixed precision", "--mixed-precision"),
+    "device": ("Device", "--device"),
+    "feature_cache": ("Cache backbone features", "--no-feature-cache"),
+    "strategy": ("Strategy (Use every GPU)", "--strategy"),
+    "calibrate": ("Calibrate confidences", "--calibrate"),
+    "interpolate": ("WiSE-FT interpolation", "--no-interpolate"),
+}
+
+
+def setting_name(key: str, cli: bool = False) -> str:
+    """What a person calls a setting.
+
+    Args:
+        key: its dotted key in a run's settings.json (``learning_rate``, ``head.dropout``).
+        cli: for the terminal: the label followed by the option that sets it.
+
+    Returns:
+        The app's label (``"Learning rate"``), with ``cli`` e.g. ``"Learning rate (--learning-rate)"``;
+        a key this table does not know (a newer run's) as it is.
+
+    Example:
+        >>> setting_name("early_stopping_patience", cli=True)
+        'Early-stopping patience (--patience)'
+    """
+    if key not in SETTING_NAMES:
+        return key
+    label, option = SETTING_NAMES[key]
+    return f"{label} ({option})" if cli and option else label
+
+
 def defaults() -> TrainSettings:
     """Every default in one object (the CLI's defaults and help text are read from here)."""
     return TrainSettings(backbone="")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 from dataclasses import dataclass
@@ -9,8 +10,14 @@ from pathlib import Path
 
 from tlstudio.core.backbone import kerashub
 from tlstudio.core.results import run_folder as files
+from tlstudio.core.results.paired import EvaluatedRun, compare_pair, score
 from tlstudio.core.results.run_folder import run_status
-from tlstudio.core.settings import TrainSettings
+from tlstudio.core.settings import TrainSettings, setting_name
+
+# Metrics stored counting from 0 (Keras' epoch index: ``history.json``'s list, the checkpoints and a
+# resumed run read it so, and older runs wrote it so) but shown to a person counting from 1, as the
+# Train panel, the curves and the terminal's "epoch 3/20" do.
+SHOWN_FROM_ONE = ("best_epoch",)
 
 
 @dataclass(frozen=True)
@@ -137,10 +144,38 @@ def diff_settings(a: dict[str, object], b: dict[str, object]) -> list[tuple[str,
     return [(k, fa.get(k), fb.get(k)) for k in sorted(set(fa) | set(fb)) if fa.get(k) != fb.get(k)]
 
 
+def shown_metric(key: str, value: object) -> object:
+    """A stored metric as a person reads it: ``best_epoch`` counted from 1, the rest as stored."""
+    if key in SHOWN_FROM_ONE and isinstance(value, int) and not isinstance(value, bool):
+        return value + 1
+    return value
+
+
+def tested_run(record: RunRecord) -> EvaluatedRun:
+    """What the paired comparison needs of a run: its metrics, its data's fingerprint and the
+    per-image predictions of its ``evaluation.json`` (None when it has none)."""
+    predictions = read_json(record.run_dir / files.EVALUATION).get("predictions")
+    usable = isinstance(predictions, list) and all(
+        isinstance(p, dict) and {"path", "true", "predicted"} <= set(p) for p in predictions
+    )
+    predictions = predictions if usable else None
+    return EvaluatedRun(record.name, record.metrics, predictions, record.manifest_fingerprint)
+
+
 def compare_runs(a: RunRecord, b: RunRecord) -> dict[str, object]:
-    """Side by side: settings that differ, whether the data was the same (None: cannot be told),
-    every metric of both."""
+    """Side by side: settings that differ, whether the data was the same, each run's test accuracy
+    with its 95% interval, the verdict on the difference, every metric of both.
+
+    Returns:
+        ``runs`` (the two names); ``same_data`` (None: a run does not say, so it cannot be told);
+        ``settings_diff`` (rows of ``setting`` — the dotted key —, ``label`` — the app's name —,
+        ``option`` — the name with the CLI option —, and each run's value); ``accuracy`` (per run:
+        ``accuracy``, ``low``, ``high``, ``images``); ``verdict`` (``paired.Verdict.to_dict``: its
+        ``text`` is the line to show); ``metrics`` (rows of ``metric`` and each run's value, as a
+        person reads it: ``best_epoch`` counted from 1).
+    """
     keys = sorted(set(a.metrics) | set(b.metrics))
+    ta, tb = tested_run(a), tested_run(b)
     return {
         "runs": [a.name, b.name],
         # None: one run does not say (its record is missing or unreadable), so it cannot be told
@@ -148,13 +183,73 @@ def compare_runs(a: RunRecord, b: RunRecord) -> dict[str, object]:
         if a.manifest_fingerprint is None or b.manifest_fingerprint is None
         else a.manifest_fingerprint == b.manifest_fingerprint,
         "settings_diff": [
-            {"setting": k, a.name: x, b.name: y}
+            {"setting": k, "label": setting_name(k), "option": setting_name(k, True), a.name: x, b.name: y}
             for k, x, y in diff_settings(
                 a.settings | {"weights": a.weights}, b.settings | {"weights": b.weights}
             )
         ],
-        "metrics": [{"metric": k, a.name: a.metrics.get(k), b.name: b.metrics.get(k)} for k in keys],
+        "accuracy": [score(ta).to_dict(), score(tb).to_dict()],
+        "verdict": compare_pair(ta, tb).to_dict(),
+        "metrics": [
+            {"metric": k} | {r.name: shown_metric(k, r.metrics.get(k)) for r in (a, b)} for k in keys
+        ],
     }
+
+
+def comparison_html(result: dict[str, object]) -> str:
+    """``compare_runs``'s result as the HTML the app shows, every piece of text escaped (run folder
+    names, backbone paths and values may hold ``<``, ``&`` or quotes).
+
+    Returns:
+        A heading with the verdict, a table of test accuracies with intervals, the settings that
+        differ (by the app's labels) and the metrics.
+    """
+    a, b = result["runs"]
+    e = html.escape
+    same = {True: "yes", False: "no", None: "unknown (a run's record is missing or unreadable)"}
+    out = [
+        f"<h3>{e(a)} vs {e(b)}</h3><p>Same data: <b>{same[result['same_data']]}</b></p>",
+        f"<p><b>{e(result['verdict']['text'])}</b></p>",
+        f"<table border=1 cellpadding=3><tr><th></th><th>{e(a)}</th><th>{e(b)}</th></tr>",
+    ]
+    sa, sb = result["accuracy"]
+    for label, cells in (
+        ("test accuracy", (_cell(sa["accuracy"]), _cell(sb["accuracy"]))),
+        ("95% interval", (e(_span(sa)), e(_span(sb)))),
+        ("test images", (_cell(sa["images"] or None), _cell(sb["images"] or None))),
+    ):
+        out.append(f"<tr><td>{label}</td><td>{cells[0]}</td><td>{cells[1]}</td></tr>")
+    out.append("</table><br>")
+    if result["settings_diff"]:
+        out.append(f"<table border=1 cellpadding=3><tr><th>setting</th><th>{e(a)}</th><th>{e(b)}</th></tr>")
+        out += [
+            f"<tr><td>{e(d['label'])}</td><td>{_cell(d[a])}</td><td>{_cell(d[b])}</td></tr>"
+            for d in result["settings_diff"]
+        ]
+        out.append("</table><br>")
+    else:
+        out.append("<p>Same settings.</p>")
+    out.append(f"<table border=1 cellpadding=3><tr><th>metric</th><th>{e(a)}</th><th>{e(b)}</th></tr>")
+    out += [
+        f"<tr><td>{e(_metric_label(m['metric']))}</td><td>{_cell(m[a])}</td><td>{_cell(m[b])}</td></tr>"
+        for m in result["metrics"]
+    ]
+    return "".join(out) + "</table>"
+
+
+def _metric_label(key: str) -> str:
+    return key.replace("_", " ") + (" (from 1)" if key in SHOWN_FROM_ONE else "")
+
+
+def _span(scored: dict[str, object]) -> str:
+    low, high = scored.get("low"), scored.get("high")
+    return "—" if low is None or high is None else f"{low:.2f}–{high:.2f}"
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return "—" if value is None else html.escape(str(value))
 
 
 def flatten(data: dict[str, object], prefix: str = "") -> dict[str, object]:

@@ -3,7 +3,10 @@
 ``compare`` trains each candidate (a backbone and/or freeze plan, or the from-scratch baseline) on
 the same manifest with the same settings and budget, then measures what a person choosing between
 them needs: test accuracy, macro F1, training time, model size, and inference latency per image on
-this machine (the exported SavedModel, batch of one, median of repeated calls).
+this machine (the exported SavedModel, batch of one, median of repeated calls). Each test accuracy
+carries its 95% interval, and every candidate is set against the best one: image by image
+(McNemar's exact test on the shared test split, see ``results.paired``), so a difference the test
+images cannot support is called a tie.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import os
 import statistics
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +26,8 @@ from tlstudio.core import events as ev
 from tlstudio.core.data.split import Manifest
 from tlstudio.core.freeze_plan import FreezePlan
 from tlstudio.core.results import run_folder as files
+from tlstudio.core.results.paired import against_best, score
+from tlstudio.core.results.run_history import load_run, tested_run
 from tlstudio.core.settings import TrainSettings
 from tlstudio.core.training.recipe import scratch_epochs
 
@@ -46,12 +51,17 @@ class ComparisonRow:
     status: str
     run_dir: str
     test_accuracy: float | None = None
+    test_accuracy_low: float | None = None  # its 95% Wilson interval
+    test_accuracy_high: float | None = None
+    test_images: int = 0
     test_macro_f1: float | None = None
     train_seconds: float = 0.0
     model_mb: float | None = None
     latency_ms: float | None = None
     epochs: int = 0
     error: str | None = None
+    tied_with_best: bool | None = None  # the best itself, and those the test images cannot tell from it
+    versus_best: str | None = None  # the verdict against the best, one line (None for the best)
     history: list[dict[str, object]] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, object]:
@@ -135,8 +145,29 @@ def compare(
             row.model_mb = round(_size(run_dir / files.SAVED_MODEL) / 1e6, 3)
             row.latency_ms = round(latency_ms(run_dir), 3)
         rows.append(row)
+        judge(rows)
         _write(out_dir, rows)
     return rows
+
+
+def judge(rows: list[ComparisonRow]) -> None:
+    """Fill each row's interval and its verdict against the best row (highest test accuracy),
+    reading every run's per-image test predictions from its folder."""
+    tested = [replace(tested_run(load_run(r.run_dir)), name=r.name) for r in rows]
+    for row, run in zip(rows, tested, strict=True):
+        s = score(run)
+        row.test_accuracy_low = None if s.low is None else round(s.low, 4)
+        row.test_accuracy_high = None if s.high is None else round(s.high, 4)
+        row.test_images = s.images
+        row.tied_with_best, row.versus_best = None, None
+    verdicts = {v.b: v for v in against_best(tested)}
+    for row in rows:
+        verdict = verdicts.get(row.name)
+        if verdict is None:
+            row.tied_with_best = True if row.test_accuracy is not None else None
+        elif row.test_accuracy is not None:
+            row.tied_with_best = verdict.outcome != "better"
+            row.versus_best = verdict.text
 
 
 def latency_ms(run_dir: str | os.PathLike[str], calls: int = LATENCY_CALLS) -> float:
@@ -157,21 +188,34 @@ def latency_ms(run_dir: str | os.PathLike[str], calls: int = LATENCY_CALLS) -> f
 
 
 def format_table(rows: list[ComparisonRow]) -> str:
-    """The comparison as an aligned text table."""
+    """The comparison as an aligned text table, then each candidate's verdict against the best."""
 
     def fmt(v, spec):
         return "—" if v is None else format(v, spec)
 
+    def span(r):
+        if r.test_accuracy_low is None or r.test_accuracy_high is None:
+            return "—"
+        return f"{r.test_accuracy_low:.2f}–{r.test_accuracy_high:.2f}"
+
     width = max([len(r.name) for r in rows] + [9])
     lines = [
-        f"{'candidate':<{width}}  {'status':<9} {'test acc':>8} {'macro F1':>8} {'train s':>8} "
-        f"{'epochs':>6} {'size MB':>8} {'ms/image':>8}"
+        f"{'':2}{'candidate':<{width}}  {'status':<9} {'test acc':>8} {'95% interval':>12} {'images':>6} "
+        f"{'macro F1':>8} {'train s':>8} {'epochs':>6} {'size MB':>8} {'ms/image':>8}"
     ]
     for r in rows:
+        mark = "=" if r.tied_with_best else " "
         lines.append(
-            f"{r.name:<{width}}  {r.status:<9} {fmt(r.test_accuracy, '.3f'):>8} "
-            f"{fmt(r.test_macro_f1, '.3f'):>8} {r.train_seconds:>8.1f} {r.epochs:>6} "
-            f"{fmt(r.model_mb, '.2f'):>8} {fmt(r.latency_ms, '.2f'):>8}"
+            f"{mark:2}{r.name:<{width}}  {r.status:<9} {fmt(r.test_accuracy, '.3f'):>8} {span(r):>12} "
+            f"{r.test_images or '—':>6} {fmt(r.test_macro_f1, '.3f'):>8} {r.train_seconds:>8.1f} "
+            f"{r.epochs:>6} {fmt(r.model_mb, '.2f'):>8} {fmt(r.latency_ms, '.2f'):>8}"
+        )
+    verdicts = [r.versus_best for r in rows if r.versus_best]
+    if verdicts:
+        lines.append("")
+        lines += verdicts
+        lines.append(
+            "= marks the best and the candidates its test images cannot tell from it (95% intervals: Wilson)."
         )
     return "\n".join(lines)
 
