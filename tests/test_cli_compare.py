@@ -50,6 +50,9 @@ def test_compare_with_a_baseline_on_one_split(colour_data, tiny_backbone_file, t
     rows = json.loads((out / "comparison.json").read_text())
     assert [r["status"] for r in rows] == ["completed"] * 3
     assert all(r["test_accuracy"] is not None and r["latency_ms"] > 0 and r["model_mb"] > 0 for r in rows)
+    assert "95% interval" in text and "(McNemar, " in text  # each against the best, image by image
+    assert all(r["test_accuracy_low"] <= r["test_accuracy"] <= r["test_accuracy_high"] for r in rows)
+    assert sum(r["versus_best"] is None for r in rows) == 1 and rows[0]["tied_with_best"] is not None
     fingerprints = {
         json.loads((out / r["run_dir"].split("/")[-1] / "run.json").read_text())["manifest_fingerprint"]
         for r in rows
@@ -75,6 +78,7 @@ def test_runs_lists_and_diffs_the_comparison_runs(colour_data, tiny_backbone_fil
     changed = {row["setting"] for row in diff["settings_diff"]}
     assert {"weights", "freeze.preset"} <= changed and "batch_size" not in changed
     assert diff["same_data"] is True
+    assert diff["verdict"]["paired"] and diff["verdict"]["images"] == diff["accuracy"][0]["images"] > 0
     assert "test_accuracy" in {row["metric"] for row in diff["metrics"]}
     assert main(["runs", str(out), "--diff", "1", "9"]) == 2
 

@@ -39,21 +39,14 @@ def run_runs(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(result, indent=2, default=str))
             return 0
-        a, b = result["runs"]
-        same = {True: "yes", False: "NO", None: "unknown: a run's record is missing or unreadable"}
-        print(f"{a}  vs  {b}   (same data: {same[result['same_data']]})\n")
-        print("Settings that differ:" if result["settings_diff"] else "Same settings.")
-        for row in result["settings_diff"]:
-            print(f"  {row['setting']:<32} {row[a]!s:>20}  {row[b]!s:>20}")
-        print("\nMetrics:")
-        for row in result["metrics"]:
-            print(f"  {row['metric']:<32} {number(row[a]):>20}  {number(row[b]):>20}")
+        print(format_diff(result))
         return 0
     if args.json:
         print(json.dumps([vars(r) for r in records], indent=2, default=str))
         return 0
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=None, header_style="bold", padding=(0, 1))
     for name, justify in (
@@ -67,7 +60,7 @@ def run_runs(args: argparse.Namespace) -> int:
     ):
         table.add_column(name, justify=justify, overflow="fold")  # names wrap, never cut
     for i, r in enumerate(records, start=1):
-        table.add_row(
+        cells = (
             str(i),
             r.name,
             r.status,
@@ -76,8 +69,37 @@ def run_runs(args: argparse.Namespace) -> int:
             number(r.metrics.get("test_macro_f1")),
             (r.manifest_fingerprint or "?")[:10],
         )
+        table.add_row(*(Text(c) for c in cells))  # folder and file names as they are, never markup
     Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
     return 0
+
+
+def format_diff(result: dict[str, object]) -> str:
+    """``compare_runs``'s result as text: the data, the test accuracies with their intervals and the
+    verdict, the settings that differ (by the names the CLI and the app use), every metric."""
+    a, b = result["runs"]
+    same = {True: "yes", False: "NO", None: "unknown: a run's record is missing or unreadable"}
+    width = max(len(a), len(b), 20)
+    lines = [f"{a}  vs  {b}   (same data: {same[result['same_data']]})", ""]
+    sa, sb = result["accuracy"]
+    lines.append(
+        f"  {'test accuracy':<40} {number(sa['accuracy']):>{width}}  {number(sb['accuracy']):>{width}}"
+    )
+    lines.append(f"  {'95% interval':<40} {_span(sa):>{width}}  {_span(sb):>{width}}")
+    lines.append(f"  {'test images':<40} {sa['images'] or '—':>{width}}  {sb['images'] or '—':>{width}}")
+    lines += ["", f"Verdict: {result['verdict']['text']}", ""]
+    lines.append("Settings that differ:" if result["settings_diff"] else "Same settings.")
+    for row in result["settings_diff"]:
+        lines.append(f"  {row['option']:<40} {row[a]!s:>{width}}  {row[b]!s:>{width}}")
+    lines += ["", "Metrics (best_epoch counted from 1):"]
+    for row in result["metrics"]:
+        lines.append(f"  {row['metric']:<40} {number(row[a]):>{width}}  {number(row[b]):>{width}}")
+    return "\n".join(lines)
+
+
+def _span(scored: dict[str, object]) -> str:
+    low, high = scored["low"], scored["high"]
+    return "—" if low is None or high is None else f"{low:.2f}–{high:.2f}"
 
 
 def open_tensorboard(source: Path) -> int:

@@ -26,7 +26,14 @@ def add_weights_command(sub) -> None:
 
 def run_weights(args: argparse.Namespace) -> int:
     quiet_tensorflow()
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
     from tlstudio.core.backbone.weights import WeightsError, download, imagenet_weights_file, install_local
 
@@ -47,7 +54,7 @@ def run_weights(args: argparse.Namespace) -> int:
             return 0
         stop = threading.Event()
         columns = (
-            "{task.description}",
+            TextColumn("{task.description}", markup=False),  # a file name, never markup
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),
