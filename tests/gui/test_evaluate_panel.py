@@ -138,7 +138,7 @@ def test_two_runs_compared_side_by_side_and_cloned(qtbot, run, tmp_path):
     assert panel.compare_button.isEnabled()
     panel.compare_button.click()
     text = panel.summary.toPlainText()
-    assert "weights" in text and "Same data: yes" in text
+    assert "Weights" in text and "Same data: yes" in text  # the app's label, not the field name
     assert "the model's own" in text and "none (from scratch)" in text  # a model file starts from its own
     panel.runs.selectRow(0)
     with qtbot.waitSignal(panel.clone_requested) as signal:

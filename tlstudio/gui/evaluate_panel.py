@@ -195,26 +195,16 @@ class EvaluatePanel(QWidget):
         self._update_buttons()
 
     def compare_selected(self) -> None:
-        """Two selected runs side by side in the summary: settings that differ, then metrics."""
+        """Two selected runs side by side in the summary: the verdict on their test accuracies (paired
+        on the same test images when it can be), each with its 95% interval, the settings that differ
+        by the app's labels, then the metrics; every name and value escaped (core.run_history)."""
+        from tlstudio.core.results.run_history import comparison_html
+
         rows = self._selected_rows()
         if len(rows) != 2:
             return
         result = compare_runs(self.records[rows[0]], self.records[rows[1]])
-        a, b = result["runs"]
-        same = {True: "yes", False: "no", None: "unknown (a run's record is missing or unreadable)"}
-        html = [f"<h3>{a} vs {b}</h3><p>Same data: <b>{same[result['same_data']]}</b></p>"]
-        html.append(f"<table border=1 cellpadding=3><tr><th>setting</th><th>{a}</th><th>{b}</th></tr>")
-        html += [
-            f"<tr><td>{d['setting']}</td><td>{d[a]}</td><td>{d[b]}</td></tr>" for d in result["settings_diff"]
-        ]
-        html.append(
-            f"</table><br><table border=1 cellpadding=3><tr><th>metric</th><th>{a}</th><th>{b}</th></tr>"
-        )
-        html += [
-            f"<tr><td>{m['metric']}</td><td>{fmt(m[a])}</td><td>{fmt(m[b])}</td></tr>"
-            for m in result["metrics"]
-        ]
-        self.summary.setHtml("".join(html) + "</table>")
+        self.summary.setHtml(comparison_html(result))
 
     def _clone(self) -> None:
         rows = self._selected_rows()
