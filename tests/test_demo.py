@@ -28,3 +28,12 @@ def test_the_backbone_folder_is_named_after_the_run_folder(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     assert backbone_folder(Path("runs/demo")) == tmp_path / "runs" / "demo-backbone"
     assert backbone_folder(Path("runs/demo/")) == tmp_path / "runs" / "demo-backbone"
+
+
+def test_the_demo_never_replaces_a_folder_of_someone_elses_files(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    assert main(["demo", "--out", str(mine)]) == 2
+    assert "not a run" in capsys.readouterr().err
+    assert (mine / "thesis.tex").read_text() == "years of work"

@@ -24,7 +24,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SIZES = ((1366, 768), (1920, 1080))
-PANELS = {0: "start", 1: "data", 2: "backbone", 3: "layers", 4: "train", 5: "evaluate", 6: "export"}
+PANELS = {
+    0: "start",
+    1: "data",
+    2: "backbone",
+    3: "layers",
+    4: "train",
+    5: "evaluate",
+    6: "try-it",
+    7: "export",
+}
 
 
 def main() -> None:
@@ -142,6 +151,10 @@ def main() -> None:
     evaluate.errors.gallery.setCurrentIndex(evaluate.errors.gallery_model.index(0))
     evaluate.errors.cam_button.click()
     wait(lambda: not evaluate.errors.task.is_running())
+    tried = sorted(unlabelled.glob("*.png"))[::7][:6]  # Try it: images the run never saw
+    window.try_it.add_images(tried)
+    wait(lambda: not window.try_it.task.is_running() and len(window.try_it.words) == len(tried))
+    window.try_it.images.setCurrentRow(1)
     for row, name in PANELS.items():
         if name in ("backbone",):
             continue

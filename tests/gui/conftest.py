@@ -24,6 +24,8 @@ def window(qtbot, tmp_path):
         w.train.task,
         w.backbone.weights_box.task,
         w.backbone.look_up,
+        w.try_it.task,
+        w.train.form.lr_find.task,
     ):
         if panel_task is not None:
             panel_task.wait()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tlstudio.cli.common import quiet_tensorflow
+from tlstudio.cli.common import fail, quiet_tensorflow
 from tlstudio.cli.inspect import run_inspect
 from tlstudio.cli.train import run_training
 from tlstudio.core.results import run_folder as files
@@ -15,6 +15,11 @@ from tlstudio.core.settings import SEED, TEST_FRACTION, VAL_FRACTION
 def run_demo(args: argparse.Namespace) -> int:
     import tempfile
 
+    out = Path(args.out)
+    if out.exists() and (
+        not out.is_dir() or (any(out.iterdir()) and not (out / files.RUN_JSON).is_file())
+    ):  # a new demo replaces the last demo's run, never a folder of someone's files
+        return fail("demo", f"{out} holds files that are not a run: choose another --out", 2)
     with tempfile.TemporaryDirectory(prefix="tlstudio-demo-") as split_dir:
         return _demo(args, Path(split_dir))
 

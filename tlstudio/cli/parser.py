@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tlstudio import __version__
-from tlstudio.cli import devices, export, lr_find, rank, suggest
+from tlstudio.cli import auto, devices, export, lr_find, rank, suggest
 from tlstudio.cli.backbones import run_backbones
 from tlstudio.cli.compare import run_compare
 from tlstudio.cli.demo import run_demo
@@ -217,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_parser(sub)
     suggest.add_parser(sub)
     rank.add_parser(sub)
+    auto.add_parser(sub)
     lr_find.add_parser(sub)
 
     gui = sub.add_parser("gui", help="open the desktop app (the same as `tlstudio` without a command)")

@@ -36,6 +36,7 @@ from tlstudio.gui.label_next_view import LabelNextView
 from tlstudio.gui.quality_view import QualityView
 from tlstudio.gui.state import AppState
 from tlstudio.gui.worker import Task
+from tlstudio.report_text import counted
 
 THUMBS_PER_CLASS = 6
 NO_FOLDER_TEXT = "No data folder yet: choose one, or drop it here."
@@ -246,8 +247,8 @@ class DataPanel(QWidget):
             "usable" if report.usable else f"<span style='color:#b00'>not usable: {report.problem}</span>"
         )
         self.folder_label.setText(
-            f"<b>{report.root}</b> — {len(report.classes)} classes, {len(report.images)} images, "
-            f"{len(report.skipped)} skipped; {status}"
+            f"<b>{report.root}</b> — {counted(len(report.classes), 'class')}, "
+            f"{counted(len(report.images), 'image')}, {len(report.skipped)} skipped; {status}"
         )
         self.classes.setRowCount(len(report.classes))
         for row, (label, n) in enumerate(report.classes.items()):

@@ -29,6 +29,7 @@ from tlstudio.core.data.split import Manifest
 from tlstudio.core.settings import TrainSettings
 from tlstudio.gui.evaluate_models import GalleryModel, manifest_at, thumbnail_view
 from tlstudio.gui.worker import Task
+from tlstudio.report_text import counted
 
 
 def check_labels_job(
@@ -132,7 +133,8 @@ class LabelIssuesView(QWidget):
         self._stop = threading.Event()
         self._retired = False
         stop = self._stop
-        self.title.setText(f"Checking {len(report.images)} labels with {Path(settings.backbone).name}…")
+        labels = counted(len(report.images), "label")
+        self.title.setText(f"Checking {labels} with {Path(settings.backbone).name}…")
         self.step.setText("Loading the backbone…")
         self.progress.setRange(0, 0)  # busy until the first count
         self.task = Task(lambda task: check_labels_job(report, settings, stop, task.report), with_report=True)

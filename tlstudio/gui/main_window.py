@@ -43,6 +43,7 @@ from tlstudio.gui.try_panel import TryPanel
 from tlstudio.gui.window_closing import ClosesSafely
 from tlstudio.gui.window_runs import StartsRuns
 from tlstudio.gui.worker import Task
+from tlstudio.report_text import counted
 
 STEPS = (  # the workflow, in order, each with one of Qt's standard icons (they follow the theme)
     ("Start", "SP_DirHomeIcon"),
@@ -123,6 +124,10 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
         self.backbone.rank.report_source = lambda: self.state.report
         self.backbone.rank.waiting_for = lambda: self._tensorflow_missing("rank")
         self.data.label_next.waiting_for = lambda: self._tensorflow_missing("suggest")
+        lr_find = self.train.form.lr_find
+        lr_find.report_source = lambda: self.state.report
+        lr_find.waiting_for = lambda: self._tensorflow_missing("lr-find")
+        lr_find.settings_source = self.current_settings
         self.evaluate.resume_requested.connect(self.resume_run)
         self.state.subscribe("project", self._project_replaced)
         self.state.subscribe("task", self._show_title)
@@ -230,7 +235,7 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
         dropped the previous one)."""
         project = self.project
         self._show_title()
-        for panel in (self.layers, self.train):
+        for panel in (self.layers, self.train, self.train.form.lr_find):
             panel.reset()
         self._show_data_folder()
         s = project.settings
@@ -260,9 +265,8 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
             self._show_data_folder()
             self.backbone.rank.reset()
         if self.state.report is not None:
-            self.statusBar().showMessage(
-                f"{len(self.state.report.images)} images in {len(self.state.report.classes)} classes", 5000
-            )
+            images, classes = len(self.state.report.images), len(self.state.report.classes)
+            self.statusBar().showMessage(f"{counted(images, 'image')} in {counted(classes, 'class')}", 5000)
         self._settings_changed()
 
     def _show_data_folder(self) -> None:

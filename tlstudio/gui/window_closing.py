@@ -31,6 +31,7 @@ class ClosesSafely:
             while self.train.is_running() and time.monotonic() < deadline:  # deliver the run's result
                 QCoreApplication.processEvents()
         self.data.label_issues.stop()  # a label check stops at its next batch
+        self.train.form.lr_find.stop()
         for task in (
             self.loader,
             self.sample_task,
@@ -40,6 +41,7 @@ class ClosesSafely:
             self.export.task,
             self.evaluate.errors.task,
             self.try_it.task,
+            self.train.form.lr_find.task,
             self.data.label_issues.task,
         ):
             if task is not None:

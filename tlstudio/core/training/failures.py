@@ -26,14 +26,18 @@ def weights_bytes(model) -> int:
     return total
 
 
-def need_free_space(folder: Path, needed: int, what: str) -> None:
-    """Raise a TrainingError that says how much room is missing where, before a write that needs it."""
+RESUME_ADVICE = "Free some space (or choose another --out) and resume or start again"
+
+
+def need_free_space(folder: Path, needed: int, what: str, advice: str = RESUME_ADVICE) -> None:
+    """Raise a TrainingError that says how much room is missing where, before a write that needs it,
+    and what to do then (``advice``: resuming, unless that is not what helps)."""
     folder.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(folder).free
     if free < needed:
         raise TrainingError(
             f"not enough free disk space in {folder} for {what}: about {needed / 1e6:.1f} MB needed, "
-            f"{free / 1e6:.1f} MB free. Free some space (or choose another --out) and resume or start again"
+            f"{free / 1e6:.1f} MB free. {advice}"
         )
 
 
