@@ -102,6 +102,14 @@ def resume_run(args: argparse.Namespace) -> int:
     data = args.data_dir or Path(recorded)
     if not data.is_dir():
         return fail("train", f"the run's data folder {data} is not there: give it as DATA_DIR", 2)
+    from tlstudio.core.training.resume import CHECKING, refuse_resume
+
+    def announce(event) -> None:
+        if event.done == 0:
+            print(f"{CHECKING[0].upper()}{CHECKING[1:]} ({event.total} files)…", file=sys.stderr, flush=True)
+
+    if (why := refuse_resume(run, data, announce)) is not None:  # before TensorFlow loads (the session
+        return fail("train", f"cannot resume {run}: {why}", 2)  # checks again: the app's Resume too)
     quiet_tensorflow()
     print(f"Resuming {run} (was {status})", file=sys.stderr)
     return run_training(settings, data, run, None, resume=True)

@@ -158,7 +158,7 @@ def evaluate_entries(session: TrainingSession, model, entries, step: str = "eval
             return np.asarray(model(x.astype(np.float32), training=False))
         return model.predict_on_batch(x.astype(np.float32))
 
-    return evaluate_items(
+    evaluation = evaluate_items(
         predict,
         session.manifest.classes,
         session.image_size,
@@ -166,6 +166,9 @@ def evaluate_entries(session: TrainingSession, model, entries, step: str = "eval
         [(e.path, e.label) for e in entries],
         progress=progress,
     )
+    for skipped in evaluation.skipped:  # dropped from the scores: named with the run's other dropped files
+        session.load_errors.add(skipped["path"], f"{skipped['reason']} ({step})")
+    return evaluation
 
 
 def calibrate(session: TrainingSession, model) -> dict[str, float]:

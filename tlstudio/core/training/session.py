@@ -27,7 +27,6 @@ from tlstudio.core.backbone.classifier import TransferModel, classifier_for, set
 from tlstudio.core.backbone.registry import build_backbone, input_size_of, resolve_backbone
 from tlstudio.core.data.health import class_weights_for, inspect_folder
 from tlstudio.core.data.pipeline import LoadErrors, make_dataset
-from tlstudio.core.data.scan import in_folder
 from tlstudio.core.data.split import Manifest, SplitConfig, make_split
 from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.metrics import within_chance
@@ -85,7 +84,8 @@ class TrainingSession:
         self.history: dict[str, list] = {"epochs": [], "batches": []}
         self.checkpoint = self.run_dir / files.CHECKPOINTS / files.BEST_WEIGHTS
         self.best_epoch: int | None = None
-        self.load_errors = LoadErrors()
+        self.load_errors = LoadErrors()  # files dropped while training or evaluating, named in run.json
+        self.skipped_at_split: list[dict[str, str]] = []  # files the scan found unusable
         self.model: TransferModel | None = None
         self.manifest: Manifest | None = None  # set once the run has its split
         self.image_size: int | None = None
@@ -132,6 +132,9 @@ class TrainingSession:
             self.emit(ev.RunFailed(str(self.run_dir), str(err), "choose another output folder", None))
             return RunResult("failed", self.run_dir, error=str(err), primary=False)
         self.started = started
+        if self.resume and self.primary and (refused := resume_state.refuse_changed_files(self)) is not None:
+            lock.release()
+            return refused
         if self.resume:  # exports of the weights it had when it stopped would outlive them unmarked
             shutil.rmtree(self.run_dir / files.EXPORT, ignore_errors=True)
         tf.config.experimental.enable_op_determinism()  # same seed, same figures (process-wide, idempotent)
@@ -233,6 +236,7 @@ class TrainingSession:
         self.history = read_json(self.run_dir / files.HISTORY) or {"epochs": [], "batches": []}
         self.history["epochs"] = self.history["epochs"][: state.epoch + 1]
         self.history["batches"] = [b for b in self.history["batches"] if b["epoch"] <= state.epoch]
+        self.skipped_at_split = read_json(self.run_dir / files.RUN_JSON).get("skipped_at_split", [])
 
     def probe_found_nothing(self, train, classes) -> bool:
         """Whether the probe's cross-validated accuracy is within noise of chance."""
@@ -335,15 +339,13 @@ class TrainingSession:
             report = inspect_folder(self.data_dir)
             if not report.usable:
                 raise TrainingError(f"{self.data_dir} is not usable: {report.problem}")
-            if report.skipped:
+            if report.skipped:  # named in run.json too, beside those skipped while training
+                self.skipped_at_split = [{"path": x.path, "reason": x.reason} for x in report.skipped]
                 self.emit(ev.FilesSkipped([(x.path, x.reason) for x in report.skipped]))
             config = SplitConfig.of(self.settings)
             manifest = make_split(report.images, config)
-        missing = [e.path for e in manifest.entries if not in_folder(self.data_dir, e.path).is_file()]
-        if missing:
-            raise TrainingError(
-                f"{len(missing)} file(s) of the manifest are missing under {self.data_dir}, e.g. {missing[0]}"
-            )
+        if not (check := resume_state.check_files(manifest, self.data_dir, hashes=False)).ok:
+            raise TrainingError(f"{check.describe(self.data_dir)}: put them back, or make a new split")
         if len(manifest.classes) < 2:
             raise TrainingError("the manifest has fewer than two classes")
         manifest.save(target)
@@ -376,6 +378,7 @@ class TrainingSession:
             "backbone": self.settings.backbone,
             "checkpoint": str(self.checkpoint) if self.checkpoint.is_file() else None,
             "best_epoch": self.best_epoch,
+            "skipped_at_split": self.skipped_at_split,  # unusable files of the folder, left out of the split
             "skipped_while_training": [{"path": p, "reason": r} for p, r in self.load_errors.items()],
         }
         if manifest is not None:
