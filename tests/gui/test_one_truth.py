@@ -153,3 +153,34 @@ def test_the_help_menu_lists_the_shortcuts_and_says_what_runs(window, monkeypatc
     assert keys_title == "Keyboard shortcuts" and "Training ▸ Start" in keys and "Ctrl+Return" in keys
     assert "File ▸ New project…" in keys
     assert about_title == "About TL Studio" and "TL Studio 0.1.0" in about and "settings.ini" in about
+
+
+def test_quick_model_from_the_start_page_follows_the_run_and_keeps_its_choice(
+    window, qtbot, tmp_path, colour_data, tiny_backbone_file, monkeypatch
+):
+    import tlstudio.core.deploy.export_set as export_set
+    import tlstudio.core.training.auto as auto
+
+    monkeypatch.setattr(auto, "available_candidates", lambda: [str(tiny_backbone_file)])
+    monkeypatch.setattr(export_set, "export_all", lambda run, **kw: [])  # (the CLI test exports for real)
+    assert window.start_page.quick.isVisibleTo(window)
+    window.quick_model(str(colour_data), str(tmp_path / "quick"))
+    assert window.train.is_running() and "(quick model…)" in window.windowTitle()
+    qtbot.waitUntil(lambda: not window.train.is_running(), timeout=LONG)
+    project = Project.load(tmp_path / "quick.tlstudio.json")
+    assert project.data_dir == str(colour_data) and [r["status"] for r in project.runs] == ["completed"]
+    assert project.settings.backbone == str(tiny_backbone_file)  # the project keeps what it chose
+    assert (
+        f"Quick model chose {tiny_backbone_file.name}" in window.train.message.text()
+        and "Validation: after" in window.train.message.text()
+    )
+    assert window.export.run_dir == window.train.run_dir and window.state.task is None
+
+
+def test_a_quick_model_refused_by_the_doctor_leaves_no_run_behind(window, qtbot, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    window.quick_model(str(empty), str(tmp_path / "q"))
+    qtbot.waitUntil(lambda: not window.train.is_running(), timeout=LONG)
+    assert "not usable" in window.train.message.text()
+    assert Project.load(tmp_path / "q.tlstudio.json").runs == [] and window.state.task is None

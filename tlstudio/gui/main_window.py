@@ -111,7 +111,7 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
         self.layers.plan_changed.connect(self._plan_changed)
         self.train.start_requested.connect(self.start_training)
         self.train.finished.connect(self._training_finished)
-        self.train.ended.connect(lambda: self.state.set_task(None))
+        self.train.ended.connect(self._run_thread_ended)
         self.evaluate.baseline_requested.connect(lambda: self.start_training(baseline=True))
         self.evaluate.clone_requested.connect(self.clone_settings)
         self.evaluate.data_changed.connect(self._rescan_data)
@@ -252,6 +252,16 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
                 "select one in Evaluate and press Resume to continue it",
                 15000,
             )
+
+    def _run_thread_ended(self) -> None:
+        """A run's thread ended (with a result or a crash): no task in flight; a run that never made
+        its folder (refused, or a Quick model refused by the doctor) leaves the project."""
+        self.state.set_task(None)
+        run = self.train.run_dir
+        if run is not None and not run.exists():
+            self.project.forget_run(run)
+            self.save_project()
+            self.state.runs_changed()
 
     def _show_title(self) -> None:
         """The project's name, and the long job in flight."""

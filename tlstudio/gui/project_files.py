@@ -44,6 +44,33 @@ class ProjectFiles:
             self.save_project()
             self.go_to("Data")
 
+    def quick_model(self, folder: str | None = None, path: str | None = None) -> None:
+        """One click: a data folder (asked for when None), a project file for it (asked for when None:
+        beside the folder by default), then the doctor, the backbones at hand ranked, the default
+        recipe on the best and every export that passes its check, followed in the Train panel."""
+        if self.training_blocks("a quick model"):
+            return
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(
+                self, "Quick model: the data folder (one sub-folder per class)"
+            )
+            if not folder:
+                return
+        if path is None:
+            suggested = Path(folder).parent / f"{Path(folder).name}{SUFFIX}"
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Quick model: the project file", str(suggested), f"TL Studio projects (*{SUFFIX})"
+            )
+            if not path:
+                return
+        self.set_project(Project(path=Path(_with_suffix(path)), data_dir=str(folder)))
+        self.save_project()
+        run_dir = self.project.new_run_dir()
+        self.state.run_started(run_dir)
+        self.state.set_task("quick model")
+        self.go_to("Train")
+        self.train.run_quick_model(str(folder), run_dir)
+
     def open_project(self, path: str | None = None) -> None:
         """Open a project file (asks for one when ``path`` is None)."""
         if self.training_blocks("opening a project"):

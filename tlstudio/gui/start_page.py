@@ -26,6 +26,13 @@ class StartPage(QWidget):
         self.new = QPushButton("New project…")
         self.open = QPushButton("Open project…")
         self.sample = QPushButton("Try the sample dataset")
+        self.quick = QPushButton("Quick model from a folder…")
+        self.quick.setToolTip(
+            "Choose a folder with one sub-folder per class: TL Studio checks it, ranks the backbones this "
+            "machine has, trains the best with the default recipe and exports every format that passes "
+            "its check. Nothing else to choose."
+        )
+        self.quick.clicked.connect(lambda: window.quick_model())
         self.sample.setToolTip("400 handwritten digits in 10 classes, bundled with TL Studio")
         self.new.clicked.connect(window.new_project)
         self.open.clicked.connect(lambda: window.open_project())
@@ -33,7 +40,7 @@ class StartPage(QWidget):
         self.recent = QListWidget()
         self.recent.itemActivated.connect(lambda item: window.open_project(item.text()))
         buttons = QHBoxLayout()
-        for b in (self.new, self.open, self.sample):
+        for b in (self.quick, self.new, self.open, self.sample):
             b.setMinimumHeight(36)
             buttons.addWidget(b)
         buttons.addStretch(1)

@@ -43,6 +43,26 @@ def run_session(task: Task, settings: TrainSettings, data_dir: str, run_dir: Pat
     return session.run()
 
 
+def run_auto(task: Task, data_dir: str, run_dir: Path):
+    """The worker's job for *Quick model*: ``core.training.auto`` (doctor, rank, recipe, exports); the
+    run's result (what auto chose and gained is reported as the run's last message)."""
+    from tlstudio.core.training.auto import auto
+
+    result = auto(data_dir, run_dir, on_event=task.report, stop_event=task.stop_event)
+    steps = "; ".join(
+        f"after {s.step} {s.val_accuracy:.3f} [{s.interval[0]:.2f}–{s.interval[1]:.2f}]" for s in result.steps
+    )
+    exported = [e.name for e in result.exports if e.error is None]
+    task.report(  # shown under the curves, where the run's own last word was
+        ev.RecipeChanged(
+            f"Quick model chose {Path(result.chosen).name} of {len(result.candidates)} candidate(s); "
+            f"the run {result.run.status}. Validation: {steps or 'no validation split'}. Verified exports: "
+            f"{', '.join(exported) or 'none'}. {result.seconds:.0f} s in all."
+        )
+    )
+    return result.run
+
+
 MESSAGE_HEIGHT = 130  # px: the run's message box; longer texts scroll inside it
 LEFT_WIDTH = 400  # px: the settings column
 SCROLLBAR_ROOM = 18  # px beside it for its vertical scroll bar
@@ -173,15 +193,20 @@ class TrainPanel(QWidget):
         self, settings: TrainSettings, data_dir: str, run_dir: Path, manifest=None, resume: bool = False
     ) -> None:
         """Start a training session in a worker thread (``resume``: continue the run in ``run_dir``)."""
+        self._run_job(run_dir, lambda task: run_session(task, settings, data_dir, run_dir, manifest, resume))
+
+    def run_quick_model(self, data_dir: str, run_dir: Path) -> None:
+        """*Quick model*: the doctor, the backbones at hand ranked, the recipe, every export, in a worker."""
+        self._run_job(run_dir, lambda task: run_auto(task, data_dir, run_dir))
+
+    def _run_job(self, run_dir: Path, job) -> None:
         if self.is_running():
             return
         self.curves.clear()
         self.events_seen = 0
         self.message.setText(f"Run folder: {run_dir}")
         self.run_dir = Path(run_dir)
-        self.task = Task(
-            lambda task: run_session(task, settings, data_dir, run_dir, manifest, resume), with_report=True
-        )
+        self.task = Task(job, with_report=True)
         self.task.event.connect(self.on_event)
         self.task.done.connect(self._done)
         self.task.failed.connect(self._crashed)

@@ -87,6 +87,15 @@ class StartsRuns:
         # (a run refused before it claimed a folder left nothing to record: it leaves the project)
         self.save_project()
         self.state.run_ended(result.run_dir, result.status, result.metrics, recorded=result.primary)
+        if self.state.task == "quick model" and result.primary:  # the project takes what it chose
+            from tlstudio.core.results.run_history import load_run
+
+            record = load_run(result.run_dir)
+            if record.settings:
+                self.project.settings = record.train_settings()
+                for panel in self.setting_panels():
+                    panel.show_settings(self.project.settings)
+                self.save_project()
         if result.status == "failed":  # not modal: the window stays usable (and testable)
             self.error_box = QMessageBox(
                 QMessageBox.Icon.Warning,
