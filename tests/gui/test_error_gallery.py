@@ -12,7 +12,8 @@ from factory import encode, write
 from PySide6.QtCore import Qt
 
 from tlstudio.gui import error_gallery
-from tlstudio.gui.error_gallery import CAM_HINT, NOT_FOUND, ErrorGallery, placeholder
+from tlstudio.gui.error_gallery import CAM_HINT, ErrorGallery
+from tlstudio.gui.evaluate_models import NOT_FOUND, UNREADABLE, placeholder
 
 LABELS = ["blue", "green", "red"]
 
@@ -119,7 +120,7 @@ def test_a_missing_or_unreadable_image_shows_a_placeholder_never_garbage(qtbot, 
     expected = placeholder(NOT_FOUND).toImage()
     assert thumb_of(gallery, missing) == expected
     assert NOT_FOUND in model.data(model.index(missing), Qt.ItemDataRole.ToolTipRole)
-    assert thumb_of(gallery, unreadable) == placeholder(error_gallery.UNREADABLE).toImage()
+    assert thumb_of(gallery, unreadable) == placeholder(UNREADABLE).toImage()
     gallery.gallery.setCurrentIndex(model.index(missing))
     assert not gallery.cam_button.isEnabled()  # nothing to explain
     gallery.show_gradcam()
@@ -209,3 +210,16 @@ def test_a_grad_cam_failure_is_shown_whole(qtbot, run, monkeypatch):
     assert preview.minimumSizeHint().width() <= preview.width()
     assert preview.heightForWidth(preview.width()) > 2 * preview.fontMetrics().height()
     gallery.task.wait()
+
+
+def test_the_label_views_gallery_shows_a_placeholder_for_a_missing_image_never_unfilled_memory(
+    qtbot, tmp_path
+):
+    from tlstudio.gui.evaluate_models import GalleryModel
+
+    model = GalleryModel()
+    item = {"path": "red/gone.png", "true": "red", "predicted": "blue", "confidence": 0.9}
+    model.set_items([item], tmp_path)
+    icon = model.data(model.index(0), Qt.ItemDataRole.DecorationRole)
+    expected = placeholder(NOT_FOUND).toImage()
+    assert icon.toImage() == expected  # a grey square that says so, the same every time

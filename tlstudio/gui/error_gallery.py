@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QColor, QDesktopServices, QImage, QPainter, QPixmap
+from PySide6.QtGui import QDesktopServices, QImage, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -30,7 +30,13 @@ from tlstudio.core.data.scan import in_folder
 from tlstudio.core.data.split import Manifest
 from tlstudio.core.results.metrics import cell_predictions, ordered_errors
 from tlstudio.core.results.run_folder import run_status
-from tlstudio.gui.evaluate_models import THUMB, GalleryModel, manifest_at, thumbnail_view
+from tlstudio.gui.evaluate_models import (
+    NOT_FOUND,
+    GalleryModel,
+    manifest_at,
+    thumbnail,
+    thumbnail_view,
+)
 from tlstudio.gui.worker import Task, reason
 
 ORDERS = {
@@ -57,35 +63,7 @@ def gradcam_job(run_dir: Path, image_path: Path, class_name: str):
     return overlay(load_for_model(image_path, 256), heat), prob
 
 
-NOT_FOUND = "image not found"
-UNREADABLE = "image unreadable"
 CAM_HINT = "Select an image, then Grad-CAM."
-
-
-def placeholder(text: str, size: int = THUMB) -> QPixmap:
-    """A grey square that says what is missing instead of an image."""
-    image = QImage(size, size, QImage.Format.Format_RGB32)
-    image.fill(QColor("#9a9a9a"))
-    painter = QPainter(image)
-    painter.setPen(QColor("#ffffff"))
-    painter.drawText(image.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, text)
-    painter.end()
-    return QPixmap.fromImage(image)
-
-
-def thumbnail(path: Path | None, size: int = THUMB) -> QPixmap:
-    """The image at ``path`` scaled to fit ``size``², or a placeholder saying why there is none
-    (never an unfilled image)."""
-    if path is None:
-        return placeholder(NOT_FOUND, size)
-    image = QImage(str(path))
-    if image.isNull():
-        return placeholder(UNREADABLE, size)
-    return QPixmap.fromImage(
-        image.scaled(
-            size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
-        )
-    )
 
 
 class RunGalleryModel(GalleryModel):

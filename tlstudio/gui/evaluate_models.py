@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QAbstractListModel, QAbstractTableModel, QModelIndex, QSize, Qt
-from PySide6.QtGui import QColor, QImage, QPalette, QPixmap
+from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QPixmap
 from PySide6.QtWidgets import QApplication, QListView
 
 from tlstudio.core.data.scan import in_folder
@@ -111,14 +111,13 @@ class GalleryModel(QAbstractListModel):
         return None
 
     def _thumb(self, rel: str) -> QPixmap:
-        if rel not in self._thumbs and self.data_dir is not None:
-            image = QImage(str(in_folder(self.data_dir, rel)))
-            self._thumbs[rel] = QPixmap.fromImage(
-                image.scaled(THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio)
-                if not image.isNull()
-                else QImage(THUMB, THUMB, QImage.Format.Format_RGB32)
-            )
-        return self._thumbs.get(rel, QPixmap())
+        """The image's thumbnail, or a placeholder that says why there is none (never unfilled
+        memory), read once per folder and path."""
+        key = f"{self.data_dir}\0{rel}"
+        if key not in self._thumbs:
+            path = in_folder(self.data_dir, rel) if self.data_dir is not None else None
+            self._thumbs[key] = thumbnail(path if path is not None and path.is_file() else None)
+        return self._thumbs[key]
 
 
 def _interval(accuracy: float, n: int) -> str:
@@ -170,3 +169,33 @@ def thumbnail_view(model: GalleryModel) -> QListView:
 def manifest_at(path: Path | None) -> Manifest | None:
     """The project's split manifest, if it has one yet (a relabel updates it)."""
     return Manifest.load(path) if path is not None and path.is_file() else None
+
+
+NOT_FOUND = "image not found"
+UNREADABLE = "image unreadable"
+
+
+def placeholder(text: str, size: int = THUMB) -> QPixmap:
+    """A grey square that says what is missing instead of an image."""
+    image = QImage(size, size, QImage.Format.Format_RGB32)
+    image.fill(QColor("#9a9a9a"))
+    painter = QPainter(image)
+    painter.setPen(QColor("#ffffff"))
+    painter.drawText(image.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, text)
+    painter.end()
+    return QPixmap.fromImage(image)
+
+
+def thumbnail(path: Path | None, size: int = THUMB) -> QPixmap:
+    """The image at ``path`` scaled to fit ``size``², or a placeholder saying why there is none
+    (never an unfilled image)."""
+    if path is None:
+        return placeholder(NOT_FOUND, size)
+    image = QImage(str(path))
+    if image.isNull():
+        return placeholder(UNREADABLE, size)
+    return QPixmap.fromImage(
+        image.scaled(
+            size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        )
+    )
