@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QProgressBar,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -47,8 +48,20 @@ def rank_job(report, names: list[str], weights: str, image_size: int | None, sto
     from tlstudio.core.training.rank_check import CandidateProblems
     from tlstudio.core.training.ranking import rank_backbones
 
+    def counted(done: int, total: int) -> None:
+        if say is not None:
+            say((done, total))
+
     try:
-        return rank_backbones(report, names, weights=weights, image_size=image_size, stop=stop, progress=say)
+        return rank_backbones(
+            report,
+            names,
+            weights=weights,
+            image_size=image_size,
+            stop=stop,
+            progress=say,
+            counted=counted,
+        )
     except CandidateProblems as problems:  # a result, not a failure: the view lists them
         return problems
 
@@ -88,6 +101,9 @@ class RankView(QGroupBox):
         self._bad: list[str] = []
         self.status = QLabel(INTRO)
         self.status.setWordWrap(True)
+        self.progress = QProgressBar()  # the current candidate's images, while its features are computed
+        self.progress.setFormat("%v / %m images")
+        self.progress.setVisible(False)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.verticalHeader().setVisible(False)
@@ -102,6 +118,7 @@ class RankView(QGroupBox):
         layout = QVBoxLayout(self)
         layout.addLayout(row)
         layout.addWidget(self.status)
+        layout.addWidget(self.progress)
         layout.addWidget(self.table)
 
     def reset(self) -> None:
@@ -149,9 +166,7 @@ class RankView(QGroupBox):
         self.task = Task(
             lambda task: rank_job(report, names, weights, size, stop, task.report), with_report=True
         )
-        self.task.event.connect(
-            lambda words: self.status.setText(f"Ranking {len(names)} candidates: {words}…")
-        )
+        self.task.event.connect(lambda event: self._progressed(len(names), event))
         self.task.done.connect(self._finished)
         self.task.failed.connect(self._failed)
         self.busy = True
@@ -162,6 +177,17 @@ class RankView(QGroupBox):
             f"Checking the {len(names)} candidates, then ranking them on your training images…"
         )
         self.task.start()
+
+    def _progressed(self, candidates: int, event) -> None:
+        """A step in words (the status line) or images counted (the bar)."""
+        if isinstance(event, tuple):
+            done, total = event
+            self.progress.setVisible(True)
+            self.progress.setMaximum(max(total, 1))
+            self.progress.setValue(done)
+        elif not self._stop.is_set():  # (once Cancel is pressed, the line says so until the end)
+            self.status.setText(f"Ranking {candidates} candidates: {event}…")
+            self.progress.setValue(0)
 
     def _cancel(self) -> None:
         """Stop at the candidate's next batch; said at once, since that can take a few seconds."""
@@ -293,6 +319,7 @@ class RankView(QGroupBox):
         self._done()
 
     def _done(self) -> None:
+        self.progress.setVisible(False)
         self.busy = False
         self.rank_button.setEnabled(True)
         self.cancel.setEnabled(False)

@@ -166,6 +166,7 @@ def rank_backbones(
     seed: int = SEED,
     stop: threading.Event | None = None,
     progress: Callable[[str], None] | None = None,
+    counted: Callable[[int, int], None] | None = None,
 ) -> list[RankedBackbone]:
     """Score each candidate backbone on the training split of a scanned folder, best first.
 
@@ -178,6 +179,7 @@ def rank_backbones(
         seed: folds and bootstrap.
         stop: set to cancel (``InterruptedError``).
         progress: told each step in words.
+        counted: told ``(images done, images)`` while a candidate's features are computed (a bar).
 
     Returns:
         The ranked candidates, best estimated accuracy first, then those that failed during their
@@ -217,7 +219,9 @@ def rank_backbones(
             raise InterruptedError("rank cancelled")
         started = time.perf_counter()
         try:
-            row, correct[name] = _score(report, name, images, weights, image_size, seed, rng, stop, say)
+            row, correct[name] = _score(
+                report, name, images, weights, image_size, seed, rng, stop, say, counted
+            )
         except InterruptedError:
             raise
         except Exception as err:  # this candidate only: the others' rows are kept
@@ -247,13 +251,20 @@ def failure_reason(err: Exception) -> str:
 
 
 def _score(
-    report, name, images, weights, image_size, seed, rng, stop, say
+    report, name, images, weights, image_size, seed, rng, stop, say, counted=None
 ) -> tuple[RankedBackbone, np.ndarray]:
     """One candidate's row (``seconds`` left for the caller) and which images its probe got right."""
     say(f"{name}: features of {len(images)} training images")
     facts: dict[str, object] = {}
     features, labels, classes = image_features(
-        report, name, weights=weights, image_size=image_size, stop=stop, images=images, facts=facts
+        report,
+        name,
+        weights=weights,
+        image_size=image_size,
+        stop=stop,
+        images=images,
+        facts=facts,
+        progress=counted,
     )
     say(f"{name}: probe, nearest neighbours and LogME")
     probe_ok = out_of_sample_probabilities(features, labels, len(classes), seed=seed).argmax(1) == labels
