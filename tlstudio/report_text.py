@@ -10,25 +10,9 @@ if TYPE_CHECKING:  # (nothing heavy at import: the app's widgets import ``counte
     from tlstudio.core.data.health import DatasetReport
     from tlstudio.core.data.split import Manifest
 
+from tlstudio.core.wording import counted  # (re-exported: the app and the CLI import it from here)
+
 _MAX_LISTED = 50
-
-
-def counted(n: int, noun: str, plural: str | None = None) -> str:
-    """``n`` and ``noun``, singular for exactly one.
-
-    Args:
-        n: how many.
-        noun: the singular ("layer", "usable image", "class").
-        plural: when adding "s" (or "es" after s, x, ch, sh) is wrong.
-
-    Example:
-        ``counted(1, "layer")`` is "1 layer"; ``counted(3, "class")`` is "3 classes".
-    """
-    if n == 1:
-        return f"{n} {noun}"
-    if plural is None:
-        plural = noun + ("es" if noun.endswith(("s", "x", "ch", "sh")) else "s")
-    return f"{n} {plural}"
 
 
 def format_report(

@@ -33,6 +33,7 @@ class StartPage(QWidget):
             "its check. Nothing else to choose."
         )
         self.quick.clicked.connect(lambda: window.quick_model())
+        self.quick.setDefault(True)  # the one-click path stands out
         self.sample.setToolTip("400 handwritten digits in 10 classes, bundled with TL Studio")
         self.new.clicked.connect(window.new_project)
         self.open.clicked.connect(lambda: window.open_project())

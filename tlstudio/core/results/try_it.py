@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from tlstudio.core.data.pipeline import load_for_model
 from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.metrics import wilson_interval
 from tlstudio.core.results.run_history import read_json
+from tlstudio.core.wording import counted
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -60,12 +62,12 @@ class TestRecord:
     high: float
 
     def words(self, confidence: float) -> str:
-        """One phrase for the panel."""
+        """One phrase for the panel (``confidence``: the level the record was counted at)."""
         if not self.total:
             return f"no test image was predicted with confidence ≥ {confidence:.2f}"
         return (
-            f"on the test split it was right on {self.right} of {self.total} images it was at least "
-            f"{confidence:.2f} sure of (95 % interval {self.low:.2f}–{self.high:.2f})"
+            f"on the test split it was right on {self.right} of {counted(self.total, 'image')} it was at "
+            f"least {confidence:.2f} sure of (95 % interval {self.low:.2f}–{self.high:.2f})"
         )
 
 
@@ -126,7 +128,8 @@ class Tryout:
             if self.calibrated
             else "not calibrated (turn on Calibrate for a calibrated probability)"
         )
-        record = self.test_record(verdict.confidence).words(verdict.confidence)
+        level = math.floor(verdict.confidence * 20) / 20  # in steps of 0.05: enough test images to count
+        record = self.test_record(level).words(level)
         return f"{verdict.label}: probability {verdict.confidence:.2f}, {how}; {record}"
 
 
@@ -137,8 +140,10 @@ def overlay_for(path: str | os.PathLike[str], heat: np.ndarray, size: int = 320)
     from tlstudio.core.results.gradcam import overlay
 
     image = load_rgb(path)
-    image.thumbnail((size, size), Image.Resampling.BILINEAR)
-    return overlay(np.asarray(image, dtype=np.uint8), heat)
+    scale = size / max(image.size)  # small images are enlarged (pixels kept sharp), large ones shrunk
+    shape = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    resample = Image.Resampling.NEAREST if scale > 1 else Image.Resampling.BILINEAR
+    return overlay(np.asarray(image.resize(shape, resample), dtype=np.uint8), heat)
 
 
 def image_files(paths: list[str | os.PathLike[str]]) -> list[Path]:
