@@ -184,3 +184,35 @@ def test_a_quick_model_refused_by_the_doctor_leaves_no_run_behind(window, qtbot,
     qtbot.waitUntil(lambda: not window.train.is_running(), timeout=LONG)
     assert "not usable" in window.train.message.text()
     assert Project.load(tmp_path / "q.tlstudio.json").runs == [] and window.state.task is None
+
+
+def test_a_sample_still_building_never_replaces_the_project_chosen_meanwhile(
+    window, qtbot, tmp_path, monkeypatch
+):
+    import threading
+
+    import tlstudio.gui.project_files as project_files
+    from tlstudio.gui import worker
+
+    release = threading.Event()
+
+    def slow_build(folder):  # the sample's CNN, built after the person moved on
+        release.wait(30)
+
+    monkeypatch.setattr(project_files, "build_sample_backbone", slow_build)
+    monkeypatch.setattr(
+        QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "mine.tlstudio.json"), "")
+    )
+    sample_home = tmp_path / "home"
+    monkeypatch.setattr(
+        project_files.QStandardPaths, "writableLocation", staticmethod(lambda _: str(sample_home))
+    )
+    window.open_sample()
+    building = window.sample_task
+    assert building is not None and building.is_running()
+    window.new_project()
+    release.set()
+    qtbot.waitUntil(lambda: not building.is_running(), timeout=LONG)
+    qtbot.wait(200)  # (anything queued by the finished task is delivered now)
+    assert window.project.name == "mine" and window.project.data_dir is None
+    assert building not in worker.running_tasks()

@@ -99,9 +99,16 @@ class LabelNextView(QWidget):
         self._update_buttons()
 
     def set_data(self, data_dir: Path | None) -> None:
-        """The project's data folder (a new project: nothing shown)."""
+        """The project's data folder (a new project: nothing shown; a suggestion under way for the
+        last one is dropped with its result)."""
+        if self.task is not None and self.busy:
+            self._stop.set()
+            self.task.retire()
+            self.task = None
+            self.busy = False
         self.data_dir = data_dir
         self.undo_stack.clear()
+        self.confident = []
         self.model.set_items([], self.folder)
         self._update_buttons()
 

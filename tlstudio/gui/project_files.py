@@ -21,6 +21,13 @@ MAX_RECENT = 8
 class ProjectFiles:
     """Project-file actions of the main window."""
 
+    def drop_pending_sample(self) -> None:
+        """The sample project whose backbone is still being built is not shown when it is ready
+        (the person chose another project meanwhile)."""
+        if self.sample_task is not None:
+            self.sample_task.retire()
+            self.sample_task = None
+
     def training_blocks(self, action: str) -> bool:
         """Whether a run is training (then the user is told: the run records its result in the
         project it started from, so the project cannot be replaced under it)."""
@@ -40,6 +47,7 @@ class ProjectFiles:
             self, "New project", str(Path.home() / f"project{SUFFIX}"), f"TL Studio projects (*{SUFFIX})"
         )
         if path:
+            self.drop_pending_sample()
             self.set_project(Project(path=Path(_with_suffix(path))))
             self.save_project()
             self.go_to("Data")
@@ -63,6 +71,7 @@ class ProjectFiles:
             )
             if not path:
                 return
+        self.drop_pending_sample()
         self.set_project(Project(path=Path(_with_suffix(path)), data_dir=str(folder)))
         self.save_project()
         run_dir = self.project.new_run_dir()
@@ -86,6 +95,7 @@ class ProjectFiles:
         except ValueError as err:
             QMessageBox.warning(self, "Cannot open project", str(err))
             return
+        self.drop_pending_sample()
         self.set_project(project)
         self.go_to("Data")
 
