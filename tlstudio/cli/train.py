@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tlstudio.cli.common import fail, quiet_tensorflow
-from tlstudio.cli.options import settings_from_args
+from tlstudio.cli.options import image_size_problem, settings_from_args
 from tlstudio.core.results import run_folder as files
 
 
@@ -28,6 +28,8 @@ def run_train(args: argparse.Namespace) -> int:
     except ValueError as err:
         return fail("train", str(err), 2)
     quiet_tensorflow()
+    if (why := image_size_problem(settings)) is not None:  # before any run folder is claimed
+        return fail("train", why, 2)
     if args.folds is not None:
         return run_folds(args, settings)
     return run_training(settings, args.data_dir, args.out, args.manifest, overwrite=args.overwrite)

@@ -18,6 +18,13 @@ from tlstudio.core.settings import TrainSettings
 
 SUFFIX = ".tlstudio.json"
 FORMAT_VERSION = 1
+MAX_FILE_BYTES = 256 * 10**6  # a project with 100,000 runs and a million kept labels is well below
+
+
+def _one_line(err: Exception) -> str:
+    """An error's text on one line, cut short (a hostile file can make it long)."""
+    text = " ".join(str(err).split())
+    return text if len(text) <= 200 else text[:199] + "…"
 
 
 @dataclass
@@ -116,10 +123,22 @@ class Project:
         """Read a project file."""
         path = Path(path)
         try:
+            size = path.stat().st_size
+        except OSError as err:
+            raise ValueError(f"cannot read project {path}: {_one_line(err)}") from err
+        if size > MAX_FILE_BYTES:  # said before a byte is read: no project file is near this
+            raise ValueError(
+                f"{path} is {size / 1e6:,.0f} MB: not a TL Studio project "
+                f"(a project file is at most {MAX_FILE_BYTES / 1e6:.0f} MB)"
+            )
+        try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"cannot read project {path}: {err}") from err
-        if not isinstance(data, dict) or data.get("format") != FORMAT_VERSION:
+        except RecursionError:
+            raise ValueError(f"{path} is not a TL Studio project: its JSON is nested too deeply") from None
+        except (OSError, ValueError) as err:  # unreadable, not UTF-8, not JSON, a 5,000-digit number
+            raise ValueError(f"cannot read project {path}: {_one_line(err)}") from err
+        version = data.get("format") if isinstance(data, dict) else None
+        if type(version) is not int or version != FORMAT_VERSION:  # (true is not format 1)
             raise ValueError(f"{path} is not a TL Studio project (format {FORMAT_VERSION})")
         data_dir = data.get("data_dir")
         if data_dir is not None and not isinstance(data_dir, str):
@@ -136,5 +155,7 @@ class Project:
         try:
             settings = TrainSettings.from_dict(settings)
         except ValueError as err:
-            raise ValueError(f"{path}: {err}") from err
+            raise ValueError(f"{path}: {_one_line(err)}") from err
+        except RecursionError:
+            raise ValueError(f"{path}: its settings are nested too deeply") from None
         return cls(path=path, data_dir=data_dir, settings=settings, runs=list(runs), kept_labels=list(kept))

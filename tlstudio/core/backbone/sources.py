@@ -44,7 +44,8 @@ def model_file_facts(path: Path) -> tuple[str | None, int | None]:
     with contextlib.suppress(Exception):  # whatever is wrong with the file, building it says so later
         if path.suffix.lower() == ".keras":
             with zipfile.ZipFile(path) as archive:
-                config = json.loads(archive.read("config.json"))
+                if archive.getinfo("config.json").file_size <= MAX_CONFIG:  # (a bomb is not inflated)
+                    config = json.loads(archive.read("config.json"))
         else:
             import h5py
 
@@ -108,7 +109,51 @@ def model_file_problem(path: Path) -> str | None:
         try:
             with zipfile.ZipFile(path) as archive:
                 archive.getinfo("config.json")
-        except (OSError, KeyError, zipfile.BadZipFile):
+                members = archive.infolist()
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile):
             return f"{path} is not a readable .keras file (a zip with config.json): truncated, or not one"
-        return None
+        return zip_bomb_problem(path, members)
     return None if is_hdf5(path) else f"{path} is not an HDF5 Keras model file: truncated, or not one"
+
+
+# What a .keras zip may declare before anything in it is inflated: Keras itself stores its members
+# uncompressed (1:1), and float weights deflate by a few percent at most, so a member that inflates
+# past MAX_RATIO:1 and past RATIO_FLOOR bytes holds no weights; the totals bound the rest.
+MAX_MEMBERS = 10_000
+MAX_INFLATED = 16 * 1024**3  # every member together: well above the largest Keras Applications model
+MAX_CONFIG = 64 * 1024**2  # config.json and metadata.json, read whole
+MAX_RATIO = 50
+RATIO_FLOOR = 32 * 1024**2
+
+
+def zip_bomb_problem(path: Path, members: list[zipfile.ZipInfo]) -> str | None:
+    """Why a ``.keras`` zip would inflate to more than a model, from the sizes its members declare
+    (nothing is decompressed; Python's zip reader never inflates a member past its declared size).
+
+    Args:
+        path: the file, for the message.
+        members: its ``infolist()``.
+
+    Returns:
+        A one-line reason, or None.
+    """
+    if len(members) > MAX_MEMBERS:
+        return f"{path} holds {len(members):,} files: not a Keras model (a zip bomb?), refused unread"
+    total = sum(m.file_size for m in members)
+    for m in members:
+        name = m.filename if m.filename.isprintable() and len(m.filename) <= 80 else repr(m.filename)[:80]
+        ratio = m.file_size / max(m.compress_size, 1)
+        if m.file_size > RATIO_FLOOR and ratio > MAX_RATIO:
+            return (
+                f"{path}: {name} would inflate from {m.compress_size / 1e6:.1f} MB to "
+                f"{m.file_size / 1e6:,.0f} MB ({ratio:,.0f}:1; model weights compress at most a little): "
+                "a zip bomb, refused unread"
+            )
+        if m.filename in ("config.json", "metadata.json") and m.file_size > MAX_CONFIG:
+            return f"{path}: its {name} declares {m.file_size / 1e6:,.0f} MB (a zip bomb?), refused unread"
+    if total > MAX_INFLATED:
+        return (
+            f"{path} declares {total / 1e9:,.1f} GB uncompressed, more than any Keras model "
+            f"({MAX_INFLATED / 1e9:.0f} GB at most): a zip bomb, refused unread"
+        )
+    return None

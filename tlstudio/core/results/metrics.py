@@ -202,13 +202,34 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def within_chance(accuracy: float, n: int, class_counts: list[int], z: float = 1.645) -> bool:
-    """Whether an accuracy on ``n`` images is no better than always answering the largest class,
-    by a one-sided binomial test at that rate (z = 1.645: 5%)."""
+def within_chance(accuracy: float, n: int, class_counts: list[int], alpha: float = 0.05) -> bool:
+    """Whether an accuracy on ``n`` images is no better than always answering the largest class.
+
+    The exact one-sided binomial test (``scipy.stats.binomtest``): the run beat chance only when
+    ``accuracy × n`` correct answers or more would happen with probability below ``alpha`` to a
+    model that answers right at the largest class's rate. The normal approximation this replaced
+    called 9 of 12 (p = 0.073) and 14 of 20 (p = 0.058) against a rate of one half better than chance.
+
+    Args:
+        accuracy: the share answered right (rounded to a count of ``n``).
+        n: how many images it was measured on.
+        class_counts: images per class of those ``n`` (the largest sets the chance rate).
+        alpha: the test's level.
+
+    Returns:
+        True when the test cannot tell the accuracy from chance; False for no images.
+
+    Example:
+        >>> within_chance(9 / 12, 12, [6, 6]), within_chance(10 / 12, 12, [6, 6])
+        (True, False)
+    """
     if n <= 0 or not class_counts:
         return False
+    from scipy.stats import binomtest  # (SciPy loads in a fraction of a second, only when a run ends)
+
     chance = max(class_counts) / max(sum(class_counts), 1)
-    return accuracy <= chance + z * math.sqrt(chance * (1 - chance) / n)
+    correct = min(n, max(0, round(accuracy * n)))
+    return bool(binomtest(correct, n, chance, alternative="greater").pvalue >= alpha)
 
 
 def headline(metrics: dict[str, float]) -> str:
