@@ -19,10 +19,14 @@ from tlstudio.core.backbone.registry import (
 )
 
 
-def test_registry_is_every_keras_application():
-    names = {s.name for s in list_backbones()}
+def test_registry_is_every_keras_application_and_the_offline_backbone():
+    from tlstudio.core.backbone import efficientnet_lite
+
+    names = {s.name for s in list_backbones() if s.kind == "keras"}
     assert names == set(keras_application_functions())
     assert {"ResNet50", "MobileNetV3Small", "EfficientNetB0", "ConvNeXtTiny", "DenseNet121"} <= names
+    others = {s.name for s in list_backbones() if s.kind != "keras"}
+    assert others == ({efficientnet_lite.NAME} if efficientnet_lite.available() else set())
     table_file = importlib.resources.files("tlstudio.core.backbone") / "backbone_table.json"
     table = json.loads(table_file.read_text())
     assert set(table) == names, "regenerate with tools/make_backbone_table.py"
