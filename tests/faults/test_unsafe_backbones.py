@@ -99,3 +99,26 @@ def test_train_refuses_an_unsafe_backbone_before_any_run_folder_and_writes_nothi
     assert done.returncode != 0
     assert "WriteFile (writes files)" in done.stderr and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert not out.exists() and not marker.exists()
+
+
+def test_an_export_that_would_run_an_unsafe_op_is_refused_and_nothing_is_put_in_place(tmp_path):
+    """Defence in depth: even a model that got past the backbone check (a layer of someone's own)
+    never ships a file-writing op in its SavedModel."""
+    import keras
+
+    from tlstudio.core.deploy.export import ExportError, export_model
+
+    marker = tmp_path / "written-by-the-model.txt"
+
+    class Writes(keras.layers.Layer):
+        def call(self, x):
+            tf.io.write_file(str(marker), "served")
+            return x
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.GlobalAveragePooling2D()(Writes()(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    out = tmp_path / "run"
+    with pytest.raises(ExportError, match=r"WriteFile \(writes files\)"):
+        export_model(model, out, labels=["a", "b"], image_size=8)
+    assert not (out / "saved_model").exists() and not (out / "model.keras").exists()

@@ -120,7 +120,11 @@ def savedmodel_problem(folder: str) -> str | None:
     signature and the ``serve``/``__call__`` functions are read. Loads the model (not its data)."""
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(str(folder))
+    return loaded_problem(tf.saved_model.load(str(folder)))
+
+
+def loaded_problem(loaded) -> str | None:
+    """``savedmodel_problem`` of a SavedModel already loaded (``tf.saved_model.load``)."""
     functions = [f for s in getattr(loaded, "signatures", {}).values() for f in concrete_functions(s)]
     for name in ("serve", "serving_bytes", "classify", "__call__"):
         fn = getattr(loaded, name, None)

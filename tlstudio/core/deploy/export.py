@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from tlstudio.core import atomic
 from tlstudio.core.backbone.classifier import plain_copy
+from tlstudio.core.backbone.graph_ops import loaded_problem
 from tlstudio.core.backbone.kerashub import load_model_file
 from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.run_folder import process_alive
@@ -165,6 +166,8 @@ def verify_saved_model(
         The largest absolute difference in probabilities.
     """
     loaded = tf.saved_model.load(str(path))
+    if problem := loaded_problem(loaded):  # never shipped: whoever serves it would run it
+        raise ExportError(f"the exported model reaches outside itself: {problem}; nothing was put in place")
     expected = np.asarray(model(samples.astype(np.float32), training=False))
     outputs = {
         "serving_default": loaded.signatures["serving_default"](images=tf.constant(samples, tf.float32))[
