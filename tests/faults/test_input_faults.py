@@ -177,3 +177,17 @@ def test_a_keras_zip_bomb_is_refused_before_it_is_inflated(tmp_path):
     why = model_file_problem(bomb)
     assert why and "zip bomb" in why and "\n" not in why
     assert time.monotonic() - started < 1.0  # the declared sizes are read, nothing is inflated
+
+
+def test_resume_of_a_run_whose_settings_are_nested_too_deeply_says_so_in_one_line(tmp_path):
+    import json as _json
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(_json.dumps({"status": "failed", "data_dir": str(tmp_path)}))
+    (run / "settings.json").write_text("[" * 20_000 + "]" * 20_000)
+    (run / "manifest.csv").write_text("path,sha256,class,split\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "tlstudio", "train", "--resume", str(run)], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "nested too deeply" in done.stderr and "Traceback" not in done.stderr

@@ -94,8 +94,12 @@ def resume_run(args: argparse.Namespace) -> int:
         return fail("train", f"{run} has already {status.replace('_', ' ')}: nothing to resume", 2)
     try:
         settings = TrainSettings.from_dict(json.loads((run / files.SETTINGS).read_text(encoding="utf-8")))
-    except ValueError as err:
+    except (ValueError, TypeError, AttributeError) as err:  # (broken JSON, a list, a non-UTF-8 file)
         return fail("train", f"{run}/settings.json: {err}", 2)
+    except RecursionError:
+        return fail("train", f"{run}/settings.json is nested too deeply to be a run's settings", 2)
+    except OSError as err:
+        return fail("train", f"{run}/settings.json cannot be read: {err.strerror or err}", 2)
     recorded = run_status(run).get("data_dir")  # ({} when run.json is missing or unreadable)
     if args.data_dir is None and not recorded:
         return fail(
