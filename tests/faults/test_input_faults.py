@@ -148,6 +148,16 @@ def test_impossible_image_sizes_are_refused_up_front(tmp_path, tiny_backbone_fil
     )
     assert_refused(done, "MobileNetV3Small", "32", "16")
     assert not out.exists()
+    from tlstudio.core.project import Project
+    from tlstudio.core.settings import TrainSettings
+
+    project = Project(
+        data_dir=str(make_colour_dataset(tmp_path / "colours", per_class=3)),
+        settings=TrainSettings(backbone=str(tiny_backbone_file), image_size=64),
+    ).save(tmp_path / "p.tlstudio.json")
+    done = tlstudio("train", "--project", str(project))  # the same from a project file
+    assert_refused(done, "32", "64")
+    assert Project.load(project).runs == [] and not (tmp_path / "p-runs").exists()
 
 
 def zip_bomb(path: Path, inflated: int) -> Path:
