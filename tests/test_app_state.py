@@ -131,14 +131,17 @@ def test_the_default_run_is_the_best_finished_run_by_validation_not_the_latest(t
     fake_run(runs / "5-same-acc-lower-loss", "stopped", {"val_accuracy": 0.70, "val_loss": 0.5})
     project.record_run(runs / "5-same-acc-lower-loss", "stopped", {})
     assert best_run(state.runs).name == "5-same-acc-lower-loss"
-    # a person's choice holds; a run that ends with a model becomes the choice
+    # a person's choice holds until a run ends; then the best is selected again, whichever is newest
     heard = []
     state.subscribe("selected_run", lambda: heard.append(state.selected_run))
     state.select_run(runs / "2-baseline")
     assert state.selected_record().name == "2-baseline" and len(heard) == 1
-    new = fake_run(runs / "6-new", "completed", {"val_accuracy": 0.1})
-    state.run_ended(new, "completed", {"val_accuracy": 0.1}, recorded=True)
-    assert state.selected_run == new.absolute()
+    worse = fake_run(runs / "6-worse", "completed", {"val_accuracy": 0.1})
+    state.run_ended(worse, "completed", {"val_accuracy": 0.1}, recorded=True)
+    assert state.selected_record().name == "5-same-acc-lower-loss"
+    better = fake_run(runs / "7-better", "completed", {"val_accuracy": 0.9})
+    state.run_ended(better, "completed", {"val_accuracy": 0.9}, recorded=True)
+    assert state.selected_run == better.absolute()
 
 
 def test_the_steps_done_follow_the_state(tmp_path):

@@ -167,15 +167,15 @@ class AppState:
 
     def run_ended(self, run_dir: Path, status: str, metrics: dict[str, float], recorded: bool) -> None:
         """A run ended (``recorded``: it claimed its folder; otherwise it is dropped from the
-        project). A finished run with a model becomes the selected run."""
+        project). The selection goes to the best finished run by validation — the new run when it
+        is the best, never merely because it is the latest (a from-scratch baseline is not)."""
         if recorded:
             self.project.record_run(run_dir, status, metrics)
         else:
             self.project.forget_run(run_dir)
         self._save()
         self._changed("runs")
-        if recorded and (Path(run_dir) / files.MODEL).is_file():
-            self.select_run(run_dir)
+        self.select_run(self.default_run())
 
     def runs_changed(self) -> None:
         """Run folders changed on disk (a resumed run, an export): panels read them again."""
