@@ -12,10 +12,13 @@ renamed into ``KERAS_HOME/models``, where Keras finds it and downloads nothing. 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import http.client
 import os
 import shutil
 import threading
+import time
 import urllib.error
 import urllib.request
 import warnings
@@ -27,6 +30,9 @@ from tlstudio.core import atomic
 from tlstudio.core.backbone.sources import BackboneError, is_hdf5
 
 CHUNK = 1 << 16
+STALL_SECONDS = 30.0  # a server silent this long (or trickling: STALL_BYTES) is given up on
+STALL_BYTES = 16 << 10  # a body bringing fewer bytes than this in STALL_SECONDS has stalled
+MAX_BYTES = 2 << 30  # the largest Keras Applications file is ~1.4 GB (ConvNeXtXLarge)
 
 
 class WeightsError(BackboneError):
@@ -45,6 +51,7 @@ class WeightsFile:
     name: str
     file_hash: str | None  # as Keras ships it: SHA-256 (64 hex digits) or MD5 (32)
     cache_dir: Path  # KERAS_HOME/models
+    size: int | None = None  # bytes, when known: the download is bounded by it
 
     @property
     def path(self) -> Path:
@@ -160,27 +167,41 @@ def download(
     weights: WeightsFile,
     progress: Callable[[int, int | None], None] | None = None,
     stop: threading.Event | None = None,
-    timeout: float = 30.0,
+    timeout: float = STALL_SECONDS,
+    max_bytes: int = MAX_BYTES,
 ) -> Path:
     """Fetch the file into Keras' cache, resuming a ``.part`` left by an earlier try.
 
+    The download is bounded: never more than the file's size (``WeightsFile.size`` when known, else
+    what the server declares in ``Content-Length``) and never more than ``max_bytes``; a body that
+    runs past its bound is refused and its part removed. A server that stops sending, or trickles
+    fewer than ``STALL_BYTES`` in ``timeout`` seconds, is given up on with the part kept (the next
+    try resumes from it), as a cancel or a dropped connection keeps it.
+
     Args:
         weights: what to fetch (``imagenet_weights_file``).
-        progress: called with (bytes so far, total bytes or None) as chunks arrive.
+        progress: called with (bytes so far, total bytes or None) as data arrives.
         stop: set it to cancel; the part is kept for the next try.
-        timeout: seconds to wait for the server.
+        timeout: seconds to wait for the server to answer, for any one read, and for each
+            ``STALL_BYTES`` of the body.
+        max_bytes: the most a weights file may be (when neither its size nor the server says).
 
     Returns:
         The checked file in the cache.
 
     Raises:
         WeightsCancelled: ``stop`` was set.
-        WeightsError: no network, a server error, or a file that does not match its hash.
+        WeightsError: no network, a server error, a stalled or oversized body, no room on the disk,
+            or a file that does not match its hash.
     """
     if weights.is_cached():
         return weights.path
     weights.cache_dir.mkdir(parents=True, exist_ok=True)
+    bound = min(weights.size, max_bytes) if weights.size else max_bytes
     have = weights.part.stat().st_size if weights.part.is_file() else 0
+    if have > bound:  # left by a download that ran away (before downloads were bounded): useless
+        weights.part.unlink(missing_ok=True)
+        have = 0
     request = urllib.request.Request(weights.url, headers={"User-Agent": "tlstudio"})
     if have:
         request.add_header("Range", f"bytes={have}-")
@@ -201,24 +222,94 @@ def download(
         resumed = response.status == 206
         if not resumed:
             have = 0  # the server sent the whole file: start the part again
-        length = response.headers.get("Content-Length")
+        total = _declared_total(weights, response.headers.get("Content-Length"), have, bound)
+        if total is not None:
+            bound = total
+            _room_for(weights, total - have)
+        _receive(weights, response, resumed, have, bound, total, progress, stop, timeout)
+    return _finish(weights)
+
+
+def _declared_total(weights: WeightsFile, length: str | None, have: int, bound: int) -> int | None:
+    """The whole file's size as the server declares it (None when it does not), refused beyond
+    ``bound`` before a byte is written."""
+    try:
         total = have + int(length) if length is not None else None
+    except ValueError:
+        total = None
+    if total is not None and total > bound:
+        raise WeightsError(
+            f"the server offers {total:,} bytes for {weights.name}, more than {bound:,}: not "
+            f"{'the file Keras wants' if weights.size else 'a weights file'}; nothing was downloaded"
+        )
+    return total
+
+
+def _room_for(weights: WeightsFile, needed: int) -> None:
+    """Refuse before writing when the cache's disk cannot hold what is still to come."""
+    try:
+        free = shutil.disk_usage(weights.cache_dir).free
+    except OSError:
+        return
+    if free < needed:
+        raise WeightsError(
+            f"{weights.name} needs {needed / 1e6:,.1f} MB more but {weights.cache_dir} has "
+            f"{free / 1e6:,.1f} MB free: make room and try again"
+        )
+
+
+def _receive(weights, response, resumed, have, bound, total, progress, stop, timeout) -> None:
+    """Append the body to the part, within ``bound`` bytes, giving up on a stalled server."""
+    window_start, window_have = time.monotonic(), have
+    try:
         with weights.part.open("ab" if resumed else "wb") as out:
             while True:
                 if stop is not None and stop.is_set():
                     raise WeightsCancelled(f"download of {weights.name} cancelled at {have:,} bytes")
-                block = response.read(CHUNK)
+                block = response.read1(CHUNK)  # what has arrived: a trickle cannot hold it forever
                 if not block:
                     break
+                if have + len(block) > bound:
+                    out.close()
+                    weights.part.unlink(missing_ok=True)
+                    raise WeightsError(
+                        f"the server sent more than {bound:,} bytes for {weights.name} "
+                        f"({'its size' if weights.size or total else 'the most a weights file may be'}): "
+                        "refused, and the part removed"
+                    )
                 out.write(block)
                 have += len(block)
                 if progress is not None:
                     progress(have, total)
+                now = time.monotonic()
+                if now - window_start >= timeout:
+                    if have - window_have < STALL_BYTES:
+                        raise _stalled(weights, have, total, f"{have - window_have:,} bytes in {timeout:g} s")
+                    window_start, window_have = now, have
+    except TimeoutError as err:  # a read that waited for ``timeout`` seconds
+        raise _stalled(weights, have, total, f"nothing for {timeout:g} s") from err
+    except (OSError, http.client.HTTPException) as err:
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            raise WeightsError(
+                f"the disk holding {weights.cache_dir} is full ({have:,} bytes of {weights.name} kept): "
+                "make room and try again; it resumes from there"
+            ) from err
+        raise WeightsError(
+            f"the download of {weights.name} broke off at {have:,} bytes ({err}): try again; it resumes "
+            "from there"
+        ) from err
     if total is not None and have < total:
         raise WeightsError(
             f"the download of {weights.name} stopped at {have:,} of {total:,} bytes: try again"
         )
-    return _finish(weights)
+
+
+def _stalled(weights: WeightsFile, have: int, total: int | None, sent: str) -> WeightsError:
+    """The error for a server that stopped sending (the part is kept: the next try resumes)."""
+    return WeightsError(
+        f"the download of {weights.name} stalled at {have:,}{f' of {total:,}' if total else ''} bytes "
+        f"(the server sent {sent}): try again; it resumes from there"
+    )
 
 
 def _finish(weights: WeightsFile) -> Path:
