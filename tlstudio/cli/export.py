@@ -95,6 +95,7 @@ def run_export(args: argparse.Namespace) -> int:
     quiet_tensorflow()
     from tlstudio.core.deploy.export_set import export_all
     from tlstudio.core.deploy.formats import DeployError, DeployResult, export_format
+    from tlstudio.core.deploy.model_card import card_path
 
     options = {
         "data_dir": args.data,
@@ -128,6 +129,8 @@ def run_export(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     else:
         print_table(results)
+        if args.format == "all":  # the set landed with its model card
+            print(f"Model card: {card_path(args.run_dir)}")
     failed = [r for r in results if r.error]
     if failed:
         return fail("export", failure_line(results), 1)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QTabWidget,
     QTextBrowser,
     QVBoxLayout,
     QWidget,
@@ -139,6 +140,11 @@ class ExportPanel(QWidget):
         formats.addWidget(self.cancel)
         self.result = QTextBrowser()
         self.result.setPlaceholderText("The verification result appears here after an export.")
+        self.card = QTextBrowser()  # the selected run's model card (RUN/export/README.md or MODEL_CARD.md)
+        self.card.setOpenLinks(False)
+        self.views = QTabWidget()
+        self.views.addTab(self.result, "Result")
+        self.views.addTab(self.card, "Model card")
         layout = QVBoxLayout(self)
         chooser = QHBoxLayout()
         chooser.addWidget(QLabel("Run"))
@@ -147,7 +153,7 @@ class ExportPanel(QWidget):
         layout.addWidget(self.summary)
         layout.addWidget(self.button)
         layout.addLayout(formats)
-        layout.addWidget(self.result, 1)
+        layout.addWidget(self.views, 1)
 
         self.follow(self.state)
 
@@ -172,6 +178,7 @@ class ExportPanel(QWidget):
                 button.setEnabled(False)
             if self.task is None or not self.task.is_running():
                 self.result.clear()
+            self.card.clear()
             return
         self.run_choice.setCurrentIndex(self.run_choice.findData(str(record.run_dir)))
         if record.run_dir != self.run_dir:
@@ -189,11 +196,24 @@ class ExportPanel(QWidget):
         )
         self.button.setEnabled(usable)
         self.format_button.setEnabled(usable)
+        self.show_card()
         if usable:
             self.result.setHtml(
                 f"The run's own export is in <code>{self.run_dir / 'saved_model'}</code> "
                 "(verified when it was written). Export again to put it elsewhere."
             )
+
+    def show_card(self) -> None:
+        """The shown run's model card: the export set's when there is one, else the run's own, else
+        made now from its folder (a run from before cards were written)."""
+        from tlstudio.core.deploy.model_card import card_path, model_card
+
+        path = card_path(self.run_dir)
+        try:
+            text = path.read_text(encoding="utf-8") if path is not None else model_card(self.run_dir)
+        except OSError as err:
+            text = f"The model card could not be read: {err}"
+        self.card.setMarkdown(text)
 
     def export_to(self, folder: str) -> None:
         """Export the shown run into ``folder`` in a worker thread."""
@@ -233,6 +253,7 @@ class ExportPanel(QWidget):
         self.format_button.setEnabled(True)
         self.cancel.setEnabled(False)
         self.result.setHtml(results_html(results))
+        self.show_card()  # an export set lands with its own card
 
     def _ask_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export into folder")

@@ -3,8 +3,9 @@ run's previous ``export/`` folder as it was, never some formats of the new model
 old one and no summary.
 
 The artefacts are exported into a staging folder beside ``export/`` (each verified in its runtime,
-as ``export_format`` does), the summary written there, what the set does not make carried over from
-the old folder (a single format exported with other options), then one rename swaps the folders.
+as ``export_format`` does), the summary and the model card (``README.md``: ``model_card``) written
+there, what the set does not make carried over from the old folder (a single format exported with
+other options), then one rename swaps the folders.
 
 The rule for a format that fails this time (a data folder that is not there, a converter missing, a
 full disk, a runtime check that could not run, an artefact that did not verify): it never removes an
@@ -41,6 +42,7 @@ from tlstudio.core.deploy.formats import (
     artefact_name,
     export_format,
 )
+from tlstudio.core.deploy.model_card import SET_CARD, model_card
 from tlstudio.core.results import run_folder as files
 
 SUMMARY = "summary.json"  # in export/: every artefact's result, as the table shows it
@@ -108,7 +110,7 @@ def export_all(
             made = {artefact_name(fmt, quantize) for fmt, quantize in ALL}
             if final.is_dir():
                 for entry in final.iterdir():  # kept: what this set does not make (a single format's options)
-                    if entry.name not in made and entry.name != SUMMARY and not entry.name.startswith("."):
+                    if entry.name not in made | {SUMMARY, SET_CARD} and not entry.name.startswith("."):
                         _link_copy(entry, staging / entry.name)
             now = _now()  # one time for the set: what is new in it was verified by then
             results = [
@@ -121,6 +123,7 @@ def export_all(
             ]
             model = model or model_fingerprint(run)  # an interrupted run's model.keras is written by now
             atomic.write_json(staging / SUMMARY, [r.to_dict() | {"model_sha256": model} for r in results])
+            atomic.write_text(staging / SET_CARD, model_card(run, [r.to_dict() for r in results]))  # its card
             _put_in_place(staging, final)
         except OSError as err:
             raise DeployError(f"the export set could not be put in place: {_why(err)}; {_UNCHANGED}") from err

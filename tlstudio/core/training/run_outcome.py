@@ -92,6 +92,9 @@ def complete(session: TrainingSession, model, started: float, status: str) -> Ru
         export_dir = result.export_dir
     atomic.write_json(session.run_dir / files.METRICS, metrics)
     session.write_status(status, started, manifest, size, metrics=metrics, message=verdict or "")
+    from tlstudio.core.deploy.model_card import write_run_card
+
+    write_run_card(session.run_dir)  # RUN/MODEL_CARD.md, from the files written by now
     session.emit(
         ev.RunFinished(
             status, str(session.run_dir), metrics, str(export_dir) if export_dir else None, verdict or ""
