@@ -21,9 +21,9 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser(
         "export",
-        help="convert a run's model to SavedModel / TFLite / ONNX, verified in each runtime",
+        help="convert a run's model to SavedModel / TFLite / ONNX / OpenVINO, verified in each runtime",
         description="Convert RUN_DIR's model and check it in a fresh process with the runtime a user "
-        "would use (LiteRT interpreter, onnxruntime, plain TensorFlow) on the run's test images: "
+        "would use (LiteRT interpreter, onnxruntime, OpenVINO, plain TensorFlow) on the run's test images: "
         "top-1 agreement with the trained model, accuracy overall and per class, latency, throughput, "
         "size. An artefact that does not agree is not written. Lands in RUN_DIR/export/<format>[-<mode>]/.",
     )
@@ -31,7 +31,9 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--format", default="all", choices=[*FORMATS, "all"], help="(all: every format side by side)"
     )
-    p.add_argument("--quantize", default="float32", choices=QUANTIZE_MODES, help="tflite only (float32)")
+    p.add_argument(
+        "--quantize", default="float32", choices=QUANTIZE_MODES, help="tflite; openvino: int8 (float32)"
+    )
     p.add_argument("--uint8-io", action="store_true", help="int8 tflite with uint8 input and output")
     p.add_argument("--out", type=Path, metavar="DIR", help="the artefact's folder (one format only)")
     p.add_argument("--data", type=Path, metavar="DIR", help="the data folder, if it moved since training")
@@ -47,7 +49,8 @@ def add_parser(sub) -> None:
         type=float,
         default=MAX_ACCURACY_DROP,
         metavar="F",
-        help=f"int8 / dynamic tflite: largest accuracy loss allowed ({MAX_ACCURACY_DROP}, i.e. one point)",
+        help=f"int8 / dynamic tflite, openvino int8: largest accuracy loss "
+        f"({MAX_ACCURACY_DROP}, i.e. one point)",
     )
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--force", action="store_true", help="export a run that did not learn all the same")
@@ -85,8 +88,9 @@ def run_export(args: argparse.Namespace) -> int:
         return fail("export", f"{args.run_dir} is not a run folder", 2)
     if args.format == "all" and (args.out or args.quantize != "float32" or args.uint8_io):
         return fail("export", "--out, --quantize and --uint8-io need one --format", 2)
-    if args.format != "tflite" and (args.quantize != "float32" or args.uint8_io):
-        return fail("export", "--quantize and --uint8-io are for --format tflite", 2)
+    other_modes = {"openvino": ("float32", "int8")}.get(args.format, ("float32",))
+    if args.format != "tflite" and (args.quantize not in other_modes or args.uint8_io):
+        return fail("export", "--quantize and --uint8-io are for --format tflite (openvino: int8)", 2)
     if args.uint8_io and args.quantize != "int8":
         return fail("export", "--uint8-io needs --quantize int8", 2)
     problem = refusal(args)

@@ -42,6 +42,8 @@ FORMAT_CHOICES = (  # (shown, format, quantisation); "all" exports every one
     ("TFLite, dynamic-range int8", "tflite", "dynamic"),
     ("TFLite, full integer int8", "tflite", "int8"),
     ("ONNX", "onnx", "float32"),
+    ("OpenVINO IR, float32", "openvino", "float32"),
+    ("OpenVINO IR, int8 (NNCF, accuracy-aware)", "openvino", "int8"),
     ("SavedModel for TF Serving", "saved_model", "float32"),
 )
 

@@ -16,9 +16,10 @@ identically here, but other builds of libjpeg may differ by a level or two).
 
 Formats: ``saved_model`` (for TF Serving: predict signatures plus ``classify`` with the classify
 method and ``serving_bytes`` taking encoded JPEG/PNG/GIF/BMP files), ``tflite`` (LiteRT; float32,
-float16, dynamic-range or full-integer int8 calibrated on the run's training images) and ``onnx``
-(tf2onnx, opset 17, onnxruntime). TFLite and ONNX take float32 pixels [batch, size, size, 3],
-RGB 0–255, the preprocessing inside; ``--uint8-io`` gives an int8 model uint8 input and output.
+float16, dynamic-range or full-integer int8 calibrated on the run's training images), ``onnx``
+(tf2onnx, opset 17, onnxruntime) and ``openvino`` (IR, float32 or NNCF int8: ``openvino_format``).
+TFLite, ONNX and OpenVINO take float32 pixels [batch, size, size, 3], RGB 0–255, the preprocessing
+inside; ``--uint8-io`` gives an int8 model uint8 input and output.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from tlstudio.core.deploy.run_inputs import DeployError, RunInputs
 from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.run_folder import process_alive
 
-FORMATS = ("saved_model", "tflite", "onnx")
+FORMATS = ("saved_model", "tflite", "onnx", "openvino")
 QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8")
 DESCRIPTION = files.EXPORT_DESCRIPTION  # in every artefact's folder: what the input and output are
 ALL = (
@@ -51,14 +52,18 @@ ALL = (
     ("tflite", "float16"),
     ("tflite", "dynamic"),
     ("tflite", "int8"),
+    ("openvino", "float32"),
+    ("openvino", "int8"),
     ("onnx", "float32"),
 )
 MIN_AGREEMENT = 0.995
 MAX_ACCURACY_DROP = 0.01
 CALIBRATION_IMAGES = 300
 FEW_CALIBRATION_IMAGES = 200
-NEEDS = {"onnx": ("tf2onnx", "onnxruntime")}  # the tflite check falls back to tf.lite.Interpreter
+# the tflite check falls back to tf.lite.Interpreter
+NEEDS = {"onnx": ("tf2onnx", "onnxruntime"), "openvino": ("openvino",), "openvino-int8": ("openvino", "nncf")}
 FILE_NAMES = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
+FILE_NAMES["openvino"] = "model.xml"  # and model.bin beside it
 PNG_TOLERANCE = 1e-4  # the run export's own tolerance (export.TOLERANCE)
 JPEG_TOLERANCE = 1e-2
 # the encoded files a saved_model's serving_bytes and classify are checked on: (format, EXIF
@@ -181,16 +186,22 @@ def export_format(
         raise DeployError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)}, or all)")
     if quantize not in QUANTIZE_MODES:
         raise DeployError(f"unknown quantisation '{quantize}' (choose from {', '.join(QUANTIZE_MODES)})")
-    if fmt != "tflite" and quantize != "float32":
-        raise DeployError(f"{fmt} is exported in float32 only; quantisation applies to tflite")
+    if fmt not in ("tflite", "openvino") and quantize != "float32":
+        raise DeployError(
+            f"{fmt} is exported in float32 only; quantisation applies to tflite (openvino: int8)"
+        )
+    if fmt == "openvino" and quantize not in ("float32", "int8"):
+        raise DeployError(f"openvino is exported in float32 or int8, not {quantize}")
     if uint8_io and not (fmt == "tflite" and quantize == "int8"):
         raise DeployError("--uint8-io needs --format tflite --quantize int8")
     for name, value in (("min_agreement", min_agreement), ("max_accuracy_drop", max_accuracy_drop)):
         if not 0 <= value <= 1:
             raise DeployError(f"{name} must be between 0 and 1, not {value}")
-    missing = [m for m in NEEDS.get(fmt, ()) if importlib.util.find_spec(m) is None]
+    needs = NEEDS.get(artefact_name(fmt, quantize), NEEDS.get(fmt, ()))
+    missing = [m for m in needs if importlib.util.find_spec(m) is None]
     if missing:
-        raise DeployError(f"{fmt} needs {', '.join(missing)}: pip install 'tlstudio[export]'")
+        extra = "openvino" if fmt == "openvino" else "export"
+        raise DeployError(f"{fmt} needs {', '.join(missing)}: pip install 'tlstudio[{extra}]'")
     inputs = RunInputs.load(run_dir, data_dir)
     inputs.test_images()  # read first: a data folder that is not there fails before any conversion
     target = Path(out) if out else inputs.run_dir / files.EXPORT / artefact_name(fmt, quantize)
@@ -203,7 +214,7 @@ def export_format(
         name = artefact_name(fmt, quantize)
         _check(stop, name)
         try:
-            _convert(inputs, fmt, quantize, model_path, uint8_io, warnings)
+            _convert(inputs, fmt, quantize, model_path, uint8_io, warnings, max_accuracy_drop)
         except DeployError:
             raise
         except Exception as err:
@@ -272,7 +283,7 @@ def verify(
             }
     latencies = np.asarray(measured["latency_ms"])
     agreement = float((got == want).mean())
-    integer = fmt == "tflite" and quantize in ("int8", "dynamic")
+    integer = quantize in ("int8", "dynamic")  # tflite int8/dynamic, openvino int8
     if integer:
         passed = reference_accuracy - accuracy <= max_accuracy_drop + 1e-9
         rule = f"accuracy drop {reference_accuracy - accuracy:+.3f} (allowed ≤ {max_accuracy_drop:.3f})"
@@ -381,22 +392,28 @@ def compare_encoded(
     return True, f"{len(probes)} encoded files (EXIF orientations 1–8) agree within {worst:.1g}", worst
 
 
-def _convert(inputs, fmt: str, quantize: str, path: Path, uint8_io: bool, warnings: list[str]) -> None:
+def _convert(
+    inputs, fmt, quantize, path: Path, uint8_io: bool, warnings: list[str], max_drop=MAX_ACCURACY_DROP
+) -> None:
     from tlstudio.core.deploy import converters
 
+    calibration = None
+    if quantize == "int8":  # tflite and openvino
+        calibration = inputs.calibration_images(CALIBRATION_IMAGES)
+        if len(calibration) < FEW_CALIBRATION_IMAGES:
+            warnings.append(
+                f"int8 calibrated on {len(calibration)} training images; a few hundred "
+                "give steadier quantisation ranges"
+            )
     if fmt == "saved_model":
         converters.serving_saved_model(inputs.model, path, inputs.labels, inputs.image_size)
     elif fmt == "onnx":
         converters.to_onnx(inputs.model, path, inputs.image_size)
+    elif fmt == "openvino":
+        from tlstudio.core.deploy import openvino_format
+
+        openvino_format.convert(inputs, path, calibration, max_drop)
     else:
-        calibration = None
-        if quantize == "int8":
-            calibration = inputs.calibration_images(CALIBRATION_IMAGES)
-            if len(calibration) < FEW_CALIBRATION_IMAGES:
-                warnings.append(
-                    f"int8 calibrated on {len(calibration)} training images; a few hundred "
-                    "give steadier quantisation ranges"
-                )
         converters.to_tflite(inputs.model, path, inputs.image_size, quantize, calibration, uint8_io)
 
 
@@ -415,6 +432,10 @@ def _describe(inputs, fmt, quantize, uint8_io, verification: Verification) -> di
         }
     else:
         entry = {"shape": [None, size, size, 3], "dtype": "uint8" if uint8_io else "float32"}
+    if fmt == "openvino":
+        from tlstudio.core.deploy.openvino_format import described
+
+        entry |= described()
     return {
         "format": fmt,
         "quantization": quantize,
@@ -465,6 +486,8 @@ def _clean_leftovers(folder: Path) -> None:
 
 
 def _size(path: Path) -> int:
+    if path.suffix == ".xml":  # an OpenVINO IR: the .xml and its .bin
+        return sum(p.stat().st_size for p in (path, path.with_suffix(".bin")) if p.is_file())
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

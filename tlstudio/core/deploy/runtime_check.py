@@ -2,8 +2,9 @@
 
     python -m tlstudio.core.runtime_check FORMAT MODEL_PATH IMAGES.npz OUT.json
 
-FORMAT is ``tflite`` (the LiteRT interpreter), ``onnx`` (onnxruntime) or ``saved_model`` (plain
-``tf.saved_model.load``, signature ``serving_default``). IMAGES.npz holds ``images``: uint8
+FORMAT is ``tflite`` (the LiteRT interpreter), ``onnx`` (onnxruntime), ``openvino`` (the OpenVINO
+runtime, CPU device, float32 precision hint) or ``saved_model`` (plain ``tf.saved_model.load``,
+signature ``serving_default``). IMAGES.npz holds ``images``: uint8
 [n, size, size, 3] RGB. OUT.json receives the probabilities, the latency of a batch of one (every
 run, in milliseconds) and the throughput of batches of 32 (images per second).
 
@@ -68,6 +69,21 @@ def onnx_runner(path: str) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: np.asarray(session.run(None, {name: x.astype(np.float32)})[0])
 
 
+def openvino_runner(path: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The same through the OpenVINO runtime (CPU; f32 precision hint, as the float IR holds; the
+    thread count from ``OMP_NUM_THREADS`` when set)."""
+    import os
+
+    sys.modules.setdefault("openvino_telemetry", None)  # its own stub: the check sends no usage events
+    import openvino as ov
+
+    config = {"INFERENCE_PRECISION_HINT": "f32"}
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        config["INFERENCE_NUM_THREADS"] = int(os.environ["OMP_NUM_THREADS"])
+    compiled = ov.Core().compile_model(path, "CPU", config)
+    return lambda x: np.asarray(compiled(x.astype(np.float32))[0])
+
+
 @functools.cache
 def _load_saved_model(path: str):
     import tensorflow as tf
@@ -84,7 +100,12 @@ def saved_model_runner(path: str) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: signature(images=tf.constant(x, tf.float32))[key].numpy()
 
 
-RUNNERS = {"tflite": tflite_runner, "onnx": onnx_runner, "saved_model": saved_model_runner}
+RUNNERS = {
+    "tflite": tflite_runner,
+    "onnx": onnx_runner,
+    "openvino": openvino_runner,
+    "saved_model": saved_model_runner,
+}
 
 
 def saved_model_encoded(path: str, files: list[str], uprights: list[np.ndarray]) -> list[dict]:
