@@ -17,7 +17,10 @@ NAMES = {
     and ("." in value or value == "checkpoints")  # "export" is also a command
 }
 # The same name for another folder's file, declared once: a KerasHub preset folder's metadata.
-ELSEWHERE = {("core/backbone/kerashub.py", "PRESET_METADATA")}
+ELSEWHERE = {
+    ("core/backbone/kerashub.py", "PRESET_METADATA"),
+    ("core/backbone/sources.py", "KERAS_METADATA"),
+}
 
 
 def test_the_names_are_all_there():

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from tlstudio.core.data import relabel
+from tlstudio.core.results import run_folder as files
 from tlstudio.gui.state import AppState
 from tlstudio.gui.worker import Task, reason
 
@@ -137,7 +138,7 @@ class TryPanel(QWidget):
     # -- the run -----------------------------------------------------------------------------------
     def _run_changed(self) -> None:
         record = self.state.selected_record()
-        if record is None or not (record.run_dir / "model.keras").is_file():
+        if record is None or not (record.run_dir / files.MODEL).is_file():
             self.title.setText(NO_RUN_TEXT)
         else:
             self.title.setText(
@@ -145,7 +146,7 @@ class TryPanel(QWidget):
                 "Each image shows the top classes, how far that confidence held on the test split, and "
                 "where the model looked."
             )
-            labels = (record.run_dir / "labels.txt").read_text(encoding="utf-8").splitlines()
+            labels = (record.run_dir / files.LABELS).read_text(encoding="utf-8").splitlines()
             self.classes.clear()
             self.classes.addItems(labels)
         if self.tryout is not None and self.tryout.run_dir != self.state.selected_run:
@@ -169,7 +170,7 @@ class TryPanel(QWidget):
             self.verdict.setText("No image files there.")
             return
         run = self.state.selected_run
-        if run is None or not (run / "model.keras").is_file():
+        if run is None or not (run / files.MODEL).is_file():
             self.verdict.setText(NO_RUN_TEXT)
             return
         for path in found:

@@ -122,6 +122,9 @@ def model_file_problem(path: Path) -> str | None:
 MAX_MEMBERS = 10_000
 MAX_INFLATED = 16 * 1024**3  # every member together: well above the largest Keras Applications model
 MAX_CONFIG = 64 * 1024**2  # config.json and metadata.json, read whole
+# a .keras zip's own description members (Keras' names, not a run folder's: declared once here)
+KERAS_METADATA = "metadata.json"
+KERAS_DESCRIPTIONS = ("config.json", KERAS_METADATA)
 MAX_RATIO = 50
 RATIO_FLOOR = 32 * 1024**2
 
@@ -149,7 +152,7 @@ def zip_bomb_problem(path: Path, members: list[zipfile.ZipInfo]) -> str | None:
                 f"{m.file_size / 1e6:,.0f} MB ({ratio:,.0f}:1; model weights compress at most a little): "
                 "a zip bomb, refused unread"
             )
-        if m.filename in ("config.json", "metadata.json") and m.file_size > MAX_CONFIG:
+        if m.filename in KERAS_DESCRIPTIONS and m.file_size > MAX_CONFIG:
             return f"{path}: its {name} declares {m.file_size / 1e6:,.0f} MB (a zip bomb?), refused unread"
     if total > MAX_INFLATED:
         return (
