@@ -189,6 +189,8 @@ def test_export_all_writes_one_table(run):
         "tflite-float16",
         "tflite-dynamic",
         "tflite-int8",
+        "openvino",
+        "openvino-int8",
         "onnx",
     ]
     assert all(r.error is None for r in results), [r.error for r in results]
