@@ -31,14 +31,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tlstudio.core import atomic
+from tlstudio.core.deploy.artefact_files import clean_leftovers, put_in_place
 from tlstudio.core.deploy.formats import (
     ALL,
     DESCRIPTION,
     DeployCancelled,
     DeployError,
     DeployResult,
-    _clean_leftovers,
-    _put_in_place,
     artefact_name,
     export_format,
 )
@@ -75,7 +74,7 @@ def export_all(
     run = Path(run_dir)
     final = run / files.EXPORT
     _undo_half_swap(run, final)
-    _clean_leftovers(run)
+    clean_leftovers(run)
     model = model_fingerprint(run)
     earlier = previous_artefacts(final, model)
     try:
@@ -124,7 +123,7 @@ def export_all(
             model = model or model_fingerprint(run)  # an interrupted run's model.keras is written by now
             atomic.write_json(staging / SUMMARY, [r.to_dict() | {"model_sha256": model} for r in results])
             atomic.write_text(staging / SET_CARD, model_card(run, [r.to_dict() for r in results]))  # its card
-            _put_in_place(staging, final)
+            put_in_place(staging, final)
         except OSError as err:
             raise DeployError(f"the export set could not be put in place: {_why(err)}; {_UNCHANGED}") from err
     finally:

@@ -39,9 +39,10 @@ from pathlib import Path
 import numpy as np
 
 from tlstudio.core import atomic
+from tlstudio.core.deploy.artefact_files import artefact_size, clean_leftovers, put_in_place
+from tlstudio.core.deploy.encoded_probes import compare_encoded, encoded_probes
 from tlstudio.core.deploy.run_inputs import DeployError, RunInputs
 from tlstudio.core.results import run_folder as files
-from tlstudio.core.results.run_folder import process_alive
 
 FORMATS = ("saved_model", "tflite", "onnx", "openvino")
 QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8")
@@ -64,16 +65,6 @@ FEW_CALIBRATION_IMAGES = 200
 NEEDS = {"onnx": ("tf2onnx", "onnxruntime"), "openvino": ("openvino",), "openvino-int8": ("openvino", "nncf")}
 FILE_NAMES = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
 FILE_NAMES["openvino"] = "model.xml"  # and model.bin beside it
-PNG_TOLERANCE = 1e-4  # the run export's own tolerance (export.TOLERANCE)
-JPEG_TOLERANCE = 1e-2
-# the encoded files a saved_model's serving_bytes and classify are checked on: (format, EXIF
-# orientation or None, EXIF byte order "<" II / ">" MM)
-ENCODED_PROBES = (
-    ("JPEG", None, ""),
-    *(("JPEG", o, ">" if o % 2 else "<") for o in range(1, 9)),
-    ("PNG", None, ""),
-    ("PNG", 6, ">"),
-)
 
 
 @dataclass
@@ -206,7 +197,7 @@ def export_format(
     inputs.test_images()  # read first: a data folder that is not there fails before any conversion
     target = Path(out) if out else inputs.run_dir / files.EXPORT / artefact_name(fmt, quantize)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _clean_leftovers(target.parent)
+    clean_leftovers(target.parent)
     staging = atomic.staging_folder(target.parent, f".staging-{target.name}-{os.getpid()}-")
     warnings: list[str] = []
     try:
@@ -232,7 +223,7 @@ def export_format(
         (staging / files.LABELS).write_text("\n".join(inputs.labels) + "\n", encoding="utf-8")
         description = _describe(inputs, fmt, quantize, uint8_io, verification)
         atomic.write_json(staging / DESCRIPTION, description)
-        _put_in_place(staging, target)
+        put_in_place(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return DeployResult(fmt, quantize, target, verification, warnings=warnings)
@@ -307,89 +298,13 @@ def verify(
         latency_ms_median=float(np.median(latencies)),
         latency_ms_p95=float(np.percentile(latencies, 95)),
         throughput_images_per_second=float(measured["throughput_images_per_second"]),
-        size_bytes=_size(model_path),
+        size_bytes=artefact_size(model_path),
         per_class=per_class,
         passed=passed,
         rule=rule,
         encoded_files=len(probes),
         encoded_max_probability_difference=encoded_difference,
     )
-
-
-_UNDO_ORIENTATION = {  # what turns an upright picture into the pixels a file of that orientation stores
-    2: "FLIP_LEFT_RIGHT",
-    3: "ROTATE_180",
-    4: "FLIP_TOP_BOTTOM",
-    5: "TRANSPOSE",
-    6: "ROTATE_90",
-    7: "TRANSVERSE",
-    8: "ROTATE_270",
-}
-
-
-def encoded_probes(images: np.ndarray, folder: Path) -> list[tuple[Path, str, np.ndarray]]:
-    """Write ``ENCODED_PROBES`` as files in ``folder`` from the run's test images (cropped to 3:4 so
-    a wrong rotation also changes the shape): each stored so that, with its EXIF orientation
-    applied, it shows the test image upright.
-
-    Returns:
-        (file, what it is, its pixels as training decodes them) per probe.
-    """
-    from PIL import Image
-
-    from tlstudio.core.data.imagefile import load_rgb
-
-    probes = []
-    for k, (fmt, orientation, endian) in enumerate(ENCODED_PROBES):
-        upright = Image.fromarray(images[k % len(images)])
-        upright = upright.crop((0, 0, upright.width, max(1, upright.height * 3 // 4)))
-        stored = upright
-        options: dict[str, object] = {"quality": 95} if fmt == "JPEG" else {}
-        if orientation is not None:
-            if orientation in _UNDO_ORIENTATION:
-                stored = upright.transpose(getattr(Image.Transpose, _UNDO_ORIENTATION[orientation]))
-            exif = Image.Exif()
-            exif.endian = endian
-            exif[0x0112] = orientation
-            options["exif"] = exif.tobytes()
-        path = folder / f"probe-{k}.{fmt.lower()}"
-        stored.save(path, fmt, **options)
-        what = f"{fmt} " + (
-            f"EXIF orientation {orientation} ({'II' if endian == '<' else 'MM'})"
-            if orientation
-            else "without EXIF"
-        )
-        probes.append((path, what, np.asarray(load_rgb(path), np.uint8)))
-    return probes
-
-
-def compare_encoded(
-    probes: list[tuple[Path, str, np.ndarray]], measured: list[dict]
-) -> tuple[bool, str, float]:
-    """Whether ``serving_bytes`` and ``classify`` gave, for every probe file, what
-    ``serving_default`` gave on its upright pixels; a rule saying so; the largest difference."""
-    if len(measured) != len(probes):
-        return False, f"serving_bytes: {len(measured)} results for {len(probes)} encoded files", float("inf")
-    wrong, worst = [], 0.0
-    for (path, what, _), result in zip(probes, measured, strict=True):
-        want = np.asarray(result["pixels"], np.float32)
-        allowed = JPEG_TOLERANCE if path.suffix == ".jpeg" else PNG_TOLERANCE
-        for entry in ("bytes", "classify"):
-            got = np.asarray(result[entry], np.float32)
-            difference = float(np.abs(got - want).max()) if got.shape == want.shape else float("inf")
-            worst = max(worst, difference)
-            if not (difference <= allowed and got.argmax() == want.argmax()):
-                name = "serving_bytes" if entry == "bytes" else "classify"
-                wrong.append(f"{name} on a {what} ({difference:.2g})")
-    if wrong:
-        return (
-            False,
-            f"encoded files disagree with serving_default on the pixels Pillow decodes (EXIF orientation "
-            f"applied): {', '.join(wrong[:4])}{' …' if len(wrong) > 4 else ''} — allowed: the same top "
-            f"class, probabilities within {JPEG_TOLERANCE:g} (JPEG) / {PNG_TOLERANCE:g} (PNG)",
-            worst,
-        )
-    return True, f"{len(probes)} encoded files (EXIF orientations 1–8) agree within {worst:.1g}", worst
 
 
 def _convert(
@@ -457,40 +372,6 @@ def _describe(inputs, fmt, quantize, uint8_io, verification: Verification) -> di
         "backbone": inputs.backbone,
         "verification": asdict(verification),
     }
-
-
-def _put_in_place(staging: Path, target: Path) -> None:
-    """One rename puts the artefact in place; an older one is kept aside until then, then removed."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".old-{target.name}-{os.getpid()}")
-        os.replace(target, old)
-    try:
-        os.replace(staging, target)
-    except OSError:
-        if old is not None:
-            os.replace(old, target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _clean_leftovers(folder: Path) -> None:
-    """Remove staging and set-aside folders that a killed export left behind."""
-    for leftover in list(folder.glob(".staging-*")) + list(folder.glob(".old-*")):
-        parts = leftover.name.split("-")
-        pid = parts[-2] if leftover.name.startswith(".staging-") else parts[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and process_alive(int(pid)):
-            continue  # another export, still running
-        shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _size(path: Path) -> int:
-    if path.suffix == ".xml":  # an OpenVINO IR: the .xml and its .bin
-        return sum(p.stat().st_size for p in (path, path.with_suffix(".bin")) if p.is_file())
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def _run_cancellable(
