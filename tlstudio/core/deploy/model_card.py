@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
 from tlstudio.core import atomic
 from tlstudio.core.data.split import SPLITS, Manifest
+from tlstudio.core.deploy.model_card_text import escape, exports_section, number
 from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.metrics import headline, wilson_interval
 from tlstudio.core.results.run_history import describe_weights, read_json, shown_metric
@@ -36,19 +36,6 @@ EXPORT_SUMMARY = "summary.json"  # export_set.SUMMARY, read here by name (this m
 SMALL_TEST_WIDTH = 0.10  # a 95% interval for accuracy at least this wide: the test split is small
 TOP_CONFUSIONS = 3
 SHOWN_SKIPPED = 5
-
-_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~&!{}])")
-
-
-def escape(text: object) -> str:
-    """``text`` as literal Markdown: punctuation Markdown would act on backslash-escaped (``|`` too,
-    which ends a table cell), line breaks as spaces.
-
-    Example:
-        >>> escape("a|b *c*")
-        'a\\\\|b \\\\*c\\\\*'
-    """
-    return _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
 
 
 def model_card(run_dir: str | os.PathLike[str], exports: list[dict] | None = None) -> str:
@@ -66,7 +53,7 @@ def model_card(run_dir: str | os.PathLike[str], exports: list[dict] | None = Non
     info = files.run_status(run)
     settings = read_json(run / files.SETTINGS)
     metrics = read_json(run / files.METRICS) or info.get("metrics") or {}
-    metrics = {k: v for k, v in metrics.items() if _is_number(v)} if isinstance(metrics, dict) else {}
+    metrics = {k: v for k, v in metrics.items() if _isnumber(v)} if isinstance(metrics, dict) else {}
     evaluation = read_json(run / files.EVALUATION)
     history = read_json(run / files.HISTORY)
     try:
@@ -90,7 +77,7 @@ def model_card(run_dir: str | os.PathLike[str], exports: list[dict] | None = Non
     lines += _recipe(info, settings, metrics, history)
     lines += _test(metrics, evaluation)
     lines += _calibration(metrics)
-    lines += _exports(exports)
+    lines += exports_section(exports)
     lines += _limits(info, metrics, evaluation, manifest)
     return "\n".join(lines) + "\n"
 
@@ -256,7 +243,7 @@ def _test(metrics: dict, evaluation: dict) -> list[str]:
         "|---|---|---|---:|---:|",
     ]
     for name, row in per_class.items():
-        if not isinstance(row, dict) or not all(_is_number(row.get(k, 0)) for k in _PER_CLASS):
+        if not isinstance(row, dict) or not all(_isnumber(row.get(k, 0)) for k in _PER_CLASS):
             continue
         support = int(row.get("support", 0))
         precision, recall = float(row.get("precision", 0)), float(row.get("recall", 0))
@@ -272,7 +259,7 @@ def _test(metrics: dict, evaluation: dict) -> list[str]:
 _PER_CLASS = ("precision", "recall", "f1", "support")
 
 
-def _is_number(value: object) -> bool:
+def _isnumber(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -301,63 +288,11 @@ def _calibration(metrics: dict) -> list[str]:
         out.append(
             f"Temperature scaling fitted on the validation split (T = {metrics['temperature']:.3f}), baked "
             "into the exported model: expected calibration error (ECE) on validation "
-            f"{_number(before)} before, {_number(after)} after{test}."
+            f"{number(before)} before, {number(after)} after{test}."
         )
     else:
         out.append(f"Not calibrated (no temperature scaling){test}.")
     return out
-
-
-def _number(value: object) -> str:
-    return f"{value:.3f}" if isinstance(value, (int, float)) else "—"
-
-
-def _exports(exports: list[dict] | None) -> list[str]:
-    out = ["", "## Exports", ""]
-    if not exports:
-        return [
-            *out,
-            "No export set yet (`tlstudio export RUN --format all`). The run's own SavedModel is in "
-            f"{escape(files.SAVED_MODEL)}/, checked to reload when it was written.",
-        ]
-    out += [
-        "Each artefact was run by its own runtime in a fresh process on the run's test images and compared "
-        "with the trained model.",
-        "",
-        "| format | status | agreement | Δaccuracy | ms/image (p50) | size |",
-        "|---|---|---:|---:|---:|---:|",
-    ]
-    for entry in exports:
-        status = str(entry.get("status") or "failed")
-        v = entry.get("verification")
-        if not isinstance(v, dict) and isinstance(entry.get("previous"), dict):
-            v = entry["previous"].get("verification")
-        name = escape(entry.get("name") or entry.get("format") or "?")
-        if not isinstance(v, dict):
-            error = str(entry.get("error") or "").split(" — ")[0]
-            shown = f"{escape(status)}: {escape(error)}" if error else escape(status)
-            out.append(f"| {name} | {shown} | — | — | — | — |")
-            continue
-        out.append(
-            f"| {name} | {escape(status)} | {_share(v.get('agreement'))} "
-            f"| {_signed(v.get('accuracy_change'))} | {_number(v.get('latency_ms_median'))} "
-            f"| {_size(v.get('size_bytes'))} |"
-        )
-    return out
-
-
-def _share(value: object) -> str:
-    return f"{value:.1%}" if isinstance(value, (int, float)) else "—"
-
-
-def _signed(value: object) -> str:
-    return f"{value:+.3f}" if isinstance(value, (int, float)) else "—"
-
-
-def _size(n: object) -> str:
-    if not isinstance(n, (int, float)):
-        return "—"
-    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.0f} KB"
 
 
 def _limits(info: dict, metrics: dict, evaluation: dict, manifest: Manifest | None) -> list[str]:

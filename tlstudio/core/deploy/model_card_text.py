@@ -1,0 +1,74 @@
+"""The model card's words: Markdown escaping of text from the data, figures, and the export table."""
+
+from __future__ import annotations
+
+import re
+
+from tlstudio.core.results import run_folder as files
+
+_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~&!{}])")
+
+
+def escape(text: object) -> str:
+    """``text`` as literal Markdown: punctuation Markdown would act on backslash-escaped (``|`` too,
+    which ends a table cell), line breaks as spaces.
+
+    Example:
+        >>> escape("a|b *c*")
+        'a\\\\|b \\\\*c\\\\*'
+    """
+    return _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def number(value: object) -> str:
+    """A figure to three decimals ("—" when there is none)."""
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "—"
+
+
+def exports_section(exports: list[dict] | None) -> list[str]:
+    """The export table's lines: each artefact's status and its check in its own runtime."""
+    out = ["", "## Exports", ""]
+    if not exports:
+        return [
+            *out,
+            "No export set yet (`tlstudio export RUN --format all`). The run's own SavedModel is in "
+            f"{escape(files.SAVED_MODEL)}/, checked to reload when it was written.",
+        ]
+    out += [
+        "Each artefact was run by its own runtime in a fresh process on the run's test images and compared "
+        "with the trained model.",
+        "",
+        "| format | status | agreement | Δaccuracy | ms/image (p50) | size |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for entry in exports:
+        status = str(entry.get("status") or "failed")
+        v = entry.get("verification")
+        if not isinstance(v, dict) and isinstance(entry.get("previous"), dict):
+            v = entry["previous"].get("verification")
+        name = escape(entry.get("name") or entry.get("format") or "?")
+        if not isinstance(v, dict):
+            error = str(entry.get("error") or "").split(" — ")[0]
+            shown = f"{escape(status)}: {escape(error)}" if error else escape(status)
+            out.append(f"| {name} | {shown} | — | — | — | — |")
+            continue
+        out.append(
+            f"| {name} | {escape(status)} | {_share(v.get('agreement'))} "
+            f"| {_signed(v.get('accuracy_change'))} | {number(v.get('latency_ms_median'))} "
+            f"| {_size(v.get('size_bytes'))} |"
+        )
+    return out
+
+
+def _share(value: object) -> str:
+    return f"{value:.1%}" if isinstance(value, (int, float)) else "—"
+
+
+def _signed(value: object) -> str:
+    return f"{value:+.3f}" if isinstance(value, (int, float)) else "—"
+
+
+def _size(n: object) -> str:
+    if not isinstance(n, (int, float)):
+        return "—"
+    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.0f} KB"
