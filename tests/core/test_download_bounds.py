@@ -33,6 +33,8 @@ def hostile_server(kind: str) -> Iterator[str]:
                 self.send_header("Content-Length", str(MiB))
             elif kind == "huge":
                 self.send_header("Content-Length", str(10 * 10**9))
+            elif kind == "negative":
+                self.send_header("Content-Length", "-5")
             self.end_headers()
             with contextlib.suppress(OSError):
                 if kind == "endless":
@@ -45,6 +47,8 @@ def hostile_server(kind: str) -> Iterator[str]:
                     while not closing.wait(0.1):
                         self.wfile.write(b"x")
                         self.wfile.flush()
+                elif kind == "negative":
+                    self.wfile.write(b"<html>not weights</html>")
                 elif kind in ("silent", "huge"):
                     closing.wait(30)
 
@@ -123,3 +127,11 @@ def test_a_runaway_part_from_an_earlier_try_is_not_resumed(tmp_path):
         with pytest.raises(WeightsError, match="not an HDF5"):  # fetched afresh, then checked
             download(w)
         assert requests == [None]  # no Range: the runaway part was not resumed from
+
+
+def test_a_negative_declared_size_counts_as_none(tmp_path):
+    with hostile_server("negative") as url:
+        w = weights(url, tmp_path)
+        with pytest.raises(WeightsError, match="not an HDF5 weights file: it was removed"):
+            download(w, timeout=5)
+        assert not w.part.exists()

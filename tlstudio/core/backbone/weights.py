@@ -237,6 +237,8 @@ def _declared_total(weights: WeightsFile, length: str | None, have: int, bound: 
         total = have + int(length) if length is not None else None
     except ValueError:
         total = None
+    if total is not None and total < have:  # a negative length: as good as none
+        total = None
     if total is not None and total > bound:
         raise WeightsError(
             f"the server offers {total:,} bytes for {weights.name}, more than {bound:,}: not "
