@@ -82,3 +82,68 @@ def _umask() -> int:
     except (OSError, ValueError):
         pass
     return 0o022
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine (True when that cannot be told: a file
+    of a live writer is never taken for a leftover)."""
+    if pid == os.getpid():
+        return True
+    if pid <= 0:
+        return False
+    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT there
+        import ctypes
+
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return ctypes.GetLastError() == 5  # access denied: it exists
+        code = ctypes.c_ulong()
+        try:
+            kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        finally:
+            kernel32.CloseHandle(handle)
+        return code.value == 259  # STILL_ACTIVE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # not ours to signal (another user's), or cannot tell
+        return True
+    return True
+
+
+def temp_owner(name: str) -> int | None:
+    """The process id in a temporary file's name as ``replacing`` makes it (``.tmp-PID-N-name``),
+    or None for any other name."""
+    parts = name.split("-", 3)
+    if len(parts) == 4 and parts[0] == ".tmp" and parts[1].isdigit() and parts[2].isdigit():
+        return int(parts[1])
+    return None
+
+
+def clean_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files ``replacing`` left in ``folder`` when its process was killed (their
+    process is gone); a live writer's temp file, and every other file, is left alone.
+
+    Args:
+        folder: e.g. a run's checkpoints folder; a missing folder is nothing to clean.
+
+    Returns:
+        The files removed.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        pid = temp_owner(entry.name)
+        if pid is None or pid_alive(pid) or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            os.unlink(entry.path)
+        except OSError:
+            continue
+        removed.append(Path(entry.path))
+    return removed

@@ -9,12 +9,21 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 
 from tlstudio.core.data import looks
-from tlstudio.core.data.scan import ImageRecord, ScanResult, SkippedFile, scan_folder
+from tlstudio.core.data.scan import (
+    INTERRUPTED_STAGING,
+    LINKED_FOLDER,
+    OUTSIDE_LINK,
+    ImageRecord,
+    ScanResult,
+    SkippedFile,
+    scan_folder,
+)
 from tlstudio.core.data.split import PSEUDO_FOLDER, is_pseudo_labelled, look_alike_groups
 
 IMBALANCE_WARNING_RATIO = 5.0
 TINY_SIDE = 32
 FEW_IMAGES = 5
+GROUPED = 3  # beyond this many classes, a warning about classes names a few and counts the rest
 _SIDE_BUCKETS = (
     (32, "<32"),
     (64, "32-63"),
@@ -73,6 +82,7 @@ class DatasetReport:
     formats: dict[str, int]
     warnings: list[str]
     problem: str | None
+    unicode_twins: list[str] = field(default_factory=list)  # classes spelled by several folders (NFC/NFD)
 
     @property
     def usable(self) -> bool:
@@ -144,6 +154,7 @@ def build_report(scan: ScanResult, *, tiny_side: int = TINY_SIDE) -> DatasetRepo
         formats=dict(sorted(Counter(r.format for r in scan.images).items())),
         warnings=[],
         problem=_problem(scan, classes),
+        unicode_twins=sorted(label for label, n in Counter(scan.class_folders).items() if n > 1),
     )
     report.warnings = _warnings(report, tiny_side)
     return report
@@ -280,14 +291,37 @@ def _warnings(report: DatasetReport, tiny_side: int) -> list[str]:
             f"'{small}' {classes[small]}): train with the suggested class weights, or collect more "
             f"'{small}' images"
         )
-    for label, n in classes.items():
-        if n < FEW_IMAGES:
-            out.append(
-                f"class '{label}' has only {n} image(s): too few to split into train, validation "
-                "and test, and to learn from"
-            )
-    for label in report.empty_classes:
+    few = [label for label, n in classes.items() if n < FEW_IMAGES]
+    if len(few) > GROUPED:
+        out.append(
+            f"{len(few)} classes have fewer than {FEW_IMAGES} images ({_some(few)}): too few to split into "
+            "train, validation and test, and to learn from"
+        )
+    for label in few if len(few) <= GROUPED else []:
+        out.append(
+            f"class '{label}' has only {classes[label]} image(s): too few to split into train, validation "
+            "and test, and to learn from"
+        )
+    twins = report.unicode_twins
+    if twins:
+        out.append(
+            f"{len(twins)} class name(s) spelled by more than one folder, in different Unicode forms "
+            f"({_some(twins)}, as a copy from a Mac spells them): their images are one class; merge "
+            "the folders"
+        )
+    empty = report.empty_classes
+    if len(empty) > GROUPED:
+        out.append(f"{len(empty)} empty class folders ({_some(empty)}): no usable images, ignored")
+    for label in empty if len(empty) <= GROUPED else []:
         out.append(f"class folder '{label}' has no usable images and is ignored")
+    linked = [x.path for x in report.skipped if x.reason in (LINKED_FOLDER, OUTSIDE_LINK)]
+    if linked:
+        out.append(
+            f"{len(linked)} link(s) not followed ({_some(linked)}): a linked folder, or a link to a file "
+            "outside the data folder, is never read; copy those images into the data folder to use them"
+        )
+    if any(x.reason == INTERRUPTED_STAGING for x in report.skipped):
+        out.append(INTERRUPTED_STAGING)
     cross = [g for g in report.duplicates if g.cross_class]
     same = [g for g in report.duplicates if not g.cross_class]
     if same:
@@ -340,3 +374,9 @@ def _warnings(report: DatasetReport, tiny_side: int) -> list[str]:
             "for each reason"
         )
     return out
+
+
+def _some(names: list[str], shown: int = GROUPED) -> str:
+    """The first ``shown`` names, quoted, and how many more: 'a', 'b', 'c' and 9,997 more."""
+    listed = ", ".join(f"'{n}'" for n in names[:shown])
+    return listed + (f" and {len(names) - shown:,} more" if len(names) > shown else "")

@@ -13,7 +13,7 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tlstudio.core.data.scan import in_folder
+from tlstudio.core.data.scan import class_folder, class_label, in_folder
 from tlstudio.core.data.split import Manifest
 
 
@@ -41,20 +41,26 @@ def move_to_class(
 ) -> tuple[Move, Manifest | None]:
     """Move ``data_dir/rel_path`` into ``data_dir/new_class/`` (a free name is chosen if taken).
 
+    The class is found by its name in Unicode NFC, so a folder copied from macOS (its name
+    decomposed) takes the file instead of a look-alike new folder beside it.
+
     Returns:
         The move (for ``undo``) and the updated manifest (also saved to ``manifest_path``).
+
+    Raises:
+        RelabelError: the file is gone, is already in that class, or the class is no folder name.
     """
     src = in_folder(data_dir, rel_path)
     if not src.is_file():
         raise RelabelError(f"{rel_path} is not in {data_dir} any more")
-    old_label = rel_path.split("/", 1)[0]
-    if new_class == old_label:
+    _check_name(new_class)
+    old_label, new_label = class_label(rel_path.split("/", 1)[0]), class_label(new_class)
+    if new_label == old_label:
         raise RelabelError(f"{rel_path} is already in {new_class}")
-    folder = Path(data_dir) / new_class
-    folder.mkdir(exist_ok=True)
-    dst = _free_name(folder / src.name)
+    folder = _real_folder(class_folder(data_dir, new_label))  # its name on disk, decomposed or not
+    dst = free_name(folder / src.name)
     os.rename(src, dst)
-    move = Move(rel_path, f"{new_class}/{dst.name}", old_label, new_class)
+    move = Move(rel_path, f"{folder.name}/{dst.name}", old_label, new_label)
     return move, _update(manifest, manifest_path, move.old_path, move.new_path, new_class)
 
 
@@ -92,13 +98,25 @@ def copy_into_class(data_dir: str | os.PathLike[str], source: str | os.PathLike[
     src = Path(source)
     if not src.is_file():
         raise RelabelError(f"{source} is not there any more")
-    if not label or label in (".", "..") or "/" in label or "\\" in label:
-        raise RelabelError(f"'{label}' is not a class folder name")
-    folder = Path(data_dir) / label
-    folder.mkdir(exist_ok=True)
-    dst = _free_name(folder / src.name)
+    _check_name(label)
+    folder = _real_folder(class_folder(data_dir, label))
+    dst = free_name(folder / src.name)
     shutil.copy2(src, dst)
-    return f"{label}/{dst.name}"
+    return f"{folder.name}/{dst.name}"
+
+
+def _real_folder(folder: Path) -> Path:
+    """``folder``, created when missing; a link is refused (it may lead out of the data folder)."""
+    if folder.is_symlink():
+        raise RelabelError(f"{folder.name} is a link to a folder: not followed (its images are not used)")
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def _check_name(label: str) -> None:
+    """Refuse a class name that is not one plain folder name."""
+    if not label or label in (".", "..") or "/" in label or "\\" in label or "\0" in label:
+        raise RelabelError(f"'{label}' is not a class folder name")
 
 
 def remove_copy(data_dir: str | os.PathLike[str], rel_path: str, source: str | os.PathLike[str]) -> None:
@@ -121,7 +139,8 @@ def _update(manifest, manifest_path, old: str, new: str, label: str) -> Manifest
     return updated
 
 
-def _free_name(path: Path) -> Path:
+def free_name(path: Path) -> Path:
+    """``path``, or ``stem-1.ext``, ``stem-2.ext``… the first of them not taken."""
     n = 1
     candidate = path
     while candidate.exists():

@@ -23,6 +23,16 @@ from tlstudio.core.data.looks import Look, look_at
 SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini", "icon\r"})
 SYSTEM_FOLDERS = frozenset({"__macosx", "$recycle.bin", "system volume information", "@eadir"})
 _BATCH = 256
+LINKED_FOLDER = "linked folder, not followed (a link can lead out of the data folder or into a loop)"
+OUTSIDE_LINK = "link to a file outside the data folder, not followed"
+STAGING_FOLDER = ".tlstudio-staging"
+"""``STAGING_FOLDER-PID-…``: where ``suggest --pseudo-label`` builds its copies before moving them in."""
+PSEUDO_RECORD = ".tlstudio-pseudo-labels.json"
+"""The record of every pseudo-label copy made into a data folder."""
+INTERRUPTED_STAGING = (
+    "pseudo-label copies being made, or interrupted: not used; the next `tlstudio suggest "
+    "--pseudo-label` on this folder completes or removes them"
+)
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -92,17 +102,24 @@ def scan_folder(
     if not root_path.is_dir():
         raise NotADirectoryError(f"{root} is not a folder")
     result = ScanResult(root=str(root_path))
+    root_real = os.path.realpath(root_path)
     candidates: list[tuple[Path, str, str]] = []  # (absolute path, relative path, label)
     for entry in sorted(os.scandir(root_path), key=lambda e: e.name):
         rel = entry.name
-        if _is_hidden(entry.name):
+        if entry.name == PSEUDO_RECORD:
+            continue  # TL Studio's record of pseudo-labels: no image, no class
+        if entry.name.startswith(STAGING_FOLDER + "-"):
+            result.skipped.append(SkippedFile(rel, INTERRUPTED_STAGING))
+        elif _is_hidden(entry.name):
             kind = "folder" if entry.is_dir(follow_symlinks=False) else "file"
             result.skipped.append(SkippedFile(rel, f"hidden {kind}, ignored"))
+        elif entry.is_symlink() and entry.is_dir():  # never followed: `ln -s ..` or `ln -s /etc`
+            result.skipped.append(SkippedFile(rel, LINKED_FOLDER))
         elif entry.is_dir():
             if entry.name.lower() in SYSTEM_FOLDERS:
                 result.skipped.append(SkippedFile(rel, "system folder, ignored"))
                 continue
-            label = unicodedata.normalize("NFC", entry.name)
+            label = class_label(entry.name)
             if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in label):
                 result.skipped.append(
                     SkippedFile(
@@ -113,7 +130,7 @@ def scan_folder(
                 )
                 continue
             result.class_folders.append(label)
-            for abs_path, rel_path, reason in _walk_class(Path(entry.path), rel):
+            for abs_path, rel_path, reason in _walk_class(Path(entry.path), rel, root_real):
                 if reason:
                     result.skipped.append(SkippedFile(rel_path, reason))
                 else:
@@ -164,7 +181,7 @@ def scan_unlabelled(
         raise NotADirectoryError(f"{folder} is not a folder")
     result = ScanResult(root=str(root))
     candidates = []
-    for abs_path, rel, reason in _walk_class(root, ""):
+    for abs_path, rel, reason in _walk_class(root, "", os.path.realpath(root)):
         rel = rel.lstrip("/")
         if reason:
             result.skipped.append(SkippedFile(rel, reason))
@@ -189,6 +206,33 @@ def in_folder(root: str | os.PathLike[str], relative: str) -> Path:
     return Path(root, *relative.split("/"))
 
 
+def class_label(name: str) -> str:
+    """The class a folder name stands for: the name in Unicode NFC, so a folder copied from macOS
+    (which writes names decomposed, NFD) is the same class as the one typed on another system."""
+    return unicodedata.normalize("NFC", name)
+
+
+def class_folder(root: str | os.PathLike[str], label: str) -> Path:
+    """The folder of class ``label`` in ``root``: the one whose name is ``label`` in NFC, spelled
+    as it is on disk (decomposed, say), else ``root/label`` in NFC (not created).
+
+    Example:
+        >>> class_folder("data", "café")  # data/cafe\u0301 when the folder was copied from a Mac
+    """
+    want = class_label(label)
+    exact = Path(root, want)
+    if exact.is_dir() or exact.is_symlink():
+        return exact
+    try:
+        with os.scandir(root) as entries:
+            for entry in entries:
+                if class_label(entry.name) == want and entry.is_dir(follow_symlinks=False):
+                    return Path(entry.path)
+    except OSError:
+        pass
+    return exact
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """SHA-256 of a file's bytes, read in chunks."""
     digest = hashlib.sha256()
@@ -198,8 +242,10 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _walk_class(folder: Path, rel_folder: str) -> Iterator[tuple[Path, str, str]]:
-    """Yield (path, relative path, skip reason or '') for every file under a class folder."""
+def _walk_class(folder: Path, rel_folder: str, root_real: str) -> Iterator[tuple[Path, str, str]]:
+    """Yield (path, relative path, skip reason or '') for every file under a class folder (inside
+    ``root_real``, the data folder's real path: linked folders are not followed, links to files
+    outside it are skipped)."""
     stack = [(folder, rel_folder)]
     while stack:
         current, rel_current = stack.pop()
@@ -221,7 +267,20 @@ def _walk_class(folder: Path, rel_folder: str) -> Iterator[tuple[Path, str, str]
             elif entry.name.lower() in SYSTEM_FILES:
                 yield Path(entry.path), rel, "system file, ignored"
             else:
-                yield Path(entry.path), rel, _special_file_reason(entry)
+                reason = _special_file_reason(entry)
+                if not reason and entry.is_symlink():
+                    reason = _outside_reason(entry, root_real)
+                yield Path(entry.path), rel, reason
+
+
+def _outside_reason(entry: os.DirEntry[str], root_real: str) -> str:
+    """'' for a link whose target is inside the data folder, else why it is skipped."""
+    target = os.path.realpath(entry.path)
+    try:
+        inside = os.path.commonpath([target, root_real]) == root_real
+    except ValueError:  # another drive (Windows)
+        inside = False
+    return "" if inside else OUTSIDE_LINK
 
 
 def _special_file_reason(entry: os.DirEntry[str]) -> str:
@@ -233,7 +292,7 @@ def _special_file_reason(entry: os.DirEntry[str]) -> str:
     except OSError as err:
         return f"cannot read: {err.strerror or err}"
     if stat.S_ISDIR(mode):
-        return "linked folder, not followed"
+        return LINKED_FOLDER
     if not stat.S_ISREG(mode):
         return "not a regular file, ignored"
     return ""

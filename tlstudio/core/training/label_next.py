@@ -9,16 +9,22 @@ picture. ``benchmarks/bench_active_learning.py`` measures it against random pick
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
 import threading
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from tlstudio.core import atomic
 from tlstudio.core.data import relabel
-from tlstudio.core.data.scan import in_folder, scan_unlabelled
+from tlstudio.core.data.scan import PSEUDO_RECORD, STAGING_FOLDER, class_folder, in_folder, scan_unlabelled
 from tlstudio.core.data.split import PSEUDO_FOLDER, Manifest
 from tlstudio.core.results import run_folder as files
 from tlstudio.core.settings import PSEUDO_LABEL_CONFIDENCE
@@ -200,8 +206,14 @@ def copy_pseudo_labels(
     """Copy confidently predicted images into ``data_dir/CLASS/pseudo-labels/`` (the originals stay).
 
     The split maker puts them (and their look-alikes) in train only; deleting those folders drops them.
-    An image whose bytes are already in its class's pseudo-label folder is not copied again; when a
-    copy fails, the copies made so far are removed (all or nothing).
+    An image whose bytes are already in its class's pseudo-label folder is not copied again. Classes
+    are found by their names in Unicode NFC (a folder copied from macOS spells them decomposed).
+
+    All or nothing, kills included: every copy is first written into a staging folder in the data
+    folder (``scan.STAGING_FOLDER``), then a plan of the moves is written, then the copies are moved
+    into place and added to the data folder's record (``scan.PSEUDO_RECORD``). A process killed
+    before the plan leaves only its staging folder, removed by the next call; one killed after it
+    has its moves completed and recorded by the next call (``finish_interrupted_copies``).
 
     Args:
         data_dir: the data folder the run was trained on.
@@ -216,30 +228,135 @@ def copy_pseudo_labels(
     """
     from tlstudio.core.data.scan import file_sha256
 
-    classes = {p.name for p in Path(data_dir).iterdir() if p.is_dir()} if Path(data_dir).is_dir() else set()
-    unknown = sorted({s.predicted for s in confident} - classes)
+    data = Path(data_dir)
+    finish_interrupted_copies(data)
+    folders = {label: class_folder(data, label) for label in {s.predicted for s in confident}}
+    unknown = sorted(label for label, f in folders.items() if not f.is_dir() or f.is_symlink())
     if unknown:  # another data folder than the run's: a pseudo-label would start a class of its own
         raise relabel.RelabelError(
             f"{data_dir} has no class folder {', '.join(unknown)}: give the data folder the run was "
             "trained on (nothing was copied)"
         )
-    copies: list[str] = []
+    if not confident:
+        return []
+    staging = data / f"{STAGING_FOLDER}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    staged: list[tuple[str, str]] = []  # (path in staging, class folder's name on disk)
     present: dict[str, set[str]] = {}
     try:
+        staging.mkdir()
         for s in confident:
-            folder = Path(data_dir) / s.predicted / PSEUDO_FOLDER
+            folder = folders[s.predicted]
             if s.predicted not in present:
-                present[s.predicted] = {file_sha256(p) for p in folder.glob("*") if p.is_file()}
+                pseudo = folder / PSEUDO_FOLDER
+                present[s.predicted] = {file_sha256(p) for p in pseudo.glob("*") if p.is_file()}
             source = in_folder(unlabelled_dir, s.path)
             digest = file_sha256(source)
             if digest in present[s.predicted]:
                 continue
-            (Path(data_dir) / s.predicted).mkdir(exist_ok=True)
-            copy = relabel.copy_into_class(Path(data_dir) / s.predicted, source, PSEUDO_FOLDER)
-            copies.append(f"{s.predicted}/{copy}")
+            (staging / folder.name).mkdir(exist_ok=True)
+            copy = relabel.copy_into_class(staging / folder.name, source, PSEUDO_FOLDER)
+            staged.append((f"{folder.name}/{copy}", folder.name))
             present[s.predicted].add(digest)
+        plan = _plan(data, staged)
+        atomic.write_json(staging / _PLAN, {"from": str(unlabelled_dir), "moves": plan})
     except (relabel.RelabelError, OSError) as err:
-        for done in copies:
-            in_folder(data_dir, done).unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
         raise relabel.RelabelError(f"pseudo-labels not copied ({err}); nothing was left behind") from err
-    return copies
+    try:
+        return _complete(data, staging)
+    except OSError as err:
+        _undo_moves(data, staging)
+        raise relabel.RelabelError(f"pseudo-labels not copied ({err}); nothing was left behind") from err
+
+
+def finish_interrupted_copies(data_dir: str | os.PathLike[str]) -> list[str]:
+    """Complete or remove what a killed ``copy_pseudo_labels`` left in ``data_dir``: a staging folder
+    with its plan written is completed (moved into place and recorded), one without is removed. A
+    staging folder of a process still running is left alone.
+
+    Returns:
+        The copies put into place now (paths relative to ``data_dir``).
+    """
+    data = Path(data_dir)
+    done: list[str] = []
+    try:
+        leftovers = sorted(p for p in data.iterdir() if p.name.startswith(STAGING_FOLDER + "-"))
+    except OSError:
+        return done
+    for staging in leftovers:
+        owner = staging.name[len(STAGING_FOLDER) + 1 :].split("-", 1)[0]
+        if not owner.isdigit() or atomic.pid_alive(int(owner)) or not staging.is_dir():
+            continue
+        try:
+            done += _complete(data, staging, strict=False)
+        except (OSError, ValueError, KeyError, TypeError):  # killed before its plan was whole: no copy placed
+            shutil.rmtree(staging, ignore_errors=True)
+    return done
+
+
+_PLAN = "plan.json"
+
+
+def _plan(data: Path, staged: list[tuple[str, str]]) -> list[list[str]]:
+    """[path in staging, free path in the data folder] for each staged copy."""
+    taken: set[Path] = set()
+    moves = []
+    for rel, folder_name in staged:
+        target = data / folder_name / PSEUDO_FOLDER / rel.rsplit("/", 1)[-1]
+        n, candidate = 1, target
+        while candidate.exists() or candidate in taken:
+            candidate = target.with_name(f"{target.stem}-{n}{target.suffix}")
+            n += 1
+        taken.add(candidate)
+        moves.append([rel, f"{folder_name}/{PSEUDO_FOLDER}/{candidate.name}"])
+    return moves
+
+
+def _complete(data: Path, staging: Path, *, strict: bool = True) -> list[str]:
+    """Move the planned copies into place (those not moved yet), add them to the record, remove
+    the staging folder. ``strict``: a move that fails raises (else that copy is dropped: the next
+    call, finishing a killed one, places what it can)."""
+    plan = json.loads((staging / _PLAN).read_text(encoding="utf-8"))
+    placed = []
+    for rel, target in plan["moves"]:
+        src, dst = in_folder(staging, rel), in_folder(data, target)
+        try:
+            if src.is_file():
+                dst.parent.mkdir(exist_ok=True)
+                if dst.exists():  # taken meanwhile by another file: never overwritten
+                    dst = relabel.free_name(dst)
+                    target = f"{target.rsplit('/', 1)[0]}/{dst.name}"
+                os.rename(src, dst)
+        except OSError:
+            if strict:
+                raise
+        if dst.is_file():
+            placed.append(target)
+    _record(data, staging.name, plan.get("from"), placed)
+    shutil.rmtree(staging, ignore_errors=True)
+    return placed
+
+
+def _undo_moves(data: Path, staging: Path) -> None:
+    """Put the copies already moved back into staging, then remove it (a move that failed midway)."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        for rel, target in json.loads((staging / _PLAN).read_text(encoding="utf-8"))["moves"]:
+            if in_folder(data, target).is_file() and not in_folder(staging, rel).exists():
+                os.rename(in_folder(data, target), in_folder(staging, rel))
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _record(data: Path, batch: str, source: object, placed: list[str]) -> None:
+    """Add a batch of copies to the data folder's record of pseudo-labels (once per batch)."""
+    path = data / PSEUDO_RECORD
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record = []
+    if not isinstance(record, list):
+        record = []
+    if not any(isinstance(r, dict) and r.get("batch") == batch for r in record):
+        record.append(
+            {"batch": batch, "at": time.strftime("%Y-%m-%dT%H:%M:%S"), "from": source, "files": placed}
+        )
+        atomic.write_json(path, record)

@@ -267,6 +267,7 @@ def refuse_changed_files(session: TrainingSession) -> RunResult | None:
     again once the files are back."""
     from tlstudio.core.training.run_outcome import RunResult
 
+    atomic.clean_stale_temps(Path(session.run_dir) / files.CHECKPOINTS)  # a killed run's half-written files
     refusal = refusal_before_resume(session.run_dir, session.data_dir, session.emit)
     if refusal is None:
         return None
