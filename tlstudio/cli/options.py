@@ -39,7 +39,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         type=int,
         default=d.fine_tune_epochs,
         metavar="N",
-        help="phase 2 epochs (default: sized by the number of training images, see the README's "
+        help="phase 2 epochs (default: sized by the number of training images, see docs/training.md's "
         "recipe table; 0 = no fine-tuning phase)",
     )
     p.add_argument(
@@ -166,7 +166,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         choices=STRATEGIES,
         help="mirrored: data-parallel over every local GPU (tf.distribute.MirroredStrategy); "
         "multiworker: over several machines, one command per machine with TF_CONFIG set "
-        "(the chief, or worker 0, records the run and exports; see the README)",
+        "(the chief, or worker 0, records the run and exports; see docs/training.md)",
     )
     p.add_argument(
         "--calibrate",

@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
         "them: the accuracy of a cross-validated linear probe (the estimated accuracy of a frozen-backbone "
         "model: the score the list is ordered by), a 10-nearest-neighbour vote and LogME, each with a "
         "95%% interval. Candidates the data cannot tell from the best are marked. It estimates the "
-        "frozen-backbone start, not the fine-tuned end: see the README's benchmark for how well it "
+        "frozen-backbone start, not the fine-tuned end: see docs/benchmarks.md for how well it "
         "predicted fine-tuned accuracy. Every candidate is checked before any is built (name, model "
         "file, image size, weights cached or downloadable): a bad one exits 2 at once, one line per "
         "candidate. A candidate that fails during its work is listed with its reason after the ranked "

@@ -83,7 +83,7 @@ class TrainForm(QGroupBox):
             1000,
             d.fine_tune_epochs or 0,
             "Phase 2 epochs (early stopping applies); auto: a budget sized by the number of training "
-            "images (the README's recipe table)",
+            "images (the recipe table in docs/training.md)",
         )
         self.fine_tune_epochs.setSpecialValueText("auto")
         self.fine_tune_blocks = spin(

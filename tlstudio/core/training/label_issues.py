@@ -242,7 +242,7 @@ def rank_label_issues(
 
     cleanlab's own filter lists fewer images than were mislabelled on our tasks (it is built for
     precision): it found 60–87% of flipped labels where this ranking put 73–93% of them within the
-    first k entries (the README's "Benchmarks"). So the list keeps every disagreement, and
+    first k entries (docs/benchmarks.md). So the list keeps every disagreement, and
     ``confident`` marks the images the filter itself flags.
     """
     from cleanlab.filter import find_label_issues as confident_learning
