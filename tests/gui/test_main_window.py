@@ -185,7 +185,7 @@ def test_the_step_list_ticks_what_is_done_and_start_waits_for_the_rest(
 ):
     window.set_project(Project(path=tmp_path / "p.tlstudio.json"))
     texts = [window.nav.item(row).text() for row in range(window.nav.count())]
-    assert texts == ["Start", "Data", "Backbone", "Layers", "Train", "Evaluate", "Export"]
+    assert texts == ["Start", "Data", "Backbone", "Layers", "Train", "Evaluate", "Try it", "Export"]
     assert not window.train.start.isEnabled()
     assert "data folder" in window.train.readiness.text() and "backbone" in window.train.readiness.text()
     window.data.load(str(colour_data))
