@@ -142,3 +142,28 @@ def test_wide_features_are_fitted_in_their_row_space_with_the_same_result(monkey
     assert reduced.l2 == full.l2 and module.L2_GRID[0] < reduced.l2 < module.L2_GRID[-1]
     xt, _ = blobs(200, 300, 3, 30.0, 4)
     np.testing.assert_allclose(reduced.predict_proba(xt), full.predict_proba(xt), atol=2e-3)
+
+
+def test_early_stopping_needs_a_real_improvement_in_validation_loss():
+    """A loss that falls by 1e-6 an epoch is not progress: the phase stops after its patience
+    (it ran 167 of 200 epochs on a 16-image folder with min_delta 0)."""
+    import keras
+    import numpy as np
+
+    from tlstudio.core.settings import EARLY_STOPPING_MIN_DELTA
+
+    assert EARLY_STOPPING_MIN_DELTA >= 1e-5
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    stopper = keras.callbacks.EarlyStopping(
+        monitor="loss", patience=3, min_delta=EARLY_STOPPING_MIN_DELTA, restore_best_weights=True
+    )
+
+    class Creeping(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["loss"] = 0.5 - 1e-6 * epoch  # a plateau that creeps down
+
+    history = model.fit(
+        np.zeros((4, 1)), np.zeros((4, 1)), epochs=50, verbose=0, callbacks=[Creeping(), stopper]
+    )
+    assert len(history.history["loss"]) <= 5

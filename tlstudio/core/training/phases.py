@@ -20,7 +20,7 @@ import tensorflow as tf
 from tlstudio.core import events as ev
 from tlstudio.core.backbone.classifier import reset_batchnorm_statistics, set_batchnorm_momentum
 from tlstudio.core.backbone.freezing import apply_freeze_plan, variable_multipliers
-from tlstudio.core.settings import make_optimizer
+from tlstudio.core.settings import EARLY_STOPPING_MIN_DELTA, make_optimizer
 from tlstudio.core.training import distribution, feature_cache, resume
 from tlstudio.core.training.callbacks import BestCheckpoint, EventBridge, LastCheckpoint
 from tlstudio.core.training.interrupt import StopDuringFirstBatch
@@ -286,6 +286,7 @@ def run_fit_phase(
         keras.callbacks.EarlyStopping(
             monitor=monitor,
             patience=s.early_stopping_patience,
+            min_delta=EARLY_STOPPING_MIN_DELTA,
             restore_best_weights=True,
             start_from_epoch=first_epoch + phase.min_epochs,
         ),
