@@ -3,11 +3,19 @@ follow good transfer-learning practice. Pure data: importing this module loads n
 
 from __future__ import annotations
 
-import math
-import re
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 
+from tlstudio.core import settings_checks
 from tlstudio.core.freeze_plan import FreezePlan
+from tlstudio.core.settings_checks import check_fields, check_ranges, show
+
+# The settings' vocabulary, declared with the limits in settings_checks and read from here
+OPTIMIZERS = settings_checks.OPTIMIZERS
+CLASS_WEIGHTS = settings_checks.CLASS_WEIGHTS
+STRATEGIES = settings_checks.STRATEGIES
+MIXED_PRECISION = settings_checks.MIXED_PRECISION
+DEVICE_PATTERN = settings_checks.DEVICE_PATTERN
+PREPROCESSING = settings_checks.PREPROCESSING
 
 # The split's defaults: the settings and the split maker (``data/split.py``) both read these.
 VAL_FRACTION = 0.15
@@ -129,7 +137,11 @@ class TrainSettings:
     interpolate: bool = True  # WiSE-FT: probe and fine-tuned weights mixed, α chosen on validation
 
     def __post_init__(self) -> None:
-        _check_ranges(self)
+        if not isinstance(self.head, HeadSettings):
+            raise ValueError(f"head must be head settings, not {show(self.head)}")
+        if not isinstance(self.augmentation, Augmentation):
+            raise ValueError(f"augmentation must be augmentation settings, not {show(self.augmentation)}")
+        check_ranges(self)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -151,27 +163,25 @@ class TrainSettings:
         data = dict(data)
         if isinstance(data.get("mixed_precision"), bool):  # projects before "auto": a tick was "on"
             data["mixed_precision"] = "on" if data["mixed_precision"] else "auto"
-        _check_fields(cls, data, "settings")
+        check_fields(cls, data, "settings")
         try:
             if isinstance(data.get("head"), dict):
                 head = dict(data["head"])
-                _check_fields(HeadSettings, head, "settings.head")
+                check_fields(HeadSettings, head, "settings.head")
                 head["dense_units"] = tuple(head.get("dense_units", ()))
                 data["head"] = HeadSettings(**head)
             if isinstance(data.get("freeze"), dict):
                 plan = dict(data["freeze"])
-                _check_fields(FreezePlan, plan, "settings.freeze")
+                check_fields(FreezePlan, plan, "settings.freeze")
                 layers = plan.get("frozen_layers", ())
                 if not all(isinstance(name, str) for name in layers):
-                    raise ValueError(
-                        f"settings.freeze.frozen_layers must be layer names, not {_show(layers)}"
-                    )
+                    raise ValueError(f"settings.freeze.frozen_layers must be layer names, not {show(layers)}")
                 plan["frozen_layers"] = frozenset(layers)
                 pairs = plan.get("block_lr", ())  # [block, multiplier] pairs; anything else is named below
                 plan["block_lr"] = tuple(tuple(p) if isinstance(p, list) else p for p in pairs)
                 data["freeze"] = FreezePlan(**plan)
             if isinstance(data.get("augmentation"), dict):
-                _check_fields(Augmentation, data["augmentation"], "settings.augmentation")
+                check_fields(Augmentation, data["augmentation"], "settings.augmentation")
                 data["augmentation"] = Augmentation(**data["augmentation"])
             return cls(**data)
         except TypeError as err:
@@ -180,211 +190,6 @@ class TrainSettings:
     def but(self, **changes) -> TrainSettings:
         """A copy with some fields changed."""
         return replace(self, **changes)
-
-
-# The range every number of the settings must fall in, checked when TrainSettings is made (from the
-# CLI, the app or a project file), so a bad value is refused at once, by its name, before any run
-# folder is claimed. Generous: they refuse nonsense (a seed of 2**70, a rotation of 1e9 turns), not taste.
-MIN_IMAGE_SIZE = 8
-MAX_IMAGE_SIZE = 4096
-MAX_BATCH_SIZE = 65_536
-MAX_EPOCHS = 100_000
-MAX_BLOCKS = 10_000
-MAX_DENSE_UNITS = 65_536
-MAX_DENSE_LAYERS = 32
-MAX_LEARNING_RATE = 10.0
-MAX_LR_FACTOR = 100.0  # fine_tune_lr_factor
-MAX_BLOCK_LR = 10.0  # each freeze.block_lr multiplier (the layer tree's editor takes 0 < m <= 10)
-MAX_SEED = 2**32 - 1  # NumPy's and TensorFlow's seeds alike
-_SHOWN = 60  # characters of a refused value a message shows
-
-
-def _show(value: object) -> str:
-    """A refused value as a message shows it: its repr, on one line, cut short."""
-    try:
-        text = repr(value)
-    except (RecursionError, ValueError):  # nested past Python's limit; an int of over 4,300 digits
-        text = f"{type(value).__name__} too large to show"
-    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
-
-
-def _whole(name: str, value: object, low: int, high: int) -> None:
-    """Refuse ``value`` unless it is a whole number (not a bool) from ``low`` to ``high``."""
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be a whole number from {low} to {high:,}, not {_show(value)}")
-
-
-def _real(name: str, value: object, low: float, high: float, *, above_low: bool = False, below_high=False):
-    """Refuse ``value`` unless it is a finite number (not a bool) in the range, ends as flagged open."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        ok = (value > low if above_low else value >= low) and (value < high if below_high else value <= high)
-    if not ok:
-        left, right = "(" if above_low else "[", ")" if below_high else "]"
-        raise ValueError(
-            f"{name} must be a finite number in {left}{low:g}, {high:g}{right}, not {_show(value)}"
-        )
-
-
-def _one_line_text(name: str, value: object, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if not isinstance(value, str) or any(c in value for c in "\0\n\r"):
-        raise ValueError(f"{name} must be text on one line, not {_show(value)}")
-
-
-def _check_ranges(s: TrainSettings) -> None:
-    """Every field of ``s`` of the right type and in its range; the first that is not is named.
-
-    Raises:
-        ValueError: naming the field (as in a project file's ``settings``), its range and the value.
-    """
-    _one_line_text("backbone", s.backbone)
-    _one_line_text("weights", s.weights)
-    _one_line_text("cut_at", s.cut_at, optional=True)
-    _one_line_text("cache", s.cache)
-    if s.image_size is not None:
-        _whole("image_size", s.image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
-    if s.preprocessing is not None and s.preprocessing not in PREPROCESSING:
-        raise ValueError(
-            f"preprocessing must be one of {', '.join(PREPROCESSING)} (or unset: the backbone's), "
-            f"not {_show(s.preprocessing)}"
-        )
-    if s.optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {_show(s.optimizer)} (choose from {', '.join(OPTIMIZERS)})")
-    if s.class_weights not in CLASS_WEIGHTS:
-        raise ValueError(f"class_weights must be auto, balanced or none, not {_show(s.class_weights)}")
-    if s.strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {_show(s.strategy)} (choose from {', '.join(STRATEGIES)})")
-    if s.mixed_precision not in MIXED_PRECISION:
-        raise ValueError(
-            f"mixed_precision must be {', '.join(MIXED_PRECISION)}, not {_show(s.mixed_precision)}"
-        )
-    if not isinstance(s.device, str) or not re.fullmatch(DEVICE_PATTERN, s.device):
-        raise ValueError(
-            f"device must be auto, cpu or gpu:N (N from `tlstudio devices`), not {_show(s.device)}"
-        )
-    for name in ("auto_batch_size", "feature_cache", "calibrate", "interpolate"):
-        if not isinstance(getattr(s, name), bool):
-            raise ValueError(f"{name} must be true or false, not {_show(getattr(s, name))}")
-    _real("learning_rate", s.learning_rate, 0, MAX_LEARNING_RATE, above_low=True)
-    _real("fine_tune_lr_factor", s.fine_tune_lr_factor, 0, MAX_LR_FACTOR, above_low=True)
-    if s.fine_tune_lr_decay is not None:
-        _real("fine_tune_lr_decay", s.fine_tune_lr_decay, 0, 1, above_low=True)
-    _whole("batch_size", s.batch_size, 1, MAX_BATCH_SIZE)
-    _whole("epochs", s.epochs, 1, MAX_EPOCHS)
-    if s.fine_tune_epochs is not None:
-        _whole("fine_tune_epochs", s.fine_tune_epochs, 0, MAX_EPOCHS)
-    _whole("fine_tune_blocks", s.fine_tune_blocks, 0, MAX_BLOCKS)
-    _whole("early_stopping_patience", s.early_stopping_patience, 1, MAX_EPOCHS)
-    _whole("seed", s.seed, 0, MAX_SEED)
-    fractions = (s.val_fraction, s.test_fraction)
-    if (
-        not all(isinstance(f, (int, float)) and not isinstance(f, bool) and 0 <= f < 1 for f in fractions)
-        or sum(fractions) >= 0.9
-    ):
-        raise ValueError(
-            "val_fraction and test_fraction must each be from 0 to below 1 and leave at least a tenth "
-            f"of the images for training (they are {_show(s.val_fraction)} and {_show(s.test_fraction)})"
-        )
-    _check_head(s.head)
-    _check_augmentation(s.augmentation)
-    _check_freeze(s.freeze)
-
-
-def _check_head(head: HeadSettings) -> None:
-    if not isinstance(head, HeadSettings):
-        raise ValueError(f"head must be head settings, not {_show(head)}")
-    if head.pooling not in ("avg", "max"):
-        raise ValueError(f"the head's pooling must be avg or max, not {_show(head.pooling)}")
-    _real("the head's dropout", head.dropout, 0, 1, below_high=True)
-    units = head.dense_units
-    if not isinstance(units, tuple) or len(units) > MAX_DENSE_LAYERS:
-        raise ValueError(
-            f"head.dense_units must be a list of at most {MAX_DENSE_LAYERS} layers, not {_show(units)}"
-        )
-    for n in units:
-        _whole("head.dense_units (each layer's units)", n, 1, MAX_DENSE_UNITS)
-
-
-def _check_augmentation(augmentation: Augmentation) -> None:
-    if not isinstance(augmentation, Augmentation):
-        raise ValueError(f"augmentation must be augmentation settings, not {_show(augmentation)}")
-    if not isinstance(augmentation.flip, bool):
-        raise ValueError(f"augmentation.flip must be true or false, not {_show(augmentation.flip)}")
-    _real("augmentation.rotation (a fraction of a full turn)", augmentation.rotation, 0, 1)
-    _real("augmentation.zoom (a fraction)", augmentation.zoom, 0, 1, below_high=True)
-    _real("augmentation.contrast (a factor)", augmentation.contrast, 0, 1)
-
-
-def _check_freeze(plan: FreezePlan) -> None:
-    """What ``FreezePlan`` itself does not check: finite numbers, layer names, per-block rates."""
-    if not isinstance(plan, FreezePlan):
-        raise ValueError(f"freeze must be a freeze plan, not {_show(plan)}")
-    if plan.preset == "top":
-        _real("freeze.value (top:N blocks)", plan.value, 0, MAX_BLOCKS)
-        if plan.value != int(plan.value):
-            raise ValueError(f"freeze.value (top:N blocks) must be a whole number, not {_show(plan.value)}")
-    else:
-        _real("freeze.value (first:P%)", plan.value, 0, 100)
-    if not isinstance(plan.train_batchnorm, bool):
-        raise ValueError(f"freeze.train_batchnorm must be true or false, not {_show(plan.train_batchnorm)}")
-    if not isinstance(plan.frozen_layers, frozenset) or not all(
-        isinstance(name, str) and name for name in plan.frozen_layers
-    ):
-        raise ValueError(
-            f"freeze.frozen_layers must be a list of layer names, not {_show(plan.frozen_layers)}"
-        )
-    if plan.lr_decay is not None:
-        _real("freeze.lr_decay", plan.lr_decay, 0, 1, above_low=True)
-    if not isinstance(plan.block_lr, tuple):
-        raise ValueError(
-            f"freeze.block_lr must be a list of [block, multiplier] pairs, not {_show(plan.block_lr)}"
-        )
-    seen = set()
-    for pair in plan.block_lr:
-        if not isinstance(pair, tuple) or len(pair) != 2 or not isinstance(pair[0], str) or not pair[0]:
-            raise ValueError(
-                f"freeze.block_lr must be [block name, multiplier] pairs, not {_show(pair)} "
-                '(e.g. [["block_6", 0.5]])'
-            )
-        _real(f"freeze.block_lr multiplier of {_show(pair[0])}", pair[1], 0, MAX_BLOCK_LR, above_low=True)
-        if pair[0] in seen:
-            raise ValueError(f"freeze.block_lr names block {_show(pair[0])} twice")
-        seen.add(pair[0])
-
-
-_SIMPLE = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
-_NESTED = {"HeadSettings", "FreezePlan", "Augmentation"}
-
-
-def _check_fields(cls, data: dict, where: str) -> None:
-    """Refuse unknown keys and values whose type does not match the dataclass field's."""
-    known = {f.name: f for f in fields(cls)}
-    unknown = set(data) - set(known)
-    if unknown:
-        names = sorted(n if n.isprintable() and len(n) <= _SHOWN else _show(n) for n in map(str, unknown))
-        raise ValueError(f"unknown {where} field(s): {', '.join(names)}"[:300])
-    for name, value in data.items():
-        annotation = str(known[name].type)
-        options = [a.strip() for a in annotation.split("|")]
-        if value is None and "None" in options:
-            continue
-        ok = False
-        for option in options:
-            if option in _SIMPLE:
-                wanted = _SIMPLE[option]
-                ok = isinstance(value, wanted) and not (isinstance(value, bool) and bool not in wanted)
-            elif option in _NESTED:
-                ok = isinstance(value, dict) or type(value).__name__ == option
-            elif option.startswith(("tuple", "frozenset", "list")):
-                ok = isinstance(value, (list, tuple, set, frozenset))
-            if ok:
-                break
-        if not ok:
-            raise ValueError(
-                f"{where}.{name} must be {annotation}, not {type(value).__name__} {_show(value)}"
-            )
 
 
 # What a person calls each setting, by its dotted key in a run's settings.json: the app's label and the
@@ -457,16 +262,6 @@ def setting_name(key: str, cli: bool = False) -> str:
 def defaults() -> TrainSettings:
     """Every default in one object (the CLI's defaults and help text are read from here)."""
     return TrainSettings(backbone="")
-
-
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-CLASS_WEIGHTS = ("auto", "balanced", "none")
-STRATEGIES = ("default", "mirrored", "multiworker")
-MIXED_PRECISION = ("auto", "on", "off")
-DEVICE_PATTERN = r"auto|cpu|gpu:\d+"  # --device and the settings' device field
-# --preprocessing and the settings' field: backbone/preprocessing.py's PREPROCESSING_MODES (settings may
-# not import the backbone package; a test keeps the two the same)
-PREPROCESSING = ("none", "unit", "tf", "caffe", "torch")
 
 
 def make_optimizer(name: str, learning_rate):
