@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 def test_the_export_panel_shows_the_selected_runs_card(qtbot, tmp_path, probe_run):
     other = shutil.copytree(probe_run, tmp_path / "other-run")
     (other / RUN_CARD).unlink()  # a run from before cards: its card is made from its folder
+    shutil.rmtree(other / files.EXPORT, ignore_errors=True)  # (an earlier test may have exported the run)
     evaluation = json.loads((other / files.EVALUATION).read_text())
     first = evaluation["labels"][0]
     evaluation["per_class"] = {f"{k}|x *y*": v for k, v in evaluation["per_class"].items()}
