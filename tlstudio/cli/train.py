@@ -154,11 +154,15 @@ def train_project(args: argparse.Namespace) -> int:
         settings = settings.but(device=args.device)
     out = args.out or project.new_run_dir()
     manifest = project.manifest_path if project.manifest_path and project.manifest_path.is_file() else None
-    project.record_run(out, "running", {})  # recorded before it starts: a killed run stays listed
-    project.save()
+    records = records_the_run(settings.strategy)
+    if records:  # recorded before it starts: a killed run stays listed
+        project.record_run(out, "running", {})
+        project.save()
     code, result = run_training(
         settings, Path(project.data_dir), out, manifest, with_result=True, overwrite=args.overwrite
     )
+    if not records:  # another worker of a cluster: the chief keeps the project
+        return code
     project = Project.load(args.project)  # the app may have saved meanwhile: update the latest
     if result is not None and result.primary:
         project.record_run(out, result.status, result.metrics)
@@ -166,6 +170,25 @@ def train_project(args: argparse.Namespace) -> int:
         project.forget_run(out)
     project.save()
     return code
+
+
+def records_the_run(strategy: str) -> bool:
+    """Whether this process writes the project: always, but on a multi-worker cluster only the chief
+    (task "chief", else worker 0 — as ``distribution.is_chief`` decides, read here from TF_CONFIG
+    before TensorFlow loads). Two workers writing one project file lost the chief's last word."""
+    import json
+    import os
+
+    if strategy != "multiworker":
+        return True
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        task, cluster = config.get("task") or {}, config.get("cluster") or {}
+    except (ValueError, AttributeError):
+        return True  # no readable cluster: the session says what is wrong
+    if task.get("type") == "chief":
+        return True
+    return task.get("type") == "worker" and task.get("index") == 0 and "chief" not in cluster
 
 
 def run_training(
