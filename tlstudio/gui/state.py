@@ -62,6 +62,8 @@ class AppState:
         self.selected_run: Path | None = None
         self.tensorflow_ready = False
         self.task: str | None = None  # the long job in flight, in words ("training", …)
+        self._dispatching = 0  # > 0 while subscribers are told of a change
+        self._runs_read: tuple[tuple, list[RunRecord]] | None = None  # the runs read meanwhile
         self.selected_run = self.default_run()
 
     # -- notifications ------------------------------------------------------------------------------
@@ -78,9 +80,15 @@ class AppState:
         self._listeners[aspect].append(callback)
 
     def _changed(self, *aspects: str) -> None:
-        for aspect in aspects:
-            for callback in list(self._listeners[aspect]):
-                callback()
+        self._dispatching += 1  # every subscriber of this change reads the run folders once, not each
+        try:
+            for aspect in aspects:
+                for callback in list(self._listeners[aspect]):
+                    callback()
+        finally:
+            self._dispatching -= 1
+            if not self._dispatching:
+                self._runs_read = None
 
     # -- the project ----------------------------------------------------------------------------------
     def replace_project(self, project: Project) -> None:
@@ -137,8 +145,16 @@ class AppState:
     # -- runs -----------------------------------------------------------------------------------------
     @property
     def runs(self) -> list[RunRecord]:
-        """The project's runs as their folders say (a dead process's run reads ``interrupted``)."""
-        return project_runs(self.project.runs)
+        """The project's runs as their folders say (a dead process's run reads ``interrupted``): read
+        anew each time, except while one change is told to the subscribers (a new project told 7
+        aspects; each panel's refresh read every run folder again)."""
+        key = tuple((str(r.get("run_dir")), r.get("status")) for r in self.project.runs)
+        if self._dispatching and self._runs_read is not None and self._runs_read[0] == key:
+            return self._runs_read[1]
+        records = project_runs(self.project.runs)
+        if self._dispatching:
+            self._runs_read = (key, records)
+        return records
 
     def default_run(self) -> Path | None:
         """The run panels act on when none is chosen: the best finished run by validation."""
