@@ -29,6 +29,7 @@ from tlstudio.core.data.split import Manifest
 from tlstudio.core.settings import TrainSettings
 from tlstudio.gui.evaluate_models import GalleryModel, manifest_at, thumbnail_view
 from tlstudio.gui.worker import Task
+from tlstudio.gui.working import show_working
 from tlstudio.report_text import counted
 
 
@@ -155,14 +156,8 @@ class LabelIssuesView(QWidget):
 
     def _progress(self, event) -> None:
         """A ``Working`` event of the check: the step in words, done of total on the bar."""
-        if not isinstance(event, ev.Working) or self._stop.is_set():
-            return
-        self.step.setText(f"{event.step[0].upper()}{event.step[1:]}…")
-        if event.total:
-            self.progress.setRange(0, event.total)
-            self.progress.setValue(event.done)
-        else:
-            self.progress.setRange(0, 0)  # busy: a step that does not count
+        if isinstance(event, ev.Working) and not self._stop.is_set():
+            show_working(event, self.step, self.progress)
 
     def _show_running(self, running: bool) -> None:
         self.check.setEnabled(not running)

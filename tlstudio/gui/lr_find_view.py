@@ -37,6 +37,7 @@ from tlstudio.core import events as ev
 from tlstudio.core.training.recipe import is_one_phase
 from tlstudio.gui.lr_find_curve import CURVE_SIZE, CurveLabel, draw_curve
 from tlstudio.gui.worker import Task, reason
+from tlstudio.gui.working import show_working
 
 if TYPE_CHECKING:
     from tlstudio.core.data.health import DatasetReport
@@ -266,14 +267,8 @@ class LrFindView(QDialog):
         self.refresh()
 
     def _progress(self, event) -> None:
-        if not isinstance(event, ev.Working) or self._stop.is_set():
-            return
-        self.step.setText(f"{event.step[0].upper()}{event.step[1:]}…")
-        if event.total:
-            self.progress.setRange(0, event.total)
-            self.progress.setValue(event.done)
-        else:
-            self.progress.setRange(0, 0)  # busy: a step that does not count
+        if isinstance(event, ev.Working) and not self._stop.is_set():
+            show_working(event, self.step, self.progress)
 
     def show_result(self, result: LrFindResult, image: QImage, factor: float = 0.1) -> None:
         """The curve and the suggestion; *Use this learning rate* is offered when there is one.
