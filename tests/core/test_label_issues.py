@@ -71,3 +71,21 @@ def test_off_distribution_lists_the_image_unlike_all_others_and_nothing_in_a_cle
     assert [o.path for o in found] == ["c0/alien.png"]
     assert found[0].distance > found[0].fence and found[0].to_dict()["reason"].startswith("off-distribution")
     assert off_distribution(clean[:4], paths[:4], labels[:4]) == []
+
+
+def test_confident_learning_runs_in_this_process_without_a_pool(monkeypatch):
+    """cleanlab's filter forks a worker pool by default: 10× slower inside TensorFlow's process."""
+    import cleanlab.filter
+
+    asked = {}
+    real = cleanlab.filter.find_label_issues
+
+    def recording(labels, probs, **kwargs):
+        asked.update(kwargs)
+        return real(labels, probs, **kwargs)
+
+    monkeypatch.setattr(cleanlab.filter, "find_label_issues", recording)
+    features, labels = separable()
+    probs = out_of_sample_probabilities(features, labels, 3)
+    rank_label_issues(labels, probs, [f"{i}.png" for i in range(len(labels))], ["a", "b", "c"])
+    assert asked.get("n_jobs") == 1

@@ -167,3 +167,40 @@ def test_early_stopping_needs_a_real_improvement_in_validation_loss():
         np.zeros((4, 1)), np.zeros((4, 1)), epochs=50, verbose=0, callbacks=[Creeping(), stopper]
     )
     assert len(history.history["loss"]) <= 5
+
+
+def test_probe_runs_blas_on_the_capped_thread_count():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from tlstudio.core.settings import BLAS_THREADS
+
+    seen: list[set[int]] = []
+    x, y = blobs(60, 16, 3, 1.0, 4)
+    with threadpool_limits(limits=BLAS_THREADS + 1):  # the caller's pools are wider than the cap
+        fit_probe(
+            x, y, 3, progress=lambda done, total: seen.append({p["num_threads"] for p in threadpool_info()})
+        )
+    assert seen and all(threads == {BLAS_THREADS} for threads in seen if threads)
+
+
+def test_warm_started_path_chooses_as_cold_fits_do():
+    """The CV warm-starts each fold along the L2 path; each fit is convex, so cold fits at the chosen
+    L2 reach the same optimum and the choice is the one cold fits make."""
+    from tlstudio.core.training import probe as probe_module
+
+    x, y = blobs(150, 24, 4, 3.0, 5)
+    warm = fit_probe(x, y, 4)
+    folds = probe_module.stratified_folds(y, probe_module.CV_FOLDS, 0)
+    z = (x - x.mean(0)) / x.std(0)
+    losses = {}
+    for l2 in probe_module.L2_GRID:
+        total = 0.0
+        for k in range(int(folds.max()) + 1):
+            held = folds == k
+            weights, _, _ = probe_module._fit(z[~held], y[~held], np.ones((~held).sum()), 4, l2)
+            p = probe_module._softmax(probe_module._logits(z[held], weights))
+            total += -np.log(p[np.arange(held.sum()), y[held]]).sum()
+        losses[l2] = total / len(y)
+    best = min(losses.values())
+    assert warm.l2 == max(k for k, v in losses.items() if v <= best * 1.01)
+    assert warm.cv_log_loss == pytest.approx(losses[warm.l2], abs=2e-3)

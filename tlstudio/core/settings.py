@@ -28,6 +28,9 @@ PSEUDO_LABEL_CONFIDENCE = 0.95  # `suggest --pseudo-label`: only images the run 
 # 16-image folder whose loss fell 1e-6 a step ran 167 of its 200 fine-tune epochs (747 s) to end where
 # the probe was (docs/benchmark-offline-backbone.md); the best weights are kept either way
 EARLY_STOPPING_MIN_DELTA = 1e-4
+# BLAS/OpenMP threads of NumPy and SciPy in the probe and the label check (threadpoolctl): beside
+# TensorFlow's own pools, or other jobs, more threads made the same fit 6× slower on 2 cores
+BLAS_THREADS = 1
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from tlstudio.core import events as ev
 from tlstudio.core.backbone.classifier import build_classifier
@@ -22,7 +23,7 @@ from tlstudio.core.backbone.registry import build_backbone, input_size_of, resol
 from tlstudio.core.data.health import DatasetReport
 from tlstudio.core.data.pipeline import make_dataset
 from tlstudio.core.data.split import ManifestEntry
-from tlstudio.core.settings import SEED
+from tlstudio.core.settings import BLAS_THREADS, SEED
 from tlstudio.core.training.callbacks import StopRequested
 from tlstudio.core.training.feature_cache import feature_extractor
 from tlstudio.core.training.interrupt import FirstBatchInterrupt
@@ -248,8 +249,11 @@ def rank_label_issues(
     from cleanlab.filter import find_label_issues as confident_learning
     from cleanlab.rank import get_label_quality_scores
 
-    quality = get_label_quality_scores(labels, probs, method="self_confidence")
-    flagged = set(int(i) for i in np.flatnonzero(confident_learning(labels, probs)))  # (a boolean mask)
+    # n_jobs=1: inside TensorFlow's (and Qt's) process a forked pool costs more than the work (10×)
+    with threadpool_limits(limits=BLAS_THREADS):
+        quality = get_label_quality_scores(labels, probs, method="self_confidence")
+        mask = confident_learning(labels, probs, n_jobs=1)  # (a boolean mask)
+    flagged = set(int(i) for i in np.flatnonzero(mask))
     candidates = flagged | set(int(i) for i in np.flatnonzero(probs.argmax(1) != labels))
     issues = []
     for i in sorted(candidates, key=lambda j: (quality[j], paths[j])):

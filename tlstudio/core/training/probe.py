@@ -5,8 +5,11 @@ head is the best linear classifier of the cached features — a convex problem, 
 batch with L-BFGS to a small gradient, its L2 strength chosen by stratified cross-validation on the
 training split (log loss). NumPy only; seconds on thousands of images.
 
-Written by hand: SciPy and scikit-learn are not dependencies of TL Studio, and the problem is small
-(features × classes parameters).
+Written by hand rather than scikit-learn's ``LogisticRegressionCV``: when features outnumber images
+(wide backbones on small folders, the common case) it fits in the images' row space, n × n per step;
+where images outnumber features both warm-start along the L2 path and take about as long
+(docs/benchmarks.md, ``benchmarks/bench_probe.py``). BLAS runs on ``BLAS_THREADS`` threads
+(threadpoolctl): uncapped, on a loaded 2-core machine the same fit ran 6× slower.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
+
+from tlstudio.core.settings import BLAS_THREADS
 
 L2_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
 CV_FOLDS = 5
@@ -64,6 +70,11 @@ def fit_probe(
     Returns:
         The probe fitted on all the given images with the chosen L2.
     """
+    with threadpool_limits(limits=BLAS_THREADS):
+        return _fit_probe(features, labels, num_classes, sample_weight, l2_grid, folds, seed, progress)
+
+
+def _fit_probe(features, labels, num_classes, sample_weight, l2_grid, folds, seed, progress) -> Probe:
     x = np.asarray(features, np.float64)
     y = np.asarray(labels, np.int64)
     w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, np.float64)
@@ -75,19 +86,20 @@ def fit_probe(
     fits = 1 + (0 if fold_of is None else len(l2_grid) * (int(fold_of.max()) + 1))
     done = 0
     if fold_of is not None:
-        for l2 in l2_grid:
-            losses, hits, count = 0.0, 0, 0
-            for k in range(int(fold_of.max()) + 1):
-                held = fold_of == k
-                weights, _, _ = _fit(z[~held], y[~held], w[~held], num_classes, l2)
+        totals = {l2: [0.0, 0, 0] for l2 in l2_grid}  # log loss, hits, count
+        for k in range(int(fold_of.max()) + 1):
+            held = fold_of == k
+            start = None  # warm start along the path, strongest L2 first (as scikit-learn's CV does)
+            for l2 in sorted(l2_grid, reverse=True):
+                start, _, _ = _fit(z[~held], y[~held], w[~held], num_classes, l2, start=start)
                 done += 1
                 if progress is not None:
                     progress(done, fits)
-                p = _softmax(_logits(z[held], weights))
-                losses += -np.log(np.clip(p[np.arange(held.sum()), y[held]], 1e-12, None)).sum()
-                hits += int((p.argmax(1) == y[held]).sum())
-                count += int(held.sum())
-            scores[l2] = (losses / count, hits / count)
+                p = _softmax(_logits(z[held], start))
+                totals[l2][0] += -np.log(np.clip(p[np.arange(held.sum()), y[held]], 1e-12, None)).sum()
+                totals[l2][1] += int((p.argmax(1) == y[held]).sum())
+                totals[l2][2] += int(held.sum())
+        scores = {l2: (t[0] / t[2], t[1] / t[2]) for l2, t in totals.items()}
         # the lowest CV log loss; among those within 1% of it, the strongest regularisation
         best = min(v[0] for v in scores.values())
         l2 = max(k for k, v in scores.items() if v[0] <= best * 1.01)
@@ -154,8 +166,11 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
-def _fit(z, y, w, num_classes: int, l2: float, max_iter: int = 500) -> tuple[np.ndarray, int, bool]:
-    """Weighted multinomial logistic regression with L2 on the kernel; (weights, iterations, converged)."""
+def _fit(
+    z, y, w, num_classes: int, l2: float, max_iter: int = 500, start: np.ndarray | None = None
+) -> tuple[np.ndarray, int, bool]:
+    """Weighted multinomial logistic regression with L2 on the kernel, from ``start`` (else zeros);
+    (weights, iterations, converged)."""
     n, d = z.shape
     onehot = np.zeros((n, num_classes))
     onehot[np.arange(n), y] = 1.0
@@ -171,7 +186,8 @@ def _fit(z, y, w, num_classes: int, l2: float, max_iter: int = 500) -> tuple[np.
         grad = np.vstack([z.T @ delta + l2 * weights[:-1], delta.sum(0, keepdims=True)])
         return float(loss), grad.ravel()
 
-    flat, iterations, converged = lbfgs(loss_and_grad, np.zeros((d + 1) * num_classes), max_iter=max_iter)
+    x0 = np.zeros((d + 1) * num_classes) if start is None else start.ravel()
+    flat, iterations, converged = lbfgs(loss_and_grad, x0, max_iter=max_iter)
     return flat.reshape(d + 1, num_classes), iterations, converged
 
 
