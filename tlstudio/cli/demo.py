@@ -8,12 +8,13 @@ from pathlib import Path
 from tlstudio.cli.common import fail, quiet_tensorflow
 from tlstudio.cli.inspect import run_inspect
 from tlstudio.cli.train import run_training
-from tlstudio.core.results import run_folder as files
 from tlstudio.core.settings import SEED, TEST_FRACTION, VAL_FRACTION
 
 
 def run_demo(args: argparse.Namespace) -> int:
     import tempfile
+
+    from tlstudio.core.results import run_folder as files
 
     out = Path(args.out)
     if out.exists() and (
@@ -33,6 +34,7 @@ def backbone_folder(out: Path) -> Path:
 
 
 def _demo(args: argparse.Namespace, split_dir: Path) -> int:
+    from tlstudio.core.results import run_folder as files
     from tlstudio.package_data import sample_dataset
 
     data = sample_dataset()

@@ -7,11 +7,12 @@ import json
 import sys
 
 from tlstudio.cli.common import fail, quiet_tensorflow
-from tlstudio.core.results import run_folder as files
 from tlstudio.report_text import counted
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from tlstudio.core.results import run_folder as files
+
     if not args.model.exists():  # said before TensorFlow loads (seconds)
         return fail("evaluate", f"{args.model} does not exist", 2)
     if not args.data_dir.is_dir():
@@ -67,6 +68,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def write_evaluation_report(args: argparse.Namespace, model, result) -> None:
     """The HTML report, with Grad-CAM when the export's model.keras is beside it."""
+    from tlstudio.core.results import run_folder as files
     from tlstudio.core.results.gradcam import GradCamError, gradcam_for_run
     from tlstudio.core.results.report import write_report
 

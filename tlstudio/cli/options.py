@@ -184,21 +184,16 @@ def add_scan_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_split_options(p: argparse.ArgumentParser) -> None:
-    """The split's fractions and seed (defaults from ``SplitConfig``)."""
-    from tlstudio.core.data.split import SplitConfig  # pure data
+    """The split's fractions and seed (defaults from ``core.settings``, as ``SplitConfig``'s)."""
+    from tlstudio.core.settings import SEED, TEST_FRACTION, VAL_FRACTION  # (no numpy: `--help` stays fast)
 
-    d = SplitConfig()
     p.add_argument(
-        "--val",
-        type=float,
-        default=d.val_fraction,
-        metavar="F",
-        help=f"validation fraction ({d.val_fraction})",
+        "--val", type=float, default=VAL_FRACTION, metavar="F", help=f"validation fraction ({VAL_FRACTION})"
     )
     p.add_argument(
-        "--test", type=float, default=d.test_fraction, metavar="F", help=f"test fraction ({d.test_fraction})"
+        "--test", type=float, default=TEST_FRACTION, metavar="F", help=f"test fraction ({TEST_FRACTION})"
     )
-    p.add_argument("--seed", type=int, default=d.seed, help=f"split seed, also seeds training ({d.seed})")
+    p.add_argument("--seed", type=int, default=SEED, help=f"split seed, also seeds training ({SEED})")
 
 
 def settings_from_args(args: argparse.Namespace, backbone: str | None = None):

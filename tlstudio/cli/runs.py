@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 from tlstudio.cli.common import fail, number
-from tlstudio.core.results import run_folder as files
 
 
 def run_runs(args: argparse.Namespace) -> int:
     from tlstudio.core.project import Project
+    from tlstudio.core.results import run_folder as files
     from tlstudio.core.results.run_history import compare_runs, load_run, project_runs
 
     if args.tensorboard:

@@ -12,8 +12,7 @@ from tlstudio.cli.common import fail, progress_printer, quiet_tensorflow
 
 def add_parser(sub) -> None:
     """Register ``suggest``."""
-    from tlstudio.core.data.split import PSEUDO_FOLDER
-    from tlstudio.core.settings import PSEUDO_LABEL_CONFIDENCE
+    from tlstudio.core.settings import PSEUDO_FOLDER, PSEUDO_LABEL_CONFIDENCE
     from tlstudio.core.settings import SUGGEST_COUNT as DEFAULT_COUNT
     from tlstudio.core.settings import SUGGEST_POOL_FACTOR as POOL_FACTOR
 

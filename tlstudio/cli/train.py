@@ -9,7 +9,6 @@ from pathlib import Path
 
 from tlstudio.cli.common import fail, quiet_tensorflow
 from tlstudio.cli.options import image_size_problem, settings_from_args
-from tlstudio.core.results import run_folder as files
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -73,6 +72,8 @@ def run_folds(args: argparse.Namespace, settings) -> int:
 def resume_run(args: argparse.Namespace) -> int:
     """Continue an interrupted run in its own folder, with its own settings and split."""
     import json
+
+    from tlstudio.core.results import run_folder as files
 
     ignored = given_options(args, set()) + [
         name for name, value in (("--backbone", args.backbone), ("--out", args.out)) if value is not None
