@@ -6,12 +6,24 @@ import argparse
 from pathlib import Path
 
 from tlstudio.cli.common import fail, quiet_tensorflow
-from tlstudio.cli.inspect import run_inspect
+from tlstudio.cli.inspect import run as run_inspect
 from tlstudio.cli.train import run_training
 from tlstudio.core.settings import SEED, TEST_FRACTION, VAL_FRACTION
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def add_parser(sub) -> None:
+    """Register ``demo``."""
+    p = sub.add_parser("demo", help="inspect, train and export on the bundled sample dataset")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/demo"),
+        metavar="DIR",
+        help="the run folder (default: runs/demo)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
     import tempfile
 
     from tlstudio.core.results import run_folder as files
