@@ -29,10 +29,9 @@ def add_parser(sub) -> None:
         "--no-export", action="store_true", help="train only (export later with `tlstudio export`)"
     )
     p.add_argument("--json", action="store_true", help="print auto.json's content at the end")
-    p.set_defaults(handler=run_auto)
 
 
-def run_auto(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     if not args.data_dir.is_dir():
         return fail("auto", f"{args.data_dir} is not a folder", 2)
     if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):

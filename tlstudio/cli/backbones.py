@@ -8,7 +8,18 @@ import json
 from tlstudio.cli.common import quiet_tensorflow
 
 
-def run_backbones(args: argparse.Namespace) -> int:
+def add_parser(sub) -> None:
+    """Register ``backbones``."""
+    p = sub.add_parser("backbones", help="list the Keras Applications (or KerasHub) backbones")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument(
+        "--kerashub",
+        action="store_true",
+        help="list the KerasHub vision presets instead (ViT, DINOv2, …; needs tlstudio[kerashub])",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
     quiet_tensorflow()
     if getattr(args, "kerashub", False):
         return _kerashub_presets(args)

@@ -5,12 +5,39 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from tlstudio.cli.common import fail, quiet_tensorflow
-from tlstudio.cli.options import settings_from_args
+from tlstudio.cli.options import add_split_options, add_training_options, settings_from_args
 
 
-def run_compare(args: argparse.Namespace) -> int:
+def add_parser(sub) -> None:
+    """Register ``compare``."""
+    p = sub.add_parser(
+        "compare",
+        help="train several backbones / freeze plans (and a from-scratch baseline) on one split",
+        description="Train every backbone (× every freeze plan) on the same split with the same settings, "
+        "optionally the first one from random weights too (--baseline), and print a table: test "
+        "accuracy, macro F1, training time, model size and latency per image on this machine. Writes "
+        "OUT/comparison.json, .csv and .png (validation curves overlaid) and one run folder per candidate.",
+    )
+    p.add_argument("data_dir", metavar="DATA_DIR", type=Path)
+    p.add_argument(
+        "--backbones", required=True, metavar="A,B,...", help="names or model files, comma-separated"
+    )
+    p.add_argument("--plans", metavar="P,Q,...", help="freeze plans to try for each backbone, e.g. all,none")
+    p.add_argument(
+        "--baseline",
+        action="store_true",
+        help="add the first candidate trained from random weights, every layer trainable, same budget",
+    )
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the runs and tables")
+    p.add_argument("--json", action="store_true", help="print the table as JSON")
+    add_training_options(p)
+    add_split_options(p)
+
+
+def run(args: argparse.Namespace) -> int:
     if not args.data_dir.is_dir():
         return fail("compare", f"{args.data_dir} is not a folder", 2)
     quiet_tensorflow()

@@ -6,14 +6,27 @@ import argparse
 from pathlib import Path
 
 from tlstudio.cli.common import fail, quiet_tensorflow
-from tlstudio.cli.inspect import run_inspect
+from tlstudio.cli.inspect import run as run_inspect
 from tlstudio.cli.train import run_training
-from tlstudio.core.results import run_folder as files
 from tlstudio.core.settings import SEED, TEST_FRACTION, VAL_FRACTION
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def add_parser(sub) -> None:
+    """Register ``demo``."""
+    p = sub.add_parser("demo", help="inspect, train and export on the bundled sample dataset")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/demo"),
+        metavar="DIR",
+        help="the run folder (default: runs/demo)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
     import tempfile
+
+    from tlstudio.core.results import run_folder as files
 
     out = Path(args.out)
     if out.exists() and (
@@ -33,6 +46,7 @@ def backbone_folder(out: Path) -> Path:
 
 
 def _demo(args: argparse.Namespace, split_dir: Path) -> int:
+    from tlstudio.core.results import run_folder as files
     from tlstudio.package_data import sample_dataset
 
     data = sample_dataset()

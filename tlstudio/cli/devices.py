@@ -18,10 +18,9 @@ def add_parser(sub) -> None:
         "nvidia-ml-py is installed (the [gpu] extra).",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(handler=run_devices)
 
 
-def run_devices(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     quiet_tensorflow()
     from tlstudio.core.training import devices, gpu_monitor
 

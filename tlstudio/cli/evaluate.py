@@ -5,13 +5,32 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from tlstudio.cli.common import fail, quiet_tensorflow
-from tlstudio.core.results import run_folder as files
 from tlstudio.report_text import counted
 
 
-def run_evaluate(args: argparse.Namespace) -> int:
+def add_parser(sub) -> None:
+    """Register ``evaluate``."""
+    p = sub.add_parser("evaluate", help="score an exported model on a labelled folder")
+    p.add_argument("model", metavar="MODEL", type=Path, help="a SavedModel folder or a run folder")
+    p.add_argument("data_dir", metavar="DATA_DIR", type=Path)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--manifest", type=Path, metavar="FILE", help="evaluate the files of this manifest")
+    p.add_argument("--split", choices=["train", "val", "test"], help="with --manifest: one split")
+    p.add_argument("--predictions", action="store_true", help="with --json: include every prediction")
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE.html",
+        help="also write an HTML report (metrics, confusion matrix, calibration, worst errors with Grad-CAM)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from tlstudio.core.results import run_folder as files
+
     if not args.model.exists():  # said before TensorFlow loads (seconds)
         return fail("evaluate", f"{args.model} does not exist", 2)
     if not args.data_dir.is_dir():
@@ -67,6 +86,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def write_evaluation_report(args: argparse.Namespace, model, result) -> None:
     """The HTML report, with Grad-CAM when the export's model.keras is beside it."""
+    from tlstudio.core.results import run_folder as files
     from tlstudio.core.results.gradcam import GradCamError, gradcam_for_run
     from tlstudio.core.results.report import write_report
 

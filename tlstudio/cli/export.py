@@ -54,7 +54,6 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--force", action="store_true", help="export a run that did not learn all the same")
-    p.set_defaults(handler=run_export)
 
 
 def refusal(args: argparse.Namespace) -> str | None:
@@ -82,7 +81,7 @@ def refusal(args: argparse.Namespace) -> str | None:
     return None
 
 
-def run_export(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Export one format or all of them; exit 1 when any failed."""
     if not args.run_dir.is_dir():
         return fail("export", f"{args.run_dir} is not a run folder", 2)

@@ -5,11 +5,47 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from tlstudio.cli.common import fail, progress_printer
+from tlstudio.cli.options import add_scan_options, add_split_options
 
 
-def run_inspect(args: argparse.Namespace) -> int:
+def add_parser(sub) -> None:
+    """Register ``inspect``."""
+    p = sub.add_parser(
+        "inspect",
+        help="check a data folder (one sub-folder per class) and report its health",
+        description="Scan DATA_DIR, report usable images per class, skipped files with reasons, "
+        "duplicates and near-duplicates (kept in one split; across classes: label conflicts), tiny, "
+        "dark, bright, blank and blurred images, imbalance and image sizes. Exit code 0 when the "
+        "folder is usable.",
+    )
+    p.add_argument("data_dir", metavar="DATA_DIR", type=Path)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_scan_options(p)
+    p.add_argument(
+        "--manifest",
+        type=Path,
+        metavar="FILE",
+        help="also write the stratified train/val/test split manifest (CSV) to FILE",
+    )
+    add_split_options(p)
+    p.add_argument(
+        "--label-issues",
+        action="store_true",
+        help="also list likely label errors, most likely first: each image judged by a linear probe on "
+        "BACKBONE's features that never saw it (5-fold), confident learning (cleanlab); and the images "
+        "unlike all others in those features (off-distribution)",
+    )
+    p.add_argument("--backbone", metavar="NAME_OR_PATH", help="the backbone that judges (--label-issues)")
+    p.add_argument(
+        "--weights", default="imagenet", help="its weights (imagenet, none, or a file; default imagenet)"
+    )
+    p.add_argument("--image-size", type=int, metavar="N", help="input size (default: the backbone's)")
+
+
+def run(args: argparse.Namespace) -> int:
     from tlstudio.core.data.health import inspect_folder
     from tlstudio.core.data.split import SplitConfig, make_split
 

@@ -30,10 +30,9 @@ def add_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print rates, losses and the suggestion as JSON")
     add_training_options(p)
     add_split_options(p)
-    p.set_defaults(handler=run_lr_find)
 
 
-def run_lr_find(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run the finder and report."""
     if not args.data_dir.is_dir():
         return fail("lr-find", f"{args.data_dir} is not a folder", 2)

@@ -18,10 +18,11 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     )
 
     d = defaults()  # every default and its help text come from the settings dataclasses
+    given = option_defaults()
 
     p.add_argument(
         "--weights",
-        default=d.weights,
+        default=given["weights"],
         metavar="imagenet|none|FILE",
         help=f"backbone weights (default {d.weights}; none = from scratch, the baseline)",
     )
@@ -29,7 +30,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--epochs",
         type=int,
-        default=d.epochs,
+        default=given["epochs"],
         metavar="N",
         help=f"phase 1 epochs when the head trains with the optimizer ({d.epochs}); the default linear "
         "probe is fitted to convergence instead",
@@ -37,7 +38,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fine-tune-epochs",
         type=int,
-        default=d.fine_tune_epochs,
+        default=given["fine_tune_epochs"],
         metavar="N",
         help="phase 2 epochs (default: sized by the number of training images, see docs/training.md's "
         "recipe table; 0 = no fine-tuning phase)",
@@ -45,7 +46,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fine-tune-lr-decay",
         type=float,
-        default=d.fine_tune_lr_decay,
+        default=given["fine_tune_lr_decay"],
         metavar="F",
         help=f"phase 2: each lower block learns at F times the rate of the block above "
         f"({d.fine_tune_lr_decay}; 1 = same rate)",
@@ -53,14 +54,14 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fine-tune-blocks",
         type=int,
-        default=d.fine_tune_blocks,
+        default=given["fine_tune_blocks"],
         metavar="N",
         help=f"top blocks unfrozen in phase 2 ({d.fine_tune_blocks})",
     )
     p.add_argument(
         "--batch-size",
         type=batch_size_option,
-        default="auto",
+        default=given["batch_size"],
         metavar="N|auto",
         help=f"images per step (auto: {d.batch_size}, halved and the run started again when memory runs "
         "out; a number of your own is kept, and running out of memory then ends the run with advice)",
@@ -68,14 +69,14 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--learning-rate",
         type=float,
-        default=d.learning_rate,
+        default=given["learning_rate"],
         metavar="X",
         help=f"the head's rate ({d.learning_rate:g}); phase 2 uses {d.fine_tune_lr_factor:g}× it",
     )
-    p.add_argument("--optimizer", default=d.optimizer, choices=OPTIMIZERS)
+    p.add_argument("--optimizer", default=given["optimizer"], choices=OPTIMIZERS)
     p.add_argument(
         "--freeze",
-        default="all",
+        default=given["freeze"],
         metavar="PLAN",
         help="all (default: feature extraction, then fine-tuning), none, top:N, first:P%%",
     )
@@ -85,10 +86,17 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         help="let BatchNorm layers train (default: frozen, in inference mode)",
     )
     p.add_argument(
-        "--dropout", type=float, default=d.head.dropout, metavar="F", help=f"head dropout ({d.head.dropout})"
+        "--dropout",
+        type=float,
+        default=given["dropout"],
+        metavar="F",
+        help=f"head dropout ({d.head.dropout})",
     )
     p.add_argument(
-        "--dense", default="", metavar="UNITS", help="extra dense layers in the head, e.g. 256,128 (none)"
+        "--dense",
+        default=given["dense"],
+        metavar="UNITS",
+        help="extra dense layers in the head, e.g. 256,128 (none)",
     )
     p.add_argument("--no-augment", action="store_true", help="turn off flip/rotation augmentation")
     p.add_argument(
@@ -107,27 +115,27 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--zoom",
         type=float,
-        default=d.augmentation.zoom,
+        default=given["zoom"],
         metavar="F",
         help=f"random zoom augmentation ({d.augmentation.zoom:g})",
     )
     p.add_argument(
         "--contrast",
         type=float,
-        default=d.augmentation.contrast,
+        default=given["contrast"],
         metavar="F",
         help=f"random contrast augmentation ({d.augmentation.contrast:g})",
     )
     p.add_argument(
         "--class-weights",
-        default=d.class_weights,
+        default=given["class_weights"],
         choices=CLASS_WEIGHTS,
         help="auto: balanced weights when classes are imbalanced past 5:1",
     )
     p.add_argument(
         "--patience",
         type=int,
-        default=d.early_stopping_patience,
+        default=given["patience"],
         metavar="N",
         help=f"early stopping patience ({d.early_stopping_patience})",
     )
@@ -148,21 +156,21 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         "--mixed-precision",
         nargs="?",
         const="on",
-        default=d.mixed_precision,
+        default=given["mixed_precision"],
         choices=MIXED_PRECISION,
         help="float16 compute, float32 weights and output (auto: on for GPUs with tensor cores, "
         "compute capability 7.0 or more; off on a CPU). Without a value: on",
     )
     p.add_argument(
         "--device",
-        default=d.device,
+        default=given["device"],
         type=device_option,
         metavar="auto|cpu|gpu:N",
         help="where to train (auto: the first GPU, else the CPU; see `tlstudio devices`)",
     )
     p.add_argument(
         "--strategy",
-        default=d.strategy,
+        default=given["strategy"],
         choices=STRATEGIES,
         help="mirrored: data-parallel over every local GPU (tf.distribute.MirroredStrategy); "
         "multiworker: over several machines, one command per machine with TF_CONFIG set "
@@ -175,6 +183,53 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def option_defaults() -> dict[str, object]:
+    """The default of every training and split option, by its argparse name, read from ``core.settings``:
+    what ``add_training_options`` and ``add_split_options`` declare, and what ``train --project`` and
+    ``train --resume`` compare the given options with.
+
+    Returns:
+        ``{dest: default}``, e.g. ``{"epochs": 20, "batch_size": "auto", "no_flip": False, …}``.
+    """
+    from tlstudio.core.settings import SEED, TEST_FRACTION, VAL_FRACTION, defaults
+
+    d = defaults()
+    return {
+        "weights": d.weights,
+        "image_size": d.image_size,
+        "epochs": d.epochs,
+        "fine_tune_epochs": d.fine_tune_epochs,
+        "fine_tune_lr_decay": d.fine_tune_lr_decay,
+        "fine_tune_blocks": d.fine_tune_blocks,
+        "batch_size": "auto" if d.auto_batch_size else d.batch_size,
+        "learning_rate": d.learning_rate,
+        "optimizer": d.optimizer,
+        "freeze": d.freeze.preset,
+        "train_batchnorm": d.freeze.train_batchnorm,
+        "dropout": d.head.dropout,
+        "dense": ",".join(str(units) for units in d.head.dense_units),
+        "no_augment": False,
+        "no_feature_cache": not d.feature_cache,
+        "no_interpolate": not d.interpolate,
+        "no_flip": not d.augmentation.flip,
+        "zoom": d.augmentation.zoom,
+        "contrast": d.augmentation.contrast,
+        "class_weights": d.class_weights,
+        "patience": d.early_stopping_patience,
+        "cut_at": d.cut_at,
+        "preprocessing": d.preprocessing,
+        "manifest": None,
+        "overwrite": False,
+        "mixed_precision": d.mixed_precision,
+        "device": d.device,
+        "strategy": d.strategy,
+        "calibrate": d.calibrate,
+        "val": VAL_FRACTION,
+        "test": TEST_FRACTION,
+        "seed": SEED,
+    }
+
+
 def add_scan_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--deep",
@@ -184,21 +239,16 @@ def add_scan_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_split_options(p: argparse.ArgumentParser) -> None:
-    """The split's fractions and seed (defaults from ``SplitConfig``)."""
-    from tlstudio.core.data.split import SplitConfig  # pure data
+    """The split's fractions and seed (defaults from ``core.settings``, as ``SplitConfig``'s)."""
+    from tlstudio.core.settings import SEED, TEST_FRACTION, VAL_FRACTION  # (no numpy: `--help` stays fast)
 
-    d = SplitConfig()
     p.add_argument(
-        "--val",
-        type=float,
-        default=d.val_fraction,
-        metavar="F",
-        help=f"validation fraction ({d.val_fraction})",
+        "--val", type=float, default=VAL_FRACTION, metavar="F", help=f"validation fraction ({VAL_FRACTION})"
     )
     p.add_argument(
-        "--test", type=float, default=d.test_fraction, metavar="F", help=f"test fraction ({d.test_fraction})"
+        "--test", type=float, default=TEST_FRACTION, metavar="F", help=f"test fraction ({TEST_FRACTION})"
     )
-    p.add_argument("--seed", type=int, default=d.seed, help=f"split seed, also seeds training ({d.seed})")
+    p.add_argument("--seed", type=int, default=SEED, help=f"split seed, also seeds training ({SEED})")
 
 
 def settings_from_args(args: argparse.Namespace, backbone: str | None = None):

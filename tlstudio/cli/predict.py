@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from tlstudio.cli.common import fail, quiet_tensorflow
 
 
-def run_predict(args: argparse.Namespace) -> int:
+def add_parser(sub) -> None:
+    """Register ``predict``."""
+    p = sub.add_parser("predict", help="classify image files with an exported model")
+    p.add_argument("model", metavar="MODEL", type=Path, help="a SavedModel folder or a run folder")
+    p.add_argument("images", metavar="IMAGE", nargs="+", type=Path)
+    p.add_argument("--top", type=int, default=3, metavar="K", help="classes shown per image (3)")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+
+
+def run(args: argparse.Namespace) -> int:
     if not args.model.exists():  # said before TensorFlow loads (seconds)
         return fail("predict", f"{args.model} does not exist", 2)
     if args.top < 1:

@@ -35,10 +35,9 @@ def add_parser(sub) -> None:
     p.add_argument("--image-size", type=int, metavar="N", help="input size for all (default: each one's own)")
     add_split_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(handler=run_rank)
 
 
-def run_rank(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     if not args.data_dir.is_dir():
         return fail("rank", f"{args.data_dir} is not a folder", 2)
     names = [b.strip() for b in args.backbones.split(",") if b.strip()]

@@ -8,11 +8,32 @@ import sys
 from pathlib import Path
 
 from tlstudio.cli.common import fail, number
-from tlstudio.core.results import run_folder as files
 
 
-def run_runs(args: argparse.Namespace) -> int:
+def add_parser(sub) -> None:
+    """Register ``runs``."""
+    p = sub.add_parser(
+        "runs",
+        help="list a project's runs, or compare two of them",
+        description="List the runs of a project file (or of a folder of run folders) with their "
+        "status, backbone, data hash and test results; --diff A B shows two runs side by side: "
+        "the settings that differ, whether the data was the same, and every metric.",
+    )
+    p.add_argument("source", metavar="PROJECT_OR_FOLDER", type=Path)
+    p.add_argument(
+        "--diff", nargs=2, metavar=("A", "B"), help="two runs: numbers from the list or folder names"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--tensorboard",
+        action="store_true",
+        help="open TensorBoard on the runs' event files (RUN/tensorboard; needs the tensorboard package)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
     from tlstudio.core.project import Project
+    from tlstudio.core.results import run_folder as files
     from tlstudio.core.results.run_history import compare_runs, load_run, project_runs
 
     if args.tensorboard:

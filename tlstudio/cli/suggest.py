@@ -12,8 +12,7 @@ from tlstudio.cli.common import fail, progress_printer, quiet_tensorflow
 
 def add_parser(sub) -> None:
     """Register ``suggest``."""
-    from tlstudio.core.data.split import PSEUDO_FOLDER
-    from tlstudio.core.settings import PSEUDO_LABEL_CONFIDENCE
+    from tlstudio.core.settings import PSEUDO_FOLDER, PSEUDO_LABEL_CONFIDENCE
     from tlstudio.core.settings import SUGGEST_COUNT as DEFAULT_COUNT
     from tlstudio.core.settings import SUGGEST_POOL_FACTOR as POOL_FACTOR
 
@@ -45,10 +44,9 @@ def add_parser(sub) -> None:
         help=f"how sure the run must be for a pseudo-label ({PSEUDO_LABEL_CONFIDENCE})",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(handler=run_suggest)
 
 
-def run_suggest(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     for path, what in ((args.run_dir, "RUN_DIR"), (args.unlabelled, "UNLABELLED_DIR")):
         if not path.is_dir():  # said before TensorFlow loads (seconds)
             return fail("suggest", f"{what} {path} is not a folder", 2)

@@ -8,11 +8,70 @@ import sys
 from pathlib import Path
 
 from tlstudio.cli.common import fail, quiet_tensorflow
-from tlstudio.cli.options import image_size_problem, settings_from_args
-from tlstudio.core.results import run_folder as files
+from tlstudio.cli.options import (
+    add_split_options,
+    add_training_options,
+    image_size_problem,
+    option_defaults,
+    settings_from_args,
+)
 
 
-def run_train(args: argparse.Namespace) -> int:
+def add_parser(sub) -> None:
+    """Register ``train``."""
+    p = sub.add_parser(
+        "train",
+        help="train a classifier on DATA_DIR and export it",
+        description="Train with the two-phase recipe (frozen backbone + new head, then the top blocks "
+        "unfrozen at a 10x lower learning rate), early stopping on validation loss with the best "
+        "weights restored, then export a verified SavedModel into RUN_DIR/saved_model.",
+    )
+    p.add_argument(
+        "data_dir",
+        metavar="DATA_DIR",
+        type=Path,
+        nargs="?",
+        help="the data folder (not needed with --project)",
+    )
+    p.add_argument(
+        "--project",
+        type=Path,
+        metavar="FILE",
+        help="run a project file saved by the desktop app (its data, split and settings)",
+    )
+    p.add_argument(
+        "--backbone",
+        metavar="NAME_OR_PATH",
+        help="a Keras Applications name (see `tlstudio backbones`), a KerasHub preset "
+        "(kerashub:NAME, see `tlstudio backbones --kerashub`, or a preset folder), a .keras/.h5 model "
+        "file, or a SavedModel folder",
+    )
+    p.add_argument(
+        "--folds",
+        type=int,
+        metavar="K",
+        help="K-fold cross-validation: K runs into RUN_DIR/fold-N, each fold the test split once; prints "
+        "the mean ± sd of the test accuracies and a pooled 95%% interval (cross_validation.json)",
+    )
+    p.add_argument("--json-summary", action="store_true", help="with --folds: also print the summary as JSON")
+    p.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue an interrupted run (killed, out of disk…) from its last finished epoch, in its "
+        "folder, with its settings and split",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="RUN_DIR",
+        help="the run folder to write (with --project: a new folder in the project's runs)",
+    )
+    add_training_options(p)
+    add_split_options(p)
+
+
+def run(args: argparse.Namespace) -> int:
     if args.resume is not None:
         return resume_run(args)
     if args.project is not None:
@@ -35,14 +94,25 @@ def run_train(args: argparse.Namespace) -> int:
     return run_training(settings, args.data_dir, args.out, args.manifest, overwrite=args.overwrite)
 
 
-def given_options(args: argparse.Namespace, allowed: set[str]) -> list[str]:
-    """The training options given on the command line (different from their defaults), as --names."""
-    from tlstudio.cli.parser import build_parser
+# `train`'s own options that --project and --resume also refuse (the others: ``option_defaults``)
+TRAIN_ONLY_DEFAULTS: dict[str, object] = {"folds": None, "json_summary": False}
 
-    defaults = vars(build_parser().parse_args(["train"]))
-    fixed = {"command", "handler", "data_dir", "project", "resume", "out", "backbone"} | allowed
+
+def given_options(args: argparse.Namespace, allowed: set[str]) -> list[str]:
+    """The training options given on the command line (different from their defaults), as --names.
+
+    Args:
+        args: `train`'s parsed arguments.
+        allowed: option names (argparse dests) that may differ.
+
+    Returns:
+        The other options that differ from their defaults (``core.settings``), sorted, e.g. ``["--epochs"]``.
+    """
+    defaults = {**option_defaults(), **TRAIN_ONLY_DEFAULTS}
     return sorted(
-        "--" + k.replace("_", "-") for k, v in vars(args).items() if k not in fixed and defaults.get(k) != v
+        "--" + k.replace("_", "-")
+        for k, default in defaults.items()
+        if k not in allowed and getattr(args, k, default) != default
     )
 
 
@@ -73,6 +143,8 @@ def run_folds(args: argparse.Namespace, settings) -> int:
 def resume_run(args: argparse.Namespace) -> int:
     """Continue an interrupted run in its own folder, with its own settings and split."""
     import json
+
+    from tlstudio.core.results import run_folder as files
 
     ignored = given_options(args, set()) + [
         name for name, value in (("--backbone", args.backbone), ("--out", args.out)) if value is not None

@@ -9,7 +9,8 @@ import threading
 from tlstudio.cli.common import fail, quiet_tensorflow
 
 
-def add_weights_command(sub) -> None:
+def add_parser(sub) -> None:
+    """Register ``weights``."""
     p = sub.add_parser(
         "weights",
         help="download a backbone's ImageNet weights (resumable, checked), or install a local copy",
@@ -21,10 +22,9 @@ def add_weights_command(sub) -> None:
     p.add_argument("--from", dest="source", metavar="FILE", help="install this local copy instead")
     p.add_argument("--image-size", type=int, default=None, metavar="N", help="the size you will train at")
     p.add_argument("--url", action="store_true", help="only print the file's URL and where it goes")
-    p.set_defaults(handler=run_weights)
 
 
-def run_weights(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     quiet_tensorflow()
     from rich.progress import (
         BarColumn,

@@ -24,6 +24,9 @@ SEED = 42
 SUGGEST_COUNT = 20  # `tlstudio suggest --n` and the Label next tab
 SUGGEST_POOL_FACTOR = 3  # the most uncertain POOL_FACTOR × n images are the pool diversity picks from
 PSEUDO_LABEL_CONFIDENCE = 0.95  # `suggest --pseudo-label`: only images the run is at least this sure of
+PSEUDO_FOLDER = "pseudo-labels"
+"""Images in ``CLASS/pseudo-labels/`` carry a label a model gave them (``tlstudio suggest --pseudo-label``):
+they are used for training only, never for validation or test."""
 # early stopping counts a fall in validation loss smaller than this as no improvement: with 0, a
 # 16-image folder whose loss fell 1e-6 a step ran 167 of its 200 fine-tune epochs (747 s) to end where
 # the probe was (docs/benchmark-offline-backbone.md); the best weights are kept either way

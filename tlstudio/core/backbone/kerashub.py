@@ -22,8 +22,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-import numpy as np
-
 from tlstudio.core.backbone.preprocessing import expected_preprocessing
 from tlstudio.core.backbone.sources import BackboneError
 
@@ -153,6 +151,8 @@ def converter_mode(config: dict) -> str:
     Raises:
         BackboneError: arithmetic that none of the modes computes.
     """
+    import numpy as np  # (not at import: `tlstudio --help` reaches this module)
+
     x = np.array([[10.0, 20.0, 30.0], [200.0, 100.0, 50.0]], np.float32)
     scale = 1.0 if config.get("scale") is None else np.asarray(config["scale"], np.float32)
     offset = 0.0 if config.get("offset") is None else np.asarray(config["offset"], np.float32)

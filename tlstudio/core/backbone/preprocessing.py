@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from tlstudio.core.backbone.sources import BackboneError
+
+if TYPE_CHECKING:  # numpy loads with the work, not with `tlstudio --help` (which reaches this module)
+    import numpy as np
 
 PREPROCESSING_MODES = ("none", "unit", "tf", "caffe", "torch")
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -22,6 +25,8 @@ def expected_preprocessing(x: np.ndarray) -> dict[str, np.ndarray]:
     Returns:
         {mode: preprocessed pixels}.
     """
+    import numpy as np
+
     return {
         "none": x,
         "unit": x / 255.0,
@@ -34,6 +39,7 @@ def expected_preprocessing(x: np.ndarray) -> dict[str, np.ndarray]:
 def preprocessing_layers(mode: str) -> list:
     """Standard Keras layers that turn 0–255 RGB pixels into what the backbone expects."""
     import keras
+    import numpy as np
 
     if mode == "none":
         return []

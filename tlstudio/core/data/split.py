@@ -21,15 +21,12 @@ from typing import TYPE_CHECKING
 from tlstudio.core import atomic
 from tlstudio.core.data.looks import look_alike_labels
 from tlstudio.core.data.scan import ImageRecord, file_sha256, in_folder
-from tlstudio.core.settings import SEED, TEST_FRACTION, VAL_FRACTION
+from tlstudio.core.settings import PSEUDO_FOLDER, SEED, TEST_FRACTION, VAL_FRACTION
 
 if TYPE_CHECKING:
     from tlstudio.core.settings import TrainSettings
 
 SPLITS = ("train", "val", "test")
-PSEUDO_FOLDER = "pseudo-labels"
-"""Images in ``CLASS/pseudo-labels/`` carry a label a model gave them (``tlstudio suggest --pseudo-label``):
-they are used for training only, never for validation or test."""
 MANIFEST_COLUMNS = ("path", "sha256", "class", "split")
 
 

@@ -35,14 +35,15 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from tlstudio.core import atomic
 from tlstudio.core.deploy.artefact_files import artefact_size, clean_leftovers, put_in_place
-from tlstudio.core.deploy.encoded_probes import compare_encoded, encoded_probes
 from tlstudio.core.deploy.run_inputs import DeployError, RunInputs
 from tlstudio.core.results import run_folder as files
+
+if TYPE_CHECKING:  # numpy loads with the work, not with `tlstudio --help`
+    import numpy as np
 
 FORMATS = ("saved_model", "tflite", "onnx", "openvino")
 QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8")
@@ -239,6 +240,10 @@ def verify(
     stop: threading.Event | None = None,
 ) -> Verification:
     """Score the artefact in a fresh process with its runtime; compare with the Keras model."""
+    import numpy as np
+
+    from tlstudio.core.deploy.encoded_probes import compare_encoded, encoded_probes
+
     images, truth = inputs.test_images()
     reference = inputs.reference_probabilities(images)
     with tempfile.TemporaryDirectory(prefix="tlstudio-check-") as tmp:

@@ -7,11 +7,12 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from tlstudio.core.backbone.kerashub import load_model_file
 from tlstudio.core.results import run_folder as files
+
+if TYPE_CHECKING:  # numpy loads with the work, not with `tlstudio --help`
+    import numpy as np
 
 
 class DeployError(Exception):
@@ -90,6 +91,10 @@ class RunInputs:
     @cached_property
     def model(self):
         """The run's ``model.keras``, loaded in safe mode and called once (exporters need that)."""
+        import numpy as np
+
+        from tlstudio.core.backbone.kerashub import load_model_file
+
         model = load_model_file(self.run_dir / files.MODEL)
         model(np.zeros((1, self.image_size, self.image_size, 3), np.float32))
         return model
@@ -107,6 +112,8 @@ class RunInputs:
         return []
 
     def _load(self, entries, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        import numpy as np
+
         from tlstudio.core.data.pipeline import load_for_model
         from tlstudio.core.data.scan import in_folder
 
@@ -153,6 +160,8 @@ class RunInputs:
 
     def reference_probabilities(self, images: np.ndarray) -> np.ndarray:
         """The trained Keras model's probabilities."""
+        import numpy as np
+
         if not len(images):
             return np.zeros((0, len(self.labels)), np.float32)
         return np.asarray(self.model.predict(images.astype(np.float32), verbose=0, batch_size=32), np.float32)
