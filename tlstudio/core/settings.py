@@ -28,6 +28,10 @@ PSEUDO_LABEL_CONFIDENCE = 0.95  # `suggest --pseudo-label`: only images the run 
 # 16-image folder whose loss fell 1e-6 a step ran 167 of its 200 fine-tune epochs (747 s) to end where
 # the probe was (docs/benchmark-offline-backbone.md); the best weights are kept either way
 EARLY_STOPPING_MIN_DELTA = 1e-4
+# multi-label: a label is given when its probability reaches its threshold, tuned on validation per
+# label (highest F1); this one where validation has no image of the label
+MULTI_LABEL_THRESHOLD = 0.5
+BOOTSTRAP_RESAMPLES = 1000  # multi-label evaluation: resamples of the test images for the intervals
 
 
 @dataclass(frozen=True)
