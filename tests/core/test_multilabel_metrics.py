@@ -34,7 +34,9 @@ def test_scores_agree_with_scikit_learn():
     m = multilabel_metrics(targets, probs, labels, thresholds, resamples=0)
     decisions = (probs >= np.array(thresholds)).astype(int)
     for j, name in enumerate(labels[:-1]):
-        assert m["per_label"][name]["ap"] == pytest.approx(average_precision_score(targets[:, j], probs[:, j]))
+        assert m["per_label"][name]["ap"] == pytest.approx(
+            average_precision_score(targets[:, j], probs[:, j])
+        )
     assert m["per_label"]["l4"]["ap"] is None
     assert m["macro_map"] == pytest.approx(
         np.mean([average_precision_score(targets[:, j], probs[:, j]) for j in range(4)])
@@ -45,7 +47,9 @@ def test_scores_agree_with_scikit_learn():
         assert m[avg]["precision"] == pytest.approx(
             precision_score(targets, decisions, average=avg, zero_division=0)
         )
-        assert m[avg]["recall"] == pytest.approx(recall_score(targets, decisions, average=avg, zero_division=0))
+        assert m[avg]["recall"] == pytest.approx(
+            recall_score(targets, decisions, average=avg, zero_division=0)
+        )
     per_f1 = f1_score(targets, decisions, average=None, zero_division=0)
     assert [m["per_label"][x]["f1"] for x in labels] == pytest.approx(per_f1)
     assert m["subset_accuracy"] == pytest.approx(accuracy_score(targets, decisions))
