@@ -84,3 +84,56 @@ def test_train_refuses_a_bad_csv_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "header path,labels" in err and err.count("\n") == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_evaluate_prints_the_multilabel_scores_and_json(multilabel_run, multilabel_csv, capsys):
+    assert main(["evaluate", str(multilabel_run), str(multilabel_csv), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["task"] == "multi_label" and data["num_images"] == 64
+    assert {"macro_map", "micro_map", "subset_accuracy", "hamming_loss", "intervals"} <= set(data)
+    assert data["thresholds"] == json.loads((multilabel_run / files.THRESHOLDS).read_text())
+    assert main(["evaluate", str(multilabel_run), str(multilabel_csv), "--split", "test"]) == 0
+    out = capsys.readouterr().out
+    assert "macro mAP" in out and "Hamming loss" in out and "threshold" in out
+    test = json.loads((multilabel_run / files.EVALUATION).read_text())
+    assert f"Multi-label: {test['num_images']} images" in out  # the run's own test split
+
+
+def test_evaluate_refuses_labels_the_model_does_not_know(multilabel_run, multilabel_csv, capsys):
+    text = multilabel_csv.read_text().replace(",red", ",purple", 1)
+    other = multilabel_csv.with_name("other.csv")
+    other.write_text(text)
+    assert main(["evaluate", str(multilabel_run), str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "purple" in err and err.count("\n") == 1
+
+
+def test_predict_prints_the_labels_above_their_thresholds(multilabel_run, multilabel_csv, capsys):
+    images = sorted((multilabel_csv.parent / "images").glob("*.png"))[:4]
+    assert main(["predict", str(multilabel_run), *map(str, images), "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    rows = dict(line.split(",", 1) for line in multilabel_csv.read_text().splitlines()[1:])
+    thresholds = json.loads((multilabel_run / files.THRESHOLDS).read_text())
+    for item, image in zip(results, images, strict=True):
+        above = {x for x, p in item["probabilities"].items() if p >= thresholds[x]}
+        assert {x["label"] for x in item["labels"]} == above
+        assert above == set(filter(None, rows[f"images/{image.name}"].split(";")))  # learnt: all right
+    assert main(["predict", str(multilabel_run), str(images[0])]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(str(images[0])) and all(x["label"] in line for x in results[0]["labels"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["tflite", "onnx", "saved_model"])
+def test_every_format_checks_label_decisions_and_carries_the_thresholds(multilabel_run, fmt):
+    from tlstudio.core.deploy.formats import export_format
+
+    result = export_format(multilabel_run, fmt)
+    assert result.error is None, result.error
+    check = result.verification
+    assert "label-decision agreement" in check.rule and check.agreement >= 0.995
+    assert set(check.per_class) == {"blue", "green", "red", "yellow"}
+    thresholds = json.loads((result.folder / files.THRESHOLDS).read_text())
+    assert thresholds == json.loads((multilabel_run / files.THRESHOLDS).read_text())
+    description = json.loads((result.folder / files.EXPORT_DESCRIPTION).read_text())
+    assert "independent probabilities per label" in description["output"]

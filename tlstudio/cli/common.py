@@ -10,9 +10,9 @@ def fail(command: str, message: str, code: int = 1) -> int:
     return code
 
 
-def data_problem(path) -> str | None:
+def data_problem(path, *, training: bool = True) -> str | None:
     """Why ``path`` cannot be a command's data (a folder, or a labels CSV that must read cleanly), or None;
-    said before TensorFlow loads."""
+    said before TensorFlow loads (``training``: with the checks a training set needs)."""
     from tlstudio.core.data.labels_csv import (
         LabelsCsvError,
         data_source_problem,
@@ -24,7 +24,7 @@ def data_problem(path) -> str | None:
         return why
     if is_labels_csv(path):
         try:
-            read_labels_csv(path)
+            read_labels_csv(path, training=training)
         except LabelsCsvError as err:
             return str(err)
     return None

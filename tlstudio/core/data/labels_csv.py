@@ -99,12 +99,16 @@ def data_source_problem(path: str | os.PathLike[str]) -> str | None:
     return f"{path} is not a folder or a labels CSV (path,labels)"
 
 
-def read_labels_csv(path: str | os.PathLike[str], *, check_files: bool = True) -> LabelsTable:
+def read_labels_csv(
+    path: str | os.PathLike[str], *, check_files: bool = True, training: bool = True
+) -> LabelsTable:
     """Read and check a labels CSV.
 
     Args:
         path: the CSV file.
         check_files: also refuse rows whose file is not there.
+        training: also refuse fewer than two labels, or a label with fewer than ``MIN_LABEL_IMAGES``
+            images (data to evaluate on may have a label once).
 
     Returns:
         The checked rows.
@@ -150,6 +154,8 @@ def read_labels_csv(path: str | os.PathLike[str], *, check_files: bool = True) -
         if missing:
             raise LabelsCsvError(f"{csv_path}: {_some(missing)} not there (paths are relative to its folder)")
     result = LabelsTable(csv_path, tuple(rows))
+    if not training:
+        return result
     counts = result.counts()
     if len(counts) < 2:
         raise LabelsCsvError(f"{csv_path}: found {len(counts)} label(s); at least two are needed")

@@ -107,5 +107,16 @@ def export_checkpoint(run_dir: str | os.PathLike[str]) -> Path:
         "settings": settings.to_dict(),
         "exported_from": "the best checkpoint of an interrupted run",
     }
+    from tlstudio.core.data.split import Manifest
+
+    if Manifest.load(run / files.MANIFEST).multi_label:  # sigmoid outputs: the thresholds go along
+        from tlstudio.core.settings import MULTI_LABEL_THRESHOLD
+
+        tuned = run / files.THRESHOLDS
+        named = json.loads(tuned.read_text(encoding="utf-8")) if tuned.is_file() else {}
+        metadata |= {
+            "task": "multi_label",
+            "thresholds": [float(named.get(x, MULTI_LABEL_THRESHOLD)) for x in classes],
+        }
     export_model(model, run, labels=classes, image_size=size, metadata=metadata)
     return run
