@@ -20,7 +20,7 @@ def format_report(
 ) -> str:
     """The report as aligned text a person can read top to bottom."""
     lines = [
-        f"Dataset: {report.root}",
+        f"Dataset: {report.source}",
         f"  {counted(len(report.classes), 'class')}, {counted(len(report.images), 'usable image')}, "
         f"{len(report.skipped)} skipped",
         "",

@@ -137,3 +137,14 @@ def test_folder_data_still_gives_a_single_label_report(tmp_path):
     make_class_folder(tmp_path, "bees", 4, seed=1)
     report = inspect_data(tmp_path)
     assert report.task == "single_label" and "task" in report.to_dict()
+
+
+def test_rank_takes_a_single_label_csv_and_refuses_a_multilabel_one(tmp_path, capsys):
+    path = _csv(tmp_path, GOOD)
+    assert main(["rank", str(path), "--backbones", "x"]) == 2
+    assert "single-label data only" in capsys.readouterr().err
+    single = _csv(tmp_path / "s", "path,labels\na.png,x\nb.png,x\nc.png,y\nd.png,y\n")
+    report = inspect_data(single)
+    assert report.root == str(tmp_path / "s") and report.source == str(single)
+    assert main(["rank", str(tmp_path / "nope.csv"), "--backbones", "x"]) == 2
+    assert "nope.csv is not there" in capsys.readouterr().err

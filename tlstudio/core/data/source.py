@@ -45,7 +45,7 @@ def inspect_labels_csv(path: str | os.PathLike[str], **scan_options) -> DatasetR
     """
     table, scan = scan_labels_csv(path, **scan_options)
     report = build_report(scan)
-    report.root = str(path)
+    report.data_file = str(path)
     if table.task == "single_label":
         return report
     sets = label_sets(scan.images)
