@@ -350,3 +350,37 @@ def make_unlabelled_colours(folder: Path, colour_data: Path) -> Path:
     shutil.copy(sorted((colour_data / "red").glob("*.png"))[0], folder / "already.png")
     write(folder / "notes.png", b"not an image at all")
     return folder
+
+
+MULTI_LABEL_COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 220, 30),
+    "blue": (30, 30, 220),
+    "yellow": (220, 220, 30),
+}
+
+
+def make_multilabel_csv(root: Path, n: int = 48, size: int = 32, seed: int = 0) -> Path:
+    """``root/labels.csv`` over ``n`` PNGs in ``root/images``: each label is its colour in its own
+    quadrant of a grey picture; every label is on about 40% of the images, some images have none."""
+    rng = np.random.default_rng(seed)
+    names = sorted(MULTI_LABEL_COLOURS)
+    half = size // 2
+    rows = ["path,labels"]
+    for i in range(n):
+        present = [name for name in names if rng.random() < 0.4]
+        if i < len(names) * 2:  # every label at least twice, and images with several labels
+            present = sorted(
+                {names[i % len(names)], names[(i + 1) % len(names)]} if i % 2 else {names[i % 4]}
+            )
+        img = np.clip(rng.normal(128, 20, (size, size, 3)), 0, 255)
+        for q, name in enumerate(names):
+            if name in present:
+                y, x = (q // 2) * half, (q % 2) * half
+                img[y : y + half, x : x + half] = np.clip(
+                    rng.normal(MULTI_LABEL_COLOURS[name], 15, (half, half, 3)), 0, 255
+                )
+        write(root / "images" / f"{i:03d}.png", encode(img.astype(np.uint8), "PNG"))
+        rows.append(f"images/{i:03d}.png,{';'.join(present)}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return root / "labels.csv"

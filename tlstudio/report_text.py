@@ -20,7 +20,7 @@ def format_report(
 ) -> str:
     """The report as aligned text a person can read top to bottom."""
     lines = [
-        f"Dataset: {report.root}",
+        f"Dataset: {report.source}",
         f"  {counted(len(report.classes), 'class')}, {counted(len(report.images), 'usable image')}, "
         f"{len(report.skipped)} skipped",
         "",
@@ -34,6 +34,8 @@ def format_report(
         if report.imbalance_ratio is not None:
             lines.append(f"  imbalance (largest:smallest) {report.imbalance_ratio:.2f}:1")
         lines.append("")
+    if report.task == "multi_label":
+        lines += _multi_label_lines(report)
     if report.formats:
         lines.append("Formats: " + ", ".join(f"{k} {v}" for k, v in report.formats.items()))
     stats = report.size_stats
@@ -81,6 +83,28 @@ def format_report(
     lines.append("")
     lines.append("Usable: yes" if report.usable else f"Usable: no — {report.problem}")
     return "\n".join(lines)
+
+
+def _multi_label_lines(report: DatasetReport) -> list[str]:
+    """Multi-label: the labels per image, the images with none, and which labels go together."""
+    sets = [r.label.split(";") if r.label else [] for r in report.images]
+    several = sum(1 for s in sets if len(s) > 1)
+    lines = [
+        f"Multi-label: {counted(several, 'image')} with several labels, "
+        f"{counted(len(report.unlabelled), 'image')} with none, "
+        f"{sum(map(len, sets)) / max(len(sets), 1):.2f} labels per image on average",
+    ]
+    pairs = [(n, a, b) for a, row in report.cooccurrence.items() for b, n in row.items() if a < b and n]
+    if pairs:
+        lines.append(
+            "  together most often: "
+            + ", ".join(f"{a}+{b} {n}" for n, a, b in sorted(pairs, key=lambda p: (-p[0], p[1], p[2]))[:5])
+        )
+    for path in report.unlabelled[:5]:
+        lines.append(f"  no label: {path}")
+    if len(report.unlabelled) > 5:
+        lines.append(f"  … and {len(report.unlabelled) - 5} more with no label (use --json for all)")
+    return [*lines, ""]
 
 
 def _listed(title: str, rows: list[tuple[str, str]]) -> list[str]:

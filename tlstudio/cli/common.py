@@ -10,6 +10,26 @@ def fail(command: str, message: str, code: int = 1) -> int:
     return code
 
 
+def data_problem(path, *, training: bool = True) -> str | None:
+    """Why ``path`` cannot be a command's data (a folder, or a labels CSV that must read cleanly), or None;
+    said before TensorFlow loads (``training``: with the checks a training set needs)."""
+    from tlstudio.core.data.labels_csv import (
+        LabelsCsvError,
+        data_source_problem,
+        is_labels_csv,
+        read_labels_csv,
+    )
+
+    if (why := data_source_problem(path)) is not None:
+        return why
+    if is_labels_csv(path):
+        try:
+            read_labels_csv(path, training=training)
+        except LabelsCsvError as err:
+            return str(err)
+    return None
+
+
 def quiet_tensorflow() -> None:
     from tlstudio.quiet_tf import import_tensorflow_quietly
 

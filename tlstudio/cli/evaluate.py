@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from tlstudio.cli.common import fail, quiet_tensorflow
+from tlstudio.cli.common import data_problem, fail, quiet_tensorflow
 from tlstudio.report_text import counted
 
 
@@ -33,8 +33,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.model.exists():  # said before TensorFlow loads (seconds)
         return fail("evaluate", f"{args.model} does not exist", 2)
-    if not args.data_dir.is_dir():
-        return fail("evaluate", f"{args.data_dir} is not a folder", 2)
+    if (why := data_problem(args.data_dir, training=False)) is not None:
+        return fail("evaluate", why, 2)
+    if (why := unknown_labels(args.model, args.data_dir)) is not None:
+        return fail("evaluate", why, 2)
     if args.manifest is not None and not args.manifest.is_file():
         return fail("evaluate", f"the split {args.manifest} is not there (a run's manifest.csv)", 2)
     if args.split is not None and args.manifest is None:
@@ -53,10 +55,18 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate_folder(model, args.data_dir, manifest=manifest, split=args.split)
     except (FileNotFoundError, ValueError) as err:
         return fail("evaluate", str(err))
-    if args.report:
+    if args.report and getattr(result, "task", "") == "multi_label":
+        print(
+            "tlstudio evaluate: the HTML report covers single-label models only: none written",
+            file=sys.stderr,
+        )
+    elif args.report:
         write_evaluation_report(args, model, result)
     if args.json:
         print(json.dumps(result.to_dict(with_predictions=args.predictions), indent=2, ensure_ascii=False))
+        return 0
+    if getattr(result, "task", "") == "multi_label":
+        print(multilabel_text(result))
         return 0
     m = result.metrics
     print(
@@ -82,6 +92,61 @@ def run(args: argparse.Namespace) -> int:
     for name, row in zip(result.labels, result.confusion_matrix, strict=True):
         print(f"{name:<{width}}  " + " ".join(f"{v:>4}" for v in row))
     return 0
+
+
+def unknown_labels(model, data) -> str | None:
+    """Labels of a labels CSV that the model (its ``labels.txt``) does not know, in words; or None."""
+    from tlstudio.core.data.labels_csv import is_labels_csv, read_labels_csv
+    from tlstudio.core.results import run_folder as files
+
+    if not is_labels_csv(data):
+        return None
+    known = next(
+        (
+            p
+            for p in (model / files.LABELS, model / files.SAVED_MODEL / "assets" / files.LABELS)
+            if p.is_file()
+        ),
+        None,
+    )
+    if known is None:
+        return None
+    names = set(known.read_text(encoding="utf-8").splitlines())
+    unknown = sorted(set(read_labels_csv(data, training=False).labels) - names)
+    if unknown:
+        known_words = ", ".join(sorted(names))
+        return f"{data} has labels the model does not know: {', '.join(unknown)} (it knows {known_words})"
+    return None
+
+
+def multilabel_text(result) -> str:
+    """A multi-label evaluation as lines of text: the averages with their intervals, then per label."""
+    m, ci = result.metrics, result.metrics["intervals"]
+
+    def shown(key: str, value) -> str:
+        if value is None:
+            return "—"
+        return f"{value:.4f}" + (f" ({ci[key][0]:.3f}–{ci[key][1]:.3f})" if key in ci else "")
+
+    lines = [
+        f"Multi-label: {counted(result.num_images, 'image')} ({len(result.skipped)} skipped), "
+        f"{m['labels_per_image']:.2f} labels per image; 95% intervals in brackets",
+        f"macro mAP {shown('macro_map', m['macro_map'])}, micro mAP {shown('micro_map', m['micro_map'])}",
+        f"at the thresholds: macro F1 {shown('macro_f1', m['macro']['f1'])}, micro F1 "
+        f"{shown('micro_f1', m['micro']['f1'])}, "
+        f"subset accuracy {shown('subset_accuracy', m['subset_accuracy'])}, "
+        f"Hamming loss {shown('hamming_loss', m['hamming_loss'])}",
+        "",
+    ]
+    width = max(len("label"), *(len(x) for x in result.labels))
+    lines.append(f"{'label':<{width}}  threshold     AP  precision  recall     f1  support")
+    for name, row in m["per_label"].items():
+        ap = "    —" if row["ap"] is None else f"{row['ap']:.3f}"
+        lines.append(
+            f"{name:<{width}}  {row['threshold']:>9.3f}  {ap:>5}  {row['precision']:>9.3f}  "
+            f"{row['recall']:>6.3f}  {row['f1']:>5.3f}  {row['support']:>7}"
+        )
+    return "\n".join(lines)
 
 
 def write_evaluation_report(args: argparse.Namespace, model, result) -> None:

@@ -46,11 +46,12 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tlstudio.core.data.health import inspect_folder
+    from tlstudio.core.data.labels_csv import LabelsCsvError, data_source_problem
+    from tlstudio.core.data.source import inspect_data
     from tlstudio.core.data.split import SplitConfig, make_split
 
-    if not args.data_dir.is_dir():
-        return fail("inspect", f"{args.data_dir} is not a folder", 2)
+    if (why := data_source_problem(args.data_dir)) is not None:
+        return fail("inspect", why, 2)
     try:
         config = SplitConfig(args.val, args.test, args.seed)
     except ValueError as err:
@@ -61,10 +62,15 @@ def run(args: argparse.Namespace) -> int:
             "inspect", "--label-issues needs --backbone (the model whose features judge the labels)", 2
         )
     progress = None if args.json or not sys.stderr.isatty() else progress_printer("Scanning")
-    report = inspect_folder(args.data_dir, deep=args.deep, on_progress=progress)
+    try:
+        report = inspect_data(args.data_dir, deep=args.deep, on_progress=progress)
+    except LabelsCsvError as err:
+        return fail("inspect", str(err), 2)
+    if check_labels and report.task == "multi_label":
+        return fail("inspect", "--label-issues checks single-label data only (one label per image)", 2)
     manifest = None
     if args.manifest and report.usable:
-        manifest = make_split(report.images, config)
+        manifest = make_split(report.images, config, multi_label=report.task == "multi_label")
         manifest.save(args.manifest)
     issues = outliers = None
     if check_labels and report.usable:

@@ -40,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
         for item in results:
             if "error" in item:
                 print(f"{item['path']}: cannot read: {item['error']}")
+            elif "labels" in item:  # multi-label: the labels at or above their thresholds
+                given = ", ".join(f"{x['label']} {x['probability']:.3f}" for x in item["labels"])
+                print(f"{item['path']}: {given or '(no label above its threshold)'}")
             else:
                 tops = ", ".join(f"{t['label']} {t['probability']:.3f}" for t in item["top"])
                 print(f"{item['path']}: {tops}")

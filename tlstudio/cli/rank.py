@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from tlstudio.cli.common import fail, quiet_tensorflow
+from tlstudio.cli.common import data_problem, fail, quiet_tensorflow
 
 
 def add_parser(sub) -> None:
@@ -38,8 +38,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.data_dir.is_dir():
-        return fail("rank", f"{args.data_dir} is not a folder", 2)
+    if (why := data_problem(args.data_dir)) is not None:
+        return fail("rank", why, 2)
     names = [b.strip() for b in args.backbones.split(",") if b.strip()]
     if not names:
         return fail("rank", "--backbones names no backbone", 2)
@@ -47,14 +47,20 @@ def run(args: argparse.Namespace) -> int:
         return fail("rank", "--backbones names a backbone twice", 2)
     if args.image_size is not None and args.image_size < 16:
         return fail("rank", "--image-size must be at least 16", 2)
-    from tlstudio.core.data.health import inspect_folder
+    from tlstudio.core.data.labels_csv import LabelsCsvError, is_labels_csv, read_labels_csv
+    from tlstudio.core.data.source import inspect_data
     from tlstudio.core.data.split import SplitConfig
 
     try:
         split = SplitConfig(args.val, args.test, args.seed)
     except ValueError as err:
         return fail("rank", str(err), 2)
-    report = inspect_folder(args.data_dir)
+    if is_labels_csv(args.data_dir) and read_labels_csv(args.data_dir).task == "multi_label":
+        return fail("rank", "ranks backbones on single-label data only so far (one label per image)", 2)
+    try:
+        report = inspect_data(args.data_dir)
+    except LabelsCsvError as err:
+        return fail("rank", str(err), 2)
     if not report.usable:
         return fail("rank", f"not usable: {report.problem}")
     quiet_tensorflow()

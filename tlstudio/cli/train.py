@@ -7,7 +7,7 @@ import contextlib
 import sys
 from pathlib import Path
 
-from tlstudio.cli.common import fail, quiet_tensorflow
+from tlstudio.cli.common import data_problem, fail, quiet_tensorflow
 from tlstudio.cli.options import (
     add_split_options,
     add_training_options,
@@ -78,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
         return train_project(args)
     if args.data_dir is None or args.backbone is None or args.out is None:
         return fail("train", "DATA_DIR, --backbone and --out are required (or give --project FILE)", 2)
-    if not args.data_dir.is_dir():
-        return fail("train", f"{args.data_dir} is not a folder", 2)
+    if (why := data_problem(args.data_dir)) is not None:
+        return fail("train", why, 2)
     if args.manifest is not None and not args.manifest.is_file():
         return fail("train", f"the split {args.manifest} is not there (a run's manifest.csv)", 2)
     try:

@@ -34,6 +34,10 @@ EARLY_STOPPING_MIN_DELTA = 1e-4
 # BLAS/OpenMP threads of NumPy and SciPy in the probe and the label check (threadpoolctl): beside
 # TensorFlow's own pools, or other jobs, more threads made the same fit 6× slower on 2 cores
 BLAS_THREADS = 1
+# multi-label: a label is given when its probability reaches its threshold, tuned on validation per
+# label (highest F1); this one where validation has no image of the label
+MULTI_LABEL_THRESHOLD = 0.5
+BOOTSTRAP_RESAMPLES = 1000  # multi-label evaluation: resamples of the test images for the intervals
 
 
 @dataclass(frozen=True)

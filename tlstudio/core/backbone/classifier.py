@@ -2,7 +2,7 @@
 
 The classifier takes raw 0–255 RGB pixels: preprocessing layers come first, then the backbone
 (a nested model named ``backbone``), then the head: global pooling, dropout, optional dense
-layers, softmax.
+layers, softmax (sigmoid for multi-label data).
 
 BatchNorm: in Keras 3.15 a nested model called as ``backbone(x, training=False)`` inside a
 functional model does *not* stay in inference mode during ``fit`` — the functional graph injects
@@ -138,6 +138,7 @@ def build_classifier(
     preprocessing: str = "none",
     head: HeadSettings | None = None,
     class_token: bool = False,
+    multi_label: bool = False,
 ) -> TransferModel:
     """Put preprocessing, the backbone and a new head together.
 
@@ -149,6 +150,7 @@ def build_classifier(
         head: pooling, dropout and dense sizes.
         class_token: the backbone returns tokens whose first one summarises the image (ViT, DeiT,
             DINOv2): the head reads that token (plain Keras layers: a crop, then a flatten).
+        multi_label: sigmoid outputs (an independent probability per label) instead of softmax.
     """
     head = head or HeadSettings()
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
@@ -170,12 +172,19 @@ def build_classifier(
         x = keras.layers.Dense(units, activation="relu", name=f"head_dense_{i}")(x)
         if head.dropout > 0:
             x = keras.layers.Dropout(head.dropout, name=f"head_dropout_{i}")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="predictions")(x)
+    activation = "sigmoid" if multi_label else "softmax"
+    outputs = keras.layers.Dense(num_classes, activation=activation, dtype="float32", name="predictions")(x)
     return TransferModel(inputs, outputs, name="tlstudio_classifier")
 
 
 def classifier_for(
-    backbone: keras.Model, spec, settings: TrainSettings, num_classes: int, image_size: int
+    backbone: keras.Model,
+    spec,
+    settings: TrainSettings,
+    num_classes: int,
+    image_size: int,
+    *,
+    multi_label: bool = False,
 ) -> TransferModel:
     """``build_classifier`` as a run builds it: the settings' preprocessing (else the backbone's),
     the settings' head, and the spec's class-token pooling.
@@ -186,6 +195,7 @@ def classifier_for(
         settings: the run's settings.
         num_classes: outputs of the head.
         image_size: square input size in pixels.
+        multi_label: sigmoid outputs (the data's task kind, ``Manifest.multi_label``).
     """
     return build_classifier(
         backbone,
@@ -194,6 +204,7 @@ def classifier_for(
         preprocessing=settings.preprocessing or spec.preprocessing,
         head=settings.head,
         class_token=spec.class_token,
+        multi_label=multi_label,
     )
 
 

@@ -83,6 +83,15 @@ class DatasetReport:
     warnings: list[str]
     problem: str | None
     unicode_twins: list[str] = field(default_factory=list)  # classes spelled by several folders (NFC/NFD)
+    task: str = "single_label"  # labels_csv.TaskKind: multi_label when an image has several labels or none
+    cooccurrence: dict[str, dict[str, int]] = field(default_factory=dict)  # multi-label: images per pair
+    unlabelled: list[str] = field(default_factory=list)  # multi-label: images with no label
+    data_file: str | None = None  # the labels CSV the images came from (``root`` is its folder)
+
+    @property
+    def source(self) -> str:
+        """What the data was given as: the labels CSV, or the folder."""
+        return self.data_file or self.root
 
     @property
     def usable(self) -> bool:
@@ -119,7 +128,13 @@ class DatasetReport:
             "pseudo_labelled": self.pseudo_labelled,
             "size_stats": self.size_stats,
             "formats": self.formats,
-        }
+            "task": self.task,
+            "data_file": self.data_file,
+        } | (
+            {"cooccurrence": self.cooccurrence, "unlabelled": self.unlabelled}
+            if self.task == "multi_label"
+            else {}
+        )
 
 
 def inspect_folder(root: str | os.PathLike[str], **scan_options) -> DatasetReport:

@@ -61,8 +61,10 @@ def make_dataset(
     augmentation: Augmentation | None = None,
     cache: str = "auto",
     errors: LoadErrors | None = None,
+    multi_label: bool = False,
 ) -> tf.data.Dataset:
-    """Batches of (float32 pixels 0–255, int32 labels) for the given manifest entries.
+    """Batches of (float32 pixels 0–255, int32 labels) for the given manifest entries; multi-label:
+    (pixels, float32 0/1 indicators [batch, labels]).
 
     Args:
         entries: manifest rows (one split).
@@ -76,11 +78,15 @@ def make_dataset(
         cache: "memory", "none", a file path prefix for an on-disk cache, or "auto" (memory when
             the decoded pixels fit in ``MEMORY_CACHE_LIMIT``, else none: streamed from disk).
         errors: where files that fail to load are recorded.
+        multi_label: the entries carry any number of labels (``ManifestEntry.labels``).
     """
     errors = errors if errors is not None else LoadErrors()
     index = {name: i for i, name in enumerate(classes)}
     paths = [str(in_folder(root, e.path)) for e in entries]
-    labels = np.array([index[e.label] for e in entries], dtype=np.int32)
+    if multi_label:
+        labels = multi_hot([e.labels for e in entries], classes)
+    else:
+        labels = np.array([index[e.label] for e in entries], dtype=np.int32)
     if cache == "auto":
         cache = "memory" if len(entries) * image_size * image_size * 3 <= MEMORY_CACHE_LIMIT else "none"
 
@@ -122,6 +128,15 @@ def make_dataset(
 
         ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def multi_hot(label_sets: Sequence[Sequence[str]], classes: Sequence[str]) -> np.ndarray:
+    """(images, labels) float32 0/1: which of ``classes`` each image carries."""
+    index = {name: i for i, name in enumerate(classes)}
+    out = np.zeros((len(label_sets), len(classes)), np.float32)
+    for row, labels in enumerate(label_sets):
+        out[row, [index[label] for label in labels]] = 1.0
+    return out
 
 
 def _loaded(pixels, label, ok):

@@ -298,6 +298,22 @@ def _special_file_reason(entry: os.DirEntry[str]) -> str:
     return ""
 
 
+def check_image_file(
+    abs_path: Path, rel_path: str, label: str, *, deep: bool, looks: bool, max_pixels: int
+) -> ImageRecord | SkippedFile:
+    """Check one file as the scan does: its record when it is a usable image, else why not.
+
+    Args:
+        abs_path: the file.
+        rel_path: its '/'-separated path relative to the data root.
+        label: what the record's ``label`` holds.
+        deep: decode it fully.
+        looks: also compute its ``Look``.
+        max_pixels: larger images are refused undecoded.
+    """
+    return _check_file(abs_path, rel_path, label, deep=deep, looks=looks, max_pixels=max_pixels)
+
+
 def _check_file(abs_path: Path, rel_path: str, label: str, *, deep: bool, looks: bool, max_pixels: int):
     try:
         info = probe_image(abs_path, max_pixels=max_pixels, deep=deep)

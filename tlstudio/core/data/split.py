@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = ("path", "sha256", "class", "split")
+MULTI_LABEL_COLUMNS = ("path", "sha256", "labels", "split")
+"""A multi-label manifest's columns: ``labels`` joins each image's labels with ';' ('' for none)."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,13 @@ class ManifestEntry:
 
     path: str
     sha256: str
-    label: str
+    label: str  # a multi-label manifest's: the image's labels joined by ';' ('' for none)
     split: str
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """A multi-label entry's labels (``label`` split at ';')."""
+        return tuple(self.label.split(";")) if self.label else ()
 
 
 @dataclass(frozen=True)
@@ -74,11 +81,21 @@ class Manifest:
     """The split, in a stable order (class, then path)."""
 
     entries: tuple[ManifestEntry, ...]
+    multi_label: bool = False  # images carry any number of labels (a labels CSV with several, or none)
+
+    @property
+    def task(self) -> str:
+        """``labels_csv.TaskKind``: ``multi_label`` or ``single_label``."""
+        return "multi_label" if self.multi_label else "single_label"
+
+    def labels_of(self, entry: ManifestEntry) -> tuple[str, ...]:
+        """The labels of one entry: its one class, or a multi-label entry's labels."""
+        return entry.labels if self.multi_label else (entry.label,)
 
     @property
     def classes(self) -> list[str]:
-        """Class names in label-index order (sorted)."""
-        return sorted({e.label for e in self.entries})
+        """Class (or label) names in label-index order (sorted)."""
+        return sorted({label for e in self.entries for label in self.labels_of(e)})
 
     def missing_classes(self, split: str) -> list[str]:
         """Classes with no image in ``split`` (none when the split itself is empty).
@@ -90,7 +107,7 @@ class Manifest:
             Their names, sorted.
         """
         entries = self.subset(split)
-        return sorted(set(self.classes) - {e.label for e in entries}) if entries else []
+        return sorted(set(self.classes) - {x for e in entries for x in self.labels_of(e)}) if entries else []
 
     def subset(self, split: str) -> list[ManifestEntry]:
         """Entries of one split."""
@@ -99,7 +116,8 @@ class Manifest:
     def counts(self) -> dict[str, dict[str, int]]:
         """{split: {class: count}}."""
         out: dict[str, dict[str, int]] = {s: {} for s in SPLITS}
-        for (split, label), n in sorted(Counter((e.split, e.label) for e in self.entries).items()):
+        pairs = Counter((e.split, label) for e in self.entries for label in self.labels_of(e))
+        for (split, label), n in sorted(pairs.items()):
             out[split][label] = n
         return out
 
@@ -107,7 +125,7 @@ class Manifest:
         """The manifest as CSV text (the on-disk format)."""
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(MANIFEST_COLUMNS)
+        writer.writerow(MULTI_LABEL_COLUMNS if self.multi_label else MANIFEST_COLUMNS)
         for e in self.entries:
             writer.writerow((e.path, e.sha256, e.label, e.split))
         return buf.getvalue()
@@ -125,7 +143,7 @@ class Manifest:
         """Read a manifest CSV written by ``save``."""
         text = Path(path).read_text(encoding="utf-8", errors="surrogateescape")
         rows = list(csv.reader(io.StringIO(text)))
-        if not rows or tuple(rows[0]) != MANIFEST_COLUMNS:
+        if not rows or tuple(rows[0]) not in (MANIFEST_COLUMNS, MULTI_LABEL_COLUMNS):
             raise ValueError(
                 f"{path} is not a TL Studio manifest (expected columns {','.join(MANIFEST_COLUMNS)})"
             )
@@ -134,7 +152,7 @@ class Manifest:
             if len(row) != 4 or row[3] not in SPLITS:
                 raise ValueError(f"{path}, line {number}: expected path,sha256,class,split")
             entries.append(ManifestEntry(*row))
-        return cls(tuple(entries))
+        return cls(tuple(entries), multi_label=tuple(rows[0]) == MULTI_LABEL_COLUMNS)
 
     def verify(self, root: str | os.PathLike[str], *, check_hashes: bool = True) -> list[str]:
         """Problems with the files this manifest names under ``root`` (missing or changed)."""
@@ -148,7 +166,9 @@ class Manifest:
         return problems
 
 
-def make_split(images: list[ImageRecord], config: SplitConfig | None = None) -> Manifest:
+def make_split(
+    images: list[ImageRecord], config: SplitConfig | None = None, *, multi_label: bool = False
+) -> Manifest:
     """Split images per class into train/val/test, keeping identical files and near-duplicates together.
 
     Each group of look-alike files (``look_alike_groups``) is assigned to the class most of its
@@ -159,16 +179,31 @@ def make_split(images: list[ImageRecord], config: SplitConfig | None = None) -> 
     made of a few large groups of look-alikes may leave validation or test without it).
     Pseudo-labelled images (``PSEUDO_FOLDER``) and their look-alikes always go to train.
 
+    Multi-label images (each record's ``label`` joins its labels with ';') are dealt by iterative
+    stratification instead (``iterative_split``): every label in every split where it can be.
+
     Args:
         images: the scan's records (their ``look`` joins near-duplicates; without it, only
             identical files are grouped).
         config: fractions and seed.
+        multi_label: the records are multi-label (``DatasetReport.task``).
 
     Returns:
         The manifest.
     """
     config = config or SplitConfig()
     group_of = look_alike_groups(images)
+    if multi_label:
+        from tlstudio.core.data.iterative_split import multilabel_assignment
+
+        sets = [tuple(r.label.split(";")) if r.label else () for r in images]
+        fractions = {"val": config.val_fraction, "test": config.test_fraction}
+        assignment = multilabel_assignment(images, group_of, sets, fractions, config.seed)
+        entries = sorted(
+            (ManifestEntry(r.path, r.sha256, r.label, assignment[group_of[r.path]]) for r in images),
+            key=lambda e: e.path,
+        )
+        return Manifest(tuple(entries), multi_label=True)
     groups: dict[str, list[ImageRecord]] = defaultdict(list)
     for record in images:
         groups[group_of[record.path]].append(record)

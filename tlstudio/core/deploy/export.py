@@ -9,7 +9,8 @@ then run the preprocessing and the network). Every signature converts with
 - signature ``serving_default`` (float32) and ``serving_uint8`` (uint8): ``{"output_0": probabilities}``;
 - signature ``classify`` (float32): ``probabilities``, ``class_index`` and ``label``.
 Beside it: ``model.keras`` (plain Keras layers), ``labels.txt`` and ``metadata.json`` (both also
-inside ``saved_model/assets/`` so the folder is self-contained).
+inside ``saved_model/assets/`` so the folder is self-contained), and for a multi-label model (sigmoid
+outputs: an independent probability per label) ``thresholds.json``, each label's decision threshold.
 """
 
 from __future__ import annotations
@@ -85,6 +86,12 @@ def export_model(
         difference = verify_saved_model(saved, plain, samples, labels, tolerance)
         plain.save(staging / files.MODEL)
         (staging / files.LABELS).write_text("\n".join(labels) + "\n", encoding="utf-8")
+        names = [files.SAVED_MODEL, files.MODEL, files.LABELS]
+        if (thresholds := (metadata or {}).get("thresholds")) is not None:  # multi-label
+            text = json.dumps(dict(zip(labels, thresholds, strict=True)), indent=2, ensure_ascii=False)
+            for folder in (staging, saved / "assets"):
+                (folder / files.THRESHOLDS).write_text(text, encoding="utf-8")
+            names.append(files.THRESHOLDS)
         meta = dict(metadata or {}) | {
             "classes": labels,
             "image_size": image_size,
@@ -96,7 +103,7 @@ def export_model(
         (saved / "assets" / files.METADATA).write_text(meta_text, encoding="utf-8")
         # metadata.json last: a set whose top-level export_id differs from the SavedModel's was cut
         # short while being replaced (a kill between renames), and load_exported refuses it
-        for name in (files.SAVED_MODEL, files.MODEL, files.LABELS, files.METADATA):
+        for name in [*names, files.METADATA]:
             _replace(staging / name, out_dir / name)
     except ExportError:
         raise

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tlstudio.core import atomic
+from tlstudio.core.deploy.agreement import decision_agreement, top1_agreement
 from tlstudio.core.deploy.artefact_files import artefact_size, clean_leftovers, put_in_place
 from tlstudio.core.deploy.run_inputs import DeployError, RunInputs
 from tlstudio.core.results import run_folder as files
@@ -222,6 +223,10 @@ def export_format(
                 "nothing was put in place"
             )
         (staging / files.LABELS).write_text("\n".join(inputs.labels) + "\n", encoding="utf-8")
+        if inputs.thresholds is not None:  # multi-label: each label's decision threshold beside them
+            atomic.write_json(
+                staging / files.THRESHOLDS, dict(zip(inputs.labels, inputs.thresholds, strict=True))
+            )
         description = _describe(inputs, fmt, quantize, uint8_io, verification)
         atomic.write_json(staging / DESCRIPTION, description)
         put_in_place(staging, target)
@@ -264,28 +269,19 @@ def verify(
             raise DeployError(f"{artefact_name(fmt, quantize)}: its runtime could not run it: {last}")
         measured = json.loads(out.read_text())
     probs = np.asarray(measured["probabilities"], np.float32).reshape(reference.shape)
-    got, want = probs.argmax(1), reference.argmax(1)
-    accuracy, reference_accuracy = float((got == truth).mean()), float((want == truth).mean())
-    per_class = {}
-    for i, label in enumerate(inputs.labels):
-        mask = truth == i
-        if mask.any():
-            a, r = float((got[mask] == i).mean()), float((want[mask] == i).mean())
-            per_class[label] = {
-                "images": int(mask.sum()),
-                "accuracy": a,
-                "reference_accuracy": r,
-                "change": a - r,
-            }
+    if inputs.thresholds is not None:  # multi-label: every label decision, at its threshold
+        found = decision_agreement(probs, reference, truth, inputs.labels, inputs.thresholds)
+    else:
+        found = top1_agreement(probs, reference, truth, inputs.labels)
+    agreement, accuracy, reference_accuracy, per_class, what = found
     latencies = np.asarray(measured["latency_ms"])
-    agreement = float((got == want).mean())
     integer = quantize in ("int8", "dynamic")  # tflite int8/dynamic, openvino int8
     if integer:
         passed = reference_accuracy - accuracy <= max_accuracy_drop + 1e-9
-        rule = f"accuracy drop {reference_accuracy - accuracy:+.3f} (allowed ≤ {max_accuracy_drop:.3f})"
+        rule = f"{what}accuracy drop {reference_accuracy - accuracy:+.3f} (allowed ≤ {max_accuracy_drop:.3f})"
     else:
         passed = agreement >= min_agreement
-        rule = f"top-1 agreement {agreement:.4f} (required ≥ {min_agreement:.4f})"
+        rule = f"{what or 'top-1 '}agreement {agreement:.4f} (required ≥ {min_agreement:.4f})"
     encoded_difference = 0.0
     if probes:
         encoded_passed, encoded_rule, encoded_difference = compare_encoded(
@@ -370,7 +366,12 @@ def _describe(inputs, fmt, quantize, uint8_io, verification: Verification) -> di
             else "inside the model",
         },
         "preprocessing": f"inside the model ({inputs.preprocessing})",
-        "output": "probabilities [batch, classes] in labels order"
+        "output": (
+            "independent probabilities per label [batch, labels] in labels order (sigmoid; a label is "
+            "given at or above its threshold in thresholds.json)"
+            if inputs.thresholds is not None
+            else "probabilities [batch, classes] in labels order"
+        )
         + (" (uint8, dequantise with the output scale)" if uint8_io else ""),
         "labels": inputs.labels,
         "source_run": str(inputs.run_dir),

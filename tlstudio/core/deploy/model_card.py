@@ -215,8 +215,27 @@ def _phases(history: dict) -> list[tuple[str, int, str]]:
     return out
 
 
+def _multilabel_test(metrics: dict) -> list[str]:
+    """A multi-label run's test figures, at the thresholds tuned on validation."""
+    from tlstudio.core.results.metrics import headline
+
+    out = [f"- {headline(metrics)[0].upper()}{headline(metrics)[1:]}"]
+    for key, words in (
+        ("test_micro_map", "Micro mAP"),
+        ("test_macro_f1", "Macro F1 at the thresholds"),
+        ("test_micro_f1", "Micro F1 at the thresholds"),
+        ("test_subset_accuracy", "Subset accuracy (every label right)"),
+        ("test_hamming_loss", "Hamming loss (label decisions wrong)"),
+    ):
+        if isinstance(metrics.get(key), (int, float)):
+            out.append(f"- {words}: {metrics[key]:.3f}")
+    return out
+
+
 def _test(metrics: dict, evaluation: dict) -> list[str]:
     out = ["", "## Test results", ""]
+    if "test_subset_accuracy" in metrics:  # multi-label
+        return [*out, *_multilabel_test(metrics)]
     if "test_accuracy" not in metrics:
         return [*out, "No test split: the run was not measured on held-out images."]
     n = int(metrics.get("test_images") or evaluation.get("num_images") or 0)

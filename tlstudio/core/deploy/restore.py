@@ -37,25 +37,29 @@ def classifier_from_run(run_dir: str | os.PathLike[str], checkpoint: str | os.Pa
         if not needed.is_file():
             raise RestoreError(f"{run} cannot be rebuilt: {needed.name} is missing")
     settings = TrainSettings.from_dict(json.loads((run / files.SETTINGS).read_text(encoding="utf-8")))
-    classes = Manifest.load(run / files.MANIFEST).classes
+    manifest = Manifest.load(run / files.MANIFEST)
+    classes = manifest.classes
     info = (
         json.loads((run / files.RUN_JSON).read_text(encoding="utf-8"))
         if (run / files.RUN_JSON).is_file()
         else {}
     )
     size = info.get("image_size") or settings.image_size or resolve_backbone(settings.backbone).default_size
-    model = build_architecture(settings, len(classes), int(size))
+    model = build_architecture(settings, len(classes), int(size), multi_label=manifest.multi_label)
     model.load_weights(weights)
     return model, classes, int(size), settings
 
 
-def build_architecture(settings: TrainSettings, num_classes: int, image_size: int):
+def build_architecture(
+    settings: TrainSettings, num_classes: int, image_size: int, *, multi_label: bool = False
+):
     """The run's classifier with random weights (nothing is downloaded: weights come after).
 
     Args:
         settings: the run's settings (backbone, head, preprocessing, cut).
         num_classes: outputs of the head.
         image_size: the square input size the run trained at.
+        multi_label: sigmoid outputs.
 
     Returns:
         An uncompiled classifier in the current Keras dtype policy.
@@ -67,10 +71,10 @@ def build_architecture(settings: TrainSettings, num_classes: int, image_size: in
     # the weights are loaded after: a skeleton needs no download
     skeleton = "none" if spec.kind in ("keras", "kerashub", "file") else settings.weights
     backbone = build_backbone(spec, weights=skeleton, image_size=settings.image_size, cut_at=settings.cut_at)
-    return classifier_for(backbone, spec, settings, num_classes, image_size)
+    return classifier_for(backbone, spec, settings, num_classes, image_size, multi_label=multi_label)
 
 
-def float32_twin(model, settings: TrainSettings, num_classes: int, image_size: int):
+def float32_twin(model, settings: TrainSettings, num_classes: int, image_size: int, *, multi_label=False):
     """The same classifier computing in float32, holding ``model``'s weights: what a mixed-precision
     run evaluates and exports (a served model needs no float16, and converters and CPUs prefer float32).
 
@@ -82,7 +86,7 @@ def float32_twin(model, settings: TrainSettings, num_classes: int, image_size: i
     policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
     try:
-        twin = build_architecture(settings, num_classes, image_size)
+        twin = build_architecture(settings, num_classes, image_size, multi_label=multi_label)
     finally:
         keras.config.set_dtype_policy(policy)
     twin.set_weights(model.get_weights())  # (variables are float32 under mixed precision too)
@@ -103,5 +107,16 @@ def export_checkpoint(run_dir: str | os.PathLike[str]) -> Path:
         "settings": settings.to_dict(),
         "exported_from": "the best checkpoint of an interrupted run",
     }
+    from tlstudio.core.data.split import Manifest
+
+    if Manifest.load(run / files.MANIFEST).multi_label:  # sigmoid outputs: the thresholds go along
+        from tlstudio.core.settings import MULTI_LABEL_THRESHOLD
+
+        tuned = run / files.THRESHOLDS
+        named = json.loads(tuned.read_text(encoding="utf-8")) if tuned.is_file() else {}
+        metadata |= {
+            "task": "multi_label",
+            "thresholds": [float(named.get(x, MULTI_LABEL_THRESHOLD)) for x in classes],
+        }
     export_model(model, run, labels=classes, image_size=size, metadata=metadata)
     return run

@@ -33,6 +33,7 @@ class RunInputs:
     manifest_path: Path | None
     recorded_data_dir: Path | None = None  # the folder run.json records (or --data gave), there or not
     data_given: bool = False  # the folder came from --data, not from run.json
+    thresholds: list[float] | None = None  # multi-label (sigmoid outputs): each label's threshold
 
     @classmethod
     def load(
@@ -69,6 +70,7 @@ class RunInputs:
             manifest_path=run / files.MANIFEST if (run / files.MANIFEST).is_file() else None,
             recorded_data_dir=data,
             data_given=bool(data_dir),
+            thresholds=[float(t) for t in meta["thresholds"]] if meta.get("task") == "multi_label" else None,
         )
 
     def data_problem(self) -> str | None:
@@ -118,15 +120,17 @@ class RunInputs:
         from tlstudio.core.data.scan import in_folder
 
         index = {label: i for i, label in enumerate(self.labels)}
+        multi = self.thresholds is not None
         images, truth = [], []
         for entry in entries[:limit] if limit else entries:
             try:
                 images.append(load_for_model(in_folder(self.data_dir, entry.path), self.image_size))
             except Exception:  # a file gone or broken since training: not used for the check
                 continue
-            truth.append(index.get(entry.label, -1))
+            truth.append([x in entry.labels for x in self.labels] if multi else index.get(entry.label, -1))
         if not images:
-            return np.zeros((0, self.image_size, self.image_size, 3), np.uint8), np.zeros(0, np.int64)
+            empty = np.zeros((0, len(self.labels)) if multi else 0, np.int64)
+            return np.zeros((0, self.image_size, self.image_size, 3), np.uint8), empty
         return np.stack(images).astype(np.uint8), np.asarray(truth, np.int64)
 
     @cached_property

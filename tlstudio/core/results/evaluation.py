@@ -30,6 +30,8 @@ class ExportedModel:
     path: Path
     labels: list[str]
     image_size: int
+    task: str = "single_label"  # labels_csv.TaskKind: multi_label gives a probability per label
+    thresholds: list[float] | None = None  # multi-label: each label's decision threshold
     _signature: object = field(repr=False, default=None)
     _restored: object = field(repr=False, default=None)  # keeps the signature's variables alive
 
@@ -71,7 +73,23 @@ def load_exported(path: str | os.PathLike[str]) -> ExportedModel:
         raise FileNotFoundError(
             f"no metadata.json in {saved / 'assets'} or beside {saved}: input size unknown"
         )
-    return ExportedModel(saved, labels, int(size), signature, loaded)
+    task, thresholds = _task(saved, labels)
+    return ExportedModel(saved, labels, int(size), task, thresholds, signature, loaded)
+
+
+def _task(saved: Path, labels: list[str]) -> tuple[str, list[float] | None]:
+    """An export's task kind and, multi-label, its thresholds (``thresholds.json`` in its assets or
+    beside it; the settings' default threshold for a label it does not name)."""
+    from tlstudio.core.settings import MULTI_LABEL_THRESHOLD
+
+    for folder in (saved / "assets", saved.parent):
+        if (folder / files.THRESHOLDS).is_file():
+            named = json.loads((folder / files.THRESHOLDS).read_text(encoding="utf-8"))
+            return "multi_label", [float(named.get(x, MULTI_LABEL_THRESHOLD)) for x in labels]
+    for meta in (saved / "assets" / files.METADATA, saved.parent / files.METADATA):
+        if meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("task") == "multi_label":
+            return "multi_label", [MULTI_LABEL_THRESHOLD] * len(labels)
+    return "single_label", None
 
 
 def _input_size(saved: Path) -> int | None:
@@ -142,10 +160,36 @@ def evaluate_folder(
     manifest: Manifest | None = None,
     split: str | None = None,
 ) -> Evaluation:
-    """Evaluate on every usable image of ``data_dir`` (or one split of a manifest)."""
-    data_dir = Path(data_dir)
+    """Evaluate on every usable image of ``data_dir`` — a folder or a labels CSV — (or one split of a
+    manifest). A multi-label model gives a ``MultiLabelEvaluation``.
+
+    Raises:
+        ValueError: data whose task kind is not the model's, labels it does not know, nothing readable.
+    """
+    from tlstudio.core.data.labels_csv import data_root, is_labels_csv, read_labels_csv
+
+    source, data_dir = Path(data_dir), data_root(data_dir)
+    table = read_labels_csv(source, training=False) if is_labels_csv(source) and manifest is None else None
+    multi = (
+        manifest.multi_label if manifest is not None else table is not None and table.task == "multi_label"
+    )
+    if multi != (model.task == "multi_label"):
+        kind = "multi-label" if model.task == "multi_label" else "single-label"
+        raise ValueError(f"{source} is {'multi' if multi else 'single'}-label data; the model is {kind}")
+    if multi:
+        from tlstudio.core.results.multilabel_evaluation import evaluate_multilabel_items
+
+        if manifest is not None:
+            items = [(e.path, e.labels) for e in (manifest.subset(split) if split else manifest.entries)]
+        else:
+            items = list(table.rows)
+        return evaluate_multilabel_items(
+            model.predict, model.labels, model.thresholds, model.image_size, data_dir, items
+        )
     skipped: list[dict[str, str]] = []
-    if manifest is not None:
+    if table is not None:
+        items = [(rel, labels[0]) for rel, labels in table.rows]
+    elif manifest is not None:
         items = [(e.path, e.label) for e in (manifest.subset(split) if split else manifest.entries)]
     else:
         report = inspect_folder(data_dir)
@@ -221,7 +265,8 @@ def summarize_predictions(labels, y_true, probs, paths, skipped=()) -> Evaluatio
 
 
 def predict_files(model: ExportedModel, files: list[str | os.PathLike[str]], top: int = 3) -> list[dict]:
-    """Top classes with probabilities for each image file (or the reason it could not be read)."""
+    """Top classes with probabilities for each image file (or the reason it could not be read); for a
+    multi-label model, the labels at or above their thresholds and every label's probability."""
     out = []
     for file in files:
         try:
@@ -231,6 +276,17 @@ def predict_files(model: ExportedModel, files: list[str | os.PathLike[str]], top
             continue
         probs = model.predict(pixels)[0]
         order = np.argsort(-probs)[:top]
+        if model.task == "multi_label":  # every label at or above its threshold, most probable first
+            given = [i for i in np.argsort(-probs) if probs[i] >= model.thresholds[i]]
+            out.append(
+                {
+                    "path": str(file),
+                    "labels": [{"label": model.labels[i], "probability": float(probs[i])} for i in given],
+                    "probabilities": {x: float(p) for x, p in zip(model.labels, probs, strict=True)},
+                    "thresholds": dict(zip(model.labels, model.thresholds, strict=True)),
+                }
+            )
+            continue
         out.append(
             {
                 "path": str(file),

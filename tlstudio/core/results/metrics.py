@@ -240,9 +240,16 @@ def headline(metrics: dict[str, float]) -> str:
             split, else ``val_accuracy``).
 
     Returns:
-        e.g. ``"test accuracy 0.950 (95% interval 0.91–0.97, 120 images)"``, or ``"no test split"``
+        e.g. ``"test accuracy 0.950 (95% interval 0.91–0.97, 120 images)"`` (multi-label: the test
+        macro mAP), or ``"no test split"``
         followed by the validation accuracy when there is one.
     """
+    if "test_macro_map" in metrics:  # multi-label
+        text = f"test macro mAP {metrics['test_macro_map']:.3f}"
+        if "test_macro_map_low" in metrics and "test_images" in metrics:
+            low, high = metrics["test_macro_map_low"], metrics["test_macro_map_high"]
+            text += f" (95% interval {low:.2f}–{high:.2f}, {int(metrics['test_images'])} images)"
+        return text
     if "test_accuracy" in metrics:
         text = f"test accuracy {metrics['test_accuracy']:.3f}"
         if "test_accuracy_low" in metrics and "test_images" in metrics:

@@ -23,8 +23,10 @@ from tlstudio.core.backbone.freezing import apply_freeze_plan, variable_multipli
 from tlstudio.core.settings import EARLY_STOPPING_MIN_DELTA, make_optimizer
 from tlstudio.core.training import distribution, feature_cache, resume
 from tlstudio.core.training.callbacks import BestCheckpoint, EventBridge, LastCheckpoint
+from tlstudio.core.training.fit_scores import loss_and_metrics, scores
 from tlstudio.core.training.interrupt import StopDuringFirstBatch
 from tlstudio.core.training.probe import fit_probe
+from tlstudio.core.training.probe_multilabel import fit_multilabel_probe
 from tlstudio.core.training.recipe import (
     NO_SIGNAL_MESSAGE,
     WISE_ALPHAS,
@@ -166,19 +168,23 @@ def run_probe(
     start = time.perf_counter()
     arrays = split_features(session, model, train, val)
     x, y = arrays["train"]
-    weight = None if class_weight is None else np.array([class_weight[int(c)] for c in y])
-    probe = fit_probe(
-        x,
-        y,
-        len(session.manifest.classes),
-        sample_weight=weight,
-        seed=session.settings.seed,
-        progress=lambda done, total: session.emit(ev.Working("fitting the linear probe", done, total)),
-    )
+    working = lambda done, total: session.emit(ev.Working("fitting the linear probe", done, total))  # noqa: E731
+    if session.manifest.multi_label:  # one-vs-rest: a sigmoid per label
+        probe = fit_multilabel_probe(x, y, seed=session.settings.seed, progress=working)
+    else:
+        weight = None if class_weight is None else np.array([class_weight[int(c)] for c in y])
+        probe = fit_probe(
+            x,
+            y,
+            len(session.manifest.classes),
+            sample_weight=weight,
+            seed=session.settings.seed,
+            progress=working,
+        )
     model.get_layer("predictions").set_weights([probe.kernel, probe.bias])
-    metrics = {**_scores(probe.predict_proba(x), y, "")}
+    metrics = {**scores(probe.predict_proba(x), y, "")}
     if "val" in arrays:
-        metrics |= _scores(probe.predict_proba(arrays["val"][0]), arrays["val"][1], "val_")
+        metrics |= scores(probe.predict_proba(arrays["val"][0]), arrays["val"][1], "val_")
     record = {
         "phase": phase.name,
         "epoch": first_epoch,
@@ -251,8 +257,7 @@ def run_fit_phase(
     with session.scope():
         fit_model.compile(
             optimizer=make_optimizer(s.optimizer, rate),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
+            **loss_and_metrics(session.manifest.multi_label),
         )
         multipliers = variable_multipliers(model, phase.plan)
         if hasattr(model, "clear_lr_multipliers"):
@@ -350,8 +355,8 @@ def interpolate(
         for x, y in dataset:
             probs.append(np.asarray(model.predict_on_batch(x), np.float64))
             labels.append(np.asarray(y))
-        scores = _scores(np.concatenate(probs), np.concatenate(labels), "val_")
-        tried.append({"alpha": alpha, **scores})
+        measured = scores(np.concatenate(probs), np.concatenate(labels), "val_")
+        tried.append({"alpha": alpha, **measured})
     chosen = min(tried, key=lambda t: (t["val_loss"], -t["alpha"]))
     alpha = chosen["alpha"]
     model.set_weights(
@@ -370,15 +375,6 @@ def interpolate(
     if chosen["val_loss"] <= best:
         session.save_checkpoint(session.best_epoch, "val_loss", chosen["val_loss"])
     return {"wise_alpha": alpha, "val_loss": chosen["val_loss"], "val_accuracy": chosen["val_accuracy"]}
-
-
-def _scores(probs: np.ndarray, labels: np.ndarray, prefix: str) -> dict[str, float]:
-    labels = labels.astype(np.int64)
-    picked = np.clip(probs[np.arange(len(labels)), labels], 1e-7, None)
-    return {
-        f"{prefix}loss": float(-np.log(picked).mean()),
-        f"{prefix}accuracy": float((probs.argmax(1) == labels).mean()),
-    }
 
 
 @contextlib.contextmanager

@@ -48,7 +48,8 @@ def complete(session: TrainingSession, model, started: float, status: str) -> Ru
         metrics.update({k: v for k, v in best.items() if k not in ("phase", "epoch", "seconds")})
         metrics["best_epoch"] = session.best_epoch
     metrics.update(session.final_scores)
-    verdict = learning_verdict(metrics, session.manifest)
+    multi = manifest.multi_label
+    verdict = None if multi else learning_verdict(metrics, session.manifest)
     if verdict and status == "completed":
         status = "failed_to_learn"
         session.export = False  # a model no better than chance is not worth serving
@@ -59,11 +60,19 @@ def complete(session: TrainingSession, model, started: float, status: str) -> Ru
         from tlstudio.core.deploy.restore import float32_twin
 
         session.emit(ev.Finishing("copying the weights into a float32 model for evaluation and export"))
-        model = float32_twin(model, session.settings, len(manifest.classes), size)
+        model = float32_twin(model, session.settings, len(manifest.classes), size, multi_label=multi)
         session.model = model
-    if session.settings.calibrate and manifest.subset("val"):
+    if multi:  # per-label thresholds, tuned on validation (no temperature: softmax scaling)
+        from tlstudio.core.training.multilabel_outcome import tune_on_validation
+
+        session.thresholds = tune_on_validation(session, model)
+    elif session.settings.calibrate and manifest.subset("val"):
         metrics.update(calibrate(session, model))
-    if test:
+    if test and multi:
+        from tlstudio.core.training.multilabel_outcome import evaluate_test_multilabel
+
+        metrics.update(evaluate_test_multilabel(session, model, test))
+    elif test:
         metrics.update(evaluate_test(session, model, test))
     if session.load_errors.items():
         session.emit(ev.FilesSkipped(session.load_errors.items()))
@@ -243,7 +252,8 @@ def metadata(
         "settings": session.settings.to_dict(),
         "metrics": metrics,
         "manifest_fingerprint": manifest.fingerprint(),
-    }
+        "task": manifest.task,
+    } | ({"thresholds": session.thresholds} if manifest.multi_label else {})
 
 
 def samples(session: TrainingSession, manifest: Manifest, size: int) -> np.ndarray:

@@ -25,15 +25,16 @@ from tlstudio.core import atomic
 from tlstudio.core import events as ev
 from tlstudio.core.backbone.classifier import TransferModel, classifier_for, set_batchnorm_momentum
 from tlstudio.core.backbone.registry import build_backbone, input_size_of, resolve_backbone
-from tlstudio.core.data.health import class_weights_for, inspect_folder
+from tlstudio.core.data.health import class_weights_for
+from tlstudio.core.data.labels_csv import data_root
 from tlstudio.core.data.pipeline import LoadErrors, make_dataset
-from tlstudio.core.data.split import Manifest, SplitConfig, make_split
+from tlstudio.core.data.split import Manifest
 from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.metrics import within_chance
 from tlstudio.core.results.run_folder import RunFolderError, claim
 from tlstudio.core.results.run_history import read_json
 from tlstudio.core.settings import TrainSettings
-from tlstudio.core.training import devices, distribution, memory, phases, run_outcome
+from tlstudio.core.training import devices, distribution, memory, phases, run_outcome, run_split
 from tlstudio.core.training import resume as resume_state
 from tlstudio.core.training.callbacks import StopRequested
 from tlstudio.core.training.devices import describe_device, make_strategy
@@ -75,7 +76,8 @@ class TrainingSession:
         self.resume = resume  # continue the run in run_dir from its last finished epoch
         self.resume_state: resume_state.ResumeState | None = None
         self.started = time.time()
-        self.data_dir = Path(data_dir)
+        self.data_source = Path(data_dir)  # a data folder, or a labels CSV (``labels_csv``)
+        self.data_dir = data_root(data_dir)  # the folder the manifest's paths are relative to
         self.run_dir = Path(run_dir)
         self.manifest_source = manifest
         self.on_event = on_event
@@ -96,6 +98,7 @@ class TrainingSession:
         self.agreed_stop = threading.Event()  # multi-worker: set on every worker after the same step
         self.scalars = ScalarLog()
         self.final_scores: dict[str, float] = {}  # validation scores of the final weights (WiSE-FT)
+        self.thresholds: list[float] = []  # multi-label: per-label decision thresholds (validation)
 
     # -- reporting -------------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
@@ -179,7 +182,7 @@ class TrainingSession:
             self._load_resume_state()
         else:
             atomic.write_json(self.run_dir / files.SETTINGS, s.to_dict())
-        manifest = self._manifest()
+        manifest = run_split.run_manifest(self)
         classes = manifest.classes
         for split in ("val", "test"):  # the doctor warned; the run says it where it matters too
             if unseen := manifest.missing_classes(split):
@@ -197,7 +200,7 @@ class TrainingSession:
                 f"{spec.source} takes {input_size_of(backbone)} px images, not {s.image_size}"
             )
         with self.scope():
-            model = classifier_for(backbone, spec, s, len(classes), size)
+            model = classifier_for(backbone, spec, s, len(classes), size, multi_label=manifest.multi_label)
         self.model = model
         train, val, test = (manifest.subset(x) for x in ("train", "val", "test"))
         if not train:
@@ -216,7 +219,11 @@ class TrainingSession:
             )
         )
         self.manifest, self.image_size = manifest, size
-        class_weight = class_weights_for(self.settings.class_weights, [e.label for e in train], classes)
+        class_weight = (  # (Keras weighs one class per image; a multi-label image has several)
+            None
+            if manifest.multi_label
+            else class_weights_for(self.settings.class_weights, [e.label for e in train], classes)
+        )
         recipe = plan_recipe(s, len(train), probe_possible=self.strategy is None)
         if recipe.from_scratch:
             steps = math.ceil(len(train) / s.batch_size) * sum(p.epochs for p in recipe.phases)
@@ -329,28 +336,6 @@ class TrainingSession:
     # -- endings -----------------------------------------------------------------------------------
 
     # -- helpers ------------------------------------------------------------------------------------
-    def _manifest(self) -> Manifest:
-        target = self.run_dir / files.MANIFEST
-        if isinstance(self.manifest_source, Manifest):
-            manifest = self.manifest_source
-        elif self.manifest_source is not None:
-            manifest = Manifest.load(self.manifest_source)
-        else:
-            report = inspect_folder(self.data_dir)
-            if not report.usable:
-                raise TrainingError(f"{self.data_dir} is not usable: {report.problem}")
-            if report.skipped:  # named in run.json too, beside those skipped while training
-                self.skipped_at_split = [{"path": x.path, "reason": x.reason} for x in report.skipped]
-                self.emit(ev.FilesSkipped([(x.path, x.reason) for x in report.skipped]))
-            config = SplitConfig.of(self.settings)
-            manifest = make_split(report.images, config)
-        if not (check := resume_state.check_files(manifest, self.data_dir, hashes=False)).ok:
-            raise TrainingError(f"{check.describe(self.data_dir)}: put them back, or make a new split")
-        if len(manifest.classes) < 2:
-            raise TrainingError("the manifest has fewer than two classes")
-        manifest.save(target)
-        return manifest
-
     def _dataset_args(self) -> dict[str, object]:
         """What every split's pipeline shares."""
         return {
@@ -360,6 +345,7 @@ class TrainingSession:
             "batch_size": self.settings.batch_size,
             "seed": self.settings.seed,
             "errors": self.load_errors,
+            "multi_label": self.manifest.multi_label,
         }
 
     def _cache(self, split: str) -> str:
@@ -375,6 +361,7 @@ class TrainingSession:
             "device": self.device_words,
             "batch_size": self.settings.batch_size,  # after any halving (memory.run_fitting_memory)
             "data_dir": str(self.data_dir.resolve()),
+            "data": str(self.data_source.resolve()),  # the folder, or the labels CSV in it
             "backbone": self.settings.backbone,
             "checkpoint": str(self.checkpoint) if self.checkpoint.is_file() else None,
             "best_epoch": self.best_epoch,
@@ -383,7 +370,10 @@ class TrainingSession:
         }
         if manifest is not None:
             data.update(
-                manifest_fingerprint=manifest.fingerprint(), classes=manifest.classes, image_size=size
+                manifest_fingerprint=manifest.fingerprint(),
+                classes=manifest.classes,
+                image_size=size,
+                task=manifest.task,
             )
         if distribution.is_multi_worker(self.strategy):
             data["cluster"] = distribution.describe_cluster(self.strategy)

@@ -1,0 +1,88 @@
+"""How a multi-label run ends: per-label thresholds tuned on validation, then the test split's scores."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tlstudio.core import atomic
+from tlstudio.core import events as ev
+from tlstudio.core.results import run_folder as files
+from tlstudio.core.settings import MULTI_LABEL_THRESHOLD
+
+if TYPE_CHECKING:
+    from tlstudio.core.results.multilabel_evaluation import MultiLabelEvaluation
+    from tlstudio.core.training.session import TrainingSession
+
+
+def evaluate_multilabel_entries(
+    session: TrainingSession, model, entries, thresholds: list[float], step: str
+) -> MultiLabelEvaluation:
+    """The model's scores on manifest entries (files that fail to load are named with the run's)."""
+    from tlstudio.core.results.multilabel_evaluation import evaluate_multilabel_items
+
+    def progress(done: int, total: int) -> None:
+        session.emit(ev.Finishing(step, done, total))
+
+    def predict(x):
+        if session.strategy is not None:
+            return np.asarray(model(x.astype(np.float32), training=False))
+        return model.predict_on_batch(x.astype(np.float32))
+
+    progress(0, len(entries))
+    evaluation = evaluate_multilabel_items(
+        predict,
+        session.manifest.classes,
+        thresholds,
+        session.image_size,
+        session.data_dir,
+        [(e.path, e.labels) for e in entries],
+        progress=progress,
+    )
+    for skipped in evaluation.skipped:
+        session.load_errors.add(skipped["path"], f"{skipped['reason']} ({step})")
+    return evaluation
+
+
+def tune_on_validation(session: TrainingSession, model) -> list[float]:
+    """Per-label thresholds of the highest F1 on the validation split (``MULTI_LABEL_THRESHOLD``
+    without one), written to ``RUN/thresholds.json``.
+
+    Returns:
+        One threshold per label, in the model's label order.
+    """
+    from tlstudio.core.results.multilabel_metrics import tune_thresholds
+
+    labels = session.manifest.classes
+    val = session.manifest.subset("val")
+    thresholds = [MULTI_LABEL_THRESHOLD] * len(labels)
+    if val:
+        step = "tuning each label's threshold on the validation split"
+        evaluation = evaluate_multilabel_entries(session, model, val, thresholds, step)
+        thresholds = tune_thresholds(evaluation.targets, evaluation.probs)
+    atomic.write_json(session.run_dir / files.THRESHOLDS, dict(zip(labels, thresholds, strict=True)))
+    return thresholds
+
+
+def evaluate_test_multilabel(session: TrainingSession, model, test) -> dict[str, float]:
+    """The test split's scores at the tuned thresholds (``evaluation.json``), as run metrics."""
+    evaluation = evaluate_multilabel_entries(
+        session, model, test, session.thresholds, "evaluating on the test split"
+    )
+    atomic.write_json(session.run_dir / files.EVALUATION, evaluation.to_dict(with_predictions=True))
+    m = evaluation.metrics
+    out = {
+        "test_images": evaluation.num_images,
+        "test_micro_map": m["micro_map"],
+        "test_macro_f1": m["macro"]["f1"],
+        "test_micro_f1": m["micro"]["f1"],
+        "test_subset_accuracy": m["subset_accuracy"],
+        "test_hamming_loss": m["hamming_loss"],
+    }
+    if m["macro_map"] is not None:
+        out["test_macro_map"] = m["macro_map"]
+    for key in ("macro_map", "subset_accuracy"):
+        if key in m["intervals"]:
+            out[f"test_{key}_low"], out[f"test_{key}_high"] = m["intervals"][key]
+    return out
