@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tlstudio.core import atomic
-from tlstudio.core.deploy.agreement import decision_agreement, top1_agreement
 from tlstudio.core.deploy.artefact_files import artefact_size, clean_leftovers, put_in_place
 from tlstudio.core.deploy.run_inputs import DeployError, RunInputs
 from tlstudio.core.results import run_folder as files
@@ -268,6 +267,8 @@ def verify(
             last = (stderr.strip().splitlines() or ["no output"])[-1]
             raise DeployError(f"{artefact_name(fmt, quantize)}: its runtime could not run it: {last}")
         measured = json.loads(out.read_text())
+    from tlstudio.core.deploy.agreement import decision_agreement, top1_agreement  # (NumPy: not at --help)
+
     probs = np.asarray(measured["probabilities"], np.float32).reshape(reference.shape)
     if inputs.thresholds is not None:  # multi-label: every label decision, at its threshold
         found = decision_agreement(probs, reference, truth, inputs.labels, inputs.thresholds)
