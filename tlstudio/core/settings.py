@@ -24,6 +24,7 @@ SEED = 42
 SUGGEST_COUNT = 20  # `tlstudio suggest --n` and the Label next tab
 SUGGEST_POOL_FACTOR = 3  # the most uncertain POOL_FACTOR × n images are the pool diversity picks from
 PSEUDO_LABEL_CONFIDENCE = 0.95  # `suggest --pseudo-label`: only images the run is at least this sure of
+TRY_LIVE_INTERVAL_MS = 200  # Try it's camera and video source: at most one frame tried per this long
 # early stopping counts a fall in validation loss smaller than this as no improvement: with 0, a
 # 16-image folder whose loss fell 1e-6 a step ran 167 of its 200 fine-tune epochs (747 s) to end where
 # the probe was (docs/benchmark-offline-backbone.md); the best weights are kept either way
