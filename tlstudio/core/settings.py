@@ -27,6 +27,7 @@ PSEUDO_LABEL_CONFIDENCE = 0.95  # `suggest --pseudo-label`: only images the run 
 PSEUDO_FOLDER = "pseudo-labels"
 """Images in ``CLASS/pseudo-labels/`` carry a label a model gave them (``tlstudio suggest --pseudo-label``):
 they are used for training only, never for validation or test."""
+TRY_LIVE_INTERVAL_MS = 200  # Try it's camera and video source: at most one frame tried per this long
 # early stopping counts a fall in validation loss smaller than this as no improvement: with 0, a
 # 16-image folder whose loss fell 1e-6 a step ran 167 of its 200 fine-tune epochs (747 s) to end where
 # the probe was (docs/benchmark-offline-backbone.md); the best weights are kept either way

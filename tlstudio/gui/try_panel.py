@@ -1,6 +1,7 @@
 """Try it: drop, paste or choose images (or a folder) and see what the selected run says of each —
 its top classes with probabilities, how far that confidence held on the test split, and where it
 looked (Grad-CAM) — without blocking the window; then copy an image into a class of the data folder.
+A camera or a video file (``try_live``) feeds its frames through the same path, one at a time.
 
 The model and the images are read in a worker (``core.results.try_it``); the panel only shows.
 """
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 from tlstudio.core.data import relabel
 from tlstudio.core.results import run_folder as files
 from tlstudio.gui.state import AppState
+from tlstudio.gui.try_live import LiveControls, save_frame
 from tlstudio.gui.worker import Task, reason
 
 ICON = 96
@@ -36,21 +38,34 @@ OVERLAY = 360  # px: the long side of the Grad-CAM view
 NO_RUN_TEXT = "Train a run first (or select one in Evaluate): its model is the one you try here."
 
 
-def try_job(task: Task, run_dir: Path, paths: list[Path], tryout):
-    """Worker: load the run's model once (``tryout`` when already loaded), then classify each image,
-    reporting each verdict as it is ready; returns the loaded model for the next batch."""
-    from tlstudio.core.results.try_it import Tryout, overlay_for
+def try_job(task: Task, run_dir: Path, items: list, tryout):
+    """Worker: load the run's model once (``tryout`` when already loaded), then classify each image
+    file (a path) or camera/video frame (``(name, pixels)``), reporting each verdict as it is ready
+    (``"verdict"`` or ``"frame"`` events); returns the loaded model for the next batch."""
+    from tlstudio.core.results.try_it import Frame, Tryout, overlay_for
 
     if tryout is None or tryout.run_dir != run_dir:
         task.report(("loading", str(run_dir.name)))
         tryout = Tryout(run_dir)
-    for path in paths:
+    for item in items:
         if task.stop_event.is_set():
             break
-        verdict = tryout.classify(path)
-        picture = overlay_for(path, verdict.heat, OVERLAY) if verdict.heat is not None else None
-        task.report(("verdict", verdict, tryout.confidence_words(verdict) if verdict.top else "", picture))
+        frame = Frame(*item) if isinstance(item, tuple) else None
+        verdict = tryout.classify(item) if frame is None else tryout.classify_frame(frame)
+        source = item if frame is None else frame.pixels
+        picture = overlay_for(source, verdict.heat, OVERLAY) if verdict.heat is not None else None
+        words = tryout.confidence_words(verdict) if verdict.top else ""
+        if frame is None:
+            task.report(("verdict", verdict, words, picture))
+        else:
+            task.report(("frame", verdict, words, picture, frame.pixels))
     return tryout
+
+
+def verdict_text(verdict, words: str) -> str:
+    """The confidence in words (bold), then the top classes with their probabilities."""
+    tops = "<br>".join(f"{label}: {p:.3f}" for label, p in verdict.top)
+    return f"<b>{words}</b><br>{tops}"
 
 
 def to_pixmap(pixels: np.ndarray) -> QPixmap:
@@ -74,6 +89,8 @@ class TryPanel(QWidget):
         self.pending: list[Path] = []
         self.words: dict[str, str] = {}  # path → the confidence in words
         self.pictures: dict[str, QPixmap] = {}  # path → the Grad-CAM overlay
+        self.showing_frame: np.ndarray | None = None  # the camera/video frame shown, when one is
+        self.live_tried = self.live_skipped = 0  # frames tried, and skipped while one was being tried
 
         self.title = QLabel(NO_RUN_TEXT)
         self.title.setWordWrap(True)
@@ -91,6 +108,9 @@ class TryPanel(QWidget):
         for b in (self.add_files, self.add_folder, self.clear, self.cancel):
             buttons.addWidget(b)
         buttons.addStretch(1)
+        self.live = LiveControls(self)
+        if self.live.source is not None:
+            self.live.source.frame.connect(self.try_frame)
 
         self.images = QListWidget()
         self.images.setViewMode(QListWidget.ViewMode.IconMode)
@@ -124,6 +144,7 @@ class TryPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
         layout.addLayout(buttons)
+        layout.addWidget(self.live)
         layout.addWidget(splitter, 1)
         self.follow(self.state)
 
@@ -183,21 +204,42 @@ class TryPanel(QWidget):
         self.pending.extend(found)
         self._next_batch()
 
+    def try_frame(self, name: str, pixels: np.ndarray) -> None:
+        """A camera or video frame: tried in a worker, like a dropped image, unless one is being
+        tried (then it is skipped: never more than one waits)."""
+        if (self.task is not None and self.task.is_running()) or self.pending:
+            self.live_skipped += 1
+        else:
+            self.live_tried += 1
+            self._start([(name, pixels)])
+        self.live.show_counts(self.live_tried, self.live_skipped)
+
+    def stop_live(self) -> None:
+        """Stop the camera or video, if one runs."""
+        if self.live.is_active():
+            self.live.source.stop()
+
     def _next_batch(self) -> None:
         if (self.task is not None and self.task.is_running()) or not self.pending:
             return
         batch, self.pending = self.pending, []
+        self._start(batch)
+        self.cancel.setEnabled(True)
+
+    def _start(self, items: list) -> None:
         run, tryout = self.state.selected_run, self.tryout
-        self.task = Task(lambda task: try_job(task, run, batch, tryout), with_report=True)
+        self.task = Task(lambda task: try_job(task, run, items, tryout), with_report=True)
         self.task.event.connect(self._on_event)
         self.task.done.connect(self._batch_done)
         self.task.failed.connect(self._failed)
-        self.cancel.setEnabled(True)
         self.task.start()
 
     def _on_event(self, event) -> None:
         if event[0] == "loading":
             self.verdict.setText(f"Loading run {event[1]}'s model…")
+            return
+        if event[0] == "frame":
+            self._show_frame(*event[1:])
             return
         _, verdict, words, picture = event
         item = self._item_of(verdict.path)
@@ -208,8 +250,7 @@ class TryPanel(QWidget):
             self.words[verdict.path] = f"Cannot read {verdict.path}: {verdict.error}"
         else:
             item.setText(f"{Path(verdict.path).name}\n{verdict.label} {verdict.confidence:.2f}")
-            tops = "<br>".join(f"{label}: {p:.3f}" for label, p in verdict.top)
-            self.words[verdict.path] = f"<b>{words}</b><br>{tops}"
+            self.words[verdict.path] = verdict_text(verdict, words)
             item.setData(Qt.ItemDataRole.UserRole + 1, verdict.label)
         if picture is not None:
             self.pictures[verdict.path] = to_pixmap(picture)
@@ -225,9 +266,23 @@ class TryPanel(QWidget):
         self._next_batch()
 
     def _failed(self, message: str) -> None:
+        self.stop_live()  # the next frame would fail the same way
         self.cancel.setEnabled(False)
         self.pending.clear()
         self.verdict.setText(f"<span style='color:#b00'>{reason(message)}</span>")
+
+    def _show_frame(self, verdict, words: str, picture, pixels: np.ndarray) -> None:
+        self.showing_frame = pixels
+        shown = to_pixmap(picture if picture is not None else pixels)
+        self.picture.setPixmap(shown.scaled(OVERLAY, OVERLAY, Qt.AspectRatioMode.KeepAspectRatio))
+        cam = self.tryout.cam_problem if self.tryout is not None and picture is None else ""
+        self.verdict.setText(
+            f"<b>{verdict.path}</b>: "
+            + verdict_text(verdict, words)
+            + (f"<br>No Grad-CAM: {cam}" if cam else "")
+        )
+        self.classes.setCurrentText(verdict.label)
+        self._update_buttons()
 
     def _item_of(self, path: str) -> QListWidgetItem | None:
         for i in range(self.images.count()):
@@ -237,6 +292,7 @@ class TryPanel(QWidget):
 
     def _show_current(self) -> None:
         item = self.images.currentItem()
+        self.showing_frame = None
         if item is None:
             self.picture.setText("Drop images or a folder here, paste one (Ctrl+V), or use the buttons.")
             self.verdict.setText("")
@@ -263,7 +319,8 @@ class TryPanel(QWidget):
         self._update_buttons()
 
     def clear_images(self) -> None:
-        """Forget every image (a new project, or Clear)."""
+        """Forget every image (a new project, or Clear); a camera or video stops too."""
+        self.stop_live()
         if self.task is not None and self.task.is_running():
             self.task.retire()
             self.task = None
@@ -274,13 +331,19 @@ class TryPanel(QWidget):
         self._show_current()
 
     def copy_current(self) -> None:
-        """Copy the selected image into the chosen class folder of the project's data."""
+        """Copy the selected image (or the camera/video frame shown) into the chosen class folder of
+        the project's data."""
         item, data_dir = self.images.currentItem(), self.state.project.data_dir
-        if item is None or not data_dir:
+        if (item is None and self.showing_frame is None) or not data_dir:
             return
         label = self.classes.currentText()
         try:
-            copy = relabel.copy_into_class(data_dir, item.data(Qt.ItemDataRole.UserRole), label)
+            source = (
+                item.data(Qt.ItemDataRole.UserRole)
+                if self.showing_frame is None
+                else save_frame(self.showing_frame)
+            )
+            copy = relabel.copy_into_class(data_dir, source, label)
         except (relabel.RelabelError, OSError) as err:
             self.verdict.setText(f"<span style='color:#b00'>Not copied: {err}</span>")
             return
@@ -291,8 +354,10 @@ class TryPanel(QWidget):
         has_run = self.state.selected_run is not None
         for button in (self.add_files, self.add_folder):
             button.setEnabled(has_run)
+        record = self.state.selected_record()
+        self.live.set_has_run(record is not None and (record.run_dir / files.MODEL).is_file())
         self.add_to_class.setEnabled(
-            self.images.currentItem() is not None
+            (self.images.currentItem() is not None or self.showing_frame is not None)
             and bool(self.state.project.data_dir)
             and self.classes.count() > 0
         )

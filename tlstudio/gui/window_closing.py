@@ -32,6 +32,7 @@ class ClosesSafely:
                 QCoreApplication.processEvents()
         self.data.label_issues.stop()  # a label check stops at its next batch
         self.train.form.lr_find.stop()
+        self.try_it.stop_live()
         for task in (
             self.loader,
             self.sample_task,

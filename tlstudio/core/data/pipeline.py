@@ -43,7 +43,13 @@ class LoadErrors:
 
 def load_for_model(path: str | Path, image_size: int) -> np.ndarray:
     """One image as uint8 RGB of ``image_size``², resized the way training resizes."""
-    img = load_rgb(path, draft_size=(image_size, image_size))
+    return resize_for_model(load_rgb(path, draft_size=(image_size, image_size)), image_size)
+
+
+def resize_for_model(image: Image.Image | np.ndarray, image_size: int) -> np.ndarray:
+    """An RGB image (Pillow, or uint8 pixels such as a video frame) as uint8 RGB of ``image_size``²,
+    resized the way training resizes."""
+    img = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, dtype=np.uint8))
     if img.size != (image_size, image_size):
         img = img.resize((image_size, image_size), Image.Resampling.BILINEAR)
     return np.asarray(img, dtype=np.uint8)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tlstudio.core.data.imagefile import ImageProblem, load_rgb
-from tlstudio.core.data.pipeline import load_for_model
+from tlstudio.core.data.pipeline import load_for_model, resize_for_model
 from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.metrics import wilson_interval
 from tlstudio.core.results.run_history import read_json
@@ -50,6 +50,14 @@ class Verdict:
     def confidence(self) -> float:
         """The top class's probability (0 when the image could not be read)."""
         return self.top[0][1] if self.top else 0.0
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One frame of a camera or a video: uint8 RGB pixels of any size, and what to call it."""
+
+    name: str  # e.g. "clip.mp4 at 1.2 s", "camera frame 12"
+    pixels: np.ndarray = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -109,10 +117,17 @@ class Tryout:
             pixels = load_for_model(path, self.image_size)
         except (ImageProblem, OSError) as err:
             return Verdict(str(path), error=str(err))
+        return self._verdict(str(path), pixels, top)
+
+    def classify_frame(self, frame: Frame, top: int = 3) -> Verdict:
+        """The same for a camera or video frame (resized as training resizes)."""
+        return self._verdict(frame.name, resize_for_model(frame.pixels, self.image_size), top)
+
+    def _verdict(self, name: str, pixels: np.ndarray, top: int) -> Verdict:
         probs = np.asarray(self.model(pixels[None].astype(np.float32), training=False))[0]
         order = np.argsort(-probs)[:top]
         heat = self.cam.heatmap(pixels, int(order[0]))[0] if self.cam is not None else None
-        return Verdict(str(path), [(self.labels[i], float(probs[i])) for i in order], heat)
+        return Verdict(name, [(self.labels[i], float(probs[i])) for i in order], heat)
 
     def test_record(self, confidence: float) -> TestRecord:
         """Right answers among the test images predicted at least this confidently."""
@@ -133,13 +148,16 @@ class Tryout:
         return f"{verdict.label}: probability {verdict.confidence:.2f}, {how}; {record}"
 
 
-def overlay_for(path: str | os.PathLike[str], heat: np.ndarray, size: int = 320) -> np.ndarray:
-    """The image (at most ``size`` px on its long side) with the heat map blended over it."""
+def overlay_for(source: str | os.PathLike[str] | np.ndarray, heat: np.ndarray, size: int = 320) -> np.ndarray:
+    """The image (a file, or uint8 RGB pixels such as a frame; at most ``size`` px on its long side)
+    with the heat map blended over it."""
     from PIL import Image
 
     from tlstudio.core.results.gradcam import overlay
 
-    image = load_rgb(path)
+    image = (
+        Image.fromarray(np.asarray(source, np.uint8)) if isinstance(source, np.ndarray) else load_rgb(source)
+    )
     scale = size / max(image.size)  # small images are enlarged (pixels kept sharp), large ones shrunk
     shape = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     resample = Image.Resampling.NEAREST if scale > 1 else Image.Resampling.BILINEAR
