@@ -55,6 +55,7 @@ def test_the_wheel_installs_into_a_fresh_environment_and_the_demo_runs_from_any_
     assert "tlstudio/resources/desktop/tlstudio.desktop" in names
     assert "tlstudio/resources/icons/tlstudio-256.png" in names
     assert "tlstudio/core/backbone/backbone_table.json" in names
+    assert "tlstudio/core/deploy/clients/predict_tflite.py" in names  # copied beside every export
 
     env = tmp_path / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True, timeout=120)

@@ -51,7 +51,13 @@ def test_openvino_ir_verifies_in_its_runtime_and_reloads_in_openvino_alone(probe
     assert result.folder == folder and result.status == "new"
     assert sys.modules["openvino_telemetry"] is None  # no usage events sent, no sender threads
     assert not [t for t in threading.enumerate() if t.name.startswith("ThreadPoolExecutor")]
-    assert sorted(p.name for p in folder.iterdir()) == ["labels.txt", "model.bin", "model.json", "model.xml"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "labels.txt",
+        "model.bin",
+        "model.json",
+        "model.xml",
+        "predict_openvino.py",
+    ]
     check = result.verification
     assert check.passed and check.agreement >= formats.MIN_AGREEMENT, check.rule
     assert check.max_probability_difference < 1e-4

@@ -12,6 +12,7 @@ from tlstudio.cli.common import fail, quiet_tensorflow
 
 def add_parser(sub) -> None:
     """Register the command."""
+    from tlstudio.core.deploy.format_list import UNAVAILABLE
     from tlstudio.core.deploy.formats import (  # no TF
         FORMATS,
         MAX_ACCURACY_DROP,
@@ -29,7 +30,10 @@ def add_parser(sub) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", type=Path)
     p.add_argument(
-        "--format", default="all", choices=[*FORMATS, "all"], help="(all: every format side by side)"
+        "--format",
+        default="all",
+        choices=[*FORMATS, *UNAVAILABLE, "all"],
+        help="(all: every format side by side; coreml and tfjs are refused here, with the reason)",
     )
     p.add_argument(
         "--quantize", default="float32", choices=QUANTIZE_MODES, help="tflite; openvino: int8 (float32)"
@@ -58,8 +62,12 @@ def add_parser(sub) -> None:
 
 def refusal(args: argparse.Namespace) -> str | None:
     """Why this export must not start (said before TensorFlow loads), or None."""
+    from tlstudio.core.deploy.format_list import unavailable
     from tlstudio.core.deploy.formats import DESCRIPTION as EXPORT_MARKER
     from tlstudio.core.results import run_folder as files
+
+    if reason := unavailable(args.format):
+        return reason
 
     status = files.run_status(args.run_dir).get("status")
     if status is None:
@@ -83,6 +91,10 @@ def refusal(args: argparse.Namespace) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     """Export one format or all of them; exit 1 when any failed."""
+    from tlstudio.core.deploy.format_list import unavailable
+
+    if reason := unavailable(args.format):  # before any work: nothing of the run is read
+        return fail("export", reason, 2)
     if not args.run_dir.is_dir():
         return fail("export", f"{args.run_dir} is not a run folder", 2)
     if args.format == "all" and (args.out or args.quantize != "float32" or args.uint8_io):
@@ -187,6 +199,11 @@ def print_table(results) -> None:
         table.add_column(column, justify="left" if column in ("format", "folder") else "right")
     for r in results:
         v = r.verification
+        if r.skipped:
+            table.add_row(
+                escape(r.name), "—", "—", "—", "—", "—", "—", f"[yellow]skipped: {escape(r.skipped)}[/yellow]"
+            )
+            continue
         if v is None and r.previous:  # failed now: the earlier verified artefact stays, said so
             v = _previous_verification(r.previous)
             why = escape(_reason(r))

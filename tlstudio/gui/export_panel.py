@@ -1,5 +1,6 @@
 """Export panel: the selected run's SavedModel (and .keras) to a chosen folder, and the deployment
-formats (TFLite with quantisation, ONNX, TF Serving) each verified in its own runtime, side by side.
+formats (TFLite with quantisation and labels inside, ONNX, OpenVINO, TF Serving) each verified in its own
+runtime, side by side; Core ML and TF.js are listed greyed out with the reason they are not made here.
 
 The run is the app state's selected run (chosen here or in Evaluate; by default the best finished run
 by validation), never merely the latest."""
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -20,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from tlstudio.core.deploy.format_list import CHOICES, unavailable
 from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.metrics import headline
 from tlstudio.gui.state import AppState
@@ -35,17 +38,7 @@ def export_job(run_dir: Path, out_dir: Path):
     return export_run(run_dir, out_dir)
 
 
-FORMAT_CHOICES = (  # (shown, format, quantisation); "all" exports every one
-    ("Every format, side by side", "all", "float32"),
-    ("TFLite (LiteRT), float32", "tflite", "float32"),
-    ("TFLite, float16", "tflite", "float16"),
-    ("TFLite, dynamic-range int8", "tflite", "dynamic"),
-    ("TFLite, full integer int8", "tflite", "int8"),
-    ("ONNX", "onnx", "float32"),
-    ("OpenVINO IR, float32", "openvino", "float32"),
-    ("OpenVINO IR, int8 (NNCF, accuracy-aware)", "openvino", "int8"),
-    ("SavedModel for TF Serving", "saved_model", "float32"),
-)
+FORMAT_CHOICES = CHOICES  # (shown, format, quantisation), from the core: the CLI's list too
 
 
 def formats_job(run_dir: Path, fmt: str, quantize: str, task: Task):
@@ -70,6 +63,11 @@ def results_html(results) -> str:
     rows = []
     for r in results:
         v = r.verification
+        if r.skipped:
+            rows.append(
+                f"<tr><td>{r.name}</td><td colspan=6 style='color:#a60'>skipped: {r.skipped}</td></tr>"
+            )
+            continue
         if v is None:
             rows.append(
                 f"<tr><td>{r.name}</td><td colspan=6 style='color:#b00'>not written: {r.error}</td></tr>"
@@ -89,8 +87,9 @@ def results_html(results) -> str:
     )
     return (
         "<p><b>Each format was run by its own runtime in a fresh process</b> (LiteRT, onnxruntime, "
-        "TensorFlow) on the run's test images and compared with the trained model; one that did not "
-        "agree was not written.</p><table cellspacing=4>" + head + "".join(rows) + "</table>"
+        "OpenVINO, TensorFlow) on the run's test images and compared with the trained model; one that did "
+        "not agree was not written. Each folder holds a sample client, <code>predict_&lt;format&gt;.py "
+        "IMAGE</code>.</p><table cellspacing=4>" + head + "".join(rows) + "</table>"
     )
 
 
@@ -120,8 +119,11 @@ class ExportPanel(QWidget):
         self.button.setEnabled(False)
         self.button.clicked.connect(self._ask_folder)
         self.format = QComboBox()
-        for text, _, _ in FORMAT_CHOICES:
+        for i, (text, fmt, _) in enumerate(FORMAT_CHOICES):
             self.format.addItem(text)
+            if reason := unavailable(fmt):  # named, not made here: greyed out, the reason as its tip
+                self.format.model().item(i).setEnabled(False)
+                self.format.setItemData(i, reason, Qt.ItemDataRole.ToolTipRole)
         self.format.setToolTip(
             "Deployment formats land in RUN/export/<format>/, each checked by its own runtime "
             "(the same as `tlstudio export`)"

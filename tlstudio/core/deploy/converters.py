@@ -45,14 +45,17 @@ def to_tflite(
     quantize: str = "float32",
     calibration: np.ndarray | None = None,
     uint8_io: bool = False,
+    labels: list[str] | None = None,
 ) -> None:
-    """Write ``path`` (a ``.tflite`` file) with the LiteRT converter.
+    """Write ``path`` (a ``.tflite`` file) with the LiteRT converter; ``labels`` go inside it as TFLite
+    metadata (``tflite_metadata.embed_labels``).
 
     Args:
         quantize: ``float32``, ``float16`` (weights in half precision), ``dynamic`` (int8 weights,
             float activations) or ``int8`` (full integer, ranges from ``calibration``).
         calibration: uint8 images [n, size, size, 3] for ``int8``.
         uint8_io: ``int8`` only: uint8 input and output tensors instead of float32.
+        labels: class names in output order (None: no metadata).
     """
     with tempfile.TemporaryDirectory(prefix="tlstudio-tflite-") as tmp:
         _fixed_saved_model(model, Path(tmp) / "fixed", image_size)
@@ -74,7 +77,12 @@ def to_tflite(
             if uint8_io:
                 converter.inference_input_type = tf.uint8
                 converter.inference_output_type = tf.uint8
-        Path(path).write_bytes(converter.convert())
+        converted = converter.convert()
+    if labels is not None:
+        from tlstudio.core.deploy.tflite_metadata import embed_labels
+
+        converted = embed_labels(converted, labels, image_size=image_size)
+    Path(path).write_bytes(converted)
 
 
 def to_onnx(model: keras.Model, path: Path, image_size: int) -> None:

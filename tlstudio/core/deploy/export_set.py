@@ -32,6 +32,7 @@ from pathlib import Path
 
 from tlstudio.core import atomic
 from tlstudio.core.deploy.artefact_files import clean_leftovers, put_in_place
+from tlstudio.core.deploy.format_list import UNAVAILABLE, unavailable
 from tlstudio.core.deploy.formats import (
     ALL,
     DESCRIPTION,
@@ -66,7 +67,8 @@ def export_all(
 
     Returns:
         One result per artefact, in ``ALL``'s order (folders as they are once in place): ``status``
-        ``new``, ``previous`` (failed now; ``folder`` is the earlier artefact, kept) or ``failed``.
+        ``new``, ``previous`` (failed now; ``folder`` is the earlier artefact, kept) or ``failed``;
+        then the formats not made on this machine (``format_list.UNAVAILABLE``), ``skipped``.
 
     Raises:
         DeployError: the set could not be put in place (a full disk); the previous export is as it was.
@@ -104,6 +106,11 @@ def export_all(
                 results.append(DeployResult(fmt, quantize, None, None, error=error))
         if cancelled:  # the previous export stays as it was
             return [dataclasses.replace(r, folder=None) for r in results]
+        results += [  # named, not made here: each with the reason, never an unverified artefact
+            DeployResult(fmt, "float32", None, None, skipped=reason)
+            for fmt in UNAVAILABLE
+            if (reason := unavailable(fmt))
+        ]
         try:
             results = [_keep_earlier(r, earlier, final, staging) for r in results]
             made = {artefact_name(fmt, quantize) for fmt, quantize in ALL}
@@ -116,7 +123,7 @@ def export_all(
                 dataclasses.replace(
                     r,
                     folder=final / r.folder.name if r.folder is not None else None,
-                    exported_at=now if r.error is None else r.exported_at,
+                    exported_at=now if r.error is None and not r.skipped else r.exported_at,
                 )
                 for r in results
             ]

@@ -18,6 +18,9 @@ Formats: ``saved_model`` (for TF Serving: predict signatures plus ``classify`` w
 method and ``serving_bytes`` taking encoded JPEG/PNG/GIF/BMP files), ``tflite`` (LiteRT; float32,
 float16, dynamic-range or full-integer int8 calibrated on the run's training images), ``onnx``
 (tf2onnx, opset 17, onnxruntime) and ``openvino`` (IR, float32 or NNCF int8: ``openvino_format``).
+A ``.tflite`` carries its labels inside (TFLite metadata: ``tflite_metadata``), read back by the check
+and compared with the run's classes. Each folder also gets a sample client, ``predict_<format>.py``
+(``sample_clients``). Core ML and TF.js are named but refused here, with the reason (``format_list``).
 TFLite, ONNX and OpenVINO take float32 pixels [batch, size, size, 3], RGB 0–255, the preprocessing
 inside; ``--uint8-io`` gives an int8 model uint8 input and output.
 """
@@ -38,8 +41,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tlstudio.core import atomic
+from tlstudio.core.deploy.artefact_description import describe
 from tlstudio.core.deploy.artefact_files import artefact_size, clean_leftovers, put_in_place
+from tlstudio.core.deploy.format_list import unavailable
 from tlstudio.core.deploy.run_inputs import DeployError, RunInputs
+from tlstudio.core.deploy.sample_clients import add_client
 from tlstudio.core.results import run_folder as files
 
 if TYPE_CHECKING:  # numpy loads with the work, not with `tlstudio --help`
@@ -101,6 +107,7 @@ class DeployResult:
     warnings: list[str] = field(default_factory=list)
     exported_at: str | None = None  # when the artefact in ``folder`` was verified (ISO 8601, UTC)
     previous: dict[str, object] | None = None  # this export failed; the earlier verified artefact stays
+    skipped: str | None = None  # not made on this machine, and why (``format_list.unavailable``)
 
     @property
     def name(self) -> str:
@@ -109,7 +116,10 @@ class DeployResult:
 
     @property
     def status(self) -> str:
-        """``new`` (verified now), ``previous`` (failed now; an earlier verified one stays) or ``failed``."""
+        """``new`` (verified now), ``previous`` (failed now; an earlier verified one stays), ``failed`` or
+        ``skipped`` (a format not made on this machine: ``skipped`` says why)."""
+        if self.skipped:
+            return "skipped"
         return "new" if self.error is None else "previous" if self.previous else "failed"
 
     def to_dict(self) -> dict[str, object]:
@@ -125,6 +135,7 @@ class DeployResult:
             "status": self.status,
             "exported_at": self.exported_at,
             "previous": self.previous,
+            "skipped": self.skipped,
         }
 
 
@@ -174,6 +185,8 @@ def export_format(
         DeployError: bad arguments, a failed conversion or a failed verification (nothing written).
         DeployCancelled: ``stop`` was set (nothing written).
     """
+    if reason := unavailable(fmt):
+        raise DeployError(reason)
     if fmt not in FORMATS:
         raise DeployError(f"unknown format '{fmt}' (choose from {', '.join(FORMATS)}, or all)")
     if quantize not in QUANTIZE_MODES:
@@ -226,7 +239,8 @@ def export_format(
             atomic.write_json(
                 staging / files.THRESHOLDS, dict(zip(inputs.labels, inputs.thresholds, strict=True))
             )
-        description = _describe(inputs, fmt, quantize, uint8_io, verification)
+        description = describe(inputs, fmt, quantize, uint8_io, asdict(verification), FILE_NAMES[fmt])
+        add_client(staging, fmt)
         atomic.write_json(staging / DESCRIPTION, description)
         put_in_place(staging, target)
     finally:
@@ -283,6 +297,11 @@ def verify(
     else:
         passed = agreement >= min_agreement
         rule = f"{what or 'top-1 '}agreement {agreement:.4f} (required ≥ {min_agreement:.4f})"
+    if fmt == "tflite":  # the labels inside the file, as the runtime's process read them back
+        from tlstudio.core.deploy.tflite_metadata import compare_labels
+
+        labels_passed, labels_rule = compare_labels(measured, inputs.labels)
+        passed, rule = passed and labels_passed, f"{rule}; {labels_rule}"
     encoded_difference = 0.0
     if probes:
         encoded_passed, encoded_rule, encoded_difference = compare_encoded(
@@ -331,54 +350,9 @@ def _convert(
 
         openvino_format.convert(inputs, path, calibration, max_drop)
     else:
-        converters.to_tflite(inputs.model, path, inputs.image_size, quantize, calibration, uint8_io)
-
-
-def _describe(inputs, fmt, quantize, uint8_io, verification: Verification) -> dict[str, object]:
-    size = inputs.image_size
-    if fmt == "saved_model":
-        entry = {
-            "signatures": {
-                "serving_default": "images float32 [batch, any, any, 3] → output_0 probabilities",
-                "serving_uint8": "images uint8 [batch, any, any, 3] → output_0 probabilities",
-                "serving_bytes": "image_bytes string [batch] (encoded JPEG/PNG/GIF/BMP) → probabilities, "
-                "class_index, label",
-                "classify": "TF Serving classify API: inputs = serialized tf.Example with 'image/encoded' → "
-                "classes, scores",
-            }
-        }
-    else:
-        entry = {"shape": [None, size, size, 3], "dtype": "uint8" if uint8_io else "float32"}
-    if fmt == "openvino":
-        from tlstudio.core.deploy.openvino_format import described
-
-        entry |= described()
-    return {
-        "format": fmt,
-        "quantization": quantize,
-        "file": FILE_NAMES[fmt],
-        "input": entry
-        | {
-            "channel_order": "RGB",
-            "value_range": [0, 255],
-            "image_size": size,
-            "resize": "to image_size × image_size before the call (Pillow bilinear, as in training)"
-            if fmt != "saved_model"
-            else "inside the model",
-        },
-        "preprocessing": f"inside the model ({inputs.preprocessing})",
-        "output": (
-            "independent probabilities per label [batch, labels] in labels order (sigmoid; a label is "
-            "given at or above its threshold in thresholds.json)"
-            if inputs.thresholds is not None
-            else "probabilities [batch, classes] in labels order"
+        converters.to_tflite(
+            inputs.model, path, inputs.image_size, quantize, calibration, uint8_io, labels=inputs.labels
         )
-        + (" (uint8, dequantise with the output scale)" if uint8_io else ""),
-        "labels": inputs.labels,
-        "source_run": str(inputs.run_dir),
-        "backbone": inputs.backbone,
-        "verification": asdict(verification),
-    }
 
 
 def _run_cancellable(

@@ -38,6 +38,10 @@ def exports_section(exports: list[dict] | None) -> list[str]:
         "Each artefact was run by its own runtime in a fresh process on the run's test images and compared "
         "with the trained model.",
         "",
+        "Each artefact's folder holds a sample client, `predict_<format>.py IMAGE`, that classifies an "
+        "image file with that runtime, Pillow and numpy alone; the `.tflite` files carry their labels "
+        "inside (TFLite metadata), checked against the run's classes.",
+        "",
         "| format | status | agreement | Δaccuracy | ms/image (p50) | size |",
         "|---|---|---:|---:|---:|---:|",
     ]
@@ -48,7 +52,7 @@ def exports_section(exports: list[dict] | None) -> list[str]:
             v = entry["previous"].get("verification")
         name = escape(entry.get("name") or entry.get("format") or "?")
         if not isinstance(v, dict):
-            error = str(entry.get("error") or "").split(" — ")[0]
+            error = str(entry.get("error") or entry.get("skipped") or "").split(" — ")[0]
             shown = f"{escape(status)}: {escape(error)}" if error else escape(status)
             out.append(f"| {name} | {shown} | — | — | — | — |")
             continue

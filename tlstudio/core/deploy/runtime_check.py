@@ -6,7 +6,8 @@ FORMAT is ``tflite`` (the LiteRT interpreter), ``onnx`` (onnxruntime), ``openvin
 runtime, CPU device, float32 precision hint) or ``saved_model`` (plain ``tf.saved_model.load``,
 signature ``serving_default``). IMAGES.npz holds ``images``: uint8
 [n, size, size, 3] RGB. OUT.json receives the probabilities, the latency of a batch of one (every
-run, in milliseconds) and the throughput of batches of 32 (images per second).
+run, in milliseconds) and the throughput of batches of 32 (images per second); for ``tflite``, also
+the class names read from inside the file (``labels``, or ``labels_error``: ``tflite_labels``).
 
 This module imports nothing of TL Studio and only the runtime it checks, so what it measures is what
 a user of that runtime gets. Quantised inputs and outputs (int8 / uint8) are quantised and
@@ -100,6 +101,61 @@ def saved_model_runner(path: str) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: signature(images=tf.constant(x, tf.float32))[key].numpy()
 
 
+def tflite_labels(path: str) -> list[str]:
+    """The class names inside a ``.tflite`` file: the file the ``TFLITE_METADATA`` entry names as its
+    output's ``TENSOR_AXIS_LABELS`` (metadata_schema.fbs), read from the zip on the file's end.
+
+    Raises:
+        ValueError: the file holds no such metadata or no such file.
+    """
+    import io
+    import zipfile
+
+    from flatbuffers import encode, number_types, packer
+    from flatbuffers.table import Table
+
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:
+        from tensorflow.lite.python import schema_py_generated as schema
+    with open(path, "rb") as f:
+        data = f.read()
+    model = schema.Model.GetRootAs(data, 0)
+    found = [model.Metadata(i) for i in range(model.MetadataLength())]
+    entries = [m.Buffer() for m in found if m.Name() == b"TFLITE_METADATA"]
+    if not entries:
+        raise ValueError("the model holds no TFLITE_METADATA")
+    meta = model.Buffers(entries[0]).DataAsNumpy().tobytes()
+    if meta[4:8] != b"M001":
+        raise ValueError("its TFLITE_METADATA is not a ModelMetadata (file identifier M001)")
+
+    def field(table: Table, slot: int) -> int:
+        return table.Offset(4 + 2 * slot)
+
+    def items(table: Table, slot: int) -> list[Table]:
+        o = field(table, slot)
+        if not o:
+            return []
+        start = table.Vector(o)
+        return [Table(table.Bytes, table.Indirect(start + 4 * i)) for i in range(table.VectorLen(o))]
+
+    root = Table(meta, encode.Get(packer.uoffset, meta, 0))
+    names = []
+    for subgraph in items(root, 3):  # ModelMetadata.subgraph_metadata
+        for tensor in items(subgraph, 3)[:1]:  # SubGraphMetadata.output_tensor_metadata
+            for file in items(tensor, 6):  # TensorMetadata.associated_files
+                kind = field(file, 2)
+                if kind and file.Get(number_types.Int8Flags, kind + file.Pos) == 2:  # TENSOR_AXIS_LABELS
+                    names.append(file.String(field(file, 0) + file.Pos).decode())
+    if not names:
+        raise ValueError("its metadata names no labels file for the output")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return archive.read(names[0]).decode("utf-8").splitlines()
+    except (zipfile.BadZipFile, KeyError) as err:
+        raise ValueError(f"{names[0]} is not packed in the model file ({err})") from err
+
+
 RUNNERS = {
     "tflite": tflite_runner,
     "onnx": onnx_runner,
@@ -185,6 +241,11 @@ def check(
     }
     if fmt == "saved_model" and encoded is not None:
         result["encoded"] = saved_model_encoded(path, *encoded)
+    if fmt == "tflite":  # the labels inside the file, for the caller to compare with the run's
+        try:
+            result["labels"] = tflite_labels(path)
+        except ValueError as err:
+            result["labels_error"] = str(err)
     return result
 
 

@@ -1,0 +1,66 @@
+"""Classify an image file with the ONNX model beside this script: onnxruntime, Pillow and numpy alone.
+
+    pip install onnxruntime pillow numpy
+    python predict_onnx.py IMAGE [--top 3] [--json]
+
+Written by TL Studio beside the exported model. The input size comes from model.json, the labels
+from labels.txt (class names in the order of the output).
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+HERE = Path(__file__).resolve().parent
+
+
+def load(path: str, size: int) -> np.ndarray:
+    """The image as training saw it: upright (EXIF), RGB (transparency on white), size², bilinear."""
+    with Image.open(path) as img:
+        if img.format in ("JPEG", "MPO"):
+            img.draft("RGB", (size, size))
+        img.load()
+        img = ImageOps.exif_transpose(img)
+    if img.mode in ("P", "PA", "RGBA", "LA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    img = img.convert("RGB")
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(img, dtype=np.float32)[None]  # [1, size, size, 3], RGB 0-255
+
+
+def probabilities(pixels: np.ndarray) -> np.ndarray:
+    """The model's probabilities for a batch of pixels (onnxruntime, CPU)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(HERE / "model.onnx"), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: pixels})[0][0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("image")
+    parser.add_argument("--top", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print the labels and probabilities as JSON")
+    args = parser.parse_args()
+    size = json.loads((HERE / "model.json").read_text(encoding="utf-8"))["input"]["image_size"]
+    labels = (HERE / "labels.txt").read_text(encoding="utf-8").splitlines()
+    probs = probabilities(load(args.image, size))
+    ranked = np.argsort(-probs)[: args.top]
+    if args.json:
+        print(
+            json.dumps(
+                {"label": labels[ranked[0]], "probabilities": dict(zip(labels, probs.tolist(), strict=True))}
+            )
+        )
+    else:
+        for i in ranked:
+            print(f"{labels[i]}\t{probs[i]:.3f}")
+
+
+if __name__ == "__main__":
+    main()
