@@ -1,7 +1,12 @@
 """Are TL Studio's untouched defaults as good as an expert's recipe? Several transfer tasks, several seeds.
 
 Run:  python benchmarks/recipe_quality.py [--seeds 3] [--tasks shapes,glyphs,textures,random-mnv3]
-      [--contenders tlstudio,guide,expert] [--unseen 100] [--json FILE]
+      [--contenders tlstudio,guide,expert] [--unseen 100] [--counts 30 | 60,30,15,8,5] [--json FILE]
+
+``--counts`` sets the images per class of the target folder: one number for every class (8: a
+few-shot folder; 300: a large one), or one per class (``60,30,15,8,5``: an imbalanced folder, where
+the expert script trains with balanced class weights, as a practitioner would). The unseen images
+are always ``--unseen`` per class, so their accuracy is the balanced accuracy.
 
 Each task is built here: a source model that a user might have trained before (a small CNN trained on
 related classes and saved as ``.keras``) and a small target folder (30 images in each of 5 classes, a
@@ -128,8 +133,9 @@ def run_tlstudio(source: Path, data: Path, manifest_file: Path, run: Path, seed:
     return run / "saved_model"
 
 
-def expert_recipe(source: Path, folders: dict[str, Path], seed: int):
-    """A practitioner's two-phase script; returns a Keras model taking 0-255 pixels."""
+def expert_recipe(source: Path, folders: dict[str, Path], seed: int, balanced: bool = False):
+    """A practitioner's two-phase script (balanced class weights when ``balanced``); returns a Keras
+    model taking 0-255 pixels."""
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -137,6 +143,10 @@ def expert_recipe(source: Path, folders: dict[str, Path], seed: int):
     train = keras.utils.image_dataset_from_directory(folders["train"], shuffle=True, **load).cache()
     val = keras.utils.image_dataset_from_directory(folders["val"], shuffle=False, **load).cache()
     n = len(os.listdir(folders["train"]))
+    class_weight = None
+    if balanced:  # scikit-learn's "balanced": total / (classes × count)
+        counts = [len(os.listdir(folders["train"] / c)) for c in sorted(os.listdir(folders["train"]))]
+        class_weight = {i: sum(counts) / (n * c) for i, c in enumerate(counts)}
     pretrained = keras.models.load_model(source, compile=False)
     cut = next(layer for layer in reversed(pretrained.layers) if "pool" in type(layer).__name__.lower())
     base = keras.Model(pretrained.input, cut.output)
@@ -155,6 +165,7 @@ def expert_recipe(source: Path, folders: dict[str, Path], seed: int):
         validation_data=val,
         epochs=100,
         verbose=0,
+        class_weight=class_weight,
         callbacks=[keras.callbacks.EarlyStopping(patience=10, **stop)],
     )
     base.trainable = True
@@ -167,6 +178,7 @@ def expert_recipe(source: Path, folders: dict[str, Path], seed: int):
         validation_data=val,
         epochs=30,
         verbose=0,
+        class_weight=class_weight,
         callbacks=[keras.callbacks.EarlyStopping(patience=5, **stop)],
     )
     return model
@@ -196,12 +208,25 @@ def guide_model_score(source, folders, x, y, seed) -> float:
     return scores["acc"]
 
 
-def one(task: str, seed: int, work: Path, contenders: list[str], per_class_unseen: int) -> dict:
+def drawn_folder(root: Path, kinds, counts: list[int], seed: int) -> Path:
+    """``make_drawn_dataset`` with its own number of images per class (the first ``counts[i]``)."""
+    make_drawn_dataset(root, kinds, per_class=max(counts), size=SIZE, seed=seed)
+    for kind, count in zip(kinds, counts, strict=True):
+        folder = root / (f"c_{kind}" if len(kind) == 1 else kind)
+        for extra in sorted(folder.iterdir())[count:]:
+            extra.unlink()
+    return root
+
+
+def one(
+    task: str, seed: int, work: Path, contenders: list[str], per_class_unseen: int, counts: list[int]
+) -> dict:
     _, kinds = TASKS[task]
     source = source_model(task, work)
     for stale in work.glob(f"{task}-*{seed}"):  # a kept work folder from an earlier run
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-    data = make_drawn_dataset(work / f"{task}-data{seed}", kinds, per_class=30, size=SIZE, seed=seed)
+    counts = counts * len(kinds) if len(counts) == 1 else counts
+    data = drawn_folder(work / f"{task}-data{seed}", kinds, counts, seed)
     manifest = make_split(inspect_folder(data).images)
     manifest_file = manifest.save(work / f"{task}-manifest{seed}.csv")
     folders = split_folders(data, manifest, work / f"{task}-split{seed}")
@@ -220,7 +245,8 @@ def one(task: str, seed: int, work: Path, contenders: list[str], per_class_unsee
         elif who == "guide":
             acc = guide_model_score(source, folders, x, y_sorted, seed)
         else:
-            acc = score_keras(expert_recipe(source, folders, seed), x, y_sorted)
+            balanced = len(set(counts)) > 1
+            acc = score_keras(expert_recipe(source, folders, seed, balanced), x, y_sorted)
         row[who] = acc
         row[f"{who}_s"] = time.perf_counter() - start
         print(f"  {task:12} seed {seed}  {who:9} accuracy {acc:.3f}  ({row[f'{who}_s']:.1f} s)", flush=True)
@@ -233,6 +259,7 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--contenders", default="tlstudio,guide,expert")
     parser.add_argument("--unseen", type=int, default=100, help="unseen test images per class")
+    parser.add_argument("--counts", default="30", help="images per class: N, or one per class (A,B,…)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
     args = parser.parse_args()
@@ -243,7 +270,8 @@ def main() -> None:
     try:
         for task in args.tasks.split(","):
             for seed in range(args.seeds):
-                rows.append(one(task, seed, work, contenders, args.unseen))
+                counts = [int(c) for c in args.counts.split(",")]
+                rows.append(one(task, seed, work, contenders, args.unseen, counts))
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
