@@ -281,7 +281,8 @@ class TryPanel(QWidget):
             + verdict_text(verdict, words)
             + (f"<br>No Grad-CAM: {cam}" if cam else "")
         )
-        self.classes.setCurrentText(verdict.label)
+        if not self.live.is_active():  # while live, the class chosen to copy into stays put
+            self.classes.setCurrentText(verdict.label)
         self._update_buttons()
 
     def _item_of(self, path: str) -> QListWidgetItem | None:
