@@ -133,6 +133,8 @@ def test_a_file_that_is_no_video_is_refused_with_the_reason(panel, qtbot, tmp_pa
 def test_the_camera_button_says_why_when_there_is_no_camera(qtbot, tmp_path, monkeypatch):
     widget = TryPanel(state=AppState(Project(path=tmp_path / "p.tlstudio.json")))
     qtbot.addWidget(widget)
+    assert widget.live.source is None  # QtMultimedia loads when the row is first shown, not before
+    assert widget.live.set_up() and widget.live.source is not None
     assert not widget.live.camera.isEnabled() and not widget.live.video.isEnabled()  # no run yet
     widget.live.set_has_run(True)
     if QTM.QMediaDevices.videoInputs():

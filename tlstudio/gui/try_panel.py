@@ -109,8 +109,7 @@ class TryPanel(QWidget):
             buttons.addWidget(b)
         buttons.addStretch(1)
         self.live = LiveControls(self)
-        if self.live.source is not None:
-            self.live.source.frame.connect(self.try_frame)
+        self.live.frame.connect(self.try_frame)
 
         self.images = QListWidget()
         self.images.setViewMode(QListWidget.ViewMode.IconMode)
