@@ -13,6 +13,8 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         MIXED_PRECISION,
         OPTIMIZERS,
         PREPROCESSING,
+        SMALL_FOLDER_VAL,
+        SMALL_VAL_PER_CLASS,
         STRATEGIES,
         defaults,
     )
@@ -110,6 +112,14 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip WiSE-FT: by default the exported weights are the mix of the linear probe's and the "
         "fine-tuned ones with the lowest validation loss",
+    )
+    p.add_argument(
+        "--small-folder-val",
+        choices=SMALL_FOLDER_VAL,
+        default=given["small_folder_val"],
+        help="a folder whose validation split would hold fewer than "
+        f"{SMALL_VAL_PER_CLASS} images a class: train on them too (train) or hold them out (keep); "
+        f"default {d.small_folder_val}",
     )
     p.add_argument("--no-flip", action="store_true", help="no horizontal flips (text, digits, maps)")
     p.add_argument(
@@ -211,6 +221,7 @@ def option_defaults() -> dict[str, object]:
         "no_augment": False,
         "no_feature_cache": not d.feature_cache,
         "no_interpolate": not d.interpolate,
+        "small_folder_val": d.small_folder_val,
         "no_flip": not d.augmentation.flip,
         "zoom": d.augmentation.zoom,
         "contrast": d.augmentation.contrast,
@@ -291,6 +302,7 @@ def settings_from_args(args: argparse.Namespace, backbone: str | None = None):
         calibrate=args.calibrate,
         feature_cache=not args.no_feature_cache,
         interpolate=not args.no_interpolate,
+        small_folder_val=args.small_folder_val,
         strategy=args.strategy,
     )
 

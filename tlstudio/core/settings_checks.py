@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 CLASS_WEIGHTS = ("auto", "balanced", "none")
+SMALL_FOLDER_VAL = ("train", "keep")  # a small folder's validation images: train too, or held out
 STRATEGIES = ("default", "mirrored", "multiworker")
 MIXED_PRECISION = ("auto", "on", "off")
 DEVICE_PATTERN = r"auto|cpu|gpu:\d+"  # --device and the settings' device field
@@ -96,6 +97,8 @@ def check_ranges(s: TrainSettings) -> None:  # (settings checks the head's and a
         raise ValueError(f"unknown optimizer {show(s.optimizer)} (choose from {', '.join(OPTIMIZERS)})")
     if s.class_weights not in CLASS_WEIGHTS:
         raise ValueError(f"class_weights must be auto, balanced or none, not {show(s.class_weights)}")
+    if s.small_folder_val not in SMALL_FOLDER_VAL:
+        raise ValueError(f"small_folder_val must be train or keep, not {show(s.small_folder_val)}")
     if s.strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {show(s.strategy)} (choose from {', '.join(STRATEGIES)})")
     if s.mixed_precision not in MIXED_PRECISION:

@@ -10,6 +10,7 @@ from tlstudio.core.data.split import Manifest, SplitConfig, make_split
 from tlstudio.core.results import run_folder as files
 from tlstudio.core.training import resume as resume_state
 from tlstudio.core.training.failures import TrainingError
+from tlstudio.core.training.small_folder import apply_small_folder_rule
 
 if TYPE_CHECKING:
     from tlstudio.core.training.session import TrainingSession
@@ -45,6 +46,10 @@ def run_manifest(session: TrainingSession) -> Manifest:
             session.emit(ev.FilesSkipped([(x.path, x.reason) for x in report.skipped]))
         config = SplitConfig.of(session.settings)
         manifest = make_split(report.images, config, multi_label=report.task == "multi_label")
+    manifest, why = apply_small_folder_rule(manifest, session.settings)
+    if why is not None:
+        session.small_folder = why
+        session.emit(ev.RecipeChanged(why))
     data = session.data_dir
     if not (check := resume_state.check_files(manifest, data, hashes=False)).ok:
         raise TrainingError(f"{check.describe(data)}: put them back, or make a new split")

@@ -97,6 +97,7 @@ class TrainingSession:
         self.primary = True  # records the run and exports (False: another worker of a multi-worker run)
         self.agreed_stop = threading.Event()  # multi-worker: set on every worker after the same step
         self.scalars = ScalarLog()
+        self.small_folder: str | None = None  # why validation images train too, when the rule applied
         self.final_scores: dict[str, float] = {}  # validation scores of the final weights (WiSE-FT)
         self.thresholds: list[float] = []  # multi-label: per-label decision thresholds (validation)
 
@@ -185,6 +186,8 @@ class TrainingSession:
         manifest = run_split.run_manifest(self)
         classes = manifest.classes
         for split in ("val", "test"):  # the doctor warned; the run says it where it matters too
+            if split == "val" and self.small_folder:  # emptied on purpose (run_split)
+                continue
             if unseen := manifest.missing_classes(split):
                 self.emit(
                     ev.RecipeChanged(f"no image of {', '.join(unseen)} in the {split} split: {TOO_FEW}")
@@ -243,7 +246,9 @@ class TrainingSession:
         self.history = read_json(self.run_dir / files.HISTORY) or {"epochs": [], "batches": []}
         self.history["epochs"] = self.history["epochs"][: state.epoch + 1]
         self.history["batches"] = [b for b in self.history["batches"] if b["epoch"] <= state.epoch]
-        self.skipped_at_split = read_json(self.run_dir / files.RUN_JSON).get("skipped_at_split", [])
+        recorded = read_json(self.run_dir / files.RUN_JSON)
+        self.skipped_at_split = recorded.get("skipped_at_split", [])
+        self.small_folder = recorded.get("small_folder")  # (its manifest has no validation left to move)
 
     def probe_found_nothing(self, train, classes) -> bool:
         """Whether the probe's cross-validated accuracy is within noise of chance."""
@@ -368,6 +373,8 @@ class TrainingSession:
             "skipped_at_split": self.skipped_at_split,  # unusable files of the folder, left out of the split
             "skipped_while_training": [{"path": p, "reason": r} for p, r in self.load_errors.items()],
         }
+        if self.small_folder:  # the small-folder rule moved validation into training (small_folder.py)
+            data["small_folder"] = self.small_folder
         if manifest is not None:
             data.update(
                 manifest_fingerprint=manifest.fingerprint(),
