@@ -4,6 +4,7 @@ follow good transfer-learning practice. Pure data: importing this module loads n
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from tlstudio.core import settings_checks
 from tlstudio.core.freeze_plan import FreezePlan
@@ -163,18 +164,18 @@ class TrainSettings:
         """
         if not isinstance(data, dict):
             raise ValueError(f"settings must be an object, not {type(data).__name__}")
-        data = dict(data)
-        if isinstance(data.get("mixed_precision"), bool):  # projects before "auto": a tick was "on"
-            data["mixed_precision"] = "on" if data["mixed_precision"] else "auto"
-        check_fields(cls, data, "settings")
+        fields: dict[str, Any] = dict(data)  # JSON values: each checked below
+        if isinstance(fields.get("mixed_precision"), bool):  # projects before "auto": a tick was "on"
+            fields["mixed_precision"] = "on" if fields["mixed_precision"] else "auto"
+        check_fields(cls, fields, "settings")
         try:
-            if isinstance(data.get("head"), dict):
-                head = dict(data["head"])
+            if isinstance(fields.get("head"), dict):
+                head = dict(fields["head"])
                 check_fields(HeadSettings, head, "settings.head")
                 head["dense_units"] = tuple(head.get("dense_units", ()))
-                data["head"] = HeadSettings(**head)
-            if isinstance(data.get("freeze"), dict):
-                plan = dict(data["freeze"])
+                fields["head"] = HeadSettings(**head)
+            if isinstance(fields.get("freeze"), dict):
+                plan = dict(fields["freeze"])
                 check_fields(FreezePlan, plan, "settings.freeze")
                 layers = plan.get("frozen_layers", ())
                 if not all(isinstance(name, str) for name in layers):
@@ -182,15 +183,15 @@ class TrainSettings:
                 plan["frozen_layers"] = frozenset(layers)
                 pairs = plan.get("block_lr", ())  # [block, multiplier] pairs; anything else is named below
                 plan["block_lr"] = tuple(tuple(p) if isinstance(p, list) else p for p in pairs)
-                data["freeze"] = FreezePlan(**plan)
-            if isinstance(data.get("augmentation"), dict):
-                check_fields(Augmentation, data["augmentation"], "settings.augmentation")
-                data["augmentation"] = Augmentation(**data["augmentation"])
-            return cls(**data)
+                fields["freeze"] = FreezePlan(**plan)
+            if isinstance(fields.get("augmentation"), dict):
+                check_fields(Augmentation, fields["augmentation"], "settings.augmentation")
+                fields["augmentation"] = Augmentation(**fields["augmentation"])
+            return cls(**fields)
         except TypeError as err:
             raise ValueError(f"settings: {err}") from err
 
-    def but(self, **changes) -> TrainSettings:
+    def but(self, **changes: Any) -> TrainSettings:
         """A copy with some fields changed."""
         return replace(self, **changes)
 
@@ -267,7 +268,7 @@ def defaults() -> TrainSettings:
     return TrainSettings(backbone="")
 
 
-def make_optimizer(name: str, learning_rate):
+def make_optimizer(name: str, learning_rate: Any) -> Any:
     """A fresh Keras optimizer; ``learning_rate`` is a number or a Keras schedule."""
     import keras
 

@@ -56,10 +56,12 @@ def _whole(name: str, value: object, low: int, high: int) -> None:
         raise ValueError(f"{name} must be a whole number from {low} to {high:,}, not {show(value)}")
 
 
-def _real(name: str, value: object, low: float, high: float, *, above_low: bool = False, below_high=False):
+def _real(
+    name: str, value: object, low: float, high: float, *, above_low: bool = False, below_high: bool = False
+) -> None:
     """Refuse ``value`` unless it is a finite number (not a bool) in the range, ends as flagged open."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
+    if ok and isinstance(value, (int, float)):  # (the same test: it tells the type checker too)
         ok = (value > low if above_low else value >= low) and (value < high if below_high else value <= high)
     if not ok:
         left, right = "(" if above_low else "[", ")" if below_high else "]"
@@ -196,7 +198,7 @@ _SIMPLE = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
 _NESTED = {"HeadSettings", "FreezePlan", "Augmentation"}
 
 
-def check_fields(cls, data: dict, where: str) -> None:
+def check_fields(cls: type, data: dict, where: str) -> None:
     """Refuse unknown keys and values whose type does not match the dataclass field's."""
     known = {f.name: f for f in fields(cls)}
     unknown = set(data) - set(known)
