@@ -200,7 +200,8 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # it always holds p; min/max keep it so where rounding does not (272 of 272: 1 - 1e-16 < 1)
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 def within_chance(accuracy: float, n: int, class_counts: list[int], alpha: float = 0.05) -> bool:
