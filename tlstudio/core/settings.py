@@ -9,8 +9,9 @@ from typing import Any
 from tlstudio.core import settings_checks
 from tlstudio.core.freeze_plan import FreezePlan
 from tlstudio.core.settings_checks import check_fields, check_ranges, show
+from tlstudio.core.vocabulary import ClassWeights, MixedPrecision, Optimizer, Preprocessing, Strategy
 
-# The settings' vocabulary, declared with the limits in settings_checks and read from here
+# The settings' vocabulary: Literal types in core/vocabulary.py, checked in settings_checks, read from here
 OPTIMIZERS = settings_checks.OPTIMIZERS
 CLASS_WEIGHTS = settings_checks.CLASS_WEIGHTS
 STRATEGIES = settings_checks.STRATEGIES
@@ -114,10 +115,10 @@ class TrainSettings:
     weights: str = "imagenet"
     image_size: int | None = None  # None: the backbone's default (or the model file's input size)
     cut_at: str | None = None  # model files: layer whose output are the features
-    preprocessing: str | None = None  # None: what the backbone needs
+    preprocessing: Preprocessing | None = None  # None: what the backbone needs
     head: HeadSettings = field(default_factory=HeadSettings)
     freeze: FreezePlan = field(default_factory=FreezePlan)
-    optimizer: str = "adam"
+    optimizer: Optimizer = "adam"
     learning_rate: float = 1e-3
     batch_size: int = 32
     auto_batch_size: bool = True  # halved (and the run started again) when memory runs out
@@ -128,15 +129,15 @@ class TrainSettings:
     fine_tune_lr_decay: float | None = 0.5
     early_stopping_patience: int = 5
     augmentation: Augmentation = field(default_factory=Augmentation)
-    class_weights: str = "auto"  # "auto", "balanced" or "none"
+    class_weights: ClassWeights = "auto"  # "auto", "balanced" or "none"
     seed: int = SEED
     val_fraction: float = VAL_FRACTION
     test_fraction: float = TEST_FRACTION
     cache: str = "auto"
-    mixed_precision: str = "auto"  # "auto": on for GPUs with tensor cores (compute capability ≥ 7.0)
+    mixed_precision: MixedPrecision = "auto"  # "auto": on for GPUs with tensor cores (capability ≥ 7.0)
     device: str = "auto"  # "auto" (the first GPU, else the CPU), "cpu" or "gpu:N"
     feature_cache: bool = True  # frozen backbone, no augmentation: compute its features once
-    strategy: str = "default"  # "default" (one device), "mirrored" (every local GPU), "multiworker"
+    strategy: Strategy = "default"  # "default" (one device), "mirrored" (every local GPU), "multiworker"
     calibrate: bool = False  # temperature scaling fitted on the validation split, baked into the export
     interpolate: bool = True  # WiSE-FT: probe and fine-tuned weights mixed, α chosen on validation
 

@@ -10,18 +10,21 @@ from dataclasses import fields
 from typing import TYPE_CHECKING
 
 from tlstudio.core.freeze_plan import FreezePlan
+from tlstudio.core.vocabulary import (  # the vocabularies (Literal types), re-exported by ``settings``
+    CLASS_WEIGHTS,
+    MIXED_PRECISION,
+    OPTIMIZERS,
+    PREPROCESSING,
+    SETTINGS_TYPES,
+    STRATEGIES,
+)
 
 if TYPE_CHECKING:
     from tlstudio.core.settings import Augmentation, HeadSettings, TrainSettings
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-CLASS_WEIGHTS = ("auto", "balanced", "none")
-STRATEGIES = ("default", "mirrored", "multiworker")
-MIXED_PRECISION = ("auto", "on", "off")
 DEVICE_PATTERN = r"auto|cpu|gpu:\d+"  # --device and the settings' device field
-# --preprocessing and the settings' field: backbone/preprocessing.py's PREPROCESSING_MODES (settings may
-# not import the backbone package; a test keeps the two the same)
-PREPROCESSING = ("none", "unit", "tf", "caffe", "torch")
+# PREPROCESSING: backbone/preprocessing.py's PREPROCESSING_MODES (settings may not import the backbone
+# package; a test keeps the two the same)
 
 
 # The range every number of the settings must fall in, checked when TrainSettings is made (from the
@@ -195,6 +198,7 @@ def _check_freeze(plan: FreezePlan) -> None:
 
 
 _SIMPLE = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+_SIMPLE.update({name: (str,) for name in SETTINGS_TYPES})  # which string: ``check_ranges`` says
 _NESTED = {"HeadSettings", "FreezePlan", "Augmentation"}
 
 
