@@ -56,3 +56,14 @@ def test_two_calls_leave_one_handler(noisy_runs, tmp_path, capsys):
     main(["-v", "runs", str(tmp_path)])
     main(["-v", "runs", str(tmp_path)])
     assert capsys.readouterr().err.count("info line") == 2  # once per call, not twice in the second
+
+
+def test_the_handler_writes_to_stderr_as_it_is_now(noisy_runs, tmp_path, capsys, monkeypatch):
+    import io
+
+    main(["runs", str(tmp_path)])
+    capsys.readouterr()
+    later = io.StringIO()
+    monkeypatch.setattr("sys.stderr", later)  # a stream replaced after the CLI set logging up
+    LOGGER.error("after")
+    assert "tlstudio ERROR tlstudio.core.some_module: after" in later.getvalue()

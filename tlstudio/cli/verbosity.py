@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:  # (logging loads when a command runs, not for `--help`)
     import logging
@@ -38,8 +38,9 @@ def level_of(verbose: int, quiet: bool) -> str:
 
 
 def configure(level: str | int) -> logging.Logger:
-    """Send the ``tlstudio`` logger's records at ``level`` and above to the current ``sys.stderr``,
-    one line each; called again, it replaces its own handler (never another's).
+    """Send the ``tlstudio`` logger's records at ``level`` and above to ``sys.stderr`` as it is when
+    each is written (a stream replaced later, as a test's capture, still gets them), one line each;
+    called again, it replaces its own handler (never another's).
 
     Args:
         level: a ``logging`` level or its name (``level_of``).
@@ -52,7 +53,17 @@ def configure(level: str | int) -> logging.Logger:
     logger = logging.getLogger(LIBRARY)
     for handler in [h for h in logger.handlers if getattr(h, "_tlstudio_cli", False)]:
         logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+
+    class CurrentStderr(logging.StreamHandler):
+        @property  # type: ignore[override]
+        def stream(self) -> TextIO:
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, _value) -> None:  # (StreamHandler sets it at creation)
+            pass
+
+    handler = CurrentStderr()
     handler.setFormatter(logging.Formatter(FORMAT))
     handler._tlstudio_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
