@@ -63,7 +63,7 @@ def test_no_command_module_imports_the_parser():
 def test_the_defaults_train_compares_with_are_the_parsers_own():
     train = subcommands()["train"]
     parsed = vars(train.parse_args([]))
-    positional_or_place = {"data_dir", "project", "resume", "out", "backbone", "handler"}
+    positional_or_place = {"data_dir", "project", "resume", "out", "backbone", "handler", "json"}
     expected = {**option_defaults(), **TRAIN_ONLY_DEFAULTS}
     assert set(parsed) - positional_or_place == set(expected)  # every option is compared, none forgotten
     assert {k: parsed[k] for k in expected} == expected

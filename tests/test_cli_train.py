@@ -27,6 +27,7 @@ def trained_run(tmp_path_factory, tiny_backbone_file):
             sys.executable,
             "-m",
             "tlstudio",
+            "-v",
             "train",
             str(data),
             "--backbone",
@@ -44,6 +45,7 @@ def trained_run(tmp_path_factory, tiny_backbone_file):
             "3",
             "--out",
             str(run),
+            "--json",
         ],
         capture_output=True,
         text=True,
@@ -62,6 +64,16 @@ def test_train_prints_progress_and_writes_the_run(trained_run):
     assert "Exported:" in out.stderr
     assert "absl::InitializeLog" not in out.stderr  # TensorFlow's start-up chatter is filtered
     assert (run / "saved_model" / "saved_model.pb").is_file()
+
+
+def test_train_json_is_the_whole_stdout_and_v_logs_tensorflow(trained_run):
+    _, run, out = trained_run
+    outcome = json.loads(out.stdout)  # the progress stays on stderr
+    assert outcome["status"] == "completed" and outcome["run_dir"] == str(run) and outcome["error"] is None
+    assert outcome["export_dir"] == str(run)  # (the SavedModel, model.keras and labels.txt)
+    recorded = json.loads((run / "metrics.json").read_text())
+    assert outcome["metrics"]["test_accuracy"] == pytest.approx(recorded["test_accuracy"])
+    assert "tlstudio INFO tlstudio.quiet_tf: TensorFlow " in out.stderr  # -v: the library's INFO lines
 
 
 def test_evaluate_json_agrees_with_plain_tensorflow(trained_run, capsys):

@@ -25,3 +25,23 @@ def test_weights_names_the_file_and_checks_a_local_copy(tmp_path, monkeypatch, c
 def test_weights_usage(args, capsys):
     with pytest.raises(SystemExit):
         main(args)
+
+
+def test_weights_json_says_where_the_file_is_and_what_happened(tmp_path, monkeypatch, capsys):
+    import json
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    assert main(["weights", "MobileNetV3Small", "--url", "--json"]) == 0
+    told = json.loads(capsys.readouterr().out)
+    assert told["status"] == "not fetched" and told["url"].startswith("https://")
+    assert told["path"].startswith(str(tmp_path / "keras" / "models")) and told["name"].endswith(".h5")
+    # a copy that checks out (Keras' real file is 4 MB from the network: its hash check is stood in for)
+    monkeypatch.setattr("tlstudio.core.backbone.weights.file_digest", lambda file, like: like)
+    local = tmp_path / "copy.h5"
+    local.write_bytes(b"weights")
+    assert main(["weights", "MobileNetV3Small", "--from", str(local), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {**told, "status": "installed"}
+    assert main(["weights", "MobileNetV3Small", "--json"]) == 0  # now in the cache: nothing to fetch
+    assert json.loads(capsys.readouterr().out) == {**told, "status": "cached"}
+    assert main(["weights", "MobileNetV3Small", "--url", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "cached"

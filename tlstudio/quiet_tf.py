@@ -11,6 +11,7 @@ calls TF1 APIs). Set ``TF_CPP_MIN_LOG_LEVEL=0`` to see everything when debugging
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -21,12 +22,16 @@ _NOISE = re.compile(
     r"(port\.cc|cudart_stub\.cc|cuda_platform\.cc|cuda_executor\.cc|gpu_device\.cc|cpu_feature_guard\.cc)"
     r"|To enable the following instructions:)"
 )
+log = logging.getLogger(__name__)
 
 
 def import_tensorflow_quietly() -> None:
     """Import TensorFlow (and probe its devices) with the known start-up notices filtered out."""
     if "tensorflow" in sys.modules:
         return
+    import time
+
+    started = time.perf_counter()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()
     saved = os.dup(2)
@@ -35,7 +40,7 @@ def import_tensorflow_quietly() -> None:
         try:
             import tensorflow as tf
 
-            tf.config.list_physical_devices("GPU")
+            gpus = tf.config.list_physical_devices("GPU")
             if os.environ["TF_CPP_MIN_LOG_LEVEL"] != "0":
                 with contextlib.suppress(ImportError, AttributeError):  # a private switch: may go away
                     from tensorflow.python.util import deprecation
@@ -48,3 +53,9 @@ def import_tensorflow_quietly() -> None:
             for line in capture.read().decode("utf-8", "replace").splitlines():
                 if line.strip() and not _NOISE.match(line):
                     print(line, file=sys.stderr)
+    log.info(
+        "TensorFlow %s loaded in %.1f s; GPUs: %s",
+        tf.__version__,
+        time.perf_counter() - started,
+        ", ".join(gpu.name for gpu in gpus) or "none",
+    )

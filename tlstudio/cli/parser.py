@@ -28,6 +28,7 @@ from tlstudio.cli import (
     weights,
 )
 from tlstudio.cli.desktop import run_desktop_entry
+from tlstudio.cli.verbosity import add_verbosity_options, configure, level_of
 
 # every command, in the order `tlstudio --help` lists them (a new command: its module, one line here)
 COMMANDS = [
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Without a command it opens the desktop app.",
     )
     parser.add_argument("--version", action="version", version=f"tlstudio {__version__}")
+    add_verbosity_options(parser)
     desktop = parser.add_mutually_exclusive_group()
     desktop.add_argument(
         "--install-desktop-entry",
@@ -87,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure(level_of(args.verbose, args.quiet)).debug("command %s: %s", args.command, vars(args))
     if args.install_desktop_entry or args.uninstall_desktop_entry:
         return run_desktop_entry(install=args.install_desktop_entry)
     if args.command is None:

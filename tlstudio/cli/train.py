@@ -55,6 +55,12 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--json-summary", action="store_true", help="with --folds: also print the summary as JSON")
     p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the outcome as one JSON object on stdout (status, run folder, export, metrics; with "
+        "--folds the summary), the progress staying on stderr",
+    )
+    p.add_argument(
         "--resume",
         type=Path,
         metavar="RUN_DIR",
@@ -91,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
         return fail("train", why, 2)
     if args.folds is not None:
         return run_folds(args, settings)
-    return run_training(settings, args.data_dir, args.out, args.manifest, overwrite=args.overwrite)
+    return run_training(
+        settings, args.data_dir, args.out, args.manifest, overwrite=args.overwrite, as_json=args.json
+    )
 
 
 # `train`'s own options that --project and --resume also refuse (the others: ``option_defaults``)
@@ -134,8 +142,8 @@ def run_folds(args: argparse.Namespace, settings) -> int:
         )
     except (RunFolderError, ValueError) as err:
         return fail("train", str(err), 2)
-    print(describe(summary))
-    if args.json_summary:
+    print(describe(summary), file=sys.stderr if args.json else sys.stdout)
+    if args.json_summary or args.json:
         print(json.dumps(summary, indent=2))
     return 0 if all(f["status"] == "completed" for f in summary["folds"]) else 1
 
@@ -190,7 +198,7 @@ def resume_run(args: argparse.Namespace) -> int:
         return fail("train", f"cannot resume {run}: {why}", 2)  # checks again: the app's Resume too)
     quiet_tensorflow()
     print(f"Resuming {run} (was {status})", file=sys.stderr)
-    return run_training(settings, data, run, None, resume=True)
+    return run_training(settings, data, run, None, resume=True, as_json=args.json)
 
 
 def train_project(args: argparse.Namespace) -> int:
@@ -231,7 +239,13 @@ def train_project(args: argparse.Namespace) -> int:
         project.record_run(out, "running", {})
         project.save()
     code, result = run_training(
-        settings, Path(project.data_dir), out, manifest, with_result=True, overwrite=args.overwrite
+        settings,
+        Path(project.data_dir),
+        out,
+        manifest,
+        with_result=True,
+        overwrite=args.overwrite,
+        as_json=args.json,
     )
     if not records:  # another worker of a cluster: the chief keeps the project
         return code
@@ -271,6 +285,7 @@ def run_training(
     with_result: bool = False,
     overwrite: bool = False,
     resume: bool = False,
+    as_json: bool = False,
 ):
     """Run one session with progress on the terminal; Ctrl-C or SIGTERM stop it after the current batch
     (the best weights so far are kept and exported), a second one aborts."""
@@ -315,4 +330,29 @@ def run_training(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     code = {"completed": 0, "stopped": 130, "failed_to_learn": 3}.get(result.status, 1)
+    if as_json:
+        print(outcome_json(result))
     return (code, result) if with_result else code
+
+
+def outcome_json(result) -> str:
+    """A run's outcome as one JSON object: what `train --json` prints.
+
+    Args:
+        result: the session's ``RunResult``.
+
+    Returns:
+        ``{"status", "run_dir", "export_dir", "error", "metrics"}`` as JSON text.
+    """
+    import json
+
+    return json.dumps(
+        {
+            "status": result.status,
+            "run_dir": str(result.run_dir),
+            "export_dir": str(result.export_dir) if result.export_dir else None,
+            "error": result.error,
+            "metrics": result.metrics,
+        },
+        default=lambda value: value.item() if hasattr(value, "item") else str(value),  # numpy scalars
+    )

@@ -22,10 +22,14 @@ def add_parser(sub) -> None:
     p.add_argument("--from", dest="source", metavar="FILE", help="install this local copy instead")
     p.add_argument("--image-size", type=int, default=None, metavar="N", help="the size you will train at")
     p.add_argument("--url", action="store_true", help="only print the file's URL and where it goes")
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object (name, url, path, check, status)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     quiet_tensorflow()
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -42,16 +46,14 @@ def run(args: argparse.Namespace) -> int:
     except WeightsError as err:
         return fail("weights", str(err), 2)
     if args.url:
-        print(f"{weights.url}\n-> {weights.path}")
-        return 0
+        status = ("cached" if weights.is_cached() else "not fetched") if args.json else "url"
+        return said(args, weights, status, f"{weights.url}\n->")
     try:
         if args.source:
             path = install_local(weights, args.source)
-            print(f"Installed {path} ({weights.check})")
-            return 0
+            return said(args, weights, "installed", "Installed", path)
         if weights.is_cached():
-            print(f"Already there: {weights.path}")
-            return 0
+            return said(args, weights, "cached", "Already there:")
         stop = threading.Event()
         columns = (
             TextColumn("{task.description}", markup=False),  # a file name, never markup
@@ -60,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
             TransferSpeedColumn(),
             TimeRemainingColumn(),
         )
-        with Progress(*columns, transient=False) as bar:
+        console = Console(stderr=True) if args.json else None  # (stdout: the JSON alone)
+        with Progress(*columns, transient=False, console=console) as bar:
             task = bar.add_task(weights.name, total=None)
             try:
                 path = download(
@@ -73,5 +76,27 @@ def run(args: argparse.Namespace) -> int:
                 )
     except WeightsError as err:
         return fail("weights", str(err), 1)
-    print(f"Saved {path} ({weights.check})")
+    return said(args, weights, "downloaded", "Saved", path)
+
+
+def said(args: argparse.Namespace, weights, status: str, words: str, path=None) -> int:
+    """Print the outcome, a line or (``--json``) one object; returns the exit code, 0.
+
+    Args:
+        args: the parsed arguments (``json``).
+        weights: the ``WeightsFile``.
+        status: ``downloaded``, ``installed``, ``cached``, or with ``--url`` ``cached`` / ``not fetched``.
+        words: the line's start, followed by the path (and the check when a file was written).
+        path: where the file is (default: its place in the cache).
+    """
+    import json
+
+    path = path or weights.path
+    if args.json:
+        record = {"name": weights.name, "url": weights.url, "path": str(path), "check": weights.check}
+        print(json.dumps({**record, "status": status}))
+    elif status in ("downloaded", "installed"):
+        print(f"{words} {path} ({weights.check})")
+    else:
+        print(f"{words} {path}")
     return 0

@@ -97,7 +97,7 @@ def pid_alive(pid: int) -> bool:
         kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
         handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
         if not handle:
-            return ctypes.GetLastError() == 5  # access denied: it exists
+            return ctypes.GetLastError() == 5  # type: ignore[attr-defined]  # (Windows only) denied: it exists
         code = ctypes.c_ulong()
         try:
             kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
@@ -132,7 +132,7 @@ def clean_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
     Returns:
         The files removed.
     """
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:

@@ -156,5 +156,7 @@ Event = (
     | Finishing
     | RunFinished
     | RunFailed
+    | BatchSizeReduced
+    | Working
 )
 EventCallback = Callable[[Event], None]

@@ -4,12 +4,21 @@ follow good transfer-learning practice. Pure data: importing this module loads n
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from tlstudio.core import settings_checks
 from tlstudio.core.freeze_plan import FreezePlan
 from tlstudio.core.settings_checks import check_fields, check_ranges, show
+from tlstudio.core.vocabulary import (
+    ClassWeights,
+    MixedPrecision,
+    Optimizer,
+    Preprocessing,
+    SmallFolderVal,
+    Strategy,
+)
 
-# The settings' vocabulary, declared with the limits in settings_checks and read from here
+# The settings' vocabulary: Literal types in core/vocabulary.py, checked in settings_checks, read from here
 OPTIMIZERS = settings_checks.OPTIMIZERS
 CLASS_WEIGHTS = settings_checks.CLASS_WEIGHTS
 SMALL_FOLDER_VAL = settings_checks.SMALL_FOLDER_VAL
@@ -128,10 +137,10 @@ class TrainSettings:
     weights: str = "imagenet"
     image_size: int | None = None  # None: the backbone's default (or the model file's input size)
     cut_at: str | None = None  # model files: layer whose output are the features
-    preprocessing: str | None = None  # None: what the backbone needs
+    preprocessing: Preprocessing | None = None  # None: what the backbone needs
     head: HeadSettings = field(default_factory=HeadSettings)
     freeze: FreezePlan = field(default_factory=FreezePlan)
-    optimizer: str = "adam"
+    optimizer: Optimizer = "adam"
     learning_rate: float = 1e-3
     batch_size: int = 32
     auto_batch_size: bool = True  # halved (and the run started again) when memory runs out
@@ -142,18 +151,18 @@ class TrainSettings:
     fine_tune_lr_decay: float | None = 0.5
     early_stopping_patience: int = 5
     augmentation: Augmentation = field(default_factory=Augmentation)
-    class_weights: str = "auto"  # "auto", "balanced" or "none"
+    class_weights: ClassWeights = "auto"  # "auto", "balanced" or "none"
     seed: int = SEED
     val_fraction: float = VAL_FRACTION
     test_fraction: float = TEST_FRACTION
     cache: str = "auto"
-    mixed_precision: str = "auto"  # "auto": on for GPUs with tensor cores (compute capability ≥ 7.0)
+    mixed_precision: MixedPrecision = "auto"  # "auto": on for GPUs with tensor cores (capability ≥ 7.0)
     device: str = "auto"  # "auto" (the first GPU, else the CPU), "cpu" or "gpu:N"
     feature_cache: bool = True  # frozen backbone, no augmentation: compute its features once
-    strategy: str = "default"  # "default" (one device), "mirrored" (every local GPU), "multiworker"
+    strategy: Strategy = "default"  # "default" (one device), "mirrored" (every local GPU), "multiworker"
     calibrate: bool = False  # temperature scaling fitted on the validation split, baked into the export
     interpolate: bool = True  # WiSE-FT: probe and fine-tuned weights mixed, α chosen on validation
-    small_folder_val: str = "train"  # "train": on a small folder (SMALL_VAL_PER_CLASS) validation trains too
+    small_folder_val: SmallFolderVal = "train"  # small folders: validation trains too (small_folder.py)
 
     def __post_init__(self) -> None:
         if not isinstance(self.head, HeadSettings):
@@ -179,18 +188,18 @@ class TrainSettings:
         """
         if not isinstance(data, dict):
             raise ValueError(f"settings must be an object, not {type(data).__name__}")
-        data = dict(data)
-        if isinstance(data.get("mixed_precision"), bool):  # projects before "auto": a tick was "on"
-            data["mixed_precision"] = "on" if data["mixed_precision"] else "auto"
-        check_fields(cls, data, "settings")
+        fields: dict[str, Any] = dict(data)  # JSON values: each checked below
+        if isinstance(fields.get("mixed_precision"), bool):  # projects before "auto": a tick was "on"
+            fields["mixed_precision"] = "on" if fields["mixed_precision"] else "auto"
+        check_fields(cls, fields, "settings")
         try:
-            if isinstance(data.get("head"), dict):
-                head = dict(data["head"])
+            if isinstance(fields.get("head"), dict):
+                head = dict(fields["head"])
                 check_fields(HeadSettings, head, "settings.head")
                 head["dense_units"] = tuple(head.get("dense_units", ()))
-                data["head"] = HeadSettings(**head)
-            if isinstance(data.get("freeze"), dict):
-                plan = dict(data["freeze"])
+                fields["head"] = HeadSettings(**head)
+            if isinstance(fields.get("freeze"), dict):
+                plan = dict(fields["freeze"])
                 check_fields(FreezePlan, plan, "settings.freeze")
                 layers = plan.get("frozen_layers", ())
                 if not all(isinstance(name, str) for name in layers):
@@ -198,15 +207,15 @@ class TrainSettings:
                 plan["frozen_layers"] = frozenset(layers)
                 pairs = plan.get("block_lr", ())  # [block, multiplier] pairs; anything else is named below
                 plan["block_lr"] = tuple(tuple(p) if isinstance(p, list) else p for p in pairs)
-                data["freeze"] = FreezePlan(**plan)
-            if isinstance(data.get("augmentation"), dict):
-                check_fields(Augmentation, data["augmentation"], "settings.augmentation")
-                data["augmentation"] = Augmentation(**data["augmentation"])
-            return cls(**data)
+                fields["freeze"] = FreezePlan(**plan)
+            if isinstance(fields.get("augmentation"), dict):
+                check_fields(Augmentation, fields["augmentation"], "settings.augmentation")
+                fields["augmentation"] = Augmentation(**fields["augmentation"])
+            return cls(**fields)
         except TypeError as err:
             raise ValueError(f"settings: {err}") from err
 
-    def but(self, **changes) -> TrainSettings:
+    def but(self, **changes: Any) -> TrainSettings:
         """A copy with some fields changed."""
         return replace(self, **changes)
 
@@ -284,7 +293,7 @@ def defaults() -> TrainSettings:
     return TrainSettings(backbone="")
 
 
-def make_optimizer(name: str, learning_rate):
+def make_optimizer(name: str, learning_rate: Any) -> Any:
     """A fresh Keras optimizer; ``learning_rate`` is a number or a Keras schedule."""
     import keras
 

@@ -10,19 +10,22 @@ from dataclasses import fields
 from typing import TYPE_CHECKING
 
 from tlstudio.core.freeze_plan import FreezePlan
+from tlstudio.core.vocabulary import (  # the vocabularies (Literal types), re-exported by ``settings``
+    CLASS_WEIGHTS,
+    MIXED_PRECISION,
+    OPTIMIZERS,
+    PREPROCESSING,
+    SETTINGS_TYPES,
+    SMALL_FOLDER_VAL,
+    STRATEGIES,
+)
 
 if TYPE_CHECKING:
     from tlstudio.core.settings import Augmentation, HeadSettings, TrainSettings
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-CLASS_WEIGHTS = ("auto", "balanced", "none")
-SMALL_FOLDER_VAL = ("train", "keep")  # a small folder's validation images: train too, or held out
-STRATEGIES = ("default", "mirrored", "multiworker")
-MIXED_PRECISION = ("auto", "on", "off")
 DEVICE_PATTERN = r"auto|cpu|gpu:\d+"  # --device and the settings' device field
-# --preprocessing and the settings' field: backbone/preprocessing.py's PREPROCESSING_MODES (settings may
-# not import the backbone package; a test keeps the two the same)
-PREPROCESSING = ("none", "unit", "tf", "caffe", "torch")
+# PREPROCESSING: backbone/preprocessing.py's PREPROCESSING_MODES (settings may not import the backbone
+# package; a test keeps the two the same)
 
 
 # The range every number of the settings must fall in, checked when TrainSettings is made (from the
@@ -57,10 +60,12 @@ def _whole(name: str, value: object, low: int, high: int) -> None:
         raise ValueError(f"{name} must be a whole number from {low} to {high:,}, not {show(value)}")
 
 
-def _real(name: str, value: object, low: float, high: float, *, above_low: bool = False, below_high=False):
+def _real(
+    name: str, value: object, low: float, high: float, *, above_low: bool = False, below_high: bool = False
+) -> None:
     """Refuse ``value`` unless it is a finite number (not a bool) in the range, ends as flagged open."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
+    if ok and isinstance(value, (int, float)):  # (the same test: it tells the type checker too)
         ok = (value > low if above_low else value >= low) and (value < high if below_high else value <= high)
     if not ok:
         left, right = "(" if above_low else "[", ")" if below_high else "]"
@@ -196,10 +201,11 @@ def _check_freeze(plan: FreezePlan) -> None:
 
 
 _SIMPLE = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+_SIMPLE.update({name: (str,) for name in SETTINGS_TYPES})  # which string: ``check_ranges`` says
 _NESTED = {"HeadSettings", "FreezePlan", "Augmentation"}
 
 
-def check_fields(cls, data: dict, where: str) -> None:
+def check_fields(cls: type, data: dict, where: str) -> None:
     """Refuse unknown keys and values whose type does not match the dataclass field's."""
     known = {f.name: f for f in fields(cls)}
     unknown = set(data) - set(known)

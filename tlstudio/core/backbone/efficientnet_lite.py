@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -177,7 +178,7 @@ def ensure_ported() -> Path:
     return target
 
 
-def spec_facts(port_now: bool = False) -> dict[str, object]:
+def spec_facts(port_now: bool = False) -> dict[str, Any]:
     """The registry's entry (``BackboneSpec`` fields): a model-file backbone read from the Keras
     cache (``port_now``: ported there first when missing, else when it is first built)."""
     path = ensure_ported() if port_now else cache_path()

@@ -21,6 +21,7 @@ import re
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from tlstudio.core.backbone.preprocessing import expected_preprocessing
 from tlstudio.core.backbone.sources import BackboneError
@@ -85,7 +86,7 @@ def available() -> bool:
     return importlib.util.find_spec("keras_hub") is not None
 
 
-def preset_facts(text: str) -> dict[str, object]:
+def preset_facts(text: str) -> dict[str, Any]:
     """What TL Studio knows about a preset before building it (the registry's ``BackboneSpec`` fields).
 
     Args:
@@ -202,7 +203,7 @@ def build_kerashub_backbone(spec, *, weights: str = "imagenet", image_size: int 
         raise BackboneError(fetch_message(spec.source, err)) from err
 
 
-def list_presets() -> list[dict[str, object]]:
+def list_presets() -> list[dict[str, Any]]:
     """The built-in vision presets of the installed KerasHub (empty when it is not installed).
 
     Returns:

@@ -8,6 +8,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from tlstudio.core.backbone.kerashub import fetch_message, hub_id, import_kerashub, is_preset_folder
 from tlstudio.core.backbone.sources import BackboneError
@@ -67,7 +68,7 @@ def download_preset(
 
 
 _swap_lock = threading.Lock()
-_swaps = {"count": 0, "original": None}
+_swaps: dict[str, Any] = {"count": 0, "original": None}
 _this_thread = threading.local()  # the reporter of the download this thread runs, if any
 
 

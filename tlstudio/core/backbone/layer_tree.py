@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 # Layer names that open (or continue) a block; group 1 is the block's name.
 _BLOCK_PATTERNS = [
@@ -136,7 +137,7 @@ class LayerTree:
         }
 
 
-def named_leaf_layers(model) -> list[tuple[str, object, str | None]]:
+def named_leaf_layers(model) -> list[tuple[str, Any, str | None]]:
     """The model's layers in order as ``(name, layer, block)``: nested models (a user's model wrapping
     a Keras Application, say) replaced by their own layers, stacks of blocks opened up, input layers
     left out. ``name`` is what the tree and freeze plans use; ``block`` the block a stack member
@@ -153,7 +154,7 @@ def named_leaf_layers(model) -> list[tuple[str, object, str | None]]:
     return out
 
 
-def _named_leaves(model) -> list[tuple[str, object, str | None]]:
+def _named_leaves(model) -> list[tuple[str, Any, str | None]]:
     import keras
 
     out: list[tuple[str, object, str | None]] = []
@@ -172,7 +173,7 @@ def _named_leaves(model) -> list[tuple[str, object, str | None]]:
     return out
 
 
-def _stack_members(layer) -> list[tuple[object, bool]] | None:
+def _stack_members(layer) -> list[tuple[Any, bool]] | None:
     """The direct sublayers of a layer made of a stack (two or more composite sublayers of one
     class, which hold all the layer's weights), each with whether it is a stack member."""
     subs = layer._flatten_layers(include_self=False, recursive=False)
@@ -237,8 +238,8 @@ def _named_blocks(layers, forced: list[str | None]) -> list[str]:
     pending: list[int] = []
     current = "stem"
     for i, layer in enumerate(layers):
-        if forced[i]:
-            current = forced[i]
+        if block := forced[i]:
+            current = block
             names.append(current)
             continue
         match = next((m for p in _BLOCK_PATTERNS if (m := p.search(layer.name))), None)

@@ -15,6 +15,7 @@ import contextlib
 import errno
 import hashlib
 import http.client
+import logging
 import os
 import shutil
 import threading
@@ -28,6 +29,8 @@ from pathlib import Path
 
 from tlstudio.core import atomic
 from tlstudio.core.backbone.sources import BackboneError, is_hdf5
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 16
 STALL_SECONDS = 30.0  # a server silent this long (or trickling: STALL_BYTES) is given up on
@@ -195,6 +198,7 @@ def download(
             or a file that does not match its hash.
     """
     if weights.is_cached():
+        log.debug("%s is already in the cache: %s", weights.name, weights.path)
         return weights.path
     weights.cache_dir.mkdir(parents=True, exist_ok=True)
     bound = min(weights.size, max_bytes) if weights.size else max_bytes
@@ -205,6 +209,13 @@ def download(
     request = urllib.request.Request(weights.url, headers={"User-Agent": "tlstudio"})
     if have:
         request.add_header("Range", f"bytes={have}-")
+    log.info(
+        "fetching %s from %s into %s%s",
+        weights.name,
+        weights.url,
+        weights.path,
+        f" from byte {have}" * bool(have),
+    )
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as err:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 EPS = 1e-7
 TOP_K = (1, 3, 5)
@@ -50,7 +51,7 @@ def averages(cm: np.ndarray, per_class: dict[str, dict[str, float]]) -> dict[str
     rows = list(per_class.values())
     seen = [i for i in range(len(rows)) if cm[i].sum() or cm[:, i].sum()]
     total = sum(r["support"] for r in rows)
-    out = {}
+    out: dict[str, dict[str, float]] = {}
     for key in ("precision", "recall", "f1"):
         out.setdefault("macro", {})[key] = float(np.mean([rows[i][key] for i in seen])) if seen else 0.0
         out.setdefault("weighted", {})[key] = (
@@ -155,7 +156,7 @@ def fit_temperature(y_true: np.ndarray, probs: np.ndarray) -> float:
     return float(1.0 / math.exp((lo + hi) / 2))
 
 
-def classification_metrics(y_true, probs, labels: list[str]) -> dict[str, object]:
+def classification_metrics(y_true: ArrayLike, probs: ArrayLike, labels: list[str]) -> dict[str, object]:
     """Every metric above for one set of predictions, JSON-ready."""
     y_true = np.asarray(y_true, dtype=int)
     probs = np.asarray(probs, dtype=np.float64)
@@ -199,7 +200,8 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # it always holds p; min/max keep it so where rounding does not (272 of 272: 1 - 1e-16 < 1)
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 def within_chance(accuracy: float, n: int, class_counts: list[int], alpha: float = 0.05) -> bool:

@@ -150,7 +150,7 @@ def _read_lock(path: Path) -> dict | None:
 
 def _held_by_live_process(path: Path) -> bool:
     holder = _read_lock(path)
-    return bool(holder) and _alive(holder)
+    return _alive(holder) if holder else False
 
 
 def _alive(holder: dict) -> bool:

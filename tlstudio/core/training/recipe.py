@@ -32,7 +32,7 @@ from tlstudio.core.settings import TrainSettings
 
 # (up to this many training images, fine-tune steps, of which warm-up) — the budget rule, BiT-style:
 # small folders get enough steps to move, large ones a few epochs' worth.
-FINE_TUNE_RULES: tuple[tuple[int, int, int], ...] = (
+FINE_TUNE_RULES: tuple[tuple[float, int, int], ...] = (  # (the last bound: no bound)
     (500, 200, 20),
     (5_000, 1_000, 50),
     (50_000, 5_000, 250),
