@@ -336,7 +336,7 @@ def image_size_problem(settings) -> str | None:
             f"{spec.name} takes only {spec.fixed_size}×{spec.fixed_size} images (its position embeddings "
             f"are fixed), not --image-size {size}"
         )
-    if spec.kind == "file":
+    if spec.brings_own_size:  # a model file: its input layer may fix the size
         fixed = model_file_facts(Path(spec.source))[1]
         if fixed is not None and fixed != size:
             return (
@@ -344,7 +344,7 @@ def image_size_problem(settings) -> str | None:
                 f"{size}: leave --image-size out"
             )
         return None
-    if spec.kind in ("keras", "kerashub") and size < spec.min_size:
+    if spec.knows_min_size and size < spec.min_size:
         return (
             f"{spec.name} needs images of at least {spec.min_size}×{spec.min_size}, not --image-size {size}"
         )

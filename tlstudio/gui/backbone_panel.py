@@ -210,13 +210,12 @@ class BackbonePanel(QWidget):
             self.model.appendRow(row)
         self.table.resizeColumnsToContents()
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)  # A→Z by name
-        kinds = [s.kind for s in self.specs.values()]
-        hub = kinds.count("kerashub")
+        hub = sum(s.downloads_preset for s in self.specs.values())  # KerasHub presets
+        keras = sum(s.downloads_weights_file for s in self.specs.values())  # Keras Applications
         presets = f" and {hub} KerasHub presets" if hub else ""
         if self.spec is None:
             self.summary.setText(
-                f"{kinds.count('keras')} Keras Applications backbones{presets}. "
-                "Choose one, or a model of your own."
+                f"{keras} Keras Applications backbones{presets}. Choose one, or a model of your own."
             )
         if self._pending is not None:
             name, kwargs = self._pending
@@ -269,20 +268,20 @@ class BackbonePanel(QWidget):
         self.size.setMinimum(spec.min_size)
         self.size.setValue(image_size or spec.default_size)
         self.size.blockSignals(False)
-        self.weights.setEnabled(spec.kind in ("keras", "kerashub"))
-        self.weights.setItemText(
-            0, {"keras": IMAGENET_TEXT, "kerashub": PRESET_TEXT}.get(spec.kind, OWN_TEXT)
-        )
-        if spec.kind == "kerashub" and self.weights.currentData() == "file":
-            self.weights.setCurrentIndex(0)  # a preset carries its own weights
-        if spec.kind != "keras":  # a model file or SavedModel brings its own weights
+        self.weights.setEnabled(spec.chooses_weights)
+        own = PRESET_TEXT if spec.downloads_preset else OWN_TEXT
+        self.weights.setItemText(0, IMAGENET_TEXT if spec.downloads_weights_file else own)
+        no_file = spec.chooses_weights and not spec.takes_weights_file  # a preset carries its own weights
+        if no_file and self.weights.currentData() == "file":
+            self.weights.setCurrentIndex(0)
+        if spec.brings_own_weights:  # a preset, model file or SavedModel
             self.weights.setToolTip(
                 "This backbone starts from its own weights; 'None' is its from-scratch baseline"
             )
         if spec.fixed_size:  # a ViT preset: its position embeddings fix the size
             self.size.setValue(spec.fixed_size)
         # a model file (and a ViT preset) brings its own input size
-        self.size.setEnabled(spec.kind != "file" and not spec.fixed_size)
+        self.size.setEnabled(not spec.brings_own_size and not spec.fixed_size)
         self._emit()
 
     def show_settings(self, s: TrainSettings) -> None:
@@ -294,7 +293,7 @@ class BackbonePanel(QWidget):
         """Settings with the chosen backbone (unchanged while none is chosen)."""
         if self.spec is None:
             return s
-        size = None if self.spec.kind == "file" else self.size.value()  # a model file fixes its own
+        size = None if self.spec.brings_own_size else self.size.value()  # a model file fixes its own
         return s.but(
             backbone=self.spec.source or self.spec.name, weights=self.weights_value(), image_size=size
         )
@@ -309,17 +308,12 @@ class BackbonePanel(QWidget):
             return
         spec = self.spec
         params = f"{spec.params:,} parameters" if spec.params else "parameters counted when built"
-        preset_folder = spec.kind == "kerashub" and Path(spec.source).is_dir()
-        where = {
-            "keras": "Keras Applications",
-            "file": f"model file {spec.source}",
-            "savedmodel": f"SavedModel {spec.source}",
-            "kerashub": f"KerasHub preset folder {spec.source}" if preset_folder else "KerasHub preset",
-        }[spec.kind]
+        preset_folder = spec.downloads_preset and Path(spec.source).is_dir()
+        where = f"{spec.origin} folder {spec.source}" if preset_folder else spec.origin
         note = ""
-        imagenet = spec.kind == "keras" and self.weights_value() == "imagenet"
+        imagenet = spec.downloads_weights_file and self.weights_value() == "imagenet"
         preset = (  # a named preset or kaggle handle (hf:// downloads report no progress)
-            spec.kind == "kerashub"
+            spec.downloads_preset
             and self.weights_value() == "imagenet"
             and not preset_folder
             and not spec.source.startswith("hf://")
@@ -330,7 +324,7 @@ class BackbonePanel(QWidget):
         elif preset:
             self.weights_box.set_preset(spec.source)
         size = (
-            "its own input size" if spec.kind == "file" else f"input {self.size.value()}×{self.size.value()}"
+            "its own input size" if spec.brings_own_size else f"input {self.size.value()}×{self.size.value()}"
         )
         preprocessing = "as the preset says" if spec.preprocessing == "preset" else f"'{spec.preprocessing}'"
         self.summary.setText(

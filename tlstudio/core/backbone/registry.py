@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tlstudio.core.backbone.kinds import CAPABILITIES, BackboneKind, KindCapabilities
 from tlstudio.core.backbone.preprocessing import expected_preprocessing
 from tlstudio.core.backbone.sources import (
     SAMPLE_MODEL_NAME,
@@ -34,10 +35,11 @@ _ACCURACY = Path(__file__).with_name("imagenet_accuracy.json")  # as the Keras d
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """What TL Studio knows about a backbone before building it."""
+    """What TL Studio knows about a backbone before building it. What its kind can do is asked by
+    name (``spec.brings_own_size``, ...: ``kinds.KindCapabilities``), never by comparing kinds."""
 
     name: str
-    kind: str  # "keras", "kerashub", "file" or "savedmodel"
+    kind: BackboneKind  # "keras", "kerashub", "file" or "savedmodel"
     family: str
     default_size: int
     min_size: int
@@ -51,6 +53,60 @@ class BackboneSpec:
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
         return asdict(self)
+
+    def __post_init__(self) -> None:
+        if self.kind not in CAPABILITIES:
+            raise BackboneError(f"unknown backbone kind {self.kind}")
+
+    @property
+    def capabilities(self) -> KindCapabilities:
+        """What every backbone of its kind can do."""
+        return CAPABILITIES[self.kind]
+
+    @property
+    def chooses_weights(self) -> bool:
+        """The user picks its starting weights (pretrained or none) in the app."""
+        return self.capabilities.chooses_weights
+
+    @property
+    def takes_weights_file(self) -> bool:
+        """A weights file (``--weights FILE``) may replace its pretrained weights."""
+        return self.capabilities.takes_weights_file
+
+    @property
+    def brings_own_weights(self) -> bool:
+        """It starts from weights it carries, not from a separate ImageNet weights file."""
+        return self.capabilities.brings_own_weights
+
+    @property
+    def downloads_weights_file(self) -> bool:
+        """Its ImageNet weights are a file Keras downloads into its cache (``tlstudio weights``)."""
+        return self.capabilities.downloads_weights_file
+
+    @property
+    def downloads_preset(self) -> bool:
+        """Its weights come with a KerasHub preset, fetched into KerasHub's cache."""
+        return self.capabilities.downloads_preset
+
+    @property
+    def brings_own_size(self) -> bool:
+        """Its input size is its model file's own: no image size to choose."""
+        return self.capabilities.brings_own_size
+
+    @property
+    def knows_min_size(self) -> bool:
+        """``min_size`` is the model's real limit (elsewhere only a floor)."""
+        return self.capabilities.knows_min_size
+
+    @property
+    def reinitialises(self) -> bool:
+        """Weights "none" builds it with fresh weights: a from-scratch baseline, or a skeleton."""
+        return self.capabilities.reinitialises
+
+    @property
+    def origin(self) -> str:
+        """Where it comes from, in words: "Keras Applications", "model file PATH", ..."""
+        return self.capabilities.origin.format(source=self.source)
 
 
 @cache

@@ -384,12 +384,12 @@ def ensure_imagenet_weights(backbone: str, weights: str, image_size: int | None)
     from tlstudio.core.backbone.registry import offline_message, resolve_backbone
 
     spec = resolve_backbone(backbone)
-    if spec.kind == "kerashub" and weights == "imagenet":
+    if spec.downloads_preset and weights == "imagenet":
         from tlstudio.core.backbone.kerashub_fetch import fetch_preset_weights
 
         fetch_preset_weights(spec.source)
         return
-    if spec.kind != "keras" or weights != "imagenet":
+    if not spec.downloads_weights_file or weights != "imagenet":
         return
     wanted = imagenet_weights_file(spec.name, image_size)
     if wanted.is_cached():

@@ -69,7 +69,7 @@ def build_architecture(
 
     spec = resolve_backbone(settings.backbone)
     # the weights are loaded after: a skeleton needs no download
-    skeleton = "none" if spec.kind in ("keras", "kerashub", "file") else settings.weights
+    skeleton = "none" if spec.reinitialises else settings.weights
     backbone = build_backbone(spec, weights=skeleton, image_size=settings.image_size, cut_at=settings.cut_at)
     return classifier_for(backbone, spec, settings, num_classes, image_size, multi_label=multi_label)
 

@@ -82,7 +82,7 @@ def available_candidates() -> list[str]:
     for spec in list_backbones():
         if spec.name == efficientnet_lite.NAME:
             found.append((spec.params or 0, spec.name))
-        elif spec.kind == "keras":
+        elif spec.downloads_weights_file:
             try:
                 cached = imagenet_weights_file(spec.name, spec.default_size).is_cached()
             except WeightsError:

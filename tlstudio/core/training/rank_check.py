@@ -96,7 +96,7 @@ def fetch_candidate_weights(
     for name in backbones:
         try:
             spec = resolve_backbone(name)
-            if spec.kind == "keras":
+            if spec.downloads_weights_file:
                 wanted = keras_weights.imagenet_weights_file(spec.name, image_size)
                 if not wanted.is_cached():
                     say(f"{name}: downloading its ImageNet weights ({wanted.name})")
@@ -107,7 +107,7 @@ def fetch_candidate_weights(
                     except keras_weights.WeightsError as err:
                         cause = keras_weights.WeightsError(str(err).split(". Offline")[0])
                         raise BackboneError(offline_message(spec.name, cause)) from err
-            elif spec.kind == "kerashub":
+            elif spec.downloads_preset:
                 from tlstudio.core.backbone.kerashub_fetch import fetch_preset_weights, preset_weights_cached
 
                 if not preset_weights_cached(spec.source):
@@ -129,7 +129,7 @@ def _problem(name: str, weights: str, image_size: int | None) -> str | None:
         return f"{path}: no such file or folder"
     spec = resolve_backbone(name)  # an unknown name, a broken file, neither file nor SavedModel
     size = image_size or spec.default_size
-    if spec.kind == "file":
+    if spec.brings_own_size:  # a model file: its config and its fixed input, if any
         if why := _model_file_problem(Path(spec.source)):
             return why
         if image_size and spec.default_size != image_size and _fixed_input(Path(spec.source)):
@@ -138,17 +138,17 @@ def _problem(name: str, weights: str, image_size: int | None) -> str | None:
                 f"not {image_size}: leave the image size to each candidate"
             )
         return None
-    if spec.kind == "savedmodel":
+    if not spec.reinitialises:  # a SavedModel or hub handle: loaded, with its own weights only
         if weights in ("none", "None", ""):
             return "a SavedModel / TF Hub backbone cannot be re-initialised: rank it with its own weights"
         return _savedmodel_problem(spec.source)
-    if spec.kind == "kerashub":
+    if not spec.takes_weights_file:  # a KerasHub preset: its own weights, or none
         if weights not in ("imagenet", "none", "None", ""):
             return "a KerasHub preset carries its own weights: rank with weights imagenet or none"
         if spec.fixed_size and size != spec.fixed_size:
             return f"takes only {spec.fixed_size} px images (its position embeddings are fixed)"
         return None
-    if size < spec.min_size:  # a Keras Applications model
+    if spec.knows_min_size and size < spec.min_size:  # a Keras Applications model
         return f"needs images of at least {spec.min_size}×{spec.min_size}, not {size}"
     if weights not in ("imagenet", "none", "None", "") and not Path(weights).is_file():
         return f"weights file {weights} not found"

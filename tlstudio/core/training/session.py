@@ -198,7 +198,7 @@ class TrainingSession:
         with self.scope():
             backbone = build_backbone(spec, weights=s.weights, image_size=s.image_size, cut_at=s.cut_at)
         size = s.image_size or input_size_of(backbone) or spec.default_size
-        if spec.kind == "file" and s.image_size and input_size_of(backbone) not in (None, s.image_size):
+        if spec.brings_own_size and s.image_size and input_size_of(backbone) not in (None, s.image_size):
             raise TrainingError(
                 f"{spec.source} takes {input_size_of(backbone)} px images, not {s.image_size}"
             )
