@@ -137,3 +137,13 @@ def test_every_format_checks_label_decisions_and_carries_the_thresholds(multilab
     assert thresholds == json.loads((multilabel_run / files.THRESHOLDS).read_text())
     description = json.loads((result.folder / files.EXPORT_DESCRIPTION).read_text())
     assert "independent probabilities per label" in description["output"]
+
+
+@pytest.mark.slow
+def test_train_with_defaults_only(tmp_path, tiny_backbone_file):
+    csv = make_multilabel_csv(tmp_path / "data", n=40, seed=4)
+    out = tmp_path / "run"
+    assert main(["train", str(csv), "--backbone", str(tiny_backbone_file), "--out", str(out)]) == 0
+    run = json.loads((out / files.RUN_JSON).read_text())
+    assert run["status"] == "completed" and run["task"] == "multi_label"
+    assert (out / files.SAVED_MODEL / "saved_model.pb").is_file() and (out / files.THRESHOLDS).is_file()
