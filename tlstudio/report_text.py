@@ -35,7 +35,7 @@ def format_report(
             lines.append(f"  imbalance (largest:smallest) {report.imbalance_ratio:.2f}:1")
         lines.append("")
     if report.task == "multi_label":
-        lines += _multi_label_lines(report)
+        lines += [*multi_label_summary(report), ""]
     if report.formats:
         lines.append("Formats: " + ", ".join(f"{k} {v}" for k, v in report.formats.items()))
     stats = report.size_stats
@@ -85,8 +85,9 @@ def format_report(
     return "\n".join(lines)
 
 
-def _multi_label_lines(report: DatasetReport) -> list[str]:
-    """Multi-label: the labels per image, the images with none, and which labels go together."""
+def multi_label_summary(report: DatasetReport) -> list[str]:
+    """Multi-label: the labels per image, the images with none, and which labels go together (the CLI's
+    report and the app's Data panel)."""
     sets = [r.label.split(";") if r.label else [] for r in report.images]
     several = sum(1 for s in sets if len(s) > 1)
     lines = [
@@ -104,7 +105,7 @@ def _multi_label_lines(report: DatasetReport) -> list[str]:
         lines.append(f"  no label: {path}")
     if len(report.unlabelled) > 5:
         lines.append(f"  … and {len(report.unlabelled) - 5} more with no label (use --json for all)")
-    return [*lines, ""]
+    return lines
 
 
 def _listed(title: str, rows: list[tuple[str, str]]) -> list[str]:
