@@ -39,7 +39,8 @@ class StartsRuns:
         self.save_project()
         self.go_to("Train")
         # The split of the report on screen, kept beside the project: no second scan while training.
-        manifest = make_split(report.images, SplitConfig.of(settings))
+        multi = getattr(report, "task", "") == "multi_label"  # (the data says it: a labels CSV)
+        manifest = make_split(report.images, SplitConfig.of(settings), multi_label=multi)
         if self.project.manifest_path is not None:
             manifest.save(self.project.manifest_path)
         self.state.run_started(run_dir)  # in the project file before its first epoch: a crash keeps it
