@@ -147,3 +147,15 @@ def test_train_with_defaults_only(tmp_path, tiny_backbone_file):
     run = json.loads((out / files.RUN_JSON).read_text())
     assert run["status"] == "completed" and run["task"] == "multi_label"
     assert (out / files.SAVED_MODEL / "saved_model.pb").is_file() and (out / files.THRESHOLDS).is_file()
+
+
+def test_try_it_gives_the_labels_above_their_thresholds(multilabel_run, multilabel_csv):
+    from tlstudio.core.results.try_it import Tryout
+
+    model = Tryout(multilabel_run)
+    rows = dict(line.split(",", 1) for line in multilabel_csv.read_text().splitlines()[1:])
+    for rel in list(rows)[:3]:
+        verdict = model.classify(multilabel_csv.parent / rel)
+        assert {label for label, _ in verdict.top} == set(filter(None, rows[rel].split(";")))
+        words = model.confidence_words(verdict)
+        assert "threshold" in words and all(label in words for label, _ in verdict.top)
