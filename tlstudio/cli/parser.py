@@ -23,6 +23,11 @@ from tlstudio.cli.runs import run_runs
 from tlstudio.cli.train import run_train
 from tlstudio.cli.weights import add_weights_command
 
+DATA_HELP = (
+    "a data folder (one sub-folder per class) or a labels CSV (path,labels; several labels or none: "
+    "multi-label)"
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree of every subcommand."""
@@ -54,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dark, bright, blank and blurred images, imbalance and image sizes. Exit code 0 when the "
         "folder is usable.",
     )
-    inspect.add_argument("data_dir", metavar="DATA_DIR", type=Path)
+    inspect.add_argument("data_dir", metavar="DATA_DIR", type=Path, help=DATA_HELP)
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
     add_scan_options(inspect)
     inspect.add_argument(
@@ -103,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DATA_DIR",
         type=Path,
         nargs="?",
-        help="the data folder (not needed with --project)",
+        help=DATA_HELP + " (not needed with --project)",
     )
     train.add_argument(
         "--project",
@@ -194,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="score an exported model on a labelled folder")
     evaluate.add_argument("model", metavar="MODEL", type=Path, help="a SavedModel folder or a run folder")
-    evaluate.add_argument("data_dir", metavar="DATA_DIR", type=Path)
+    evaluate.add_argument("data_dir", metavar="DATA_DIR", type=Path, help=DATA_HELP)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--manifest", type=Path, metavar="FILE", help="evaluate the files of this manifest")
     evaluate.add_argument("--split", choices=["train", "val", "test"], help="with --manifest: one split")
