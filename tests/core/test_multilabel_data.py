@@ -161,3 +161,11 @@ def test_train_refuses_what_multilabel_data_cannot_do_yet(tmp_path, capsys):
     manifest = Manifest((ManifestEntry("a.png", "0", "x;y", "train"),), multi_label=True)
     with pytest.raises(ValueError, match="single-label data only"):
         find_learning_rate(TrainSettings(backbone="x"), tmp_path, manifest=manifest)
+
+
+def test_train_refuses_a_bad_csv_before_any_work(tmp_path, capsys):
+    (tmp_path / "labels.csv").write_text("file,tags\n")
+    assert main(["train", str(tmp_path / "labels.csv"), "--backbone", "x", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "header path,labels" in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
