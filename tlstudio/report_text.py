@@ -21,16 +21,19 @@ def format_report(
     """The report as aligned text a person can read top to bottom."""
     lines = [
         f"Dataset: {report.source}",
-        f"  {counted(len(report.classes), 'class')}, {counted(len(report.images), 'usable image')}, "
+        f"  {counted(len(report.classes), 'label' if report.task == 'multi_label' else 'class')}, "
+        f"{counted(len(report.images), 'usable image')}, "
         f"{len(report.skipped)} skipped",
         "",
     ]
     if report.classes:
-        width = max(len("class"), *(len(c) for c in report.classes))
-        lines.append(f"  {'class':<{width}}  {'images':>6}  {'weight':>6}")
+        noun = "label" if report.task == "multi_label" else "class"
+        width = max(len(noun), *(len(c) for c in report.classes))
+        weighed = bool(report.class_weights)  # (none for multi-label data)
+        lines.append(f"  {noun:<{width}}  {'images':>6}" + (f"  {'weight':>6}" if weighed else ""))
         for label, n in report.classes.items():
-            weight = report.class_weights.get(label, 0.0)
-            lines.append(f"  {label:<{width}}  {n:>6}  {weight:>6.2f}")
+            weight = f"  {report.class_weights.get(label, 0.0):>6.2f}" if weighed else ""
+            lines.append(f"  {label:<{width}}  {n:>6}{weight}")
         if report.imbalance_ratio is not None:
             lines.append(f"  imbalance (largest:smallest) {report.imbalance_ratio:.2f}:1")
         lines.append("")
