@@ -151,3 +151,11 @@ def test_try_it_gives_the_labels_above_their_thresholds(multilabel_run, multilab
         assert {label for label, _ in verdict.top} == set(filter(None, rows[rel].split(";")))
         words = model.confidence_words(verdict)
         assert "threshold" in words and all(label in words for label, _ in verdict.top)
+
+
+def test_openvino_int8_is_refused_for_a_multilabel_model(multilabel_run):
+    from tlstudio.core.deploy.formats import export_format
+    from tlstudio.core.deploy.run_inputs import DeployError
+
+    with pytest.raises(DeployError, match="single-label models only"):
+        export_format(multilabel_run, "openvino", quantize="int8")
