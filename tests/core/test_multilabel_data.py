@@ -169,3 +169,9 @@ def test_train_refuses_a_bad_csv_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "header path,labels" in err and err.count("\n") == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_label_issues_refuse_multilabel_data(tmp_path, capsys):
+    path = _csv(tmp_path, GOOD)
+    assert main(["inspect", str(path), "--label-issues", "--backbone", "x"]) == 2
+    assert "single-label data only" in capsys.readouterr().err
