@@ -21,21 +21,24 @@ def format_report(
     """The report as aligned text a person can read top to bottom."""
     lines = [
         f"Dataset: {report.source}",
-        f"  {counted(len(report.classes), 'class')}, {counted(len(report.images), 'usable image')}, "
+        f"  {counted(len(report.classes), 'label' if report.task == 'multi_label' else 'class')}, "
+        f"{counted(len(report.images), 'usable image')}, "
         f"{len(report.skipped)} skipped",
         "",
     ]
     if report.classes:
-        width = max(len("class"), *(len(c) for c in report.classes))
-        lines.append(f"  {'class':<{width}}  {'images':>6}  {'weight':>6}")
+        noun = "label" if report.task == "multi_label" else "class"
+        width = max(len(noun), *(len(c) for c in report.classes))
+        weighed = bool(report.class_weights)  # (none for multi-label data)
+        lines.append(f"  {noun:<{width}}  {'images':>6}" + (f"  {'weight':>6}" if weighed else ""))
         for label, n in report.classes.items():
-            weight = report.class_weights.get(label, 0.0)
-            lines.append(f"  {label:<{width}}  {n:>6}  {weight:>6.2f}")
+            weight = f"  {report.class_weights.get(label, 0.0):>6.2f}" if weighed else ""
+            lines.append(f"  {label:<{width}}  {n:>6}{weight}")
         if report.imbalance_ratio is not None:
             lines.append(f"  imbalance (largest:smallest) {report.imbalance_ratio:.2f}:1")
         lines.append("")
     if report.task == "multi_label":
-        lines += _multi_label_lines(report)
+        lines += [*multi_label_summary(report), ""]
     if report.formats:
         lines.append("Formats: " + ", ".join(f"{k} {v}" for k, v in report.formats.items()))
     stats = report.size_stats
@@ -85,8 +88,9 @@ def format_report(
     return "\n".join(lines)
 
 
-def _multi_label_lines(report: DatasetReport) -> list[str]:
-    """Multi-label: the labels per image, the images with none, and which labels go together."""
+def multi_label_summary(report: DatasetReport) -> list[str]:
+    """Multi-label: the labels per image, the images with none, and which labels go together (the CLI's
+    report and the app's Data panel)."""
     sets = [r.label.split(";") if r.label else [] for r in report.images]
     several = sum(1 for s in sets if len(s) > 1)
     lines = [
@@ -104,7 +108,7 @@ def _multi_label_lines(report: DatasetReport) -> list[str]:
         lines.append(f"  no label: {path}")
     if len(report.unlabelled) > 5:
         lines.append(f"  … and {len(report.unlabelled) - 5} more with no label (use --json for all)")
-    return [*lines, ""]
+    return lines
 
 
 def _listed(title: str, rows: list[tuple[str, str]]) -> list[str]:

@@ -148,3 +148,30 @@ def test_rank_takes_a_single_label_csv_and_refuses_a_multilabel_one(tmp_path, ca
     assert report.root == str(tmp_path / "s") and report.source == str(single)
     assert main(["rank", str(tmp_path / "nope.csv"), "--backbones", "x"]) == 2
     assert "nope.csv is not there" in capsys.readouterr().err
+
+
+def test_train_refuses_what_multilabel_data_cannot_do_yet(tmp_path, capsys):
+    path = _csv(tmp_path, GOOD)
+    assert main(["train", str(path), "--backbone", "x", "--out", str(tmp_path / "r"), "--folds", "3"]) == 2
+    assert "--folds takes a data folder" in capsys.readouterr().err
+    from tlstudio.core.data.split import ManifestEntry
+    from tlstudio.core.settings import TrainSettings
+    from tlstudio.core.training.lr_find import find_learning_rate
+
+    manifest = Manifest((ManifestEntry("a.png", "0", "x;y", "train"),), multi_label=True)
+    with pytest.raises(ValueError, match="single-label data only"):
+        find_learning_rate(TrainSettings(backbone="x"), tmp_path, manifest=manifest)
+
+
+def test_train_refuses_a_bad_csv_before_any_work(tmp_path, capsys):
+    (tmp_path / "labels.csv").write_text("file,tags\n")
+    assert main(["train", str(tmp_path / "labels.csv"), "--backbone", "x", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "header path,labels" in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_label_issues_refuse_multilabel_data(tmp_path, capsys):
+    path = _csv(tmp_path, GOOD)
+    assert main(["inspect", str(path), "--label-issues", "--backbone", "x"]) == 2
+    assert "single-label data only" in capsys.readouterr().err

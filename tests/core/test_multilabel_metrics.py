@@ -94,3 +94,24 @@ def test_the_multilabel_probe_learns_independent_labels():
     assert not np.allclose(probs.sum(1), 1.0)
     assert ((probs >= 0.5) == (targets > 0.5)).mean() > 0.95
     assert probe.cv_log_loss is not None and probe.cv_accuracy is None
+
+
+def test_a_multilabel_run_no_better_than_the_label_shares_did_not_learn():
+    from tlstudio.core.data.split import Manifest, ManifestEntry
+    from tlstudio.core.training.run_outcome import learning_verdict
+
+    rng = np.random.default_rng(0)
+    entries = []
+    for i in range(60):
+        labels = ";".join(x for x in ("a", "b", "c") if rng.random() < 0.4)
+        entries.append(ManifestEntry(f"{i}.png", "0", labels, "val" if i < 20 else "train"))
+    manifest = Manifest(tuple(entries), multi_label=True)
+    train = [e for e in entries if e.split == "train"]
+    val = [e for e in entries if e.split == "val"]
+    shares = np.array([np.mean([x in e.labels for e in train]) for x in "abc"])
+    truth = np.array([[x in e.labels for x in "abc"] for e in val], float)
+    p = np.clip(shares, 1e-7, 1 - 1e-7)
+    prior_loss = float(-(truth * np.log(p) + (1 - truth) * np.log(1 - p)).mean())
+    said = learning_verdict({"val_loss": prior_loss + 0.01, "loss": 0.1}, manifest)
+    assert said is not None and "did not learn" in said and "validation loss" in said
+    assert learning_verdict({"val_loss": prior_loss * 0.5, "loss": 0.1}, manifest) is None

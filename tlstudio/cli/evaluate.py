@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tlstudio.cli.common import data_problem, fail, quiet_tensorflow
+from tlstudio.cli.options import DATA_HELP
 from tlstudio.report_text import counted
 
 
@@ -15,7 +16,7 @@ def add_parser(sub) -> None:
     """Register ``evaluate``."""
     p = sub.add_parser("evaluate", help="score an exported model on a labelled folder")
     p.add_argument("model", metavar="MODEL", type=Path, help="a SavedModel folder or a run folder")
-    p.add_argument("data_dir", metavar="DATA_DIR", type=Path)
+    p.add_argument("data_dir", metavar="DATA_DIR", type=Path, help=DATA_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--manifest", type=Path, metavar="FILE", help="evaluate the files of this manifest")
     p.add_argument("--split", choices=["train", "val", "test"], help="with --manifest: one split")

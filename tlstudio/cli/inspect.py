@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from tlstudio.cli.common import fail, progress_printer
-from tlstudio.cli.options import add_scan_options, add_split_options
+from tlstudio.cli.options import DATA_HELP, add_scan_options, add_split_options
 
 
 def add_parser(sub) -> None:
@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
         "dark, bright, blank and blurred images, imbalance and image sizes. Exit code 0 when the "
         "folder is usable.",
     )
-    p.add_argument("data_dir", metavar="DATA_DIR", type=Path)
+    p.add_argument("data_dir", metavar="DATA_DIR", type=Path, help=DATA_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_scan_options(p)
     p.add_argument(

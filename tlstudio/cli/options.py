@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+DATA_HELP = (
+    "a data folder (one sub-folder per class) or a labels CSV (path,labels; several labels or none: "
+    "multi-label)"
+)
+
 
 def add_training_options(p: argparse.ArgumentParser) -> None:
     """Options shared by `train` and `compare`."""

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tlstudio.cli.common import data_problem, fail, quiet_tensorflow
 from tlstudio.cli.options import (
+    DATA_HELP,
     add_split_options,
     add_training_options,
     image_size_problem,
@@ -31,7 +32,7 @@ def add_parser(sub) -> None:
         metavar="DATA_DIR",
         type=Path,
         nargs="?",
-        help="the data folder (not needed with --project)",
+        help=DATA_HELP + " (not needed with --project)",
     )
     p.add_argument(
         "--project",
@@ -88,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         return fail("train", why, 2)
     if args.manifest is not None and not args.manifest.is_file():
         return fail("train", f"the split {args.manifest} is not there (a run's manifest.csv)", 2)
+    if args.folds is not None and not args.data_dir.is_dir():
+        return fail("train", "--folds takes a data folder (a sub-folder per class), not a labels CSV yet", 2)
     try:
         settings = settings_from_args(args)
     except ValueError as err:
@@ -208,8 +211,8 @@ def train_project(args: argparse.Namespace) -> int:
         project = Project.load(args.project)
     except ValueError as err:
         return fail("train", str(err), 2)
-    if not project.data_dir or not Path(project.data_dir).is_dir():
-        return fail("train", f"the project's data folder {project.data_dir} is not there", 2)
+    if not project.data_dir or data_problem(project.data_dir) is not None:
+        return fail("train", f"the project's data {project.data_dir} is not there or not usable", 2)
     if not project.settings.backbone:
         return fail("train", "the project has no backbone chosen yet", 2)
     ignored = given_options(args, {"strategy", "overwrite", "device"}) + [

@@ -1,10 +1,12 @@
-"""Data panel: choose or drop a folder, see the dataset doctor's report, set the split.
+"""Data panel: choose or drop a folder (or a labels CSV, multi-label or not), see the dataset doctor's
+report, set the split.
 
 The panel follows the app's state (``gui.state.AppState``): the project's data folder and its report
 live there, and the panel shows whatever the state holds (nothing, after a new project)."""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -27,8 +29,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tlstudio.core.data.health import DatasetReport, inspect_folder
+from tlstudio.core.data.health import DatasetReport
+from tlstudio.core.data.labels_csv import is_labels_csv
 from tlstudio.core.data.scan import in_folder
+from tlstudio.core.data.source import inspect_data
 from tlstudio.core.settings import SEED, TEST_FRACTION, VAL_FRACTION, TrainSettings
 from tlstudio.gui.class_bars import ClassBars
 from tlstudio.gui.label_issues_view import LabelIssuesView
@@ -36,7 +40,7 @@ from tlstudio.gui.label_next_view import LabelNextView
 from tlstudio.gui.quality_view import QualityView
 from tlstudio.gui.state import AppState
 from tlstudio.gui.worker import Task
-from tlstudio.report_text import counted
+from tlstudio.report_text import counted, multi_label_summary
 
 THUMBS_PER_CLASS = 6
 NO_FOLDER_TEXT = "No data folder yet: choose one, or drop it here."
@@ -61,6 +65,12 @@ class DataPanel(QWidget):
         self.choose.setToolTip("A folder with one sub-folder per class (Ctrl+D)")
         self.choose.setShortcut("Ctrl+D")
         self.choose.clicked.connect(self._ask_folder)
+        self.choose_csv = QPushButton("Choose labels CSV…")
+        self.choose_csv.setToolTip(
+            "A CSV with the header path,labels: one row per image, its labels joined by ';' (several, or "
+            "none: multi-label)"
+        )
+        self.choose_csv.clicked.connect(self._ask_csv)
         self.rescan = QPushButton("Scan again")
         self.rescan.setEnabled(False)
         self.rescan.clicked.connect(lambda: self.load(self.folder) if self.folder else None)
@@ -68,6 +78,7 @@ class DataPanel(QWidget):
         top.addWidget(self.folder_label, 1)
         top.addWidget(self.rescan)
         top.addWidget(self.choose)
+        top.addWidget(self.choose_csv)
         self.cancel = QPushButton("Cancel scan")
         self.cancel.setEnabled(False)
         self.cancel.clicked.connect(self.cancel_scan)
@@ -126,6 +137,10 @@ class DataPanel(QWidget):
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addWidget(self.classes, 3)
+        self.multi_label = QLabel()  # a multi-label CSV's labels per image and co-occurrence
+        self.multi_label.setWordWrap(True)
+        self.multi_label.hide()
+        left_layout.addWidget(self.multi_label)
         left_layout.addWidget(QLabel("Thumbnails of the selected class"))
         left_layout.addWidget(self.thumbs)
         left_layout.addWidget(split_box)
@@ -198,7 +213,7 @@ class DataPanel(QWidget):
         self.choose.setEnabled(False)
         # One reader thread: more of them compete with the GUI thread for the GIL (stalls of 300 ms).
         self.task = Task(
-            lambda task: inspect_folder(
+            lambda task: inspect_data(
                 folder, workers=1, on_progress=lambda d, t: task.report((d, t)), stop=task.stop_event
             ),
             with_report=True,
@@ -218,6 +233,13 @@ class DataPanel(QWidget):
         done, total = event
         self.folder_label.setText(f"<b>{self.folder}</b> — scanning… {done:,} of {total:,} files")
 
+    def _ask_csv(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Choose a labels CSV (path,labels)", "", "Labels CSV (*.csv)"
+        )
+        if path:
+            self.load(path)
+
     def _ask_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose the data folder (one sub-folder per class)")
         if folder:
@@ -229,7 +251,7 @@ class DataPanel(QWidget):
 
     def dropEvent(self, event) -> None:
         urls = event.mimeData().urls()
-        if urls and Path(urls[0].toLocalFile()).is_dir():
+        if urls and (Path(urls[0].toLocalFile()).is_dir() or is_labels_csv(urls[0].toLocalFile())):
             self.load(urls[0].toLocalFile())
 
     def _failed(self, message: str) -> None:
@@ -247,7 +269,8 @@ class DataPanel(QWidget):
             "usable" if report.usable else f"<span style='color:#b00'>not usable: {report.problem}</span>"
         )
         self.folder_label.setText(
-            f"<b>{report.root}</b> — {counted(len(report.classes), 'class')}, "
+            f"<b>{report.source}</b> — "
+            f"{counted(len(report.classes), 'label' if report.task == 'multi_label' else 'class')}, "
             f"{counted(len(report.images), 'image')}, {len(report.skipped)} skipped; {status}"
         )
         self.classes.setRowCount(len(report.classes))
@@ -258,6 +281,15 @@ class DataPanel(QWidget):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.classes.setItem(row, col, item)
         self.classes.resizeColumnsToContents()
+        multi = report.task == "multi_label"
+        self.classes.setHorizontalHeaderLabels(["Label" if multi else "Class", "Images", "Suggested weight"])
+        self.multi_label.setVisible(multi)
+        self.classes.setColumnHidden(2, multi)  # no class weights for multi-label data
+        self.multi_label.setText(
+            "<br>".join(html.escape(x) for x in multi_label_summary(report)) if multi else ""
+        )
+        for index in (3, 4):  # the label check and Label next judge one class per image
+            self.tabs.setTabEnabled(index, not multi)
         self.skipped.setRowCount(len(report.skipped))
         for row, item in enumerate(report.skipped):
             self.skipped.setItem(row, 0, QTableWidgetItem(item.path))

@@ -154,6 +154,37 @@ def summary_html(e: dict[str, object]) -> str:
     )
 
 
+def multilabel_summary_html(e: dict[str, object]) -> str:
+    """A multi-label run's test scores (``multilabel_evaluation``): the averages with their 95% intervals,
+    then a row per label (threshold, AP, precision, recall, F1, support); names escaped."""
+    from html import escape
+
+    ci = e["intervals"]
+
+    def shown(key: str, value) -> str:
+        if value is None:
+            return "—"
+        return f"{value:.3f}" + (f" ({ci[key][0]:.2f}–{ci[key][1]:.2f})" if key in ci else "")
+
+    head = (
+        f"<p><b>Test macro mAP {shown('macro_map', e['macro_map'])}</b> on "
+        f"{counted(e['num_images'], 'image')} (multi-label; 95% intervals in brackets) · micro mAP "
+        f"{shown('micro_map', e['micro_map'])} · at the thresholds: macro F1 "
+        f"{shown('macro_f1', e['macro']['f1'])}, micro F1 {shown('micro_f1', e['micro']['f1'])}, subset "
+        f"accuracy {shown('subset_accuracy', e['subset_accuracy'])}, Hamming loss "
+        f"{shown('hamming_loss', e['hamming_loss'])}</p>"
+    )
+    rows = "".join(
+        f"<tr><td>{escape(name)}</td><td>{r['threshold']:.3f}</td><td>{fmt(r['ap'])}</td>"
+        f"<td>{r['precision']:.3f}</td><td>{r['recall']:.3f}</td><td>{r['f1']:.3f}</td><td>{r['support']}</td></tr>"
+        for name, r in e["per_label"].items()
+    )
+    return (
+        head + "<table border=1 cellpadding=3><tr><th>label</th><th>threshold</th><th>AP</th>"
+        f"<th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>{rows}</table>"
+    )
+
+
 def thumbnail_view(model: GalleryModel) -> QListView:
     """An icon-mode list of ``model``'s thumbnails (the error gallery, the label check)."""
     view = QListView()

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.run_history import RunRecord, compare_runs, read_json
 from tlstudio.gui.error_gallery import ErrorGallery
-from tlstudio.gui.evaluate_models import ConfusionModel, fmt, summary_html
+from tlstudio.gui.evaluate_models import ConfusionModel, fmt, multilabel_summary_html, summary_html
 from tlstudio.gui.state import AppState
 
 
@@ -155,7 +155,9 @@ class EvaluatePanel(QWidget):
                 r.status,
                 Path(r.backbone).name,
                 r.weights,
-                fmt(r.metrics.get("test_accuracy")),
+                fmt(r.metrics.get("test_accuracy"))
+                if "test_macro_map" not in r.metrics
+                else f"mAP {fmt(r.metrics['test_macro_map'])}",  # multi-label: the test macro mAP
                 fmt(r.metrics.get("test_macro_f1")),
             ]
             for col, value in enumerate(values):
@@ -226,6 +228,11 @@ class EvaluatePanel(QWidget):
             )
             return
         e = self.evaluation
+        if e.get("task") == "multi_label":  # no confusion matrix: a row per label instead
+            self.confusion.set_matrix([], [])
+            self.summary.setHtml(multilabel_summary_html(e))
+            self.errors.show_run(self.run_dir, [], [])
+            return
         self.confusion.set_matrix(e["labels"], e["confusion_matrix"])
         self.matrix.resizeColumnsToContents()
         self.summary.setHtml(summary_html(e))

@@ -365,7 +365,7 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
     def _rescan_data(self) -> None:
         """A relabel moved a file: the next run must train on the folder as it is now."""
         if self.state.report is not None:
-            self.data.load(str(self.state.report.root))
+            self.data.load(str(self.state.report.source))
 
     def _labels_kept(self, paths: list[str]) -> None:
         self.project.kept_labels = list(paths)

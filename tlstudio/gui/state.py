@@ -103,7 +103,7 @@ class AppState:
     def set_data_dir(self, folder: str | None) -> None:
         """The project's data folder ("data" fires); a report of another folder is dropped."""
         self.project.data_dir = folder
-        if self.report is not None and not _same_folder(self.report.root, folder):
+        if self.report is not None and not _same_folder(_source(self.report), folder):
             self.report = None
         self._changed("data")
 
@@ -114,7 +114,7 @@ class AppState:
         Returns:
             Whether the report was taken.
         """
-        if not _same_folder(report.root, self.project.data_dir):
+        if not _same_folder(_source(report), self.project.data_dir):
             return False
         self.report = report
         self._changed("data")
@@ -223,6 +223,11 @@ class AppState:
             "Evaluate": bool(runs),
             "Export": selected is not None and (selected.run_dir / files.EXPORT).is_dir(),
         }
+
+
+def _source(report: Any) -> str:
+    """What a report's data was given as: its labels CSV, or its folder."""
+    return getattr(report, "source", report.root)
 
 
 def _same_folder(a: str | os.PathLike[str] | None, b: str | os.PathLike[str] | None) -> bool:

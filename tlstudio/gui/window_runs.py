@@ -24,7 +24,7 @@ class StartsRuns:
         problems = self.missing_steps()
         report = self.state.report
         if not problems and not all((Path(report.root) / r.path).is_file() for r in report.images):
-            self.data.load(str(report.root))  # files moved since the scan: scan again first
+            self.data.load(str(report.source))  # files moved since the scan: scan again first
             problems.append("wait for the data folder's new scan (files changed since it was scanned)")
         if problems:
             QMessageBox.information(self, "Not ready to train", "First " + " and ".join(problems) + ".")
@@ -39,12 +39,13 @@ class StartsRuns:
         self.save_project()
         self.go_to("Train")
         # The split of the report on screen, kept beside the project: no second scan while training.
-        manifest = make_split(report.images, SplitConfig.of(settings))
+        multi = getattr(report, "task", "") == "multi_label"  # (the data says it: a labels CSV)
+        manifest = make_split(report.images, SplitConfig.of(settings), multi_label=multi)
         if self.project.manifest_path is not None:
             manifest.save(self.project.manifest_path)
         self.state.run_started(run_dir)  # in the project file before its first epoch: a crash keeps it
         self.state.set_task("baseline training" if baseline else "training")
-        self.train.run(settings, report.root, run_dir, manifest)
+        self.train.run(settings, report.source, run_dir, manifest)
 
     def missing_steps(self) -> list[str]:
         """What a run still needs, in the words the Train panel shows (the state's)."""

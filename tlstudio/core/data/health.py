@@ -99,7 +99,9 @@ class DatasetReport:
         return self.problem is None
 
     def images_of(self, label: str) -> list[ImageRecord]:
-        """The usable images of one class."""
+        """The usable images of one class (multi-label: those carrying the label)."""
+        if self.task == "multi_label":
+            return [r for r in self.images if label in r.label.split(";")]
         return [r for r in self.images if r.label == label]
 
     def to_dict(self) -> dict[str, object]:

@@ -9,7 +9,6 @@ from tlstudio.core.data.health import (
     TINY_SIDE,
     DatasetReport,
     _warnings,
-    balanced_class_weights,
     build_report,
     inspect_folder,
 )
@@ -54,7 +53,7 @@ def inspect_labels_csv(path: str | os.PathLike[str], **scan_options) -> DatasetR
     report.classes = {label: counts[label] for label in labels}
     present = [n for n in report.classes.values() if n]
     report.imbalance_ratio = round(max(present) / min(present), 3) if len(present) >= 2 else None
-    report.class_weights = balanced_class_weights(report.classes)
+    report.class_weights = {}  # (not used: Keras weighs one class per image)
     report.empty_classes = []
     report.problem = None
     report.task = "multi_label"

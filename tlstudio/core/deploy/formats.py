@@ -208,6 +208,8 @@ def export_format(
         extra = "openvino" if fmt == "openvino" else "export"
         raise DeployError(f"{fmt} needs {', '.join(missing)}: pip install 'tlstudio[{extra}]'")
     inputs = RunInputs.load(run_dir, data_dir)
+    if inputs.thresholds is not None and fmt == "openvino" and quantize == "int8":  # (top-1 accuracy control)
+        raise DeployError("openvino int8 is made for single-label models only so far; take openvino float32")
     inputs.test_images()  # read first: a data folder that is not there fails before any conversion
     target = Path(out) if out else inputs.run_dir / files.EXPORT / artefact_name(fmt, quantize)
     target.parent.mkdir(parents=True, exist_ok=True)

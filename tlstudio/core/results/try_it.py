@@ -105,6 +105,7 @@ class Tryout:
         metrics = read_json(self.run_dir / files.METRICS)
         self.calibrated = "temperature" in metrics
         self.predictions = read_json(self.run_dir / files.EVALUATION).get("predictions") or []
+        self.thresholds: dict[str, float] = read_json(self.run_dir / files.THRESHOLDS)  # multi-label only
         try:
             self.cam: GradCam | None = GradCam(self.model)
             self.cam_problem = ""
@@ -127,6 +128,8 @@ class Tryout:
         probs = np.asarray(self.model(pixels[None].astype(np.float32), training=False))[0]
         order = np.argsort(-probs)[:top]
         heat = self.cam.heatmap(pixels, int(order[0]))[0] if self.cam is not None else None
+        if self.thresholds:  # multi-label: every label at or above its threshold, most probable first
+            order = [i for i in np.argsort(-probs) if probs[i] >= self.thresholds.get(self.labels[i], 0.5)]
         return Verdict(name, [(self.labels[i], float(probs[i])) for i in order], heat)
 
     def test_record(self, confidence: float) -> TestRecord:
@@ -137,7 +140,15 @@ class Tryout:
         return TestRecord(right, len(sure), low, high)
 
     def confidence_words(self, verdict: Verdict) -> str:
-        """The confidence, whether it was calibrated, and the test split's record at that level."""
+        """The confidence, whether it was calibrated, and the test split's record at that level (for a
+        multi-label model: the labels given, each at or above its threshold)."""
+        if self.thresholds:
+            given = ", ".join(f"{label} {p:.2f}" for label, p in verdict.top)
+            return (
+                f"labels at or above their thresholds (tuned on the validation split): {given}"
+                if given
+                else "no label reaches its threshold (tuned on the validation split)"
+            )
         how = (
             "calibrated on the validation split"
             if self.calibrated

@@ -121,6 +121,8 @@ def find_learning_rate(
     tell = on_event or (lambda _: None)
     s = settings
     keras.utils.set_random_seed(s.seed)
+    if manifest is not None and manifest.multi_label:
+        raise ValueError("the learning-rate finder works on single-label data only (one label per image)")
     if manifest is None:
         report = inspect_folder(data_dir)
         if not report.usable:

@@ -1,4 +1,5 @@
-"""How a multi-label run ends: per-label thresholds tuned on validation, then the test split's scores."""
+"""How a multi-label run ends: whether it learned, per-label thresholds tuned on validation, then the
+test split's scores."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tlstudio.core.results import run_folder as files
 from tlstudio.core.settings import MULTI_LABEL_THRESHOLD
 
 if TYPE_CHECKING:
+    from tlstudio.core.data.split import Manifest
     from tlstudio.core.results.multilabel_evaluation import MultiLabelEvaluation
     from tlstudio.core.training.session import TrainingSession
 
@@ -86,3 +88,39 @@ def evaluate_test_multilabel(session: TrainingSession, model, test) -> dict[str,
         if key in m["intervals"]:
             out[f"test_{key}_low"], out[f"test_{key}_high"] = m["intervals"][key]
     return out
+
+
+def multilabel_verdict(metrics: dict[str, float], manifest: Manifest) -> str | None:
+    """Why a multi-label run did not learn, or None: its final binary cross-entropy on the validation
+    split (the training split with fewer than 10 validation images) is no lower than that of answering
+    each label's share of the training images for every image (the best a model that sees nothing
+    can do).
+
+    Args:
+        metrics: the run's metrics (``val_loss`` or ``loss``).
+        manifest: the run's multi-label split.
+
+    Returns:
+        The reason in words, or None.
+    """
+    from tlstudio.core.data.pipeline import multi_hot
+    from tlstudio.core.training.probe_multilabel import binary_cross_entropy
+
+    val = manifest.subset("val")
+    use_val = len(val) >= 10 and "val_loss" in metrics
+    entries = val if use_val else manifest.subset("train")
+    loss = metrics.get("val_loss" if use_val else "loss")
+    if loss is None or not entries:
+        return None
+    labels = manifest.classes
+    share = multi_hot([e.labels for e in manifest.subset("train")], labels).mean(0)
+    truth = multi_hot([e.labels for e in entries], labels)
+    baseline = binary_cross_entropy(truth, np.broadcast_to(np.clip(share, 1e-3, 1 - 1e-3), truth.shape))
+    if loss < baseline:
+        return None
+    split = "validation" if use_val else "training"
+    return (
+        f"the model did not learn: its {split} loss {loss:.3f} is no lower than answering each label's "
+        f"share of the training images ({baseline:.3f}). Try: pretrained weights instead of none, more "
+        "epochs, a higher --learning-rate, more images per label, or check the labels. Nothing was exported."
+    )
