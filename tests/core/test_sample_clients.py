@@ -1,6 +1,6 @@
 """The sample client beside each artefact (``predict_<format>.py IMAGE``) classifies real image files in a
-fresh process with that runtime alone, as the export's own check does; Core ML and TF.js are refused
-before any work, and ``--format all`` lists them as skipped with the reason."""
+fresh process with that runtime alone, as the export's own check does; Core ML (and TF.js without
+Node.js) are refused before any work, and ``--format all`` lists them as skipped with the reason."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from PIL import Image
 
 from tlstudio.core.data.pipeline import load_for_model
 from tlstudio.core.deploy import runtime_check
-from tlstudio.core.deploy.format_list import CHOICES, UNAVAILABLE, unavailable
+from tlstudio.core.deploy.format_list import CHOICES, TFJS_EVIDENCE, UNAVAILABLE, unavailable
 from tlstudio.core.deploy.formats import FILE_NAMES, export_format
 from tlstudio.core.deploy.sample_clients import CLIENTS
 
@@ -73,11 +73,13 @@ def test_each_client_gives_the_top_class_its_runtime_gives(fmt, probe_run, image
         assert len(text.splitlines()) == 2 and text.splitlines()[0].split("\t")[0] in labels
 
 
-def test_coreml_and_tfjs_are_refused_before_any_work(tmp_path, capsys, monkeypatch):
+def test_what_cannot_be_made_here_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
     from tlstudio.cli import export as command
     from tlstudio.cli import main
+    from tlstudio.core.deploy import tfjs_format
 
     monkeypatch.setattr(command, "quiet_tensorflow", lambda: pytest.fail("refused too late"))
+    monkeypatch.setattr(tfjs_format.shutil, "which", lambda name: None)  # a machine without Node.js
     for fmt in UNAVAILABLE:
         assert main(["export", str(tmp_path / "no-such-run"), "--format", fmt]) == 2
         err = capsys.readouterr().err.strip()
@@ -89,8 +91,7 @@ def test_the_reasons_name_why():
     assert "only be verified on macOS" in unavailable("coreml", system="Linux")
     assert "runs Windows" in unavailable("coreml", system="Windows")
     assert "not in this build" in unavailable("coreml", system="Darwin")
-    tfjs = unavailable("tfjs")
-    assert "tensorflow-decision-forests" in tfjs and "tensorflow==2.19.0" in tfjs and "3.18.0" in tfjs
+    assert "tensorflow-decision-forests" in TFJS_EVIDENCE and "tensorflow==2.19.0" in TFJS_EVIDENCE
     assert unavailable("tflite") is None and unavailable("onnx") is None
     shown = {fmt for _, fmt, _ in CHOICES}
     assert set(UNAVAILABLE) <= shown and set(CLIENTS) <= shown  # the app lists what the CLI knows
