@@ -4,10 +4,12 @@ Run:  python benchmarks/bench_export.py [--backbones shapes-cnn,MobileNetV3Small
 
 Each backbone is trained on the same drawn-shapes folder (5 classes, 60 images each) with
 `tlstudio train`, then `tlstudio export RUN --format all` converts it to every format and checks each
-one in a fresh process with its own runtime (LiteRT interpreter, onnxruntime, plain TensorFlow) on the
-run's test images. ``shapes-cnn`` is a small CNN pretrained on other shapes and saved as .keras (a
-user's own model); Keras Applications backbones are trained from random weights (no ImageNet download
-here), so their accuracy is low — their size and latency are what this compares.
+one in a fresh process with its own runtime (LiteRT interpreter, onnxruntime, OpenVINO, TensorFlow.js
+in Node, plain TensorFlow) on the run's test images; a format not made on this machine (Core ML off
+macOS, TF.js without Node.js) is listed as skipped with the reason, side by side with the rest.
+``shapes-cnn`` is a small CNN pretrained on other shapes and saved as .keras (a user's own model);
+Keras Applications backbones are trained from random weights (no ImageNet download here), so their
+accuracy is low — their size and latency are what this compares.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ def main() -> None:
             done = subprocess.run(command, capture_output=True, text=True)
             for r in json.loads(done.stdout):
                 v = r["verification"]
+                if r.get("skipped"):  # named, not made on this machine (Core ML, TF.js): the reason
+                    print(f"| {backbone} | {r['name']} | skipped: {r['skipped']} | | | | |")
+                    continue
                 if v is None:
                     print(f"| {backbone} | {r['name']} | not written: {r['error']} | | | | |")
                     continue

@@ -42,3 +42,21 @@ def test_every_format_can_be_cancelled_and_says_so(qtbot, probe_run):
     qtbot.waitUntil(lambda: panel.format_button.isEnabled(), timeout=120_000)
     assert not panel.cancel.isEnabled() and "cancelled" in panel.result.toHtml()
     panel.task.wait()
+
+
+def test_the_app_greys_out_what_is_not_made_here(qtbot):
+    from tlstudio.core.deploy.format_list import CHOICES, unavailable
+    from tlstudio.core.deploy.formats import DeployResult
+    from tlstudio.gui.export_panel import results_html
+
+    panel = ExportPanel()
+    qtbot.addWidget(panel)
+    assert FORMAT_CHOICES == CHOICES  # the core's list, not the GUI's own
+    for i, (_, fmt, _) in enumerate(FORMAT_CHOICES):
+        item = panel.format.model().item(i)
+        assert item.isEnabled() == (unavailable(fmt) is None)
+        if unavailable(fmt):
+            assert panel.format.itemData(i, 3) == unavailable(fmt)  # Qt.ToolTipRole
+
+    html = results_html([DeployResult("coreml", "float32", None, None, skipped=unavailable("coreml"))])
+    assert "skipped: coreml:" in html and "not written:" not in html

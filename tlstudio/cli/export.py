@@ -1,4 +1,5 @@
-"""`tlstudio export`: a run's model as SavedModel (TF Serving), LiteRT or ONNX, verified in each runtime."""
+"""`tlstudio export`: a run's model as SavedModel (TF Serving), LiteRT, ONNX, OpenVINO or TF.js, verified in
+each runtime."""
 
 from __future__ import annotations
 
@@ -22,18 +23,19 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser(
         "export",
-        help="convert a run's model to SavedModel / TFLite / ONNX / OpenVINO, verified in each runtime",
+        help="convert a run's model to SavedModel / TFLite / ONNX / OpenVINO / TF.js, verified in each",
         description="Convert RUN_DIR's model and check it in a fresh process with the runtime a user "
-        "would use (LiteRT interpreter, onnxruntime, OpenVINO, plain TensorFlow) on the run's test images: "
-        "top-1 agreement with the trained model, accuracy overall and per class, latency, throughput, "
-        "size. An artefact that does not agree is not written. Lands in RUN_DIR/export/<format>[-<mode>]/.",
+        "would use (LiteRT interpreter, onnxruntime, OpenVINO, TensorFlow.js in Node, plain TensorFlow) "
+        "on the run's test images: top-1 agreement with the trained model, accuracy overall and per "
+        "class, latency, throughput, size. An artefact that does not agree is not written. Lands in "
+        "RUN_DIR/export/<format>[-<mode>]/.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", type=Path)
     p.add_argument(
         "--format",
         default="all",
-        choices=[*FORMATS, *UNAVAILABLE, "all"],
-        help="(all: every format side by side; coreml and tfjs are refused here, with the reason)",
+        choices=[*FORMATS, *(f for f in UNAVAILABLE if f not in FORMATS), "all"],
+        help="(all: every format side by side; coreml, and tfjs without Node.js: refused with the reason)",
     )
     p.add_argument(
         "--quantize", default="float32", choices=QUANTIZE_MODES, help="tflite; openvino: int8 (float32)"

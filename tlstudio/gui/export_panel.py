@@ -87,9 +87,10 @@ def results_html(results) -> str:
     )
     return (
         "<p><b>Each format was run by its own runtime in a fresh process</b> (LiteRT, onnxruntime, "
-        "OpenVINO, TensorFlow) on the run's test images and compared with the trained model; one that did "
-        "not agree was not written. Each folder holds a sample client, <code>predict_&lt;format&gt;.py "
-        "IMAGE</code>.</p><table cellspacing=4>" + head + "".join(rows) + "</table>"
+        "OpenVINO, TensorFlow.js, TensorFlow) on the run's test images and compared with the trained "
+        "model; one that did not agree was not written. Each folder holds a sample client, "
+        "<code>predict_&lt;format&gt;.py IMAGE</code> (TF.js: <code>index.html</code>).</p>"
+        "<table cellspacing=4>" + head + "".join(rows) + "</table>"
     )
 
 

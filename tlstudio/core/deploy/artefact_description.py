@@ -63,7 +63,10 @@ def describe(
         "source_run": str(inputs.run_dir),
         "backbone": inputs.backbone,
         "verification": verification,
-        "client": CLIENTS[fmt] + " IMAGE (a sample client: this runtime, Pillow and numpy alone)",
+        "client": CLIENTS[fmt] + " IMAGE (a sample client: this runtime, Pillow and numpy alone)"
+        if fmt != "tfjs"
+        else f"{CLIENTS[fmt]} (a sample page: serve this folder, e.g. python -m http.server, open it, "
+        "pick an image; TensorFlow.js from its CDN)",
     }
     if fmt == "tflite":  # read back by the check: a mismatch with the run's classes fails the export
         from tlstudio.core.deploy.tflite_metadata import LABELS_FILE, METADATA_NAME

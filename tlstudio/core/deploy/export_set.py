@@ -32,7 +32,7 @@ from pathlib import Path
 
 from tlstudio.core import atomic
 from tlstudio.core.deploy.artefact_files import clean_leftovers, put_in_place
-from tlstudio.core.deploy.format_list import UNAVAILABLE, unavailable
+from tlstudio.core.deploy.format_list import NOT_BUILT, unavailable
 from tlstudio.core.deploy.formats import (
     ALL,
     DESCRIPTION,
@@ -67,8 +67,9 @@ def export_all(
 
     Returns:
         One result per artefact, in ``ALL``'s order (folders as they are once in place): ``status``
-        ``new``, ``previous`` (failed now; ``folder`` is the earlier artefact, kept) or ``failed``;
-        then the formats not made on this machine (``format_list.UNAVAILABLE``), ``skipped``.
+        ``new``, ``previous`` (failed now; ``folder`` is the earlier artefact, kept), ``failed``, or
+        ``skipped`` (a format not made on this machine: ``format_list.unavailable`` says why); then
+        the formats named but not built (``format_list.NOT_BUILT``: Core ML), ``skipped``.
 
     Raises:
         DeployError: the set could not be put in place (a full disk); the previous export is as it was.
@@ -87,6 +88,9 @@ def export_all(
         results, cancelled = [], False
         for done, (fmt, quantize) in enumerate(ALL):
             name = artefact_name(fmt, quantize)
+            if reason := unavailable(fmt):  # not made here: the reason, never an unverified artefact
+                results.append(DeployResult(fmt, quantize, None, None, skipped=reason))
+                continue
             if progress is not None:
                 progress(done, len(ALL), name)
             try:
@@ -106,11 +110,7 @@ def export_all(
                 results.append(DeployResult(fmt, quantize, None, None, error=error))
         if cancelled:  # the previous export stays as it was
             return [dataclasses.replace(r, folder=None) for r in results]
-        results += [  # named, not made here: each with the reason, never an unverified artefact
-            DeployResult(fmt, "float32", None, None, skipped=reason)
-            for fmt in UNAVAILABLE
-            if (reason := unavailable(fmt))
-        ]
+        results += [DeployResult(fmt, "float32", None, None, skipped=unavailable(fmt)) for fmt in NOT_BUILT]
         try:
             results = [_keep_earlier(r, earlier, final, staging) for r in results]
             made = {artefact_name(fmt, quantize) for fmt, quantize in ALL}

@@ -1,7 +1,7 @@
-"""The formats as a user picks them (CLI and app alike), and the ones named but not made here, each with
-the one-line reason: Core ML (verifiable on macOS only) and TF.js (its converter does not install beside
-TensorFlow 2.21). ``--format all`` lists those as ``skipped`` with the reason; asking for one alone is
-refused before any work. Never an artefact that was not verified in its own runtime.
+"""The formats as a user picks them (CLI and app alike), and the ones that cannot be made here, each with
+the one-line reason: Core ML (verifiable on macOS only; not in this build) and TF.js where Node.js or the
+check's TensorFlow.js packages are missing. ``--format all`` lists those as ``skipped`` with the reason;
+asking for one alone is refused before any work. Never an artefact not verified in its own runtime.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ CHOICES = (  # (shown, format, quantisation); "all" exports every one
     ("Core ML", "coreml", "float32"),
     ("TF.js graph model (browser, Node)", "tfjs", "float32"),
 )
-UNAVAILABLE = ("coreml", "tfjs")  # named, never made unverified: see ``unavailable``
+UNAVAILABLE = ("coreml", "tfjs")  # may be refused here: see ``unavailable``
+NOT_BUILT = ("coreml",)  # named in every set's table as skipped, with the reason
 
-TFJS_EVIDENCE = (
+TFJS_EVIDENCE = (  # why tfjs_format writes the graph model by hand
     "the TensorFlow.js converter does not install beside TensorFlow 2.21: tensorflowjs 4.22.0 (the latest) "
     "needs tensorflow-decision-forests, whose newest release (1.12.0) pins tensorflow==2.19.0 (pip: "
     "ResolutionImpossible), and the version pip falls back to, tensorflowjs 3.18.0 (2022), fails on "
@@ -53,5 +54,7 @@ def unavailable(fmt: str, system: str | None = None) -> str | None:
             "ships no format it has not run in that format's own runtime"
         )
     if fmt == "tfjs":
-        return f"tfjs: {TFJS_EVIDENCE}; no unverified TF.js model is made"
+        from tlstudio.core.deploy.tfjs_format import missing
+
+        return missing()
     return None

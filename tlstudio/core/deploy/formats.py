@@ -20,7 +20,9 @@ float16, dynamic-range or full-integer int8 calibrated on the run's training ima
 (tf2onnx, opset 17, onnxruntime) and ``openvino`` (IR, float32 or NNCF int8: ``openvino_format``).
 A ``.tflite`` carries its labels inside (TFLite metadata: ``tflite_metadata``), read back by the check
 and compared with the run's classes. Each folder also gets a sample client, ``predict_<format>.py``
-(``sample_clients``). Core ML and TF.js are named but refused here, with the reason (``format_list``).
+(``sample_clients``; TF.js: an HTML page). ``tfjs`` is a graph model written by hand (``tfjs_format``)
+and checked by TensorFlow.js in Node. Core ML is named but refused here, with the reason
+(``format_list``).
 TFLite, ONNX and OpenVINO take float32 pixels [batch, size, size, 3], RGB 0–255, the preprocessing
 inside; ``--uint8-io`` gives an int8 model uint8 input and output.
 """
@@ -51,7 +53,7 @@ from tlstudio.core.results import run_folder as files
 if TYPE_CHECKING:  # numpy loads with the work, not with `tlstudio --help`
     import numpy as np
 
-FORMATS = ("saved_model", "tflite", "onnx", "openvino")
+FORMATS = ("saved_model", "tflite", "onnx", "openvino", "tfjs")
 QUANTIZE_MODES = ("float32", "float16", "dynamic", "int8")
 DESCRIPTION = files.EXPORT_DESCRIPTION  # in every artefact's folder: what the input and output are
 ALL = (
@@ -63,6 +65,7 @@ ALL = (
     ("openvino", "float32"),
     ("openvino", "int8"),
     ("onnx", "float32"),
+    ("tfjs", "float32"),  # skipped, with the reason, where Node.js or its check's packages are missing
 )
 MIN_AGREEMENT = 0.995
 MAX_ACCURACY_DROP = 0.01
@@ -72,6 +75,7 @@ FEW_CALIBRATION_IMAGES = 200
 NEEDS = {"onnx": ("tf2onnx", "onnxruntime"), "openvino": ("openvino",), "openvino-int8": ("openvino", "nncf")}
 FILE_NAMES = {"saved_model": "saved_model", "tflite": "model.tflite", "onnx": "model.onnx"}
 FILE_NAMES["openvino"] = "model.xml"  # and model.bin beside it
+FILE_NAMES["tfjs"] = "tfjs_model"  # model.json and its weight shards
 
 
 @dataclass
@@ -276,9 +280,12 @@ def verify(
             arrays |= {f"upright_{i}": pixels for i, (_, _, pixels) in enumerate(probes)}
         np.savez(npz, **arrays)
         command = [sys.executable, "-m", "tlstudio.core.deploy.runtime_check", fmt, str(model_path)]
-        returncode, stderr = _run_cancellable(
-            [*command, str(npz), str(out)], stop, artefact_name(fmt, quantize)
-        )
+        command += [str(npz), str(out)]
+        if fmt == "tfjs":  # TensorFlow.js in Node
+            from tlstudio.core.deploy import tfjs_format
+
+            command = tfjs_format.check_command(model_path / tfjs_format.MODEL_FILE, images, Path(tmp), out)
+        returncode, stderr = _run_cancellable(command, stop, artefact_name(fmt, quantize))
         if returncode != 0:
             last = (stderr.strip().splitlines() or ["no output"])[-1]
             raise DeployError(f"{artefact_name(fmt, quantize)}: its runtime could not run it: {last}")
@@ -347,6 +354,10 @@ def _convert(
         converters.serving_saved_model(inputs.model, path, inputs.labels, inputs.image_size)
     elif fmt == "onnx":
         converters.to_onnx(inputs.model, path, inputs.image_size)
+    elif fmt == "tfjs":
+        from tlstudio.core.deploy import tfjs_format
+
+        tfjs_format.convert(inputs.model, path, inputs.image_size)
     elif fmt == "openvino":
         from tlstudio.core.deploy import openvino_format
 

@@ -39,7 +39,8 @@ def exports_section(exports: list[dict] | None) -> list[str]:
         "with the trained model.",
         "",
         "Each artefact's folder holds a sample client, `predict_<format>.py IMAGE`, that classifies an "
-        "image file with that runtime, Pillow and numpy alone; the `.tflite` files carry their labels "
+        "image file with that runtime, Pillow and numpy alone (TF.js: an HTML page, `index.html`); the "
+        "`.tflite` files carry their labels "
         "inside (TFLite metadata), checked against the run's classes.",
         "",
         "| format | status | agreement | Δaccuracy | ms/image (p50) | size |",

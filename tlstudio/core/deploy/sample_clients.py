@@ -3,7 +3,7 @@ file with that artefact's runtime, Pillow and numpy alone (the way Lobe shipped 
 
 The scripts are real files in ``clients/`` (linted and tested like the rest), copied as they are: each
 reads the input size from ``model.json`` beside it and the labels from ``labels.txt`` (TFLite: from
-inside ``model.tflite``), so nothing is generated per run.
+inside ``model.tflite``), so nothing is generated per run. TF.js gets an HTML page instead.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ CLIENTS = {
     "tflite": "predict_tflite.py",
     "onnx": "predict_onnx.py",
     "openvino": "predict_openvino.py",
+    "tfjs": "index.html",  # a page for the browser (TensorFlow.js); serve the folder, pick an image
 }
 
 

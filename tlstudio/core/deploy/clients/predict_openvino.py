@@ -1,7 +1,7 @@
 """Classify an image file with the OpenVINO IR beside this script: OpenVINO, Pillow and numpy alone.
 
     pip install openvino pillow numpy
-    python predict_openvino.py IMAGE [--top 3] [--json]
+    python predict_openvino.py IMAGE [IMAGE ...] [--top 3] [--json]
 
 Written by TL Studio beside the exported model (model.xml and model.bin). The input size comes from
 model.json, the labels from labels.txt (class names in the order of the output).
@@ -33,36 +33,38 @@ def load(path: str, size: int) -> np.ndarray:
     return np.asarray(img, dtype=np.float32)[None]  # [1, size, size, 3], RGB 0-255
 
 
-def probabilities(pixels: np.ndarray) -> np.ndarray:
-    """The model's probabilities for a batch of pixels (OpenVINO, CPU, float32 as verified)."""
+def model():
+    """A function from one image's pixels [1, size, size, 3] to its probabilities (OpenVINO, CPU,
+    float32 as verified)."""
     import sys
 
     sys.modules.setdefault("openvino_telemetry", None)  # openvino's own stub: no usage events sent
     import openvino as ov
 
     compiled = ov.Core().compile_model(str(HERE / "model.xml"), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    return compiled(pixels)[compiled.output(0)][0]
+    return lambda pixels: compiled(pixels)[compiled.output(0)][0]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("image")
+    parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.add_argument("--top", type=int, default=3)
-    parser.add_argument("--json", action="store_true", help="print the labels and probabilities as JSON")
+    parser.add_argument("--json", action="store_true", help="one JSON line per image: label, probabilities")
     args = parser.parse_args()
     size = json.loads((HERE / "model.json").read_text(encoding="utf-8"))["input"]["image_size"]
     labels = (HERE / "labels.txt").read_text(encoding="utf-8").splitlines()
-    probs = probabilities(load(args.image, size))
-    ranked = np.argsort(-probs)[: args.top]
-    if args.json:
-        print(
-            json.dumps(
-                {"label": labels[ranked[0]], "probabilities": dict(zip(labels, probs.tolist(), strict=True))}
-            )
-        )
-    else:
-        for i in ranked:
-            print(f"{labels[i]}\t{probs[i]:.3f}")
+    predict = model()
+    for image in args.images:
+        probs = predict(load(image, size))
+        ranked = np.argsort(-probs)[: args.top]
+        if args.json:
+            scores = dict(zip(labels, probs.tolist(), strict=True))
+            print(json.dumps({"image": image, "label": labels[ranked[0]], "probabilities": scores}))
+        else:
+            if len(args.images) > 1:
+                print(image)
+            for i in ranked:
+                print(f"{labels[i]}\t{probs[i]:.3f}")
 
 
 if __name__ == "__main__":

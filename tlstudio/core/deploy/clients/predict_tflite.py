@@ -1,7 +1,7 @@
 """Classify an image file with the TFLite model beside this script: LiteRT, Pillow and numpy alone.
 
     pip install ai-edge-litert pillow numpy
-    python predict_tflite.py IMAGE [--top 3] [--json]
+    python predict_tflite.py IMAGE [IMAGE ...] [--top 3] [--json]
 
 Written by TL Studio beside the exported model. The input size comes from model.json, the labels
 from inside model.tflite (its TFLite metadata: labels.txt is zipped onto the model file's end).
@@ -34,46 +34,52 @@ def load(path: str, size: int) -> np.ndarray:
     return np.asarray(img, dtype=np.float32)[None]  # [1, size, size, 3], RGB 0-255
 
 
-def probabilities(pixels: np.ndarray) -> np.ndarray:
-    """The model's probabilities for a batch of pixels (int8 inputs and outputs (de)quantised)."""
+def model():
+    """A function from one image's pixels [1, size, size, 3] to its probabilities (LiteRT; an int8
+    model's integer input and output quantised and dequantised with their own scale and zero point)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(HERE / "model.tflite"))
     interpreter.allocate_tensors()
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    if np.issubdtype(inp["dtype"], np.integer):
-        scale, zero = inp["quantization"]
-        limits = np.iinfo(inp["dtype"])
-        pixels = np.clip(np.round(pixels / scale + zero), limits.min, limits.max)
-    interpreter.set_tensor(inp["index"], pixels.astype(inp["dtype"]))
-    interpreter.invoke()
-    result = interpreter.get_tensor(out["index"])
-    if np.issubdtype(result.dtype, np.integer):
-        scale, zero = out["quantization"]
-        result = (result.astype(np.float32) - zero) * scale
-    return result[0]
+
+    def predict(pixels: np.ndarray) -> np.ndarray:
+        if np.issubdtype(inp["dtype"], np.integer):
+            scale, zero = inp["quantization"]
+            limits = np.iinfo(inp["dtype"])
+            pixels = np.clip(np.round(pixels / scale + zero), limits.min, limits.max)
+        interpreter.set_tensor(inp["index"], pixels.astype(inp["dtype"]))
+        interpreter.invoke()
+        result = interpreter.get_tensor(out["index"])
+        if np.issubdtype(result.dtype, np.integer):
+            scale, zero = out["quantization"]
+            result = (result.astype(np.float32) - zero) * scale
+        return result[0]
+
+    return predict
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("image")
+    parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.add_argument("--top", type=int, default=3)
-    parser.add_argument("--json", action="store_true", help="print the labels and probabilities as JSON")
+    parser.add_argument("--json", action="store_true", help="one JSON line per image: label, probabilities")
     args = parser.parse_args()
     size = json.loads((HERE / "model.json").read_text(encoding="utf-8"))["input"]["image_size"]
     with zipfile.ZipFile(HERE / "model.tflite") as packed:  # the labels inside the model file
         labels = packed.read("labels.txt").decode("utf-8").splitlines()
-    probs = probabilities(load(args.image, size))
-    ranked = np.argsort(-probs)[: args.top]
-    if args.json:
-        print(
-            json.dumps(
-                {"label": labels[ranked[0]], "probabilities": dict(zip(labels, probs.tolist(), strict=True))}
-            )
-        )
-    else:
-        for i in ranked:
-            print(f"{labels[i]}\t{probs[i]:.3f}")
+    predict = model()
+    for image in args.images:
+        probs = predict(load(image, size))
+        ranked = np.argsort(-probs)[: args.top]
+        if args.json:
+            scores = dict(zip(labels, probs.tolist(), strict=True))
+            print(json.dumps({"image": image, "label": labels[ranked[0]], "probabilities": scores}))
+        else:
+            if len(args.images) > 1:
+                print(image)
+            for i in ranked:
+                print(f"{labels[i]}\t{probs[i]:.3f}")
 
 
 if __name__ == "__main__":
