@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tlstudio import __version__
-from tlstudio.cli import auto, devices, export, lr_find, rank, suggest
+from tlstudio.cli import auto, devices, export, lr_find, rank, suggest, sweep
 from tlstudio.cli.backbones import run_backbones
 from tlstudio.cli.compare import run_compare
 from tlstudio.cli.demo import run_demo
@@ -219,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_parser(sub)
     auto.add_parser(sub)
     lr_find.add_parser(sub)
+    sweep.add_parser(sub)
 
     gui = sub.add_parser("gui", help="open the desktop app (the same as `tlstudio` without a command)")
     gui.add_argument("project", nargs="?", type=Path, help="a project file to open")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tlstudio.cli.common import fail, number
 from tlstudio.core.results import run_folder as files
+from tlstudio.core.studies.sweep import SNAPSHOT
 
 
 def run_runs(args: argparse.Namespace) -> int:
@@ -17,6 +18,8 @@ def run_runs(args: argparse.Namespace) -> int:
 
     if args.tensorboard:
         return open_tensorboard(args.source)
+    if not args.diff and (args.source / SNAPSHOT).is_file():  # a sweep's folder: its trials
+        return list_trials(args.source, args.json)
     if args.source.is_file():
         try:
             records = project_runs(Project.load(args.source).runs)
@@ -128,3 +131,29 @@ def open_tensorboard(source: Path) -> int:
         )
     print(f"TensorBoard on {logdir} (Ctrl-C to stop)", file=sys.stderr)
     return subprocess.call([sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir)])
+
+
+def list_trials(folder: Path, as_json: bool) -> int:
+    """A sweep's trials as its workers last saw them (``trials.json``), with the summary's ties."""
+    from tlstudio.core.results.run_history import read_json
+    from tlstudio.core.studies.space import show_values
+    from tlstudio.core.studies.summary import SWEEP_JSON
+
+    snapshot = read_json(folder / SNAPSHOT)
+    summary = read_json(folder / SWEEP_JSON)
+    rows = summary.get("trials_table") or snapshot.get("trials") or []
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    best = (summary.get("best") or {}).get("trial")
+    print(f"{'#':>4}  {'state':<9}{'value':>8}  {'host':<12}  run / params")
+    for r in rows:
+        mark = "*" if r["number"] == best else "=" if r.get("tied_with_best") else " "
+        value = "" if r["value"] is None else f"{r['value']:.4f}"
+        params = show_values(r["params"])
+        run = Path(r["run_dir"]).name if r.get("run_dir") and r["state"] != "surplus" else ""
+        host = (r.get("host") or "")[:12]
+        print(f"{mark}{r['number']:>3}  {r['state']:<9}{value:>8}  {host:<12}  {run} {params}")
+    if best is not None:
+        print("* the best trial; = tied with it on the validation images (tlstudio sweep's summary)")
+    return 0

@@ -63,7 +63,7 @@ def complete(session: TrainingSession, model, started: float, status: str) -> Ru
         session.model = model
     if session.settings.calibrate and manifest.subset("val"):
         metrics.update(calibrate(session, model))
-    if test:
+    if test and session.score_test:
         metrics.update(evaluate_test(session, model, test))
     if session.load_errors.items():
         session.emit(ev.FilesSkipped(session.load_errors.items()))
