@@ -152,8 +152,8 @@ def argument_problem(args: argparse.Namespace) -> str | None:
         return f"{args.data_dir} is not a folder"
     if args.out.exists() and not args.out.is_dir():
         return f"{args.out} is a file, not a folder"
-    if args.out.is_dir() and any(args.out.iterdir()) and not (args.out / "manifest.csv").is_file():
-        return f"{args.out} holds other files: choose a new --out (or the folder of this sweep)"
+    if args.out.is_dir() and (strange := [p.name for p in args.out.iterdir() if not sweep_file(p.name)]):
+        return f"{args.out} holds other files ({strange[0]}): choose a new --out, or this sweep's folder"
     if args.trials < 1:
         return "--trials must be at least 1"
     if args.heartbeat < 1:
@@ -175,6 +175,15 @@ def argument_problem(args: argparse.Namespace) -> str | None:
         except ArgumentError:
             return f"--storage {args.storage!r} is not a database URL (postgresql://USER@HOST:PORT/DB)"
     return None
+
+
+def sweep_file(name: str) -> bool:
+    """Whether a name in a sweep's folder is the sweep's own (another worker may be writing it)."""
+    from tlstudio.core.studies.summary import SWEEP_JSON
+    from tlstudio.core.studies.sweep import DB_FILE, LOGS, MANIFEST_FILE, SNAPSHOT
+
+    ours = (LOGS, MANIFEST_FILE, SNAPSHOT, SWEEP_JSON)
+    return name in ours or name.startswith((".tmp-", "trial-", DB_FILE))  # (SQLite's journal too)
 
 
 def candidate_names(args: argparse.Namespace) -> list[str]:

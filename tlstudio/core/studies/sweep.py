@@ -221,6 +221,7 @@ def objective(trial, study, config: SweepConfig, say) -> float:
     run_dir = (config.out / f"trial-{trial.number:04d}").resolve()
     trial.set_user_attr("run_dir", str(run_dir))
     trial.set_user_attr("host", socket.gethostname())
+    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
     retried = frozen.system_attrs.get("failed_trial")  # set by RetryHeartbeatStaleTrialCallback
     if retried is not None:
@@ -308,6 +309,7 @@ def trial_rows(study) -> list[dict[str, object]]:
                 "params": dict(t.params),
                 "run_dir": attrs.get("run_dir"),
                 "host": attrs.get("host"),
+                "worker": attrs.get("worker"),
                 "retry_of": attrs.get("retry_of"),
                 "val_accuracy": attrs.get("val_accuracy"),
                 "val_loss": attrs.get("val_loss"),
