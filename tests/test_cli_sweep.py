@@ -91,8 +91,8 @@ def trials_of(url: str, study: str):
 
 
 def two_workers_one_killed(commands: list[list[str]], url: str, study: str, logs: Path):
-    """Start two workers; once each has completed a trial and one is mid-way through another, SIGKILL
-    that one; return (survivor's summary, the killed trial, the killed worker's pid)."""
+    """Start two workers; once each has completed a trial and one has started another (its process
+    launched), SIGKILL that one; return (survivor's summary, the killed trial, the killed worker's pid)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), CUDA_VISIBLE_DEVICES="")
     outs = [open(logs / f"worker-{i}.out", "w") for i in range(2)]  # noqa: SIM115
     procs = [
@@ -111,12 +111,7 @@ def two_workers_one_killed(commands: list[list[str]], url: str, study: str, logs
             except Exception:  # the study is not created yet
                 continue
             finished = Counter(t.user_attrs.get("worker") for t in trials if t.state.name == "COMPLETE")
-            running = [
-                t
-                for t in trials
-                if t.state.name == "RUNNING"
-                and (Path(t.user_attrs.get("run_dir", "/-")) / "run.json").is_file()
-            ]
+            running = [t for t in trials if t.state.name == "RUNNING" and _launched(t)]
             if len(finished) == 2 and running:
                 victim = running[0]
         pid = int(victim.user_attrs["worker"].rsplit(":", 1)[1])
@@ -134,6 +129,12 @@ def two_workers_one_killed(commands: list[list[str]], url: str, study: str, logs
     text = (logs / f"worker-{index}.out").read_text()
     summary = json.loads(text[text.index("{\n") :])
     return summary, victim, pid
+
+
+def _launched(trial) -> bool:
+    """Whether a trial's process has been started (its log exists)."""
+    run = Path(trial.user_attrs.get("run_dir", "/-"))
+    return "worker" in trial.user_attrs and (run.parent / "logs" / f"{run.name}.log").is_file()
 
 
 def check_study(url: str, study: str, summary: dict, victim, killed_pid: int) -> None:
@@ -218,3 +219,40 @@ def test_two_machines_share_a_postgresql_study(tiny, tmp_path):
             if "run_dir" in t.user_attrs
         }
         assert dirs == {"machine-0", "machine-1"}  # each machine's runs in its own folder
+
+
+@pytest.mark.slow
+def test_rank_ties_as_candidates_and_cross_validated_trials(tiny, tmp_path, capsys, monkeypatch):
+    """Without --backbone/--candidates the space's backbones are those at hand that rank ties (two
+    copies of one model here: tied for sure); with --folds each trial is K runs that never see the
+    sweep's test split, and the best is trained once more, exported and scored on it."""
+    import shutil
+
+    from tlstudio.core.training import auto
+
+    data, backbone, _ = tiny
+    twin = shutil.copy(backbone, tmp_path / "twin.keras")
+    monkeypatch.setattr(auto, "available_candidates", lambda: [str(backbone), str(twin)])
+    out = tmp_path / "cv"
+    args = f"sweep {data} --out {out} --trials 1 --folds 2 --epochs 1 --fine-tune-epochs 0".split()
+    args += ["--batch-size", "8", "--no-augment", "--threads", "1", "--json"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["objective"] == "cross-validated accuracy" and summary["complete"] == 1
+    assert summary["best"]["params"]["backbone"] in (str(backbone), str(twin))  # chosen by the trial
+    trial = Path(summary["best"]["run_dir"])
+    test_images = {row[0] for row in _manifest_rows(out / "manifest.csv") if row[3] == "test"}
+    for fold in ("fold-1", "fold-2"):
+        rows = _manifest_rows(trial / fold / "manifest.csv")
+        assert rows and not test_images & {row[0] for row in rows}  # the sweep's test split left out
+    final = Path(summary["best"]["export_run_dir"])
+    assert final == trial / "final" and (final / "saved_model").is_dir()
+    record = json.loads((final / "run.json").read_text())
+    assert record["metrics"]["test_accuracy"] == summary["best"]["test"]["test_accuracy"]
+    assert record["metrics"]["test_images"] == len(test_images)
+
+
+def _manifest_rows(path: Path) -> list[list[str]]:
+    import csv
+
+    return list(csv.reader(path.read_text().splitlines()))[1:]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tlstudio.cli.common import fail, number
 from tlstudio.core.results import run_folder as files
-from tlstudio.core.studies.sweep import SNAPSHOT
+from tlstudio.core.studies.board import is_sweep, read_board
 
 
 def run_runs(args: argparse.Namespace) -> int:
@@ -18,7 +18,7 @@ def run_runs(args: argparse.Namespace) -> int:
 
     if args.tensorboard:
         return open_tensorboard(args.source)
-    if not args.diff and (args.source / SNAPSHOT).is_file():  # a sweep's folder: its trials
+    if not args.diff and is_sweep(args.source):  # a sweep's folder: its trials
         return list_trials(args.source, args.json)
     if args.source.is_file():
         try:
@@ -135,19 +135,15 @@ def open_tensorboard(source: Path) -> int:
 
 def list_trials(folder: Path, as_json: bool) -> int:
     """A sweep's trials as its workers last saw them (``trials.json``), with the summary's ties."""
-    from tlstudio.core.results.run_history import read_json
     from tlstudio.core.studies.space import show_values
-    from tlstudio.core.studies.summary import SWEEP_JSON
 
-    snapshot = read_json(folder / SNAPSHOT)
-    summary = read_json(folder / SWEEP_JSON)
-    rows = summary.get("trials_table") or snapshot.get("trials") or []
+    board = read_board(folder)
     if as_json:
-        print(json.dumps(rows, indent=2, default=str))
+        print(json.dumps(board.rows, indent=2, default=str))
         return 0
-    best = (summary.get("best") or {}).get("trial")
+    best = board.best["number"] if board.best else None
     print(f"{'#':>4}  {'state':<9}{'value':>8}  {'host':<12}  run / params")
-    for r in rows:
+    for r in board.rows:
         mark = "*" if r["number"] == best else "=" if r.get("tied_with_best") else " "
         value = "" if r["value"] is None else f"{r['value']:.4f}"
         params = show_values(r["params"])
@@ -155,5 +151,6 @@ def list_trials(folder: Path, as_json: bool) -> int:
         host = (r.get("host") or "")[:12]
         print(f"{mark}{r['number']:>3}  {r['state']:<9}{value:>8}  {host:<12}  {run} {params}")
     if best is not None:
-        print("* the best trial; = tied with it on the validation images (tlstudio sweep's summary)")
+        done = "the best trial" if board.finished else "the best so far (the study is still running)"
+        print(f"* {done}; = tied with it on the validation images (tlstudio sweep's summary)")
     return 0

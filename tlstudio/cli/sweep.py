@@ -51,6 +51,14 @@ def add_parser(sub) -> None:
         help="the backbones to choose from (default: those at hand that `tlstudio rank` cannot tell apart)",
     )
     p.add_argument(
+        "--folds",
+        type=int,
+        metavar="K",
+        help="score each trial by K-fold cross-validation over the training and validation images (the "
+        "test split still left out) instead of on the validation split; the best is then trained once "
+        "more on the split, exported and scored on the test split",
+    )
+    p.add_argument(
         "--objective",
         choices=["accuracy", "loss"],
         default="accuracy",
@@ -124,6 +132,7 @@ def run_sweep(args: argparse.Namespace) -> int:
         objective=args.objective,
         heartbeat=args.heartbeat,
         threads=args.threads,
+        folds=args.folds or 0,
         machine={"device": args.device},
     )
     say = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print
@@ -154,6 +163,8 @@ def argument_problem(args: argparse.Namespace) -> str | None:
         return f"{args.out} is a file, not a folder"
     if args.out.is_dir() and (strange := [p.name for p in args.out.iterdir() if not sweep_file(p.name)]):
         return f"{args.out} holds other files ({strange[0]}): choose a new --out, or this sweep's folder"
+    if args.folds is not None and args.folds < 2:
+        return "--folds needs at least 2 folds"
     if args.trials < 1:
         return "--trials must be at least 1"
     if args.heartbeat < 1:
@@ -179,8 +190,8 @@ def argument_problem(args: argparse.Namespace) -> str | None:
 
 def sweep_file(name: str) -> bool:
     """Whether a name in a sweep's folder is the sweep's own (another worker may be writing it)."""
-    from tlstudio.core.studies.summary import SWEEP_JSON
-    from tlstudio.core.studies.sweep import DB_FILE, LOGS, MANIFEST_FILE, SNAPSHOT
+    from tlstudio.core.studies.board import SNAPSHOT, SWEEP_JSON
+    from tlstudio.core.studies.sweep import DB_FILE, LOGS, MANIFEST_FILE
 
     ours = (LOGS, MANIFEST_FILE, SNAPSHOT, SWEEP_JSON)
     return name in ours or name.startswith((".tmp-", "trial-", DB_FILE))  # (SQLite's journal too)
@@ -291,6 +302,6 @@ def describe(summary: dict) -> str:
     )
     lines.append(
         f"{summary['complete']} complete, {summary['failed']} failed, {summary['retried']} retried; "
-        f"export the best with `tlstudio export {best['run_dir']}`"
+        f"export the best with `tlstudio export {best['export_run_dir']}`"
     )
     return "\n".join(lines)

@@ -22,8 +22,10 @@ from tlstudio.core import atomic
 from tlstudio.core.results.metrics import tied_by_bootstrap, wilson_interval
 from tlstudio.core.results.run_folder import RunFolderError, claim
 from tlstudio.core.settings import SEED
+from tlstudio.core.studies.board import SWEEP_JSON
 from tlstudio.core.studies.sweep import (
     LOGS,
+    MANIFEST_FILE,
     SweepConfig,
     SweepError,
     last_line,
@@ -32,7 +34,6 @@ from tlstudio.core.studies.sweep import (
     trial_rows,
 )
 
-SWEEP_JSON = "sweep.json"
 BOOTSTRAP = 200  # paired resamples, as rank draws
 TEST_ATTR = "tlstudio_test"
 
@@ -89,10 +90,11 @@ def summarize(study, config: SweepConfig, say=print) -> dict[str, object]:
             row["val_accuracy_interval"] = list(val_interval(t.user_attrs["val_correct"]))
             row["tied_with_best"] = t.number in ties
     states = [r["state"] for r in rows]
+    test = test_score(study, best, config, say)
     summary = {
         "study": study.study_name,
         "storage": masked(config.url),
-        "objective": f"validation {config.objective}",
+        "objective": f"{'cross-validated' if config.folds else 'validation'} {config.objective}",
         "trials": config.trials,
         "complete": states.count("complete"),
         "failed": states.count("fail"),
@@ -101,10 +103,11 @@ def summarize(study, config: SweepConfig, say=print) -> dict[str, object]:
             "trial": best.number,
             "value": best.value,
             "params": dict(best.params),
-            "run_dir": best.user_attrs["run_dir"],
+            "run_dir": best.user_attrs["run_dir"],  # (cross-validated: its folds)
             "val_accuracy": best.user_attrs["val_accuracy"],
             "val_accuracy_interval": list(val_interval(best.user_attrs["val_correct"])),
-            "test": test_score(study, best, config, say),
+            "test": test,
+            "export_run_dir": (test or {}).get("run_dir", best.user_attrs["run_dir"]),  # the model's run
         },
         "tied_with_best": [n for n in ties if n != best.number],
         "trials_table": rows,
@@ -131,7 +134,8 @@ def test_score(study, best, config: SweepConfig, say) -> dict[str, object] | Non
             log = run_dir.parent / LOGS / f"{run_dir.name}.test.log"
             command = [
                 *(sys.executable, "-m", "tlstudio.core.studies.trial_run", "score"),
-                *(str(config.data_dir.resolve()), str(run_dir), str(result), str(os.getpid())),
+                *(str(config.data_dir.resolve()), str(run_dir), str((config.out / MANIFEST_FILE).resolve())),
+                *(str(result), str(os.getpid())),
             ]
             code = run_process(command, log, config.threads)
             if code != 0 or not result.is_file():

@@ -34,6 +34,7 @@ from tlstudio.core.settings import (
     SWEEP_TRIALS,
     TrainSettings,
 )
+from tlstudio.core.studies.board import SNAPSHOT
 from tlstudio.core.studies.space import SearchSpace, apply, show_values
 
 DB_FILE = "sweep.db"  # the default storage, in the sweep folder
@@ -69,6 +70,7 @@ class SweepConfig:
     objective: str = "accuracy"
     heartbeat: int = SWEEP_HEARTBEAT_S
     threads: int | None = None  # per trial process (None: this machine's cores)
+    folds: int = 0  # ≥ 2: each trial is scored by K-fold cross-validation instead of the validation split
     machine: dict = field(default_factory=dict)  # settings that may differ per machine: device
 
     @property
@@ -85,6 +87,7 @@ class SweepConfig:
             "space": self.space.to_dict(),
             "manifest_fingerprint": self.manifest_fingerprint,
             "heartbeat": self.heartbeat,
+            "folds": self.folds,
             "settings": shared,
         }
 
@@ -130,6 +133,7 @@ def open_study(config: SweepConfig):
         ("objective", "objective"),
         ("trials", "number of trials"),
         ("heartbeat", "heartbeat"),
+        ("folds", "number of folds"),
         ("settings", "training settings"),
     ):
         if theirs.get(key) != mine[key]:
@@ -248,7 +252,7 @@ def run_trial(config: SweepConfig, number: int, settings: TrainSettings, run_dir
     command = [
         *(sys.executable, "-m", "tlstudio.core.studies.trial_run", "train"),
         *(str(config.data_dir.resolve()), str(run_dir), str((config.out / MANIFEST_FILE).resolve())),
-        *(json.dumps(settings.to_dict()), str(result), str(os.getpid())),
+        *(json.dumps(settings.to_dict()), str(config.folds), str(result), str(os.getpid())),
     ]
     code = run_process(command, log, config.threads)
     try:
@@ -293,9 +297,6 @@ def last_line(log: Path) -> str:
     return lines[-1].strip()[:300] if lines else "no output"
 
 
-SNAPSHOT = "trials.json"  # the study's trials as this worker last saw them (`tlstudio runs DIR`)
-
-
 def trial_rows(study) -> list[dict[str, object]]:
     """One plain row per trial of the study, in number order."""
     rows = []
@@ -324,4 +325,5 @@ def trial_rows(study) -> list[dict[str, object]]:
 
 def write_snapshot(study, out: Path) -> None:
     """``out/trials.json``: the trials now, for ``tlstudio runs`` (which never opens the storage)."""
-    atomic.write_json(out / SNAPSHOT, {"study": study.study_name, "trials": trial_rows(study)})
+    data = {"study": study.study_name, "direction": study.direction.name.lower(), "trials": trial_rows(study)}
+    atomic.write_json(out / SNAPSHOT, data)
