@@ -83,6 +83,32 @@ def test_space_files_are_checked_before_any_work(tiny, tmp_path, capsys):
     assert "is not JSON" in capsys.readouterr().err and not out.exists()
 
 
+def test_a_worker_that_differs_from_the_study_is_refused_and_trials_get_a_clean_environment(
+    tiny, tmp_path, capsys, monkeypatch
+):
+    from tlstudio.core.studies.space import default_space
+    from tlstudio.core.studies.sweep import SweepConfig, open_study, trial_env
+
+    data, backbone, _ = tiny
+    out = tmp_path / "sweep"
+    common = ["sweep", str(data), "--out", str(out), "--backbone", str(backbone)]
+    assert main([*common, "--storage", "no such thing"]) == 2
+    assert "is not a database URL" in capsys.readouterr().err and not out.exists()
+    base = TrainSettings(backbone=str(backbone))  # a study started elsewhere, on another split
+    other = SweepConfig(data, out, base, default_space([str(backbone)], base, None), "another split")
+    open_study(other)
+    assert main([*common, "--trials", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "was started with another data split" in err, err
+    assert not list(out.glob("trial-*"))  # no trial ran
+
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {}}')
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    env = trial_env(2)
+    assert "TF_CONFIG" not in env and env["OMP_NUM_THREADS"] == env["TF_NUM_INTRAOP_THREADS"] == "2"
+    assert env["TF_NUM_INTEROP_THREADS"] == "2" and trial_env(None)["OMP_NUM_THREADS"] == "8"
+
+
 def trials_of(url: str, study: str):
     import optuna
 

@@ -103,6 +103,8 @@ def open_study(config: SweepConfig):
     import sqlalchemy.exc
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if config.storage is None:
+        config.out.mkdir(parents=True, exist_ok=True)  # (the default SQLite file goes there)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
