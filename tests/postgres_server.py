@@ -34,10 +34,11 @@ def postgres_server(database: str = "sweep"):
     """Yield the URL of a fresh database on a server that is stopped and removed afterwards."""
     bin_dir = postgres_bin()
     assert bin_dir is not None, "no PostgreSQL binaries"
-    folder = Path(tempfile.mkdtemp(prefix="tlstudio-pg-"))  # under /tmp: reachable by another user
+    root = os.geteuid() == 0  # the server then runs as another user, who must reach its folder
+    folder = Path(tempfile.mkdtemp(prefix="tlstudio-pg-", dir="/tmp" if root else None))
     data = folder / "data"
     as_user: list[str] = []
-    if os.geteuid() == 0:
+    if root:
         user = "postgres" if _user_exists("postgres") else "nobody"
         entry = pwd.getpwnam(user)
         os.chown(folder, entry.pw_uid, entry.pw_gid)

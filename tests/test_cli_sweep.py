@@ -109,6 +109,28 @@ def test_a_worker_that_differs_from_the_study_is_refused_and_trials_get_a_clean_
     assert env["TF_NUM_INTEROP_THREADS"] == "2" and trial_env(None)["OMP_NUM_THREADS"] == "8"
 
 
+def test_sigterm_fails_the_running_trial_queues_it_again_and_ends_its_process(tiny, tmp_path):
+    out = tmp_path / "sweep"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), CUDA_VISIBLE_DEVICES="")
+    worker = subprocess.Popen(
+        worker_command(tiny, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "logs" / "trial-0000.log").is_file():
+        assert time.monotonic() < deadline and worker.poll() is None, "the first trial never started"
+        time.sleep(0.2)
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 130
+    assert "interrupted" in worker.stderr.read().decode() and not worker.stdout.read()
+    worker.stdout.close()
+    worker.stderr.close()
+    first, retry = trials_of(f"sqlite:///{out / 'sweep.db'}", "sweep")
+    assert first.state.name == "FAIL" and retry.state.name == "WAITING"
+    assert retry.user_attrs["retry_of"] == 0 and retry.system_attrs["fixed_params"] == first.params
+    time.sleep(1.5)  # the trial's process ended with its worker
+    assert not _processes_with(str(out / "trial-0000"))
+
+
 def trials_of(url: str, study: str):
     import optuna
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -141,11 +142,14 @@ def run_sweep(args: argparse.Namespace) -> int:
     except SweepError as err:
         return fail("sweep", str(err), 2)
     say(f"Study '{args.study}' ({args.trials} trials) on {config.url.split(':')[0]}; runs in {args.out}")
+    signal.signal(signal.SIGTERM, interrupt)  # as Ctrl-C: the trial fails, is queued again, and its run ends
     try:
         done = run_worker(study, config, say)
         summary = summarize(study, config, say)
     except SweepError as err:
         return fail("sweep", str(err), 1)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     say(f"This worker completed {done} trial(s).")
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
@@ -153,6 +157,11 @@ def run_sweep(args: argparse.Namespace) -> int:
         print(describe(summary))
     test = summary["best"]["test"]
     return 1 if test and "error" in test else 0
+
+
+def interrupt(signum, frame) -> None:
+    """SIGTERM handled as Ctrl-C (``KeyboardInterrupt``: exit 130)."""
+    raise KeyboardInterrupt
 
 
 def argument_problem(args: argparse.Namespace) -> str | None:

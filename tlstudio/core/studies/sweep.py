@@ -102,7 +102,7 @@ def open_study(config: SweepConfig):
     import optuna
     import sqlalchemy.exc
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # (a failed trial is said by the worker, once)
     if config.storage is None:
         config.out.mkdir(parents=True, exist_ok=True)  # (the default SQLite file goes there)
     with warnings.catch_warnings():
@@ -229,12 +229,16 @@ def objective(trial, study, config: SweepConfig, say) -> float:
     trial.set_user_attr("host", socket.gethostname())
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
-    retried = frozen.system_attrs.get("failed_trial")  # set by RetryHeartbeatStaleTrialCallback
+    retried = frozen.system_attrs.get("failed_trial", frozen.user_attrs.get("retry_of"))  # (stale; stopped)
     if retried is not None:
         trial.set_user_attr("retry_of", retried)
     again = f" (retry of {retried})" if retried is not None else ""
     say(f"trial {trial.number}{again}: {show_values(values)}")
-    record = run_trial(config, trial.number, settings, run_dir)
+    try:
+        record = run_trial(config, trial.number, settings, run_dir)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: this trial fails, and is queued again for anyone
+        study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
+        raise
     if "val_accuracy" not in record:
         reason = record.get("error") or "the run failed"
         trial.set_user_attr("error", reason)
