@@ -17,6 +17,7 @@ from factory import make_colour_dataset
 from postgres_server import postgres_bin, postgres_server
 
 from tlstudio.cli import main
+from tlstudio.core.data.split import Manifest
 from tlstudio.core.settings import TrainSettings
 from tlstudio.core.studies.space import SpaceError, parse_space
 
@@ -101,6 +102,17 @@ def test_a_worker_that_differs_from_the_study_is_refused_and_trials_get_a_clean_
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "was started with another data split" in err, err
     assert not list(out.glob("trial-*"))  # no trial ran
+
+    from tlstudio.core.training import auto  # joining without naming backbones: the study's, no ranking
+
+    monkeypatch.setattr(auto, "available_candidates", lambda: pytest.fail("ranked again"))
+    fingerprint = Manifest.load(out / "manifest.csv").fingerprint()  # (made by the refused worker)
+    joined = SweepConfig(
+        data, out, base, default_space([str(backbone)], base, None), fingerprint, study="two"
+    )
+    open_study(joined)
+    assert main(["sweep", str(data), "--out", str(out), "--study", "two", "--trials", "3"]) == 2
+    assert "was started with another number of trials" in capsys.readouterr().err
 
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {}}')
     monkeypatch.setenv("OMP_NUM_THREADS", "8")

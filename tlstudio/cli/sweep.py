@@ -93,7 +93,14 @@ def run_sweep(args: argparse.Namespace) -> int:
     from tlstudio.cli.options import settings_from_args
     from tlstudio.core.studies.space import SpaceError, default_space, load_space, parse_space
     from tlstudio.core.studies.summary import summarize
-    from tlstudio.core.studies.sweep import SweepConfig, SweepError, open_study, run_worker
+    from tlstudio.core.studies.sweep import (
+        SweepConfig,
+        SweepError,
+        open_study,
+        recorded_backbones,
+        run_worker,
+        sqlite_url,
+    )
 
     names = candidate_names(args)
     try:
@@ -108,8 +115,9 @@ def run_sweep(args: argparse.Namespace) -> int:
     except ValueError as err:
         return fail("sweep", str(err), 2)
     if space is None or space.get("backbone") is None:
-        if not names:
-            names = tied_candidates(args, base)
+        if not names:  # the study's own when it exists (joining it), else rank's ties at hand
+            url = args.storage or sqlite_url(args.out)
+            names = recorded_backbones(url, args.study) or tied_candidates(args, base)
             if isinstance(names, str):
                 return fail("sweep", names, 2)
         if (why := candidates_problem(names, base)) is not None:

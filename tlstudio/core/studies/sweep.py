@@ -76,7 +76,7 @@ class SweepConfig:
     @property
     def url(self) -> str:
         """The storage URL."""
-        return self.storage or f"sqlite:///{(self.out / DB_FILE).resolve()}"
+        return self.storage or sqlite_url(self.out)
 
     def record(self) -> dict[str, object]:
         """What every worker of the study must share (compared when a worker joins)."""
@@ -144,6 +144,26 @@ def open_study(config: SweepConfig):
                 "every machine, or choose another --study"
             )
     return study
+
+
+def sqlite_url(out: Path) -> str:
+    """The default storage: SQLite in the sweep's folder."""
+    return f"sqlite:///{(out / DB_FILE).resolve()}"
+
+
+def recorded_backbones(config_url: str, study: str) -> list[str]:
+    """The backbones of an existing study's space (a worker joining it without naming any uses
+    them, rather than ranking again); empty when there is no such study yet or it cannot be read
+    now (``open_study`` then says why)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        record = optuna.load_study(study_name=study, storage=config_url).user_attrs.get(RECORD) or {}
+    except Exception:  # no such study (KeyError), a server out of reach: not this function's to say
+        return []
+    spec = (record.get("space") or {}).get("backbone")
+    return list(spec["choices"]) if isinstance(spec, dict) else [spec] if isinstance(spec, str) else []
 
 
 def masked(url: str) -> str:
