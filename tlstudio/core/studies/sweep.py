@@ -198,7 +198,12 @@ def run_worker(study, config: SweepConfig, say=print) -> int:
     import optuna
 
     (config.out / LOGS).mkdir(parents=True, exist_ok=True)
-    done = 0
+    scored: list[float] = []  # the values of the trials this worker completed
+
+    def run_one(trial) -> float:
+        scored.append(objective(trial, study, config, say))
+        return scored[-1]
+
     while True:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -206,17 +211,14 @@ def run_worker(study, config: SweepConfig, say=print) -> int:
         n = counts(study)
         write_snapshot(study, config.out)
         if n["COMPLETE"] >= config.trials:
-            return done
+            return len(scored)
         failed = sum(1 for t in study.get_trials(deepcopy=False) if "error" in t.user_attrs)
         if failed >= max(config.trials, 3):
             raise SweepError(f"{failed} trials failed (see {config.out / LOGS}): stopping")
         if n["COMPLETE"] + n["RUNNING"] >= config.trials and not n["WAITING"]:
             time.sleep(POLL_S)  # every slot is taken: wait for the end, or for a slot freed by a failure
             continue
-        before = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-        study.optimize(lambda t: objective(t, study, config, say), n_trials=1, catch=(TrialFailed,))
-        after = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-        done += after > before  # (another worker's may have completed meanwhile: an estimate)
+        study.optimize(run_one, n_trials=1, catch=(TrialFailed,))
 
 
 def admitted(study, trial, trials: int) -> bool:
