@@ -24,6 +24,7 @@ from tlstudio.cli import (
     rank,
     runs,
     suggest,
+    sweep,
     train,
     weights,
 )
@@ -45,6 +46,7 @@ COMMANDS = [
     suggest,
     rank,
     auto,
+    sweep,
     lr_find,
     gui,
     demo,

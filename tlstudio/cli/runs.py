@@ -35,9 +35,12 @@ def run(args: argparse.Namespace) -> int:
     from tlstudio.core.project import Project
     from tlstudio.core.results import run_folder as files
     from tlstudio.core.results.run_history import compare_runs, load_run, project_runs
+    from tlstudio.core.studies.board import is_sweep
 
     if args.tensorboard:
         return open_tensorboard(args.source)
+    if not args.diff and is_sweep(args.source):  # a sweep's folder: its trials
+        return list_trials(args.source, args.json)
     if args.source.is_file():
         try:
             records = project_runs(Project.load(args.source).runs)
@@ -149,3 +152,27 @@ def open_tensorboard(source: Path) -> int:
         )
     print(f"TensorBoard on {logdir} (Ctrl-C to stop)", file=sys.stderr)
     return subprocess.call([sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir)])
+
+
+def list_trials(folder: Path, as_json: bool) -> int:
+    """A sweep's trials as its workers last saw them (``trials.json``), with the summary's ties."""
+    from tlstudio.core.studies.board import read_board
+    from tlstudio.core.studies.space import show_values
+
+    board = read_board(folder)
+    if as_json:
+        print(json.dumps(board.rows, indent=2, default=str))
+        return 0
+    best = board.best["number"] if board.best else None
+    print(f"{'#':>4}  {'state':<9}{'value':>8}  {'host':<12}  run / params")
+    for r in board.rows:
+        mark = "*" if r["number"] == best else "=" if r.get("tied_with_best") else " "
+        value = "" if r["value"] is None else f"{r['value']:.4f}"
+        params = show_values(r["params"])
+        run = Path(r["run_dir"]).name if r.get("run_dir") and r["state"] != "surplus" else ""
+        host = (r.get("host") or "")[:12]
+        print(f"{mark}{r['number']:>3}  {r['state']:<9}{value:>8}  {host:<12}  {run} {params}")
+    if best is not None:
+        done = "the best trial" if board.finished else "the best so far (the study is still running)"
+        print(f"* {done}; = tied with it on the validation images (tlstudio sweep's summary)")
+    return 0

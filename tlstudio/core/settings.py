@@ -38,6 +38,13 @@ PSEUDO_FOLDER = "pseudo-labels"
 """Images in ``CLASS/pseudo-labels/`` carry a label a model gave them (``tlstudio suggest --pseudo-label``):
 they are used for training only, never for validation or test."""
 TRY_LIVE_INTERVAL_MS = 200  # Try it's camera and video source: at most one frame tried per this long
+# `tlstudio sweep` (core/studies): trials in the study, all workers together; how often a worker says
+# it is alive (a trial whose worker is silent for SWEEP_GRACE_FACTOR × that is failed and retried)
+SWEEP_TRIALS = 20
+SWEEP_STUDY = "sweep"
+SWEEP_HEARTBEAT_S = 30
+SWEEP_GRACE_FACTOR = 3
+SWEEP_IMAGE_SIZES = (160, 192, 224)  # the default space's sizes, for backbones that take any size
 # early stopping counts a fall in validation loss smaller than this as no improvement: with 0, a
 # 16-image folder whose loss fell 1e-6 a step ran 167 of its 200 fine-tune epochs (747 s) to end where
 # the probe was (docs/benchmark-offline-backbone.md); the best weights are kept either way

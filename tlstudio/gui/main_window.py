@@ -30,6 +30,7 @@ from tlstudio.core.results.run_history import latest_restorable_run
 from tlstudio.gui.backbone_panel import BackbonePanel
 from tlstudio.gui.data_panel import DataPanel
 from tlstudio.gui.evaluate_panel import EvaluatePanel
+from tlstudio.gui.experiments_view import open_experiments
 from tlstudio.gui.export_panel import ExportPanel
 from tlstudio.gui.help_menu import add_help_menu
 from tlstudio.gui.layers_panel import LayersPanel
@@ -223,6 +224,7 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
             action = QAction(text, self, shortcut=QKeySequence(key))
             action.triggered.connect(slot)
             run.addAction(action)
+        run.addAction("Experiments (a sweep's folder)…", lambda: open_experiments(self))
         add_help_menu(self)
 
     def set_project(self, project: Project) -> None:

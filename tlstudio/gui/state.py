@@ -193,6 +193,13 @@ class AppState:
         self._changed("runs")
         self.select_run(self.default_run())
 
+    def adopt_run(self, run_dir: str | os.PathLike[str], status: str, metrics: dict[str, float]) -> None:
+        """A run made elsewhere (a sweep's trial) joins the project's runs and is selected."""
+        self.project.record_run(Path(run_dir), status, metrics)
+        self._save()
+        self._changed("runs")
+        self.select_run(run_dir)
+
     def runs_changed(self) -> None:
         """Run folders changed on disk (a resumed run, an export): panels read them again."""
         self._changed("runs")

@@ -204,6 +204,20 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
+def tied_by_bootstrap(best: np.ndarray, other: np.ndarray, draws: np.ndarray) -> bool:
+    """Whether a paired bootstrap cannot tell ``other`` from ``best`` (what `tlstudio rank` and
+    `tlstudio sweep` call a tie): the 2.5th percentile of the mean of ``best - other`` over the
+    resamples is at most 0.
+
+    Args:
+        best: 1.0/0.0 per image, right or wrong, for the best candidate.
+        other: the same images, for another.
+        draws: (resamples, images) indices drawn with replacement.
+    """
+    difference = np.asarray(best, float) - np.asarray(other, float)
+    return bool(np.percentile(difference[draws].mean(1), 2.5) <= 0.0)
+
+
 def within_chance(accuracy: float, n: int, class_counts: list[int], alpha: float = 0.05) -> bool:
     """Whether an accuracy on ``n`` images is no better than always answering the largest class.
 

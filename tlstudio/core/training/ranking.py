@@ -34,7 +34,7 @@ import numpy as np
 from tlstudio.core.backbone.sources import BackboneError
 from tlstudio.core.data.health import DatasetReport
 from tlstudio.core.data.split import SplitConfig, make_split
-from tlstudio.core.results.metrics import wilson_interval
+from tlstudio.core.results.metrics import tied_by_bootstrap, wilson_interval
 from tlstudio.core.settings import SEED
 from tlstudio.core.training.label_issues import image_features, nearest_others, out_of_sample_probabilities
 from tlstudio.core.training.rank_check import CandidateProblems, candidate_problems, fetch_candidate_weights
@@ -235,10 +235,7 @@ def rank_backbones(
     ranked.sort(key=lambda r: (-float(correct[r.backbone].mean()), -r.logme))
     best = correct[ranked[0].backbone].astype(float)
     return [
-        replace(
-            r, tied_with_best=bool(np.percentile((best - correct[r.backbone])[draws].mean(1), 2.5) <= 0.0)
-        )
-        for r in ranked
+        replace(r, tied_with_best=tied_by_bootstrap(best, correct[r.backbone], draws)) for r in ranked
     ] + failed
 
 

@@ -68,11 +68,11 @@ def complete(session: TrainingSession, model, started: float, status: str) -> Ru
         session.thresholds = tune_on_validation(session, model)
     elif session.settings.calibrate and manifest.subset("val"):
         metrics.update(calibrate(session, model))
-    if test and multi:
+    if test and session.score_test and multi:
         from tlstudio.core.training.multilabel_outcome import evaluate_test_multilabel
 
         metrics.update(evaluate_test_multilabel(session, model, test))
-    elif test:
+    elif test and session.score_test:
         metrics.update(evaluate_test(session, model, test))
     if session.load_errors.items():
         session.emit(ev.FilesSkipped(session.load_errors.items()))

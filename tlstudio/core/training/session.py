@@ -68,6 +68,7 @@ class TrainingSession:
         on_event: ev.EventCallback | None = None,
         stop_event: threading.Event | None = None,
         export: bool = True,
+        score_test: bool = True,
         overwrite: bool = False,
         resume: bool = False,
     ):
@@ -83,6 +84,7 @@ class TrainingSession:
         self.on_event = on_event
         self.stop_event = stop_event or threading.Event()
         self.export = export
+        self.score_test = score_test  # False: the test split is left unseen (a sweep's trials)
         self.history: dict[str, list] = {"epochs": [], "batches": []}
         self.checkpoint = self.run_dir / files.CHECKPOINTS / files.BEST_WEIGHTS
         self.best_epoch: int | None = None

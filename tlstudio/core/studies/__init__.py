@@ -1,0 +1,1 @@
+"""Studies: many ordinary runs compared on one split (``tlstudio sweep``), driven by Optuna."""
