@@ -20,7 +20,14 @@ TYPED = {
 
 
 def test_the_settings_fields_typed_by_a_vocabulary():
-    assert set(TYPED) == {"optimizer", "class_weights", "strategy", "mixed_precision", "preprocessing"}
+    assert set(TYPED) == {
+        "optimizer",
+        "class_weights",
+        "strategy",
+        "mixed_precision",
+        "preprocessing",
+        "small_folder_val",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(TYPED))

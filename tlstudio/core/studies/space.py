@@ -193,7 +193,7 @@ def default_space(candidates: list[str], base: TrainSettings, sizes: tuple[int, 
 def sizes_for(specs) -> tuple[int, ...] | None:
     """The default space's image sizes that every backbone of ``specs`` takes (None: one of them
     has a fixed input, or none is left)."""
-    if any(s.fixed_size or s.kind not in ("keras", "kerashub") for s in specs):
+    if any(s.fixed_size or not s.knows_min_size for s in specs):  # (a file or SavedModel: its own size)
         return None
     least = max((s.min_size for s in specs), default=0)
     sizes = tuple(n for n in SWEEP_IMAGE_SIZES if n >= least)
