@@ -87,7 +87,7 @@ def test_what_cannot_be_made_here_is_refused_before_any_work(tmp_path, capsys, m
     assert not list(tmp_path.iterdir())
 
 
-def test_the_reasons_name_why():
+def test_the_reasons_name_why(capsys):
     assert "only be verified on macOS" in unavailable("coreml", system="Linux")
     assert "runs Windows" in unavailable("coreml", system="Windows")
     assert "not in this build" in unavailable("coreml", system="Darwin")
@@ -95,3 +95,9 @@ def test_the_reasons_name_why():
     assert unavailable("tflite") is None and unavailable("onnx") is None
     shown = {fmt for _, fmt, _ in CHOICES}
     assert set(UNAVAILABLE) <= shown and set(CLIENTS) <= shown  # the app lists what the CLI knows
+
+    from tlstudio.cli.export import print_table
+    from tlstudio.core.deploy.formats import DeployResult
+
+    print_table([DeployResult("coreml", "float32", None, None, skipped=unavailable("coreml"))])
+    assert "skipped: coreml: a Core ML model" in capsys.readouterr().out  # the table says why
