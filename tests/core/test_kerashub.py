@@ -195,7 +195,8 @@ def test_a_kerashub_backbone_trains_exports_and_reloads_in_every_runtime(vit_pre
     assert main(["export", str(run), "--format", "all", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert {"saved_model", "tflite", "tflite-int8", "onnx"} <= {row["name"] for row in rows}
-    assert all(row["verification"]["passed"] for row in rows), rows
+    made = [row for row in rows if row["status"] != "skipped"]  # Core ML (macOS only), TF.js without Node
+    assert made and all(row["verification"]["passed"] for row in made), rows
 
     images = np.stack([load_for_model(p, 32) for p in sorted(data.rglob("*.png"))[:9]]).astype(np.float32)
     expected = load_model_file(run / "model.keras").predict(images, verbose=0)
