@@ -4,6 +4,8 @@ thresholds, the test split's scores and the SavedModel."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -118,7 +120,7 @@ def test_predict_prints_the_labels_above_their_thresholds(multilabel_run, multil
 
 
 @pytest.mark.parametrize("fmt", ["tflite", "onnx", "saved_model"])
-def test_every_format_checks_label_decisions_and_carries_the_thresholds(multilabel_run, fmt):
+def test_every_format_checks_label_decisions_and_carries_the_thresholds(multilabel_run, multilabel_csv, fmt):
     from tlstudio.core.deploy.formats import export_format
 
     result = export_format(multilabel_run, fmt)
@@ -130,6 +132,22 @@ def test_every_format_checks_label_decisions_and_carries_the_thresholds(multilab
     assert thresholds == json.loads((multilabel_run / files.THRESHOLDS).read_text())
     description = json.loads((result.folder / files.EXPORT_DESCRIPTION).read_text())
     assert "independent probabilities per label" in description["output"]
+    if fmt == "tflite":  # the thresholds inside the file too, read back by the check
+        import zipfile
+
+        with zipfile.ZipFile(result.folder / "model.tflite") as packed:
+            assert json.loads(packed.read("thresholds.json")) == thresholds
+        assert "labels and thresholds inside model.tflite" in check.rule
+    # the sample client beside it prints the labels at or above their thresholds, not a top-3
+    image = sorted(multilabel_csv.parent.rglob("*.png"))[0]
+    client = next(result.folder.glob("predict_*.py"))
+    done = subprocess.run(
+        [sys.executable, str(client), str(image), "--json"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    said = json.loads(done.stdout)
+    given = [k for k, v in said["probabilities"].items() if v >= thresholds[k]]
+    assert sorted(said["labels"]) == sorted(given)
 
 
 def test_train_with_defaults_only(tmp_path, tiny_backbone_file):

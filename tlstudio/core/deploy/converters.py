@@ -46,6 +46,7 @@ def to_tflite(
     calibration: np.ndarray | None = None,
     uint8_io: bool = False,
     labels: list[str] | None = None,
+    thresholds: list[float] | None = None,
 ) -> None:
     """Write ``path`` (a ``.tflite`` file) with the LiteRT converter; ``labels`` go inside it as TFLite
     metadata (``tflite_metadata.embed_labels``).
@@ -81,7 +82,7 @@ def to_tflite(
     if labels is not None:
         from tlstudio.core.deploy.tflite_metadata import embed_labels
 
-        converted = embed_labels(converted, labels, image_size=image_size)
+        converted = embed_labels(converted, labels, image_size=image_size, thresholds=thresholds)
     Path(path).write_bytes(converted)
 
 

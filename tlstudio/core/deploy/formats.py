@@ -309,7 +309,7 @@ def verify(
     if fmt == "tflite":  # the labels inside the file, as the runtime's process read them back
         from tlstudio.core.deploy.tflite_metadata import compare_labels
 
-        labels_passed, labels_rule = compare_labels(measured, inputs.labels)
+        labels_passed, labels_rule = compare_labels(measured, inputs.labels, inputs.thresholds)
         passed, rule = passed and labels_passed, f"{rule}; {labels_rule}"
     encoded_difference = 0.0
     if probes:
@@ -364,7 +364,14 @@ def _convert(
         openvino_format.convert(inputs, path, calibration, max_drop)
     else:
         converters.to_tflite(
-            inputs.model, path, inputs.image_size, quantize, calibration, uint8_io, labels=inputs.labels
+            inputs.model,
+            path,
+            inputs.image_size,
+            quantize,
+            calibration,
+            uint8_io,
+            labels=inputs.labels,
+            thresholds=inputs.thresholds,
         )
 
 

@@ -156,6 +156,21 @@ def tflite_labels(path: str) -> list[str]:
         raise ValueError(f"{names[0]} is not packed in the model file ({err})") from err
 
 
+def tflite_thresholds(path: str) -> dict[str, float] | None:
+    """A multi-label model's thresholds packed in a ``.tflite`` file (``thresholds.json`` in the zip on
+    its end), or None when it has none."""
+    import io
+    import zipfile
+
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return json.loads(archive.read("thresholds.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError):
+        return None
+
+
 RUNNERS = {
     "tflite": tflite_runner,
     "onnx": onnx_runner,
@@ -246,6 +261,8 @@ def check(
             result["labels"] = tflite_labels(path)
         except ValueError as err:
             result["labels_error"] = str(err)
+        if (thresholds := tflite_thresholds(path)) is not None:
+            result["thresholds"] = thresholds
     return result
 
 

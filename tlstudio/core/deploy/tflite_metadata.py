@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 
 import flatbuffers
@@ -26,6 +27,7 @@ METADATA_NAME = "TFLITE_METADATA"  # the Model.metadata entry readers look for
 METADATA_IDENTIFIER = b"M001"  # metadata_schema.fbs: file_identifier
 MODEL_IDENTIFIER = b"TFL3"
 LABELS_FILE = "labels.txt"
+THRESHOLDS_FILE = "thresholds.json"  # multi-label: each label's decision threshold, beside labels.txt
 MIN_PARSER_VERSION = "1.0.0"  # only fields of the schema's first version are written
 BUFFER_ALIGNMENT = 16  # schema.fbs: Buffer.data (force_align: 16), kept when the model is packed again
 _TENSOR_AXIS_LABELS = 2  # AssociatedFileType
@@ -49,6 +51,7 @@ def embed_labels(
     image_size: int,
     name: str = "TL Studio image classifier",
     description: str = "",
+    thresholds: list[float] | None = None,
 ) -> bytes:
     """``model`` with the labels (and what its input and output are) inside.
 
@@ -58,10 +61,11 @@ def embed_labels(
         image_size: the input's height and width.
         name: the model's name in its metadata.
         description: one line on what the model classifies.
+        thresholds: a multi-label model's decision threshold per label (``thresholds.json`` in the zip).
 
     Returns:
-        The model with a ``TFLITE_METADATA`` entry (replacing any earlier one) and ``labels.txt`` zipped
-        onto its end. Its tensors and weights are unchanged.
+        The model with a ``TFLITE_METADATA`` entry (replacing any earlier one) and ``labels.txt`` (and
+        for multi-label ``thresholds.json``) zipped onto its end. Its tensors and weights are unchanged.
     """
     if any("\n" in label or "\r" in label for label in labels):
         raise ValueError("a class name with a line break cannot be one line of labels.txt")
@@ -86,12 +90,22 @@ def embed_labels(
     out = io.BytesIO(bytes(builder.Output()))
     with zipfile.ZipFile(out, "a") as archive:  # a file that is no zip yet: the archive goes on its end
         archive.writestr(LABELS_FILE, "\n".join(labels) + "\n")
+        if thresholds is not None:
+            archive.writestr(THRESHOLDS_FILE, json.dumps(dict(zip(labels, thresholds, strict=True))))
     return out.getvalue()
 
 
-def compare_labels(measured: dict, labels: list[str]) -> tuple[bool, str]:
+def compare_labels(
+    measured: dict, labels: list[str], thresholds: list[float] | None = None
+) -> tuple[bool, str]:
     """Whether the labels a check read back from inside a ``.tflite`` (``runtime_check``'s ``labels``
-    or ``labels_error``) are the run's classes, and the rule's words."""
+    or ``labels_error``) are the run's classes — and for multi-label, its ``thresholds`` the run's —
+    and the rule's words."""
+    if thresholds is not None:
+        want = dict(zip(labels, thresholds, strict=True))
+        got = measured.get("thresholds")
+        if got is None or set(got) != set(want) or any(abs(got[k] - v) > 1e-9 for k, v in want.items()):
+            return False, f"the thresholds inside model.tflite are not the run's ({got} ≠ {want})"
     inside = measured.get("labels")
     if inside is None:
         return False, f"no labels inside model.tflite: {measured.get('labels_error', 'not read back')}"
@@ -100,6 +114,8 @@ def compare_labels(measured: dict, labels: list[str]) -> tuple[bool, str]:
         differ = [f"{i}: {a!r} ≠ {b!r}" for i, (a, b) in pairs if a != b]
         shown = "; ".join(differ[:3]) or f"{len(inside)} labels, {len(labels)} classes"
         return False, f"the labels inside model.tflite are not the run's classes ({shown})"
+    if thresholds is not None:
+        return True, f"the {len(labels)} labels and thresholds inside model.tflite are the run's"
     return True, f"the {len(labels)} labels inside model.tflite are the run's classes"
 
 

@@ -4,7 +4,8 @@
     python predict_onnx.py IMAGE [IMAGE ...] [--top 3] [--json]
 
 Written by TL Studio beside the exported model. The input size comes from model.json, the labels
-from labels.txt (class names in the order of the output).
+from labels.txt (class names in the order of the output); for a multi-label model, the labels at or
+above their thresholds in thresholds.json are printed.
 """
 
 import argparse
@@ -42,6 +43,12 @@ def model():
     return lambda pixels: session.run(None, {name: pixels})[0][0]
 
 
+def thresholds_beside() -> dict[str, float] | None:
+    """A multi-label model's threshold per label (thresholds.json beside it), or None."""
+    path = HERE / "thresholds.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", metavar="IMAGE")
@@ -50,18 +57,25 @@ def main() -> None:
     args = parser.parse_args()
     size = json.loads((HERE / "model.json").read_text(encoding="utf-8"))["input"]["image_size"]
     labels = (HERE / "labels.txt").read_text(encoding="utf-8").splitlines()
+    thresholds = thresholds_beside()
     predict = model()
     for image in args.images:
         probs = predict(load(image, size))
         ranked = np.argsort(-probs)[: args.top]
+        if thresholds is not None:  # multi-label: every label at or above its threshold
+            ranked = [i for i in np.argsort(-probs) if probs[i] >= thresholds[labels[i]]]
         if args.json:
             scores = dict(zip(labels, probs.tolist(), strict=True))
-            print(json.dumps({"image": image, "label": labels[ranked[0]], "probabilities": scores}))
+            found = {"labels": [labels[i] for i in ranked]} if thresholds is not None else {}
+            top = labels[int(np.argmax(probs))]
+            print(json.dumps({"image": image, "label": top, **found, "probabilities": scores}))
         else:
             if len(args.images) > 1:
                 print(image)
             for i in ranked:
                 print(f"{labels[i]}\t{probs[i]:.3f}")
+            if thresholds is not None and not ranked:
+                print("(no label at or above its threshold)")
 
 
 if __name__ == "__main__":

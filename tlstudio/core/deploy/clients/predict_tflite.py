@@ -59,6 +59,12 @@ def model():
     return predict
 
 
+def thresholds_beside() -> dict[str, float] | None:
+    """A multi-label model's threshold per label (thresholds.json beside it), or None."""
+    path = HERE / "thresholds.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", metavar="IMAGE")
@@ -68,18 +74,25 @@ def main() -> None:
     size = json.loads((HERE / "model.json").read_text(encoding="utf-8"))["input"]["image_size"]
     with zipfile.ZipFile(HERE / "model.tflite") as packed:  # the labels inside the model file
         labels = packed.read("labels.txt").decode("utf-8").splitlines()
+    thresholds = thresholds_beside()
     predict = model()
     for image in args.images:
         probs = predict(load(image, size))
         ranked = np.argsort(-probs)[: args.top]
+        if thresholds is not None:  # multi-label: every label at or above its threshold
+            ranked = [i for i in np.argsort(-probs) if probs[i] >= thresholds[labels[i]]]
         if args.json:
             scores = dict(zip(labels, probs.tolist(), strict=True))
-            print(json.dumps({"image": image, "label": labels[ranked[0]], "probabilities": scores}))
+            found = {"labels": [labels[i] for i in ranked]} if thresholds is not None else {}
+            top = labels[int(np.argmax(probs))]
+            print(json.dumps({"image": image, "label": top, **found, "probabilities": scores}))
         else:
             if len(args.images) > 1:
                 print(image)
             for i in ranked:
                 print(f"{labels[i]}\t{probs[i]:.3f}")
+            if thresholds is not None and not ranked:
+                print("(no label at or above its threshold)")
 
 
 if __name__ == "__main__":
