@@ -40,7 +40,7 @@ def iterative_stratification(
     want_label = label_targets.astype(np.float64).copy()
     want_size = size_targets.astype(np.float64).copy()
     split_of = np.full(groups, -1, np.int64)
-    label_key = rng.random(labels)  # ties between equally rare labels
+    label_key = rng.random((labels,))  # ties between equally rare labels
 
     def place(g: int, need: np.ndarray) -> None:
         keys = np.lexsort((rng.random(splits), -want_size, -need))

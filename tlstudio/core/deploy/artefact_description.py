@@ -21,6 +21,7 @@ def describe(
         The JSON-ready description.
     """
     size = inputs.image_size
+    entry: dict[str, object]
     if fmt == "saved_model":
         entry = {
             "signatures": {

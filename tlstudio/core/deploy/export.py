@@ -21,6 +21,7 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -58,7 +59,7 @@ def export_model(
     *,
     labels: list[str],
     image_size: int,
-    metadata: dict[str, object] | None = None,
+    metadata: dict[str, Any] | None = None,  # JSON-ready (multi-label: "thresholds", one per label)
     samples: np.ndarray | None = None,
     tolerance: float = TOLERANCE,
 ) -> ExportResult:

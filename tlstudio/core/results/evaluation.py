@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -110,7 +111,7 @@ class Evaluation:
     """Metrics of a model on a set of labelled images (see ``metrics.classification_metrics``)."""
 
     labels: list[str]
-    metrics: dict[str, object]
+    metrics: dict[str, Any]  # JSON-ready, see classification_metrics
     num_images: int
     skipped: list[dict[str, str]]
     predictions: list[dict[str, object]]  # path, true, predicted, confidence, p_true

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -17,28 +18,39 @@ from tlstudio.core.results.multilabel_metrics import multilabel_metrics
 BATCH = 64
 
 
+class MultiLabelPrediction(TypedDict):
+    """One image's record: its labels, those given at the thresholds, and every label's probability."""
+
+    path: str
+    true: list[str]
+    predicted: list[str]
+    missed: list[str]  # true, not given
+    false: list[str]  # given, not true
+    probabilities: dict[str, float]
+
+
 @dataclass
 class MultiLabelEvaluation:
     """Scores of a multi-label model on a set of images (see ``multilabel_metrics``)."""
 
     labels: list[str]
     thresholds: list[float]
-    metrics: dict[str, object]
+    metrics: dict[str, Any]  # JSON-ready, see multilabel_metrics
     num_images: int
     skipped: list[dict[str, str]]
-    predictions: list[dict[str, object]]  # path, true, predicted, missed, false, probabilities
-    targets: np.ndarray = field(repr=False, default=None)
-    probs: np.ndarray = field(repr=False, default=None)
+    predictions: list[MultiLabelPrediction]
+    targets: np.ndarray = field(repr=False)  # (images, labels) 0/1
+    probs: np.ndarray = field(repr=False)  # (images, labels) probabilities
     task: str = "multi_label"
 
-    def errors(self) -> list[dict[str, object]]:
+    def errors(self) -> list[MultiLabelPrediction]:
         """Images with a missed or a false label, the most wrong first (largest probability gap)."""
         wrong = [p for p in self.predictions if p["missed"] or p["false"]]
         return sorted(wrong, key=lambda p: -_gap(p))
 
-    def to_dict(self, with_predictions: bool = False) -> dict[str, object]:
+    def to_dict(self, with_predictions: bool = False) -> dict[str, Any]:
         """JSON-ready form."""
-        data = {
+        data: dict[str, Any] = {
             **self.metrics,
             "labels": self.labels,
             "thresholds": dict(zip(self.labels, self.thresholds, strict=True)),
@@ -50,7 +62,7 @@ class MultiLabelEvaluation:
         return data
 
 
-def _gap(prediction: dict[str, object]) -> float:
+def _gap(prediction: MultiLabelPrediction) -> float:
     probs = prediction["probabilities"]
     return max(
         [1 - probs[x] for x in prediction["missed"]] + [probs[x] for x in prediction["false"]], default=0.0
@@ -81,7 +93,7 @@ def summarize_multilabel(
     targets = np.asarray(targets, np.float64)
     probs = np.asarray(probs, np.float64)
     given = probs >= np.asarray(thresholds)
-    predictions = []
+    predictions: list[MultiLabelPrediction] = []
     for i, path in enumerate(paths):
         true = [labels[j] for j in np.flatnonzero(targets[i] > 0.5)]
         predicted = [labels[j] for j in np.flatnonzero(given[i])]

@@ -17,6 +17,8 @@ takes a fraction of a second.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from tlstudio.core.results.metrics import wilson_interval
@@ -73,7 +75,7 @@ def tune_thresholds(targets: np.ndarray, probs: np.ndarray) -> list[float]:
     return out
 
 
-def decision_scores(targets: np.ndarray, decisions: np.ndarray, labels: list[str]) -> dict[str, object]:
+def decision_scores(targets: np.ndarray, decisions: np.ndarray, labels: list[str]) -> dict[str, Any]:
     """Precision, recall, F1 and support per label, macro and micro averages, subset accuracy and
     Hamming loss of 0/1 decisions."""
     t = np.asarray(targets) > 0.5
@@ -114,7 +116,7 @@ def multilabel_metrics(
     *,
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Every multi-label score with its 95% interval, JSON-ready.
 
     Args:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from tlstudio.core.settings import SWEEP_IMAGE_SIZES, TrainSettings
 
+Value = str | int | float  # a parameter's value (a backbone, a whole number, a number)
+
 # the parameters a space may name, and the type of their values
 PARAMS: dict[str, type] = {
     "backbone": str,
@@ -64,6 +66,7 @@ class Param:
         """This parameter's value for an Optuna trial (a fixed value is not a trial parameter)."""
         if self.choices is not None:
             return self.choices[0] if self.fixed else trial.suggest_categorical(self.name, list(self.choices))
+        assert self.low is not None and self.high is not None  # (no choices: a range, see _param)
         if PARAMS[self.name] is int:
             return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log)
         return trial.suggest_float(self.name, float(self.low), float(self.high), log=self.log)
@@ -74,10 +77,8 @@ class Param:
 
     def to_json(self) -> object:
         """The JSON form of the module docstring."""
-        if self.fixed:
-            return self.choices[0]
         if self.choices is not None:
-            return {"choices": list(self.choices)}
+            return self.choices[0] if self.fixed else {"choices": list(self.choices)}
         return {"low": self.low, "high": self.high} | ({"log": True} if self.log else {})
 
 
@@ -87,7 +88,7 @@ class SearchSpace:
 
     params: tuple[Param, ...]
 
-    def sample(self, trial) -> dict[str, object]:
+    def sample(self, trial) -> dict[str, Value]:
         """Every parameter's value for a trial (fixed ones included)."""
         return {p.name: p.sample(trial) for p in self.params}
 
@@ -102,10 +103,10 @@ class SearchSpace:
     def backbones(self) -> list[str]:
         """The backbones trials may use (empty: the base settings' backbone)."""
         p = self.get("backbone")
-        return list(p.choices) if p is not None else []
+        return list(p.choices) if p is not None and p.choices is not None else []  # (text: choices only)
 
 
-def apply(base: TrainSettings, values: dict[str, object]) -> TrainSettings:
+def apply(base: TrainSettings, values: dict[str, Value]) -> TrainSettings:
     """The run settings of a trial: ``base`` with the space's values put in.
 
     Raises:
@@ -122,10 +123,10 @@ def apply(base: TrainSettings, values: dict[str, object]) -> TrainSettings:
     return base.but(**changes)
 
 
-def show_values(values: dict[str, object]) -> str:
+def show_values(values: dict[str, Value]) -> str:
     """A trial's values in a line: a backbone file by its name, numbers to three figures."""
     return ", ".join(
-        f"{k}={Path(v).name if k == 'backbone' else f'{v:.3g}' if isinstance(v, float) else v}"
+        f"{k}={Path(str(v)).name if k == 'backbone' else f'{v:.3g}' if isinstance(v, float) else v}"
         for k, v in values.items()
     )
 
@@ -239,4 +240,6 @@ def _value(name: str, value: object, kind: type):
     if not ok:
         words = {str: "a text", int: "a whole number", float: "a number"}[kind]
         raise SpaceError(f"{name}: {value!r} is not {words}")
-    return float(value) if kind is float else value
+    if kind is float and isinstance(value, (int, float)):  # (ok: always a number here)
+        return float(value)
+    return value

@@ -25,6 +25,7 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from tlstudio.core import atomic
 from tlstudio.core.settings import (
@@ -44,7 +45,8 @@ SETTLE_S = 1.0  # between a trial's two admission checks
 POLL_S = 2.0  # an idle worker looks again this often
 MAX_RETRY = 3  # a trial whose worker died is run again at most this often
 RECORD = "tlstudio_sweep"  # the study's user attribute that every worker must agree with
-OBJECTIVES = {"accuracy": "maximize", "loss": "minimize"}  # on the validation split
+# on the validation split (optuna's direction)
+OBJECTIVES: dict[str, Literal["minimize", "maximize"]] = {"accuracy": "maximize", "loss": "minimize"}
 
 
 class SweepError(Exception):
@@ -239,9 +241,11 @@ def objective(trial, study, config: SweepConfig, say) -> float:
     """One trial: its run in a subprocess; returns the validation score (raises ``TrialFailed``)."""
     import optuna
 
-    if not admitted(study, trial, config.trials) or (
-        time.sleep(SETTLE_S) or not admitted(study, trial, config.trials)
-    ):
+    taken = admitted(study, trial, config.trials)
+    if taken:  # asked again a moment later: another worker may have taken the same place meanwhile
+        time.sleep(SETTLE_S)
+        taken = admitted(study, trial, config.trials)
+    if not taken:
         trial.set_user_attr("surplus", True)
         raise optuna.TrialPruned("the study has its trials: not run")
     values = config.space.sample(trial)

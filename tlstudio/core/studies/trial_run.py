@@ -62,6 +62,7 @@ def train(
     outcome = session.run()
     record: dict[str, object] = {"status": outcome.status, "error": outcome.error}
     if outcome.model is not None and outcome.status in ("completed", "failed_to_learn"):
+        assert session.image_size is not None  # (a run with a model has its split and its size)
         record |= validation_scores(outcome.model, manifest, data_dir, session.image_size)
         record["image_size"] = session.image_size
     atomic.write_json(result, record)

@@ -14,6 +14,7 @@ import os
 import threading
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -99,7 +100,7 @@ def cross_validate(
     manifest: Manifest | None = None,
     on_event=None,
     stop_event: threading.Event | None = None,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Train one run per fold and summarise their test accuracies.
 
     Args:

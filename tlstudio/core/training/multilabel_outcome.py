@@ -24,6 +24,8 @@ def evaluate_multilabel_entries(
     """The model's scores on manifest entries (files that fail to load are named with the run's)."""
     from tlstudio.core.results.multilabel_evaluation import evaluate_multilabel_items
 
+    assert session.manifest is not None and session.image_size is not None  # (set before training starts)
+
     def progress(done: int, total: int) -> None:
         session.emit(ev.Finishing(step, done, total))
 
@@ -56,6 +58,7 @@ def tune_on_validation(session: TrainingSession, model) -> list[float]:
     """
     from tlstudio.core.results.multilabel_metrics import tune_thresholds
 
+    assert session.manifest is not None  # (set before training starts)
     labels = session.manifest.classes
     val = session.manifest.subset("val")
     thresholds = [MULTI_LABEL_THRESHOLD] * len(labels)

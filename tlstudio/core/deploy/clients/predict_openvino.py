@@ -39,7 +39,9 @@ def model():
     float32 as verified)."""
     import sys
 
-    sys.modules.setdefault("openvino_telemetry", None)  # openvino's own stub: no usage events sent
+    # openvino's own stub: no usage events sent (None marks a module unimportable; typeshed allows
+    # only modules in sys.modules)
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
     import openvino as ov
 
     compiled = ov.Core().compile_model(str(HERE / "model.xml"), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
