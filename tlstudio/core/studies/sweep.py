@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -38,6 +39,7 @@ from tlstudio.core.settings import (
 from tlstudio.core.studies.board import SNAPSHOT
 from tlstudio.core.studies.space import SearchSpace, apply, show_values
 
+STORAGE_ATTEMPTS = 5  # opening a new storage while another worker makes its tables (_create_or_join)
 DB_FILE = "sweep.db"  # the default storage, in the sweep folder
 MANIFEST_FILE = "manifest.csv"  # the split every trial uses
 LOGS = "logs"  # each trial's output (trial-NNNN.log) and result (trial-NNNN.json)
@@ -94,6 +96,38 @@ class SweepConfig:
         }
 
 
+def _create_or_join(optuna, config: SweepConfig):
+    """The storage and the study. Two workers that start together on a new storage both create
+    Optuna's tables; the one that loses that race (``alembic_version``'s unique key, a locked SQLite
+    file, a table already there) tries again and finds them made (seen: 3 of 3 starts of two workers on
+    one new SQLite file failed before)."""
+    import sqlalchemy.exc
+
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            storage = optuna.storages.RDBStorage(
+                config.url,
+                engine_kwargs={"connect_args": {"timeout": 60}} if config.url.startswith("sqlite") else {},
+                heartbeat_interval=config.heartbeat,
+                grace_period=config.heartbeat * SWEEP_GRACE_FACTOR,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(MAX_RETRY),
+            )
+            return optuna.create_study(
+                study_name=config.study,
+                storage=storage,
+                direction=OBJECTIVES[config.objective],
+                load_if_exists=True,
+            )
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as err:
+            racing = isinstance(err, sqlalchemy.exc.IntegrityError) or any(
+                words in str(err) for words in ("already exists", "database is locked")
+            )
+            if not racing or attempt == STORAGE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.5 + random.random())  # the other worker finishes making the tables
+    raise AssertionError("unreachable")
+
+
 def open_study(config: SweepConfig):
     """Create the study, or join it after checking that it is the same sweep.
 
@@ -110,19 +144,7 @@ def open_study(config: SweepConfig):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
-            storage = optuna.storages.RDBStorage(
-                config.url,
-                engine_kwargs={"connect_args": {"timeout": 60}} if config.url.startswith("sqlite") else {},
-                heartbeat_interval=config.heartbeat,
-                grace_period=config.heartbeat * SWEEP_GRACE_FACTOR,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(MAX_RETRY),
-            )
-            study = optuna.create_study(
-                study_name=config.study,
-                storage=storage,
-                direction=OBJECTIVES[config.objective],
-                load_if_exists=True,
-            )
+            study = _create_or_join(optuna, config)
         except (sqlalchemy.exc.SQLAlchemyError, ImportError) as err:
             line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise SweepError(f"cannot open the study's storage {masked(config.url)}: {line}") from None

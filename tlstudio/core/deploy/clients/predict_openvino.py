@@ -66,9 +66,9 @@ def main() -> None:
     predict = model()
     for image in args.images:
         probs = predict(load(image, size))
-        ranked = np.argsort(-probs)[: args.top]
+        ranked = [int(i) for i in np.argsort(-probs)[: args.top]]
         if thresholds is not None:  # multi-label: every label at or above its threshold
-            ranked = [i for i in np.argsort(-probs) if probs[i] >= thresholds[labels[i]]]
+            ranked = [int(i) for i in np.argsort(-probs) if probs[i] >= thresholds[labels[i]]]
         if args.json:
             scores = dict(zip(labels, probs.tolist(), strict=True))
             found = {"labels": [labels[i] for i in ranked]} if thresholds is not None else {}
