@@ -47,6 +47,7 @@ def unusual_settings(backbone: str) -> TrainSettings:
         strategy="multiworker",
         calibrate=True,
         interpolate=False,
+        small_folder_val="keep",
     )
     base = defaults()
     same = [

@@ -173,6 +173,13 @@ class TrainForm(QGroupBox):
             "class stays the same, the probabilities become honest",
         )
         form.addRow("", self.calibrate)
+        self.small_folder_train = check(
+            "Small folder: train on its validation images",
+            "When validation would hold fewer than 2 images a class, those images train too (choices by "
+            "cross-validation and by rule; the test split stays held out). Untick to hold them out anyway",
+            checked=True,
+        )
+        form.addRow("", self.small_folder_train)
         self.feature_cache = check(
             "Cache backbone features",
             "With the backbone frozen and augmentation off, compute its features once and train the head on "
@@ -235,6 +242,7 @@ class TrainForm(QGroupBox):
             strategy=strategy,
             calibrate=self.calibrate.isChecked(),
             feature_cache=self.feature_cache.isChecked(),
+            small_folder_val="train" if self.small_folder_train.isChecked() else "keep",
         )
 
     def show_settings(self, s: TrainSettings) -> None:
@@ -256,6 +264,7 @@ class TrainForm(QGroupBox):
         self.mirrored.setChecked(s.strategy == "mirrored")
         self.calibrate.setChecked(s.calibrate)
         self.feature_cache.setChecked(s.feature_cache)
+        self.small_folder_train.setChecked(s.small_folder_val == "train")
 
     def show_plan(self, plan) -> None:
         """The Layers panel's plan: one of the user's own trains in one phase, so the recipe's

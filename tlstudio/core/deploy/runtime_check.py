@@ -156,6 +156,9 @@ def tflite_labels(path: str) -> list[str]:
         raise ValueError(f"{names[0]} is not packed in the model file ({err})") from err
 
 
+PACKED_THRESHOLDS = "thresholds.json"  # inside the .tflite's zip (tflite_metadata.THRESHOLDS_FILE)
+
+
 def tflite_thresholds(path: str) -> dict[str, float] | None:
     """A multi-label model's thresholds packed in a ``.tflite`` file (``thresholds.json`` in the zip on
     its end), or None when it has none."""
@@ -166,7 +169,7 @@ def tflite_thresholds(path: str) -> dict[str, float] | None:
         data = f.read()
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return json.loads(archive.read("thresholds.json"))
+            return json.loads(archive.read(PACKED_THRESHOLDS))
     except (zipfile.BadZipFile, KeyError, ValueError):
         return None
 

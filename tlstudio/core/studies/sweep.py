@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from tlstudio.core import atomic
+from tlstudio.core.results import run_folder as files
 from tlstudio.core.settings import (
     SWEEP_GRACE_FACTOR,
     SWEEP_HEARTBEAT_S,
@@ -41,7 +42,7 @@ from tlstudio.core.studies.space import SearchSpace, apply, show_values
 
 STORAGE_ATTEMPTS = 5  # opening a new storage while another worker makes its tables (_create_or_join)
 DB_FILE = "sweep.db"  # the default storage, in the sweep folder
-MANIFEST_FILE = "manifest.csv"  # the split every trial uses
+MANIFEST_FILE = files.MANIFEST  # the split every trial uses (named as in a run folder)
 LOGS = "logs"  # each trial's output (trial-NNNN.log) and result (trial-NNNN.json)
 SETTLE_S = 1.0  # between a trial's two admission checks
 POLL_S = 2.0  # an idle worker looks again this often
