@@ -192,10 +192,15 @@ def test_a_kerashub_backbone_trains_exports_and_reloads_in_every_runtime(vit_pre
     history = json.loads((run / "history.json").read_text())
     assert len(history["epochs"]) >= 2
     capsys.readouterr()
-    assert main(["export", str(run), "--format", "all", "--json"]) == 0
+    code = main(["export", str(run), "--format", "all", "--json"])
     rows = json.loads(capsys.readouterr().out)
     assert {"saved_model", "tflite", "tflite-int8", "onnx"} <= {row["name"] for row in rows}
-    made = [row for row in rows if row["status"] != "skipped"]  # Core ML (macOS only), TF.js without Node
+    # TF.js (where Node is installed) has no kernel for the GELU's Erfc of a ViT: it fails closed and
+    # says so, and only it; Core ML (macOS only) and TF.js without Node are skipped
+    tfjs = [row for row in rows if row["name"] == "tfjs" and row["status"] == "failed"]
+    assert all("Unknown op" in row["error"] for row in tfjs), tfjs
+    assert code == (1 if tfjs else 0)
+    made = [row for row in rows if row["status"] != "skipped" and row not in tfjs]
     assert made and all(row["verification"]["passed"] for row in made), rows
 
     images = np.stack([load_for_model(p, 32) for p in sorted(data.rglob("*.png"))[:9]]).astype(np.float32)
