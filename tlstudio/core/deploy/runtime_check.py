@@ -162,13 +162,10 @@ PACKED_THRESHOLDS = "thresholds.json"  # inside the .tflite's zip (tflite_metada
 def tflite_thresholds(path: str) -> dict[str, float] | None:
     """A multi-label model's thresholds packed in a ``.tflite`` file (``thresholds.json`` in the zip on
     its end), or None when it has none."""
-    import io
     import zipfile
 
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+    try:  # (the zip's directory is at the file's end: no need to read the model into memory)
+        with zipfile.ZipFile(path) as archive:
             return json.loads(archive.read(PACKED_THRESHOLDS))
     except (zipfile.BadZipFile, KeyError, ValueError):
         return None
