@@ -270,7 +270,7 @@ SETTING_NAMES: dict[str, tuple[str, str | None]] = {
     "strategy": ("Strategy (Use every GPU)", "--strategy"),
     "calibrate": ("Calibrate confidences", "--calibrate"),
     "interpolate": ("WiSE-FT interpolation", "--no-interpolate"),
-    "small_folder_val": ("Small folder: train on its validation images", "--small-folder-val"),
+    "small_folder_val": ("Small folder: use validation", "--small-folder-val"),
 }
 
 

@@ -174,7 +174,7 @@ class TrainForm(QGroupBox):
         )
         form.addRow("", self.calibrate)
         self.small_folder_train = check(
-            "Small folder: train on its validation images",
+            "Small folder: use validation",
             "When validation would hold fewer than 2 images a class, those images train too (choices by "
             "cross-validation and by rule; the test split stays held out). Untick to hold them out anyway",
             checked=True,
