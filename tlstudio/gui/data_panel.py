@@ -39,7 +39,7 @@ from tlstudio.gui.label_issues_view import LabelIssuesView
 from tlstudio.gui.label_next_view import LabelNextView
 from tlstudio.gui.quality_view import QualityView
 from tlstudio.gui.state import AppState
-from tlstudio.gui.worker import Task
+from tlstudio.gui.worker import Task, failure_line
 from tlstudio.report_text import counted, multi_label_summary
 
 THUMBS_PER_CLASS = 6
@@ -257,7 +257,7 @@ class DataPanel(QWidget):
     def _failed(self, message: str) -> None:
         self.choose.setEnabled(True)
         self.cancel.setEnabled(False)
-        self.folder_label.setText(f"<b>{self.folder}</b> — could not be scanned: {message.splitlines()[0]}")
+        self.folder_label.setText(f"<b>{self.folder}</b> — could not be scanned: {failure_line(message)}")
 
     def _show(self, report: DatasetReport) -> None:
         self.cancel.setEnabled(False)

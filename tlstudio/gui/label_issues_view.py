@@ -28,7 +28,7 @@ from tlstudio.core.data import relabel
 from tlstudio.core.data.split import Manifest
 from tlstudio.core.settings import TrainSettings
 from tlstudio.gui.evaluate_models import GalleryModel, manifest_at, thumbnail_view
-from tlstudio.gui.worker import Task
+from tlstudio.gui.worker import Task, failure_line, was_cancelled
 from tlstudio.gui.working import show_working
 from tlstudio.report_text import counted
 
@@ -199,11 +199,9 @@ class LabelIssuesView(QWidget):
         self._update_buttons()
 
     def _failed(self, message: str) -> None:
-        first = message.splitlines()[0] if message else "failed"
+        first = failure_line(message) or "failed"
         self.title.setText(
-            "Label check cancelled."
-            if first.startswith("InterruptedError")
-            else f"<span style='color:#b00'>{first}</span>"
+            "Label check cancelled." if was_cancelled(message) else f"<span style='color:#b00'>{first}</span>"
         )
         self._show_running(False)
 

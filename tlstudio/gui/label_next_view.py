@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from tlstudio.core.data import relabel
 from tlstudio.core.settings import SUGGEST_COUNT
 from tlstudio.gui.evaluate_models import GalleryModel, thumbnail_view
-from tlstudio.gui.worker import Task
+from tlstudio.gui.worker import Task, failure_line, was_cancelled
 from tlstudio.report_text import counted
 
 
@@ -177,9 +177,9 @@ class LabelNextView(QWidget):
         self._update_buttons()
 
     def _failed(self, message: str) -> None:
-        first = message.splitlines()[0] if message else "failed"
+        first = failure_line(message) or "failed"
         self.title.setText(
-            "Cancelled." if "cancelled" in first else f"<span style='color:#b00'>{first}</span>"
+            "Cancelled." if was_cancelled(message) else f"<span style='color:#b00'>{first}</span>"
         )
         self.busy = False
         self.cancel.setEnabled(False)

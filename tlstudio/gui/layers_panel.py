@@ -26,7 +26,7 @@ from tlstudio.core.backbone.layer_tree import LayerTree, head_pooling
 from tlstudio.core.freeze_plan import FreezePlan
 from tlstudio.core.settings import HeadSettings, TrainSettings, parse_dense_units
 from tlstudio.gui.layer_tree import MULTIPLIER_COLUMN, LayerTreeModel, MultiplierDelegate
-from tlstudio.gui.worker import Task
+from tlstudio.gui.worker import Task, failure_line
 from tlstudio.report_text import counted
 
 # What a head that does not pool starts with, in words (``head_pooling``'s other answers)
@@ -150,7 +150,7 @@ class LayersPanel(QWidget):
         self.task = Task(lambda: build_tree_for(spec, image_size))
         self.task.done.connect(lambda tree: self._tree_ready(tree, plan))
         self.task.failed.connect(
-            lambda msg: self.status.setText(f"Could not build the backbone: {msg.splitlines()[0]}")
+            lambda msg: self.status.setText(f"Could not build the backbone: {failure_line(msg)}")
         )
         self.task.start()
 

@@ -43,7 +43,7 @@ from tlstudio.gui.train_panel import TrainPanel
 from tlstudio.gui.try_panel import TryPanel
 from tlstudio.gui.window_closing import ClosesSafely
 from tlstudio.gui.window_runs import StartsRuns
-from tlstudio.gui.worker import Task
+from tlstudio.gui.worker import Task, failure_line
 from tlstudio.report_text import counted
 
 STEPS = (  # the workflow, in order, each with one of Qt's standard icons (they follow the theme)
@@ -164,7 +164,7 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
         self.loader = Task(load_tensorflow)
         self.loader.done.connect(self._tensorflow_ready)
         self.loader.failed.connect(
-            lambda msg: self.tf_status.setText("TensorFlow failed to load: " + msg.splitlines()[0])
+            lambda msg: self.tf_status.setText("TensorFlow failed to load: " + failure_line(msg))
         )
         self.loader.start()
 

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from tlstudio.core.project import SUFFIX, Project
 from tlstudio.gui.tf_loader import build_sample_backbone
-from tlstudio.gui.worker import Task
+from tlstudio.gui.worker import Task, failure_line
 
 MAX_RECENT = 8
 
@@ -134,7 +134,7 @@ class ProjectFiles:
             self.statusBar().showMessage("Building the sample's small CNN backbone (offline)…")
             self.sample_task = Task(lambda: build_sample_backbone(backbone_file.parent))
             self.sample_task.done.connect(lambda _: self._show_sample(project))
-            self.sample_task.failed.connect(lambda msg: self.statusBar().showMessage(msg.splitlines()[0]))
+            self.sample_task.failed.connect(lambda msg: self.statusBar().showMessage(failure_line(msg)))
             self.sample_task.start()
             return
         self._show_sample(project)

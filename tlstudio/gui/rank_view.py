@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from tlstudio.gui.worker import Task
+from tlstudio.gui.worker import Task, failure_line, was_cancelled
 
 if TYPE_CHECKING:
     from tlstudio.core.training.ranking import RankedBackbone
@@ -312,9 +312,9 @@ class RankView(QGroupBox):
         )
 
     def _failed(self, message: str) -> None:
-        first = message.splitlines()[0] if message else "failed"
+        first = failure_line(message) or "failed"
         self.status.setText(
-            "Cancelled." if "cancelled" in first else f"<span style='color:#b00'>{first}</span>"
+            "Cancelled." if was_cancelled(message) else f"<span style='color:#b00'>{first}</span>"
         )
         self._done()
 

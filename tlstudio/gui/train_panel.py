@@ -24,7 +24,7 @@ from tlstudio.core.settings import TrainSettings
 from tlstudio.core.training import gpu_monitor
 from tlstudio.gui.curves import CurvesWidget
 from tlstudio.gui.train_form import TrainForm
-from tlstudio.gui.worker import Task
+from tlstudio.gui.worker import Task, failure_line
 
 
 def run_session(task: Task, settings: TrainSettings, data_dir: str, run_dir: Path, manifest, resume=False):
@@ -347,5 +347,5 @@ class TrainPanel(QWidget):
         self._stop_sampler()
         self.start.setEnabled(True)
         self.stop.setEnabled(False)
-        self.message.setText(f"<span style='color:#b00'>{message.splitlines()[0]}</span>")
+        self.message.setText(f"<span style='color:#b00'>{failure_line(message)}</span>")
         self.ended.emit()

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tlstudio.gui.worker import Task, reason
+from tlstudio.gui.worker import Task, failure_line, reason
 
 
 def look_up(name: str, image_size: int | None):
@@ -96,7 +96,7 @@ class WeightsBox(QWidget):
         self.status.setText("Looking for the ImageNet weights file…")
         self.task = Task(lambda: look_up(name, image_size))
         self.task.done.connect(self._looked_up)
-        self.task.failed.connect(lambda msg: self._say(msg.splitlines()[0]))
+        self.task.failed.connect(lambda msg: self._say(failure_line(msg)))
         self.task.start()
 
     def set_preset(self, source: str) -> None:
@@ -107,7 +107,7 @@ class WeightsBox(QWidget):
         self.status.setText("Looking in KerasHub's cache…")
         self.task = Task(lambda: look_up_preset(source))
         self.task.done.connect(self._preset_looked_up)
-        self.task.failed.connect(lambda msg: self._say(msg.splitlines()[0]))
+        self.task.failed.connect(lambda msg: self._say(failure_line(msg)))
         self.task.start()
 
     def _switch(self, shown: tuple[str, int | None], preset: str | None) -> None:

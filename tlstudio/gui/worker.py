@@ -19,9 +19,40 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, QThread, Signal
 
 
+class TaskFailure(str):
+    """What a failed task sends: the message as text (type, words, traceback), with the exception itself.
+
+    It is a ``str`` so a slot that shows text keeps working; a slot that decides something reads
+    ``error`` (the exception object: ``isinstance(failure.error, Cancelled)``), ``reason`` (the
+    first line of the error's own words) or ``headline`` (the same with the exception's type).
+    """
+
+    error: BaseException
+    reason: str
+    headline: str
+
+    @classmethod
+    def of(cls, err: BaseException, trace: str = "") -> TaskFailure:
+        """The failure for ``err`` (``trace``: its formatted traceback, shown under the words)."""
+        words = str(err)
+        failure = cls(f"{type(err).__name__}: {words}" + (f"\n\n{trace}" if trace else ""))
+        failure.error = err
+        first = words.strip().splitlines()[0] if words.strip() else ""
+        failure.reason = first or type(err).__name__
+        failure.headline = f"{type(err).__name__}: {first}" if first else type(err).__name__
+        return failure
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the work stopped because it was asked to (``core.cancel.Cancelled``)."""
+        from tlstudio.core.cancel import Cancelled
+
+        return isinstance(self.error, Cancelled)
+
+
 class _Runner(QObject):
     done = Signal(object)
-    failed = Signal(str)
+    failed = Signal(object)  # a TaskFailure
     event = Signal(object)
 
     def __init__(self, fn: Callable[[], object]):
@@ -36,7 +67,7 @@ class _Runner(QObject):
                 with _ONE_AT_A_TIME:
                     result = self.fn()
         except Exception as err:  # shown in the window, never lost in a terminal
-            self.failed.emit(f"{type(err).__name__}: {err}\n\n{traceback.format_exc(limit=4)}")
+            self.failed.emit(TaskFailure.of(err, traceback.format_exc(limit=4)))
         else:
             self.done.emit(result)
         finally:
@@ -44,12 +75,40 @@ class _Runner(QObject):
 
 
 def reason(message: str) -> str:
-    """A ``failed`` message's first line without its exception's type: the error's own words.
+    """A ``failed`` message's words without its exception's type: the error's own words.
 
     Args:
-        message: as ``Task.failed`` sends it ("BackboneError: …" then the traceback).
+        message: as ``Task.failed`` sends it (a ``TaskFailure``; a plain "Type: words" string too).
+
+    Returns:
+        The exception's message, first line only for a plain string ("" for an empty one).
     """
+    if isinstance(message, TaskFailure):
+        return message.reason
     return message.splitlines()[0].split(": ", 1)[-1] if message else ""
+
+
+def was_cancelled(message: str) -> bool:
+    """Whether a ``failed`` message says the work stopped on request (``core.cancel.Cancelled``).
+
+    Args:
+        message: as ``Task.failed`` sends it.
+    """
+    return isinstance(message, TaskFailure) and message.cancelled
+
+
+def failure_line(message: str) -> str:
+    """A ``failed`` message in one line for a status bar ("Type: first line of the words").
+
+    Args:
+        message: as ``Task.failed`` sends it.
+
+    Returns:
+        Its first line.
+    """
+    if isinstance(message, TaskFailure):
+        return message.headline
+    return message.splitlines()[0] if message else ""
 
 
 _TENSORFLOW_LOADED = threading.Event()
@@ -78,7 +137,7 @@ class Task(QObject):
     """
 
     done = Signal(object)
-    failed = Signal(str)
+    failed = Signal(object)  # a TaskFailure (a str with the exception object)
     event = Signal(object)
 
     def __init__(

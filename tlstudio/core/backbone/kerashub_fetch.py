@@ -12,9 +12,10 @@ from typing import Any
 
 from tlstudio.core.backbone.kerashub import fetch_message, hub_id, import_kerashub, is_preset_folder
 from tlstudio.core.backbone.sources import BackboneError
+from tlstudio.core.cancel import Cancelled
 
 
-class PresetDownloadCancelled(BackboneError):
+class PresetDownloadCancelled(BackboneError, Cancelled):
     """A preset download stopped on request (KerasHub's downloader resumes the file next time)."""
 
 

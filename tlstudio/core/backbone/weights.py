@@ -29,6 +29,7 @@ from pathlib import Path
 
 from tlstudio.core import atomic
 from tlstudio.core.backbone.sources import BackboneError, is_hdf5
+from tlstudio.core.cancel import Cancelled
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class WeightsError(BackboneError):
     """The weights could not be fetched or did not check out; what to do is in the message."""
 
 
-class WeightsCancelled(WeightsError):
+class WeightsCancelled(WeightsError, Cancelled):
     """The download was cancelled; the part already fetched is kept, and the next try resumes."""
 
 

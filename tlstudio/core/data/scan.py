@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tlstudio.core.cancel import Cancelled
 from tlstudio.core.data.imagefile import DEFAULT_MAX_PIXELS, ImageProblem, probe_image
 from tlstudio.core.data.looks import Look, look_at
 
@@ -197,7 +198,7 @@ def scan_unlabelled(
     return result
 
 
-class ScanCancelled(Exception):
+class ScanCancelled(Cancelled):
     """The scan was cancelled (``scan_folder(stop=...)``)."""
 
 

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tlstudio.core import atomic
+from tlstudio.core.cancel import Cancelled
 from tlstudio.core.deploy.artefact_description import describe
 from tlstudio.core.deploy.artefact_files import artefact_size, clean_leftovers, put_in_place
 from tlstudio.core.deploy.format_list import unavailable
@@ -143,7 +144,7 @@ class DeployResult:
         }
 
 
-class DeployCancelled(DeployError):
+class DeployCancelled(DeployError, Cancelled):
     """The export was cancelled (``stop`` was set); nothing of the artefact under way was put in place."""
 
 

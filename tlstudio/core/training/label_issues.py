@@ -20,6 +20,7 @@ from threadpoolctl import threadpool_limits
 from tlstudio.core import events as ev
 from tlstudio.core.backbone.classifier import build_classifier
 from tlstudio.core.backbone.registry import build_backbone, input_size_of, resolve_backbone
+from tlstudio.core.cancel import Cancelled
 from tlstudio.core.data.health import DatasetReport
 from tlstudio.core.data.pipeline import make_dataset
 from tlstudio.core.data.split import ManifestEntry
@@ -126,7 +127,7 @@ def image_features(
         weights: its weights.
         image_size: input size (default: the backbone's).
         batch_size: images per forward pass.
-        stop: set to cancel (``InterruptedError``).
+        stop: set to cancel (``core.cancel.Cancelled``).
         images: only these of the report's images (e.g. a split's training images), in this order.
         facts: filled with the backbone's ``parameters`` and the ``image_size`` used.
         progress: called with (images done, images in all) after each batch.
@@ -154,7 +155,7 @@ def image_features(
     try:
         for pixels, y in dataset:
             if stop.is_set():
-                raise InterruptedError("label check cancelled")
+                raise Cancelled("label check cancelled")
             if not chunks:
                 at_once.arm()
             chunks.append(np.asarray(extractor(pixels, training=False)).reshape(len(y), -1))
@@ -164,7 +165,7 @@ def image_features(
             if progress is not None:
                 progress(done, len(entries))
     except StopRequested:
-        raise InterruptedError("label check cancelled") from None
+        raise Cancelled("label check cancelled") from None
     finally:
         at_once.close()
     if not chunks:
@@ -198,7 +199,7 @@ def out_of_sample_probabilities(
         num_classes: outputs.
         folds: how many folds (fewer when a class has fewer images).
         seed: the fold assignment.
-        stop: set to cancel between fits (``InterruptedError``).
+        stop: set to cancel between fits (``core.cancel.Cancelled``).
         progress: called with (fits done, fits in all) after each probe fit.
 
     Returns:
@@ -216,7 +217,7 @@ def out_of_sample_probabilities(
     def chosen(done: int, total: int) -> None:
         first[0] = total
         if stop is not None and stop.is_set():
-            raise InterruptedError("label check cancelled")
+            raise Cancelled("label check cancelled")
         if progress is not None:
             progress(done, total + count)
 
@@ -225,7 +226,7 @@ def out_of_sample_probabilities(
     probs = np.zeros((len(labels), num_classes), np.float64)
     for k in range(count):
         if stop is not None and stop.is_set():
-            raise InterruptedError("label check cancelled")
+            raise Cancelled("label check cancelled")
         held = fold_of == k
         probe = fit_probe(features[~held], labels[~held], num_classes, l2_grid=(l2,), folds=0, seed=seed)
         probs[held] = probe.predict_proba(features[held])
@@ -305,7 +306,7 @@ def check_labels(
         backbone: a backbone name or file (as for training).
         weights: its weights (``none`` judges with random features: little better than chance).
         image_size: input size (default: the backbone's).
-        stop: set to cancel (``InterruptedError`` at the next batch of images or probe fit).
+        stop: set to cancel (``core.cancel.Cancelled`` at the next batch of images or probe fit).
         progress: told each step in words.
         on_event: told each step as ``Working`` events (step in words, done of total), for a bar.
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tlstudio.core import atomic
+from tlstudio.core.cancel import Cancelled
 from tlstudio.core.data import relabel
 from tlstudio.core.data.scan import PSEUDO_RECORD, STAGING_FOLDER, class_folder, in_folder, scan_unlabelled
 from tlstudio.core.data.split import PSEUDO_FOLDER, Manifest
@@ -127,7 +128,7 @@ def suggest(
         n: how many to suggest.
         min_confidence: images the run is at least this sure of (and not suggested) are listed as
             ``confident``: candidates for pseudo-labels.
-        stop: set to cancel (``InterruptedError``).
+        stop: set to cancel (``core.cancel.Cancelled``).
         progress: ``progress(done, total)`` after each batch.
 
     Returns:
@@ -159,7 +160,7 @@ def suggest(
     feats, probs, kept = [], [], []
     for start in range(0, len(todo), BATCH):
         if stop is not None and stop.is_set():
-            raise InterruptedError("suggestion cancelled")
+            raise Cancelled("suggestion cancelled")
         pixels = []
         for rel in todo[start : start + BATCH]:
             try:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tlstudio.core.backbone.sources import BackboneError
+from tlstudio.core.cancel import Cancelled
 
 Problem = tuple[str, str]  # (the candidate as given, why it cannot be ranked)
 PROBE_TIMEOUT = 10.0  # seconds to wait for the weights' server to answer a HEAD request
@@ -80,7 +81,7 @@ def fetch_candidate_weights(
         backbones: the candidates.
         weights: their weights setting (nothing to fetch unless ``imagenet``).
         image_size: the input size for all (some weights files depend on it).
-        stop: set to cancel (``InterruptedError``; the part downloaded is kept for the next try).
+        stop: set to cancel (``core.cancel.Cancelled``; the part downloaded is kept for the next try).
         progress: told each download in words.
 
     Returns:
@@ -103,7 +104,7 @@ def fetch_candidate_weights(
                     try:
                         keras_weights.download(wanted, stop=stop)
                     except keras_weights.WeightsCancelled:
-                        raise InterruptedError("rank cancelled") from None
+                        raise Cancelled("rank cancelled") from None
                     except keras_weights.WeightsError as err:
                         cause = keras_weights.WeightsError(str(err).split(". Offline")[0])
                         raise BackboneError(offline_message(spec.name, cause)) from err
@@ -116,7 +117,7 @@ def fetch_candidate_weights(
         except BackboneError as err:
             problems.append((name, str(err).strip().splitlines()[0]))
         if stop is not None and stop.is_set():
-            raise InterruptedError("rank cancelled")
+            raise Cancelled("rank cancelled")
     return problems
 
 

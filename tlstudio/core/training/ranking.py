@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from tlstudio.core.backbone.sources import BackboneError
+from tlstudio.core.cancel import Cancelled
 from tlstudio.core.data.health import DatasetReport
 from tlstudio.core.data.split import SplitConfig, make_split
 from tlstudio.core.results.metrics import tied_by_bootstrap, wilson_interval
@@ -177,7 +178,7 @@ def rank_backbones(
         image_size: input size for all (default: each backbone's own).
         split: the split (default: the project defaults); only its training images are used.
         seed: folds and bootstrap.
-        stop: set to cancel (``InterruptedError``).
+        stop: set to cancel (``core.cancel.Cancelled``).
         progress: told each step in words.
         counted: told ``(images done, images)`` while a candidate's features are computed (a bar).
 
@@ -216,13 +217,13 @@ def rank_backbones(
     ranked, failed, correct = [], [], {}
     for name in backbones:
         if stop is not None and stop.is_set():
-            raise InterruptedError("rank cancelled")
+            raise Cancelled("rank cancelled")
         started = time.perf_counter()
         try:
             row, correct[name] = _score(
                 report, name, images, weights, image_size, seed, rng, stop, say, counted
             )
-        except InterruptedError:
+        except Cancelled:
             raise
         except Exception as err:  # this candidate only: the others' rows are kept
             reason = failure_reason(err)
