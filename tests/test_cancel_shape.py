@@ -1,5 +1,6 @@
-"""One cancelled exception: every ``…Cancelled`` in the core is a ``core.cancel.Cancelled``, and no long
-call signals a cancel with a bare ``InterruptedError`` (an ``OSError``, so ``except OSError`` would swallow it)."""
+"""One cancelled exception: every ``…Cancelled`` in the core is a ``core.cancel.Cancelled``, and no
+long call signals a cancel with a bare ``InterruptedError`` (an ``OSError``: ``except OSError`` would
+swallow it)."""
 
 from __future__ import annotations
 

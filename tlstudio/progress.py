@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tlstudio.core import events as ev
-from tlstudio.core.results.metrics import headline
+from tlstudio.core.results.headline import headline
 from tlstudio.report_text import counted
 
 FINAL = ("val_accuracy", "val_loss", "test_accuracy", "test_loss", "test_macro_f1")

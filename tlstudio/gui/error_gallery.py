@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from tlstudio.core.data import relabel
 from tlstudio.core.data.scan import in_folder
 from tlstudio.core.data.split import Manifest
-from tlstudio.core.results.metrics import cell_predictions, ordered_errors
+from tlstudio.core.results.error_order import cell_predictions, ordered_errors
 from tlstudio.core.results.run_folder import run_status
 from tlstudio.gui.evaluate_models import (
     NOT_FOUND,

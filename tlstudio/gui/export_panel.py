@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from tlstudio.core.deploy.format_list import CHOICES, unavailable
 from tlstudio.core.results import run_folder as files
-from tlstudio.core.results.metrics import headline
+from tlstudio.core.results.headline import headline
 from tlstudio.gui.state import AppState
 from tlstudio.gui.worker import Task
 

@@ -10,12 +10,15 @@ it is busy.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from PySide6.QtCore import QElapsedTimer, QLoggingCategory, QObject, QUrl, Signal
 from PySide6.QtGui import QImage
 
 from tlstudio.core.settings import TRY_LIVE_INTERVAL_MS
+
+if TYPE_CHECKING:
+    import numpy as np
 
 INSTALL_HINT = "pip install 'tlstudio[camera]'"
 QUIET_MULTIMEDIA = "qt.multimedia.symbolsresolver=false\nqt.multimedia.ffmpeg.info=false"
@@ -49,6 +52,8 @@ def camera_problem() -> str:
 
 def frame_pixels(frame) -> np.ndarray | None:
     """A QVideoFrame's picture as uint8 RGB (a copy), or None when it has none."""
+    import numpy as np  # (loaded with the first frame, not with the window)
+
     image = frame.toImage()
     if image.isNull():
         return None

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from tlstudio.core import events as ev
-from tlstudio.core.results.metrics import headline
+from tlstudio.core.results.headline import headline
 from tlstudio.core.settings import TrainSettings
 from tlstudio.core.training import gpu_monitor
 from tlstudio.gui.curves import CurvesWidget

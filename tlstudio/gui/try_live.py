@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QWidget
 
 from tlstudio.core.settings import TRY_LIVE_INTERVAL_MS
 from tlstudio.gui.frame_source import FrameSource, FrameSourceError, camera_problem, multimedia
+
+if TYPE_CHECKING:
+    import numpy as np
 
 VIDEO_FILTER = "Videos (*.mp4 *.m4v *.mov *.avi *.mkv *.webm *.ogv *.mpg *.mpeg);;All files (*)"
 

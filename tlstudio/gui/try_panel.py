@@ -9,8 +9,8 @@ The model and the images are read in a worker (``core.results.try_it``); the pan
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (
@@ -32,6 +32,9 @@ from tlstudio.core.results import run_folder as files
 from tlstudio.gui.state import AppState
 from tlstudio.gui.try_live import LiveControls, save_frame
 from tlstudio.gui.worker import Task, reason
+
+if TYPE_CHECKING:
+    import numpy as np
 
 ICON = 96
 OVERLAY = 360  # px: the long side of the Grad-CAM view
@@ -70,6 +73,8 @@ def verdict_text(verdict, words: str) -> str:
 
 def to_pixmap(pixels: np.ndarray) -> QPixmap:
     """A QPixmap of uint8 RGB pixels (copied: the array may go)."""
+    import numpy as np  # (loaded with the first picture shown, not with the window)
+
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     h, w = pixels.shape[:2]
     return QPixmap.fromImage(QImage(pixels.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy())

@@ -17,8 +17,6 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
-import numpy as np
-
 from tlstudio.core.backbone.kinds import CAPABILITIES, BackboneKind, KindCapabilities
 from tlstudio.core.backbone.preprocessing import expected_preprocessing
 from tlstudio.core.backbone.sources import (
@@ -231,6 +229,8 @@ def detect_preprocessing(fn: Callable) -> str:
     """Which arithmetic the model's ``preprocess_input`` applies, found by running it."""
     if _takes(fn, "include_preprocessing"):
         return "none"
+    import numpy as np  # here, not at the top: the window lists backbones before NumPy is needed
+
     module = importlib.import_module(fn.__module__)
     x = np.array([[[[10.0, 20.0, 30.0], [200.0, 100.0, 50.0]]]], dtype=np.float32)
     y = np.asarray(module.preprocess_input(x.copy()))

@@ -8,7 +8,6 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 
-from tlstudio.core.data import looks
 from tlstudio.core.data.scan import (
     INTERRUPTED_STAGING,
     LINKED_FOLDER,
@@ -268,6 +267,8 @@ def quality_issues(images: list[ImageRecord], tiny_side: int = TINY_SIDE) -> lis
     Returns:
         The images with at least one reason, in path order.
     """
+    from tlstudio.core.data import looks  # (NumPy: loaded when a folder is checked, not with the window)
+
     sharp = [r.look.sharpness for r in images if r.look is not None and r.look.sharpness > 0]
     blur_below = max(looks.BLUR_SHARPNESS, looks.BLUR_RELATIVE * statistics.median(sharp)) if sharp else 0.0
     out = []

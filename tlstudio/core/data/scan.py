@@ -16,10 +16,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tlstudio.core.cancel import Cancelled
+
+if TYPE_CHECKING:
+    from tlstudio.core.data.looks import Look
 from tlstudio.core.data.imagefile import DEFAULT_MAX_PIXELS, ImageProblem, probe_image
-from tlstudio.core.data.looks import Look, look_at
 
 SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini", "icon\r"})
 SYSTEM_FOLDERS = frozenset({"__macosx", "$recycle.bin", "system volume information", "@eadir"})
@@ -316,6 +319,8 @@ def check_image_file(
 
 
 def _check_file(abs_path: Path, rel_path: str, label: str, *, deep: bool, looks: bool, max_pixels: int):
+    from tlstudio.core.data.looks import look_at  # (NumPy: loaded by the first scan, not with the window)
+
     try:
         info = probe_image(abs_path, max_pixels=max_pixels, deep=deep)
         look = look_at(abs_path, max_pixels=max_pixels) if looks else None

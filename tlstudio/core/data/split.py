@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tlstudio.core import atomic
-from tlstudio.core.data.looks import look_alike_labels
 from tlstudio.core.data.scan import ImageRecord, file_sha256, in_folder
 from tlstudio.core.settings import PSEUDO_FOLDER, SEED, TEST_FRACTION, VAL_FRACTION
 
@@ -280,6 +279,8 @@ def _look_alike_groups(images: list[ImageRecord]) -> dict[str, str]:
         if record.look is not None:
             looked.setdefault(by_hash[record.sha256], record.look)
     order = sorted(looked)
+    from tlstudio.core.data.looks import look_alike_labels  # (NumPy: only when a split is made)
+
     labels = look_alike_labels([looked[k] for k in order])
     members: dict[int, list[int]] = defaultdict(list)
     for position, label in enumerate(labels):

@@ -17,8 +17,10 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 CHECK_FOLDER = Path(__file__).resolve().parent / "tfjs"  # package.json, check.js, node_modules/
 MODEL_FILE = "model.json"
@@ -45,6 +47,7 @@ def convert(model, folder: Path, image_size: int) -> None:
         folder: the graph model's folder (created).
         image_size: the fixed height and width of the input.
     """
+    import numpy as np
     import tensorflow as tf
     from google.protobuf import json_format
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
@@ -93,6 +96,8 @@ def convert(model, folder: Path, image_size: int) -> None:
 
 def check_command(model_json: Path, images: np.ndarray, scratch: Path, out: Path) -> list[str]:
     """The Node command that scores ``model_json`` on ``images`` (uint8 [n, size, size, 3]) into ``out``."""
+    import numpy as np
+
     pixels = scratch / "images.bin"
     np.ascontiguousarray(images, dtype="<f4").tofile(pixels)
     size = images.shape[1] if images.ndim == 4 else 0

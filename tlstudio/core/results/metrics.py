@@ -20,6 +20,10 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike
 
+from tlstudio.core.results.error_order import cell_predictions, ordered_errors  # noqa: F401 (re-exported)
+from tlstudio.core.results.headline import headline  # noqa: F401 (re-exported)
+from tlstudio.core.results.intervals import wilson_interval, within_chance  # noqa: F401 (re-exported)
+
 EPS = 1e-7
 TOP_K = (1, 3, 5)
 ECE_BINS = 10
@@ -177,33 +181,6 @@ def classification_metrics(y_true: ArrayLike, probs: ArrayLike, labels: list[str
     }
 
 
-# -- prediction records ({"true", "predicted", "confidence", ...}) ---------------------------------
-def cell_predictions(predictions: list[dict], true: str, predicted: str) -> list[dict]:
-    """Prediction records whose true and predicted classes are these."""
-    return [p for p in predictions if p["true"] == true and p["predicted"] == predicted]
-
-
-def ordered_errors(predictions: list[dict], order: str = "confidently_wrong") -> list[dict]:
-    """Wrong predictions, most confident first; or with ``least_confident`` every prediction,
-    least confident first."""
-    if order == "least_confident":
-        return sorted(predictions, key=lambda p: p["confidence"])
-    wrong = [p for p in predictions if p["true"] != p["predicted"]]
-    return sorted(wrong, key=lambda p: -p["confidence"])
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """The Wilson score interval of a proportion (95% by default); (0, 1) when ``n`` is 0."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    # it always holds p; min/max keep it so where rounding does not (272 of 272: 1 - 1e-16 < 1)
-    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
-
-
 def tied_by_bootstrap(best: np.ndarray, other: np.ndarray, draws: np.ndarray) -> bool:
     """Whether a paired bootstrap cannot tell ``other`` from ``best`` (what `tlstudio rank` and
     `tlstudio sweep` call a tie): the 2.5th percentile of the mean of ``best - other`` over the
@@ -216,66 +193,3 @@ def tied_by_bootstrap(best: np.ndarray, other: np.ndarray, draws: np.ndarray) ->
     """
     difference = np.asarray(best, float) - np.asarray(other, float)
     return bool(np.percentile(difference[draws].mean(1), 2.5) <= 0.0)
-
-
-def within_chance(accuracy: float, n: int, class_counts: list[int], alpha: float = 0.05) -> bool:
-    """Whether an accuracy on ``n`` images is no better than always answering the largest class.
-
-    The exact one-sided binomial test (``scipy.stats.binomtest``): the run beat chance only when
-    ``accuracy × n`` correct answers or more would happen with probability below ``alpha`` to a
-    model that answers right at the largest class's rate. The normal approximation this replaced
-    called 9 of 12 (p = 0.073) and 14 of 20 (p = 0.058) against a rate of one half better than chance.
-
-    Args:
-        accuracy: the share answered right (rounded to a count of ``n``).
-        n: how many images it was measured on.
-        class_counts: images per class of those ``n`` (the largest sets the chance rate).
-        alpha: the test's level.
-
-    Returns:
-        True when the test cannot tell the accuracy from chance; False for no images.
-
-    Example:
-        >>> within_chance(9 / 12, 12, [6, 6]), within_chance(10 / 12, 12, [6, 6])
-        (True, False)
-    """
-    if n <= 0 or not class_counts:
-        return False
-    from scipy.stats import binomtest  # (SciPy loads in a fraction of a second, only when a run ends)
-
-    chance = max(class_counts) / max(sum(class_counts), 1)
-    correct = min(n, max(0, round(accuracy * n)))
-    return bool(binomtest(correct, n, chance, alternative="greater").pvalue >= alpha)
-
-
-def headline(metrics: dict[str, float]) -> str:
-    """The one line a run is summed up by, the same in the CLI, the Train and the Export panels.
-
-    Args:
-        metrics: a run's metrics (``test_accuracy`` and its Wilson interval when there is a test
-            split, else ``val_accuracy``).
-
-    Returns:
-        e.g. ``"test accuracy 0.950 (95% interval 0.91–0.97, 120 images)"`` (multi-label: the test
-        macro mAP), or ``"no test split"``
-        followed by the validation accuracy when there is one.
-    """
-    if "test_macro_map" in metrics:  # multi-label
-        text = f"test macro mAP {metrics['test_macro_map']:.3f}"
-        if "test_macro_map_low" in metrics and "test_images" in metrics:
-            low, high = metrics["test_macro_map_low"], metrics["test_macro_map_high"]
-            text += f" (95% interval {low:.2f}–{high:.2f}, {int(metrics['test_images'])} images)"
-        return text
-    if "test_accuracy" in metrics:
-        text = f"test accuracy {metrics['test_accuracy']:.3f}"
-        if "test_accuracy_low" in metrics and "test_images" in metrics:
-            low, high, n = (
-                metrics["test_accuracy_low"],
-                metrics["test_accuracy_high"],
-                int(metrics["test_images"]),
-            )
-            text += f" (95% interval {low:.2f}–{high:.2f}, {n} images)"
-        return text
-    if "val_accuracy" in metrics:
-        return f"no test split; validation accuracy {metrics['val_accuracy']:.3f}"
-    return "no test split"

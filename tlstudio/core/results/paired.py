@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from tlstudio.core.results.metrics import wilson_interval
+from tlstudio.core.results.intervals import wilson_interval
 
 ALPHA = 0.05  # the paired test's level: p below it calls a difference real
 
