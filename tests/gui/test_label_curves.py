@@ -64,6 +64,7 @@ def test_the_chosen_labels_curve_is_drawn_with_its_threshold_marked(qtbot, multi
     panel = _panel(qtbot, csv, run_dir)
     curves = panel.label_curves
     assert curves.isVisible() and panel.matrix.isHidden() and panel.matrix_title.isHidden()
+    assert f"macro ECE {evaluation['macro_ece']:.3f}" in panel.summary.toPlainText()
     assert [curves.chooser.itemText(i) for i in range(curves.chooser.count())] == evaluation["labels"]
     for name in ("red", "green"):
         curves.choose(name)
