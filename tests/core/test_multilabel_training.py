@@ -95,6 +95,39 @@ def test_evaluate_prints_the_multilabel_scores_and_json(multilabel_run, multilab
     assert f"Multi-label: {test['num_images']} images" in out  # the run's own test split
 
 
+def test_evaluate_gives_curves_calibration_and_an_html_report_per_label(
+    multilabel_run, multilabel_csv, tmp_path, capsys
+):
+    out = tmp_path / "report.html"
+    args = ["evaluate", str(multilabel_run), str(multilabel_csv), "--split", "test"]
+    assert main([*args, "--json", "--report", str(out)]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    labels = ["blue", "green", "red", "yellow"]
+    assert set(data["pr_curves"]) == set(data["calibration"]) == set(labels)
+    for name in labels:
+        curve = data["pr_curves"][name]
+        assert len(curve["recall"]) == len(curve["precision"]) == len(curve["thresholds"]) + 1
+        assert 0 <= data["per_label"][name]["ece"] == data["calibration"][name]["ece"] <= 1
+    assert data["macro_ece"] is not None and f"Report written to {out}" in captured.err
+    html = out.read_text(encoding="utf-8")
+    for heading in (
+        "Summary",
+        "Learning curves",
+        "Settings",
+        "Per label",
+        "Precision–recall curves",
+        "Calibration",
+    ):
+        assert f"<h2>{heading}</h2>" in html, heading
+    assert all(f"<td>{name}</td>" in html for name in labels)
+    assert html.count("src='data:image/png;base64,") >= 3  # learning curves, PR curves, calibration
+    assert main(args) == 0  # the text: ECE per label and the macro ECE
+    text = capsys.readouterr().out
+    assert "macro ECE" in text and text.splitlines()[5].rstrip().endswith("ECE")
+    assert "<h2>Precision–recall curves</h2>" in (multilabel_run / files.REPORT).read_text(encoding="utf-8")
+
+
 def test_evaluate_refuses_labels_the_model_does_not_know(multilabel_run, multilabel_csv, capsys):
     text = multilabel_csv.read_text().replace(",red", ",purple", 1)
     other = multilabel_csv.with_name("other.csv")

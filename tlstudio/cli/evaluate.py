@@ -25,7 +25,8 @@ def add_parser(sub) -> None:
         "--report",
         type=Path,
         metavar="FILE.html",
-        help="also write an HTML report (metrics, confusion matrix, calibration, worst errors with Grad-CAM)",
+        help="also write an HTML report (metrics, confusion matrix, calibration, worst errors with Grad-CAM; "
+        "multi-label: per-label scores, precision-recall curves and calibration)",
     )
 
 
@@ -56,12 +57,7 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate_folder(model, args.data_dir, manifest=manifest, split=args.split)
     except (FileNotFoundError, ValueError) as err:
         return fail("evaluate", str(err))
-    if args.report and getattr(result, "task", "") == "multi_label":
-        print(
-            "tlstudio evaluate: the HTML report covers single-label models only: none written",
-            file=sys.stderr,
-        )
-    elif args.report:
+    if args.report:
         write_evaluation_report(args, model, result)
     if args.json:
         print(json.dumps(result.to_dict(with_predictions=args.predictions), indent=2, ensure_ascii=False))
@@ -137,26 +133,41 @@ def multilabel_text(result) -> str:
         f"{shown('micro_f1', m['micro']['f1'])}, "
         f"subset accuracy {shown('subset_accuracy', m['subset_accuracy'])}, "
         f"Hamming loss {shown('hamming_loss', m['hamming_loss'])}",
+        f"calibration: macro ECE {shown('macro_ece', m.get('macro_ece'))}",
         "",
     ]
     width = max(len("label"), *(len(x) for x in result.labels))
-    lines.append(f"{'label':<{width}}  threshold     AP  precision  recall     f1  support")
+    lines.append(f"{'label':<{width}}  threshold     AP  precision  recall     f1  support    ECE")
     for name, row in m["per_label"].items():
         ap = "    —" if row["ap"] is None else f"{row['ap']:.3f}"
+        ece = "    —" if row.get("ece") is None else f"{row['ece']:.3f}"
         lines.append(
             f"{name:<{width}}  {row['threshold']:>9.3f}  {ap:>5}  {row['precision']:>9.3f}  "
-            f"{row['recall']:>6.3f}  {row['f1']:>5.3f}  {row['support']:>7}"
+            f"{row['recall']:>6.3f}  {row['f1']:>5.3f}  {row['support']:>7}  {ece:>5}"
         )
     return "\n".join(lines)
 
 
 def write_evaluation_report(args: argparse.Namespace, model, result) -> None:
-    """The HTML report, with Grad-CAM when the export's model.keras is beside it."""
+    """The HTML report, with Grad-CAM when the export's model.keras is beside it (single-label)."""
+    from tlstudio.core.data.labels_csv import data_root
     from tlstudio.core.results import run_folder as files
     from tlstudio.core.results.gradcam import GradCamError, gradcam_for_run
     from tlstudio.core.results.report import write_report
 
     run_dir = model.path.parent
+    if getattr(result, "task", "") == "multi_label":
+        from tlstudio.core.results.multilabel_report import write_multilabel_report
+
+        write_multilabel_report(
+            args.report,
+            result,
+            data_root(args.data_dir),
+            title=f"TL Studio evaluation of {model.path}",
+            run_dir=run_dir if (run_dir / files.HISTORY).is_file() else None,
+        )
+        print(f"Report written to {args.report}", file=sys.stderr)
+        return
     cam = None
     if (run_dir / files.MODEL).is_file():
         try:
@@ -166,7 +177,7 @@ def write_evaluation_report(args: argparse.Namespace, model, result) -> None:
     write_report(
         args.report,
         result,
-        args.data_dir,
+        data_root(args.data_dir),  # (a labels CSV: its folder, where its paths start)
         title=f"TL Studio evaluation of {model.path}",
         run_dir=run_dir if (run_dir / files.HISTORY).is_file() else None,
         gradcam=cam,

@@ -62,6 +62,7 @@ SMALL_VAL_PER_CLASS = 2
 # label (highest F1); this one where validation has no image of the label
 MULTI_LABEL_THRESHOLD = 0.5
 BOOTSTRAP_RESAMPLES = 1000  # multi-label evaluation: resamples of the test images for the intervals
+PR_CURVE_POINTS = 200  # multi-label evaluation: the most points stored per label's precision-recall curve
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,9 @@ def multilabel_summary_html(e: dict[str, object]) -> str:
         f"{shown('micro_map', e['micro_map'])} · at the thresholds: macro F1 "
         f"{shown('macro_f1', e['macro']['f1'])}, micro F1 {shown('micro_f1', e['micro']['f1'])}, subset "
         f"accuracy {shown('subset_accuracy', e['subset_accuracy'])}, Hamming loss "
-        f"{shown('hamming_loss', e['hamming_loss'])}</p>"
+        f"{shown('hamming_loss', e['hamming_loss'])}"
+        + (f" · macro ECE {e['macro_ece']:.3f}" if e.get("macro_ece") is not None else "")
+        + "</p>"
     )
     rows = "".join(
         f"<tr><td>{escape(name)}</td><td>{r['threshold']:.3f}</td><td>{fmt(r['ap'])}</td>"

@@ -29,6 +29,7 @@ from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.run_history import RunRecord, compare_runs, read_json
 from tlstudio.gui.error_gallery import ErrorGallery
 from tlstudio.gui.evaluate_models import ConfusionModel, fmt, multilabel_summary_html, summary_html
+from tlstudio.gui.label_curves import LabelCurves
 from tlstudio.gui.state import AppState
 
 
@@ -81,6 +82,8 @@ class EvaluatePanel(QWidget):
         self.matrix.setModel(self.confusion)
         self.matrix.clicked.connect(self._cell_clicked)
         self.matrix.setToolTip("Click a cell to see the images behind it")
+        self.matrix_title = QLabel("<b>Confusion matrix</b> — rows: true class, columns: predicted")
+        self.label_curves = LabelCurves()  # a multi-label run's, in the matrix's place
 
         self.errors = ErrorGallery()
         self.errors.data_changed.connect(self.data_changed)
@@ -105,8 +108,9 @@ class EvaluatePanel(QWidget):
         )
         left.addWidget(self.runs, 2)
         left.addLayout(top)
-        left.addWidget(QLabel("<b>Confusion matrix</b> — rows: true class, columns: predicted"))
+        left.addWidget(self.matrix_title)
         left.addWidget(self.matrix, 3)
+        left.addWidget(self.label_curves, 3)
         left.addWidget(self.summary, 3)
         splitter = QSplitter()
         holder = QWidget()
@@ -132,6 +136,7 @@ class EvaluatePanel(QWidget):
         self.run_dir = None
         self.report = None
         self.confusion.set_matrix([], [])
+        self._show_label_curves({})
         self.summary.clear()
         self.errors.show_run(Path(), [], [])
         self.errors.set_data(Path(project.data_dir) if project.data_dir else None, project.manifest_path)
@@ -220,6 +225,7 @@ class EvaluatePanel(QWidget):
         report = self.run_dir / files.REPORT
         self.report = report if report.is_file() else None
         self.evaluation = read_json(self.run_dir / files.EVALUATION)
+        self._show_label_curves(self.evaluation)
         if not self.evaluation:
             self.confusion.set_matrix([], [])
             self.errors.show_run(self.run_dir, [], [])
@@ -237,6 +243,12 @@ class EvaluatePanel(QWidget):
         self.matrix.resizeColumnsToContents()
         self.summary.setHtml(summary_html(e))
         self.errors.show_run(self.run_dir, e["labels"], e.get("predictions", []))
+
+    def _show_label_curves(self, evaluation: dict[str, object]) -> None:
+        """A multi-label run's curves per label in place of the confusion matrix."""
+        multi = self.label_curves.show_evaluation(evaluation)
+        self.matrix.setHidden(multi)
+        self.matrix_title.setHidden(multi)
 
     def _cell_clicked(self, index: QModelIndex) -> None:
         self.errors.show_cell(self.confusion.labels[index.row()], self.confusion.labels[index.column()])

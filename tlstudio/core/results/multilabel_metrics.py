@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from tlstudio.core.results.metrics import wilson_interval
+from tlstudio.core.results.multilabel_curves import label_curves
 from tlstudio.core.settings import BOOTSTRAP_RESAMPLES, MULTI_LABEL_THRESHOLD
 
 INTERVAL_KEYS = ("macro_map", "micro_map", "macro_f1", "micro_f1", "hamming_loss")
@@ -130,7 +131,8 @@ def multilabel_metrics(
     Returns:
         ``macro_map``, ``micro_map``, ``per_label`` (AP, precision, recall, F1, support, threshold),
         ``macro``/``micro`` precision, recall and F1, ``subset_accuracy``, ``hamming_loss`` and
-        ``intervals`` ``{name: [low, high]}``.
+        ``intervals`` ``{name: [low, high]}``; per label its precision–recall curve and calibration
+        (``pr_curves``, ``calibration``, ``macro_ece``, each label's ``ece``: see ``multilabel_curves``).
     """
     targets = np.asarray(targets, np.float64)
     probs = np.asarray(probs, np.float64)
@@ -139,6 +141,9 @@ def multilabel_metrics(
     aps, macro_map, micro_map = ranking_scores(targets, probs)
     for j, name in enumerate(labels):
         decided["per_label"][name] |= {"ap": aps[j], "threshold": float(cut[j])}
+    curves = label_curves(targets, probs, list(labels))
+    for name, calibrated in curves["calibration"].items():
+        decided["per_label"][name]["ece"] = calibrated["ece"]
     n = len(targets)
     out = {
         "task": "multi_label",
@@ -147,6 +152,7 @@ def multilabel_metrics(
         **decided,
         "num_labels": len(labels),
         "labels_per_image": float(targets.sum(1).mean()) if n else 0.0,
+        **curves,
     }
     low, high = wilson_interval(round(decided["subset_accuracy"] * n), n)
     intervals = {"subset_accuracy": [low, high]}

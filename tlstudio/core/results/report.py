@@ -132,14 +132,7 @@ def write_report(
         ),
     ]
     if run_dir is not None:
-        run_dir = Path(run_dir)
-        history = read_json(run_dir / files.HISTORY)
-        if history and history.get("epochs"):
-            parts += ["<h2>Learning curves</h2>", f"<img src='{_png(curves_figure(history['epochs']))}'>"]
-        settings = read_json(run_dir / files.SETTINGS)
-        if settings:
-            flat = flatten(settings)
-            parts += ["<h2>Settings</h2>", _table(["setting", "value"], [[k, v] for k, v in flat.items()])]
+        parts += run_sections(Path(run_dir))
     parts += [
         "<h2>Per class</h2>",
         _table(
@@ -162,6 +155,19 @@ def write_report(
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>{body}</body></html>"
     )
     return atomic.write_text(path, text)
+
+
+def run_sections(run_dir: Path) -> list[str]:
+    """The HTML of a run's learning curves and settings (those it has)."""
+    parts = []
+    history = read_json(run_dir / files.HISTORY)
+    if history and history.get("epochs"):
+        parts += ["<h2>Learning curves</h2>", f"<img src='{_png(curves_figure(history['epochs']))}'>"]
+    settings = read_json(run_dir / files.SETTINGS)
+    if settings:
+        flat = flatten(settings)
+        parts += ["<h2>Settings</h2>", _table(["setting", "value"], [[k, v] for k, v in flat.items()])]
+    return parts
 
 
 def _summary(m: dict[str, object], n: int) -> dict[str, object]:

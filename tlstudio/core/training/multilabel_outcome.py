@@ -71,11 +71,22 @@ def tune_on_validation(session: TrainingSession, model) -> list[float]:
 
 
 def evaluate_test_multilabel(session: TrainingSession, model, test) -> dict[str, float]:
-    """The test split's scores at the tuned thresholds (``evaluation.json``), as run metrics."""
+    """The test split's scores at the tuned thresholds (``evaluation.json``, ``report.html``), as run
+    metrics."""
+    from tlstudio.core.results.multilabel_report import write_multilabel_report
+
     evaluation = evaluate_multilabel_entries(
         session, model, test, session.thresholds, "evaluating on the test split"
     )
     atomic.write_json(session.run_dir / files.EVALUATION, evaluation.to_dict(with_predictions=True))
+    session.emit(ev.Finishing("writing the report"))
+    write_multilabel_report(
+        session.run_dir / files.REPORT,
+        evaluation,
+        session.data_dir,
+        title=f"TL Studio run {session.run_dir.name} — {session.settings.backbone}",
+        run_dir=session.run_dir,
+    )
     m = evaluation.metrics
     out = {
         "test_images": evaluation.num_images,
