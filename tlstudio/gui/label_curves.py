@@ -11,8 +11,6 @@ from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QImage, QPalette, QPixmap
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from tlstudio.core.results.multilabel_curves import with_label_curves
-
 CURVE = "#1f77b4"
 OPERATING_POINT = "#d62728"  # the threshold's point (the report marks it in the same red)
 REDRAW_DELAY_MS = 200  # after a resize, once it settles
@@ -127,7 +125,11 @@ class LabelCurves(QWidget):
             Whether it is shown.
         """
         multi = evaluation.get("task") == "multi_label" and bool(evaluation.get("per_label"))
-        self.evaluation = with_label_curves(evaluation) if multi else {}
+        self.evaluation = {}
+        if multi:
+            from tlstudio.core.results.multilabel_curves import with_label_curves  # (NumPy: not at start-up)
+
+            self.evaluation = with_label_curves(evaluation)
         self.chooser.blockSignals(True)
         self.chooser.clear()
         self.chooser.addItems(list(self.evaluation.get("per_label", {})))
