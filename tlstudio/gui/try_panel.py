@@ -8,6 +8,7 @@ The model and the images are read in a worker (``core.results.try_it``); the pan
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -63,9 +64,11 @@ def try_job(task: Task, run_dir: Path, items: list, tryout):
 
 
 def verdict_text(verdict, words: str) -> str:
-    """The confidence in words (bold), then the top classes with their probabilities."""
+    """The confidence in words (bold), then the top classes with their probabilities (and, multi-label,
+    the label Grad-CAM explains)."""
     tops = "<br>".join(f"{label}: {p:.3f}" for label, p in verdict.top)
-    return f"<b>{words}</b><br>{tops}"
+    cam = f"<br>Grad-CAM: where it sees <b>{escape(verdict.cam_label)}</b>" if verdict.cam_label else ""
+    return f"<b>{words}</b><br>{tops}{cam}"
 
 
 def to_pixmap(pixels: np.ndarray) -> QPixmap:
