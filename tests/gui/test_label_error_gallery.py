@@ -82,3 +82,19 @@ def test_a_label_shows_its_missed_and_false_images_and_its_grad_cam(qtbot, tmp_p
 
     panel.show_evaluation(tmp_path / "no-evaluation")  # another run: the error gallery is back
     assert not gallery.isVisibleTo(panel) and panel.errors.isVisibleTo(panel)
+
+
+def test_predictions_it_cannot_read_are_named_not_shown_wrong(qtbot, tmp_path):
+    from tlstudio.gui.label_error_gallery import LabelErrorGallery
+
+    gallery = LabelErrorGallery()
+    qtbot.addWidget(gallery)
+    record = {"path": "a.png", "true": ["cat"], "probabilities": {"cat": 0.1}}  # no "dog"
+    evaluation = {"task": "multi_label", "thresholds": {"cat": 0.5, "dog": 0.5}, "predictions": [record]}
+    assert gallery.show_run(tmp_path, evaluation)
+    assert (
+        "Cannot read the run's predictions" in gallery.missed_title.text()
+        and "dog" in gallery.missed_title.text()
+    )
+    assert gallery.label.count() == 0 and not gallery.missed_model.items and not gallery.false_model.items
+    assert not gallery.show_run(tmp_path, {"task": "single_label"}) and gallery.isHidden()

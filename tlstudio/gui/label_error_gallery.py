@@ -107,13 +107,23 @@ class LabelErrorGallery(QWidget):
         self.predictions = list(evaluation.get("predictions") or []) if multi else []
         self.thresholds = dict(evaluation.get("thresholds") or {}) if multi else {}
         recorded = run_status(run_dir).get("data_dir") if multi else None
+        recorded = recorded if isinstance(recorded, str) and recorded else None
         self.roots = [Path(r) for r in (recorded, data_dir and data_root(data_dir)) if r]
         for model in (self.missed_model, self.false_model):
             model.forget_thumbnails()
         self.label.clear()
-        for name, (missed, false) in label_error_counts(self.predictions, self.thresholds).items():
+        problem = ""
+        try:
+            counts = label_error_counts(self.predictions, self.thresholds)
+        except (ValueError, KeyError, TypeError) as err:  # an evaluation.json edited or cut short
+            self.thresholds, counts, problem = {}, {}, str(err)
+        for name, (missed, false) in counts.items():
             self.label.addItem(f"{name}: {missed} missed, {false} false", name)
         self.show_label(self.label.currentData() if self.thresholds else None)
+        if problem:
+            self.missed_title.setText(
+                f"<span style='color:#b00'>Cannot read the run's predictions: {escape(problem)}</span>"
+            )
         self.setVisible(multi)
         return multi
 
