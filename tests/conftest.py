@@ -85,3 +85,25 @@ def probe_run(tmp_path_factory, colour_data, tiny_backbone_file):
     result = TrainingSession(s, colour_data, out).run()
     assert result.status == "completed", result.error
     return out
+
+
+@pytest.fixture(scope="session")
+def multilabel_probe_run(tmp_path_factory, tiny_backbone_file):
+    """One multi-label run (the probe only: quick) on a labels CSV of colours in quadrants
+    (``factory.make_multilabel_csv``); returns (run folder, the CSV)."""
+    from factory import make_multilabel_csv
+
+    from tlstudio.core.settings import Augmentation, TrainSettings
+    from tlstudio.core.training.session import TrainingSession
+
+    csv = make_multilabel_csv(tmp_path_factory.mktemp("ml-probe") / "data", n=40)
+    out = csv.parent.parent / "run"
+    s = TrainSettings(
+        backbone=str(tiny_backbone_file),
+        fine_tune_epochs=0,
+        batch_size=8,
+        augmentation=Augmentation(False, 0.0),
+    )
+    result = TrainingSession(s, csv, out).run()
+    assert result.status == "completed", result.error
+    return out, csv

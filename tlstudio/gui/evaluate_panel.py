@@ -30,6 +30,7 @@ from tlstudio.core.results.run_history import RunRecord, compare_runs, read_json
 from tlstudio.gui.error_gallery import ErrorGallery
 from tlstudio.gui.evaluate_models import ConfusionModel, fmt, multilabel_summary_html, summary_html
 from tlstudio.gui.label_curves import LabelCurves
+from tlstudio.gui.label_error_gallery import LabelErrorGallery
 from tlstudio.gui.state import AppState
 
 
@@ -87,6 +88,8 @@ class EvaluatePanel(QWidget):
 
         self.errors = ErrorGallery()
         self.errors.data_changed.connect(self.data_changed)
+        self.label_errors = LabelErrorGallery()  # a multi-label run's gallery by label error
+        self.label_errors.hide()
 
         top = QGridLayout()  # rows of two, so the panel fits a 1366-px laptop screen
         for i, b in enumerate(
@@ -117,7 +120,8 @@ class EvaluatePanel(QWidget):
         holder.setLayout(left)
         splitter.addWidget(holder)
         splitter.addWidget(self.errors)
-        splitter.setSizes([560, 640])
+        splitter.addWidget(self.label_errors)
+        splitter.setSizes([560, 640, 640])
         outer = QVBoxLayout(self)
         outer.addWidget(splitter)
         self._update_buttons()
@@ -139,6 +143,7 @@ class EvaluatePanel(QWidget):
         self._show_label_curves({})
         self.summary.clear()
         self.errors.show_run(Path(), [], [])
+        self.errors.setVisible(not self.label_errors.show_run(Path(), {}))
         self.errors.set_data(Path(project.data_dir) if project.data_dir else None, project.manifest_path)
         self.refresh()
 
@@ -226,6 +231,10 @@ class EvaluatePanel(QWidget):
         self.report = report if report.is_file() else None
         self.evaluation = read_json(self.run_dir / files.EVALUATION)
         self._show_label_curves(self.evaluation)
+        # a multi-label run: the gallery by label error in place of the error gallery
+        self.errors.setVisible(
+            not self.label_errors.show_run(self.run_dir, self.evaluation, self.errors.data_dir)
+        )
         if not self.evaluation:
             self.confusion.set_matrix([], [])
             self.errors.show_run(self.run_dir, [], [])

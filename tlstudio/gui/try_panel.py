@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from tlstudio.core.data import relabel
 from tlstudio.core.results import run_folder as files
 from tlstudio.gui.state import AppState
+from tlstudio.gui.try_label_cam import LabelCam, verdict_text
 from tlstudio.gui.try_live import LiveControls, save_frame
 from tlstudio.gui.worker import Task, reason
 
@@ -63,12 +64,6 @@ def try_job(task: Task, run_dir: Path, items: list, tryout):
         else:
             task.report(("frame", verdict, words, picture, frame.pixels))
     return tryout
-
-
-def verdict_text(verdict, words: str) -> str:
-    """The confidence in words (bold), then the top classes with their probabilities."""
-    tops = "<br>".join(f"{label}: {p:.3f}" for label, p in verdict.top)
-    return f"<b>{words}</b><br>{tops}"
 
 
 def to_pixmap(pixels: np.ndarray) -> QPixmap:
@@ -128,7 +123,10 @@ class TryPanel(QWidget):
         self.picture.setWordWrap(True)
         self.verdict = QLabel("")
         self.verdict.setWordWrap(True)
-        self.verdict.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.verdict.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.LinksAccessibleByMouse
+        )
+        self.label_cam = LabelCam(self)  # multi-label: a label clicked in the verdict shows its Grad-CAM
         self.classes = QComboBox()
         self.add_to_class = QPushButton("Copy into class")
         self.add_to_class.setToolTip("Copy the selected image into that class folder of the project's data")

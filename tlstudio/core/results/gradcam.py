@@ -6,6 +6,12 @@ layer of the backbone whose output is a 4-D map (the last convolution block, as 
 example uses), found inside nested models too (a run's ``model.keras`` used as the backbone of
 another run holds the first run's backbone); its channels are weighted by the pooled gradients of
 the class score.
+
+The score is the class's probability for a softmax head. For a multi-label (sigmoid) head it is the
+label's logit, the input of that label's sigmoid: each label is explained on its own, by its own
+output alone (never through a softmax over the labels), and a label the model is sure of (its sigmoid
+rounds to 1.0 in float32, whose gradient is then 0) still gets a map. The sigmoid is monotonic, so the
+map is the one its probability would give wherever that gradient is representable.
 """
 
 from __future__ import annotations
@@ -65,9 +71,26 @@ def last_feature_map_layer(backbone: keras.Model) -> keras.layers.Layer:
     return path[-1]
 
 
-def _call_tapped(model: keras.Model, inputs, path: list, taps: list):
+def is_multi_label(model: keras.Model) -> bool:
+    """Whether ``model``'s output layer ``predictions`` is a sigmoid per label (multi-label)."""
+    try:
+        activation = model.get_layer("predictions").activation
+    except (ValueError, AttributeError):
+        return False
+    return getattr(activation, "__name__", "") == "sigmoid"
+
+
+def _logits(dense: keras.layers.Dense, x) -> tf.Tensor:
+    """The pre-activation output of a Dense layer (``x @ kernel + bias``)."""
+    x = tf.cast(x, dense.kernel.dtype)
+    z = tf.matmul(x, dense.kernel)
+    return z + dense.bias if dense.use_bias else z
+
+
+def _call_tapped(model: keras.Model, inputs, path: list, taps: list, logits_of=None, logit_taps=None):
     """Run ``model`` on ``inputs`` in inference mode, layer by layer through its graph, going into
-    the nested models of ``path`` the same way, and append the output of ``path[-1]`` to ``taps``.
+    the nested models of ``path`` the same way, and append the output of ``path[-1]`` to ``taps``
+    (and, given a Dense layer ``logits_of`` of ``model``, its pre-activation output to ``logit_taps``).
 
     A nested model's ``output`` is a tensor of its own graph, not of the model that calls it, so a
     feature map inside a nested model is reached by running the graphs around it. (Rebuilding one
@@ -84,6 +107,8 @@ def _call_tapped(model: keras.Model, inputs, path: list, taps: list):
             if "training" in getattr(op, "_call_context_args", ()):
                 kwargs["training"] = False
             out = op(*args, **kwargs)
+            if op is logits_of and logit_taps is not None:
+                logit_taps.append(_logits(op, args[0]))
             if op is head:
                 taps.append(out)
             return out
@@ -116,23 +141,37 @@ class GradCam:
         self.image_size = int(model.inputs[0].shape[1])
         self._classifier = model
         self._path = [backbone, *path]
+        self.multi_label = is_multi_label(model)  # the score is then the label's logit
 
-    def _forward(self, x) -> tuple[tf.Tensor, tf.Tensor]:
+    def _forward(self, x) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """The feature map, the outputs, and the scores explained (logits for a sigmoid head, else
+        the outputs)."""
         taps: list = []
-        probs = _call_tapped(self._classifier, x, self._path, taps)
+        logit_taps: list = []
+        dense = self._classifier.get_layer("predictions") if self.multi_label else None
+        probs = _call_tapped(self._classifier, x, self._path, taps, dense, logit_taps)
         if not taps:
             raise GradCamError(f"the feature map {self.layer_path} is not on the way to the model's output")
-        return taps[0], probs
+        if dense is not None and not logit_taps:
+            raise GradCamError("the sigmoid layer 'predictions' is not on the way to the model's output")
+        return taps[0], probs, (logit_taps[0] if dense is not None else probs)
 
     def heatmap(self, pixels: np.ndarray, class_index: int | None = None) -> tuple[np.ndarray, int, float]:
-        """Heat map in [0, 1] at the feature map's resolution for one image (uint8 or float pixels
-        at the model's input size), the class explained (the predicted one by default) and its
-        probability."""
+        """Heat map in [0, 1] at the feature map's resolution for one image.
+
+        Args:
+            pixels: uint8 or float RGB pixels at the model's input size.
+            class_index: the class (multi-label: the label) to explain; by default the most
+                probable one.
+
+        Returns:
+            The heat map, the index explained and its probability (a label's own sigmoid output).
+        """
         x = tf.constant(np.asarray(pixels, dtype=np.float32)[None])
         with tf.GradientTape() as tape:
-            feature_map, probs = self._forward(x)
+            feature_map, probs, scores = self._forward(x)
             index = int(tf.argmax(probs[0])) if class_index is None else int(class_index)
-            score = probs[:, index]
+            score = scores[:, index]
         grads = tape.gradient(score, feature_map)
         weights = tf.reduce_mean(tf.cast(grads, tf.float32), axis=(0, 1, 2))
         cam = tf.nn.relu(tf.reduce_sum(tf.cast(feature_map[0], tf.float32) * weights, axis=-1)).numpy()

@@ -40,6 +40,8 @@ class Verdict:
     top: list[tuple[str, float]] = field(default_factory=list)
     heat: np.ndarray | None = field(default=None, repr=False)  # Grad-CAM in [0, 1], None: no map
     error: str = ""
+    cam_label: str = ""  # multi-label: the label the map explains (the most probable, given or not)
+    cam_choices: tuple[str, ...] = ()  # multi-label: every label (each can be explained instead)
 
     @property
     def label(self) -> str:
@@ -128,9 +130,24 @@ class Tryout:
         probs = np.asarray(self.model(pixels[None].astype(np.float32), training=False))[0]
         order = np.argsort(-probs)[:top]
         heat = self.cam.heatmap(pixels, int(order[0]))[0] if self.cam is not None else None
+        cam_label = self.labels[int(order[0])] if self.thresholds and heat is not None else ""
         if self.thresholds:  # multi-label: every label at or above its threshold, most probable first
             order = [i for i in np.argsort(-probs) if probs[i] >= self.thresholds.get(self.labels[i], 0.5)]
-        return Verdict(name, [(self.labels[i], float(probs[i])) for i in order], heat)
+        choices = tuple(self.labels) if cam_label else ()
+        return Verdict(name, [(self.labels[i], float(probs[i])) for i in order], heat, "", cam_label, choices)
+
+    def heat_for(self, path: str | os.PathLike[str], label: str) -> np.ndarray:
+        """The Grad-CAM map of one image file for one label (multi-label: any label, given or not).
+
+        Raises:
+            ValueError: an unknown label, or a model without a map (``cam_problem`` says why).
+            ImageProblem: the image cannot be read.
+        """
+        if self.cam is None:
+            raise ValueError(f"no Grad-CAM: {self.cam_problem}")
+        if label not in self.labels:
+            raise ValueError(f"unknown label {label!r}")
+        return self.cam.heatmap(load_for_model(path, self.image_size), self.labels.index(label))[0]
 
     def test_record(self, confidence: float) -> TestRecord:
         """Right answers among the test images predicted at least this confidently."""
