@@ -12,6 +12,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from tlstudio.core import atomic
 from tlstudio.core.settings import TrainSettings
@@ -27,6 +28,22 @@ def _one_line(err: Exception) -> str:
     return text if len(text) <= 200 else text[:199] + "…"
 
 
+class RunEntry(TypedDict, total=False):
+    """A run as the project file records it (``run.json`` in its folder has the last word).
+
+    ``run_dir`` is always there (an absolute path); ``status`` is what the project last heard
+    (``core.vocabulary.RunStatus``, read from a file: any text); ``started``/``finished`` are local
+    ISO times.
+    """
+
+    run_dir: str
+    status: str
+    metrics: dict[str, float]
+    backbone: str
+    started: str
+    finished: str
+
+
 @dataclass
 class Project:
     """Everything a person set up, and what their runs produced."""
@@ -34,7 +51,7 @@ class Project:
     path: Path | None = None
     data_dir: str | None = None
     settings: TrainSettings = field(default_factory=lambda: TrainSettings(backbone=""))
-    runs: list[dict[str, object]] = field(default_factory=list)
+    runs: list[RunEntry] = field(default_factory=list)
     kept_labels: list[str] = field(default_factory=list)  # images a person checked and kept as labelled
 
     @property
@@ -81,17 +98,23 @@ class Project:
         """
         run_dir = Path(run_dir).absolute()
         now = time.strftime("%Y-%m-%dT%H:%M:%S")
-        entry: dict[str, object] = {
+        entry: RunEntry = {
             "run_dir": str(run_dir),
             "status": status,
             "metrics": metrics,
             "backbone": self.settings.backbone,
         }
-        entry["started" if status == "running" else "finished"] = now
+        if status == "running":
+            entry["started"] = now
+        else:
+            entry["finished"] = now
         for i, old in enumerate(self.runs):
             if old.get("run_dir") == str(run_dir):
-                kept = {k: old[k] for k in ("backbone", "started") if k in old}
-                self.runs[i] = entry | kept
+                if "backbone" in old:  # what it started with, and when
+                    entry["backbone"] = old["backbone"]
+                if "started" in old:
+                    entry["started"] = old["started"]
+                self.runs[i] = entry
                 return
         self.runs.append(entry)
 

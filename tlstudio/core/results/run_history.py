@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,9 +90,9 @@ def describe_weights(settings: dict[str, object]) -> str:
     return weights if weights == "imagenet" else Path(weights).name
 
 
-def project_runs(runs: list[dict[str, object]]) -> list[RunRecord]:
+def project_runs(runs: Sequence[Mapping[str, object]]) -> list[RunRecord]:
     """The runs a project recorded, oldest first, skipping folders that are gone."""
-    return [load_run(r["run_dir"]) for r in runs if Path(str(r["run_dir"])).is_dir()]
+    return [load_run(str(r["run_dir"])) for r in runs if Path(str(r["run_dir"])).is_dir()]
 
 
 FINISHED_WITH_MODEL = ("completed", "stopped")  # statuses whose run folder holds a model worth using
@@ -129,7 +130,7 @@ def best_run(records: list[RunRecord]) -> RunRecord | None:
     return max(usable, key=key)[1]
 
 
-def latest_restorable_run(runs: list[dict[str, object]]) -> Path | None:
+def latest_restorable_run(runs: Sequence[Mapping[str, object]]) -> Path | None:
     """The newest of a project's runs that has a best checkpoint (what ``suggest`` needs), or None."""
     for run in reversed(runs):
         folder = Path(str(run["run_dir"]))
