@@ -132,7 +132,8 @@ def image_features(
         progress: called with (images done, images in all) after each batch.
 
     Returns:
-        (features (n, d), labels (n,) as class indices, classes).
+        (features (n, d), labels (n,) as class indices, classes); for a multi-label report
+        (``report.task``) the labels are (n, labels) 0/1 indicators and ``classes`` the labels.
     """
     spec = resolve_backbone(backbone)
     net = build_backbone(spec, weights=weights, image_size=image_size)
@@ -146,7 +147,8 @@ def image_features(
     extractor = feature_extractor(model)
     chosen = report.images if images is None else images
     entries = [ManifestEntry(r.path, r.sha256, r.label, "train") for r in chosen]
-    dataset = make_dataset(entries, report.root, classes, size, batch_size, cache="none")
+    multi = report.task == "multi_label"
+    dataset = make_dataset(entries, report.root, classes, size, batch_size, cache="none", multi_label=multi)
     chunks, labels, done = [], [], 0
     started = time.perf_counter()
     stop = stop or threading.Event()
@@ -328,6 +330,11 @@ def check_labels(
     step = f"scoring each image with a probe fitted on the other {FOLDS - 1} folds"
     say(step)
     tell(ev.Working(step))
+    paths = [r.path for r in report.images]
+    if report.task == "multi_label":
+        from tlstudio.core.training.label_issues_multilabel import judge_multilabel
+
+        return judge_multilabel(features, labels, paths, classes, stop=stop, on_event=tell)
     probs = out_of_sample_probabilities(
         features,
         labels,
@@ -337,6 +344,5 @@ def check_labels(
     )
     step = "ranking the likely label errors and off-distribution images"
     tell(ev.Working(step))
-    paths = [r.path for r in report.images]
     outliers = off_distribution(features, paths, [classes[int(y)] for y in labels])
     return rank_label_issues(labels, probs, paths, classes), outliers
