@@ -85,3 +85,25 @@ def probe_run(tmp_path_factory, colour_data, tiny_backbone_file):
     result = TrainingSession(s, colour_data, out).run()
     assert result.status == "completed", result.error
     return out
+
+
+@pytest.fixture(scope="session")
+def multilabel_probe_run(tmp_path_factory, tiny_backbone_file):
+    """(run folder, labels CSV): one multi-label run (the probe only: quick), shared by the tests that
+    read a multi-label run."""
+    from factory import make_multilabel_csv
+
+    from tlstudio.core.settings import Augmentation, TrainSettings
+    from tlstudio.core.training.session import TrainingSession
+
+    csv = make_multilabel_csv(tmp_path_factory.mktemp("ml-data") / "data", n=48)
+    out = tmp_path_factory.mktemp("ml-probe-run") / "run"
+    s = TrainSettings(
+        backbone=str(tiny_backbone_file),
+        fine_tune_epochs=0,
+        batch_size=8,
+        augmentation=Augmentation(False, 0.0),
+    )
+    result = TrainingSession(s, csv, out).run()
+    assert result.status == "completed", result.error
+    return out, csv
