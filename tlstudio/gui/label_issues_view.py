@@ -147,6 +147,7 @@ class LabelIssuesView(QWidget):
         multi = getattr(report, "task", "") == "multi_label"
         self.labels = list(report.classes) if multi else None
         self.move_button.setText("Fix the labels…" if multi else "Move to the suggested class")
+        self.keep_button.setText("Keep the labels" if multi else "Keep the label")
         labels = counted(len(report.images), "image's labels" if multi else "label")
         self.title.setText(f"Checking {labels} with {Path(settings.backbone).name}…")
         self.step.setText("Loading the backbone…")
