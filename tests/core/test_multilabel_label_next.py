@@ -81,6 +81,6 @@ def test_inspect_finds_labels_dropped_and_added_on_purpose(tmp_path, tiny_backbo
     said = {(x["path"], label) for x in issues for label in x["missing"] + x["wrong"]}
     found = sum(p in said for p in planted)
     chance = len(said) / (len(rows) * 4)
-    assert found >= 5 and found / len(planted) > 3 * chance, (found, len(said))  # (measured: 6 of 6, 6 listed)
+    assert found >= 5 and found / len(planted) > 3 * chance, (found, len(said))  # measured: 6 of 6
     assert main(["inspect", str(csv), "--label-issues", "--backbone", str(tiny_backbone_file)]) == 0
     assert "Possible label errors:" in capsys.readouterr().out

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -23,13 +24,16 @@ from tlstudio.core.backbone.registry import build_backbone, input_size_of, resol
 from tlstudio.core.data.health import DatasetReport
 from tlstudio.core.data.pipeline import make_dataset
 from tlstudio.core.data.split import ManifestEntry
-from tlstudio.core.settings import BLAS_THREADS, SEED
+from tlstudio.core.settings import BLAS_THREADS, LABEL_CHECK_FOLDS, SEED
 from tlstudio.core.training.callbacks import StopRequested
 from tlstudio.core.training.feature_cache import feature_extractor
 from tlstudio.core.training.interrupt import FirstBatchInterrupt
 from tlstudio.core.training.probe import fit_probe, stratified_folds
 
-FOLDS = 5
+if TYPE_CHECKING:
+    from tlstudio.core.training.label_issues_multilabel import MultiLabelIssue
+
+FOLDS = LABEL_CHECK_FOLDS
 OUTLIER_NEIGHBOURS = 10
 OUTLIER_FENCE = 3.0
 """An image is off-distribution when its mean cosine distance to its ``OUTLIER_NEIGHBOURS`` nearest
@@ -298,7 +302,7 @@ def check_labels(
     stop: threading.Event | None = None,
     progress: Callable[[str], None] | None = None,
     on_event: Callable[[ev.Working], None] | None = None,
-) -> tuple[list[LabelIssue], list[Outlier]]:
+) -> tuple[list[LabelIssue] | list[MultiLabelIssue], list[Outlier]]:
     """Likely label errors and off-distribution images of a scanned, usable folder, from one pass
     of the backbone over every image.
 
@@ -312,7 +316,8 @@ def check_labels(
         on_event: told each step as ``Working`` events (step in words, done of total), for a bar.
 
     Returns:
-        (label issues, most likely first; outliers, farthest first).
+        (label issues, most likely first; outliers, farthest first); multi-label data (a labels CSV
+        with several labels or none on an image): ``MultiLabelIssue``s, labels missing or wrong.
     """
     say = progress or (lambda _: None)
     tell = on_event or (lambda _: None)
@@ -332,9 +337,15 @@ def check_labels(
     tell(ev.Working(step))
     paths = [r.path for r in report.images]
     if report.task == "multi_label":
-        from tlstudio.core.training.label_issues_multilabel import judge_multilabel
+        from tlstudio.core.training import label_issues_multilabel as multi
 
-        return judge_multilabel(features, labels, paths, classes, stop=stop, on_event=tell)
+        probs = multi.out_of_sample_multilabel(
+            features, labels, stop=stop, progress=lambda done, total: tell(ev.Working(step, done, total))
+        )
+        tell(ev.Working("ranking the likely label errors and off-distribution images"))
+        names = [r.label for r in report.images]  # (the labels joined by ';')
+        found = multi.rank_multilabel_issues(labels, probs, paths, classes)
+        return found, off_distribution(features, paths, names)
     probs = out_of_sample_probabilities(
         features,
         labels,

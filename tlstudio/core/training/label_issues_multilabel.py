@@ -17,9 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from tlstudio.core import events as ev
 from tlstudio.core.settings import BLAS_THREADS, SEED
-from tlstudio.core.training.label_issues import FOLDS, Outlier, off_distribution
+from tlstudio.core.settings import LABEL_CHECK_FOLDS as FOLDS
 from tlstudio.core.training.probe_multilabel import fit_multilabel_probe, multilabel_folds
 
 DECISION = 0.5
@@ -154,37 +153,3 @@ def rank_multilabel_issues(
             )
         )
     return issues
-
-
-def judge_multilabel(
-    features: np.ndarray,
-    targets: np.ndarray,
-    paths: list[str],
-    labels: list[str],
-    *,
-    stop: threading.Event | None = None,
-    on_event: Callable[[ev.Working], None] | None = None,
-) -> tuple[list[MultiLabelIssue], list[Outlier]]:
-    """``check_labels``' second half for multi-label data: out-of-sample probabilities, the issues and
-    the off-distribution images.
-
-    Args:
-        features: (n, d) backbone features of every image.
-        targets: (n, labels) their given 0/1 indicators.
-        paths: each image's path.
-        labels: the label names.
-        stop: set to cancel (``InterruptedError``).
-        on_event: told each step (``Working`` events).
-
-    Returns:
-        (label issues, worst first; outliers, farthest first).
-    """
-    tell = on_event or (lambda _: None)
-    step = f"scoring each image's labels with a probe fitted on the other {FOLDS - 1} folds"
-    probs = out_of_sample_multilabel(
-        features, targets, stop=stop, progress=lambda done, total: tell(ev.Working(step, done, total))
-    )
-    tell(ev.Working("ranking the likely label errors and off-distribution images"))
-    given = np.asarray(targets) > 0.5
-    names = [";".join(labels[k] for k in np.flatnonzero(row)) for row in given]
-    return rank_multilabel_issues(targets, probs, paths, labels), off_distribution(features, paths, names)

@@ -191,9 +191,11 @@ def suggest(
     p, f = np.concatenate(probs), np.concatenate(feats)
     skipped.sort(key=lambda x: x["path"])
     if manifest.multi_label:
-        from tlstudio.core.training.label_next_multilabel import suggest_labels
+        from tlstudio.core.training import label_next_multilabel as multi
 
-        items = suggest_labels(run_dir, p, f, kept, classes, n)
+        thresholds = multi.run_thresholds(run_dir, classes)
+        picked = select_to_label(p, f, n, scores=multi.label_uncertainty(p, thresholds))
+        items = [multi.describe(kept[i], p[i], classes, thresholds) for i in picked]
         return Suggestions(items, classes, len(kept), skipped, task="multi_label")
     u = uncertainty(p)
 

@@ -3,7 +3,8 @@ lie to the run's per-label decision thresholds, then spread over the backbone's 
 
 Each label's uncertainty is 1 at its threshold and falls linearly to 0 at the sure end on that side
 (0 or 1); an image's uncertainty is the mean over the labels (the label decisions the model is least
-sure of, taken together). The diversity step is the single-label one (``label_next.select_to_label``).
+sure of, taken together). ``label_next.suggest`` picks with these scores and the single-label diversity
+step (``select_to_label``).
 """
 
 from __future__ import annotations
@@ -74,40 +75,23 @@ def label_uncertainty(probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return label_closeness(probs, thresholds).mean(axis=1)
 
 
-def suggest_labels(
-    run_dir: str | os.PathLike[str],
-    probs: np.ndarray,
-    features: np.ndarray,
-    paths: list[str],
-    labels: list[str],
-    n: int,
-) -> list[LabelSuggestion]:
-    """The ``n`` images to label next, best first.
+def describe(path: str, probs: np.ndarray, labels: list[str], thresholds: np.ndarray) -> LabelSuggestion:
+    """One image's suggestion.
 
     Args:
-        run_dir: the run (its thresholds).
-        probs: (m, labels) its probabilities of the unlabelled images.
-        features: (m, d) their backbone features.
-        paths: each image's path.
+        path: the image's path.
+        probs: (labels,) the run's probabilities of it.
         labels: the label names, in output order.
-        n: how many to pick.
+        thresholds: (labels,) the run's decision thresholds.
 
     Returns:
-        The suggestions, best first.
+        What the run sees in it, and how unsure it is.
     """
-    from tlstudio.core.training.label_next import select_to_label
-
-    thresholds = run_thresholds(run_dir, labels)
-    close = label_closeness(probs, thresholds)
-    u = close.mean(axis=1)
-    picked = select_to_label(probs, features, n, scores=u)
-    return [
-        LabelSuggestion(
-            paths[i],
-            tuple(label for k, label in enumerate(labels) if probs[i, k] >= thresholds[k]),
-            {label: round(float(probs[i, k]), 4) for k, label in enumerate(labels)},
-            labels[int(np.argmax(close[i]))],
-            round(float(u[i]), 4),
-        )
-        for i in picked
-    ]
+    close = label_closeness(probs[None, :], thresholds)[0]
+    return LabelSuggestion(
+        path,
+        tuple(label for k, label in enumerate(labels) if probs[k] >= thresholds[k]),
+        {label: round(float(probs[k]), 4) for k, label in enumerate(labels)},
+        labels[int(np.argmax(close))],
+        round(float(close.mean()), 4),
+    )
