@@ -110,3 +110,24 @@ def test_label_next_on_a_multilabel_run_adds_an_image_with_its_labels_to_the_csv
     view.undo_button.click()
     assert read_labels_csv(csv).rows == before and not (data / "added" / first["path"]).exists()
     assert (unlabelled / first["path"]).is_file() and view.add_button.isEnabled()
+
+
+def test_a_single_label_csv_takes_the_suggested_class_in_its_row_and_the_file_stays(qtbot, tmp_path):
+    from tlstudio.core.training.label_issues import LabelIssue
+    from tlstudio.gui.label_issues_view import LabelIssuesView
+
+    csv = make_multilabel_csv(tmp_path / "data", n=8)
+    rows = [(p, (s[0],) if s else ("red",)) for p, s in read_labels_csv(csv).rows]  # one label each
+    csv.write_text("path,labels\n" + "".join(f"{p},{s[0]}\n" for p, s in rows))
+    path, given = rows[3]
+    other = "blue" if given != ("blue",) else "green"
+    view = LabelIssuesView()
+    qtbot.addWidget(view)
+    view.set_data(csv, None, [])
+    view.show_issues(([LabelIssue(path, given[0], other, 0.9, 0.1, True)], []))
+    view.list.setCurrentIndex(view.model.index(0))
+    view.move_current()
+    assert dict(read_labels_csv(csv).rows)[path] == (other,) and (csv.parent / path).is_file()
+    assert not (csv.parent / other).exists()  # no class folder made beside the CSV
+    view.undo()
+    assert dict(read_labels_csv(csv).rows)[path] == given

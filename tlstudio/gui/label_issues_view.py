@@ -233,11 +233,13 @@ class LabelIssuesView(QWidget):
             if dialog.exec() == LabelSetDialog.DialogCode.Accepted:
                 self.fix_current(dialog.checks.checked())
             return
+        where = (
+            f"Give {item['path']} the label '{item['predicted']}' in your labels CSV?"
+            if self.csv_path is not None
+            else f"Move {item['path']} into the class folder '{item['predicted']}' of your data folder?"
+        )
         answer = QMessageBox.question(
-            self,
-            "Move the image?",
-            f"Move {item['path']} into the class folder '{item['predicted']}' of your data folder?\n"
-            "The project's split follows; Undo puts it back.",
+            self, "Move the image?", f"{where}\nThe project's split follows; Undo puts it back."
         )
         if answer == QMessageBox.StandardButton.Yes:
             self.move_current()
@@ -246,6 +248,9 @@ class LabelIssuesView(QWidget):
         """Move the selected image into its suggested class (the project's manifest follows)."""
         item = self._current()
         if item is None or self.data_dir is None or item.get("moved_to"):
+            return
+        if self.csv_path is not None:  # a single-label CSV: its row takes the class, the file stays
+            self.fix_current((str(item["predicted"]),))
             return
         try:
             move, _ = relabel.move_to_class(
@@ -274,7 +279,7 @@ class LabelIssuesView(QWidget):
                 self.csv_path,
                 str(item["path"]),
                 labels,
-                expected=item["given"],
+                expected=item.get("given", (str(item["true"]),)),
                 manifest=self._manifest(),
                 manifest_path=self.manifest_path,
             )
