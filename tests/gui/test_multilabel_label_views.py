@@ -131,3 +131,41 @@ def test_a_single_label_csv_takes_the_suggested_class_in_its_row_and_the_file_st
     assert not (csv.parent / other).exists()  # no class folder made beside the CSV
     view.undo()
     assert dict(read_labels_csv(csv).rows)[path] == given
+
+
+def test_label_next_lists_a_suggestion_in_the_csv_with_a_class_or_a_set(qtbot, tmp_path):
+    from tlstudio.core.training.label_next import Suggestion, Suggestions
+    from tlstudio.core.training.label_next_multilabel import LabelSuggestion
+    from tlstudio.gui.label_next_view import LabelNextView
+
+    csv = make_multilabel_csv(tmp_path / "data", n=8)
+    before = read_labels_csv(csv).rows
+    unlabelled = tmp_path / "unlabelled"
+    unlabelled.mkdir()
+    shutil.copy(csv.parent / before[0][0], unlabelled / "a.png")
+    view = LabelNextView()
+    qtbot.addWidget(view)
+    view.set_data(csv)
+    view.set_folder(unlabelled)
+    view.show_suggestions(Suggestions([Suggestion("a.png", "red", 0.6, "blue", 0.7)], ["blue", "red"], 1))
+    assert not view.multi_label and not view.pseudo_button.isEnabled()  # pseudo-labels: class folders only
+    view.list.setCurrentIndex(view.model.index(0))
+    view.classes.setCurrentText("blue")
+    view.add_button.click()  # a single-label CSV: the row takes the class
+    assert read_labels_csv(csv).rows[-1] == ("added/a.png", ("blue",))
+    view.undo_button.click()
+    assert read_labels_csv(csv).rows == before
+    probabilities = {"blue": 0.7, "green": 0.1, "red": 0.45, "yellow": 0.0}
+    suggestion = LabelSuggestion("a.png", ("blue",), probabilities, "red", 0.4)
+    labels = list(probabilities)
+    view.show_suggestions(Suggestions([suggestion], labels, 1, task="multi_label"))
+    assert view.multi_label and list(view.checks.boxes) == labels
+    assert view.model.items[0]["predicted"] == "blue"
+    view.list.setCurrentIndex(view.model.index(0))
+    assert view.checks.checked() == ("blue",)
+    view.checks.set_checked(["blue", "red"])
+    view.add_button.click()
+    assert read_labels_csv(csv).rows[-1] == ("added/a.png", ("blue", "red"))
+    assert not view.checks.isEnabled() and view.model.items[0]["added_to"] == "blue; red"
+    view.undo_button.click()
+    assert read_labels_csv(csv).rows == before and not (csv.parent / "added" / "a.png").exists()
