@@ -96,8 +96,8 @@ def multilabel_probe_run(tmp_path_factory, tiny_backbone_file):
     from tlstudio.core.settings import Augmentation, TrainSettings
     from tlstudio.core.training.session import TrainingSession
 
-    csv = make_multilabel_csv(tmp_path_factory.mktemp("ml-probe") / "data", n=40)
-    out = csv.parent.parent / "run"
+    csv = make_multilabel_csv(tmp_path_factory.mktemp("ml-data") / "data", n=48)
+    out = tmp_path_factory.mktemp("ml-probe-run") / "run"
     s = TrainSettings(
         backbone=str(tiny_backbone_file),
         fine_tune_epochs=0,

@@ -171,7 +171,8 @@ def test_train_refuses_a_bad_csv_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
-def test_label_issues_refuse_multilabel_data(tmp_path, capsys):
-    path = _csv(tmp_path, GOOD)
-    assert main(["inspect", str(path), "--label-issues", "--backbone", "x"]) == 2
-    assert "single-label data only" in capsys.readouterr().err
+def test_label_issues_on_multilabel_data_say_why_a_backbone_cannot_be_used(tmp_path, capsys):
+    path = _csv(tmp_path, GOOD)  # multi-label data is checked (tests/core/test_multilabel_label_issues.py)
+    assert main(["inspect", str(path), "--label-issues", "--backbone", "no_such_backbone"]) == 2
+    reason = capsys.readouterr().err.strip().splitlines()[-1]  # (after the progress line)
+    assert reason.startswith("tlstudio inspect: unknown backbone 'no_such_backbone'")

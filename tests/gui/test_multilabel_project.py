@@ -30,7 +30,7 @@ def test_the_data_panel_shows_labels_counts_and_cooccurrence(qtbot, tmp_path):
     text = panel.multi_label.text()
     none = sum(1 for _, labels in table.rows if not labels)
     assert f"{none} images with none" in text and "together most often" in text
-    assert not panel.tabs.isTabEnabled(3) and not panel.tabs.isTabEnabled(4)  # one class per image only
+    assert panel.tabs.isTabEnabled(3) and panel.tabs.isTabEnabled(4)  # label check, Label next
     assert str(csv) in panel.folder_label.text() and "4 labels" in panel.folder_label.text()
     panel.classes.selectRow(shown.__len__() - 1)  # "yellow": its thumbnails are images carrying it
     yellow = {r for r, labels in table.rows if "yellow" in labels}

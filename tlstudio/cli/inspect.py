@@ -35,7 +35,8 @@ def add_parser(sub) -> None:
         "--label-issues",
         action="store_true",
         help="also list likely label errors, most likely first: each image judged by a linear probe on "
-        "BACKBONE's features that never saw it (5-fold), confident learning (cleanlab); and the images "
+        "BACKBONE's features that never saw it (5-fold), confident learning (cleanlab; a multi-label CSV: "
+        "which labels of an image look missing or wrong); and the images "
         "unlike all others in those features (off-distribution)",
     )
     p.add_argument("--backbone", metavar="NAME_OR_PATH", help="the backbone that judges (--label-issues)")
@@ -66,8 +67,6 @@ def run(args: argparse.Namespace) -> int:
         report = inspect_data(args.data_dir, deep=args.deep, on_progress=progress)
     except LabelsCsvError as err:
         return fail("inspect", str(err), 2)
-    if check_labels and report.task == "multi_label":
-        return fail("inspect", "--label-issues checks single-label data only (one label per image)", 2)
     manifest = None
     if args.manifest and report.usable:
         manifest = make_split(report.images, config, multi_label=report.task == "multi_label")
@@ -99,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
 
         print(format_report(report, manifest, args.manifest))
         if issues is not None:
-            print(format_label_issues(issues))
+            multi = report.task == "multi_label"
+            print(format_multilabel_issues(issues) if multi else format_label_issues(issues))
             print(format_outliers(outliers))
     if not report.usable:
         return fail("inspect", f"not usable: {report.problem}")
@@ -137,6 +137,26 @@ def format_label_issues(issues, shown: int = 20) -> str:
             f"  {'*' if issue.confident else ' '} {issue.path}: labelled {issue.given}, looks like "
             f"{issue.suggested} ({issue.confidence:.0%} against {issue.given_probability:.0%} for its label)"
         )
+    if len(issues) > shown:
+        lines.append(f"  … and {len(issues) - shown} more (all of them with --json)")
+    return "\n".join(lines)
+
+
+def format_multilabel_issues(issues, shown: int = 20) -> str:
+    """The first ``shown`` images whose labels look missing or wrong, as lines of text."""
+    if not issues:
+        return "\nPossible label errors: none (every image's labels agree with the backbone's judgement)."
+    sure = sum(1 for i in issues if i.confident)
+    lines = [
+        f"\nPossible label errors: {len(issues)} images, most likely first; * = flagged by confident "
+        f"learning ({sure}). Look at each, then fix its labels in the CSV or keep them."
+    ]
+    for issue in issues[:shown]:
+        said = [f"missing {m} ({issue.probabilities[m]:.0%})" for m in issue.missing]
+        said += [f"wrong {w} ({issue.probabilities[w]:.0%})" for w in issue.wrong]
+        given, suggested = ";".join(issue.given) or "(none)", ";".join(issue.suggested) or "(none)"
+        star = "*" if issue.confident else " "
+        lines.append(f"  {star} {issue.path}: labelled {given}, {', '.join(said)} → {suggested}")
     if len(issues) > shown:
         lines.append(f"  … and {len(issues) - shown} more (all of them with --json)")
     return "\n".join(lines)

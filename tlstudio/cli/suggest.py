@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     if status in ("failed_to_learn", "running"):  # its judgement (and its labels) would be worthless
         why = "did not learn" if status == "failed_to_learn" else "is still training"
         return fail("suggest", f"{args.run_dir} {why}: suggest from a run that learned", 2)
+    if args.pseudo_label is not None and _multi_label(args.run_dir):
+        return fail("suggest", "--pseudo-label is for single-label runs (this run is multi-label)", 2)
     quiet_tensorflow()
     from tlstudio.core.deploy.restore import RestoreError
     from tlstudio.core.training.label_next import copy_pseudo_labels, suggest
@@ -89,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
             data["pseudo_labelled"] = copies
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return 0
+    if result.task == "multi_label":
+        print_label_suggestions(result)
+        return 0
     print(
         f"Label these {len(result.items)} of {result.considered} unlabelled images first (most useful "
         f"first); classes: {', '.join(result.classes)}"
@@ -109,3 +114,34 @@ def run(args: argparse.Namespace) -> int:
             + "; ".join(f"{x['path']} ({x['reason']})" for x in result.skipped[:5])
         )
     return 0
+
+
+def _multi_label(run_dir: Path) -> bool:
+    """Whether the run's split says multi-label (False when it cannot be read: the restore says why)."""
+    from tlstudio.core.data.split import Manifest
+    from tlstudio.core.results.run_folder import MANIFEST
+
+    try:
+        return Manifest.load(run_dir / MANIFEST).multi_label
+    except (OSError, ValueError):
+        return False
+
+
+def print_label_suggestions(result) -> None:
+    """A multi-label run's suggestions as lines of text."""
+    print(
+        f"Label these {len(result.items)} of {result.considered} unlabelled images first (most useful "
+        f"first); labels: {', '.join(result.classes)}. Add each with its labels to the labels CSV (the "
+        "app's Label next tab does that), then train again."
+    )
+    for rank, s in enumerate(result.items, start=1):
+        labels = ", ".join(f"{x} ({s.probabilities[x]:.0%})" for x in s.predicted) or "no label"
+        print(
+            f"{rank:>4}. {s.path}: looks like {labels}; least sure of {s.least_sure} "
+            f"({s.probabilities[s.least_sure]:.0%}); uncertainty {s.uncertainty:.2f}"
+        )
+    if result.skipped:
+        print(
+            f"Skipped {len(result.skipped)}: "
+            + "; ".join(f"{x['path']} ({x['reason']})" for x in result.skipped[:5])
+        )

@@ -52,6 +52,7 @@ EARLY_STOPPING_MIN_DELTA = 1e-4
 # BLAS/OpenMP threads of NumPy and SciPy in the probe and the label check (threadpoolctl): beside
 # TensorFlow's own pools, or other jobs, more threads made the same fit 6× slower on 2 cores
 BLAS_THREADS = 1
+LABEL_CHECK_FOLDS = 5  # the label check scores each image with a probe fitted on the other folds
 # A small folder trains on every image not in test: when the validation split would hold fewer than this
 # many images a class (on average), its images join training, and the choices validation made are made
 # without it (the probe's L2 by cross-validation, the fine-tune budget by rule, no WiSE-FT). At 8 images

@@ -288,8 +288,6 @@ class DataPanel(QWidget):
         self.multi_label.setText(
             "<br>".join(html.escape(x) for x in multi_label_summary(report)) if multi else ""
         )
-        for index in (3, 4):  # the label check and Label next judge one class per image
-            self.tabs.setTabEnabled(index, not multi)
         self.skipped.setRowCount(len(report.skipped))
         for row, item in enumerate(report.skipped):
             self.skipped.setItem(row, 0, QTableWidgetItem(item.path))

@@ -1,6 +1,8 @@
 """The Data panel's *Possible label errors* view: images whose label the chosen backbone's features
 contradict (``core.training.label_issues``), each with the class they look like; *Move to* that class
 or *Keep* the label, both undoable. Kept images are remembered in the project and not shown again.
+Multi-label data (a labels CSV): each image with its labels and the set suggested (labels that look
+missing or wrong); *Fix the labels…* asks for the set (a box per label) and writes it to the CSV.
 
 The check runs in a worker task (features of every image, then a 5-fold probe) with a progress bar
 that says the step in words, and can be cancelled: it stops at its next batch of images (or probe fit).
@@ -24,10 +26,12 @@ from PySide6.QtWidgets import (
 )
 
 from tlstudio.core import events as ev
-from tlstudio.core.data import relabel
+from tlstudio.core.data import relabel, relabel_csv
+from tlstudio.core.data.labels_csv import data_root, is_labels_csv
 from tlstudio.core.data.split import Manifest
 from tlstudio.core.settings import TrainSettings
 from tlstudio.gui.evaluate_models import GalleryModel, manifest_at, thumbnail_view
+from tlstudio.gui.label_set import LabelSetDialog, shown
 from tlstudio.gui.worker import Task, failure_line, was_cancelled
 from tlstudio.gui.working import show_working
 from tlstudio.report_text import counted
@@ -70,10 +74,14 @@ class LabelIssuesView(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.data_dir: Path | None = None
+        self.data_dir: Path | None = None  # a labels CSV's folder for a CSV
+        self.csv_path: Path | None = None  # the project's labels CSV, when its data is one
+        self.labels: list[str] | None = None  # multi-label data's labels (None: one class per image)
         self.manifest_path: Path | None = None
         self.kept: set[str] = set()
-        self.undo_stack: list[tuple[str, object, dict]] = []  # ("move", Move, item) or ("keep", path, item)
+        self.undo_stack: list[
+            tuple[str, object, dict]
+        ] = []  # ("move", Move | LabelChange, item), ("keep", …)
         self.task: Task | None = None
         self._retired = False  # the task was dropped for new data: its end is not shown
         self._stop = threading.Event()
@@ -121,9 +129,11 @@ class LabelIssuesView(QWidget):
             self._retired = True
             self.title.setText(TITLE)
         self._show_running(False)
-        self.data_dir, self.manifest_path, self.kept = data_dir, manifest_path, set(kept)
+        self.csv_path = data_dir if data_dir is not None and is_labels_csv(data_dir) else None
+        self.data_dir = data_root(data_dir) if data_dir is not None else None
+        self.manifest_path, self.kept = manifest_path, set(kept)
         self.undo_stack.clear()
-        self.model.set_items([], data_dir)
+        self.model.set_items([], self.data_dir)
         self._update_buttons()
 
     def run_check(self, report, settings: TrainSettings, on_done: Callable[[], None] | None = None) -> None:
@@ -134,7 +144,11 @@ class LabelIssuesView(QWidget):
         self._stop = threading.Event()
         self._retired = False
         stop = self._stop
-        labels = counted(len(report.images), "label")
+        multi = getattr(report, "task", "") == "multi_label"
+        self.labels = list(report.classes) if multi else None
+        self.move_button.setText("Fix the labels…" if multi else "Move to the suggested class")
+        self.keep_button.setText("Keep the labels" if multi else "Keep the label")
+        labels = counted(len(report.images), "image's labels" if multi else "label")
         self.title.setText(f"Checking {labels} with {Path(settings.backbone).name}…")
         self.step.setText("Loading the backbone…")
         self.progress.setRange(0, 0)  # busy until the first count
@@ -174,25 +188,21 @@ class LabelIssuesView(QWidget):
         go out through ``outliers_found`` (the Data panel lists them with the quality findings)."""
         issues, outliers = found
         self.outliers_found.emit(list(outliers))
-        shown = [i for i in issues if i.path not in self.kept]
-        items = [
-            {
-                "path": i.path,
-                "true": i.given,
-                "predicted": i.suggested,
-                "confidence": i.confidence,
-                "confident": i.confident,
-            }
-            for i in shown
-        ]
+        listed = [i for i in issues if i.path not in self.kept]
+        multi = bool(listed) and hasattr(listed[0], "missing")
+        items = [multilabel_item(i) if multi else single_label_item(i) for i in listed]
         self.model.set_items(items, self.data_dir)
-        hidden = len(issues) - len(shown)
+        hidden = len(issues) - len(listed)
+        how = "labels → suggested labels, label quality" if multi else "labelled → looks like, probability"
         self.title.setText(
-            f"<b>{len(shown)} possible label error(s)</b>, most likely first (labelled → looks like, "
-            f"probability)"
+            f"<b>{len(listed)} possible label error(s)</b>, most likely first ({how})"
             + (f"; {hidden} kept earlier not shown" if hidden else "")
-            + ". Look at each: move it, or keep its label."
-            if shown
+            + (
+                ". Look at each: fix its labels, or keep them."
+                if multi
+                else ". Look at each: move it, or keep its label."
+            )
+            if listed
             else "No possible label errors: every label agrees with the backbone's judgement."
         )
         self._show_running(False)
@@ -214,11 +224,20 @@ class LabelIssuesView(QWidget):
         item = self._current()
         if item is None:
             return
+        if "given" in item:  # multi-label: ask for the set
+            dialog = LabelSetDialog(
+                str(item["path"]), self.labels or [], item["given"], item["suggested"], self
+            )
+            if dialog.exec() == LabelSetDialog.DialogCode.Accepted:
+                self.fix_current(dialog.checks.checked())
+            return
+        where = (
+            f"Give {item['path']} the label '{item['predicted']}' in your labels CSV?"
+            if self.csv_path is not None
+            else f"Move {item['path']} into the class folder '{item['predicted']}' of your data folder?"
+        )
         answer = QMessageBox.question(
-            self,
-            "Move the image?",
-            f"Move {item['path']} into the class folder '{item['predicted']}' of your data folder?\n"
-            "The project's split follows; Undo puts it back.",
+            self, "Move the image?", f"{where}\nThe project's split follows; Undo puts it back."
         )
         if answer == QMessageBox.StandardButton.Yes:
             self.move_current()
@@ -227,6 +246,9 @@ class LabelIssuesView(QWidget):
         """Move the selected image into its suggested class (the project's manifest follows)."""
         item = self._current()
         if item is None or self.data_dir is None or item.get("moved_to"):
+            return
+        if self.csv_path is not None:  # a single-label CSV: its row takes the class, the file stays
+            self.fix_current((str(item["predicted"]),))
             return
         try:
             move, _ = relabel.move_to_class(
@@ -243,6 +265,29 @@ class LabelIssuesView(QWidget):
         self.undo_stack.append(("move", move, item))
         self._refresh(item)
         self.title.setText(f"Moved to <b>{move.new_label}</b>: {move.new_path}")
+        self.data_changed.emit()
+
+    def fix_current(self, labels) -> None:
+        """Give the selected image of a labels CSV these labels (the CSV and the project's split follow)."""
+        item = self._current()
+        if item is None or self.csv_path is None or item.get("moved_to"):
+            return
+        try:
+            change, _ = relabel_csv.set_labels(
+                self.csv_path,
+                str(item["path"]),
+                labels,
+                expected=item.get("given", (str(item["true"]),)),
+                manifest=self._manifest(),
+                manifest_path=self.manifest_path,
+            )
+        except (relabel.RelabelError, OSError) as err:
+            self.title.setText(f"<span style='color:#b00'>Not fixed: {err}</span>")
+            return
+        item["moved_to"] = shown(change.new)
+        self.undo_stack.append(("move", change, item))
+        self._refresh(item)
+        self.title.setText(f"Labels of {change.path} now: <b>{shown(change.new)}</b> (written to the CSV)")
         self.data_changed.emit()
 
     def keep_current(self) -> None:
@@ -269,14 +314,21 @@ class LabelIssuesView(QWidget):
             self.kept_changed.emit(sorted(self.kept))
             self.title.setText(f"{what} is listed again.")
         else:
+            manifest = {"manifest": self._manifest(), "manifest_path": self.manifest_path}
             try:
-                relabel.undo(self.data_dir, what, manifest=self._manifest(), manifest_path=self.manifest_path)
+                if isinstance(what, relabel_csv.LabelChange):
+                    relabel_csv.undo_change(self.csv_path, what, **manifest)
+                else:
+                    relabel.undo(self.data_dir, what, **manifest)
             except (relabel.RelabelError, OSError) as err:
+                self.undo_stack.append((kind, what, item))
                 self.title.setText(f"<span style='color:#b00'>Cannot undo: {err}</span>")
                 return
-            item["path"], item["moved_to"] = what.old_path, None
+            back = isinstance(what, relabel_csv.LabelChange)
+            item["path"] = what.path if back else what.old_path
+            item["moved_to"] = None
             self._refresh(item)
-            self.title.setText(f"Moved back: {what.old_path}")
+            self.title.setText(f"Labels back: {what.path}" if back else f"Moved back: {what.old_path}")
             self.data_changed.emit()
         self._update_buttons()
 
@@ -295,3 +347,27 @@ class LabelIssuesView(QWidget):
         self.move_button.setEnabled(movable)
         self.keep_button.setEnabled(movable)
         self.undo_button.setEnabled(bool(self.undo_stack))
+
+
+def single_label_item(issue) -> dict[str, object]:
+    """A gallery item of a ``LabelIssue``."""
+    return {
+        "path": issue.path,
+        "true": issue.given,
+        "predicted": issue.suggested,
+        "confidence": issue.confidence,
+        "confident": issue.confident,
+    }
+
+
+def multilabel_item(issue) -> dict[str, object]:
+    """A gallery item of a ``MultiLabelIssue``: its label sets in words, and as sets for the fix."""
+    return {
+        "path": issue.path,
+        "true": shown(issue.given),
+        "predicted": shown(issue.suggested),
+        "confidence": issue.quality,
+        "confident": issue.confident,
+        "given": issue.given,
+        "suggested": issue.suggested,
+    }

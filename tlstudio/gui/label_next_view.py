@@ -1,7 +1,9 @@
 """The Data panel's *Label next* view: unlabelled images ranked by what a label would teach the
 project's latest run (``core.training.label_next``); pick a class for each and *Add to class* copies
 the file into that class folder of the data folder (the original stays; Undo deletes the copy).
-Then train again.
+Then train again. A multi-label run's suggestions show the labels it sees; a box per label chooses the
+image's set, and *Add with these labels* lists it in the project's labels CSV (a copy inside the CSV's
+folder when it lies outside; Undo removes both). A single-label CSV takes its one class the same way.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tlstudio.core.data import relabel
+from tlstudio.core.data import relabel, relabel_csv
+from tlstudio.core.data.labels_csv import is_labels_csv
 from tlstudio.core.settings import SUGGEST_COUNT
 from tlstudio.gui.evaluate_models import GalleryModel, thumbnail_view
+from tlstudio.gui.label_set import LabelChecks, shown
 from tlstudio.gui.worker import Task, failure_line, was_cancelled
 from tlstudio.report_text import counted
 
@@ -48,7 +52,9 @@ class LabelNextView(QWidget):
         self.waiting_for: Callable[[], str] = lambda: ""  # why it cannot start yet ("" when it can)
         self.data_dir: Path | None = None
         self.folder: Path | None = None
-        self.undo_stack: list[tuple[list[str], list[str], dict | None]] = []  # copies, their sources, item
+        # (copies, their sources, item) or, for a labels CSV, (LabelChange, None, item)
+        self.undo_stack: list[tuple] = []
+        self.multi_label = False  # the suggestions came from a multi-label run
         self.confident: list = []  # the run's surest images: candidates for pseudo-labels
         self.task: Task | None = None
         self.busy = False  # a suggestion is being computed (its thread may outlive its result by a moment)
@@ -72,6 +78,9 @@ class LabelNextView(QWidget):
         self.cancel.clicked.connect(lambda: self._stop.set())
         self.classes = QComboBox()
         self.classes.setToolTip("The class of the selected image")
+        self.checks = LabelChecks()  # multi-label: the labels of the selected image
+        self.checks.setToolTip("The labels the selected image shows")
+        self.checks.hide()
         self.add_button = QPushButton("Add to class")
         self.add_button.setToolTip("Copy the image into that class folder of your data (the original stays)")
         self.add_button.clicked.connect(self.add_current)
@@ -88,7 +97,15 @@ class LabelNextView(QWidget):
             top.addWidget(widget)
         top.addStretch(1)
         bottom = QHBoxLayout()
-        for widget in (QLabel("Class"), self.classes, self.add_button, self.undo_button, self.pseudo_button):
+        self.class_label = QLabel("Class")
+        for widget in (
+            self.class_label,
+            self.classes,
+            self.checks,
+            self.add_button,
+            self.undo_button,
+            self.pseudo_button,
+        ):
             bottom.addWidget(widget)
         bottom.addStretch(1)
         layout = QVBoxLayout(self)
@@ -147,7 +164,16 @@ class LabelNextView(QWidget):
         self.task.start()
 
     def show_suggestions(self, result) -> None:
-        """The ranked images, with the run's guess and its runner-up."""
+        """The ranked images, with the run's guess and its runner-up (multi-label: its labels)."""
+        self.multi_label = getattr(result, "task", "") == "multi_label"
+        self.classes.setVisible(not self.multi_label)
+        self.checks.setVisible(self.multi_label)
+        self.class_label.setText("Labels" if self.multi_label else "Class")
+        self.add_button.setText("Add with these labels" if self.multi_label else "Add to class")
+        if self.multi_label:
+            self.checks.set_labels(result.classes)
+            self._show(result, [multilabel_item(s) for s in result.items], "tick its labels")
+            return
         items = [
             {
                 "path": s.path,
@@ -160,6 +186,9 @@ class LabelNextView(QWidget):
         ]
         self.classes.clear()
         self.classes.addItems(result.classes)
+        self._show(result, items, "choose its class")
+
+    def _show(self, result, items: list[dict], how: str) -> None:
         self.confident = list(result.confident)
         self.pseudo_button.setText(f"Pseudo-label {counted(len(self.confident), 'sure image')}…")
         self.model.set_items(items, self.folder)
@@ -168,7 +197,7 @@ class LabelNextView(QWidget):
         )
         self.title.setText(
             f"<b>Label these {len(items)} first</b> (of {result.considered}){skipped}: select one, "
-            "choose its class, <i>Add to class</i>. Then train again."
+            f"{how}, <i>{self.add_button.text()}</i>. Then train again."
         )
         self.busy = False
         self.cancel.setEnabled(False)
@@ -191,7 +220,9 @@ class LabelNextView(QWidget):
 
     def _current_changed(self) -> None:
         item = self._current()
-        if item is not None:
+        if item is not None and self.multi_label:
+            self.checks.set_checked(item.get("added_labels", item["labels"]))
+        elif item is not None:
             self.classes.setCurrentText(str(item.get("added_to") or item["predicted"]))
         self._update_buttons()
 
@@ -199,6 +230,9 @@ class LabelNextView(QWidget):
         """Copy the selected image into the chosen class folder of the data folder."""
         item = self._current()
         if item is None or self.data_dir is None or self.folder is None or item.get("added_to"):
+            return
+        if self.multi_label or is_labels_csv(self.data_dir):
+            self._add_to_csv(item)
             return
         label = self.classes.currentText()
         try:
@@ -210,6 +244,29 @@ class LabelNextView(QWidget):
         self.undo_stack.append(([copy], [str(self.folder / str(item["path"]))], item))
         self._refresh(item)
         self.title.setText(f"Added to <b>{label}</b>: {copy} (the original stays in {self.folder.name})")
+        self.data_changed.emit()
+
+    def _add_to_csv(self, item: dict) -> None:
+        """List the selected image with the chosen labels (or class) in the project's labels CSV."""
+        if self.data_dir is None or self.folder is None:
+            return
+        labels = self.checks.checked() if self.multi_label else (self.classes.currentText(),)
+        try:
+            if not is_labels_csv(self.data_dir):
+                raise relabel.RelabelError(
+                    "a multi-label run's images are listed in a labels CSV; this project's data is a folder"
+                )
+            change = relabel_csv.add_image(self.data_dir, self.folder / str(item["path"]), labels)
+        except (relabel.RelabelError, OSError) as err:
+            self.title.setText(f"<span style='color:#b00'>Not added: {err}</span>")
+            return
+        item["added_to"], item["added_labels"] = shown(labels), labels
+        self.undo_stack.append((change, None, item))
+        self._refresh(item)
+        self.title.setText(
+            f"Added to {self.data_dir.name} with <b>{shown(labels)}</b>: {change.path}"
+            + (f" (a copy; the original stays in {self.folder.name})" if change.copied_from else "")
+        )
         self.data_changed.emit()
 
     def confirm_pseudo_labels(self) -> None:
@@ -252,17 +309,24 @@ class LabelNextView(QWidget):
             return
         copies, sources, item = self.undo_stack[-1]
         try:
-            for copy, source in zip(copies, sources, strict=True):
-                if (self.data_dir / copy).exists():
-                    relabel.remove_copy(self.data_dir, copy, source)
+            if isinstance(copies, relabel_csv.LabelChange):
+                relabel_csv.undo_change(self.data_dir, copies)
+            else:
+                for copy, source in zip(copies, sources, strict=True):
+                    if (self.data_dir / copy).exists():
+                        relabel.remove_copy(self.data_dir, copy, source)
         except (relabel.RelabelError, OSError) as err:
             self.title.setText(f"<span style='color:#b00'>Cannot undo: {err}</span>")
             return
         self.undo_stack.pop()
         if item is not None:
             item.pop("added_to", None)
+            item.pop("added_labels", None)
             self._refresh(item)
-        self.title.setText(f"Undone: {len(copies)} copied image(s) removed from the data folder.")
+        if isinstance(copies, relabel_csv.LabelChange):
+            self.title.setText(f"Undone: {copies.path} is no longer listed in {self.data_dir.name}.")
+        else:
+            self.title.setText(f"Undone: {len(copies)} copied image(s) removed from the data folder.")
         self._update_buttons()
         self.data_changed.emit()
 
@@ -279,5 +343,21 @@ class LabelNextView(QWidget):
             item is not None and not item.get("added_to") and self.data_dir is not None
         )
         self.classes.setEnabled(item is not None)
+        self.checks.setEnabled(item is not None and not item.get("added_to"))
         self.undo_button.setEnabled(bool(self.undo_stack))
-        self.pseudo_button.setEnabled(bool(self.confident) and self.data_dir is not None)
+        folder = self.data_dir is not None and not is_labels_csv(
+            self.data_dir
+        )  # pseudo-labels: class folders
+        self.pseudo_button.setEnabled(bool(self.confident) and folder)
+
+
+def multilabel_item(suggestion) -> dict[str, object]:
+    """A gallery item of a multi-label run's ``LabelSuggestion``: the labels it sees, how unsure it is."""
+    return {
+        "path": suggestion.path,
+        "true": "?",
+        "predicted": shown(suggestion.predicted),
+        "runner_up": suggestion.least_sure,
+        "confidence": suggestion.uncertainty,
+        "labels": suggestion.predicted,
+    }

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Literal, get_args
 
+from tlstudio.core import atomic
 from tlstudio.core.data.imagefile import DEFAULT_MAX_PIXELS
 from tlstudio.core.data.scan import ImageRecord, ScanCancelled, ScanResult, check_image_file, in_folder
 
@@ -219,6 +220,24 @@ def scan_labels_csv(
         )
     result.images.sort(key=lambda r: (r.label, r.path))
     return table, result
+
+
+def write_labels_csv(path: str | os.PathLike[str], rows) -> Path:
+    """Write rows as a labels CSV, atomically (a kill leaves the old file or the new one, never half).
+
+    Args:
+        path: the CSV file.
+        rows: ``(path, labels)`` pairs, paths '/'-relative to the CSV's folder.
+
+    Returns:
+        The path written.
+    """
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(HEADER)
+    for rel, labels in rows:
+        writer.writerow((rel, SEPARATOR.join(labels)))
+    return atomic.write_text(path, buf.getvalue())
 
 
 def label_sets(records) -> list[tuple[str, ...]]:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -24,13 +25,16 @@ from tlstudio.core.cancel import Cancelled
 from tlstudio.core.data.health import DatasetReport
 from tlstudio.core.data.pipeline import make_dataset
 from tlstudio.core.data.split import ManifestEntry
-from tlstudio.core.settings import BLAS_THREADS, SEED
+from tlstudio.core.settings import BLAS_THREADS, LABEL_CHECK_FOLDS, SEED
 from tlstudio.core.training.callbacks import StopRequested
 from tlstudio.core.training.feature_cache import feature_extractor
 from tlstudio.core.training.interrupt import FirstBatchInterrupt
 from tlstudio.core.training.probe import fit_probe, stratified_folds
 
-FOLDS = 5
+if TYPE_CHECKING:
+    from tlstudio.core.training.label_issues_multilabel import MultiLabelIssue
+
+FOLDS = LABEL_CHECK_FOLDS
 OUTLIER_NEIGHBOURS = 10
 OUTLIER_FENCE = 3.0
 """An image is off-distribution when its mean cosine distance to its ``OUTLIER_NEIGHBOURS`` nearest
@@ -133,7 +137,8 @@ def image_features(
         progress: called with (images done, images in all) after each batch.
 
     Returns:
-        (features (n, d), labels (n,) as class indices, classes).
+        (features (n, d), labels (n,) as class indices, classes); for a multi-label report
+        (``report.task``) the labels are (n, labels) 0/1 indicators and ``classes`` the labels.
     """
     spec = resolve_backbone(backbone)
     net = build_backbone(spec, weights=weights, image_size=image_size)
@@ -147,7 +152,8 @@ def image_features(
     extractor = feature_extractor(model)
     chosen = report.images if images is None else images
     entries = [ManifestEntry(r.path, r.sha256, r.label, "train") for r in chosen]
-    dataset = make_dataset(entries, report.root, classes, size, batch_size, cache="none")
+    multi = report.task == "multi_label"
+    dataset = make_dataset(entries, report.root, classes, size, batch_size, cache="none", multi_label=multi)
     chunks, labels, done = [], [], 0
     started = time.perf_counter()
     stop = stop or threading.Event()
@@ -297,7 +303,7 @@ def check_labels(
     stop: threading.Event | None = None,
     progress: Callable[[str], None] | None = None,
     on_event: Callable[[ev.Working], None] | None = None,
-) -> tuple[list[LabelIssue], list[Outlier]]:
+) -> tuple[list[LabelIssue] | list[MultiLabelIssue], list[Outlier]]:
     """Likely label errors and off-distribution images of a scanned, usable folder, from one pass
     of the backbone over every image.
 
@@ -311,7 +317,8 @@ def check_labels(
         on_event: told each step as ``Working`` events (step in words, done of total), for a bar.
 
     Returns:
-        (label issues, most likely first; outliers, farthest first).
+        (label issues, most likely first; outliers, farthest first); multi-label data (a labels CSV
+        with several labels or none on an image): ``MultiLabelIssue``s, labels missing or wrong.
     """
     say = progress or (lambda _: None)
     tell = on_event or (lambda _: None)
@@ -329,6 +336,17 @@ def check_labels(
     step = f"scoring each image with a probe fitted on the other {FOLDS - 1} folds"
     say(step)
     tell(ev.Working(step))
+    paths = [r.path for r in report.images]
+    if report.task == "multi_label":
+        from tlstudio.core.training import label_issues_multilabel as multi
+
+        probs = multi.out_of_sample_multilabel(
+            features, labels, stop=stop, progress=lambda done, total: tell(ev.Working(step, done, total))
+        )
+        tell(ev.Working("ranking the likely label errors and off-distribution images"))
+        names = [r.label for r in report.images]  # (the labels joined by ';')
+        found = multi.rank_multilabel_issues(labels, probs, paths, classes)
+        return found, off_distribution(features, paths, names)
     probs = out_of_sample_probabilities(
         features,
         labels,
@@ -338,6 +356,5 @@ def check_labels(
     )
     step = "ranking the likely label errors and off-distribution images"
     tell(ev.Working(step))
-    paths = [r.path for r in report.images]
     outliers = off_distribution(features, paths, [classes[int(y)] for y in labels])
     return rank_label_issues(labels, probs, paths, classes), outliers

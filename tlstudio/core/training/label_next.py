@@ -54,11 +54,12 @@ class Suggestion:
 class Suggestions:
     """The ranked list, the run's classes and the files that were not considered (with why)."""
 
-    items: list[Suggestion]
+    items: list  # Suggestion; a multi-label run's: label_next_multilabel.LabelSuggestion
     classes: list[str]
     considered: int
     skipped: list[dict[str, str]] = field(default_factory=list)
     confident: list[Suggestion] = field(default_factory=list)  # candidates for pseudo-labels, surest first
+    task: str = "single_label"  # the run's (``labels_csv.TaskKind``); multi_label: no pseudo-labels
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -68,6 +69,7 @@ class Suggestions:
             "classes": self.classes,
             "considered": self.considered,
             "skipped": self.skipped,
+            "task": self.task,
         }
 
 
@@ -78,7 +80,12 @@ def uncertainty(probs: np.ndarray) -> np.ndarray:
 
 
 def select_to_label(
-    probs: np.ndarray, features: np.ndarray, n: int, pool_factor: int = POOL_FACTOR
+    probs: np.ndarray,
+    features: np.ndarray,
+    n: int,
+    pool_factor: int = POOL_FACTOR,
+    *,
+    scores: np.ndarray | None = None,
 ) -> list[int]:
     """Indices of the ``n`` images to label next, best first (uncertain and diverse).
 
@@ -87,6 +94,8 @@ def select_to_label(
         features: (m, d) their backbone features.
         n: how many to pick.
         pool_factor: the pool is the ``pool_factor`` × n most uncertain images.
+        scores: (m,) each image's uncertainty in [0, 1] (default: ``uncertainty(probs)``; multi-label
+            runs give ``label_next_multilabel.label_uncertainty``).
 
     Returns:
         Up to ``n`` row indices.
@@ -95,7 +104,7 @@ def select_to_label(
     n = min(n, m)
     if n <= 0:
         return []
-    u = uncertainty(probs)
+    u = uncertainty(probs) if scores is None else np.asarray(scores, np.float64)
     pool = np.argsort(-u, kind="stable")[: max(n, pool_factor * n)]
     unit = features[pool] / np.maximum(np.linalg.norm(features[pool], axis=1, keepdims=True), 1e-12)
     picked = [0]  # the most uncertain first
@@ -132,7 +141,7 @@ def suggest(
         progress: ``progress(done, total)`` after each batch.
 
     Returns:
-        The suggestions, best first.
+        The suggestions, best first (a multi-label run's: ``LabelSuggestion``, no ``confident``).
 
     Raises:
         RestoreError: the run folder cannot be rebuilt.
@@ -144,7 +153,8 @@ def suggest(
     from tlstudio.core.training.feature_cache import feature_extractor, head_model
 
     model, classes, size, _ = classifier_from_run(run_dir)
-    known = {e.sha256: e.path for e in Manifest.load(Path(run_dir) / files.MANIFEST).entries}
+    manifest = Manifest.load(Path(run_dir) / files.MANIFEST)
+    known = {e.sha256: e.path for e in manifest.entries}
     scan = scan_unlabelled(unlabelled_dir)
     skipped = [{"path": x.path, "reason": x.reason} for x in scan.skipped]
     todo = []
@@ -180,6 +190,14 @@ def suggest(
         )
         raise ValueError(f"no usable unlabelled image in {unlabelled_dir}{why}")
     p, f = np.concatenate(probs), np.concatenate(feats)
+    skipped.sort(key=lambda x: x["path"])
+    if manifest.multi_label:
+        from tlstudio.core.training import label_next_multilabel as multi
+
+        thresholds = multi.run_thresholds(run_dir, classes)
+        picked = select_to_label(p, f, n, scores=multi.label_uncertainty(p, thresholds))
+        items = [multi.describe(kept[i], p[i], classes, thresholds) for i in picked]
+        return Suggestions(items, classes, len(kept), skipped, task="multi_label")
     u = uncertainty(p)
 
     def described(i: int) -> Suggestion:
@@ -196,7 +214,7 @@ def suggest(
         [described(i) for i in picked],
         classes,
         len(kept),
-        sorted(skipped, key=lambda x: x["path"]),
+        skipped,
         confident,
     )
 
