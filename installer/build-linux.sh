@@ -26,7 +26,7 @@ if git -C "$root" rev-parse --git-dir >/dev/null 2>&1; then
 else
   cp -r "$root/pyproject.toml" "$root/setup.py" "$root/README.md" "$root/tlstudio" "$root/resources" "$build/source/"
 fi
-pip install --quiet "pyinstaller>=6.10" "$build/source[$extras]"
+pip install --quiet -c "$here/requirements.lock" "pyinstaller>=6.10" "$build/source[$extras]"  # (lock.sh)
 pip install --quiet --no-deps --force-reinstall "$build/source"  # not a cached build of an older tree
 rm -rf "$dist/tlstudio"
 pyinstaller --noconfirm --clean --log-level WARN \

@@ -11,7 +11,7 @@ python="${PYTHON:-python3}"
 "$python" -m venv "$build/venv"
 # shellcheck disable=SC1091
 . "$build/venv/bin/activate"
-pip install --quiet "pyinstaller>=6.10" "$root[export]"
+pip install --quiet -c "$here/requirements.lock" "pyinstaller>=6.10" "$root[export]"  # (lock.sh)
 pip install --quiet --no-deps --force-reinstall "$root"
 rm -rf "$here/dist/tlstudio" "$here/dist/TL Studio.app"
 pyinstaller --noconfirm --clean --log-level WARN --distpath "$here/dist" --workpath "$build/work" \

@@ -6,7 +6,7 @@ $here = Split-Path -Parent $MyInvocation.MyCommand.Path
 $root = Split-Path -Parent $here
 py -3.11 -m venv "$here\build\venv"
 & "$here\build\venv\Scripts\Activate.ps1"
-pip install --quiet "pyinstaller>=6.10" "$root[export]"
+pip install --quiet -c "$here\requirements.lock" "pyinstaller>=6.10" "$root[export]"  # (lock.sh)
 pip install --quiet --no-deps --force-reinstall "$root"
 pyinstaller --noconfirm --clean --log-level WARN --distpath "$here\dist" --workpath "$here\build\work" `
   "$here\tlstudio.spec"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import threading
 
@@ -100,13 +101,25 @@ def test_two_phase_run_reports_everything_and_writes_the_run_folder(
     assert {e["phase"] for e in history["epochs"]} == {"probe", "fine-tune"}
     assert history["epochs"][0]["probe_converged"] and history["interpolation"]
     assert finished.metrics["wise_alpha"] == wise.chosen
-    events = list((run / "tensorboard").glob("events.out.tfevents.*"))
-    assert events  # TensorBoard event files, one scalar per metric and epoch
-    tags = set()
-    for record in tf.data.TFRecordDataset(str(events[0])):
-        event = tf.compat.v1.Event.FromString(record.numpy())
-        tags |= {v.tag for v in event.summary.value}
-    assert {"loss", "val_loss", "val_accuracy", "learning_rate"} <= tags
+    tags: dict[str, set[str]] = {}  # TensorBoard event files in Keras' layout, a scalar per figure and epoch
+    for part in ("train", "validation"):
+        events = list((run / "tensorboard" / part).glob("events.out.tfevents.*"))
+        assert events, part
+        for record in tf.data.TFRecordDataset([str(e) for e in events]):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            tags.setdefault(part, set()).update(v.tag for v in event.summary.value)
+    assert {"epoch_loss", "epoch_learning_rate"} <= tags["train"]
+    assert {"epoch_loss", "epoch_accuracy"} <= tags["validation"]
+    if (
+        importlib.util.find_spec("tensorboard") is not None
+    ):  # the run as an HParams session, its final figures
+        root = [str(e) for e in (run / "tensorboard").glob("events.out.tfevents.*")]
+        plugins = {
+            v.tag: v.metadata.plugin_data.plugin_name
+            for record in tf.data.TFRecordDataset(root)
+            for v in tf.compat.v1.Event.FromString(record.numpy()).summary.value
+        }
+        assert "hparams" in plugins.values() and plugins["test_accuracy"] == "scalars"
     assert len(history["batches"]) == len(batches)
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "completed"

@@ -13,6 +13,7 @@ from tlstudio.cli import (
     auto,
     backbones,
     compare,
+    completion,
     demo,
     devices,
     evaluate,
@@ -50,6 +51,7 @@ COMMANDS = [
     lr_find,
     gui,
     demo,
+    completion,
 ]
 
 
@@ -80,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_parser(sub)
         for name in set(sub.choices) - before:
             sub.choices[name].set_defaults(handler=command.run)
+    parser.set_defaults(tree=parser)  # what `completion` completes (no command module imports this one)
     return parser
 
 

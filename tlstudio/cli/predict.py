@@ -14,7 +14,11 @@ def add_parser(sub) -> None:
     p = sub.add_parser("predict", help="classify image files with an exported model")
     p.add_argument("model", metavar="MODEL", type=Path, help="a SavedModel folder or a run folder")
     p.add_argument("images", metavar="IMAGE", nargs="+", type=Path)
-    p.add_argument("--top", type=int, default=3, metavar="K", help="classes shown per image (3)")
+    from tlstudio.core.settings import PREDICT_TOP
+
+    p.add_argument(
+        "--top", type=int, default=PREDICT_TOP, metavar="K", help=f"classes shown per image ({PREDICT_TOP})"
+    )
     p.add_argument("--json", action="store_true", help="print a JSON list")
 
 

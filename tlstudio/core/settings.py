@@ -31,6 +31,7 @@ PREPROCESSING = settings_checks.PREPROCESSING
 VAL_FRACTION = 0.15
 TEST_FRACTION = 0.15
 SEED = 42
+PREDICT_TOP = 3  # `tlstudio predict --top` and `tlstudio.predict(top=)`: classes given per image
 SUGGEST_COUNT = 20  # `tlstudio suggest --n` and the Label next tab
 SUGGEST_POOL_FACTOR = 3  # the most uncertain POOL_FACTOR × n images are the pool diversity picks from
 PSEUDO_LABEL_CONFIDENCE = 0.95  # `suggest --pseudo-label`: only images the run is at least this sure of

@@ -20,6 +20,7 @@ from tlstudio.core.data.scan import in_folder
 from tlstudio.core.data.split import Manifest
 from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.metrics import cell_predictions, classification_metrics, ordered_errors
+from tlstudio.core.settings import PREDICT_TOP
 
 BATCH = 64
 
@@ -265,7 +266,9 @@ def summarize_predictions(labels, y_true, probs, paths, skipped=()) -> Evaluatio
     )
 
 
-def predict_files(model: ExportedModel, files: list[str | os.PathLike[str]], top: int = 3) -> list[dict]:
+def predict_files(
+    model: ExportedModel, files: list[str | os.PathLike[str]], top: int = PREDICT_TOP
+) -> list[dict]:
     """Top classes with probabilities for each image file (or the reason it could not be read); for a
     multi-label model, the labels at or above their thresholds and every label's probability."""
     out = []

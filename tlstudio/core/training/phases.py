@@ -35,6 +35,7 @@ from tlstudio.core.training.recipe import (
     batchnorm_momentum,
     escalate_to_full_training,
 )
+from tlstudio.core.training.recipe_callbacks import mix_weights
 from tlstudio.core.training.schedules import WarmupCosine
 
 if TYPE_CHECKING:
@@ -345,12 +346,7 @@ def interpolate(
     dataset = session.dataset(val, "val")
     tried = []
     for alpha in WISE_ALPHAS:
-        model.set_weights(
-            [
-                (1 - alpha) * a + alpha * b if a.dtype.kind == "f" else b
-                for a, b in zip(start, end, strict=True)
-            ]
-        )
+        model.set_weights(mix_weights(start, end, alpha))
         probs, labels = [], []
         for x, y in dataset:
             probs.append(np.asarray(model.predict_on_batch(x), np.float64))
@@ -359,9 +355,7 @@ def interpolate(
         tried.append({"alpha": alpha, **measured})
     chosen = min(tried, key=lambda t: (t["val_loss"], -t["alpha"]))
     alpha = chosen["alpha"]
-    model.set_weights(
-        [(1 - alpha) * a + alpha * b if a.dtype.kind == "f" else b for a, b in zip(start, end, strict=True)]
-    )
+    model.set_weights(mix_weights(start, end, alpha))
     session.history["interpolation"] = tried
     session.save_history()
     session.emit(

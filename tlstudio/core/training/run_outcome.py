@@ -100,6 +100,11 @@ def complete(session: TrainingSession, model, started: float, status: str) -> Ru
         )
         export_dir = result.export_dir
     atomic.write_json(session.run_dir / files.METRICS, metrics)
+    last_epoch = max(len(session.history["epochs"]) - 1, 0)  # the run as an HParams session (TensorBoard)
+    session.scalars.write_outcome(
+        session.run_dir / files.TENSORBOARD, session.settings.to_dict(), metrics, last_epoch
+    )
+    session.scalars.close()
     session.write_status(status, started, manifest, size, metrics=metrics, message=verdict or "")
     from tlstudio.core.deploy.model_card import write_run_card
 
