@@ -20,11 +20,11 @@ HERE = Path(__file__).resolve().parent
 
 def load(path: str, size: int) -> np.ndarray:
     """The image as training saw it: upright (EXIF), RGB (transparency on white), size², bilinear."""
-    with Image.open(path) as img:
-        if img.format in ("JPEG", "MPO"):
-            img.draft("RGB", (size, size))
-        img.load()
-        img = ImageOps.exif_transpose(img)
+    with Image.open(path) as opened:
+        if opened.format in ("JPEG", "MPO"):
+            opened.draft("RGB", (size, size))
+        opened.load()
+        img: Image.Image = ImageOps.exif_transpose(opened)
     if img.mode in ("P", "PA", "RGBA", "LA", "RGBa", "La"):
         rgba = img.convert("RGBA")
         img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
