@@ -151,9 +151,6 @@ def test_rank_takes_a_single_label_csv_and_refuses_a_multilabel_one(tmp_path, ca
 
 
 def test_train_refuses_what_multilabel_data_cannot_do_yet(tmp_path, capsys):
-    path = _csv(tmp_path, GOOD)
-    assert main(["train", str(path), "--backbone", "x", "--out", str(tmp_path / "r"), "--folds", "3"]) == 2
-    assert "--folds takes a data folder" in capsys.readouterr().err
     from tlstudio.core.data.split import ManifestEntry
     from tlstudio.core.settings import TrainSettings
     from tlstudio.core.training.lr_find import find_learning_rate
