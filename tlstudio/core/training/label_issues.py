@@ -132,7 +132,8 @@ def image_features(
         progress: called with (images done, images in all) after each batch.
 
     Returns:
-        (features (n, d), labels (n,) as class indices, classes).
+        (features (n, d), labels (n,) as class indices, classes); for multi-label data the labels
+        are (n, labels) 0/1 indicators and ``classes`` the labels.
     """
     spec = resolve_backbone(backbone)
     net = build_backbone(spec, weights=weights, image_size=image_size)
@@ -146,7 +147,8 @@ def image_features(
     extractor = feature_extractor(model)
     chosen = report.images if images is None else images
     entries = [ManifestEntry(r.path, r.sha256, r.label, "train") for r in chosen]
-    dataset = make_dataset(entries, report.root, classes, size, batch_size, cache="none")
+    multi = report.task == "multi_label"  # labels: (n, labels) 0/1 indicators
+    dataset = make_dataset(entries, report.root, classes, size, batch_size, cache="none", multi_label=multi)
     chunks, labels, done = [], [], 0
     started = time.perf_counter()
     stop = stop or threading.Event()
