@@ -151,16 +151,6 @@ def test_rank_takes_a_single_label_or_a_multilabel_csv(tmp_path, capsys):
     assert "nope.csv is not there" in capsys.readouterr().err
 
 
-def test_train_refuses_what_multilabel_data_cannot_do_yet(tmp_path, capsys):
-    from tlstudio.core.data.split import ManifestEntry
-    from tlstudio.core.settings import TrainSettings
-    from tlstudio.core.training.lr_find import find_learning_rate
-
-    manifest = Manifest((ManifestEntry("a.png", "0", "x;y", "train"),), multi_label=True)
-    with pytest.raises(ValueError, match="single-label data only"):
-        find_learning_rate(TrainSettings(backbone="x"), tmp_path, manifest=manifest)
-
-
 def test_train_refuses_a_bad_csv_before_any_work(tmp_path, capsys):
     (tmp_path / "labels.csv").write_text("file,tags\n")
     assert main(["train", str(tmp_path / "labels.csv"), "--backbone", "x", "--out", str(tmp_path / "r")]) == 2
