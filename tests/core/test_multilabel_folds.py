@@ -85,6 +85,16 @@ def test_the_interval_brackets_the_mean_of_the_folds_macro_map(tmp_path):
     assert summary["sd"] == pytest.approx(np.std([f["test_macro_map"] for f in folds], ddof=1))
 
 
+def test_cli_folds_refuses_fewer_than_two_folds_before_any_work(tmp_path, capsys):
+    from tlstudio.cli import main
+
+    data = make_multilabel_csv(tmp_path / "data", n=12)
+    assert main(["train", str(data), "--backbone", "x", "--out", str(tmp_path / "cv"), "--folds", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--folds needs at least 2 folds" in err and err.count("\n") == 1
+    assert not (tmp_path / "cv").exists()
+
+
 @pytest.mark.slow
 def test_cli_folds_on_a_labels_csv_reports_the_mean_macro_map(tmp_path, tiny_backbone_file, capsys):
     from sklearn.metrics import average_precision_score

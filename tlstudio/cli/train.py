@@ -90,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         return fail("train", why, 2)
     if args.manifest is not None and not args.manifest.is_file():
         return fail("train", f"the split {args.manifest} is not there (a run's manifest.csv)", 2)
+    if args.folds is not None and args.folds < 2:  # before the run folder is claimed
+        return fail("train", "--folds needs at least 2 folds", 2)
     try:
         settings = settings_from_args(args)
     except ValueError as err:
