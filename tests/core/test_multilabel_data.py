@@ -139,28 +139,16 @@ def test_folder_data_still_gives_a_single_label_report(tmp_path):
     assert report.task == "single_label" and "task" in report.to_dict()
 
 
-def test_rank_takes_a_single_label_csv_and_refuses_a_multilabel_one(tmp_path, capsys):
+def test_rank_takes_a_single_label_or_a_multilabel_csv(tmp_path, capsys):
     path = _csv(tmp_path, GOOD)
-    assert main(["rank", str(path), "--backbones", "x"]) == 2
-    assert "single-label data only" in capsys.readouterr().err
+    assert main(["rank", str(path), "--backbones", "x"]) == 2  # the data is fine: the backbone is not
+    err = capsys.readouterr().err
+    assert "unknown backbone 'x'" in err and "single-label data only" not in err
     single = _csv(tmp_path / "s", "path,labels\na.png,x\nb.png,x\nc.png,y\nd.png,y\n")
     report = inspect_data(single)
     assert report.root == str(tmp_path / "s") and report.source == str(single)
     assert main(["rank", str(tmp_path / "nope.csv"), "--backbones", "x"]) == 2
     assert "nope.csv is not there" in capsys.readouterr().err
-
-
-def test_train_refuses_what_multilabel_data_cannot_do_yet(tmp_path, capsys):
-    path = _csv(tmp_path, GOOD)
-    assert main(["train", str(path), "--backbone", "x", "--out", str(tmp_path / "r"), "--folds", "3"]) == 2
-    assert "--folds takes a data folder" in capsys.readouterr().err
-    from tlstudio.core.data.split import ManifestEntry
-    from tlstudio.core.settings import TrainSettings
-    from tlstudio.core.training.lr_find import find_learning_rate
-
-    manifest = Manifest((ManifestEntry("a.png", "0", "x;y", "train"),), multi_label=True)
-    with pytest.raises(ValueError, match="single-label data only"):
-        find_learning_rate(TrainSettings(backbone="x"), tmp_path, manifest=manifest)
 
 
 def test_train_refuses_a_bad_csv_before_any_work(tmp_path, capsys):

@@ -210,3 +210,20 @@ def test_openvino_int8_is_refused_for_a_multilabel_model(multilabel_run):
 
     with pytest.raises(DeployError, match="single-label models only"):
         export_format(multilabel_run, "openvino", quantize="int8")
+
+
+def test_lr_find_measures_the_sigmoid_heads_binary_cross_entropy(
+    multilabel_csv, tiny_backbone_file, tmp_path, capsys
+):
+    args = ["lr-find", str(multilabel_csv), "--backbone", str(tiny_backbone_file), "--steps", "30"]
+    args += ["--batch-size", "16", "--dropout", "0"]  # (the head's dropout would blur the first losses)
+    assert main([*args, "--json", "--plot", str(tmp_path / "lr.png")]) == 0
+    curve = json.loads(capsys.readouterr().out)
+    assert len(curve["rates"]) >= 5 and curve["rates"] == sorted(curve["rates"])
+    assert all(np.isfinite(curve["losses"]))
+    # the probe's sigmoids start it: per-label cross-entropy far below ln 2 (a head that knows nothing)
+    assert np.mean(curve["losses"][:5]) < 0.2, curve["losses"][:5]
+    assert curve["suggestion"] is None or curve["rates"][0] <= curve["suggestion"] <= curve["rates"][-1]
+    assert (tmp_path / "lr.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["lr-find", str(multilabel_csv.with_name("nope.csv")), "--backbone", "x"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

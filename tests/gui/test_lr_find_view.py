@@ -119,3 +119,20 @@ def test_the_finder_says_why_it_cannot_start(qtbot, form):
     assert not finder.run_button.isEnabled() and "TensorFlow is still loading" in finder.status.text()
     finder.run()  # refused, not started
     assert finder.task is None
+
+
+@pytest.mark.slow
+def test_the_finder_job_takes_a_multilabel_csv(qtbot, tmp_path, tiny_backbone_file):
+    from factory import make_multilabel_csv
+
+    from tlstudio.core.data.source import inspect_data
+    from tlstudio.gui.lr_find_view import lr_find_job
+
+    report = inspect_data(make_multilabel_csv(tmp_path / "data", n=32))
+    settings = TrainSettings(backbone=str(tiny_backbone_file), batch_size=8)
+    said: list[object] = []
+    result, image = lr_find_job(
+        settings, report, STEPS, threading.Event(), said.append, (320, 200), ("#000", "#c00")
+    )
+    assert len(result.rates) >= 5 and all(loss >= 0 for loss in result.losses)
+    assert not image.isNull() and said

@@ -120,3 +120,28 @@ def test_bad_candidates_start_nothing_and_a_candidate_failing_mid_run_keeps_the_
     rank.table.cellDoubleClicked.emit(0, 1)
     assert window.backbone.spec.source == rank.table.item(0, 1).toolTip()
     assert rank.table.item(0, 1).data(Qt.ItemDataRole.UserRole) is None
+
+
+def test_rank_on_my_data_ranks_a_multilabel_csv_by_macro_map(qtbot, tmp_path, tiny_backbone_file):
+    import keras
+    from factory import make_multilabel_csv
+
+    from tlstudio.core.data.source import inspect_data
+    from tlstudio.gui.rank_view import RankView
+
+    report = inspect_data(make_multilabel_csv(tmp_path / "data", n=32))
+    assert report.task == "multi_label"
+    untrained = tmp_path / "untrained.keras"
+    keras.models.clone_model(keras.models.load_model(tiny_backbone_file)).save(untrained)
+    rank = RankView()
+    qtbot.addWidget(rank)
+    rank.report_source = lambda: report
+    rank.candidates.setText(f"{tiny_backbone_file}, {untrained}")
+    rank.run_rank()
+    qtbot.waitUntil(lambda: rank.rank_button.isEnabled(), timeout=LONG)
+    assert rank.table.rowCount() == 2 and rank.failed_row(0) is None, rank.status.text()
+    assert rank.table.horizontalHeaderItem(2).text() == "Probe macro mAP"
+    assert rank.table.horizontalHeaderItem(4).text() == "k-NN mAP"
+    assert "by macro mAP (multi-label)" in rank.status.text()
+    scores = [float(rank.table.item(r, 2).text()) for r in range(2)]
+    assert scores == sorted(scores, reverse=True) and rank.table.item(0, 0).text() == "="

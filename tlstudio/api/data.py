@@ -107,7 +107,7 @@ def rank(
         val_fraction: the split's validation share (only the training images are scored).
         test_fraction: the split's test share.
         seed: the split's seed, the folds' and the bootstrap's.
-        stop: set it to cancel (``InterruptedError``).
+        stop: set it to cancel (``tlstudio.core.cancel.Cancelled``).
         progress: told each step in words.
 
     Returns:

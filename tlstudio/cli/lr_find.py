@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from tlstudio.cli.common import fail, quiet_tensorflow
-from tlstudio.cli.options import add_split_options, add_training_options, settings_from_args
+from tlstudio.cli.common import data_problem, fail, quiet_tensorflow
+from tlstudio.cli.options import DATA_HELP, add_split_options, add_training_options, settings_from_args
 
 
 def add_parser(sub) -> None:
@@ -19,9 +19,10 @@ def add_parser(sub) -> None:
         description="Fit the linear probe, unfreeze the top blocks as phase 2 does, then raise the "
         "learning rate exponentially over N steps and record the training loss (fastai's lr_find). "
         "Prints the suggested rate (fastai's valley of the smoothed loss, at most a tenth of the "
-        "rate with the lowest loss); --plot writes the curve. Nothing is trained for keeps.",
+        "rate with the lowest loss); --plot writes the curve. Nothing is trained for keeps. On a "
+        "multi-label labels CSV the loss is the sigmoid head's binary cross-entropy.",
     )
-    p.add_argument("data_dir", metavar="DATA_DIR", type=Path)
+    p.add_argument("data_dir", metavar="DATA_DIR", type=Path, help=DATA_HELP)
     p.add_argument("--backbone", required=True, metavar="NAME_OR_PATH")
     p.add_argument("--steps", type=int, default=100, metavar="N", help="rates tried (100)")
     p.add_argument("--start", type=float, default=1e-7, metavar="X", help="lowest rate (1e-7)")
@@ -34,8 +35,8 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the finder and report."""
-    if not args.data_dir.is_dir():
-        return fail("lr-find", f"{args.data_dir} is not a folder", 2)
+    if (why := data_problem(args.data_dir)) is not None:
+        return fail("lr-find", why, 2)
     try:
         settings = settings_from_args(args)
     except ValueError as err:

@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
         description="Computes each candidate's features of DATA_DIR's training split once, then scores "
         "them: the accuracy of a cross-validated linear probe (the estimated accuracy of a frozen-backbone "
         "model: the score the list is ordered by), a 10-nearest-neighbour vote and LogME, each with a "
-        "95%% interval. Candidates the data cannot tell from the best are marked. It estimates the "
+        "95%% interval; on multi-label data (a labels CSV) the probe and k-NN are scored by macro mAP. "
+        "Candidates the data cannot tell from the best are marked. It estimates the "
         "frozen-backbone start, not the fine-tuned end: see docs/benchmarks.md for how well it "
         "predicted fine-tuned accuracy. Every candidate is checked before any is built (name, model "
         "file, image size, weights cached or downloadable): a bad one exits 2 at once, one line per "
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         return fail("rank", "--backbones names a backbone twice", 2)
     if args.image_size is not None and args.image_size < 16:
         return fail("rank", "--image-size must be at least 16", 2)
-    from tlstudio.core.data.labels_csv import LabelsCsvError, is_labels_csv, read_labels_csv
+    from tlstudio.core.data.labels_csv import LabelsCsvError
     from tlstudio.core.data.source import inspect_data
     from tlstudio.core.data.split import SplitConfig
 
@@ -55,8 +56,6 @@ def run(args: argparse.Namespace) -> int:
         split = SplitConfig(args.val, args.test, args.seed)
     except ValueError as err:
         return fail("rank", str(err), 2)
-    if is_labels_csv(args.data_dir) and read_labels_csv(args.data_dir).task == "multi_label":
-        return fail("rank", "ranks backbones on single-label data only so far (one label per image)", 2)
     try:
         report = inspect_data(args.data_dir)
     except LabelsCsvError as err:
@@ -90,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
                     "indistinguishable_from_best": [r.backbone for r in done if r.tied_with_best],
                     "images": ranked[0].images,
                     "classes": sorted(report.classes),
+                    "task": report.task,
+                    "metric": ranked[0].metric,
                 },
                 indent=2,
             )
@@ -102,9 +103,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_ranking(ranked) -> str:
-    """The ranking as a table with what it means."""
+    """The ranking as a table with what it means (multi-label: the probe's and k-NN's macro mAP)."""
+    multi = bool(ranked) and ranked[0].metric == "macro_map"
+    name = "probe mAP" if multi else "probe acc."
     lines = [
-        f"{'':2}{'backbone':<28}{'probe acc.':>11}{'95% interval':>16}{'k-NN':>7}{'LogME':>8}"
+        f"{'':2}{'backbone':<28}{name:>11}{'95% interval':>16}{'k-NN':>7}{'LogME':>8}"
         f"{'params':>10}{'ms/img':>8}{'s':>7}"
     ]
     for r in ranked:
@@ -121,9 +124,15 @@ def format_ranking(ranked) -> str:
     done = [r for r in ranked if r.error is None]
     if not done:
         return "\n".join([*lines, "\nNo candidate could be ranked: each failed, for the reason on its line."])
+    meaning = (
+        "the macro mAP (average precision per label, averaged) of a cross-validated one-vs-rest probe "
+        "on frozen features (what a frozen-backbone model would score; k-NN: of the neighbours' votes)"
+        if multi
+        else "the cross-validated accuracy of a linear probe on frozen features (what a frozen-backbone "
+        "model would score)"
+    )
     lines.append(
-        "\nprobe acc. = the cross-validated accuracy of a linear probe on frozen features (what a "
-        "frozen-backbone model would score); = marks candidates this data cannot tell apart from the best"
+        f"\n{name} = {meaning}; = marks candidates this data cannot tell apart from the best"
         + (f" ({len(tied)} of {len(done)}: more images would separate them)." if len(tied) > 1 else ".")
         + (
             "\n✗ marks candidates that failed during their work: the others are ranked without them."

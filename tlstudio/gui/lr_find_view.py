@@ -66,10 +66,9 @@ def lr_find_job(
     from tlstudio.core.data.split import SplitConfig, make_split
     from tlstudio.core.training.lr_find import find_learning_rate
 
-    if getattr(report, "task", "") == "multi_label":
-        raise ValueError("the learning-rate finder works on single-label data only (one label per image)")
     on_event(ev.Working("splitting the data and building the model"))
-    manifest = make_split(report.images, SplitConfig.of(settings))
+    multi = getattr(report, "task", "") == "multi_label"  # (a sigmoid head: binary cross-entropy)
+    manifest = make_split(report.images, SplitConfig.of(settings), multi_label=multi)
     result = find_learning_rate(
         settings, report.root, manifest=manifest, steps=steps, stop_event=stop, on_event=on_event
     )

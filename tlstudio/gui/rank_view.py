@@ -1,6 +1,7 @@
 """The Backbone panel's *Rank on my data*: candidates scored on the project's training images
 (``core.training.ranking``: a cross-validated linear probe, k-NN and LogME on frozen features) in a
-worker, best first; double-click a row to choose that backbone.
+worker, best first; double-click a row to choose that backbone. On multi-label data the probe and
+k-NN columns are macro mAP, and their header says so.
 
 Every candidate is checked first, in the worker (``core.training.rank_check``): when any cannot be
 ranked, nothing is started, each bad one is a red row with its reason, and *Drop these* removes them
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from tlstudio.core.training.ranking import RankedBackbone
 
 COLUMNS = ("", "Backbone", "Probe accuracy", "95% interval", "k-NN", "LogME", "Parameters", "ms / image")
+SCORE_HEADERS = {"accuracy": ("Probe accuracy", "k-NN"), "macro_map": ("Probe macro mAP", "k-NN mAP")}
+"""The probe's and k-NN's column headers for each ``RankedBackbone.metric``."""
 
 
 FAILED = QColor("#b00")
@@ -68,8 +71,9 @@ def rank_job(report, names: list[str], weights: str, image_size: int | None, sto
 
 INTRO = (
     "Scores each candidate's frozen features of your training images: the accuracy a frozen-backbone "
-    "model would reach (cross-validated), k-NN and LogME. '=' marks candidates your data cannot tell "
-    "apart from the best. It predicts the frozen start, not the fine-tuned end."
+    "model would reach (cross-validated; macro mAP for multi-label data), k-NN and LogME. '=' marks "
+    "candidates your data cannot tell apart from the best. It predicts the frozen start, not the "
+    "fine-tuned end."
 )
 
 
@@ -217,6 +221,8 @@ class RankView(QGroupBox):
 
     def show_ranking(self, ranked) -> None:
         """The ranking, best first; candidates that failed during their work after it, in red."""
+        probe, knn = SCORE_HEADERS[ranked[0].metric if ranked else "accuracy"]
+        self.table.setHorizontalHeaderLabels([*COLUMNS[:2], probe, COLUMNS[3], knn, *COLUMNS[5:]])
         self._fill([(r.backbone, r, r.error) for r in ranked])
         done = [r for r in ranked if r.error is None]
         failed = len(ranked) - len(done)
@@ -239,8 +245,9 @@ class RankView(QGroupBox):
             verdict = (
                 f"<b>{html.escape(Path(done[0].backbone).name)}</b> is ahead beyond doubt on this data. "
             )
+        what = " by macro mAP (multi-label)" if ranked and ranked[0].metric == "macro_map" else ""
         self.status.setText(
-            f"Ranked on {images} training images. "
+            f"Ranked on {images} training images{what}. "
             + lost
             + verdict
             + ("Double-click a row to choose it." if done else "")

@@ -5,6 +5,7 @@ the counts allow, and byte-identical files (same SHA-256) always land in the sam
 a share of the remaining images is the validation split (early stopping, WiSE-FT), the rest trains.
 Each fold is a normal run in ``OUT/fold-N`` (no export); ``OUT/cross_validation.json`` holds the
 mean and spread of the folds' test accuracies and the pooled accuracy with its 95% interval.
+Multi-label data (a labels CSV) is dealt and scored by ``cross_validation_multilabel`` (macro mAP).
 """
 
 from __future__ import annotations
@@ -101,32 +102,37 @@ def cross_validate(
     on_event=None,
     stop_event: threading.Event | None = None,
 ) -> dict[str, Any]:
-    """Train one run per fold and summarise their test accuracies.
+    """Train one run per fold and summarise their test accuracies (multi-label: macro mAP).
 
     Args:
         settings: the recipe to evaluate.
-        data_dir: the data folder.
+        data_dir: the data folder or labels CSV.
         out_dir: where ``fold-N`` runs and ``cross_validation.json`` go.
         k: the number of folds.
         manifest: the images to use (default: every usable image of ``data_dir``).
         on_event, stop_event: passed to each run.
 
     Returns:
-        ``{"folds": [...], "mean", "sd", "pooled_accuracy", "pooled_interval", "images"}``.
+        ``{"k", "task", "metric", "folds": [...], "mean", "sd", "pooled_accuracy", "pooled_interval",
+        "images"}``; multi-label data: ``cross_validation_multilabel.summarise_multilabel``'s.
     """
-    from tlstudio.core.data.health import inspect_folder
+    from tlstudio.core.data.source import inspect_data
     from tlstudio.core.data.split import SplitConfig, look_alike_groups, make_split
+    from tlstudio.core.training import cross_validation_multilabel as multi
     from tlstudio.core.training.session import TrainingSession
 
-    report = inspect_folder(data_dir)  # the looks: near-duplicates stay in one split of every fold
+    report = inspect_data(data_dir)  # the looks: near-duplicates stay in one split of every fold
     if manifest is None:
         if not report.usable:
             raise ValueError(f"{data_dir} is not usable: {report.problem}")
-        manifest = make_split(report.images, SplitConfig(0.0, 0.0, settings.seed))
+        config = SplitConfig(0.0, 0.0, settings.seed)
+        manifest = make_split(report.images, config, multi_label=report.task == "multi_label")
     group_of = look_alike_groups(report.images)
     out = Path(out_dir)
     folds = []
-    manifests = fold_manifests(manifest, k, settings.val_fraction, settings.seed, group_of)
+    deal = multi.multilabel_fold_manifests if manifest.multi_label else fold_manifests
+    score = "test_macro_map" if manifest.multi_label else "test_accuracy"
+    manifests = deal(manifest, k, settings.val_fraction, settings.seed, group_of)
     for i, fold in enumerate(manifests, start=1):
         result = TrainingSession(
             settings, data_dir, out / f"fold-{i}", manifest=fold, on_event=on_event, stop_event=stop_event,
@@ -138,17 +144,23 @@ def cross_validate(
                 "fold": i,
                 "status": result.status,
                 "test_images": n,
-                "test_accuracy": result.metrics.get("test_accuracy"),
+                score: result.metrics.get(score),
             }
         )
         if result.status == "stopped" or (stop_event is not None and stop_event.is_set()):
             break
+    if manifest.multi_label:
+        summary = multi.summarise_multilabel(k, folds, out, settings.seed)
+        atomic.write_json(out / files.CROSS_VALIDATION, summary)
+        return summary
     scored = [f for f in folds if f["test_accuracy"] is not None]
     accuracies = [float(f["test_accuracy"]) for f in scored]
     correct = sum(round(f["test_accuracy"] * f["test_images"]) for f in scored)
     total = sum(f["test_images"] for f in scored)
     summary = {
         "k": k,
+        "task": "single_label",
+        "metric": "accuracy",
         "folds": folds,
         "mean": float(np.mean(accuracies)) if accuracies else None,
         "sd": float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else None,
@@ -162,6 +174,10 @@ def cross_validate(
 
 def describe(summary: dict[str, object]) -> str:
     """One paragraph for the terminal."""
+    if summary.get("task") == "multi_label":
+        from tlstudio.core.training.cross_validation_multilabel import describe_multilabel
+
+        return describe_multilabel(summary)
     if summary["mean"] is None:
         return "No fold finished."
     sd = summary["sd"]

@@ -5,7 +5,8 @@ phase 2, and the learning rate then grows exponentially from ``start`` to ``end`
 training steps on augmented batches, the loss recorded at each. The suggestion is fastai's "valley"
 (inside the longest stretch where the smoothed loss keeps falling), capped at a tenth of the rate
 where the loss is lowest. The model is
-thrown away afterwards: nothing of the user's runs changes.
+thrown away afterwards: nothing of the user's runs changes. On multi-label data (a labels CSV) the
+head is the one-vs-rest probe's sigmoids and the loss is binary cross-entropy, as in training.
 """
 
 from __future__ import annotations
@@ -89,8 +90,9 @@ def find_learning_rate(
 
     Args:
         settings: TrainSettings (backbone, weights, image size, head, fine-tune blocks, batch size).
-        data_dir: the data folder.
-        manifest: a split to use (default: a new one from the settings' fractions and seed).
+        data_dir: the data folder or labels CSV (or a CSV's folder, with its ``manifest``).
+        manifest: a split to use (default: a new one from the settings' fractions and seed);
+            a multi-label one measures the binary cross-entropy of a sigmoid head.
         steps: learning rates tried (one training step each).
         start, end: the range of rates, tried on a log scale.
         stop_event: set it to stop early (what was measured is returned): checked between batches.
@@ -105,15 +107,18 @@ def find_learning_rate(
     from tlstudio.core.backbone.classifier import classifier_for
     from tlstudio.core.backbone.freezing import apply_freeze_plan
     from tlstudio.core.backbone.registry import build_backbone, input_size_of, resolve_backbone
-    from tlstudio.core.data.health import inspect_folder
+    from tlstudio.core.data.labels_csv import data_root
     from tlstudio.core.data.pipeline import LoadErrors, make_dataset
+    from tlstudio.core.data.source import inspect_data
     from tlstudio.core.data.split import SplitConfig, make_split
     from tlstudio.core.freeze_plan import FreezePlan
     from tlstudio.core.settings import make_optimizer
     from tlstudio.core.training.callbacks import StopRequested
     from tlstudio.core.training.feature_cache import cached_features, feature_extractor
+    from tlstudio.core.training.fit_scores import loss_and_metrics
     from tlstudio.core.training.interrupt import FirstBatchInterrupt
     from tlstudio.core.training.probe import fit_probe
+    from tlstudio.core.training.probe_multilabel import fit_multilabel_probe
 
     if not (0 < start < end) or steps < 5:
         raise ValueError("the finder needs 0 < start < end and at least 5 steps")
@@ -121,21 +126,20 @@ def find_learning_rate(
     tell = on_event or (lambda _: None)
     s = settings
     keras.utils.set_random_seed(s.seed)
-    if manifest is not None and manifest.multi_label:
-        raise ValueError("the learning-rate finder works on single-label data only (one label per image)")
     if manifest is None:
-        report = inspect_folder(data_dir)
+        report = inspect_data(data_dir)
         if not report.usable:
             raise ValueError(f"{data_dir} is not usable: {report.problem}")
-        manifest = make_split(report.images, SplitConfig.of(s))
+        manifest = make_split(report.images, SplitConfig.of(s), multi_label=report.task == "multi_label")
+    multi = manifest.multi_label
     spec = resolve_backbone(s.backbone)
     backbone = build_backbone(spec, weights=s.weights, image_size=s.image_size, cut_at=s.cut_at)
     size = s.image_size or input_size_of(backbone) or spec.default_size
     classes = manifest.classes
-    model = classifier_for(backbone, spec, s, len(classes), size)
+    model = classifier_for(backbone, spec, s, len(classes), size, multi_label=multi)
     train = manifest.subset("train")
-    common = {"root": Path(data_dir), "classes": classes, "image_size": size, "seed": s.seed}
-    common |= {"errors": LoadErrors()}
+    common = {"root": data_root(data_dir), "classes": classes, "image_size": size, "seed": s.seed}
+    common |= {"errors": LoadErrors(), "multi_label": multi}
     if not s.head.dense_units:  # start from the probe, as the recipe's phase 2 does
         apply_freeze_plan(model, FreezePlan("all"))
         step = "computing the backbone's features of the train split"
@@ -152,8 +156,14 @@ def find_learning_rate(
             return LrFindResult()
         step = "fitting the linear probe"
         tell(ev.Working(step))
-        probe = fit_probe(
-            x, y, len(classes), seed=s.seed, progress=lambda done, total: tell(ev.Working(step, done, total))
+
+        def counted(done: int, total: int) -> None:
+            tell(ev.Working(step, done, total))
+
+        probe = (
+            fit_multilabel_probe(x, y, seed=s.seed, progress=counted)
+            if multi
+            else fit_probe(x, y, len(classes), seed=s.seed, progress=counted)
         )
         model.get_layer("predictions").set_weights([probe.kernel, probe.bias])
         if stop_event.is_set():
@@ -162,7 +172,7 @@ def find_learning_rate(
     apply_freeze_plan(model, plan)
     model.compile(
         optimizer=make_optimizer(s.optimizer, start),
-        loss="sparse_categorical_crossentropy",
+        loss=loss_and_metrics(multi)["loss"],
         jit_compile=False,
     )
     data = make_dataset(

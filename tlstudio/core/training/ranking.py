@@ -16,6 +16,9 @@ of 80 % of the images without replacement: a bootstrap's repeated rows would inf
 Candidates whose probe accuracy differs from the best one's by an amount a paired bootstrap
 cannot tell from zero are marked ``tied_with_best``: the data cannot separate them.
 
+Multi-label data (a labels CSV, ``DatasetReport.task``) is scored the same way by macro mAP instead
+of accuracy (``ranking_multilabel``): each row's ``metric`` says which.
+
 Every candidate is checked before any is built (``rank_check``): a bad one stops the ranking at once
 with all the reasons (``CandidateProblems``). A candidate that fails during its work (a model file
 Keras cannot load, memory) is kept as a row with its ``error``, after the others, which are ranked.
@@ -28,6 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +70,7 @@ class RankedBackbone:
     ms_per_image: float  # the forward pass alone, per image (batches of 32, this machine)
     peak_memory_mb: float | None  # the process's peak resident memory so far (cumulative)
     error: str | None = None  # why this candidate failed during its work (its scores are then NaN)
+    metric: str = "accuracy"  # what score, interval and knn measure: "accuracy", or "macro_map"
 
     @classmethod
     def failed(cls, backbone: str, error: str, images: int, seconds: float) -> RankedBackbone:
@@ -108,12 +113,18 @@ def logme(features: np.ndarray, labels: np.ndarray, max_iter: int = 11) -> float
 
     Args:
         features: (n, d) features.
-        labels: (n,) class indices.
+        labels: (n,) class indices; or (n, labels) 0/1 indicators of multi-label data, each label
+            a target of its own (as the paper treats any multi-output target).
         max_iter: fixed-point iterations per class (the paper's code uses 11).
 
     Returns:
-        The mean over classes of the maximised log evidence divided by n.
+        The mean over classes (or labels with an image) of the maximised log evidence divided by n.
     """
+    if np.ndim(labels) == 2:
+        targets = np.asarray(labels, np.float64)
+        targets = targets[:, targets.any(0)]  # (a subsample may miss a rare label)
+    else:  # (a bootstrap draw may miss a small class)
+        targets = (np.asarray(labels)[:, None] == np.unique(labels)[None, :]).astype(np.float64)
     f = np.asarray(features, np.float64)
     n, d = f.shape
     if n < d:  # FᵀF's nonzero eigenpairs from the smaller F Fᵀ (the rest are zero)
@@ -126,8 +137,7 @@ def logme(features: np.ndarray, labels: np.ndarray, max_iter: int = 11) -> float
         s = np.clip(s, 0.0, None)
     zero = d - len(s)  # eigenvalues of FᵀF that are 0: each adds log α to log|A|
     evidences = []
-    for c in np.unique(labels):  # (a bootstrap draw may miss a small class)
-        y = (labels == c).astype(np.float64)
+    for y in targets.T:
         projected = v.T @ (f.T @ y)  # Vᵀ Fᵀ y
         alpha, beta = 1.0, 1.0
         for _ in range(max_iter):
@@ -169,7 +179,7 @@ def rank_backbones(
     progress: Callable[[str], None] | None = None,
     counted: Callable[[int, int], None] | None = None,
 ) -> list[RankedBackbone]:
-    """Score each candidate backbone on the training split of a scanned folder, best first.
+    """Score each candidate backbone on the training split of a scanned folder (or labels CSV), best first.
 
     Args:
         report: the dataset doctor's report (usable).
@@ -183,24 +193,27 @@ def rank_backbones(
         counted: told ``(images done, images)`` while a candidate's features are computed (a bar).
 
     Returns:
-        The ranked candidates, best estimated accuracy first, then those that failed during their
-        work, in the given order, each with its ``error`` (all of them when none could be ranked).
+        The ranked candidates, best estimated accuracy (multi-label: macro mAP) first, then those that
+        failed during their work, in the given order, each with its ``error`` (all of them when none
+        could be ranked).
 
     Raises:
         CandidateProblems: candidates that cannot be ranked (unknown, broken, weights not to be had),
             all of them, found before any candidate is built.
-        ValueError: a class with too few training images.
+        ValueError: a class (or label) with too few training images.
     """
     say = progress or (lambda _: None)
-    manifest = make_split(report.images, split or SplitConfig())
+    multi = report.task == "multi_label"
+    manifest = make_split(report.images, split or SplitConfig(), multi_label=multi)
     train_paths = {e.path for e in manifest.subset("train")}
     images = [r for r in report.images if r.path in train_paths]
-    per_class = Counter(r.label for r in images)
+    per_class = Counter(x for r in images for x in (r.label.split(";") if multi and r.label else [r.label]))
     small = min(report.classes, key=lambda c: per_class[c])
     if per_class[small] < 2:  # said before any backbone is built
+        kind = "label" if multi else "class"
         raise ValueError(
-            f"class '{small}' has {per_class[small]} image(s) in the training split: ranking needs at "
-            "least 2 per class (the probe is scored on images it did not see); add images, or lower "
+            f"{kind} '{small}' has {per_class[small]} image(s) in the training split: ranking needs at "
+            f"least 2 per {kind} (the probe is scored on images it did not see); add images, or lower "
             "--val/--test"
         )
     say(f"checking the {len(backbones)} candidates")
@@ -221,7 +234,7 @@ def rank_backbones(
         started = time.perf_counter()
         try:
             row, correct[name] = _score(
-                report, name, images, weights, image_size, seed, rng, stop, say, counted
+                report, name, images, weights, image_size, seed, rng, stop, say, counted, draws
             )
         except Cancelled:
             raise
@@ -233,6 +246,15 @@ def rank_backbones(
         ranked.append(replace(row, seconds=round(time.perf_counter() - started, 2)))
     if not ranked:
         return failed
+    if multi:
+        from tlstudio.core.training.ranking_multilabel import macro_map, tied_on_macro_map
+
+        ranked.sort(key=lambda r: (-(macro_map(*correct[r.backbone]) or 0.0), -r.logme))
+        targets, best_scores = correct[ranked[0].backbone]
+        return [
+            replace(r, tied_with_best=tied_on_macro_map(targets, best_scores, correct[r.backbone][1], draws))
+            for r in ranked
+        ] + failed
     ranked.sort(key=lambda r: (-float(correct[r.backbone].mean()), -r.logme))
     best = correct[ranked[0].backbone].astype(float)
     return [
@@ -249,9 +271,10 @@ def failure_reason(err: Exception) -> str:
 
 
 def _score(
-    report, name, images, weights, image_size, seed, rng, stop, say, counted=None
-) -> tuple[RankedBackbone, np.ndarray]:
-    """One candidate's row (``seconds`` left for the caller) and which images its probe got right."""
+    report, name, images, weights, image_size, seed, rng, stop, say, counted=None, draws=None
+) -> tuple[RankedBackbone, Any]:
+    """One candidate's row (``seconds`` left for the caller) and which images its probe got right
+    (multi-label: the labels and the probe's out-of-sample scores, for the paired bootstrap)."""
     say(f"{name}: features of {len(images)} training images")
     facts: dict[str, object] = {}
     features, labels, classes = image_features(
@@ -265,6 +288,8 @@ def _score(
         progress=counted,
     )
     say(f"{name}: probe, nearest neighbours and LogME")
+    if labels.ndim == 2:  # multi-label
+        return _score_multilabel(name, features, labels, facts, images, seed, rng, stop, draws)
     probe_ok = out_of_sample_probabilities(features, labels, len(classes), seed=seed).argmax(1) == labels
     knn_ok = knn_correct(features, labels)
     score = logme(features, labels)
@@ -286,6 +311,36 @@ def _score(
         peak_memory_mb=_peak_memory_mb(),
     )
     return row, probe_ok
+
+
+def _score_multilabel(
+    name, features, targets, facts, images, seed, rng, stop, draws
+) -> tuple[RankedBackbone, tuple[np.ndarray, np.ndarray]]:
+    """``_score`` for multi-label data: macro mAP of the probe and of the k-NN scores, LogME per label."""
+    from tlstudio.core.training import ranking_multilabel as ml
+
+    probs = ml.out_of_sample_label_probabilities(features, targets, seed=seed, stop=stop)
+    knn = ml.knn_label_scores(features, targets, NEIGHBOURS)
+    score = logme(features, targets)
+    row = RankedBackbone(
+        backbone=name,
+        score=round(float(ml.macro_map(targets, probs) or 0.0), 4),
+        interval=_rounded(ml.bootstrap_interval(targets, probs, draws)),
+        knn=round(float(ml.macro_map(targets, knn) or 0.0), 4),
+        knn_interval=_rounded(ml.bootstrap_interval(targets, knn, draws)),
+        logme=round(score, 4),
+        logme_interval=_rounded(_logme_interval(features, targets, score, rng)),
+        tied_with_best=False,
+        parameters=int(facts.get("parameters", 0)),
+        feature_dim=int(features.shape[1]),
+        image_size=int(facts.get("image_size", 0)),
+        images=len(images),
+        seconds=0.0,
+        ms_per_image=round(1000 * float(facts["forward_seconds"]) / len(images), 2),
+        peak_memory_mb=_peak_memory_mb(),
+        metric="macro_map",
+    )
+    return row, (targets, probs)
 
 
 def _logme_interval(features: np.ndarray, labels: np.ndarray, score: float, rng) -> tuple[float, float]:
