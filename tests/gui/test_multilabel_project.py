@@ -24,6 +24,7 @@ def test_the_data_panel_shows_labels_counts_and_cooccurrence(qtbot, tmp_path):
     table = read_labels_csv(csv)
     assert panel.state.report.task == "multi_label" and panel.state.project.data_dir == str(csv)
     assert panel.classes.horizontalHeaderItem(0).text() == "Label"
+    assert panel.thumbs_title.text() == "Thumbnails of the selected label"
     shown = {panel.classes.item(r, 0).text(): int(panel.classes.item(r, 1).text()) for r in range(4)}
     assert shown == table.counts()
     assert panel.multi_label.isVisible() or not panel.isVisible()

@@ -141,7 +141,8 @@ class DataPanel(QWidget):
         self.multi_label.setWordWrap(True)
         self.multi_label.hide()
         left_layout.addWidget(self.multi_label)
-        left_layout.addWidget(QLabel("Thumbnails of the selected class"))
+        self.thumbs_title = QLabel("Thumbnails of the selected class")
+        left_layout.addWidget(self.thumbs_title)
         left_layout.addWidget(self.thumbs)
         left_layout.addWidget(split_box)
         right = QWidget()
@@ -284,6 +285,7 @@ class DataPanel(QWidget):
         multi = report.task == "multi_label"
         self.classes.setHorizontalHeaderLabels(["Label" if multi else "Class", "Images", "Suggested weight"])
         self.multi_label.setVisible(multi)
+        self.thumbs_title.setText(f"Thumbnails of the selected {'label' if multi else 'class'}")
         self.classes.setColumnHidden(2, multi)  # no class weights for multi-label data
         self.multi_label.setText(
             "<br>".join(html.escape(x) for x in multi_label_summary(report)) if multi else ""

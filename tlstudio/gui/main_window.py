@@ -278,7 +278,8 @@ class MainWindow(ProjectFiles, StartsRuns, ClosesSafely, QMainWindow):
             self.backbone.rank.reset()
         if self.state.report is not None:
             images, classes = len(self.state.report.images), len(self.state.report.classes)
-            self.statusBar().showMessage(f"{counted(images, 'image')} in {counted(classes, 'class')}", 5000)
+            kind = "label" if self.state.report.task == "multi_label" else "class"
+            self.statusBar().showMessage(f"{counted(images, 'image')}, {counted(classes, kind)}", 5000)
         self._settings_changed()
 
     def _show_data_folder(self) -> None:
