@@ -75,6 +75,12 @@ def test_too_few_trials_or_an_old_snapshot_say_why(tmp_path, capsys):
     assert found.reason == "Importance and plots need 2 complete trials (1 so far)."
     assert main(["runs", str(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["importance_note"] == found.reason
+    import optuna
+
+    same = optuna.create_study(direction="minimize")
+    for t in optuna_study(3).trials:  # the same value whatever the parameters (a probe ignores the rate)
+        same.add_trial(optuna.trial.create_trial(params=t.params, distributions=t.distributions, value=1.0))
+    assert "the same value" in insight(same, draw=True).reason
     old = json.loads((tmp_path / "trials.json").read_text())
     del old["distributions"]
     (tmp_path / "trials.json").write_text(json.dumps(old))

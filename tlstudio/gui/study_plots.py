@@ -16,6 +16,8 @@ from tlstudio.gui.worker import Task, reason
 
 def compute(folder: Path) -> tuple[Insight | str, dict[str, QImage]]:
     """(In the task's thread) the insight of the folder's trials and each plot as an image."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     from tlstudio.core.studies.insight import insight, study_from_snapshot
 
     study = study_from_snapshot(folder)
@@ -24,9 +26,10 @@ def compute(folder: Path) -> tuple[Insight | str, dict[str, QImage]]:
     found = insight(study, draw=True)
     images = {}
     for name, figure in found.figures.items():
-        figure.canvas.draw()
-        width, height = figure.canvas.get_width_height()
-        data = bytes(figure.canvas.buffer_rgba())
+        canvas = FigureCanvasAgg(figure)  # (pyplot let go of it: drawn on a canvas of its own)
+        canvas.draw()
+        width, height = canvas.get_width_height()
+        data = bytes(canvas.buffer_rgba())
         images[name] = QImage(data, width, height, QImage.Format.Format_RGBA8888).copy()
     return found, images
 

@@ -101,6 +101,10 @@ def insight(study, draw: bool = False) -> Insight:
     varied = sorted({n for t in complete for n, d in t.distributions.items() if not d.single()})
     if not varied:
         return Insight(numbers, None, "No parameter varies between trials: nothing to compare.")
+    if len({t.value for t in complete}) < 2:  # (fANOVA finds no variance to share out)
+        return Insight(
+            numbers, None, "Every complete trial has the same value: no parameter made a difference."
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         importance = optuna.importance.get_param_importances(study, evaluator=_evaluator(), params=varied)
@@ -119,13 +123,14 @@ def _evaluator():
 def _figures(study, params: list[str]) -> dict[str, Any]:
     """Optuna's matplotlib plots, drawn with Agg and released from pyplot (kept as ``Figure``s)."""
     import matplotlib
-    import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as views
 
     figures: dict[str, Any] = {}
     with _PYPLOT:
-        if plt.get_backend().lower() != "agg":
-            plt.switch_backend("agg")  # (no window; the app shows the pictures itself)
+        matplotlib.use("agg")  # (Optuna draws through pyplot: no window, whatever the app's toolkit)
+        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
+        from optuna.visualization import matplotlib as views
+
         with matplotlib.rc_context(), warnings.catch_warnings():  # (Optuna sets ggplot's style globally)
             warnings.simplefilter("ignore", UserWarning)  # (matplotlib's about one trial's flat axes)
             drawn = {
@@ -136,9 +141,10 @@ def _figures(study, params: list[str]) -> dict[str, Any]:
             for name, axes in drawn.items():
                 first = axes.flat[0] if hasattr(axes, "flat") else axes
                 figure = first.figure
+                assert isinstance(figure, Figure)  # (an Optuna plot is a figure of its own)
                 figure.set_size_inches(8, 4)
                 figure.tight_layout()
-                plt.close(figure)  # (pyplot forgets it; the Figure stays drawable)
+                plt.close(figure)  # (pyplot forgets it; the Figure can be drawn on a FigureCanvasAgg)
                 figures[name] = figure
     return figures
 
