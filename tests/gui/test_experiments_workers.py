@@ -6,6 +6,7 @@ when the view closes (no process left behind; their trials failed and queued aga
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -66,6 +67,14 @@ def test_the_plots_follow_the_complete_trials(window, qtbot, tmp_path):
     write_snapshot(study, tmp_path)
     view.refresh()
     qtbot.waitUntil(lambda: drawn(4), timeout=120_000)
+
+    view.processes.start([[sys.executable, "-c", "import time; time.sleep(120)"]], tmp_path / "logs")
+    qtbot.waitUntil(lambda: view.stop_button.isEnabled(), timeout=30_000)
+    pid = view.processes.workers[0].pid
+    view.stop_button.click()  # SIGTERM, without blocking the window
+    qtbot.waitUntil(lambda: _state(view, "stopped"), timeout=30_000)
+    assert view.workers.item(0, 4).text() == "killed" and not _alive(pid)
+    assert not view.stop_button.isEnabled()
     view.close()
 
 
@@ -180,3 +189,8 @@ def _alive(pid: int) -> bool:
 
 def _drawn(view) -> None:
     assert view.plots.insight is not None, view.plots.importance.text()
+
+
+def _state(view, state: str) -> None:
+    w = view.processes.workers[0]
+    assert w.state == state, (w.state, w.reason, w.stderr[-500:])

@@ -79,7 +79,7 @@ class ExperimentsView(QDialog):
         self.start_button = QPushButton("Start worker(s)…")
         self.start_button.clicked.connect(self.ask_to_start)
         self.stop_button = QPushButton("Stop workers")
-        self.stop_button.clicked.connect(self.processes.stop)
+        self.stop_button.clicked.connect(lambda: self.processes.terminate())
         self.processes.changed.connect(self._update_button)
         buttons = QHBoxLayout()
         for button in (self.start_button, self.stop_button):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QProcess, Signal
+from PySide6.QtCore import QObject, QProcess, QTimer, Signal
 
 from tlstudio.core.studies.workers import failure_reason
 
@@ -58,14 +58,25 @@ class WorkerProcesses(QObject):
         """The workers whose process is alive."""
         return [w for w in self.workers if w.process.state() != QProcess.ProcessState.NotRunning]
 
-    def stop(self, wait_ms: int = STOP_WAIT_MS) -> None:
-        """SIGTERM every running worker and wait for them (killed when they outstay ``wait_ms``)."""
+    def terminate(self) -> list[Worker]:
+        """SIGTERM every running worker without waiting (*Stop workers*); one still running
+        ``STOP_WAIT_MS`` later is killed. Returns the workers asked to stop."""
         alive = self.running()
         for worker in alive:
             worker.state = "stopping"
             worker.process.terminate()
         self.changed.emit()
-        for worker in alive:
+        QTimer.singleShot(STOP_WAIT_MS, self, lambda: self._kill(alive))
+        return alive
+
+    def _kill(self, workers: list[Worker]) -> None:
+        for worker in workers:
+            if worker.process.state() != QProcess.ProcessState.NotRunning:
+                worker.process.kill()
+
+    def stop(self, wait_ms: int = STOP_WAIT_MS) -> None:
+        """SIGTERM every running worker and wait for them (killed when they outstay ``wait_ms``)."""
+        for worker in self.terminate():
             if not worker.process.waitForFinished(wait_ms):
                 worker.process.kill()
                 worker.process.waitForFinished(5000)
@@ -75,7 +86,9 @@ class WorkerProcesses(QObject):
         worker.stderr = (worker.stderr + text)[-STDERR_KEPT:]
 
     def _started(self, worker: Worker) -> None:
-        worker.state, worker.pid = "running", int(worker.process.processId())
+        worker.pid = int(worker.process.processId())
+        if worker.state == "starting":  # (not one stopped while it was starting)
+            worker.state = "running"
         self.changed.emit()
 
     def _finished(self, worker: Worker, code: int, status: QProcess.ExitStatus) -> None:
