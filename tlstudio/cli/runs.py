@@ -160,8 +160,20 @@ def list_trials(folder: Path, as_json: bool) -> int:
     from tlstudio.core.studies.space import show_values
 
     board = read_board(folder)
-    if as_json:
-        print(json.dumps(board.rows, indent=2, default=str))
+    if as_json:  # with Optuna's parameter importances of the complete trials
+        from tlstudio.core.studies.insight import insight, study_from_snapshot
+
+        study = study_from_snapshot(folder)
+        found = None if isinstance(study, str) else insight(study)
+        data = {
+            "study": board.study,
+            "finished": board.finished,
+            "best": board.best["number"] if board.best else None,
+            "importance": found.importance if found else None,
+            "importance_note": found.reason if found else study,
+            "trials": board.rows,
+        }
+        print(json.dumps(data, indent=2, default=str))
         return 0
     best = board.best["number"] if board.best else None
     print(f"{'#':>4}  {'state':<9}{'value':>8}  {'host':<12}  run / params")

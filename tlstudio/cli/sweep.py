@@ -79,6 +79,13 @@ def add_parser(sub) -> None:
         metavar="N",
         help="CPU threads per trial (default: the machine's cores; with K workers on one machine, cores/K)",
     )
+    p.add_argument(
+        "--settings",
+        type=Path,
+        metavar="FILE",
+        help="every trial's training settings as a settings.json (a run's, or the app's project's) "
+        "instead of the training and split options",
+    )
     p.add_argument("--json", action="store_true", help="print sweep.json's content at the end")
     add_training_options(p)
     add_split_options(p)
@@ -104,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
     names = candidate_names(args)
     try:
         base = settings_from_args(args, backbone=(names or ["(chosen per trial)"])[0])
+        if args.settings is not None:
+            base = settings_file(args.settings).but(backbone=base.backbone, device=args.device)
         space = load_space(args.space, base) if args.space else None
     except (ValueError, SpaceError) as err:
         return fail("sweep", str(err), 2)
@@ -191,6 +200,8 @@ def argument_problem(args: argparse.Namespace) -> str | None:
         return "--overwrite is not for sweeps: every trial gets a new folder (a new --out starts afresh)"
     if args.strategy != "default":
         return "--strategy: a trial runs on one device (start one worker per GPU with --device gpu:N)"
+    if args.settings is not None and (why := settings_problem(args)):
+        return why
     if args.manifest is not None and not args.manifest.is_file():
         return f"the split {args.manifest} is not there (a run's manifest.csv)"
     if args.storage is not None:
@@ -204,12 +215,41 @@ def argument_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+def settings_problem(args: argparse.Namespace) -> str | None:
+    """Why --settings cannot be used: no such file, or training options given beside it."""
+    from tlstudio.cli.options import option_defaults
+
+    if not args.settings.is_file():
+        return f"--settings {args.settings} is not a file"
+    given = [
+        k for k, v in option_defaults().items() if k not in ("device", "manifest") and getattr(args, k) != v
+    ]
+    if given:
+        return f"--settings gives the training settings: leave out --{given[0].replace('_', '-')}"
+    return None
+
+
+def settings_file(path: Path):
+    """The TrainSettings of a settings.json (ValueError naming what is wrong)."""
+    from tlstudio.core.settings import TrainSettings
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--settings {path}: not a settings.json ({err})") from None
+    settings = TrainSettings.from_dict(data)
+    if settings.strategy != "default":
+        raise ValueError("--settings: a trial runs on one device (its strategy must be default)")
+    return settings
+
+
 def sweep_file(name: str) -> bool:
     """Whether a name in a sweep's folder is the sweep's own (another worker may be writing it)."""
     from tlstudio.core.studies.board import SNAPSHOT, SWEEP_JSON
     from tlstudio.core.studies.sweep import DB_FILE, LOGS, MANIFEST_FILE
+    from tlstudio.core.studies.workers import SETTINGS_FILE
 
-    ours = (LOGS, MANIFEST_FILE, SNAPSHOT, SWEEP_JSON)
+    ours = (LOGS, MANIFEST_FILE, SNAPSHOT, SWEEP_JSON, SETTINGS_FILE)
     return name in ours or name.startswith((".tmp-", "trial-", DB_FILE))  # (SQLite's journal too)
 
 

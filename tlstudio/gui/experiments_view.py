@@ -1,8 +1,9 @@
 """The Experiments view: follows a sweep (`tlstudio sweep`) from its folder while its workers run —
-the trials table, the best so far — and opens a trial's run in Evaluate.
+the trials table, the best so far, Optuna's plots and parameter importances — opens a trial's run in
+Evaluate, and starts workers on this machine (stopped when the view closes).
 
-It reads what the workers write (``core.studies.board``) every ``REFRESH_MS``: no Optuna and no
-connection to the study's storage, so it follows a sweep whose database is on another machine.
+It reads what the workers write (``core.studies.board``) every ``REFRESH_MS``: no connection to the
+study's storage, so it follows a sweep whose database is on another machine.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -20,14 +21,20 @@ from PySide6.QtWidgets import (
     QLabel,
     QMessageBox,
     QPushButton,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
 )
 
+from tlstudio.core.project import Project
 from tlstudio.core.results.run_folder import RUN_JSON
 from tlstudio.core.studies.board import Board, is_sweep, read_board
 from tlstudio.core.studies.space import show_values
+from tlstudio.gui.start_workers_dialog import StartWorkersDialog
+from tlstudio.gui.study_plots import StudyPlots
+from tlstudio.gui.sweep_workers import WorkerProcesses
+from tlstudio.gui.workers_table import WorkersTable
 
 REFRESH_MS = 2000
 COLUMNS = ("#", "State", "Value", "Val. accuracy", "Parameters", "Worker", "Run")
@@ -37,13 +44,21 @@ class ExperimentsView(QDialog):
     """A sweep's trials, refreshed while it runs; *Open in Evaluate* hands a trial's run folder to
     ``open_run``."""
 
-    def __init__(self, folder: str | Path, open_run: Callable[[Path], None], parent=None):
+    def __init__(
+        self,
+        folder: str | Path,
+        open_run: Callable[[Path], None],
+        parent=None,
+        project: Project | None = None,
+    ):
         super().__init__(parent)
         self.folder = Path(folder)
         self.open_run = open_run
+        self.project = project
         self.board: Board | None = None
+        self.dialog: StartWorkersDialog | None = None
         self.setWindowTitle(f"Experiments — {self.folder.name}")
-        self.resize(900, 420)
+        self.resize(1000, 720)
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.best = QLabel()
@@ -58,11 +73,25 @@ class ExperimentsView(QDialog):
         self.table.cellDoubleClicked.connect(lambda *_: self.open_selected())
         self.open_button = QPushButton("Open in Evaluate")
         self.open_button.clicked.connect(self.open_selected)
+        self.plots = StudyPlots(self.folder)
+        self.processes = WorkerProcesses(self)
+        self.workers = WorkersTable(self.processes)
+        self.start_button = QPushButton("Start worker(s)…")
+        self.start_button.clicked.connect(self.ask_to_start)
+        self.stop_button = QPushButton("Stop workers")
+        self.stop_button.clicked.connect(lambda: self.processes.terminate())
+        self.processes.changed.connect(self._update_button)
         buttons = QHBoxLayout()
+        for button in (self.start_button, self.stop_button):
+            buttons.addWidget(button)
         buttons.addStretch(1)
         buttons.addWidget(self.open_button)
+        parts = QSplitter(Qt.Orientation.Vertical)
+        for widget in (self.table, self.plots, self.workers):
+            parts.addWidget(widget)
+        parts.setSizes([260, 320, 100])
         layout = QVBoxLayout(self)
-        for widget in (self.status, self.best, self.table):
+        for widget in (self.status, self.best, parts):
             layout.addWidget(widget)
         layout.addLayout(buttons)
         self.timer = QTimer(self)
@@ -97,7 +126,10 @@ class ExperimentsView(QDialog):
         counts = ", ".join(f"{n} {state}" for state, n in sorted(board.counts().items()))
         done = "complete" if board.finished else "running"
         self.status.setText(f"Study '{board.study}' ({done}): {counts or 'no trial yet'} — {self.folder}")
+        if not is_sweep(self.folder):
+            self.status.setText(f"No sweep in {self.folder} yet: Start worker(s) to begin one here.")
         self.best.setText(self._best_words(board))
+        self.plots.follow(tuple(r["number"] for r in board.rows if r["state"] == "complete"))
         self._update_button()
 
     def _best_words(self, board: Board) -> str:
@@ -135,6 +167,50 @@ class ExperimentsView(QDialog):
     def _update_button(self) -> None:
         row = self.selected_row()
         self.open_button.setEnabled(row is not None and self._openable(row))
+        self.stop_button.setEnabled(bool(self.processes.running()))
+
+    def ask_to_start(self) -> StartWorkersDialog:
+        """*Start worker(s)…*: the form (window-modal); its plan starts the workers when accepted."""
+        project = self.project
+        self.dialog = StartWorkersDialog(
+            self.folder,
+            project.data_dir if project else None,
+            project.settings if project and project.settings.backbone else None,
+            self.board.study if self.board else "",
+            self,
+        )
+        self.dialog.accepted.connect(lambda d=self.dialog: self.start_workers(d.plan()))
+        self.dialog.open()
+        return self.dialog
+
+    def start_workers(self, plan) -> None:
+        """Start the plan's workers here as child processes (``tlstudio sweep`` each)."""
+        from tlstudio.core.studies.sweep import LOGS
+        from tlstudio.core.studies.workers import worker_commands
+
+        self.processes.start(worker_commands(plan), plan.out / LOGS)
+        self.refresh()
+
+    def closeEvent(self, event) -> None:
+        """Never leave workers behind: asked, they are stopped (their trials run again later)."""
+        running = self.processes.running()
+        if running:
+            answer = QMessageBox.question(
+                self,
+                "Workers are running",
+                f"Stop the {len(running)} worker(s) started here? Their running trials fail and are run "
+                "again by the next worker of the study.",
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+            self.processes.stop()
+        self.timer.stop()
+        self.plots.stop()
+        event.accept()
+
+    def reject(self) -> None:  # (Escape closes through closeEvent, never around it)
+        self.close()
 
 
 def open_experiments(window, folder: str | None = None) -> ExperimentsView | None:
@@ -144,12 +220,15 @@ def open_experiments(window, folder: str | None = None) -> ExperimentsView | Non
     )
     if not folder:
         return None
-    if not is_sweep(folder):
+    if not is_sweep(folder) and any(Path(folder).iterdir()):
         QMessageBox.warning(
-            window, "Experiments", f"{folder} is not a sweep's folder: it has no trials.json (tlstudio sweep)"
+            window,
+            "Experiments",
+            f"{folder} is not a sweep's folder: it has no trials.json (tlstudio sweep); choose an empty "
+            "folder to start a sweep there",
         )
         return None
-    view = ExperimentsView(folder, lambda run: adopt_trial_run(window, run), window)
+    view = ExperimentsView(folder, lambda run: adopt_trial_run(window, run), window, window.state.project)
     view.show()
     return view
 

@@ -16,6 +16,12 @@ class ClosesSafely:
     """Mixin of ``MainWindow`` (its panels, tasks and settings)."""
 
     def closeEvent(self, event) -> None:
+        from tlstudio.gui.experiments_view import ExperimentsView
+
+        for view in self.findChildren(ExperimentsView):  # sweep workers started here: asked, then stopped
+            if view.processes.running() and not view.close():
+                event.ignore()
+                return
         if self.train.is_running():
             answer = QMessageBox.question(
                 self, "Training is running", "Stop training (keeping the best weights so far) and quit?"

@@ -380,5 +380,12 @@ def trial_rows(study) -> list[dict[str, object]]:
 
 def write_snapshot(study, out: Path) -> None:
     """``out/trials.json``: the trials now, for ``tlstudio runs`` (which never opens the storage)."""
-    data = {"study": study.study_name, "direction": study.direction.name.lower(), "trials": trial_rows(study)}
+    from tlstudio.core.studies.insight import distributions_json
+
+    data = {
+        "study": study.study_name,
+        "direction": study.direction.name.lower(),
+        "trials": trial_rows(study),
+        "distributions": distributions_json(study),  # (for Optuna's importances without the storage)
+    }
     atomic.write_json(out / SNAPSHOT, data)
