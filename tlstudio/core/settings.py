@@ -62,6 +62,9 @@ SMALL_VAL_PER_CLASS = 2
 # label (highest F1); this one where validation has no image of the label
 MULTI_LABEL_THRESHOLD = 0.5
 BOOTSTRAP_RESAMPLES = 1000  # multi-label evaluation: resamples of the test images for the intervals
+# Greedy checkpoint soup (core/training/soup.py): the fine-tune phase keeps this many of its best epochs
+# by validation loss (their trainable weights, in memory) and averages those that do not raise it
+SOUP_CHECKPOINTS = 3
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,7 @@ class TrainSettings:
     calibrate: bool = False  # temperature scaling fitted on the validation split, baked into the export
     interpolate: bool = True  # WiSE-FT: probe and fine-tuned weights mixed, α chosen on validation
     small_folder_val: SmallFolderVal = "train"  # small folders: validation trains too (small_folder.py)
+    soup_checkpoints: int = SOUP_CHECKPOINTS  # greedy soup of the best fine-tune epochs (0 or 1: off)
 
     def __post_init__(self) -> None:
         if not isinstance(self.head, HeadSettings):
@@ -271,6 +275,7 @@ SETTING_NAMES: dict[str, tuple[str, str | None]] = {
     "calibrate": ("Calibrate confidences", "--calibrate"),
     "interpolate": ("WiSE-FT interpolation", "--no-interpolate"),
     "small_folder_val": ("Small folder: use validation", "--small-folder-val"),
+    "soup_checkpoints": ("Checkpoint soup (best epochs averaged)", "--soup"),
 }
 
 

@@ -102,6 +102,8 @@ class TrainingSession:
         self.small_folder: str | None = None  # why validation images train too, when the rule applied
         self.final_scores: dict[str, float] = {}  # validation scores of the final weights (WiSE-FT)
         self.thresholds: list[float] = []  # multi-label: per-label decision thresholds (validation)
+        self.soup_candidates = None  # the fine-tune phase's best epochs (soup.SoupCandidates), while it runs
+        self.soup: dict | None = None  # what the greedy soup did, for run.json (soup.SoupResult.to_dict)
 
     # -- reporting -------------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
@@ -377,6 +379,8 @@ class TrainingSession:
         }
         if self.small_folder:  # the small-folder rule moved validation into training (small_folder.py)
             data["small_folder"] = self.small_folder
+        if self.soup is not None:  # the greedy checkpoint soup (soup.py), or why it was skipped
+            data["soup"] = {k: v for k, v in self.soup.items() if k != "tried"}
         if manifest is not None:
             data.update(
                 manifest_fingerprint=manifest.fingerprint(),
