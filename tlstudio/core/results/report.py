@@ -24,6 +24,7 @@ from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.evaluation import Evaluation
 from tlstudio.core.results.gradcam import overlay
 from tlstudio.core.results.metrics import wilson_interval
+from tlstudio.core.results.report_steps import soup_section
 from tlstudio.core.results.run_history import flatten, read_json
 
 ERRORS_SHOWN = 12
@@ -136,6 +137,7 @@ def write_report(
         history = read_json(run_dir / files.HISTORY)
         if history and history.get("epochs"):
             parts += ["<h2>Learning curves</h2>", f"<img src='{_png(curves_figure(history['epochs']))}'>"]
+        parts += soup_section(history, _png, new_figure)
         settings = read_json(run_dir / files.SETTINGS)
         if settings:
             flat = flatten(settings)

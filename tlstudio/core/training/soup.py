@@ -205,6 +205,8 @@ def make_soup(session: TrainingSession, model, val, best: float) -> float:
 
     result = greedy_soup(kept.variables, kept.candidates, evaluate)
     session.soup = result.to_dict()
+    # the soup becomes the run's best checkpoint when it beats every earlier phase on validation loss
+    session.soup["best_checkpoint"] = bool(result.val_loss < best and len(result.ingredients) > 1)
     session.history["soup"] = session.soup
     session.save_history()
     session.emit(
@@ -217,7 +219,8 @@ def make_soup(session: TrainingSession, model, val, best: float) -> float:
             result.val_accuracy,
         )
     )
-    if result.val_loss < best and len(result.ingredients) > 1:
+    if session.soup["best_checkpoint"]:  # (WiSE-FT, when it follows, replaces these scores with its own)
+        session.final_scores = {"val_loss": result.val_loss, "val_accuracy": result.val_accuracy}
         session.save_checkpoint(session.best_epoch, "val_loss", result.val_loss)
         return result.val_loss
     return best
