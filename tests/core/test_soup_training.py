@@ -52,6 +52,9 @@ def test_a_run_with_the_soup_records_it_and_exports_the_souped_weights(
     assert recorded["val_loss"] <= recorded["best_val_loss"]
     assert recorded["best_checkpoint"]  # it beat the probe and every single epoch on validation
     assert json.loads((run / "history.json").read_text())["soup"]["tried"][0]["accepted"]
+    metrics = json.loads((run / "metrics.json").read_text())  # balanced accuracy and macro F1 beside accuracy
+    for key in ("balanced_accuracy", "macro_f1"):
+        assert metrics[f"test_{key}_low"] <= metrics[f"test_{key}"] <= metrics[f"test_{key}_high"], key
     report = (run / "report.html").read_text()
     assert "<h2>Checkpoint soup</h2>" in report and "average of epochs" in report
     exported = keras.models.load_model(run / "model.keras", compile=False)

@@ -173,10 +173,15 @@ def _summary(m: dict[str, object], n: int) -> dict[str, object]:
         out["accuracy, 95% interval (Wilson)"] = f"{low:.3f}–{high:.3f} on {n} images" + (
             ": a small split, read the accuracy as this range" if n < 100 else ""
         )
+    ci = m.get("intervals", {})
+    for key, name in (("balanced_accuracy", "balanced accuracy"), ("macro_f1", "macro F1")):
+        if key in m:
+            out[name] = m[key]
+        if key in ci:
+            out[f"{name}, 95% interval (bootstrap)"] = f"{ci[key][0]:.3f}–{ci[key][1]:.3f}"
     out.update({f"top-{k} accuracy": v for k, v in m["top_k"].items() if k != "1"})
     out.update(
         {
-            "macro F1": m["averages"]["macro"]["f1"],
             "weighted F1": m["averages"]["weighted"]["f1"],
             "macro ROC AUC (one-vs-rest)": m["auc"]["macro"],
             "log loss": m["loss"],
