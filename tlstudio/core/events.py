@@ -165,6 +165,7 @@ Event = (
     | EpochEnded
     | CheckpointSaved
     | Interpolated
+    | Souped
     | RecipeChanged
     | FilesSkipped
     | Finishing

@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -85,7 +86,7 @@ class TrainingSession:
         self.stop_event = stop_event or threading.Event()
         self.export = export
         self.score_test = score_test  # False: the test split is left unseen (a sweep's trials)
-        self.history: dict[str, list] = {"epochs": [], "batches": []}
+        self.history: dict[str, Any] = {"epochs": [], "batches": []}  # (and "interpolation", "soup")
         self.checkpoint = self.run_dir / files.CHECKPOINTS / files.BEST_WEIGHTS
         self.best_epoch: int | None = None
         self.load_errors = LoadErrors()  # files dropped while training or evaluating, named in run.json
