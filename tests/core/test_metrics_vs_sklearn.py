@@ -16,6 +16,7 @@ from tlstudio.core.results.metrics import (
     ECE_BINS,
     TOP_K,
     binary_auc,
+    bootstrap_intervals,
     classification_metrics,
     wilson_interval,
 )
@@ -178,14 +179,22 @@ def test_balanced_accuracy_and_macro_f1_with_their_bootstrap_intervals(cases):
             continue
         for key in ("balanced_accuracy", "macro_f1"):
             assert 0 <= ci[key][0] <= ci[key][1] <= 1, seed
-    # the intervals are the percentiles of sklearn's scores over the same resamples
-    _, y_true, probs, _, _, ours = next(c for c in cases if len(c[1]) >= 40 and 0.3 < c[5]["accuracy"] < 0.9)
+    # the intervals are the percentiles of sklearn's scores over the same resamples (200 of them here)
+    _, y_true, probs, labels, _, ours = next(
+        c for c in cases if len(c[1]) >= 40 and 0.3 < c[5]["accuracy"] < 0.9
+    )
     y_pred = probs.argmax(axis=1)
-    draws = np.random.default_rng(0).integers(0, len(y_true), (BOOTSTRAP_RESAMPLES, len(y_true)))
+    assert ours["bootstrap_resamples"] == BOOTSTRAP_RESAMPLES
+    assert ours["intervals"] == {
+        "accuracy": ours["intervals"]["accuracy"],
+        **bootstrap_intervals(y_true, y_pred, len(labels), BOOTSTRAP_RESAMPLES),
+    }
+    draws = np.random.default_rng(0).integers(0, len(y_true), (200, len(y_true)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         balanced = [sk.balanced_accuracy_score(y_true[d], y_pred[d]) for d in draws]
     f1 = [sk.f1_score(y_true[d], y_pred[d], average="macro", zero_division=0) for d in draws]
-    assert ours["intervals"]["balanced_accuracy"] == pytest.approx(np.percentile(balanced, [2.5, 97.5]))
-    assert ours["intervals"]["macro_f1"] == pytest.approx(np.percentile(f1, [2.5, 97.5]))
+    few = bootstrap_intervals(y_true, y_pred, len(labels), resamples=200)
+    assert few["balanced_accuracy"] == pytest.approx(np.percentile(balanced, [2.5, 97.5]))
+    assert few["macro_f1"] == pytest.approx(np.percentile(f1, [2.5, 97.5]))
     assert ours["intervals"]["macro_f1"][0] < ours["macro_f1"] < ours["intervals"]["macro_f1"][1]

@@ -9,8 +9,9 @@ Kolesnikov et al. 2020):
    than the head's, each lower block at half the rate of the one above, warm-up then cosine decay,
    augmentation on, early stopping on validation loss with the best weights restored. Its budget in
    steps and its rate come from ``FINE_TUNE_RULES`` by the number of training images.
-3. **soup** — the best few fine-tune epochs by validation loss averaged greedily (Wortsman et al.
-   2022, ``core.training.soup``): each joins when the average does not raise the validation loss.
+3. **soup** (off by default: ``soup_checkpoints``) — the best few fine-tune epochs by validation loss
+   averaged greedily (Wortsman et al. 2022, ``core.training.soup``): each joins when the average does
+   not raise the validation loss.
 4. **interpolate** — WiSE-FT (Wortsman et al. 2022): the weights between the probe's and the
    fine-tuned ones (the soup), α chosen on the validation split.
 
