@@ -2,6 +2,7 @@
 
 Run:  python benchmarks/recipe_quality.py [--seeds 3] [--tasks shapes,glyphs,textures,random-mnv3]
       [--contenders tlstudio,guide,expert] [--unseen 100] [--counts 30 | 60,30,15,8,5] [--json FILE]
+      [--train-args "--soup 0"]
 
 ``--counts`` sets the images per class of the target folder: one number for every class (8: a
 few-shot folder; 300: a large one), or one per class (``60,30,15,8,5``: an imbalanced folder, where
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -118,10 +120,14 @@ def score_saved_model(saved_model: Path, x: np.ndarray, y: np.ndarray, kinds) ->
     return float(np.mean([p == t for p, t in zip(predicted, truth, strict=True)]))
 
 
+TRAIN_ARGS: list[str] = []  # --train-args: options added to `tlstudio train` (an ablation of a default)
+
+
 def run_tlstudio(source: Path, data: Path, manifest_file: Path, run: Path, seed: int) -> Path | None:
     """``tlstudio train`` with the defaults; returns the SavedModel folder."""
     command = [sys.executable, "-m", "tlstudio", "train", str(data), "--backbone", str(source)]
     command += ["--image-size", str(SIZE), "--manifest", str(manifest_file), "--seed", str(seed)]
+    command += TRAIN_ARGS
     command += ["--out", str(run)]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode == 3:  # failed_to_learn: nothing exported, the run said so
@@ -262,7 +268,11 @@ def main() -> None:
     parser.add_argument("--counts", default="30", help="images per class: N, or one per class (A,B,…)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temporary one)")
+    parser.add_argument(
+        "--train-args", default="", help='options added to `tlstudio train`, e.g. "--soup 0" (an ablation)'
+    )
     args = parser.parse_args()
+    TRAIN_ARGS[:] = shlex.split(args.train_args)
     contenders = args.contenders.split(",")
     work = args.keep or Path(tempfile.mkdtemp(prefix="tlstudio-quality-"))
     work.mkdir(parents=True, exist_ok=True)

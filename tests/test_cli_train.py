@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -102,6 +103,9 @@ def test_evaluate_json_agrees_with_plain_tensorflow(trained_run, capsys):
             truths.append(i)
             probs.append(p)
     assert report["accuracy"] == pytest.approx(correct / 45)
+    assert report["balanced_accuracy"] == pytest.approx(np.mean(np.diag(own) / own.sum(1)))
+    low, high = report["intervals"]["balanced_accuracy"]
+    assert low <= report["balanced_accuracy"] <= high and "macro_f1" in report["intervals"]
     np.testing.assert_array_equal(matrix, own)
     assert report["accuracy"] >= 0.8
     y, probs = np.array(truths), np.array(probs)
@@ -124,6 +128,7 @@ def test_evaluate_writes_an_html_report_with_grad_cam(trained_run, tmp_path, cap
     assert main(["evaluate", str(run), str(data), "--report", str(out)]) == 0
     text = capsys.readouterr().out
     assert "macro F1" in text and "ECE" in text
+    assert re.search(r"Balanced accuracy [\d.]+ \(95% interval [\d.]+–[\d.]+\), macro F1 [\d.]+ \(95%", text)
     html = out.read_text()
     assert "Confusion matrix" in html and "Learning curves" in html and "Settings" in html
     if "No errors." not in html:

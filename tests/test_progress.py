@@ -48,3 +48,14 @@ def test_on_a_terminal_a_live_bar_shows_the_step_and_loss():
     assert "\x1b" in text  # drawn in place
     assert "loss 0.5000" in text and "5/5" in text and "epoch 2/2" in text
     assert "features of the train split" in text and "40/40" in text and "17/46" in text
+
+
+def test_the_checkpoint_soup_is_said_and_so_is_why_there_was_none():
+    out = io.StringIO()
+    printer = ProgressPrinter(out, live=False)
+    printer(ev.Souped([4, 6], 3, 0.2100, 0.2000, 0.900, 0.925))
+    printer(ev.Souped([], 0, float("nan"), float("nan"), float("nan"), float("nan"), "no validation split"))
+    text = out.getvalue()
+    assert "Checkpoint soup: epochs 5, 7 of the 3 best averaged; val_loss 0.2100 → 0.2000" in text
+    assert "val_accuracy 0.900 → 0.925" in text
+    assert "Checkpoint soup skipped: no validation split" in text

@@ -136,6 +136,16 @@ class ProgressPrinter:
             f"\nWiSE-FT (val_loss by α, 0 = probe, 1 = fine-tuned): {pairs}\n  chosen α = {e.chosen:g}"
         )
 
+    def _on_Souped(self, e: ev.Souped) -> None:
+        if e.skipped:
+            self._print(f"\nCheckpoint soup skipped: {e.skipped}")
+            return
+        self._print(
+            f"\nCheckpoint soup: epochs {', '.join(str(i + 1) for i in e.ingredients)} of the {e.kept} best "
+            f"averaged; val_loss {e.best_val_loss:.4f} → {e.val_loss:.4f}, "
+            f"val_accuracy {e.best_val_accuracy:.3f} → {e.val_accuracy:.3f}"
+        )
+
     def _on_FilesSkipped(self, e: ev.FilesSkipped) -> None:
         self._stop_bar()
         self._print(f"Skipped {len(e.files)} file(s):")

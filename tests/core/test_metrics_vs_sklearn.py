@@ -4,6 +4,8 @@ or never predicted, tied scores, confident and flat predictions."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.stats import binomtest
@@ -14,9 +16,11 @@ from tlstudio.core.results.metrics import (
     ECE_BINS,
     TOP_K,
     binary_auc,
+    bootstrap_intervals,
     classification_metrics,
     wilson_interval,
 )
+from tlstudio.core.settings import BOOTSTRAP_RESAMPLES
 
 CASES = 200
 
@@ -155,3 +159,42 @@ def test_wilson_interval_bounds_and_scipy():
         more = wilson_interval(4 * successes, 4 * n)  # the same rate on four times the images: narrower
         assert more[1] - more[0] < high - low
     assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_balanced_accuracy_and_macro_f1_with_their_bootstrap_intervals(cases):
+    for seed, y_true, probs, _, _, ours in cases:
+        y_pred = probs.argmax(axis=1)
+        with warnings.catch_warnings():  # a class predicted but absent from the truth: sklearn warns
+            warnings.simplefilter("ignore")
+            balanced = sk.balanced_accuracy_score(y_true, y_pred)
+        assert ours["balanced_accuracy"] == pytest.approx(balanced, abs=1e-12), seed
+        f1 = sk.f1_score(y_true, y_pred, average="macro", zero_division=0)
+        assert ours["macro_f1"] == pytest.approx(f1, abs=1e-12), seed
+        ci = ours["intervals"]
+        assert ci["accuracy"] == pytest.approx(
+            list(wilson_interval(round(ours["accuracy"] * len(y_true)), len(y_true)))
+        )
+        if len(y_true) < 2:
+            assert "macro_f1" not in ci
+            continue
+        for key in ("balanced_accuracy", "macro_f1"):
+            assert 0 <= ci[key][0] <= ci[key][1] <= 1, seed
+    # the intervals are the percentiles of sklearn's scores over the same resamples (200 of them here)
+    _, y_true, probs, labels, _, ours = next(
+        c for c in cases if len(c[1]) >= 40 and 0.3 < c[5]["accuracy"] < 0.9
+    )
+    y_pred = probs.argmax(axis=1)
+    assert ours["bootstrap_resamples"] == BOOTSTRAP_RESAMPLES
+    assert ours["intervals"] == {
+        "accuracy": ours["intervals"]["accuracy"],
+        **bootstrap_intervals(y_true, y_pred, len(labels), BOOTSTRAP_RESAMPLES),
+    }
+    draws = np.random.default_rng(0).integers(0, len(y_true), (200, len(y_true)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        balanced = [sk.balanced_accuracy_score(y_true[d], y_pred[d]) for d in draws]
+    f1 = [sk.f1_score(y_true[d], y_pred[d], average="macro", zero_division=0) for d in draws]
+    few = bootstrap_intervals(y_true, y_pred, len(labels), resamples=200)
+    assert few["balanced_accuracy"] == pytest.approx(np.percentile(balanced, [2.5, 97.5]))
+    assert few["macro_f1"] == pytest.approx(np.percentile(f1, [2.5, 97.5]))
+    assert ours["intervals"]["macro_f1"][0] < ours["macro_f1"] < ours["intervals"]["macro_f1"][1]

@@ -32,6 +32,10 @@ def test_the_report_holds_summary_classes_matrix_calibration_errors_and_the_runs
     for heading in ("Summary", "Learning curves", "Settings", "Per class", "Confusion matrix", "Calibration"):
         assert f"<h2>{heading}</h2>" in text, heading
     assert "A &lt;test&gt; run" in text  # escaped
+    ci = evaluation.metrics["intervals"]
+    assert evaluation.metrics["balanced_accuracy"] == np.mean([3 / 4, 1, 1])  # recall per class
+    assert f"<td>balanced accuracy, 95% interval (bootstrap)</td><td>{ci['balanced_accuracy'][0]:.3f}" in text
+    assert "<td>macro F1, 95% interval (bootstrap)</td>" in text
     assert "blue/blue_000.png" in text  # the confident error is shown
     assert len(re.findall(r"src='data:image/png;base64,", text)) >= 4  # curves, matrix, calibration, error
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")] == []

@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         f"Accuracy {result.accuracy:.4f} on {counted(result.num_images, 'image')} "
         f"({len(result.skipped)} skipped)"
     )
+    print(balanced_text(m))
     tops = ", ".join(f"top-{k} {v:.4f}" for k, v in m["top_k"].items() if k != "1")
     auc = m["auc"]["macro"]
     print(
@@ -89,6 +90,16 @@ def run(args: argparse.Namespace) -> int:
     for name, row in zip(result.labels, result.confusion_matrix, strict=True):
         print(f"{name:<{width}}  " + " ".join(f"{v:>4}" for v in row))
     return 0
+
+
+def balanced_text(m: dict) -> str:
+    """Balanced accuracy and macro F1, each with its 95% interval where there is one."""
+    ci = m.get("intervals", {})
+
+    def shown(key: str) -> str:
+        return f"{m[key]:.4f}" + (f" (95% interval {ci[key][0]:.3f}–{ci[key][1]:.3f})" if key in ci else "")
+
+    return f"Balanced accuracy {shown('balanced_accuracy')}, macro F1 {shown('macro_f1')}"
 
 
 def unknown_labels(model, data) -> str | None:

@@ -96,6 +96,20 @@ class Interpolated:
 
 
 @dataclass(frozen=True)
+class Souped:
+    """Greedy checkpoint soup: the fine-tune epochs averaged, and validation before and after (or why
+    there was none: ``skipped``)."""
+
+    ingredients: list[int]  # epochs, best first
+    kept: int  # the best epochs kept as candidates
+    best_val_loss: float  # the best single epoch
+    val_loss: float  # the soup
+    best_val_accuracy: float
+    val_accuracy: float
+    skipped: str = ""
+
+
+@dataclass(frozen=True)
 class FilesSkipped:
     """Files that failed to load while training, dropped from the stream."""
 
@@ -151,6 +165,7 @@ Event = (
     | EpochEnded
     | CheckpointSaved
     | Interpolated
+    | Souped
     | RecipeChanged
     | FilesSkipped
     | Finishing

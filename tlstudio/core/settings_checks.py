@@ -38,6 +38,7 @@ MAX_EPOCHS = 100_000
 MAX_BLOCKS = 10_000
 MAX_DENSE_UNITS = 65_536
 MAX_DENSE_LAYERS = 32
+MAX_SOUP_CHECKPOINTS = 20  # each is a copy of the fine-tuned weights in memory
 MAX_LEARNING_RATE = 10.0
 MAX_LR_FACTOR = 100.0  # fine_tune_lr_factor
 MAX_BLOCK_LR = 10.0  # each freeze.block_lr multiplier (the layer tree's editor takes 0 < m <= 10)
@@ -128,6 +129,7 @@ def check_ranges(s: TrainSettings) -> None:  # (settings checks the head's and a
     _whole("fine_tune_blocks", s.fine_tune_blocks, 0, MAX_BLOCKS)
     _whole("early_stopping_patience", s.early_stopping_patience, 1, MAX_EPOCHS)
     _whole("seed", s.seed, 0, MAX_SEED)
+    _whole("soup_checkpoints", s.soup_checkpoints, 0, MAX_SOUP_CHECKPOINTS)
     fractions = (s.val_fraction, s.test_fraction)
     if (
         not all(isinstance(f, (int, float)) and not isinstance(f, bool) and 0 <= f < 1 for f in fractions)

@@ -131,6 +131,12 @@ def fmt(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else "—" if value is None else str(value)
 
 
+def _bootstrap(e: dict, key: str) -> str:
+    """`` (95% a–b)`` for a score with a bootstrap interval in the evaluation; empty for older ones."""
+    ci = e.get("intervals", {})
+    return f" (95% {ci[key][0]:.2f}–{ci[key][1]:.2f})" if key in ci else ""
+
+
 def summary_html(e: dict[str, object]) -> str:
     tops = ", ".join(f"top-{k} {v:.3f}" for k, v in e["top_k"].items() if k != "1")
     auc = e["auc"]["macro"]
@@ -138,7 +144,12 @@ def summary_html(e: dict[str, object]) -> str:
         f"<p><b>Test accuracy {e['accuracy']:.3f}</b> on {counted(e['num_images'], 'image')} "
         f"(95% interval {_interval(e['accuracy'], e['num_images'])})"
         + (f" · {tops}" if tops else "")
-        + f" · macro F1 {e['averages']['macro']['f1']:.3f}"
+        + f" · macro F1 {e['averages']['macro']['f1']:.3f}{_bootstrap(e, 'macro_f1')}"
+        + (
+            f" · balanced accuracy {e['balanced_accuracy']:.3f}{_bootstrap(e, 'balanced_accuracy')}"
+            if "balanced_accuracy" in e
+            else ""
+        )
         + f" · weighted F1 {e['averages']['weighted']['f1']:.3f}"
         + (f" · ROC AUC {auc:.3f}" if auc is not None else "")
         + f" · log loss {e['loss']:.3f} · ECE {e['ece']:.3f}</p>"

@@ -289,6 +289,13 @@ class TrainPanel(QWidget):
                 f"Out of memory at batch size {event.old}: starting again at {event.new}."
             )
             self.message.setText(reason)
+        elif isinstance(event, ev.Souped):
+            self.message.setText(
+                f"Checkpoint soup skipped: {event.skipped}"
+                if event.skipped
+                else f"Checkpoint soup: {len(event.ingredients)} of the {event.kept} best epochs averaged "
+                f"(validation loss {event.best_val_loss:.4f} → {event.val_loss:.4f})."
+            )
         elif isinstance(event, ev.Interpolated):
             self.message.setText(
                 f"WiSE-FT: α = {event.chosen:g} between the probe (0) and the fine-tuned weights (1), "

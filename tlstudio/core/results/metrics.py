@@ -9,7 +9,10 @@ Definitions follow scikit-learn's where one exists:
   undefined (``None``) for a class with no positives or no negatives; the macro AUC averages the
   defined ones;
 - log loss: mean negative log probability of the true class (probabilities clipped at 1e-7);
-- expected calibration error with equal-width confidence bins (Guo et al., 2017).
+- expected calibration error with equal-width confidence bins (Guo et al., 2017);
+- balanced accuracy: the mean recall over the classes present in the true labels
+  (``balanced_accuracy_score``); macro F1 as above (``f1_score(average="macro")``), each with a 95%
+  percentile-bootstrap interval over the images (accuracy: Wilson's).
 Written by hand rather than importing scikit-learn, which TL Studio does not otherwise need.
 """
 
@@ -23,6 +26,7 @@ from numpy.typing import ArrayLike
 from tlstudio.core.results.error_order import cell_predictions, ordered_errors  # noqa: F401 (re-exported)
 from tlstudio.core.results.headline import headline  # noqa: F401 (re-exported)
 from tlstudio.core.results.intervals import wilson_interval, within_chance  # noqa: F401 (re-exported)
+from tlstudio.core.settings import BOOTSTRAP_RESAMPLES
 
 EPS = 1e-7
 TOP_K = (1, 3, 5)
@@ -160,16 +164,82 @@ def fit_temperature(y_true: np.ndarray, probs: np.ndarray) -> float:
     return float(1.0 / math.exp((lo + hi) / 2))
 
 
-def classification_metrics(y_true: ArrayLike, probs: ArrayLike, labels: list[str]) -> dict[str, object]:
-    """Every metric above for one set of predictions, JSON-ready."""
+def balanced_accuracy(cm: np.ndarray) -> float:
+    """Mean recall over the classes that occur in the true labels (scikit-learn's definition)."""
+    support = cm.sum(axis=1)
+    present = support > 0
+    return float(np.mean(np.diag(cm)[present] / support[present])) if present.any() else 0.0
+
+
+def macro_f1(cm: np.ndarray) -> float:
+    """F1 averaged over the classes seen in the true or the predicted labels (as ``averages``)."""
+    tp = np.diag(cm).astype(float)
+    support, predicted = cm.sum(axis=1), cm.sum(axis=0)
+    seen = (support + predicted) > 0
+    if not seen.any():
+        return 0.0
+    f1 = np.divide(2 * tp, support + predicted, out=np.zeros_like(tp), where=(support + predicted) > 0)
+    return float(np.mean(f1[seen]))
+
+
+def bootstrap_intervals(
+    y_true: ArrayLike, y_pred: ArrayLike, k: int, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
+) -> dict[str, list[float]]:
+    """95% percentile-bootstrap intervals of the balanced accuracy and the macro F1.
+
+    Args:
+        y_true: true class indices.
+        y_pred: predicted class indices.
+        k: number of classes.
+        resamples: images drawn with replacement this many times (0, or fewer than 2 images: none).
+        seed: the draws' seed (the same images give the same interval).
+
+    Returns:
+        ``{"balanced_accuracy": [low, high], "macro_f1": [low, high]}``, or ``{}``.
+
+    Example:
+        >>> bootstrap_intervals([0, 0, 1, 1], [0, 1, 1, 1], 2, resamples=200)["macro_f1"][1] <= 1.0
+        True
+    """
+    y_true, y_pred = np.asarray(y_true, int), np.asarray(y_pred, int)
+    n = len(y_true)
+    if resamples <= 0 or n < 2:
+        return {}
+    draws = np.random.default_rng(seed).integers(0, n, (resamples, n))
+    cells = y_true[draws] * k + y_pred[draws] + (np.arange(resamples) * k * k)[:, None]
+    cms = np.bincount(cells.ravel(), minlength=resamples * k * k).reshape(resamples, k, k)
+    tp = np.diagonal(cms, axis1=1, axis2=2).astype(float)
+    support, predicted = cms.sum(axis=2), cms.sum(axis=1)
+    present, seen = support > 0, (support + predicted) > 0  # (every resample has an image: both > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=present)
+    f1 = np.divide(2 * tp, support + predicted, out=np.zeros_like(tp), where=seen)
+    drawn = {
+        "balanced_accuracy": (recall * present).sum(1) / present.sum(1),
+        "macro_f1": (f1 * seen).sum(1) / seen.sum(1),
+    }
+    return {key: [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] for key, v in drawn.items()}
+
+
+def classification_metrics(
+    y_true: ArrayLike, probs: ArrayLike, labels: list[str], *, resamples: int = BOOTSTRAP_RESAMPLES
+) -> dict[str, object]:
+    """Every metric above for one set of predictions, JSON-ready (``resamples``: the bootstrap's)."""
     y_true = np.asarray(y_true, dtype=int)
     probs = np.asarray(probs, dtype=np.float64)
     k = len(labels)
-    cm = confusion(y_true, probs.argmax(axis=1), k)
+    y_pred = probs.argmax(axis=1)
+    cm = confusion(y_true, y_pred, k)
     per_class = per_class_scores(cm, labels)
     calibration = reliability(y_true, probs)
+    n = len(y_true)
+    intervals = {"accuracy": list(wilson_interval(int(np.trace(cm)), n))}
+    intervals |= bootstrap_intervals(y_true, y_pred, k, resamples)
     return {
-        "accuracy": float(np.trace(cm) / len(y_true)),
+        "accuracy": float(np.trace(cm) / n),
+        "balanced_accuracy": balanced_accuracy(cm),
+        "macro_f1": macro_f1(cm),
+        "intervals": intervals,  # 95%: Wilson's for accuracy, a percentile bootstrap for the others
+        "bootstrap_resamples": resamples,
         "top_k": {str(n): top_k_accuracy(y_true, probs, n) for n in TOP_K if n < k or n == 1},
         "loss": log_loss(y_true, probs),
         "per_class": per_class,

@@ -24,6 +24,7 @@ from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.evaluation import Evaluation
 from tlstudio.core.results.gradcam import overlay
 from tlstudio.core.results.metrics import wilson_interval
+from tlstudio.core.results.report_steps import soup_section
 from tlstudio.core.results.run_history import flatten, read_json
 
 ERRORS_SHOWN = 12
@@ -163,6 +164,7 @@ def run_sections(run_dir: Path) -> list[str]:
     history = read_json(run_dir / files.HISTORY)
     if history and history.get("epochs"):
         parts += ["<h2>Learning curves</h2>", f"<img src='{_png(curves_figure(history['epochs']))}'>"]
+    parts += soup_section(history, _png, new_figure)
     settings = read_json(run_dir / files.SETTINGS)
     if settings:
         flat = flatten(settings)
@@ -177,10 +179,15 @@ def _summary(m: dict[str, object], n: int) -> dict[str, object]:
         out["accuracy, 95% interval (Wilson)"] = f"{low:.3f}–{high:.3f} on {n} images" + (
             ": a small split, read the accuracy as this range" if n < 100 else ""
         )
+    ci = m.get("intervals", {})
+    for key, name in (("balanced_accuracy", "balanced accuracy"), ("macro_f1", "macro F1")):
+        if key in m:
+            out[name] = m[key]
+        if key in ci:
+            out[f"{name}, 95% interval (bootstrap)"] = f"{ci[key][0]:.3f}–{ci[key][1]:.3f}"
     out.update({f"top-{k} accuracy": v for k, v in m["top_k"].items() if k != "1"})
     out.update(
         {
-            "macro F1": m["averages"]["macro"]["f1"],
             "weighted F1": m["averages"]["weighted"]["f1"],
             "macro ROC AUC (one-vs-rest)": m["auc"]["macro"],
             "log loss": m["loss"],

@@ -37,6 +37,7 @@ from tlstudio.core.training.recipe import (
 )
 from tlstudio.core.training.recipe_callbacks import mix_weights
 from tlstudio.core.training.schedules import WarmupCosine
+from tlstudio.core.training.soup import SoupCandidates, make_soup, record_skipped, soup_skipped, val_scores
 
 if TYPE_CHECKING:
     from tlstudio.core.training.session import TrainingSession
@@ -121,6 +122,8 @@ def run_recipe(session: TrainingSession, model, recipe: Recipe, train, val, clas
                 resume_epoch=resume_epoch if index == start else None,
                 escalated=escalated,
             )
+            if session.soup_candidates is not None:  # the fine-tune phase kept its best epochs
+                best = make_soup(session, model, val, best)
             tuned_weights = model.get_weights()  # the phase's own best (early stopping restores it)
         last = len(session.history["epochs"]) - 1
         session.save_last(resume.ResumeState(index, last, first, best, session.best_epoch, True, escalated))
@@ -297,6 +300,13 @@ def run_fit_phase(
             start_from_epoch=first_epoch + phase.min_epochs,
         ),
     ]
+    session.soup_candidates = None
+    if phase.name == "fine-tune" and s.soup_checkpoints > 1:
+        if (why := soup_skipped(session, phase, val)) is None:
+            session.soup_candidates = SoupCandidates(model.trainable_variables, s.soup_checkpoints, monitor)
+            callbacks.append(session.soup_candidates)
+        else:
+            record_skipped(session, why)
     callbacks.append(
         LastCheckpoint(
             session,
@@ -347,12 +357,7 @@ def interpolate(
     tried = []
     for alpha in WISE_ALPHAS:
         model.set_weights(mix_weights(start, end, alpha))
-        probs, labels = [], []
-        for x, y in dataset:
-            probs.append(np.asarray(model.predict_on_batch(x), np.float64))
-            labels.append(np.asarray(y))
-        measured = scores(np.concatenate(probs), np.concatenate(labels), "val_")
-        tried.append({"alpha": alpha, **measured})
+        tried.append({"alpha": alpha, **val_scores(model, dataset)})
     chosen = min(tried, key=lambda t: (t["val_loss"], -t["alpha"]))
     alpha = chosen["alpha"]
     model.set_weights(mix_weights(start, end, alpha))

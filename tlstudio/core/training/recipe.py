@@ -9,8 +9,11 @@ Kolesnikov et al. 2020):
    than the head's, each lower block at half the rate of the one above, warm-up then cosine decay,
    augmentation on, early stopping on validation loss with the best weights restored. Its budget in
    steps and its rate come from ``FINE_TUNE_RULES`` by the number of training images.
-3. **interpolate** — WiSE-FT (Wortsman et al. 2022): the weights between the probe's and the
-   fine-tuned ones, α chosen on the validation split.
+3. **soup** (off by default: ``soup_checkpoints``) — the best few fine-tune epochs by validation loss
+   averaged greedily (Wortsman et al. 2022, ``core.training.soup``): each joins when the average does
+   not raise the validation loss.
+4. **interpolate** — WiSE-FT (Wortsman et al. 2022): the weights between the probe's and the
+   fine-tuned ones (the soup), α chosen on the validation split.
 
 From random weights (``weights="none"``) there is one phase: every layer trains, BatchNorm in
 training mode with a momentum suited to the run's length, at the head's rate, warm-up and cosine, and
@@ -69,6 +72,7 @@ class Recipe:
     phases: tuple[Phase, ...]
     interpolate: bool
     from_scratch: bool
+    soup: int = 0  # the fine-tune phase's best epochs kept for the greedy soup (0: none)
 
     def describe(self) -> str:
         """One line per phase, as the CLI and the Train panel show it."""
@@ -81,6 +85,10 @@ class Recipe:
                 lines.append(
                     f"{p.name}: {p.plan.describe()}, lr {p.learning_rate:g}{sched}, ≤{p.epochs} epochs"
                 )
+        if self.soup > 1:
+            lines.append(
+                f"soup: the best {self.soup} fine-tune epochs averaged greedily, chosen on validation"
+            )
         if self.interpolate:
             lines.append("interpolate: WiSE-FT between probe and fine-tuned weights, α on validation")
         return "\n".join(lines)
@@ -158,7 +166,8 @@ def plan_recipe(s: TrainSettings, train_images: int, *, probe_possible: bool = T
         cosine=True,
         min_epochs=math.ceil(warmup / steps_per_epoch),
     )
-    return Recipe((head, tune), interpolate=use_probe and s.interpolate, from_scratch=False)
+    soup = s.soup_checkpoints if s.soup_checkpoints > 1 else 0
+    return Recipe((head, tune), interpolate=use_probe and s.interpolate, from_scratch=False, soup=soup)
 
 
 def escalate_to_full_training(recipe: Recipe, s: TrainSettings, train_images: int) -> Recipe:

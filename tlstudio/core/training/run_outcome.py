@@ -240,6 +240,13 @@ def evaluate_test(session: TrainingSession, model, test) -> dict[str, float]:
         "test_accuracy": m["accuracy"],
         "test_loss": m["loss"],
         "test_macro_f1": m["averages"]["macro"]["f1"],
+        "test_balanced_accuracy": m["balanced_accuracy"],
+        **{  # 95% percentile-bootstrap intervals over the test images
+            f"test_{key}_{end}": value
+            for key in ("balanced_accuracy", "macro_f1")
+            if key in m["intervals"]
+            for end, value in zip(("low", "high"), m["intervals"][key], strict=True)
+        },
         "test_ece": m["ece"],
         **({"test_auc": m["auc"]["macro"]} if m["auc"]["macro"] is not None else {}),
     }

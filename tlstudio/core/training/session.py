@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -85,7 +86,7 @@ class TrainingSession:
         self.stop_event = stop_event or threading.Event()
         self.export = export
         self.score_test = score_test  # False: the test split is left unseen (a sweep's trials)
-        self.history: dict[str, list] = {"epochs": [], "batches": []}
+        self.history: dict[str, Any] = {"epochs": [], "batches": []}  # (and "interpolation", "soup")
         self.checkpoint = self.run_dir / files.CHECKPOINTS / files.BEST_WEIGHTS
         self.best_epoch: int | None = None
         self.load_errors = LoadErrors()  # files dropped while training or evaluating, named in run.json
@@ -102,6 +103,8 @@ class TrainingSession:
         self.small_folder: str | None = None  # why validation images train too, when the rule applied
         self.final_scores: dict[str, float] = {}  # validation scores of the final weights (WiSE-FT)
         self.thresholds: list[float] = []  # multi-label: per-label decision thresholds (validation)
+        self.soup_candidates = None  # the fine-tune phase's best epochs (soup.SoupCandidates), while it runs
+        self.soup: dict | None = None  # what the greedy soup did, for run.json (soup.SoupResult.to_dict)
 
     # -- reporting -------------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
@@ -377,6 +380,8 @@ class TrainingSession:
         }
         if self.small_folder:  # the small-folder rule moved validation into training (small_folder.py)
             data["small_folder"] = self.small_folder
+        if self.soup is not None:  # the greedy checkpoint soup (soup.py), or why it was skipped
+            data["soup"] = {k: v for k, v in self.soup.items() if k != "tried"}
         if manifest is not None:
             data.update(
                 manifest_fingerprint=manifest.fingerprint(),
