@@ -63,6 +63,9 @@ SMALL_VAL_PER_CLASS = 2
 # multi-label: a label is given when its probability reaches its threshold, tuned on validation per
 # label (highest F1); this one where validation has no image of the label
 MULTI_LABEL_THRESHOLD = 0.5
+# multi-label class weights: a label's positive weight (negatives / positives in training) is kept
+# within [1 / this, this], so a label on 1 image of 1,000 cannot drown out every other label
+MULTI_LABEL_MAX_POS_WEIGHT = 100.0
 BOOTSTRAP_RESAMPLES = 1000  # multi-label evaluation: resamples of the test images for the intervals
 PR_CURVE_POINTS = 200  # multi-label evaluation: the most points stored per label's precision-recall curve
 
