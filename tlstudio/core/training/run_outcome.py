@@ -62,9 +62,13 @@ def complete(session: TrainingSession, model, started: float, status: str) -> Ru
         session.emit(ev.Finishing("copying the weights into a float32 model for evaluation and export"))
         model = float32_twin(model, session.settings, len(manifest.classes), size, multi_label=multi)
         session.model = model
-    if multi:  # per-label thresholds, tuned on validation (no temperature: softmax scaling)
+    if multi:  # per-label thresholds, tuned on validation (after Platt scaling per label, if asked)
         from tlstudio.core.training.multilabel_outcome import tune_on_validation
 
+        if session.settings.calibrate and manifest.subset("val"):
+            from tlstudio.core.training.multilabel_calibration import calibrate_multilabel
+
+            metrics.update(calibrate_multilabel(session, model))
         session.thresholds = tune_on_validation(session, model)
     elif session.settings.calibrate and manifest.subset("val"):
         metrics.update(calibrate(session, model))
