@@ -44,7 +44,10 @@ def test_pseudo_labelled_rows_and_their_look_alikes_stay_in_train(tmp_path, caps
     csv.write_text(csv.read_text() + "\n".join(extra) + "\n")
     manifest_path = tmp_path / "m.csv"
     assert main(["inspect", str(csv), "--json", "--manifest", str(manifest_path)]) == 0
-    capsys.readouterr()
+    report = json.loads(capsys.readouterr().out)
+    counted = sum(len(labels) for _, labels in rows[:6])
+    assert sum(report["pseudo_labelled"].values()) == counted  # per label
+    assert any("6 pseudo-labelled image(s)" in w for w in report["warnings"])
     split = {e.path: e.split for e in Manifest.load(manifest_path).entries}
     assert all(split[f"{PSEUDO_FOLDER}/p{i}.png"] == "train" for i in range(6))
     assert all(split[path] == "train" for path, _ in rows[:6])  # their identical originals too

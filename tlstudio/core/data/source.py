@@ -13,7 +13,7 @@ from tlstudio.core.data.health import (
     inspect_folder,
 )
 from tlstudio.core.data.labels_csv import cooccurrence, is_labels_csv, label_sets, scan_labels_csv
-from tlstudio.core.settings import MULTI_LABEL_MAX_POS_WEIGHT
+from tlstudio.core.settings import MULTI_LABEL_MAX_POS_WEIGHT, PSEUDO_FOLDER
 
 
 def inspect_data(path: str | os.PathLike[str], **scan_options) -> DatasetReport:
@@ -67,4 +67,12 @@ def inspect_labels_csv(path: str | os.PathLike[str], **scan_options) -> DatasetR
     report.cooccurrence = cooccurrence(sets, labels)
     report.unlabelled = sorted(r.path for r, s in zip(scan.images, sets, strict=True) if not s)
     report.warnings = _warnings(report, TINY_SIDE)
+    pseudo = [s for r, s in zip(scan.images, sets, strict=True) if r.path.split("/")[0] == PSEUDO_FOLDER]
+    report.pseudo_labelled = dict(sorted(Counter(label for labels in pseudo for label in labels).items()))
+    if pseudo:  # (`suggest --pseudo-label labels.csv`)
+        report.warnings.append(
+            f"{len(pseudo)} pseudo-labelled image(s) (labelled by a model, in {PSEUDO_FOLDER}/ beside the "
+            "CSV): used for training only, never for validation or test; delete their rows to train "
+            "without them"
+        )
     return report

@@ -197,10 +197,10 @@ def suggest(
         thresholds = multi.run_thresholds(run_dir, classes)
         picked = select_to_label(p, f, n, scores=multi.label_uncertainty(p, thresholds))
         items = [multi.describe(kept[i], p[i], classes, thresholds) for i in picked]
-        asked = {kept[i] for i in picked}
-        sure = multi.confident_images(kept, p, classes, thresholds, min_confidence)
-        confident = [x for x in sure if x.path not in asked]
-        return Suggestions(items, classes, len(kept), skipped, confident, task="multi_label")
+        shown = {kept[i] for i in picked}
+        every_label_sure = multi.confident_images(kept, p, classes, thresholds, min_confidence)
+        candidates = [x for x in every_label_sure if x.path not in shown]
+        return Suggestions(items, classes, len(kept), skipped, candidates, task="multi_label")
     u = uncertainty(p)
 
     def described(i: int) -> Suggestion:
