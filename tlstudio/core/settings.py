@@ -173,7 +173,7 @@ class TrainSettings:
     device: str = "auto"  # "auto" (the first GPU, else the CPU), "cpu" or "gpu:N"
     feature_cache: bool = True  # frozen backbone, no augmentation: compute its features once
     strategy: Strategy = "default"  # "default" (one device), "mirrored" (every local GPU), "multiworker"
-    calibrate: bool = False  # temperature scaling fitted on the validation split, baked into the export
+    calibrate: bool = False  # temperature (multi-label: Platt) scaling on validation, baked into the export
     interpolate: bool = True  # WiSE-FT: probe and fine-tuned weights mixed, α chosen on validation
     small_folder_val: SmallFolderVal = "train"  # small folders: validation trains too (small_folder.py)
 
