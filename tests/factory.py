@@ -360,15 +360,18 @@ MULTI_LABEL_COLOURS = {
 }
 
 
-def make_multilabel_csv(root: Path, n: int = 48, size: int = 32, seed: int = 0) -> Path:
+def make_multilabel_csv(
+    root: Path, n: int = 48, size: int = 32, seed: int = 0, shares: dict[str, float] | None = None
+) -> Path:
     """``root/labels.csv`` over ``n`` PNGs in ``root/images``: each label is its colour in its own
-    quadrant of a grey picture; every label is on about 40% of the images, some images have none."""
+    quadrant of a grey picture; every label is on about 40% of the images (``shares`` may set a
+    label's own chance), some images have none."""
     rng = np.random.default_rng(seed)
     names = sorted(MULTI_LABEL_COLOURS)
     half = size // 2
     rows = ["path,labels"]
     for i in range(n):
-        present = [name for name in names if rng.random() < 0.4]
+        present = [name for name in names if rng.random() < (shares or {}).get(name, 0.4)]
         if i < len(names) * 2:  # every label at least twice, and images with several labels
             present = sorted(
                 {names[i % len(names)], names[(i + 1) % len(names)]} if i % 2 else {names[i % 4]}

@@ -29,7 +29,7 @@ def format_report(
     if report.classes:
         noun = "label" if report.task == "multi_label" else "class"
         width = max(len(noun), *(len(c) for c in report.classes))
-        weighed = bool(report.class_weights)  # (none for multi-label data)
+        weighed = bool(report.class_weights)  # (multi-label: each label's positive weight)
         lines.append(f"  {noun:<{width}}  {'images':>6}" + (f"  {'weight':>6}" if weighed else ""))
         for label, n in report.classes.items():
             weight = f"  {report.class_weights.get(label, 0.0):>6.2f}" if weighed else ""

@@ -87,6 +87,8 @@ def test_inspect_shows_labels_cooccurrence_and_images_with_none(tmp_path, capsys
     manifest = Manifest.load(manifest_path)
     assert manifest.multi_label and manifest.classes == table.labels
     assert {e.path: e.labels for e in manifest.entries} == dict(table.rows)  # the manifest records them
+    n = len(table.rows)  # each label's suggested positive weight: images without it / with it
+    assert data["class_weights"] == {k: round((n - c) / c, 4) for k, c in table.counts().items()}
     assert main(["inspect", str(path)]) == 0
     assert "Multi-label:" in capsys.readouterr().out
 

@@ -27,6 +27,9 @@ def test_the_data_panel_shows_labels_counts_and_cooccurrence(qtbot, tmp_path):
     assert panel.thumbs_title.text() == "Thumbnails of the selected label"
     shown = {panel.classes.item(r, 0).text(): int(panel.classes.item(r, 1).text()) for r in range(4)}
     assert shown == table.counts()
+    weights = {panel.classes.item(r, 0).text(): panel.classes.item(r, 2).text() for r in range(4)}
+    assert not panel.classes.isColumnHidden(2)  # each label's positive weight, were it balanced
+    assert weights == {k: f"{(24 - n) / n:.2f}" for k, n in table.counts().items()}
     assert panel.multi_label.isVisible() or not panel.isVisible()
     text = panel.multi_label.text()
     none = sum(1 for _, labels in table.rows if not labels)

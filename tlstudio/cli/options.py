@@ -203,7 +203,8 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--calibrate",
         action="store_true",
-        help="fit temperature scaling on the validation split and bake it into the export",
+        help="fit temperature scaling (multi-label: Platt scaling per label) on the validation split "
+        "and bake it into the export",
     )
 
 

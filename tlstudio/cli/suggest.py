@@ -33,7 +33,8 @@ def add_parser(sub) -> None:
         type=Path,
         metavar="DATA_DIR",
         help="also copy the images the run is sure of (--min-confidence) into "
-        f"DATA_DIR/CLASS/{PSEUDO_FOLDER}/: "
+        f"DATA_DIR/CLASS/{PSEUDO_FOLDER}/ (a multi-label run: give its labels CSV; the images go into "
+        f"{PSEUDO_FOLDER}/ beside it, listed with their labels): "
         "training uses them, validation and test never do; off unless given",
     )
     p.add_argument(
@@ -54,7 +55,12 @@ def run(args: argparse.Namespace) -> int:
         return fail("suggest", "--n must be at least 1", 2)
     if not 0.5 <= args.min_confidence <= 1.0:
         return fail("suggest", "--min-confidence must be between 0.5 and 1", 2)
-    if args.pseudo_label is not None and not args.pseudo_label.is_dir():
+    multi = _multi_label(args.run_dir)
+    if args.pseudo_label is not None and multi and not args.pseudo_label.is_file():
+        return fail(
+            "suggest", f"--pseudo-label {args.pseudo_label} is not a file: give the run's labels CSV", 2
+        )
+    if args.pseudo_label is not None and not multi and not args.pseudo_label.is_dir():
         return fail("suggest", f"--pseudo-label {args.pseudo_label} is not a folder", 2)
     from tlstudio.core.results.run_folder import run_status
 
@@ -62,8 +68,6 @@ def run(args: argparse.Namespace) -> int:
     if status in ("failed_to_learn", "running"):  # its judgement (and its labels) would be worthless
         why = "did not learn" if status == "failed_to_learn" else "is still training"
         return fail("suggest", f"{args.run_dir} {why}: suggest from a run that learned", 2)
-    if args.pseudo_label is not None and _multi_label(args.run_dir):
-        return fail("suggest", "--pseudo-label is for single-label runs (this run is multi-label)", 2)
     quiet_tensorflow()
     from tlstudio.core.deploy.restore import RestoreError
     from tlstudio.core.training.label_next import copy_pseudo_labels, suggest
@@ -76,10 +80,12 @@ def run(args: argparse.Namespace) -> int:
     except (RestoreError, ValueError) as err:
         return fail("suggest", str(err))
     from tlstudio.core.data.relabel import RelabelError
+    from tlstudio.core.training.label_next_multilabel import copy_pseudo_label_rows
 
+    copy = copy_pseudo_label_rows if multi else copy_pseudo_labels
     try:
         copies = (
-            copy_pseudo_labels(args.pseudo_label, args.unlabelled, result.confident)
+            copy(args.pseudo_label, args.unlabelled, result.confident)
             if args.pseudo_label is not None
             else None
         )
@@ -93,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if result.task == "multi_label":
         print_label_suggestions(result)
+        where = "beside the labels CSV, listed in it"
+        print(f"{len(result.confident)} more the run is sure of for every label", end="")
+        print(f": pseudo-labelled {where} (training only): {len(copies)}" if copies is not None else "")
         return 0
     print(
         f"Label these {len(result.items)} of {result.considered} unlabelled images first (most useful "

@@ -63,6 +63,9 @@ SMALL_VAL_PER_CLASS = 2
 # multi-label: a label is given when its probability reaches its threshold, tuned on validation per
 # label (highest F1); this one where validation has no image of the label
 MULTI_LABEL_THRESHOLD = 0.5
+# multi-label class weights: a label's positive weight (negatives / positives in training) is kept
+# within [1 / this, this], so a label on 1 image of 1,000 cannot drown out every other label
+MULTI_LABEL_MAX_POS_WEIGHT = 100.0
 BOOTSTRAP_RESAMPLES = 1000  # multi-label evaluation: resamples of the test images for the intervals
 PR_CURVE_POINTS = 200  # multi-label evaluation: the most points stored per label's precision-recall curve
 # Greedy checkpoint soup (core/training/soup.py): the fine-tune phase keeps this many of its best epochs
@@ -176,7 +179,7 @@ class TrainSettings:
     device: str = "auto"  # "auto" (the first GPU, else the CPU), "cpu" or "gpu:N"
     feature_cache: bool = True  # frozen backbone, no augmentation: compute its features once
     strategy: Strategy = "default"  # "default" (one device), "mirrored" (every local GPU), "multiworker"
-    calibrate: bool = False  # temperature scaling fitted on the validation split, baked into the export
+    calibrate: bool = False  # temperature (multi-label: Platt) scaling on validation, baked into the export
     interpolate: bool = True  # WiSE-FT: probe and fine-tuned weights mixed, α chosen on validation
     small_folder_val: SmallFolderVal = "train"  # small folders: validation trains too (small_folder.py)
     soup_checkpoints: int = SOUP_CHECKPOINTS  # greedy soup of the N best fine-tune epochs (0 or 1: off)

@@ -286,7 +286,7 @@ class DataPanel(QWidget):
         self.classes.setHorizontalHeaderLabels(["Label" if multi else "Class", "Images", "Suggested weight"])
         self.multi_label.setVisible(multi)
         self.thumbs_title.setText(f"Thumbnails of the selected {'label' if multi else 'class'}")
-        self.classes.setColumnHidden(2, multi)  # no class weights for multi-label data
+        self.classes.setColumnHidden(2, False)  # (multi-label: each label's positive weight, if balanced)
         self.multi_label.setText(
             "<br>".join(html.escape(x) for x in multi_label_summary(report)) if multi else ""
         )

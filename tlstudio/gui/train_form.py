@@ -170,7 +170,8 @@ class TrainForm(QGroupBox):
         self.calibrate = check(
             "Calibrate confidences",
             "Temperature scaling fitted on the validation split, baked into the export: the predicted "
-            "class stays the same, the probabilities become honest",
+            "class stays the same, the probabilities become honest (multi-label data: Platt scaling "
+            "per label, before the thresholds are tuned)",
         )
         form.addRow("", self.calibrate)
         self.small_folder_train = check(

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tlstudio.core.backbone.layer_tree import head_pooling
@@ -249,3 +250,12 @@ def apply_chain(layers, x):
 def plain_copy(model: keras.Model) -> keras.Model:
     """The same layers as a plain functional ``keras.Model`` (loadable without TL Studio)."""
     return keras.Model(model.input, model.output, name=model.name)
+
+
+def scale_outputs(model: keras.Model, scale, shift) -> None:
+    """Make the ``predictions`` layer's logits a·z + b per output (Platt scaling baked in): kernel·a,
+    bias·a + b. ``scale`` and ``shift`` hold one value per output."""
+    layer = model.get_layer("predictions")
+    kernel, bias = layer.get_weights()
+    a, b = np.asarray(scale, kernel.dtype), np.asarray(shift, bias.dtype)
+    layer.set_weights([kernel * a, bias * a + b])

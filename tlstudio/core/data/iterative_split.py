@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from tlstudio.core.data.scan import ImageRecord
+from tlstudio.core.settings import PSEUDO_FOLDER
 
 
 def iterative_stratification(
@@ -112,8 +113,19 @@ def multilabel_assignment(
         seed: the split's seed.
 
     Returns:
-        ``{group key: split}``.
+        ``{group key: split}``; a group holding a pseudo-labelled image (``PSEUDO_FOLDER/…`` beside the
+        CSV: labelled by a model) goes to train, so validation and test judge only people's labels.
     """
+    pseudo = {group_of[r.path] for r in images if r.path.split("/")[0] == PSEUDO_FOLDER}
+    if pseudo:
+        rest = [
+            (r, labels)
+            for r, labels in zip(images, label_sets, strict=True)
+            if group_of[r.path] not in pseudo
+        ]
+        others = {path: g for path, g in group_of.items() if g not in pseudo}
+        placed = multilabel_assignment([r for r, _ in rest], others, [x for _, x in rest], fractions, seed)
+        return placed | dict.fromkeys(pseudo, "train")
     keys = sorted(set(group_of.values()))
     row = {key: i for i, key in enumerate(keys)}
     names = sorted({label for labels in label_sets for label in labels})

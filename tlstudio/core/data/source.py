@@ -13,6 +13,7 @@ from tlstudio.core.data.health import (
     inspect_folder,
 )
 from tlstudio.core.data.labels_csv import cooccurrence, is_labels_csv, label_sets, scan_labels_csv
+from tlstudio.core.settings import MULTI_LABEL_MAX_POS_WEIGHT, PSEUDO_FOLDER
 
 
 def inspect_data(path: str | os.PathLike[str], **scan_options) -> DatasetReport:
@@ -53,11 +54,25 @@ def inspect_labels_csv(path: str | os.PathLike[str], **scan_options) -> DatasetR
     report.classes = {label: counts[label] for label in labels}
     present = [n for n in report.classes.values() if n]
     report.imbalance_ratio = round(max(present) / min(present), 3) if len(present) >= 2 else None
-    report.class_weights = {}  # (not used: Keras weighs one class per image)
+    report.class_weights = {  # what ``balanced`` would weigh each label's positives by (multilabel_weights)
+        label: round(
+            min(max((len(sets) - n) / n, 1 / MULTI_LABEL_MAX_POS_WEIGHT), MULTI_LABEL_MAX_POS_WEIGHT), 4
+        )
+        for label, n in report.classes.items()
+        if 0 < n < len(sets)
+    }
     report.empty_classes = []
     report.problem = None
     report.task = "multi_label"
     report.cooccurrence = cooccurrence(sets, labels)
     report.unlabelled = sorted(r.path for r, s in zip(scan.images, sets, strict=True) if not s)
     report.warnings = _warnings(report, TINY_SIDE)
+    pseudo = [s for r, s in zip(scan.images, sets, strict=True) if r.path.split("/")[0] == PSEUDO_FOLDER]
+    report.pseudo_labelled = dict(sorted(Counter(label for labels in pseudo for label in labels).items()))
+    if pseudo:  # (`suggest --pseudo-label labels.csv`)
+        report.warnings.append(
+            f"{len(pseudo)} pseudo-labelled image(s) (labelled by a model, in {PSEUDO_FOLDER}/ beside the "
+            "CSV): used for training only, never for validation or test; delete their rows to train "
+            "without them"
+        )
     return report

@@ -309,6 +309,14 @@ def _calibration(metrics: dict) -> list[str]:
             "into the exported model: expected calibration error (ECE) on validation "
             f"{number(before)} before, {number(after)} after{test}."
         )
+    elif isinstance(metrics.get("val_macro_ece_calibrated"), (int, float)):  # multi-label
+        before = metrics.get("val_macro_ece_before_calibration")
+        after = metrics["val_macro_ece_calibrated"]
+        out.append(
+            "Platt scaling per label fitted on the validation split, baked into the exported model "
+            f"(thresholds tuned after it): macro ECE on validation {number(before)} before, "
+            f"{number(after)} after."
+        )
     else:
         out.append(f"Not calibrated (no temperature scaling){test}.")
     return out

@@ -118,5 +118,12 @@ def export_checkpoint(run_dir: str | os.PathLike[str]) -> Path:
             "task": "multi_label",
             "thresholds": [float(named.get(x, MULTI_LABEL_THRESHOLD)) for x in classes],
         }
+        if (platt := run / files.CALIBRATION).is_file():  # the thresholds were tuned after it
+            from tlstudio.core.backbone.classifier import scale_outputs
+
+            fitted = json.loads(platt.read_text(encoding="utf-8"))
+            scale_outputs(
+                model, *zip(*[(fitted[x]["scale"], fitted[x]["shift"]) for x in classes], strict=True)
+            )
     export_model(model, run, labels=classes, image_size=size, metadata=metadata)
     return run

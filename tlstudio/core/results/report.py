@@ -169,6 +169,9 @@ def run_sections(run_dir: Path) -> list[str]:
     if settings:
         flat = flatten(settings)
         parts += ["<h2>Settings</h2>", _table(["setting", "value"], [[k, v] for k, v in flat.items()])]
+    weights = (read_json(run_dir / files.RUN_JSON) or {}).get("class_weights")
+    if weights:  # what class_weights came to (multi-label: each label's positive weight in the loss)
+        parts += ["<h2>Class weights</h2>", _table(["class", "weight"], [[k, v] for k, v in weights.items()])]
     return parts
 
 

@@ -30,6 +30,7 @@ MODEL = "model.keras"  # the trained classifier (Keras format)
 METADATA = "metadata.json"  # labels, image size, preprocessing: what a loader needs
 LABELS = "labels.txt"
 THRESHOLDS = "thresholds.json"  # multi-label: {label: decision threshold}, tuned on validation
+CALIBRATION = "calibration.json"  # multi-label --calibrate: {label: {scale, shift}} (Platt, baked in)
 SAVED_MODEL = "saved_model"  # the SavedModel serving raw images
 CHECKPOINTS = "checkpoints"
 BEST_WEIGHTS = "best.weights.h5"  # in CHECKPOINTS: the best epoch so far

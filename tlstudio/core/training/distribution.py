@@ -369,3 +369,17 @@ def _sums(per_image, probs, y, stop):
     correct = tf.reduce_sum(tf.cast(predicted == y, tf.float32))
     count = tf.cast(tf.shape(y)[0], tf.float32)
     return tf.stack([tf.reduce_sum(tf.cast(per_image, tf.float32)), correct, count, stop])
+
+
+def cluster_words(strategy, here: str, primary: bool) -> str:
+    """A run's device in words (``here``), with its place in the cluster when it is one of several workers.
+
+    Args:
+        strategy: the run's ``tf.distribute`` strategy, or None.
+        here: this machine's device and precision in words.
+        primary: whether this worker records the run (the chief).
+    """
+    if not is_multi_worker(strategy):
+        return here
+    role = "chief" if primary else "records nothing"
+    return f"{here} · {task_name(strategy)} ({role}), {strategy.num_replicas_in_sync} replicas in the cluster"

@@ -58,8 +58,8 @@ class Suggestions:
     classes: list[str]
     considered: int
     skipped: list[dict[str, str]] = field(default_factory=list)
-    confident: list[Suggestion] = field(default_factory=list)  # candidates for pseudo-labels, surest first
-    task: str = "single_label"  # the run's (``labels_csv.TaskKind``); multi_label: no pseudo-labels
+    confident: list = field(default_factory=list)  # candidates for pseudo-labels, surest first (as items)
+    task: str = "single_label"  # the run's (``labels_csv.TaskKind``)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""
@@ -141,7 +141,7 @@ def suggest(
         progress: ``progress(done, total)`` after each batch.
 
     Returns:
-        The suggestions, best first (a multi-label run's: ``LabelSuggestion``, no ``confident``).
+        The suggestions, best first (a multi-label run's: ``LabelSuggestion``, ``confident`` too).
 
     Raises:
         RestoreError: the run folder cannot be rebuilt.
@@ -197,7 +197,10 @@ def suggest(
         thresholds = multi.run_thresholds(run_dir, classes)
         picked = select_to_label(p, f, n, scores=multi.label_uncertainty(p, thresholds))
         items = [multi.describe(kept[i], p[i], classes, thresholds) for i in picked]
-        return Suggestions(items, classes, len(kept), skipped, task="multi_label")
+        shown = {kept[i] for i in picked}
+        every_label_sure = multi.confident_images(kept, p, classes, thresholds, min_confidence)
+        candidates = [x for x in every_label_sure if x.path not in shown]
+        return Suggestions(items, classes, len(kept), skipped, candidates, task="multi_label")
     u = uncertainty(p)
 
     def described(i: int) -> Suggestion:

@@ -95,3 +95,87 @@ def describe(path: str, probs: np.ndarray, labels: list[str], thresholds: np.nda
         labels[int(np.argmax(close))],
         round(float(close.mean()), 4),
     )
+
+
+def confident_images(
+    paths: list[str], probs: np.ndarray, labels: list[str], thresholds: np.ndarray, min_confidence: float
+) -> list[LabelSuggestion]:
+    """Candidates for pseudo-labels: images where the run is sure of every label, surest first.
+
+    A label is sure when its ``label_closeness`` is at most 1 − ``min_confidence``: at 0.95, its
+    probability lies in the last 5 % of the way from its threshold to 1 (the label is given) or to 0
+    (it is not). An image qualifies only when every label is sure, its labels being those given.
+
+    Args:
+        paths: each image's path (relative to the unlabelled folder).
+        probs: (m, labels) the run's probabilities.
+        labels: the label names, in output order.
+        thresholds: (labels,) the run's decision thresholds.
+        min_confidence: in [0.5, 1].
+
+    Returns:
+        The images, the least close label first ranked lowest (surest first).
+    """
+    close = label_closeness(np.asarray(probs, np.float64), thresholds)
+    worst = close.max(axis=1) if close.size else np.zeros(len(paths))
+    sure = [int(i) for i in np.argsort(worst, kind="stable") if worst[i] <= 1.0 - min_confidence]
+    return [describe(paths[i], probs[i], labels, thresholds) for i in sure]
+
+
+def copy_pseudo_label_rows(
+    csv_path: str | os.PathLike[str], unlabelled_dir: str | os.PathLike[str], confident: list[LabelSuggestion]
+) -> list[str]:
+    """Copy each confident image into ``PSEUDO_FOLDER/`` beside the labels CSV and list it there with
+    the labels the run gives it; the split keeps those rows (and their look-alikes) in train.
+
+    The copies are made first, then the CSV is written once, atomically: a kill before that leaves
+    unlisted copies (unused; a later call copies under a free name) and the old CSV. An image whose
+    bytes a listed pseudo-label already has is not copied again.
+
+    Args:
+        csv_path: the labels CSV the run was trained on.
+        unlabelled_dir: where the images are.
+        confident: ``Suggestions.confident`` of a multi-label run (or a part of it).
+
+    Returns:
+        The new rows' paths, relative to the CSV's folder.
+
+    Raises:
+        RelabelError: the CSV cannot be read or written, or a label cannot be written (nothing listed).
+    """
+    import shutil
+
+    from tlstudio.core.data.labels_csv import LabelsCsvError, read_labels_csv, write_labels_csv
+    from tlstudio.core.data.relabel import RelabelError, free_name
+    from tlstudio.core.data.scan import file_sha256, in_folder
+    from tlstudio.core.settings import PSEUDO_FOLDER
+
+    root = Path(csv_path).parent
+    try:
+        rows = list(read_labels_csv(csv_path, check_files=False, training=False).rows)
+    except LabelsCsvError as err:
+        raise RelabelError(str(err)) from err
+    listed = {
+        file_sha256(in_folder(root, path))
+        for path, _ in rows
+        if path.split("/")[0] == PSEUDO_FOLDER and in_folder(root, path).is_file()
+    }
+    added: list[tuple[str, tuple[str, ...]]] = []
+    try:
+        for s in confident:
+            source = in_folder(unlabelled_dir, s.path)
+            digest = file_sha256(source)
+            if digest in listed:
+                continue
+            (root / PSEUDO_FOLDER).mkdir(exist_ok=True)
+            copy = free_name(root / PSEUDO_FOLDER / Path(s.path).name)
+            shutil.copy2(source, copy)
+            added.append((f"{PSEUDO_FOLDER}/{copy.name}", tuple(sorted(s.predicted))))
+            listed.add(digest)
+        if added:
+            write_labels_csv(csv_path, [*rows, *added])
+    except OSError as err:
+        for rel, _ in added:
+            in_folder(root, rel).unlink(missing_ok=True)
+        raise RelabelError(f"could not add the pseudo-labels to {csv_path}: {err.strerror or err}") from err
+    return [rel for rel, _ in added]

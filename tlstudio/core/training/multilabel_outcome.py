@@ -104,15 +104,18 @@ def evaluate_test_multilabel(session: TrainingSession, model, test) -> dict[str,
     return out
 
 
-def multilabel_verdict(metrics: dict[str, float], manifest: Manifest) -> str | None:
+def multilabel_verdict(
+    metrics: dict[str, float], manifest: Manifest, pos_weight: np.ndarray | None = None
+) -> str | None:
     """Why a multi-label run did not learn, or None: its final binary cross-entropy on the validation
     split (the training split with fewer than 10 validation images) is no lower than that of answering
     each label's share of the training images for every image (the best a model that sees nothing
-    can do).
+    can do; with class weights, the loss and the best constant answer are the weighted ones).
 
     Args:
         metrics: the run's metrics (``val_loss`` or ``loss``).
         manifest: the run's multi-label split.
+        pos_weight: the positive weight per label the run's loss used, or None.
 
     Returns:
         The reason in words, or None.
@@ -129,7 +132,11 @@ def multilabel_verdict(metrics: dict[str, float], manifest: Manifest) -> str | N
     labels = manifest.classes
     share = multi_hot([e.labels for e in manifest.subset("train")], labels).mean(0)
     truth = multi_hot([e.labels for e in entries], labels)
-    baseline = binary_cross_entropy(truth, np.broadcast_to(np.clip(share, 1e-3, 1 - 1e-3), truth.shape))
+    w = np.ones(len(labels)) if pos_weight is None else np.asarray(pos_weight, np.float64)
+    constant = w * share / (w * share + 1 - share)  # the weighted loss's best constant (w = 1: the share)
+    baseline = binary_cross_entropy(
+        truth, np.broadcast_to(np.clip(constant, 1e-3, 1 - 1e-3), truth.shape), pos_weight
+    )
     if loss < baseline:
         return None
     split = "validation" if use_val else "training"

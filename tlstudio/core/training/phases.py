@@ -174,7 +174,9 @@ def run_probe(
     x, y = arrays["train"]
     working = lambda done, total: session.emit(ev.Working("fitting the linear probe", done, total))  # noqa: E731
     if session.manifest.multi_label:  # one-vs-rest: a sigmoid per label
-        probe = fit_multilabel_probe(x, y, seed=session.settings.seed, progress=working)
+        probe = fit_multilabel_probe(
+            x, y, seed=session.settings.seed, progress=working, pos_weight=session.pos_weight
+        )
     else:
         weight = None if class_weight is None else np.array([class_weight[int(c)] for c in y])
         probe = fit_probe(
@@ -186,9 +188,9 @@ def run_probe(
             progress=working,
         )
     model.get_layer("predictions").set_weights([probe.kernel, probe.bias])
-    metrics = {**scores(probe.predict_proba(x), y, "")}
+    metrics = {**scores(probe.predict_proba(x), y, "", session.pos_weight)}
     if "val" in arrays:
-        metrics |= scores(probe.predict_proba(arrays["val"][0]), arrays["val"][1], "val_")
+        metrics |= scores(probe.predict_proba(arrays["val"][0]), arrays["val"][1], "val_", session.pos_weight)
     record = {
         "phase": phase.name,
         "epoch": first_epoch,
@@ -261,7 +263,7 @@ def run_fit_phase(
     with session.scope():
         fit_model.compile(
             optimizer=make_optimizer(s.optimizer, rate),
-            **loss_and_metrics(session.manifest.multi_label),
+            **loss_and_metrics(session.manifest.multi_label, session.pos_weight),
         )
         multipliers = variable_multipliers(model, phase.plan)
         if hasattr(model, "clear_lr_multipliers"):
@@ -357,7 +359,7 @@ def interpolate(
     tried = []
     for alpha in WISE_ALPHAS:
         model.set_weights(mix_weights(start, end, alpha))
-        tried.append({"alpha": alpha, **val_scores(model, dataset)})
+        tried.append({"alpha": alpha, **val_scores(model, dataset, session.pos_weight)})
     chosen = min(tried, key=lambda t: (t["val_loss"], -t["alpha"]))
     alpha = chosen["alpha"]
     model.set_weights(mix_weights(start, end, alpha))

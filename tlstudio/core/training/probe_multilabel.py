@@ -29,11 +29,15 @@ def sigmoid(logits: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -logits))
 
 
-def binary_cross_entropy(targets: np.ndarray, probs: np.ndarray) -> float:
+def binary_cross_entropy(
+    targets: np.ndarray, probs: np.ndarray, pos_weight: np.ndarray | None = None
+) -> float:
     """Mean over images and labels of the binary cross-entropy (probabilities clipped at 1e-7), as
-    Keras' ``binary_crossentropy`` averages it."""
+    Keras' ``binary_crossentropy`` averages it; with ``pos_weight`` (one per label) each label's
+    positive term is multiplied by its weight: -(w·y·log p + (1 - y)·log(1 - p))."""
     p = np.clip(probs, 1e-7, 1 - 1e-7)
-    return float(-(targets * np.log(p) + (1 - targets) * np.log(1 - p)).mean())
+    w = 1.0 if pos_weight is None else np.asarray(pos_weight, np.float64)
+    return float(-(w * targets * np.log(p) + (1 - targets) * np.log(1 - p)).mean())
 
 
 def multilabel_folds(targets: np.ndarray, folds: int, seed: int) -> np.ndarray | None:
@@ -57,6 +61,7 @@ def fit_multilabel_probe(
     folds: int = CV_FOLDS,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    pos_weight: np.ndarray | None = None,
 ) -> SigmoidProbe:
     """Fit the one-vs-rest probe, choosing the L2 strength by cross-validation (BCE).
 
@@ -67,6 +72,8 @@ def fit_multilabel_probe(
         folds: folds for the choice (fewer when a label has fewer images).
         seed: fold assignment seed.
         progress: called with (fits done, fits in all) after each fit.
+        pos_weight: a positive weight per label (``multilabel_weights``), in the fit and in the
+            cross-validated loss; None weighs every term 1.
 
     Returns:
         The probe fitted on all the given images with the chosen L2 (``cv_accuracy`` None: the
@@ -86,17 +93,18 @@ def fit_multilabel_probe(
             loss = 0.0
             for k in range(int(fold_of.max()) + 1):
                 held = fold_of == k
-                weights, _, _ = _fit(z[~held], y[~held], l2)
+                weights, _, _ = _fit(z[~held], y[~held], l2, pos_weight)
                 done += 1
                 if progress is not None:
                     progress(done, fits)
-                loss += binary_cross_entropy(y[held], sigmoid(_logits(z[held], weights))) * held.sum()
+                probs = sigmoid(_logits(z[held], weights))
+                loss += binary_cross_entropy(y[held], probs, pos_weight) * held.sum()
             scores[l2] = loss / len(y)
         best = min(scores.values())
         l2 = max(k for k, v in scores.items() if v <= best * 1.01)
     else:
         l2 = l2_grid[0] if len(l2_grid) == 1 else 1e-2
-    weights, iterations, converged = _fit(z, y, l2)
+    weights, iterations, converged = _fit(z, y, l2, pos_weight)
     if progress is not None:
         progress(fits, fits)
     kernel_z, bias_z = basis @ weights[:-1], weights[-1]
@@ -119,17 +127,24 @@ def _logits(z: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return z @ weights[:-1] + weights[-1]
 
 
-def _fit(z: np.ndarray, y: np.ndarray, l2: float, max_iter: int = 500) -> tuple[np.ndarray, int, bool]:
-    """Every label's logistic regression at once: BCE summed over labels, averaged over images."""
+def _fit(
+    z: np.ndarray, y: np.ndarray, l2: float, pos_weight: np.ndarray | None = None, max_iter: int = 500
+) -> tuple[np.ndarray, int, bool]:
+    """Every label's logistic regression at once: BCE summed over labels, averaged over images (each
+    label's positive terms times its ``pos_weight``)."""
     n, d = z.shape
     labels = y.shape[1]
+    w = np.ones(labels) if pos_weight is None else np.asarray(pos_weight, np.float64)
+    yw = y * w  # weighted BCE with logits: w·y·log(1 + e^-x) + (1 - y)·log(1 + e^x)
 
     def loss_and_grad(flat: np.ndarray) -> tuple[float, np.ndarray]:
         weights = flat.reshape(d + 1, labels)
         logits = _logits(z, weights)
-        # BCE with logits: log(1 + e^x) - y x, stable for any x
-        loss = (np.logaddexp(0.0, logits) - y * logits).sum() / n + 0.5 * l2 * (weights[:-1] ** 2).sum()
-        delta = (sigmoid(logits) - y) / n
+        # = (w·y + 1 - y)·log(1 + e^x) - w·y·x, stable for any x (w = 1: log(1 + e^x) - y·x)
+        scale = yw + 1 - y
+        loss = (scale * np.logaddexp(0.0, logits) - yw * logits).sum() / n
+        loss += 0.5 * l2 * (weights[:-1] ** 2).sum()
+        delta = (scale * sigmoid(logits) - yw) / n
         grad = np.vstack([z.T @ delta + l2 * weights[:-1], delta.sum(0, keepdims=True)])
         return float(loss), grad.ravel()
 

@@ -49,7 +49,7 @@ def complete(session: TrainingSession, model, started: float, status: str) -> Ru
         metrics["best_epoch"] = session.best_epoch
     metrics.update(session.final_scores)
     multi = manifest.multi_label
-    verdict = learning_verdict(metrics, session.manifest)
+    verdict = learning_verdict(metrics, session.manifest, session.pos_weight)
     if verdict and status == "completed":
         status = "failed_to_learn"
         session.export = False  # a model no better than chance is not worth serving
@@ -62,9 +62,13 @@ def complete(session: TrainingSession, model, started: float, status: str) -> Ru
         session.emit(ev.Finishing("copying the weights into a float32 model for evaluation and export"))
         model = float32_twin(model, session.settings, len(manifest.classes), size, multi_label=multi)
         session.model = model
-    if multi:  # per-label thresholds, tuned on validation (no temperature: softmax scaling)
+    if multi:  # per-label thresholds, tuned on validation (after Platt scaling per label, if asked)
         from tlstudio.core.training.multilabel_outcome import tune_on_validation
 
+        if session.settings.calibrate and manifest.subset("val"):
+            from tlstudio.core.training.multilabel_calibration import calibrate_multilabel
+
+            metrics.update(calibrate_multilabel(session, model))
         session.thresholds = tune_on_validation(session, model)
     elif session.settings.calibrate and manifest.subset("val"):
         metrics.update(calibrate(session, model))
@@ -282,14 +286,16 @@ def samples(session: TrainingSession, manifest: Manifest, size: int) -> np.ndarr
     return np.stack(arrays)
 
 
-def learning_verdict(metrics: dict[str, float], manifest: Manifest) -> str | None:
+def learning_verdict(
+    metrics: dict[str, float], manifest: Manifest, pos_weight: np.ndarray | None = None
+) -> str | None:
     """Why a run did not learn, or None: the final accuracy on the validation split (the training
     split when there is none, or fewer than 10 validation images) is within noise of always
     answering the largest class (multi-label: ``multilabel_outcome.multilabel_verdict``)."""
     if manifest.multi_label:
         from tlstudio.core.training.multilabel_outcome import multilabel_verdict
 
-        return multilabel_verdict(metrics, manifest)
+        return multilabel_verdict(metrics, manifest, pos_weight)
     val = manifest.subset("val")
     use_val = len(val) >= 10 and "val_accuracy" in metrics
     entries = val if use_val else manifest.subset("train")

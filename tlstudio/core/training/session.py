@@ -26,7 +26,6 @@ from tlstudio.core import atomic
 from tlstudio.core import events as ev
 from tlstudio.core.backbone.classifier import TransferModel, classifier_for, set_batchnorm_momentum
 from tlstudio.core.backbone.registry import build_backbone, input_size_of, resolve_backbone
-from tlstudio.core.data.health import class_weights_for
 from tlstudio.core.data.labels_csv import data_root
 from tlstudio.core.data.pipeline import LoadErrors, make_dataset
 from tlstudio.core.data.split import Manifest
@@ -35,7 +34,15 @@ from tlstudio.core.results.metrics import within_chance
 from tlstudio.core.results.run_folder import RunFolderError, claim
 from tlstudio.core.results.run_history import read_json
 from tlstudio.core.settings import TrainSettings
-from tlstudio.core.training import devices, distribution, memory, phases, run_outcome, run_split
+from tlstudio.core.training import (
+    devices,
+    distribution,
+    memory,
+    multilabel_weights,
+    phases,
+    run_outcome,
+    run_split,
+)
 from tlstudio.core.training import resume as resume_state
 from tlstudio.core.training.callbacks import StopRequested
 from tlstudio.core.training.devices import describe_device, make_strategy
@@ -105,6 +112,8 @@ class TrainingSession:
         self.thresholds: list[float] = []  # multi-label: per-label decision thresholds (validation)
         self.soup_candidates = None  # the fine-tune phase's best epochs (soup.SoupCandidates), while it runs
         self.soup: dict | None = None  # what the greedy soup did, for run.json (soup.SoupResult.to_dict)
+        self.pos_weight: np.ndarray | None = None  # multi-label: each label's positive weight in the loss
+        self.class_weights: dict[str, float] | None = None  # the weights used, by class (run.json)
 
     # -- reporting -------------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
@@ -227,11 +236,7 @@ class TrainingSession:
             )
         )
         self.manifest, self.image_size = manifest, size
-        class_weight = (  # (Keras weighs one class per image; a multi-label image has several)
-            None
-            if manifest.multi_label
-            else class_weights_for(self.settings.class_weights, [e.label for e in train], classes)
-        )
+        class_weight = multilabel_weights.choose_for_run(self, train)  # (multi-label: self.pos_weight)
         recipe = plan_recipe(s, len(train), probe_possible=self.strategy is None)
         if recipe.from_scratch:
             steps = math.ceil(len(train) / s.batch_size) * sum(p.epochs for p in recipe.phases)
@@ -330,20 +335,11 @@ class TrainingSession:
         )
 
     def _device(self) -> str:
-        here = self.device_words
-        if not distribution.is_multi_worker(self.strategy):
-            return here
-        role = "chief" if self.primary else "records nothing"
-        return (
-            f"{here} · {distribution.task_name(self.strategy)} ({role}), "
-            f"{self.strategy.num_replicas_in_sync} replicas in the cluster"
-        )
+        return distribution.cluster_words(self.strategy, self.device_words, self.primary)
 
     def scope(self):
         """The distribution strategy's scope (variables are created and mirrored there), if any."""
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
-
-    # -- endings -----------------------------------------------------------------------------------
 
     # -- helpers ------------------------------------------------------------------------------------
     def _dataset_args(self) -> dict[str, object]:
@@ -375,6 +371,7 @@ class TrainingSession:
             "backbone": self.settings.backbone,
             "checkpoint": str(self.checkpoint) if self.checkpoint.is_file() else None,
             "best_epoch": self.best_epoch,
+            "class_weights": self.class_weights,  # None: unweighted (multi-label: each positive's weight)
             "skipped_at_split": self.skipped_at_split,  # unusable files of the folder, left out of the split
             "skipped_while_training": [{"path": p, "reason": r} for p, r in self.load_errors.items()],
         }

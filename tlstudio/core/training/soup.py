@@ -164,13 +164,14 @@ def greedy_soup(
     )
 
 
-def val_scores(model, dataset) -> dict[str, float]:
-    """``val_loss`` and ``val_accuracy`` of ``model`` in inference mode over a validation dataset."""
+def val_scores(model, dataset, pos_weight: np.ndarray | None = None) -> dict[str, float]:
+    """``val_loss`` and ``val_accuracy`` of ``model`` in inference mode over a validation dataset
+    (multi-label: the loss weighted by ``pos_weight`` as the fine-tune's is)."""
     probs, labels = [], []
     for x, y in dataset:
         probs.append(np.asarray(model.predict_on_batch(x), np.float64))
         labels.append(np.asarray(y))
-    return scores(np.concatenate(probs), np.concatenate(labels), "val_")
+    return scores(np.concatenate(probs), np.concatenate(labels), "val_", pos_weight)
 
 
 def soup_skipped(session: TrainingSession, phase: Phase, val) -> str | None:
@@ -200,7 +201,7 @@ def make_soup(session: TrainingSession, model, val, best: float) -> float:
     dataset = session.dataset(val, "val")
 
     def evaluate() -> tuple[float, float]:
-        measured = val_scores(model, dataset)
+        measured = val_scores(model, dataset, session.pos_weight)
         return measured["val_loss"], measured["val_accuracy"]
 
     result = greedy_soup(kept.variables, kept.candidates, evaluate)
