@@ -62,6 +62,16 @@ SMALL_VAL_PER_CLASS = 2
 # label (highest F1); this one where validation has no image of the label
 MULTI_LABEL_THRESHOLD = 0.5
 BOOTSTRAP_RESAMPLES = 1000  # multi-label evaluation: resamples of the test images for the intervals
+# `tlstudio distill` (core/training/distill.py): a small student trained on a finished run's soft labels.
+# The edge students offered (any backbone of the registry, or a model file, works as well); the softening
+# temperature T of both distributions; the weight of the soft term (KL × T²) against the hard-label
+# cross-entropy (Hinton et al. 2015 weigh the soft targets most); epochs, Adam's rate (cosine decay) and batch
+DISTILL_STUDENTS = ("MobileNetV3Small", "EfficientNetLite0")
+DISTILL_TEMPERATURE = 4.0
+DISTILL_SOFT_WEIGHT = 0.9
+DISTILL_EPOCHS = 30
+DISTILL_LEARNING_RATE = 5e-4
+DISTILL_BATCH_SIZE = 32
 
 
 @dataclass(frozen=True)
