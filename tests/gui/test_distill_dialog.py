@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tlstudio.core.results import run_folder as files
+from tlstudio.core.settings import DISTILL_LEARNING_RATE
 from tlstudio.gui.export_panel import ExportPanel
 from tlstudio.gui.state import AppState
 
@@ -33,6 +34,7 @@ def test_the_dialog_refuses_a_bad_student_and_starts_nothing(qtbot, probe_run, t
     dialog = panel.open_distill()
     qtbot.addWidget(dialog)
     assert dialog.out.text().endswith("-student")
+    assert dialog.learning_rate.value() == DISTILL_LEARNING_RATE  # the one default
     dialog.student.setCurrentText("NoSuchNet")
     dialog.out.setText(str(tmp_path / "student"))
     dialog.start_button.click()
@@ -52,7 +54,8 @@ def test_the_dialog_distils_in_the_background_and_the_student_joins_the_runs(
     qtbot.addWidget(dialog)
     dialog.student.setCurrentText(str(student_file))
     dialog.out.setText(str(tmp_path / "student"))
-    dialog.epochs.setValue(3)
+    dialog.epochs.setValue(6)
+    dialog.learning_rate.setValue(0.02)
     seen = []
     dialog.start_button.click()
     assert dialog.task is not None and not dialog.start_button.isEnabled()
@@ -64,5 +67,5 @@ def test_the_dialog_distils_in_the_background_and_the_student_joins_the_runs(
     assert "agreement with the teacher" in dialog.report.toPlainText()
     assert dialog.progress.value() == dialog.progress.maximum()
     info = json.loads((tmp_path / "student" / files.RUN_JSON).read_text())
-    assert info["distilled_from"] == str(probe_run.resolve()) and info["distillation"]["epochs"] == 3
+    assert info["distilled_from"] == str(probe_run.resolve()) and info["distillation"]["epochs"] == 6
     assert state.selected_run == (tmp_path / "student").absolute()  # the student joined the runs

@@ -1,4 +1,4 @@
-"""`tlstudio distill`: train a small student on a finished run's soft labels, then check it against its teacher."""
+"""`tlstudio distill`: train a small student on a run's soft labels, then check it against its teacher."""
 
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ def add_parser(sub) -> None:
         required=True,
         metavar="NAME",
         help=f"the student's backbone: {' or '.join(DISTILL_STUDENTS)} (EfficientNet-Lite0's ImageNet "
-        "weights need no network: the [offline] extra), any backbone of `tlstudio backbones`, or a model file",
+        "weights need no network: the [offline] extra), any backbone of `tlstudio backbones`, "
+        "or a model file",
     )
     p.add_argument("--out", required=True, type=Path, metavar="STUDENT_RUN", help="the student's run folder")
     p.add_argument(
@@ -52,7 +53,11 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--epochs", type=int, default=DISTILL_EPOCHS, metavar="N", help=f"({DISTILL_EPOCHS})")
     p.add_argument(
-        "--temperature", type=float, default=DISTILL_TEMPERATURE, metavar="T", help=f"({DISTILL_TEMPERATURE:g})"
+        "--temperature",
+        type=float,
+        default=DISTILL_TEMPERATURE,
+        metavar="T",
+        help=f"({DISTILL_TEMPERATURE:g})",
     )
     p.add_argument(
         "--soft-weight",
@@ -68,7 +73,9 @@ def add_parser(sub) -> None:
         metavar="X",
         help=f"Adam, cosine decay ({DISTILL_LEARNING_RATE:g})",
     )
-    p.add_argument("--batch-size", type=int, default=DISTILL_BATCH_SIZE, metavar="N", help=f"({DISTILL_BATCH_SIZE})")
+    p.add_argument(
+        "--batch-size", type=int, default=DISTILL_BATCH_SIZE, metavar="N", help=f"({DISTILL_BATCH_SIZE})"
+    )
     p.add_argument("--image-size", type=int, metavar="PX", help="the student's input size (its default)")
     p.add_argument("--seed", type=int, default=SEED, help=f"({SEED})")
     p.add_argument("--overwrite", action="store_true", help="replace what STUDENT_RUN holds")

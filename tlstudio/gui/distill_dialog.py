@@ -26,7 +26,12 @@ from PySide6.QtWidgets import (
 )
 
 from tlstudio.core import events as ev
-from tlstudio.core.settings import DISTILL_EPOCHS, DISTILL_STUDENTS, DISTILL_TEMPERATURE
+from tlstudio.core.settings import (
+    DISTILL_EPOCHS,
+    DISTILL_LEARNING_RATE,
+    DISTILL_STUDENTS,
+    DISTILL_TEMPERATURE,
+)
 from tlstudio.core.training.distill_inputs import DistillSettings, distill_problem
 from tlstudio.gui.worker import Task
 
@@ -56,7 +61,7 @@ class DistillDialog(QDialog):
         self.student.setCurrentText(DISTILL_STUDENTS[-1])  # EfficientNet-Lite0: no download needed
         self.weights = QComboBox()
         self.weights.addItems(["imagenet", "none"])
-        self.weights.setToolTip("The student's starting weights: ImageNet (cached or downloaded once) or none")
+        self.weights.setToolTip("The student's starting weights: ImageNet (cached or fetched once), or none")
         self.out = QLineEdit(str(self.teacher.with_name(f"{self.teacher.name}-student")))
         self.unlabelled = QLineEdit()
         self.unlabelled.setPlaceholderText("optional: a folder of images without labels")
@@ -67,6 +72,12 @@ class DistillDialog(QDialog):
         self.temperature.setRange(0.5, 20.0)
         self.temperature.setSingleStep(0.5)
         self.temperature.setValue(DISTILL_TEMPERATURE)
+        self.learning_rate = QDoubleSpinBox()
+        self.learning_rate.setDecimals(5)
+        self.learning_rate.setRange(1e-5, 1.0)
+        self.learning_rate.setSingleStep(1e-4)
+        self.learning_rate.setValue(DISTILL_LEARNING_RATE)
+        self.learning_rate.setToolTip("Adam's rate at the start of its cosine decay")
         form = QFormLayout()
         form.addRow("Teacher", QLabel(escape(str(self.teacher))))
         form.addRow("Student", self.student)
@@ -75,6 +86,7 @@ class DistillDialog(QDialog):
         form.addRow("Unlabelled images", self.unlabelled)
         form.addRow("Epochs", self.epochs)
         form.addRow("Temperature", self.temperature)
+        form.addRow("Learning rate", self.learning_rate)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
@@ -105,6 +117,7 @@ class DistillDialog(QDialog):
             student_weights=self.weights.currentText(),
             epochs=self.epochs.value(),
             temperature=self.temperature.value(),
+            learning_rate=self.learning_rate.value(),
         )
 
     def start(self) -> None:

@@ -1,4 +1,4 @@
-"""Knowledge distillation: a small student trained on a finished run's soft labels, on the teacher's own split.
+"""Knowledge distillation: a small student trained on a run's soft labels, on the teacher's own split.
 
 ``distill(teacher_run, out, settings)`` writes a normal run folder for the student (settings, the
 teacher's manifest, history, checkpoint, metrics, evaluation, report and export, through the same

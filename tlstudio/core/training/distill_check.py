@@ -77,17 +77,18 @@ def compare(teacher_run: str | os.PathLike[str], student_run: str | os.PathLike[
             "backbone": _backbone(folder),
             "image_size": model.image_size,
             "latency_ms": latency_ms(model, sample),
-            "model_bytes": (folder / files.MODEL).stat().st_size if (folder / files.MODEL).is_file() else None,
+            "model_bytes": _bytes(folder / files.MODEL),
             "parameters": parameters(model),
         }
         if right:
             side |= {"accuracy": float(np.mean(right)), "accuracy_interval": _interval(right)}
         sides[name] = side
     out |= sides
-    t, s = sides["teacher"], sides["student"]
-    if t["model_bytes"] and s["model_bytes"]:
-        out["size_ratio"] = s["model_bytes"] / t["model_bytes"]
-    out["latency_ratio"] = s["latency_ms"] / t["latency_ms"] if t["latency_ms"] else None
+    t_bytes, s_bytes = _bytes(teacher_dir / files.MODEL), _bytes(student_dir / files.MODEL)
+    if t_bytes and s_bytes:
+        out["size_ratio"] = s_bytes / t_bytes
+    t_ms, s_ms = float(sides["teacher"]["latency_ms"]), float(sides["student"]["latency_ms"])  # type: ignore[arg-type]
+    out["latency_ratio"] = s_ms / t_ms if t_ms else None
     return out
 
 
@@ -139,9 +140,9 @@ def record(
     atomic.write_json(run / files.RUN_JSON, info)
     if "agreement" in comparison and (run / files.METRICS).is_file():
         metrics = json.loads((run / files.METRICS).read_text(encoding="utf-8"))
-        low, high = comparison["agreement_interval"]  # type: ignore[misc]
-        metrics |= {"test_agreement": comparison["agreement"], "test_agreement_low": low}
-        metrics["test_agreement_high"] = high
+        interval: list[float] = comparison["agreement_interval"]  # type: ignore[assignment]
+        metrics |= {"test_agreement": comparison["agreement"], "test_agreement_low": interval[0]}
+        metrics["test_agreement_high"] = interval[1]
         atomic.write_json(run / files.METRICS, metrics)
 
 
@@ -182,6 +183,10 @@ def describe(c: dict) -> str:
 def _interval(hits: list[bool]) -> list[float]:
     low, high = wilson_interval(int(sum(hits)), len(hits))
     return [low, high]
+
+
+def _bytes(path: Path) -> int | None:
+    return path.stat().st_size if path.is_file() else None
 
 
 def _backbone(folder: Path) -> str | None:

@@ -44,7 +44,7 @@ def teacher_probabilities(
         load are zeros.
     """
     loaded = np.zeros(len(paths), bool)
-    rows: list[np.ndarray] = []
+    rows: list[tuple[np.ndarray, np.ndarray]] = []
     for start in range(0, len(paths), BATCH):
         pixels, kept = [], []
         for i, path in enumerate(paths[start : start + BATCH], start=start):
@@ -61,8 +61,8 @@ def teacher_probabilities(
             progress(min(start + BATCH, len(paths)), len(paths))
     width = rows[0][1].shape[1] if rows else 0
     out = np.zeros((len(paths), width), np.float32)
-    for kept, probs in rows:
-        out[kept] = probs
+    for where, answered in rows:
+        out[where] = answered
     return out, loaded
 
 
