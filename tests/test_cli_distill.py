@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -29,27 +30,27 @@ def student_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def distilled(tmp_path_factory, probe_run, student_file, colour_data):
-    """The probe run distilled into the small CNN, with a folder of unlabelled images."""
+def distilled(tmp_path_factory, probe_run, student_file):
+    """The probe run distilled into the small CNN, with a folder of unlabelled images: six new ones,
+    a broken file and a copy of a test image (which must be left out)."""
     import shutil
 
+    from factory import make_colour_dataset
+
+    from tlstudio.core.data.split import Manifest
+
+    fresh = make_colour_dataset(tmp_path_factory.mktemp("fresh"), per_class=2, seed=7)
     unlabelled = tmp_path_factory.mktemp("unlabelled")
-    for i, image in enumerate(sorted(colour_data.glob("*/*.png"))[::6]):
+    for i, image in enumerate(sorted(fresh.glob("*/*.png"))):
         shutil.copy(image, unlabelled / f"u{i}.png")
     (unlabelled / "broken.png").write_bytes(b"not a png")
+    data = json.loads((probe_run / files.RUN_JSON).read_text())["data_dir"]
+    test_image = Manifest.load(probe_run / files.MANIFEST).subset("test")[0].path
+    shutil.copy(Path(data) / test_image, unlabelled / "leak.png")
     out = tmp_path_factory.mktemp("distilled") / "student"
     args = ["distill", str(probe_run), "--student", str(student_file), "--out", str(out)]
-    args += [
-        "--unlabelled",
-        str(unlabelled),
-        "--epochs",
-        "15",
-        "--learning-rate",
-        "0.02",
-        "--batch-size",
-        "8",
-    ]
-    return out, main([*args, "--json"])
+    args += ["--unlabelled", str(unlabelled), "--epochs", "15", "--learning-rate", "0.02"]
+    return out, main([*args, "--batch-size", "8", "--json"])
 
 
 @pytest.mark.slow
@@ -76,7 +77,8 @@ def test_distill_writes_a_run_that_names_its_teacher_and_agrees_with_it(distille
     assert "test_accuracy_low" in metrics
     cached = __import__("numpy").load(out / files.TEACHER_PROBABILITIES)
     assert cached["probabilities"].shape[1] == len(info["classes"])
-    assert (cached["labels"] == -1).sum() == 6  # the unlabelled images (the broken one named, not used)
+    assert (cached["labels"] == -1).sum() == 6  # the new unlabelled images: not the broken one, not the copy
+    assert not any(str(p).endswith("leak.png") for p in cached["paths"])
 
 
 @pytest.mark.slow
@@ -127,3 +129,26 @@ def test_distill_refuses_bad_input_before_any_work(tmp_path, probe_run, student_
     (failed / files.RUN_JSON).write_text(json.dumps({"status": "failed"}))
     assert "did not finish" in refused(str(failed), "--student", str(student_file), "--out", out)
     assert not (tmp_path / "student").exists()
+
+
+@pytest.mark.slow
+def test_a_stopped_distillation_keeps_and_exports_its_best_weights(tmp_path, probe_run, student_file):
+    import threading
+
+    from tlstudio.core import events as ev
+    from tlstudio.core.training.distill import distill
+    from tlstudio.core.training.distill_inputs import DistillSettings
+
+    stop = threading.Event()
+
+    def listen(event) -> None:
+        if isinstance(event, ev.EpochEnded) and event.epoch == 1:
+            stop.set()  # stops within the next batch
+
+    settings = DistillSettings(str(student_file), epochs=50, learning_rate=0.02, batch_size=8)
+    result = distill(probe_run, tmp_path / "student", settings, on_event=listen, stop_event=stop)
+    assert result.status == "stopped"
+    info = json.loads((tmp_path / "student" / files.RUN_JSON).read_text())
+    assert info["status"] == "stopped" and info["best_epoch"] <= 1
+    assert info["distilled_from"] == str(probe_run.resolve())
+    assert (tmp_path / "student" / files.SAVED_MODEL / "saved_model.pb").is_file()

@@ -41,7 +41,12 @@ from tlstudio.core.training.distill_data import (
     pack_targets,
     teacher_probabilities,
 )
-from tlstudio.core.training.distill_inputs import DistillSettings, student_name, teacher_record
+from tlstudio.core.training.distill_inputs import (
+    DistillSettings,
+    student_name,
+    teacher_problem,
+    teacher_record,
+)
 from tlstudio.core.training.failures import TrainingError
 from tlstudio.core.training.session import TrainingSession
 
@@ -106,12 +111,15 @@ def distill(
         The result; a failure is reported (``error``, ``run.json``), not raised.
 
     Raises:
+        TrainingError: the teacher cannot teach (``distill_inputs.teacher_problem``; nothing was written).
         RunFolderError: ``out`` belongs to another run or process (nothing was written).
 
     Example:
         >>> distill("runs/teacher", "runs/student", DistillSettings("EfficientNetLite0"))  # doctest: +SKIP
     """
     teacher = Path(teacher_run)
+    if (why := teacher_problem(teacher)) is not None:
+        raise TrainingError(why)
     info = teacher_record(teacher)
     session = TrainingSession(
         student_settings(settings),
@@ -156,7 +164,7 @@ def _train(session: TrainingSession, teacher: Path, settings: DistillSettings, u
     manifest.save(session.run_dir / files.MANIFEST)  # the teacher's split, unchanged: leak-free
     classes, data = manifest.classes, session.data_dir
     train, val, test = (manifest.subset(x) for x in ("train", "val", "test"))
-    extra = _unlabelled_paths(unlabelled, session)
+    extra = _unlabelled_paths(unlabelled, session, manifest)
     paths = [in_folder(data, e.path) for e in (*train, *val, *test)] + extra
     labels = np.array([classes.index(e.label) for e in (*train, *val, *test)] + [-1] * len(extra))
     model = load_exported(teacher)
@@ -256,14 +264,24 @@ def _fit(session: TrainingSession, student, streams: dict, settings: DistillSett
         student.load_weights(session.checkpoint)
 
 
-def _unlabelled_paths(folder, session: TrainingSession) -> list[Path]:
-    """The images of ``folder`` (sub-folders too); unusable files are named with the run's skipped files."""
+def _unlabelled_paths(folder, session: TrainingSession, manifest: Manifest) -> list[Path]:
+    """The images of ``folder`` (sub-folders too); unusable files are named with the run's skipped files,
+    and copies of a validation or test image (same content) are left out: they would leak."""
     if folder is None:
         return []
     scan = scan_unlabelled(folder)
     for skipped in scan.skipped:
         session.load_errors.add(str(in_folder(folder, skipped.path)), skipped.reason)
-    return [in_folder(folder, r.path) for r in scan.images]
+    held_out = {e.sha256 for e in (*manifest.subset("val"), *manifest.subset("test"))}
+    copies = [r.path for r in scan.images if r.sha256 in held_out]
+    if copies:
+        session.emit(
+            ev.RecipeChanged(
+                f"{len(copies)} unlabelled image(s) are copies of validation or test images and were "
+                f"left out (they would leak): {', '.join(copies[:5])}{' …' if len(copies) > 5 else ''}"
+            )
+        )
+    return [in_folder(folder, r.path) for r in scan.images if r.sha256 not in held_out]
 
 
 def _save_npz(target: Path, paths, data: Path, probs: np.ndarray, labels: np.ndarray, loaded) -> None:
