@@ -23,7 +23,7 @@ import numpy as np
 
 from tlstudio.core import atomic
 from tlstudio.core import events as ev
-from tlstudio.core.backbone.classifier import classifier_for
+from tlstudio.core.backbone.classifier import classifier_for, set_batchnorm_momentum
 from tlstudio.core.backbone.registry import build_backbone, input_size_of, resolve_backbone
 from tlstudio.core.data.scan import in_folder, scan_unlabelled
 from tlstudio.core.data.split import Manifest
@@ -48,6 +48,7 @@ from tlstudio.core.training.distill_inputs import (
     teacher_record,
 )
 from tlstudio.core.training.failures import TrainingError
+from tlstudio.core.training.recipe import batchnorm_momentum
 from tlstudio.core.training.session import TrainingSession
 
 PHASE = "distil"
@@ -226,6 +227,9 @@ def _train(session: TrainingSession, teacher: Path, settings: DistillSettings, u
 def _fit(session: TrainingSession, student, streams: dict, settings: DistillSettings, images: int) -> None:
     """Adam on the distillation loss (cosine decay), the best weights on validation loss kept."""
     steps = math.ceil(images / settings.batch_size)
+    # every layer trains, BatchNorm in training mode: its moving statistics must follow the weights
+    # within the run (a from-scratch student kept Keras' 0.999 and scored chance on validation)
+    set_batchnorm_momentum(student, batchnorm_momentum(steps * settings.epochs))
     distiller = Distiller(student)
     schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, steps * settings.epochs)
     distiller.compile(
