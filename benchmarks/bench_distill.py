@@ -11,6 +11,7 @@ The teacher is a TL Studio run with its defaults (the probe and the fine-tune si
 
 - distilled: ``tlstudio distill`` (soft labels at T = 4 and the hard labels; the unlabelled images
   soft only);
+- soft labels without the unlabelled images: the same, on the labelled training images only;
 - hard labels only: the same student, the same epochs and rate, ``--soft-weight 0`` and no unlabelled
   images (what training the small model on its own gives).
 
@@ -25,7 +26,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,21 @@ def unseen(per_class: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray
     rng = np.random.default_rng(50_000 + seed)
     x = np.stack([draw_any(k, size, rng) for k in kinds for _ in range(per_class)])
     return x, np.repeat(np.arange(len(kinds)), per_class)
+
+
+def score(run: Path, teacher_pred: np.ndarray, x, y) -> tuple[float, float]:
+    """Accuracy and agreement of a student: its export, or (a run that did not learn, not exported) its
+    best checkpoint rebuilt from the run folder."""
+    if (run / "saved_model").is_dir():
+        acc, agree, _ = accuracy_and_agreement(run, teacher_pred, x, y)
+        return acc, agree
+    from tlstudio.core.data.pipeline import resize_for_model
+    from tlstudio.core.deploy.restore import classifier_from_run
+
+    model, _, size, _ = classifier_from_run(run)
+    pixels = np.stack([resize_for_model(img, size) for img in x]).astype(np.float32)
+    pred = np.asarray(model.predict(pixels, batch_size=64, verbose=0)).argmax(1)
+    return float(np.mean(pred == y)), float(np.mean(pred == teacher_pred))
 
 
 def accuracy_and_agreement(
@@ -71,6 +86,7 @@ def main() -> int:
     p.add_argument("--learning-rate", type=float, default=2e-3)
     p.add_argument("--seeds", default="0")
     p.add_argument("--json", type=Path)
+    p.add_argument("--work", type=Path, help="keep (and reuse) the folders here, one per seed")
     args = p.parse_args()
     from tlstudio.core.settings import TrainSettings
     from tlstudio.core.training.distill import distill
@@ -79,25 +95,19 @@ def main() -> int:
 
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        work = Path(tempfile.mkdtemp(prefix="bench-distill-"))
-        data = make_drawn_dataset(work / "data", SHAPES_C, args.per_class, args.size, seed=seed)
-        extra = make_drawn_dataset(work / "unlabelled", SHAPES_C, args.unlabelled, args.size, seed=seed + 100)
-        t0 = time.perf_counter()
-        teacher = TrainingSession(
-            TrainSettings(args.teacher, seed=seed, fine_tune_epochs=args.teacher_fine_tune_epochs),
-            data,
-            work / "teacher",
-        ).run()
-        assert teacher.status == "completed", teacher.error
-        teacher_s = time.perf_counter() - t0
+        work = args.work / f"seed{seed}" if args.work else Path(tempfile.mkdtemp(prefix="bench-distill-"))
+        data, extra = work / "data", work / "unlabelled"
+        if not (work / "teacher" / "run.json").is_file():  # (--work: what is done is reused)
+            make_drawn_dataset(data, SHAPES_C, args.per_class, args.size, seed=seed)
+            make_drawn_dataset(extra, SHAPES_C, args.unlabelled, args.size, seed=seed + 100)
+            settings = TrainSettings(args.teacher, seed=seed, fine_tune_epochs=args.teacher_fine_tune_epochs)
+            teacher = TrainingSession(settings, data, work / "teacher").run()
+            assert teacher.status == "completed", teacher.error
         x, y = unseen(args.unseen, args.size, seed)
         t_acc, _, t_pred = accuracy_and_agreement(work / "teacher", None, x, y)
-        row: dict[str, object] = {
-            "seed": seed,
-            "teacher_seconds": teacher_s,
-            "teacher_unseen_accuracy": t_acc,
-        }
-        for name, soft, folder in (("distilled", None, extra), ("hard_only", 0.0, None)):
+        row: dict[str, object] = {"seed": seed, "teacher_unseen_accuracy": t_acc}
+        arms = (("distilled", None, extra), ("soft_labelled_only", None, None), ("hard_only", 0.0, None))
+        for name, soft, folder in arms:
             settings = DistillSettings(
                 args.student,
                 student_weights=args.student_weights,
@@ -107,40 +117,41 @@ def main() -> int:
                 seed=seed,
                 **({"soft_weight": soft} if soft is not None else {}),
             )
-            t0 = time.perf_counter()
-            result = distill(work / "teacher", work / name, settings, unlabelled=folder)
-            assert result.status == "completed", result.error
-            acc, agree, _ = accuracy_and_agreement(work / name, t_pred, x, y)
-            c = result.comparison
+            record = work / name / "run.json"
+            if not (record.is_file() and "distillation" in json.loads(record.read_text())):
+                distill(work / "teacher", work / name, settings, unlabelled=folder, overwrite=True)
+            info = json.loads(record.read_text())
+            acc, agree = score(work / name, t_pred, x, y)
+            c = info.get("teacher_comparison", {})
             row[name] = {
-                "seconds": time.perf_counter() - t0,
+                "status": info["status"],
+                "seconds": info["seconds"],
                 "unseen_accuracy": acc,
                 "unseen_agreement": agree,
                 "test_agreement": c.get("agreement"),
-                "test_accuracy": c["student"].get("accuracy"),
-                "teacher_test_accuracy": c["teacher"].get("accuracy"),
+                "test_accuracy": c.get("student", {}).get("accuracy"),
+                "teacher_test_accuracy": c.get("teacher", {}).get("accuracy"),
                 "size_ratio": c.get("size_ratio"),
                 "latency_ratio": c.get("latency_ratio"),
-                "student_mb": c["student"]["model_bytes"] / 1e6,
-                "teacher_mb": c["teacher"]["model_bytes"] / 1e6,
-                "student_ms": c["student"]["latency_ms"],
-                "teacher_ms": c["teacher"]["latency_ms"],
+                "student": c.get("student"),
+                "teacher": c.get("teacher"),
             }
         rows.append(row)
-        d, h = row["distilled"], row["hard_only"]
+        d, o, h = row["distilled"], row["soft_labelled_only"], row["hard_only"]
         print(
-            f"seed {seed}: teacher {args.teacher} unseen acc {t_acc:.3f} | {args.student} distilled: "
-            f"unseen acc {d['unseen_accuracy']:.3f}, agreement {d['unseen_agreement']:.3f} | hard labels "
-            f"only: {h['unseen_accuracy']:.3f}, agreement {h['unseen_agreement']:.3f} | "
-            f"size × {d['size_ratio']:.3f} "
-            f"({d['student_mb']:.2f} / {d['teacher_mb']:.2f} MB), latency × {d['latency_ratio']:.2f} "
-            f"({d['student_ms']:.1f} / {d['teacher_ms']:.1f} ms)",
+            f"seed {seed}: teacher {args.teacher} unseen acc {t_acc:.3f} | {args.student} distilled "
+            f"({d['status']}): unseen acc {d['unseen_accuracy']:.3f}, agreement {d['unseen_agreement']:.3f}"
+            f" | without the unlabelled images ({o['status']}): {o['unseen_accuracy']:.3f}, agreement "
+            f"{o['unseen_agreement']:.3f} | hard labels only ({h['status']}): "
+            f"{h['unseen_accuracy']:.3f}, agreement "
+            f"{h['unseen_agreement']:.3f} | size × {d['size_ratio']:.3f} "
+            f"({d['student']['model_bytes'] / 1e6:.2f} / {d['teacher']['model_bytes'] / 1e6:.2f} MB), "
+            f"latency × {d['latency_ratio']:.2f} ({d['student']['latency_ms']:.1f} / "
+            f"{d['teacher']['latency_ms']:.1f} ms)",
             flush=True,
         )
     if args.json:
-        args.json.write_text(
-            json.dumps({"args": vars(args) | {"json": str(args.json)}, "rows": rows}, indent=2)
-        )
+        args.json.write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2, default=str))
     return 0
 
 
