@@ -74,6 +74,16 @@ PR_CURVE_POINTS = 200  # multi-label evaluation: the most points stored per labe
 # textures at 30 a class, shapes at 100 a class, shapes and glyphs imbalanced; 3 seeds each; at most
 # one image of 500 either way), so it stays a choice (--soup 3), see docs/benchmarks.md#checkpoint-soup
 SOUP_CHECKPOINTS = 0
+# `tlstudio distill` (core/training/distill.py): a small student trained on a finished run's soft labels.
+# The edge students offered (any backbone of the registry, or a model file, works as well); the softening
+# temperature T of both distributions; the weight of the soft term (KL × T²) against the hard-label
+# cross-entropy (Hinton et al. 2015 weigh the soft targets most); epochs, Adam's rate (cosine decay) and batch
+DISTILL_STUDENTS = ("MobileNetV3Small", "EfficientNetLite0")
+DISTILL_TEMPERATURE = 4.0
+DISTILL_SOFT_WEIGHT = 0.9
+DISTILL_EPOCHS = 30
+DISTILL_LEARNING_RATE = 5e-4
+DISTILL_BATCH_SIZE = 32
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,13 @@ class ExportPanel(QWidget):
         )
         self.button.setEnabled(False)
         self.button.clicked.connect(self._ask_folder)
+        self.distill_button = QPushButton("Distil into a small model…")
+        self.distill_button.setToolTip(
+            "Train a small edge model (MobileNetV3Small, EfficientNet-Lite0) on this run's soft labels, "
+            "on its own split, and compare the two (the same as `tlstudio distill`)"
+        )
+        self.distill_button.setEnabled(False)
+        self.distill_button.clicked.connect(self.open_distill)
         self.format = QComboBox()
         for i, (text, fmt, _) in enumerate(FORMAT_CHOICES):
             self.format.addItem(text)
@@ -157,6 +164,7 @@ class ExportPanel(QWidget):
         layout.addLayout(chooser)
         layout.addWidget(self.summary)
         layout.addWidget(self.button)
+        layout.addWidget(self.distill_button)
         layout.addLayout(formats)
         layout.addWidget(self.views, 1)
 
@@ -179,7 +187,7 @@ class ExportPanel(QWidget):
         if record is None:
             self.run_dir = None
             self.summary.setText(NO_RUN_TEXT)
-            for button in (self.button, self.format_button):
+            for button in (self.button, self.format_button, self.distill_button):
                 button.setEnabled(False)
             if self.task is None or not self.task.is_running():
                 self.result.clear()
@@ -201,12 +209,23 @@ class ExportPanel(QWidget):
         )
         self.button.setEnabled(usable)
         self.format_button.setEnabled(usable)
+        self.distill_button.setEnabled(usable and (self.run_dir / files.SAVED_MODEL).is_dir())
         self.show_card()
         if usable:
             self.result.setHtml(
                 f"The run's own export is in <code>{self.run_dir / 'saved_model'}</code> "
                 "(verified when it was written). Export again to put it elsewhere."
             )
+
+    def open_distill(self):
+        """The "Distil into a small model…" dialog for the shown run; a student made joins the runs."""
+        from tlstudio.gui.distill_dialog import DistillDialog
+
+        if self.run_dir is None:
+            return None
+        dialog = DistillDialog(self.run_dir, self, on_student=self.state.adopt_run)
+        dialog.show()
+        return dialog
 
     def show_card(self) -> None:
         """The shown run's model card: the export set's when there is one, else the run's own, else

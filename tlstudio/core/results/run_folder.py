@@ -39,6 +39,7 @@ EXPORT = "export"  # RUN/export/<format>[-<mode>]/
 EXPORT_DESCRIPTION = "model.json"  # in each RUN/export/<artefact>/: its input, output and checks
 TENSORBOARD = "tensorboard"  # event files for `tensorboard --logdir`
 CROSS_VALIDATION = "cross_validation.json"
+TEACHER_PROBABILITIES = "teacher_probabilities.npz"  # a distilled run: its teacher's outputs, once
 LOCK = ".lock"
 
 
