@@ -17,6 +17,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         CLASS_WEIGHTS,
         MIXED_PRECISION,
         OPTIMIZERS,
+        PEFT_MODES,
         PREPROCESSING,
         SMALL_FOLDER_VAL,
         SMALL_VAL_PER_CLASS,
@@ -126,6 +127,13 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         f"{SMALL_VAL_PER_CLASS} images a class: train on them too (train) or hold them out (keep); "
         f"default {d.small_folder_val}",
     )
+    p.add_argument(
+        "--peft",
+        choices=PEFT_MODES,
+        default=given["peft"],
+        help="fine-tune phase: whole top blocks (none), LoRA adapters on a transformer's projections "
+        f"(lora), or only biases and norms (bitfit); default {d.peft}",
+    )
     p.add_argument("--no-flip", action="store_true", help="no horizontal flips (text, digits, maps)")
     p.add_argument(
         "--zoom",
@@ -227,6 +235,7 @@ def option_defaults() -> dict[str, object]:
         "no_feature_cache": not d.feature_cache,
         "no_interpolate": not d.interpolate,
         "small_folder_val": d.small_folder_val,
+        "peft": d.peft,
         "no_flip": not d.augmentation.flip,
         "zoom": d.augmentation.zoom,
         "contrast": d.augmentation.contrast,
@@ -308,6 +317,7 @@ def settings_from_args(args: argparse.Namespace, backbone: str | None = None):
         feature_cache=not args.no_feature_cache,
         interpolate=not args.no_interpolate,
         small_folder_val=args.small_folder_val,
+        peft=args.peft,
         strategy=args.strategy,
     )
 

@@ -13,6 +13,7 @@ from tlstudio.core.vocabulary import (
     ClassWeights,
     MixedPrecision,
     Optimizer,
+    Peft,
     Preprocessing,
     SmallFolderVal,
     Strategy,
@@ -26,6 +27,7 @@ STRATEGIES = settings_checks.STRATEGIES
 MIXED_PRECISION = settings_checks.MIXED_PRECISION
 DEVICE_PATTERN = settings_checks.DEVICE_PATTERN
 PREPROCESSING = settings_checks.PREPROCESSING
+PEFT_MODES = settings_checks.PEFT_MODES
 
 # The split's defaults: the settings and the split maker (``data/split.py``) both read these.
 VAL_FRACTION = 0.15
@@ -64,6 +66,8 @@ SMALL_VAL_PER_CLASS = 2
 # label (highest F1); this one where validation has no image of the label
 MULTI_LABEL_THRESHOLD = 0.5
 BOOTSTRAP_RESAMPLES = 1000  # multi-label evaluation: resamples of the test images for the intervals
+# --peft lora: the rank of the adapters Keras 3's enable_lora adds to each projection (alpha = rank)
+LORA_RANK = 8
 PR_CURVE_POINTS = 200  # multi-label evaluation: the most points stored per label's precision-recall curve
 
 
@@ -173,6 +177,7 @@ class TrainSettings:
     calibrate: bool = False  # temperature scaling fitted on the validation split, baked into the export
     interpolate: bool = True  # WiSE-FT: probe and fine-tuned weights mixed, α chosen on validation
     small_folder_val: SmallFolderVal = "train"  # small folders: validation trains too (small_folder.py)
+    peft: Peft = "none"  # fine-tune phase: "none" (whole blocks), "lora" or "bitfit" (backbone/peft.py)
 
     def __post_init__(self) -> None:
         if not isinstance(self.head, HeadSettings):
@@ -274,6 +279,7 @@ SETTING_NAMES: dict[str, tuple[str, str | None]] = {
     "calibrate": ("Calibrate confidences", "--calibrate"),
     "interpolate": ("WiSE-FT interpolation", "--no-interpolate"),
     "small_folder_val": ("Small folder: use validation", "--small-folder-val"),
+    "peft": ("Parameter-efficient fine-tuning", "--peft"),
 }
 
 

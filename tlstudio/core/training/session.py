@@ -24,6 +24,7 @@ import tensorflow as tf
 from tlstudio.core import atomic
 from tlstudio.core import events as ev
 from tlstudio.core.backbone.classifier import TransferModel, classifier_for, set_batchnorm_momentum
+from tlstudio.core.backbone.peft import PeftSummary
 from tlstudio.core.backbone.registry import build_backbone, input_size_of, resolve_backbone
 from tlstudio.core.data.health import class_weights_for
 from tlstudio.core.data.labels_csv import data_root
@@ -102,6 +103,7 @@ class TrainingSession:
         self.small_folder: str | None = None  # why validation images train too, when the rule applied
         self.final_scores: dict[str, float] = {}  # validation scores of the final weights (WiSE-FT)
         self.thresholds: list[float] = []  # multi-label: per-label decision thresholds (validation)
+        self.peft: PeftSummary | None = None  # what --peft did in the fine-tune phase, for run.json
 
     # -- reporting -------------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
@@ -375,6 +377,8 @@ class TrainingSession:
             "skipped_at_split": self.skipped_at_split,  # unusable files of the folder, left out of the split
             "skipped_while_training": [{"path": p, "reason": r} for p, r in self.load_errors.items()],
         }
+        if self.peft is not None:  # --peft: the mode, and parameters trained against a full fine-tune
+            data["peft"] = self.peft.to_dict()
         if self.small_folder:  # the small-folder rule moved validation into training (small_folder.py)
             data["small_folder"] = self.small_folder
         if manifest is not None:
