@@ -34,7 +34,9 @@ def vit_preset(tmp_path_factory):
     )
     converter = keras_hub.layers.ViTImageConverter(image_size=(32, 32), scale=1 / 127.5, offset=-1.0)
     preprocessor = keras_hub.models.ViTImageClassifierPreprocessor(image_converter=converter)
-    classifier = keras_hub.models.ViTImageClassifier(backbone=backbone, num_classes=3, preprocessor=preprocessor)
+    classifier = keras_hub.models.ViTImageClassifier(
+        backbone=backbone, num_classes=3, preprocessor=preprocessor
+    )
     folder = tmp_path_factory.mktemp("peft") / "tiny_vit"
     classifier.save_to_preset(str(folder))
     return folder
@@ -67,7 +69,7 @@ def test_each_mode_trains_only_its_variables_and_merging_gives_the_plain_model_b
     ]
     assert len(projections) == 2 * len(PROJECTIONS) == summary.layers
     adapters = _size(v for layer in projections for v in (layer.lora_kernel_a, layer.lora_kernel_b))
-    # two blocks; EinsumDense: A (kernel's shape but the last × r), B (r × last); Dense: A (in × r), B (r × out)
+    # two blocks; EinsumDense: A (the kernel but its last axis × r), B (r × last); Dense: A (in×r), B (r×out)
     assert adapters == 2 * LORA_RANK * (3 * (32 * 2 + 16) + (2 * 16 + 32) + 2 * (32 + 64))
     assert summary.trainable == _size(model.trainable_weights) == adapters + head
     assert summary.full_fine_tune == full and summary.trainable < full
@@ -160,4 +162,6 @@ def test_lora_on_a_convolutional_backbone_is_refused_in_one_line_before_any_work
     code = main(["train", str(data), "--backbone", "MobileNetV2", "--out", str(run), "--peft", "lora"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and not run.exists()
-    assert len(err.splitlines()) == 1 and "--peft lora needs a transformer backbone" in err and "bitfit" in err
+    assert (
+        len(err.splitlines()) == 1 and "--peft lora needs a transformer backbone" in err and "bitfit" in err
+    )

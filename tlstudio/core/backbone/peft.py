@@ -185,7 +185,7 @@ def _trainable_leaves(model) -> list:
     backbone = _backbone_of(model)
     if not backbone.trainable:
         return []
-    out = []
+    out: list[Any] = []
     for _, layer, _ in named_leaf_layers(backbone):
         if layer.trainable:
             out.extend(x for x in _all_leaves(layer) if x.trainable and x.weights)
