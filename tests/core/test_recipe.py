@@ -204,3 +204,15 @@ def test_warm_started_path_chooses_as_cold_fits_do():
     best = min(losses.values())
     assert warm.l2 == max(k for k, v in losses.items() if v <= best * 1.01)
     assert warm.cv_log_loss == pytest.approx(losses[warm.l2], abs=2e-3)
+
+
+def test_peft_changes_only_the_fine_tune_phase_which_trains_at_the_heads_rate():
+    full = plan_recipe(TrainSettings(backbone="x"), 100)
+    for mode, words in (("lora", "LoRA adapters only"), ("bitfit", "biases and norms only")):
+        recipe = plan_recipe(TrainSettings(backbone="x", peft=mode), 100)
+        probe, tune = recipe.phases
+        assert probe == full.phases[0] and probe.peft == "none"
+        assert tune.peft == mode and tune.plan == full.phases[1].plan and tune.epochs == full.phases[1].epochs
+        assert tune.learning_rate == 1e-3 == 10 * full.phases[1].learning_rate  # adapters start at zero
+        assert words in recipe.describe()
+    assert full.phases[1].peft == "none"

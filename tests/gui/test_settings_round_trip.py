@@ -49,6 +49,7 @@ def unusual_settings(backbone: str) -> TrainSettings:
         interpolate=False,
         small_folder_val="keep",
         soup_checkpoints=5,
+        peft="lora",
     )
     base = defaults()
     same = [

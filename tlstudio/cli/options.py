@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tlstudio.cli.size_check import image_size_problem  # noqa: F401 (where the commands import it from)
+
 DATA_HELP = (
     "a data folder (one sub-folder per class) or a labels CSV (path,labels; several labels or none: "
     "multi-label)"
@@ -17,6 +19,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         CLASS_WEIGHTS,
         MIXED_PRECISION,
         OPTIMIZERS,
+        PEFT_MODES,
         PREPROCESSING,
         SMALL_FOLDER_VAL,
         SMALL_VAL_PER_CLASS,
@@ -135,6 +138,13 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         f"{SMALL_VAL_PER_CLASS} images a class: train on them too (train) or hold them out (keep); "
         f"default {d.small_folder_val}",
     )
+    p.add_argument(
+        "--peft",
+        choices=PEFT_MODES,
+        default=given["peft"],
+        help="fine-tune phase: whole top blocks (none), LoRA adapters on a transformer's projections "
+        f"(lora), or only biases and norms (bitfit); default {d.peft}",
+    )
     p.add_argument("--no-flip", action="store_true", help="no horizontal flips (text, digits, maps)")
     p.add_argument(
         "--zoom",
@@ -238,6 +248,7 @@ def option_defaults() -> dict[str, object]:
         "no_interpolate": not d.interpolate,
         "small_folder_val": d.small_folder_val,
         "soup": d.soup_checkpoints,
+        "peft": d.peft,
         "no_flip": not d.augmentation.flip,
         "zoom": d.augmentation.zoom,
         "contrast": d.augmentation.contrast,
@@ -320,52 +331,9 @@ def settings_from_args(args: argparse.Namespace, backbone: str | None = None):
         interpolate=not args.no_interpolate,
         small_folder_val=args.small_folder_val,
         soup_checkpoints=args.soup,
+        peft=args.peft,
         strategy=args.strategy,
     )
-
-
-def image_size_problem(settings) -> str | None:
-    """Why the backbone cannot take ``settings.image_size``, asked of its spec before any work: a fixed
-    input (a ViT preset's position embeddings, a model file's input layer) or a minimum size (Keras
-    Applications). The range any backbone may take is the settings' own check.
-
-    Args:
-        settings: the run's ``TrainSettings``.
-
-    Returns:
-        A one-line reason naming the backbone's size, or None: the size suits it, no size was given,
-        or the backbone is not known here (building it says why, as without a size).
-    """
-    size = settings.image_size
-    if size is None:
-        return None
-    from pathlib import Path
-
-    from tlstudio.core.backbone.registry import resolve_backbone
-    from tlstudio.core.backbone.sources import model_file_facts
-
-    try:
-        spec = resolve_backbone(settings.backbone)
-    except Exception:  # an unknown name, a broken file: the run says so, with or without --image-size
-        return None
-    if spec.fixed_size and size != spec.fixed_size:
-        return (
-            f"{spec.name} takes only {spec.fixed_size}×{spec.fixed_size} images (its position embeddings "
-            f"are fixed), not --image-size {size}"
-        )
-    if spec.brings_own_size:  # a model file: its input layer may fix the size
-        fixed = model_file_facts(Path(spec.source))[1]
-        if fixed is not None and fixed != size:
-            return (
-                f"{spec.source} takes only {fixed}×{fixed} images (its input is fixed), not --image-size "
-                f"{size}: leave --image-size out"
-            )
-        return None
-    if spec.knows_min_size and size < spec.min_size:
-        return (
-            f"{spec.name} needs images of at least {spec.min_size}×{spec.min_size}, not --image-size {size}"
-        )
-    return None
 
 
 def batch_size_option(text: str) -> int | str:

@@ -97,13 +97,24 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         return fail("train", str(err), 2)
     quiet_tensorflow()
-    if (why := image_size_problem(settings)) is not None:  # before any run folder is claimed
+    if (why := image_size_problem(settings) or peft_problem(settings)) is not None:  # before any folder
         return fail("train", why, 2)
     if args.folds is not None:
         return run_folds(args, settings)
     return run_training(
         settings, args.data_dir, args.out, args.manifest, overwrite=args.overwrite, as_json=args.json
     )
+
+
+def peft_problem(settings) -> str | None:
+    """Why ``--peft lora`` cannot run on the backbone (a CNN has no projection to wrap), asked of its
+    spec before any work; None where it can, or where only building the backbone tells."""
+    if settings.peft != "lora":
+        return None
+    from tlstudio.core.backbone.peft import lora_refusal
+    from tlstudio.core.backbone.registry import resolve_backbone
+
+    return lora_refusal(resolve_backbone(settings.backbone))
 
 
 # `train`'s own options that --project and --resume also refuse (the others: ``option_defaults``)
@@ -229,7 +240,7 @@ def train_project(args: argparse.Namespace) -> int:
             2,
         )
     quiet_tensorflow()
-    if (why := image_size_problem(project.settings)) is not None:  # before any run folder is claimed
+    if (why := image_size_problem(project.settings) or peft_problem(project.settings)) is not None:
         return fail("train", f"{args.project}: {why}", 2)
     settings = project.settings  # where it runs is this machine's business: --strategy and --device
     if args.strategy != "default":

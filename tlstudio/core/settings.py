@@ -13,6 +13,7 @@ from tlstudio.core.vocabulary import (
     ClassWeights,
     MixedPrecision,
     Optimizer,
+    Peft,
     Preprocessing,
     SmallFolderVal,
     Strategy,
@@ -26,6 +27,7 @@ STRATEGIES = settings_checks.STRATEGIES
 MIXED_PRECISION = settings_checks.MIXED_PRECISION
 DEVICE_PATTERN = settings_checks.DEVICE_PATTERN
 PREPROCESSING = settings_checks.PREPROCESSING
+PEFT_MODES = settings_checks.PEFT_MODES
 
 # The split's defaults: the settings and the split maker (``data/split.py``) both read these.
 VAL_FRACTION = 0.15
@@ -67,6 +69,8 @@ MULTI_LABEL_THRESHOLD = 0.5
 # within [1 / this, this], so a label on 1 image of 1,000 cannot drown out every other label
 MULTI_LABEL_MAX_POS_WEIGHT = 100.0
 BOOTSTRAP_RESAMPLES = 1000  # multi-label evaluation: resamples of the test images for the intervals
+# --peft lora: the rank of the adapters Keras 3's enable_lora adds to each projection (alpha = rank)
+LORA_RANK = 8
 PR_CURVE_POINTS = 200  # multi-label evaluation: the most points stored per label's precision-recall curve
 # Greedy checkpoint soup (core/training/soup.py): the fine-tune phase keeps this many of its best epochs
 # by validation loss (their trainable weights, in memory) and averages those that do not raise it. Off
@@ -193,6 +197,7 @@ class TrainSettings:
     interpolate: bool = True  # WiSE-FT: probe and fine-tuned weights mixed, α chosen on validation
     small_folder_val: SmallFolderVal = "train"  # small folders: validation trains too (small_folder.py)
     soup_checkpoints: int = SOUP_CHECKPOINTS  # greedy soup of the N best fine-tune epochs (0 or 1: off)
+    peft: Peft = "none"  # fine-tune phase: "none" (whole blocks), "lora" or "bitfit" (backbone/peft.py)
 
     def __post_init__(self) -> None:
         if not isinstance(self.head, HeadSettings):
@@ -295,6 +300,7 @@ SETTING_NAMES: dict[str, tuple[str, str | None]] = {
     "interpolate": ("WiSE-FT interpolation", "--no-interpolate"),
     "small_folder_val": ("Small folder: use validation", "--small-folder-val"),
     "soup_checkpoints": ("Checkpoint soup (best epochs averaged)", "--soup"),
+    "peft": ("Parameter-efficient fine-tuning", "--peft"),
 }
 
 

@@ -14,6 +14,7 @@ from tlstudio.core.vocabulary import (  # the vocabularies (Literal types), re-e
     CLASS_WEIGHTS,
     MIXED_PRECISION,
     OPTIMIZERS,
+    PEFT_MODES,
     PREPROCESSING,
     SETTINGS_TYPES,
     SMALL_FOLDER_VAL,
@@ -105,6 +106,8 @@ def check_ranges(s: TrainSettings) -> None:  # (settings checks the head's and a
         raise ValueError(f"class_weights must be auto, balanced or none, not {show(s.class_weights)}")
     if s.small_folder_val not in SMALL_FOLDER_VAL:
         raise ValueError(f"small_folder_val must be train or keep, not {show(s.small_folder_val)}")
+    if s.peft not in PEFT_MODES:
+        raise ValueError(f"peft must be one of {', '.join(PEFT_MODES)}, not {show(s.peft)}")
     if s.strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {show(s.strategy)} (choose from {', '.join(STRATEGIES)})")
     if s.mixed_precision not in MIXED_PRECISION:

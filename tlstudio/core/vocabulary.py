@@ -11,6 +11,7 @@ Strategy = Literal["default", "mirrored", "multiworker"]  # one device, every lo
 MixedPrecision = Literal["auto", "on", "off"]  # auto: on for GPUs with compute capability ≥ 7.0
 Preprocessing = Literal["none", "unit", "tf", "caffe", "torch"]  # backbone/preprocessing.py's modes
 SmallFolderVal = Literal["train", "keep"]  # a small folder's validation images: train too, or held out
+Peft = Literal["none", "lora", "bitfit"]  # the fine-tune phase: whole blocks, LoRA adapters, or biases/norms
 # what a run's run.json and a project's list say of it; "interrupted": the app closed during it
 RunStatus = Literal["running", "completed", "stopped", "failed", "failed_to_learn", "interrupted"]
 
@@ -20,6 +21,7 @@ STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 MIXED_PRECISION: tuple[MixedPrecision, ...] = get_args(MixedPrecision)
 PREPROCESSING: tuple[Preprocessing, ...] = get_args(Preprocessing)
 SMALL_FOLDER_VAL: tuple[SmallFolderVal, ...] = get_args(SmallFolderVal)
+PEFT_MODES: tuple[Peft, ...] = get_args(Peft)
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 
 # the settings fields typed by a vocabulary: their values are strings (``settings_checks.check_fields``)
@@ -30,4 +32,5 @@ SETTINGS_TYPES = (
     "MixedPrecision",
     "Preprocessing",
     "SmallFolderVal",
+    "Peft",
 )

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tlstudio.core.settings import MIXED_PRECISION, OPTIMIZERS, TrainSettings, defaults
+from tlstudio.core.settings import MIXED_PRECISION, OPTIMIZERS, PEFT_MODES, TrainSettings, defaults
 from tlstudio.core.training.recipe import is_one_phase
 from tlstudio.gui.lr_find_view import LrFindView
 
@@ -116,6 +116,12 @@ class TrainForm(QGroupBox):
             0.0, 0.5, d.augmentation.rotation, 0.01, 2, "Random rotation, as a fraction of a full turn"
         )
         self.zoom = real(0.0, 0.5, d.augmentation.zoom, 0.05, 2, "Random zoom in and out")
+        self.peft = QComboBox()
+        self.peft.addItems(list(PEFT_MODES))
+        self.peft.setToolTip(
+            "Fine-tune phase: whole top blocks (none), LoRA adapters on a transformer's attention and MLP "
+            "projections (lora), or only the backbone's biases and norms (bitfit); the head always trains"
+        )
         self.mixed = QComboBox()
         for value in MIXED_PRECISION:
             self.mixed.addItem(value, value)
@@ -160,6 +166,7 @@ class TrainForm(QGroupBox):
         form.addRow("Augmentation", self.flip)
         form.addRow("Rotation", self.rotation)
         form.addRow("Zoom", self.zoom)
+        form.addRow("Fine-tune PEFT", self.peft)
         form.addRow("Device", self.device)
         form.addRow("Mixed precision", self.mixed)
         self.mirrored = check(
@@ -244,6 +251,7 @@ class TrainForm(QGroupBox):
             calibrate=self.calibrate.isChecked(),
             feature_cache=self.feature_cache.isChecked(),
             small_folder_val="train" if self.small_folder_train.isChecked() else "keep",
+            peft=self.peft.currentText(),
         )
 
     def show_settings(self, s: TrainSettings) -> None:
@@ -266,6 +274,7 @@ class TrainForm(QGroupBox):
         self.calibrate.setChecked(s.calibrate)
         self.feature_cache.setChecked(s.feature_cache)
         self.small_folder_train.setChecked(s.small_folder_val == "train")
+        self.peft.setCurrentText(s.peft)
 
     def show_plan(self, plan) -> None:
         """The Layers panel's plan: one of the user's own trains in one phase, so the recipe's

@@ -19,7 +19,8 @@ import tensorflow as tf
 
 from tlstudio.core import events as ev
 from tlstudio.core.backbone.classifier import reset_batchnorm_statistics, set_batchnorm_momentum
-from tlstudio.core.backbone.freezing import apply_freeze_plan, variable_multipliers
+from tlstudio.core.backbone.freezing import apply_freeze_plan, summarize, variable_multipliers
+from tlstudio.core.backbone.peft import apply_peft, merge_lora
 from tlstudio.core.settings import EARLY_STOPPING_MIN_DELTA, make_optimizer
 from tlstudio.core.training import distribution, feature_cache, resume
 from tlstudio.core.training.callbacks import BestCheckpoint, EventBridge, LastCheckpoint
@@ -230,7 +231,11 @@ def run_fit_phase(
 ) -> float:
     """Train with the optimizer for up to ``phase.epochs`` epochs (early stopping, best checkpoint)."""
     s = session.settings
-    summary = apply_freeze_plan(model, phase.plan)
+    summary, peft = apply_freeze_plan(model, phase.plan), None
+    if phase.peft != "none":  # only LoRA adapters, or biases and norms, of the plan's layers train
+        with session.scope():
+            peft = session.peft = apply_peft(model, phase.peft)
+        summary = summarize(model)
     steps = math.ceil(len(train) / s.batch_size)
     if phase.reset_batchnorm and resume_epoch is None:
         sample = next(iter(session.features_dataset(train[:: max(1, len(train) // 64)][:64], batch_size=64)))[
@@ -277,7 +282,7 @@ def run_fit_phase(
     session.emit(
         ev.PhaseStarted(
             phase.name,
-            phase.plan.describe(),
+            phase.plan.describe() + (f"; {peft.describe()}" if peft else ""),
             first_epoch,
             phase.epochs,
             phase.learning_rate,
@@ -319,34 +324,38 @@ def run_fit_phase(
     )
     start = first_epoch if resume_epoch is None else resume_epoch
     last = first_epoch + phase.epochs
-    if several:  # Keras 3's fit does not run under MultiWorkerMirroredStrategy
-        distribution.fit_distributed(
-            fit_model,
-            session.strategy,
-            fit_train,
-            fit_val,
-            epochs=last,
-            initial_epoch=start,
-            callbacks=callbacks,
-            class_weight=class_weight,
-            stop_event=session.stop_event,
-            agreed_stop=session.agreed_stop,
-        )
-    else:
-        at_once = StopDuringFirstBatch(stop)  # a slow first batch (tracing) need not delay a Stop
-        try:
-            with _unknown_length_ok():
-                fit_model.fit(
-                    fit_train,
-                    validation_data=fit_val,
-                    epochs=last,
-                    initial_epoch=start,
-                    class_weight=class_weight,
-                    callbacks=[at_once, *callbacks],
-                    verbose=0,
-                )
-        finally:
-            at_once.interrupt.close()
+    try:
+        if several:  # Keras 3's fit does not run under MultiWorkerMirroredStrategy
+            distribution.fit_distributed(
+                fit_model,
+                session.strategy,
+                fit_train,
+                fit_val,
+                epochs=last,
+                initial_epoch=start,
+                callbacks=callbacks,
+                class_weight=class_weight,
+                stop_event=session.stop_event,
+                agreed_stop=session.agreed_stop,
+            )
+        else:
+            at_once = StopDuringFirstBatch(stop)  # a slow first batch (tracing) need not delay a Stop
+            try:
+                with _unknown_length_ok():
+                    fit_model.fit(
+                        fit_train,
+                        validation_data=fit_val,
+                        epochs=last,
+                        initial_epoch=start,
+                        class_weight=class_weight,
+                        callbacks=[at_once, *callbacks],
+                        verbose=0,
+                    )
+            finally:
+                at_once.interrupt.close()
+    finally:
+        if peft is not None:  # adapters folded into the kernels: one plain model again
+            merge_lora(model)
     return checkpoint.best
 
 

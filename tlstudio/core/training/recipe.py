@@ -63,6 +63,7 @@ class Phase:
     probe: bool = False  # fitted in closed form on cached features, not with the optimizer
     min_epochs: int = 0  # early stopping may end the phase only after this many epochs
     reset_batchnorm: bool = False  # start BatchNorm's moving statistics from the data (from scratch)
+    peft: str = "none"  # "lora" or "bitfit": only adapters, or biases and norms, of the plan's layers train
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,9 @@ class Recipe:
                 lines.append(f"{p.name}: linear probe on cached features, fitted to convergence")
             else:
                 sched = f", warm-up {p.warmup_steps} steps then cosine" if p.cosine else ""
+                peft = {"lora": " (LoRA adapters only)", "bitfit": " (biases and norms only)"}.get(p.peft, "")
                 lines.append(
-                    f"{p.name}: {p.plan.describe()}, lr {p.learning_rate:g}{sched}, ≤{p.epochs} epochs"
+                    f"{p.name}: {p.plan.describe()}{peft}, lr {p.learning_rate:g}{sched}, ≤{p.epochs} epochs"
                 )
         if self.soup > 1:
             lines.append(
@@ -160,11 +162,12 @@ def plan_recipe(s: TrainSettings, train_images: int, *, probe_possible: bool = T
     tune = Phase(
         "fine-tune",
         plan,
-        s.learning_rate * s.fine_tune_lr_factor,
+        s.learning_rate * (s.fine_tune_lr_factor if s.peft == "none" else 1.0),  # adapters: the head's rate
         epochs,
         warmup,
         cosine=True,
         min_epochs=math.ceil(warmup / steps_per_epoch),
+        peft=s.peft,
     )
     soup = s.soup_checkpoints if s.soup_checkpoints > 1 else 0
     return Recipe((head, tune), interpolate=use_probe and s.interpolate, from_scratch=False, soup=soup)

@@ -25,6 +25,7 @@ import tensorflow as tf
 from tlstudio.core import atomic
 from tlstudio.core import events as ev
 from tlstudio.core.backbone.classifier import TransferModel, classifier_for, set_batchnorm_momentum
+from tlstudio.core.backbone.peft import PeftSummary
 from tlstudio.core.backbone.registry import build_backbone, input_size_of, resolve_backbone
 from tlstudio.core.data.labels_csv import data_root
 from tlstudio.core.data.pipeline import LoadErrors, make_dataset
@@ -114,6 +115,7 @@ class TrainingSession:
         self.soup: dict | None = None  # what the greedy soup did, for run.json (soup.SoupResult.to_dict)
         self.pos_weight: np.ndarray | None = None  # multi-label: each label's positive weight in the loss
         self.class_weights: dict[str, float] | None = None  # the weights used, by class (run.json)
+        self.peft: PeftSummary | None = None  # what --peft did in the fine-tune phase, for run.json
 
     # -- reporting -------------------------------------------------------------------------------
     def emit(self, event: ev.Event) -> None:
@@ -375,6 +377,8 @@ class TrainingSession:
             "skipped_at_split": self.skipped_at_split,  # unusable files of the folder, left out of the split
             "skipped_while_training": [{"path": p, "reason": r} for p, r in self.load_errors.items()],
         }
+        if self.peft is not None:  # --peft: the mode, and parameters trained against a full fine-tune
+            data["peft"] = self.peft.to_dict()
         if self.small_folder:  # the small-folder rule moved validation into training (small_folder.py)
             data["small_folder"] = self.small_folder
         if self.soup is not None:  # the greedy checkpoint soup (soup.py), or why it was skipped
