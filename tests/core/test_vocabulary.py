@@ -27,6 +27,7 @@ def test_the_settings_fields_typed_by_a_vocabulary():
         "mixed_precision",
         "preprocessing",
         "small_folder_val",
+        "probe_features",
     }
 
 

@@ -48,6 +48,7 @@ def unusual_settings(backbone: str) -> TrainSettings:
         calibrate=True,
         interpolate=False,
         small_folder_val="keep",
+        probe_features="last",
     )
     base = defaults()
     same = [

@@ -18,6 +18,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         MIXED_PRECISION,
         OPTIMIZERS,
         PREPROCESSING,
+        PROBE_FEATURES,
         SMALL_FOLDER_VAL,
         SMALL_VAL_PER_CLASS,
         STRATEGIES,
@@ -126,6 +127,14 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         f"{SMALL_VAL_PER_CLASS} images a class: train on them too (train) or hold them out (keep); "
         f"default {d.small_folder_val}",
     )
+    p.add_argument(
+        "--probe-features",
+        choices=PROBE_FEATURES,
+        default=given["probe_features"],
+        help="what the linear probe reads of a transformer: the last block's class token (last), or "
+        "DINOv2's linear4 (last4: the last 4 blocks' class tokens and the mean patch token; KerasHub "
+        f"ViT, probe-only runs); default {d.probe_features} (= last)",
+    )
     p.add_argument("--no-flip", action="store_true", help="no horizontal flips (text, digits, maps)")
     p.add_argument(
         "--zoom",
@@ -227,6 +236,7 @@ def option_defaults() -> dict[str, object]:
         "no_feature_cache": not d.feature_cache,
         "no_interpolate": not d.interpolate,
         "small_folder_val": d.small_folder_val,
+        "probe_features": d.probe_features,
         "no_flip": not d.augmentation.flip,
         "zoom": d.augmentation.zoom,
         "contrast": d.augmentation.contrast,
@@ -308,6 +318,7 @@ def settings_from_args(args: argparse.Namespace, backbone: str | None = None):
         feature_cache=not args.no_feature_cache,
         interpolate=not args.no_interpolate,
         small_folder_val=args.small_folder_val,
+        probe_features=args.probe_features,
         strategy=args.strategy,
     )
 

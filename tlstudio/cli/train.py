@@ -99,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
     quiet_tensorflow()
     if (why := image_size_problem(settings)) is not None:  # before any run folder is claimed
         return fail("train", why, 2)
+    from tlstudio.core.backbone.block_tokens import probe_features_problem
+
+    if (why := probe_features_problem(settings)) is not None:
+        return fail("train", why, 2)
     if args.folds is not None:
         return run_folds(args, settings)
     return run_training(

@@ -14,6 +14,7 @@ from tlstudio.core.vocabulary import (
     MixedPrecision,
     Optimizer,
     Preprocessing,
+    ProbeFeatures,
     SmallFolderVal,
     Strategy,
 )
@@ -26,6 +27,8 @@ STRATEGIES = settings_checks.STRATEGIES
 MIXED_PRECISION = settings_checks.MIXED_PRECISION
 DEVICE_PATTERN = settings_checks.DEVICE_PATTERN
 PREPROCESSING = settings_checks.PREPROCESSING
+PROBE_FEATURES = settings_checks.PROBE_FEATURES
+LINEAR4_BLOCKS = 4  # probe_features "last4": class tokens of this many last blocks (DINOv2's linear4)
 
 # The split's defaults: the settings and the split maker (``data/split.py``) both read these.
 VAL_FRACTION = 0.15
@@ -173,6 +176,7 @@ class TrainSettings:
     calibrate: bool = False  # temperature scaling fitted on the validation split, baked into the export
     interpolate: bool = True  # WiSE-FT: probe and fine-tuned weights mixed, α chosen on validation
     small_folder_val: SmallFolderVal = "train"  # small folders: validation trains too (small_folder.py)
+    probe_features: ProbeFeatures = "auto"  # transformers: "last4" (block_tokens.py); auto: "last"
 
     def __post_init__(self) -> None:
         if not isinstance(self.head, HeadSettings):
@@ -274,6 +278,7 @@ SETTING_NAMES: dict[str, tuple[str, str | None]] = {
     "calibrate": ("Calibrate confidences", "--calibrate"),
     "interpolate": ("WiSE-FT interpolation", "--no-interpolate"),
     "small_folder_val": ("Small folder: use validation", "--small-folder-val"),
+    "probe_features": ("Probe features", "--probe-features"),
 }
 
 

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from tlstudio.core import atomic
 from tlstudio.core import events as ev
+from tlstudio.core.backbone.block_tokens import choose_probe_features
 from tlstudio.core.backbone.classifier import TransferModel, classifier_for, set_batchnorm_momentum
 from tlstudio.core.backbone.registry import build_backbone, input_size_of, resolve_backbone
 from tlstudio.core.data.health import class_weights_for
@@ -91,6 +92,7 @@ class TrainingSession:
         self.load_errors = LoadErrors()  # files dropped while training or evaluating, named in run.json
         self.skipped_at_split: list[dict[str, str]] = []  # files the scan found unusable
         self.model: TransferModel | None = None
+        self.probe_features: tuple[str, str] | None = None  # (last or last4, why)
         self.manifest: Manifest | None = None  # set once the run has its split
         self.image_size: int | None = None
         self.strategy = None  # a tf.distribute strategy when one is used
@@ -206,7 +208,7 @@ class TrainingSession:
             )
         with self.scope():
             model = classifier_for(backbone, spec, s, len(classes), size, multi_label=manifest.multi_label)
-        self.model = model
+        self.model, self.probe_features = model, choose_probe_features(s, spec)
         train, val, test = (manifest.subset(x) for x in ("train", "val", "test"))
         if not train:
             raise TrainingError("the training split is empty: add images or lower --val/--test")
@@ -377,6 +379,8 @@ class TrainingSession:
         }
         if self.small_folder:  # the small-folder rule moved validation into training (small_folder.py)
             data["small_folder"] = self.small_folder
+        if self.probe_features:  # which features the probe read, and why (block_tokens.py)
+            data["probe_features"] = dict(zip(("used", "why"), self.probe_features, strict=True))
         if manifest is not None:
             data.update(
                 manifest_fingerprint=manifest.fingerprint(),
