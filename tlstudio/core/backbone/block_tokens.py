@@ -96,7 +96,7 @@ def choose_probe_features(settings, spec) -> tuple[str, str]:
     if asked == "last":
         return "last", "asked: the last block's features"
     if asked == "auto":
-        return "last", "auto: the last block's features (no measurement yet shows last4 winning here)"
+        return "last", "auto: the last block's features (last4 measured +0.018 and +0.001: not a rule yet)"
     if spec.family not in LAST4_FAMILIES or not spec.class_token:
         raise BackboneError(
             f"--probe-features last4 needs a KerasHub ViT backbone with a class token; {spec.name} "
