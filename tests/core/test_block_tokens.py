@@ -100,6 +100,7 @@ def test_a_probe_only_last4_run_trains_and_its_saved_model_agrees(vit5_preset, t
 def test_last4_is_refused_for_a_cnn_and_with_fine_tuning_and_auto_is_last(vit5_preset, tmp_path, capsys):
     from factory import make_colour_dataset
 
+    import tlstudio
     from tlstudio.core.backbone.block_tokens import choose_probe_features
     from tlstudio.core.backbone.registry import resolve_backbone
 
@@ -114,6 +115,9 @@ def test_last4_is_refused_for_a_cnn_and_with_fine_tuning_and_auto_is_last(vit5_p
         err = capsys.readouterr().err
         assert why in err and len(err.strip().splitlines()) == 1
         assert not run.exists()  # refused before any work
+    with pytest.raises(ValueError, match="needs a KerasHub ViT backbone"):  # the Python API: the same
+        tlstudio.train(data, backbone="MobileNetV2", out=tmp_path / "api", probe_features="last4")
+    assert not (tmp_path / "api").exists()
     spec = resolve_backbone(str(vit5_preset))
     used, reason = choose_probe_features(TrainSettings(backbone=str(vit5_preset)), spec)
     assert (used, reason.split(":")[0]) == ("last", "auto")

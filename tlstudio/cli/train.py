@@ -235,6 +235,10 @@ def train_project(args: argparse.Namespace) -> int:
     quiet_tensorflow()
     if (why := image_size_problem(project.settings)) is not None:  # before any run folder is claimed
         return fail("train", f"{args.project}: {why}", 2)
+    from tlstudio.core.backbone.block_tokens import probe_features_problem
+
+    if (why := probe_features_problem(project.settings)) is not None:
+        return fail("train", f"{args.project}: {why}", 2)
     settings = project.settings  # where it runs is this machine's business: --strategy and --device
     if args.strategy != "default":
         settings = settings.but(strategy=args.strategy)
