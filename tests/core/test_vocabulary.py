@@ -28,6 +28,7 @@ def test_the_settings_fields_typed_by_a_vocabulary():
         "preprocessing",
         "small_folder_val",
         "peft",
+        "probe_features",
     }
 
 

@@ -50,6 +50,7 @@ def unusual_settings(backbone: str) -> TrainSettings:
         small_folder_val="keep",
         soup_checkpoints=5,
         peft="lora",
+        probe_features="last",
     )
     base = defaults()
     same = [

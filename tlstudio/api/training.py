@@ -134,6 +134,10 @@ def train(
     import_tensorflow_quietly()
     if (why := image_size_problem(run_settings)) is not None:  # before any run folder is claimed
         raise ValueError(why)
+    from tlstudio.core.backbone.block_tokens import probe_features_problem
+
+    if (why := probe_features_problem(run_settings)) is not None:  # last4 where it does not apply
+        raise ValueError(why)
     from tlstudio.core.training.session import TrainingError, TrainingSession
 
     result = TrainingSession(

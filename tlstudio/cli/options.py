@@ -21,6 +21,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         OPTIMIZERS,
         PEFT_MODES,
         PREPROCESSING,
+        PROBE_FEATURES,
         SMALL_FOLDER_VAL,
         SMALL_VAL_PER_CLASS,
         STRATEGIES,
@@ -145,6 +146,14 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         help="fine-tune phase: whole top blocks (none), LoRA adapters on a transformer's projections "
         f"(lora), or only biases and norms (bitfit); default {d.peft}",
     )
+    p.add_argument(
+        "--probe-features",
+        choices=PROBE_FEATURES,
+        default=given["probe_features"],
+        help="what the linear probe reads of a transformer: the last block's class token (last), or "
+        "DINOv2's linear4 (last4: the last 4 blocks' class tokens and the mean patch token; KerasHub "
+        f"ViT, probe-only runs); default {d.probe_features} (= last)",
+    )
     p.add_argument("--no-flip", action="store_true", help="no horizontal flips (text, digits, maps)")
     p.add_argument(
         "--zoom",
@@ -249,6 +258,7 @@ def option_defaults() -> dict[str, object]:
         "small_folder_val": d.small_folder_val,
         "soup": d.soup_checkpoints,
         "peft": d.peft,
+        "probe_features": d.probe_features,
         "no_flip": not d.augmentation.flip,
         "zoom": d.augmentation.zoom,
         "contrast": d.augmentation.contrast,
@@ -332,6 +342,7 @@ def settings_from_args(args: argparse.Namespace, backbone: str | None = None):
         small_folder_val=args.small_folder_val,
         soup_checkpoints=args.soup,
         peft=args.peft,
+        probe_features=args.probe_features,
         strategy=args.strategy,
     )
 

@@ -99,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
     quiet_tensorflow()
     if (why := image_size_problem(settings) or peft_problem(settings)) is not None:  # before any folder
         return fail("train", why, 2)
+    from tlstudio.core.backbone.block_tokens import probe_features_problem
+
+    if (why := probe_features_problem(settings)) is not None:
+        return fail("train", why, 2)
     if args.folds is not None:
         return run_folds(args, settings)
     return run_training(
@@ -241,6 +245,10 @@ def train_project(args: argparse.Namespace) -> int:
         )
     quiet_tensorflow()
     if (why := image_size_problem(project.settings) or peft_problem(project.settings)) is not None:
+        return fail("train", f"{args.project}: {why}", 2)
+    from tlstudio.core.backbone.block_tokens import probe_features_problem
+
+    if (why := probe_features_problem(project.settings)) is not None:
         return fail("train", f"{args.project}: {why}", 2)
     settings = project.settings  # where it runs is this machine's business: --strategy and --device
     if args.strategy != "default":

@@ -15,6 +15,7 @@ from tlstudio.core.vocabulary import (
     Optimizer,
     Peft,
     Preprocessing,
+    ProbeFeatures,
     SmallFolderVal,
     Strategy,
 )
@@ -28,6 +29,8 @@ MIXED_PRECISION = settings_checks.MIXED_PRECISION
 DEVICE_PATTERN = settings_checks.DEVICE_PATTERN
 PREPROCESSING = settings_checks.PREPROCESSING
 PEFT_MODES = settings_checks.PEFT_MODES
+PROBE_FEATURES = settings_checks.PROBE_FEATURES
+LINEAR4_BLOCKS = 4  # probe_features "last4": class tokens of this many last blocks (DINOv2's linear4)
 
 # The split's defaults: the settings and the split maker (``data/split.py``) both read these.
 VAL_FRACTION = 0.15
@@ -198,6 +201,7 @@ class TrainSettings:
     small_folder_val: SmallFolderVal = "train"  # small folders: validation trains too (small_folder.py)
     soup_checkpoints: int = SOUP_CHECKPOINTS  # greedy soup of the N best fine-tune epochs (0 or 1: off)
     peft: Peft = "none"  # fine-tune phase: "none" (whole blocks), "lora" or "bitfit" (backbone/peft.py)
+    probe_features: ProbeFeatures = "auto"  # transformers: "last4" (block_tokens.py); auto: "last"
 
     def __post_init__(self) -> None:
         if not isinstance(self.head, HeadSettings):
@@ -301,6 +305,7 @@ SETTING_NAMES: dict[str, tuple[str, str | None]] = {
     "small_folder_val": ("Small folder: use validation", "--small-folder-val"),
     "soup_checkpoints": ("Checkpoint soup (best epochs averaged)", "--soup"),
     "peft": ("Parameter-efficient fine-tuning", "--peft"),
+    "probe_features": ("Probe features", "--probe-features"),
 }
 
 

@@ -16,6 +16,7 @@ from tlstudio.core.vocabulary import (  # the vocabularies (Literal types), re-e
     OPTIMIZERS,
     PEFT_MODES,
     PREPROCESSING,
+    PROBE_FEATURES,
     SETTINGS_TYPES,
     SMALL_FOLDER_VAL,
     STRATEGIES,
@@ -108,6 +109,8 @@ def check_ranges(s: TrainSettings) -> None:  # (settings checks the head's and a
         raise ValueError(f"small_folder_val must be train or keep, not {show(s.small_folder_val)}")
     if s.peft not in PEFT_MODES:
         raise ValueError(f"peft must be one of {', '.join(PEFT_MODES)}, not {show(s.peft)}")
+    if s.probe_features not in PROBE_FEATURES:
+        raise ValueError(f"probe_features must be {', '.join(PROBE_FEATURES)}, not {show(s.probe_features)}")
     if s.strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {show(s.strategy)} (choose from {', '.join(STRATEGIES)})")
     if s.mixed_precision not in MIXED_PRECISION:

@@ -12,6 +12,7 @@ MixedPrecision = Literal["auto", "on", "off"]  # auto: on for GPUs with compute 
 Preprocessing = Literal["none", "unit", "tf", "caffe", "torch"]  # backbone/preprocessing.py's modes
 SmallFolderVal = Literal["train", "keep"]  # a small folder's validation images: train too, or held out
 Peft = Literal["none", "lora", "bitfit"]  # the fine-tune phase: whole blocks, LoRA adapters, or biases/norms
+ProbeFeatures = Literal["auto", "last", "last4"]  # last4: DINOv2's class tokens of the last 4 blocks
 # what a run's run.json and a project's list say of it; "interrupted": the app closed during it
 RunStatus = Literal["running", "completed", "stopped", "failed", "failed_to_learn", "interrupted"]
 
@@ -22,6 +23,7 @@ MIXED_PRECISION: tuple[MixedPrecision, ...] = get_args(MixedPrecision)
 PREPROCESSING: tuple[Preprocessing, ...] = get_args(Preprocessing)
 SMALL_FOLDER_VAL: tuple[SmallFolderVal, ...] = get_args(SmallFolderVal)
 PEFT_MODES: tuple[Peft, ...] = get_args(Peft)
+PROBE_FEATURES: tuple[ProbeFeatures, ...] = get_args(ProbeFeatures)
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 
 # the settings fields typed by a vocabulary: their values are strings (``settings_checks.check_fields``)
@@ -33,4 +35,5 @@ SETTINGS_TYPES = (
     "Preprocessing",
     "SmallFolderVal",
     "Peft",
+    "ProbeFeatures",
 )

@@ -19,7 +19,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from tlstudio.core.settings import MIXED_PRECISION, OPTIMIZERS, PEFT_MODES, TrainSettings, defaults
+from tlstudio.core.settings import (
+    MIXED_PRECISION,
+    OPTIMIZERS,
+    PEFT_MODES,
+    PROBE_FEATURES,
+    TrainSettings,
+    defaults,
+)
 from tlstudio.core.training.recipe import is_one_phase
 from tlstudio.gui.lr_find_view import LrFindView
 
@@ -195,6 +202,14 @@ class TrainForm(QGroupBox):
             checked=True,
         )
         form.addRow("", self.feature_cache)
+        self.probe_features = QComboBox()
+        self.probe_features.addItems(list(PROBE_FEATURES))
+        self.probe_features.setToolTip(
+            "What the linear probe reads of a transformer: auto (= last), the last block's class token, "
+            "or last4 (DINOv2: the last 4 blocks' class tokens and the mean patch token; KerasHub ViT, "
+            "fine-tuning off)"
+        )
+        form.addRow("Probe features", self.probe_features)
         self.setLayout(form)
 
     def use_learning_rate(self, rate: float) -> None:
@@ -252,6 +267,7 @@ class TrainForm(QGroupBox):
             feature_cache=self.feature_cache.isChecked(),
             small_folder_val="train" if self.small_folder_train.isChecked() else "keep",
             peft=self.peft.currentText(),
+            probe_features=self.probe_features.currentText(),
         )
 
     def show_settings(self, s: TrainSettings) -> None:
@@ -275,6 +291,7 @@ class TrainForm(QGroupBox):
         self.feature_cache.setChecked(s.feature_cache)
         self.small_folder_train.setChecked(s.small_folder_val == "train")
         self.peft.setCurrentText(s.peft)
+        self.probe_features.setCurrentText(s.probe_features)
 
     def show_plan(self, plan) -> None:
         """The Layers panel's plan: one of the user's own trains in one phase, so the recipe's

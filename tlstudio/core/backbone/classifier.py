@@ -24,6 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tlstudio.core.backbone.block_tokens import BlockTokensBackbone, choose_probe_features
 from tlstudio.core.backbone.layer_tree import head_pooling
 from tlstudio.core.backbone.preprocessing import preprocessing_layers
 from tlstudio.core.settings import HeadSettings, TrainSettings
@@ -188,7 +189,8 @@ def classifier_for(
     multi_label: bool = False,
 ) -> TransferModel:
     """``build_classifier`` as a run builds it: the settings' preprocessing (else the backbone's),
-    the settings' head, and the spec's class-token pooling.
+    the settings' head, and the spec's class-token pooling; with ``probe_features`` "last4" the
+    backbone's output is DINOv2's linear4 vector (``block_tokens.BlockTokensBackbone``).
 
     Args:
         backbone: from ``build_backbone(spec, …)``.
@@ -197,7 +199,12 @@ def classifier_for(
         num_classes: outputs of the head.
         image_size: square input size in pixels.
         multi_label: sigmoid outputs (the data's task kind, ``Manifest.multi_label``).
+
+    Raises:
+        BackboneError: ``last4`` asked of a backbone or a run it does not suit.
     """
+    if choose_probe_features(settings, spec)[0] == "last4":
+        backbone = BlockTokensBackbone(backbone)
     return build_classifier(
         backbone,
         num_classes,

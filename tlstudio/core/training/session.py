@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from tlstudio.core import atomic
 from tlstudio.core import events as ev
+from tlstudio.core.backbone.block_tokens import choose_probe_features
 from tlstudio.core.backbone.classifier import TransferModel, classifier_for, set_batchnorm_momentum
 from tlstudio.core.backbone.peft import PeftSummary
 from tlstudio.core.backbone.registry import build_backbone, input_size_of, resolve_backbone
@@ -41,6 +42,7 @@ from tlstudio.core.training import (
     memory,
     multilabel_weights,
     phases,
+    run_json,
     run_outcome,
     run_split,
 )
@@ -100,6 +102,7 @@ class TrainingSession:
         self.load_errors = LoadErrors()  # files dropped while training or evaluating, named in run.json
         self.skipped_at_split: list[dict[str, str]] = []  # files the scan found unusable
         self.model: TransferModel | None = None
+        self.probe_features: tuple[str, str] | None = None  # (last or last4, why)
         self.manifest: Manifest | None = None  # set once the run has its split
         self.image_size: int | None = None
         self.strategy = None  # a tf.distribute strategy when one is used
@@ -220,7 +223,7 @@ class TrainingSession:
             )
         with self.scope():
             model = classifier_for(backbone, spec, s, len(classes), size, multi_label=manifest.multi_label)
-        self.model = model
+        self.model, self.probe_features = model, choose_probe_features(s, spec)
         train, val, test = (manifest.subset(x) for x in ("train", "val", "test"))
         if not train:
             raise TrainingError("the training split is empty: add images or lower --val/--test")
@@ -362,38 +365,8 @@ class TrainingSession:
         return str(self.run_dir / "cache" / split)
 
     def write_status(self, status, started, manifest, size, *, metrics=None, message="") -> None:
-        data = {
-            "status": status,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-            "seconds": round(time.time() - started, 2),
-            "device": self.device_words,
-            "batch_size": self.settings.batch_size,  # after any halving (memory.run_fitting_memory)
-            "data_dir": str(self.data_dir.resolve()),
-            "data": str(self.data_source.resolve()),  # the folder, or the labels CSV in it
-            "backbone": self.settings.backbone,
-            "checkpoint": str(self.checkpoint) if self.checkpoint.is_file() else None,
-            "best_epoch": self.best_epoch,
-            "class_weights": self.class_weights,  # None: unweighted (multi-label: each positive's weight)
-            "skipped_at_split": self.skipped_at_split,  # unusable files of the folder, left out of the split
-            "skipped_while_training": [{"path": p, "reason": r} for p, r in self.load_errors.items()],
-        }
-        if self.peft is not None:  # --peft: the mode, and parameters trained against a full fine-tune
-            data["peft"] = self.peft.to_dict()
-        if self.small_folder:  # the small-folder rule moved validation into training (small_folder.py)
-            data["small_folder"] = self.small_folder
-        if self.soup is not None:  # the greedy checkpoint soup (soup.py), or why it was skipped
-            data["soup"] = {k: v for k, v in self.soup.items() if k != "tried"}
-        if manifest is not None:
-            data.update(
-                manifest_fingerprint=manifest.fingerprint(),
-                classes=manifest.classes,
-                image_size=size,
-                task=manifest.task,
-            )
-        if distribution.is_multi_worker(self.strategy):
-            data["cluster"] = distribution.describe_cluster(self.strategy)
-        if metrics:
-            data["metrics"] = metrics
-        if message:
-            data["message"] = message
-        atomic.write_json(self.run_dir / files.RUN_JSON, data)
+        """Write ``run.json``: the run's state as it stands (``run_json.run_record``)."""
+        atomic.write_json(
+            self.run_dir / files.RUN_JSON,
+            run_json.run_record(self, status, started, manifest, size, metrics, message),
+        )
