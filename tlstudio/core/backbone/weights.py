@@ -32,7 +32,6 @@ from tlstudio.core.backbone.sources import BackboneError, is_hdf5
 from tlstudio.core.cancel import Cancelled
 
 log = logging.getLogger(__name__)
-
 CHUNK = 1 << 16
 STALL_SECONDS = 30.0  # a server silent this long (or trickling: STALL_BYTES) is given up on
 STALL_BYTES = 16 << 10  # a body bringing fewer bytes than this in STALL_SECONDS has stalled
