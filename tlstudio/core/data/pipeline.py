@@ -96,26 +96,11 @@ def make_dataset(
     if cache == "auto":
         cache = "memory" if len(entries) * image_size * image_size * 3 <= MEMORY_CACHE_LIMIT else "none"
 
-    def load(path: bytes) -> tuple[np.ndarray, bool]:
-        name = path.decode("utf-8", "surrogateescape")
-        try:
-            return load_for_model(name, image_size), True
-        except (ImageProblem, OSError, ValueError) as err:
-            errors.add(name, str(err))
-            return np.zeros((image_size, image_size, 3), np.uint8), False
-
-    def decode(path, label):
-        pixels, ok = tf.numpy_function(load, [path], (tf.uint8, tf.bool), stateful=False)
-        pixels.set_shape((image_size, image_size, 3))
-        ok.set_shape(())
-        return pixels, label, ok
-
     ds = tf.data.Dataset.from_tensor_slices((paths, labels))
     streaming = cache == "none"
     if training and streaming:
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.filter(_loaded).map(_drop_flag)
+    ds = decode_images(ds, image_size, errors)
     if cache == "memory":
         ds = ds.cache()
     elif not streaming:
@@ -123,7 +108,7 @@ def make_dataset(
         ds = ds.cache(str(cache))
     if training and not streaming:
         ds = ds.shuffle(min(len(paths), 10_000), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(_to_float)
+    ds = ds.batch(batch_size).map(to_float)
     if training and augmentation is not None and augmentation.active:
         layers = augmentation.layers(seed)
 
@@ -145,16 +130,40 @@ def multi_hot(label_sets: Sequence[Sequence[str]], classes: Sequence[str]) -> np
     return out
 
 
-def _loaded(pixels, label, ok):
-    return ok
+def decode_images(ds: tf.data.Dataset, image_size: int, errors: LoadErrors) -> tf.data.Dataset:
+    """(path, target) pairs to (pixels, target): each image decoded as training sees it (upright,
+    RGB, ``image_size``² uint8); one that fails to load is recorded in ``errors`` and dropped.
+
+    Args:
+        ds: a dataset of (path string, target) pairs.
+        image_size: the square side.
+        errors: where the files that fail are named.
+
+    Returns:
+        The decoded dataset, in the same order.
+    """
+
+    def load(path: bytes) -> tuple[np.ndarray, bool]:
+        name = path.decode("utf-8", "surrogateescape")
+        try:
+            return load_for_model(name, image_size), True
+        except (ImageProblem, OSError, ValueError) as err:
+            errors.add(name, str(err))
+            return np.zeros((image_size, image_size, 3), np.uint8), False
+
+    def decode(path, target):
+        pixels, ok = tf.numpy_function(load, [path], (tf.uint8, tf.bool), stateful=False)
+        pixels.set_shape((image_size, image_size, 3))
+        ok.set_shape(())
+        return pixels, target, ok
+
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.filter(lambda pixels, target, ok: ok).map(lambda pixels, target, ok: (pixels, target))
 
 
-def _drop_flag(pixels, label, ok):
-    return pixels, label
-
-
-def _to_float(pixels, label):
-    return tf.cast(pixels, tf.float32), label
+def to_float(pixels, target):
+    """A batch's uint8 pixels as float32 (the model's input), its targets as they are."""
+    return tf.cast(pixels, tf.float32), target
 
 
 def warm_up_tf_data() -> None:

@@ -17,7 +17,13 @@ import numpy as np
 import tensorflow as tf
 
 from tlstudio.core.data.imagefile import ImageProblem
-from tlstudio.core.data.pipeline import MEMORY_CACHE_LIMIT, LoadErrors, load_for_model
+from tlstudio.core.data.pipeline import (
+    MEMORY_CACHE_LIMIT,
+    LoadErrors,
+    decode_images,
+    load_for_model,
+    to_float,
+)
 
 BATCH = 64  # images per teacher call
 TINY = 1e-30  # probabilities below this (float32 underflow) count as this before their log
@@ -89,40 +95,14 @@ def image_stream(
     """
     names = [str(p) for p in paths]
 
-    def load(path: bytes) -> tuple[np.ndarray, bool]:
-        name = path.decode("utf-8", "surrogateescape")
-        try:
-            return load_for_model(name, image_size), True
-        except (ImageProblem, OSError, ValueError) as err:
-            errors.add(name, str(err))
-            return np.zeros((image_size, image_size, 3), np.uint8), False
-
-    def decode(path, target):
-        pixels, ok = tf.numpy_function(load, [path], (tf.uint8, tf.bool), stateful=False)
-        pixels.set_shape((image_size, image_size, 3))
-        ok.set_shape(())
-        return pixels, target, ok
-
-    ds = tf.data.Dataset.from_tensor_slices((names, targets.astype(np.float32)))
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.filter(_loaded).map(_drop_flag)
+    ds = decode_images(
+        tf.data.Dataset.from_tensor_slices((names, targets.astype(np.float32))), image_size, errors
+    )
     if len(names) * image_size * image_size * 3 <= MEMORY_CACHE_LIMIT:
         ds = ds.cache()  # decoded once: later epochs read memory
     if training:
         ds = ds.shuffle(max(len(names), 1), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).map(_to_float).prefetch(tf.data.AUTOTUNE)
-
-
-def _loaded(pixels, target, ok):
-    return ok
-
-
-def _drop_flag(pixels, target, ok):
-    return pixels, target
-
-
-def _to_float(pixels, target):
-    return tf.cast(pixels, tf.float32), target
+    return ds.batch(batch_size).map(to_float).prefetch(tf.data.AUTOTUNE)
 
 
 def pack_targets(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
