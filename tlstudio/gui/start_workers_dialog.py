@@ -35,6 +35,7 @@ class StartWorkersDialog(QDialog):
     ):
         super().__init__(parent)
         self.setWindowTitle("Start sweep workers on this machine")
+        self.setMinimumWidth(640)  # the fields' placeholders say what an empty field means: room to read them
         self.out, self.settings = out, settings
         self.data = QLineEdit(data_dir or "")
         self.study = QLineEdit(study or SWEEP_STUDY)
