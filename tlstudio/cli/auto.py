@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from tlstudio.cli.common import fail, quiet_tensorflow
+from tlstudio.cli.common import fail, folder_only_problem, quiet_tensorflow
 
 
 def add_parser(sub) -> None:
@@ -32,8 +32,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.data_dir.is_dir():
-        return fail("auto", f"{args.data_dir} is not a folder", 2)
+    if (why := folder_only_problem(args.data_dir, "auto")) is not None:
+        return fail("auto", why, 2)
     if args.out.exists() and (not args.out.is_dir() or any(args.out.iterdir())):
         return fail("auto", f"{args.out} already holds files: choose a new --out", 2)
     names = None

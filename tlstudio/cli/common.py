@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 
 def fail(command: str, message: str, code: int = 1) -> int:
@@ -27,6 +28,26 @@ def data_problem(path, *, training: bool = True) -> str | None:
             read_labels_csv(path, training=training)
         except LabelsCsvError as err:
             return str(err)
+    return None
+
+
+def folder_only_problem(path, command: str) -> str | None:
+    """Why ``path`` cannot be the data of a command that takes class folders only (``compare``, ``auto``,
+    ``sweep``), or None: a labels CSV is named as such, with the commands that take one.
+
+    Example:
+        >>> folder_only_problem("labels.csv", "sweep").startswith("sweep takes a folder")
+        True
+    """
+    from tlstudio.core.data.labels_csv import is_labels_csv
+
+    if is_labels_csv(path):
+        return (
+            f"{command} takes a folder of class folders, not a labels CSV ({path}) yet: train, evaluate, "
+            "rank and inspect take one"
+        )
+    if not Path(path).is_dir():
+        return f"{path} is not a folder"
     return None
 
 

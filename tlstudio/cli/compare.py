@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from tlstudio.cli.common import fail, quiet_tensorflow
+from tlstudio.cli.common import fail, folder_only_problem, quiet_tensorflow
 from tlstudio.cli.options import add_split_options, add_training_options, settings_from_args
 
 
@@ -38,8 +38,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.data_dir.is_dir():
-        return fail("compare", f"{args.data_dir} is not a folder", 2)
+    if (why := folder_only_problem(args.data_dir, "compare")) is not None:
+        return fail("compare", why, 2)
     quiet_tensorflow()
     from tlstudio.core.data.health import inspect_folder
     from tlstudio.core.data.split import Manifest, SplitConfig, make_split

@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from tlstudio.cli.common import fail
+from tlstudio.cli.common import fail, folder_only_problem
 
 
 def add_parser(sub) -> None:
@@ -182,8 +182,8 @@ def interrupt(signum, frame) -> None:
 
 def argument_problem(args: argparse.Namespace) -> str | None:
     """Why the arguments cannot start a sweep, before anything is read or written."""
-    if not args.data_dir.is_dir():
-        return f"{args.data_dir} is not a folder"
+    if (why := folder_only_problem(args.data_dir, "sweep")) is not None:
+        return why
     if args.out.exists() and not args.out.is_dir():
         return f"{args.out} is a file, not a folder"
     if args.out.is_dir() and (strange := [p.name for p in args.out.iterdir() if not sweep_file(p.name)]):

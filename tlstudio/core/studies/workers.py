@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from tlstudio.core import atomic
+from tlstudio.core.data.labels_csv import is_labels_csv
 from tlstudio.core.results import run_folder as files
 from tlstudio.core.settings import SWEEP_STUDY, SWEEP_TRIALS, TrainSettings
 
@@ -57,6 +58,8 @@ class WorkerPlan:
 
 def plan_problem(plan: WorkerPlan) -> str | None:
     """Why the plan cannot start workers, in one line (before anything is written), or None."""
+    if is_labels_csv(plan.data_dir):
+        return f"sweeps take a folder of class folders, not a labels CSV ({plan.data_dir}) yet"
     if not plan.data_dir.is_dir():
         return f"the data folder {plan.data_dir} is not a folder"
     if plan.out.exists() and not plan.out.is_dir():
