@@ -150,5 +150,6 @@ def test_cli_bad_input_exits_2_before_any_work(tmp_path, capsys):
     Manifest((ManifestEntry("images/000.png", "0" * 64, "red;blue", "train"),), multi_label=True).save(
         run / "manifest.csv"
     )
+    # a multi-label run's pseudo-labels go into its labels CSV: a folder is refused, before any work
     assert main(["suggest", str(run), str(csv.parent), "--pseudo-label", str(csv.parent)]) == 2
-    assert "--pseudo-label is for single-label runs" in capsys.readouterr().err
+    assert "give the run's labels CSV" in capsys.readouterr().err
