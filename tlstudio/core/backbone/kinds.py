@@ -7,6 +7,9 @@ from typing import Literal
 
 BackboneKind = Literal["keras", "kerashub", "file", "savedmodel"]
 
+# KerasHub families whose blocks are built of the Dense/EinsumDense projections LoRA wraps (``--peft lora``)
+LORA_FAMILIES = ("ViT", "DINOv2", "DINOv3", "DeiT", "Swin")
+
 
 @dataclass(frozen=True)
 class KindCapabilities:

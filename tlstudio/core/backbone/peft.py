@@ -20,11 +20,10 @@ from typing import Any
 import keras
 
 from tlstudio.core.backbone.freezing import _backbone_of, _count
+from tlstudio.core.backbone.kinds import LORA_FAMILIES  # noqa: F401 (where it was defined)
 from tlstudio.core.backbone.layer_tree import named_leaf_layers
 from tlstudio.core.settings import LORA_RANK
 
-# KerasHub families whose blocks are built of Dense/EinsumDense projections LoRA wraps
-LORA_FAMILIES = ("ViT", "DINOv2", "DINOv3", "DeiT", "Swin")
 _NORMS = (keras.layers.LayerNormalization, keras.layers.BatchNormalization, keras.layers.GroupNormalization)
 _BITFIT_NAMES = ("bias", "beta", "gamma")
 _FROZEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model: variables apply_peft froze
@@ -78,11 +77,7 @@ def lora_refusal(spec) -> str | None:
         SavedModel (its layers are not Keras layers); None where LoRA applies or only building tells
         (a user's ``.keras`` file: the run refuses then).
     """
-    family = spec.family.removeprefix("KerasHub ")
-    convolutional = (spec.kind == "kerashub" and family not in LORA_FAMILIES) or (
-        spec.kind == "keras" and not family.startswith("ConvNeXt")
-    )
-    if convolutional or spec.kind == "savedmodel":
+    if spec.has_projections is False:
         return (
             f"--peft lora needs a transformer backbone (Dense/EinsumDense projections to wrap); "
             f"{spec.name} ({spec.family}) has none: use --peft bitfit or --peft none"

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
-from tlstudio.core.backbone.kinds import CAPABILITIES, BackboneKind, KindCapabilities
+from tlstudio.core.backbone.kinds import CAPABILITIES, LORA_FAMILIES, BackboneKind, KindCapabilities
 from tlstudio.core.backbone.preprocessing import expected_preprocessing
 from tlstudio.core.backbone.sources import (
     SAMPLE_MODEL_NAME,
@@ -60,6 +60,18 @@ class BackboneSpec:
     def capabilities(self) -> KindCapabilities:
         """What every backbone of its kind can do."""
         return CAPABILITIES[self.kind]
+
+    @property
+    def has_projections(self) -> bool | None:
+        """Whether its blocks hold Dense/EinsumDense projections for LoRA to wrap: False for a
+        convolutional family or a SavedModel (not Keras layers), None where only building tells (a
+        model file)."""
+        family = self.family.removeprefix("KerasHub ")
+        if self.kind == "kerashub":
+            return family in LORA_FAMILIES
+        if self.kind == "keras":
+            return family.startswith("ConvNeXt")
+        return False if self.kind == "savedmodel" else None
 
     @property
     def chooses_weights(self) -> bool:
