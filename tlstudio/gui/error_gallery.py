@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QImage, QPixmap
+from PySide6.QtGui import QDesktopServices, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -37,6 +37,7 @@ from tlstudio.gui.evaluate_models import (
     thumbnail,
     thumbnail_view,
 )
+from tlstudio.gui.try_panel import to_pixmap
 from tlstudio.gui.worker import Task, reason
 
 ORDERS = {
@@ -64,6 +65,48 @@ def gradcam_job(run_dir: Path, image_path: Path, class_name: str):
 
 
 CAM_HINT = "Select an image, then Grad-CAM."
+
+
+def start_gradcam(preview, button, path: Path | None, shown: str, job, on_done) -> Task | None:
+    """Start a gallery's Grad-CAM job in a worker (``button`` then cancels it), or say in ``preview``
+    that its image is gone.
+
+    Args:
+        preview: the label that shows the overlay or the words.
+        button: the Grad-CAM button (its text says whether a job runs).
+        path: the image on disk, or None when it is no longer there.
+        shown: the image's path as the gallery lists it.
+        job: the work (``gradcam_job``) run in the worker.
+        on_done: called on the GUI thread with the job's result.
+
+    Returns:
+        The started task, or None when the image is gone.
+    """
+    if path is None:
+        gradcam_finished(preview, button, f"Grad-CAM: {NOT_FOUND}: {shown}")
+        return None
+    preview.setText("Computing Grad-CAM…")
+    preview.setToolTip("")
+    button.setText("Cancel Grad-CAM")
+    task = Task(job)
+    task.done.connect(on_done)
+    task.failed.connect(lambda message: gradcam_failed(preview, button, message))
+    task.start()
+    return task
+
+
+def gradcam_failed(preview, button, message: str) -> None:
+    """The error's own words in full (the label wraps them), the traceback in the tooltip."""
+    gradcam_finished(preview, button, f"Grad-CAM failed: {reason(message)}")
+    preview.setToolTip(message)
+
+
+def gradcam_finished(preview, button, text: str | None = None) -> None:
+    """The button back to *Grad-CAM*; ``text`` shown, with a break opportunity after each path
+    separator so a long path wraps instead of clipping."""
+    button.setText("Grad-CAM")
+    if text is not None:
+        preview.setText(text.replace("/", "/\u200b").replace("\\", "\\\u200b"))
 
 
 class RunGalleryModel(GalleryModel):
@@ -309,36 +352,23 @@ class ErrorGallery(QWidget):
         if current is None or self.run_dir is None:
             return
         _, item = current
-        path = self.image_path(str(item["path"]))
-        if path is None:
-            self._cam_finished(f"Grad-CAM: {NOT_FOUND}: {item['path']}")
-            return
-        self.preview.setText("Computing Grad-CAM…")
-        self.preview.setToolTip("")
-        self.cam_button.setText("Cancel Grad-CAM")
-        run_dir = self.run_dir
-        self.task = Task(lambda: gradcam_job(run_dir, path, str(item["predicted"])))
-        self.task.done.connect(lambda result: self._show_overlay(result, item))
-        self.task.failed.connect(self._cam_failed)
-        self.task.start()
-
-    def _cam_failed(self, message: str) -> None:
-        """The error's own words in full (the label wraps them), the traceback in the tooltip."""
-        self._cam_finished(f"Grad-CAM failed: {reason(message)}")
-        self.preview.setToolTip(message)
+        run_dir, path = self.run_dir, self.image_path(str(item["path"]))
+        self.task = start_gradcam(
+            self.preview,
+            self.cam_button,
+            path,
+            str(item["path"]),
+            lambda: gradcam_job(run_dir, path, str(item["predicted"])),
+            lambda result: self._show_overlay(result, item),
+        )
 
     def _cam_finished(self, text: str | None = None) -> None:
-        self.cam_button.setText("Grad-CAM")
-        if text is not None:
-            # a break opportunity after each path separator: a long path wraps instead of clipping
-            self.preview.setText(text.replace("/", "/\u200b").replace("\\", "\\\u200b"))
+        gradcam_finished(self.preview, self.cam_button, text)
 
     def _show_overlay(self, result, item) -> None:
         self._cam_finished()
         pixels, prob = result
-        h, w = pixels.shape[:2]
-        image = QImage(pixels.tobytes(), w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-        self.preview.setPixmap(QPixmap.fromImage(image))
+        self.preview.setPixmap(to_pixmap(pixels))
         self.preview.setToolTip(f"Grad-CAM for '{item['predicted']}' (p = {prob:.2f})")
 
     def _open_folder(self) -> None:

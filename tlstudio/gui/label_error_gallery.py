@@ -17,10 +17,10 @@ from tlstudio.core.data.labels_csv import data_root
 from tlstudio.core.data.scan import in_folder
 from tlstudio.core.results.label_errors import LabelErrors, label_error_counts, label_errors
 from tlstudio.core.results.run_folder import run_status
-from tlstudio.gui.error_gallery import CAM_HINT, RunGalleryModel, gradcam_job
+from tlstudio.gui.error_gallery import CAM_HINT, RunGalleryModel, gradcam_finished, gradcam_job, start_gradcam
 from tlstudio.gui.evaluate_models import NOT_FOUND, thumbnail_view
 from tlstudio.gui.try_panel import to_pixmap
-from tlstudio.gui.worker import Task, reason
+from tlstudio.gui.worker import Task
 
 
 class LabelErrorModel(RunGalleryModel):
@@ -183,26 +183,18 @@ class LabelErrorGallery(QWidget):
         item = self.current_item()
         if item is None or self.run_dir is None:
             return
-        path = self.image_path(str(item["path"]))
-        if path is None:
-            self._cam_finished(f"Grad-CAM: {NOT_FOUND}: {item['path']}")
-            return
-        self.preview.setText("Computing Grad-CAM…")
-        self.cam_button.setText("Cancel Grad-CAM")
-        run_dir, label = self.run_dir, str(item["label"])
-        self.task = Task(lambda: gradcam_job(run_dir, path, label))
-        self.task.done.connect(lambda result: self._show_overlay(result, item))
-        self.task.failed.connect(self._cam_failed)
-        self.task.start()
-
-    def _cam_failed(self, message: str) -> None:
-        self._cam_finished(f"Grad-CAM failed: {reason(message)}")
-        self.preview.setToolTip(message)
+        run_dir, label, path = self.run_dir, str(item["label"]), self.image_path(str(item["path"]))
+        self.task = start_gradcam(
+            self.preview,
+            self.cam_button,
+            path,
+            str(item["path"]),
+            lambda: gradcam_job(run_dir, path, label),
+            lambda result: self._show_overlay(result, item),
+        )
 
     def _cam_finished(self, text: str | None = None) -> None:
-        self.cam_button.setText("Grad-CAM")
-        if text is not None:
-            self.preview.setText(text.replace("/", "/\u200b"))
+        gradcam_finished(self.preview, self.cam_button, text)
 
     def _show_overlay(self, result, item: dict) -> None:
         self._cam_finished()
