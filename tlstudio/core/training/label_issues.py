@@ -29,6 +29,7 @@ from tlstudio.core.settings import BLAS_THREADS, LABEL_CHECK_FOLDS, SEED
 from tlstudio.core.training.callbacks import StopRequested
 from tlstudio.core.training.feature_cache import feature_extractor
 from tlstudio.core.training.interrupt import FirstBatchInterrupt
+from tlstudio.core.training.out_of_fold import out_of_fold
 from tlstudio.core.training.probe import fit_probe, stratified_folds
 
 if TYPE_CHECKING:
@@ -217,28 +218,15 @@ def out_of_sample_probabilities(
     fold_of = stratified_folds(labels, folds, seed)
     if fold_of is None:
         raise ValueError("every class needs at least 2 images to judge labels out of sample")
-    count = int(fold_of.max()) + 1
-    first = [0]  # fits of the regularisation's choice, as fit_probe counts them
-
-    def chosen(done: int, total: int) -> None:
-        first[0] = total
-        if stop is not None and stop.is_set():
-            raise Cancelled("label check cancelled")
-        if progress is not None:
-            progress(done, total + count)
-
-    # the regularisation is chosen once, on all images; each fold refits with it
-    l2 = fit_probe(features, labels, num_classes, seed=seed, progress=chosen).l2
-    probs = np.zeros((len(labels), num_classes), np.float64)
-    for k in range(count):
-        if stop is not None and stop.is_set():
-            raise Cancelled("label check cancelled")
-        held = fold_of == k
-        probe = fit_probe(features[~held], labels[~held], num_classes, l2_grid=(l2,), folds=0, seed=seed)
-        probs[held] = probe.predict_proba(features[held])
-        if progress is not None:
-            progress(first[0] + k + 1, first[0] + count)
-    return probs
+    return out_of_fold(
+        lambda x, y, **options: fit_probe(x, y, num_classes, seed=seed, **options),
+        features,
+        labels,
+        fold_of,
+        num_classes,
+        stop=stop,
+        progress=progress,
+    )
 
 
 def rank_label_issues(

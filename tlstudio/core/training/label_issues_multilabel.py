@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from tlstudio.core.cancel import Cancelled
 from tlstudio.core.settings import BLAS_THREADS, SEED
 from tlstudio.core.settings import LABEL_CHECK_FOLDS as FOLDS
+from tlstudio.core.training.out_of_fold import out_of_fold
 from tlstudio.core.training.probe_multilabel import fit_multilabel_probe, multilabel_folds
 
 DECISION = 0.5
@@ -82,28 +82,15 @@ def out_of_sample_multilabel(
     fold_of = multilabel_folds(y, folds, seed)
     if fold_of is None:
         raise ValueError("every label needs at least 2 images to judge labels out of sample")
-    count = int(fold_of.max()) + 1
-    first = [0]
-
-    def chosen(done: int, total: int) -> None:
-        first[0] = total
-        if stop is not None and stop.is_set():
-            raise Cancelled("label check cancelled")
-        if progress is not None:
-            progress(done, total + count)
-
-    # the regularisation is chosen once, on all images; each fold refits with it
-    l2 = fit_multilabel_probe(features, y, seed=seed, progress=chosen).l2
-    probs = np.zeros(y.shape, np.float64)
-    for k in range(count):
-        if stop is not None and stop.is_set():
-            raise Cancelled("label check cancelled")
-        held = fold_of == k
-        probe = fit_multilabel_probe(features[~held], y[~held], l2_grid=(l2,), folds=0, seed=seed)
-        probs[held] = probe.predict_proba(features[held])
-        if progress is not None:
-            progress(first[0] + k + 1, first[0] + count)
-    return probs
+    return out_of_fold(
+        lambda x, t, **options: fit_multilabel_probe(x, t, seed=seed, **options),
+        features,
+        y,
+        fold_of,
+        y.shape[1],
+        stop=stop,
+        progress=progress,
+    )
 
 
 def rank_multilabel_issues(
