@@ -293,14 +293,26 @@ def _score(
     probe_ok = out_of_sample_probabilities(features, labels, len(classes), seed=seed).argmax(1) == labels
     knn_ok = knn_correct(features, labels)
     score = logme(features, labels)
-    row = RankedBackbone(
-        backbone=name,
+    row = _row(
+        name,
+        features,
+        facts,
+        images,
         score=round(float(probe_ok.mean()), 4),
         interval=_rounded(wilson_interval(int(probe_ok.sum()), len(probe_ok))),
         knn=round(float(knn_ok.mean()), 4),
         knn_interval=_rounded(wilson_interval(int(knn_ok.sum()), len(knn_ok))),
         logme=round(score, 4),
         logme_interval=_rounded(_logme_interval(features, labels, score, rng)),
+    )
+    return row, probe_ok
+
+
+def _row(name: str, features: np.ndarray, facts: dict, images, **scores) -> RankedBackbone:
+    """A candidate's row: its scores, and what it costs (size, features, speed, memory)."""
+    return RankedBackbone(
+        backbone=name,
+        **scores,
         tied_with_best=False,
         parameters=int(facts.get("parameters", 0)),
         feature_dim=int(features.shape[1]),
@@ -310,7 +322,6 @@ def _score(
         ms_per_image=round(1000 * float(facts["forward_seconds"]) / len(images), 2),
         peak_memory_mb=_peak_memory_mb(),
     )
-    return row, probe_ok
 
 
 def _score_multilabel(
@@ -322,22 +333,17 @@ def _score_multilabel(
     probs = ml.out_of_sample_label_probabilities(features, targets, seed=seed, stop=stop)
     knn = ml.knn_label_scores(features, targets, NEIGHBOURS)
     score = logme(features, targets)
-    row = RankedBackbone(
-        backbone=name,
+    row = _row(
+        name,
+        features,
+        facts,
+        images,
         score=round(float(ml.macro_map(targets, probs) or 0.0), 4),
         interval=_rounded(ml.bootstrap_interval(targets, probs, draws)),
         knn=round(float(ml.macro_map(targets, knn) or 0.0), 4),
         knn_interval=_rounded(ml.bootstrap_interval(targets, knn, draws)),
         logme=round(score, 4),
         logme_interval=_rounded(_logme_interval(features, targets, score, rng)),
-        tied_with_best=False,
-        parameters=int(facts.get("parameters", 0)),
-        feature_dim=int(features.shape[1]),
-        image_size=int(facts.get("image_size", 0)),
-        images=len(images),
-        seconds=0.0,
-        ms_per_image=round(1000 * float(facts["forward_seconds"]) / len(images), 2),
-        peak_memory_mb=_peak_memory_mb(),
         metric="macro_map",
     )
     return row, (targets, probs)
