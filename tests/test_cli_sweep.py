@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from factory import make_colour_dataset
 from postgres_server import postgres_bin, postgres_server
+from processes import processes_with
 
 from tlstudio.cli import main
 from tlstudio.core.data.split import Manifest
@@ -140,7 +141,7 @@ def test_sigterm_fails_the_running_trial_queues_it_again_and_ends_its_process(ti
     assert first.state.name == "FAIL" and retry.state.name == "WAITING"
     assert retry.user_attrs["retry_of"] == 0 and retry.system_attrs["fixed_params"] == first.params
     time.sleep(1.5)  # the trial's process ended with its worker
-    assert not _processes_with(str(out / "trial-0000"))
+    assert not processes_with(str(out / "trial-0000"))
 
 
 def trials_of(url: str, study: str):
@@ -222,21 +223,9 @@ def check_study(url: str, study: str, summary: dict, victim, killed_pid: int) ->
     assert test["test_images"] > 0 and test["test_accuracy_low"] <= test["test_accuracy"]
     assert test["test_accuracy"] <= test["test_accuracy_high"]
     deadline = time.monotonic() + 10  # the killed worker's trial process ended with it
-    while _processes_with(str(victim.user_attrs["run_dir"])) and time.monotonic() < deadline:
+    while processes_with(str(victim.user_attrs["run_dir"])) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not _processes_with(str(victim.user_attrs["run_dir"]))
-
-
-def _processes_with(text: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
+    assert not processes_with(str(victim.user_attrs["run_dir"]))
 
 
 @pytest.mark.slow

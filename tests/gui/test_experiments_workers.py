@@ -11,25 +11,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from processes import processes_with
 from PySide6.QtWidgets import QDialogButtonBox, QMessageBox
 
 from tlstudio.core.settings import SEED, Augmentation, TrainSettings
 from tlstudio.gui import experiments_view
 
 PATIENCE_MS = 300_000  # two complete trials of two workers on a loaded machine
-
-
-def processes_with(text: str) -> list[int]:
-    """The live processes whose command line contains ``text``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def complete_rows(view) -> list[dict]:
