@@ -70,9 +70,7 @@ def one_run(backbone: str, size: int, data: Path, interrupt: bool) -> tuple[floa
             augmentation=Augmentation(False, 0.0),
         )
         with tempfile.TemporaryDirectory() as out:
-            result = TrainingSession(
-                settings, data, Path(out) / "run", on_event=on_event, stop_event=stop
-            ).run()
+            result = TrainingSession(settings, data, Path(out) / "run", on_event=on_event, stop=stop).run()
     finally:
         module.FirstBatchInterrupt.arm = arm
     end = time.perf_counter()

@@ -52,3 +52,14 @@ def test_check_raises_only_once_the_token_is_set():
     token.set()
     with pytest.raises(Cancelled, match="label check cancelled"):
         check(token, "label check cancelled")
+
+
+def test_every_long_call_names_its_stop_token_stop():
+    """One keyword for the stop token: ``stop`` (it was ``stop_event`` on the training calls)."""
+    offenders = []
+    for path in sorted(CORE.parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                names = [a.arg for a in node.args.args + node.args.kwonlyargs]
+                offenders += [f"{path.name}:{node.lineno} {node.name}" for n in names if n == "stop_event"]
+    assert not offenders, f"name the stop token `stop` (core.cancel.StopToken): {offenders}"

@@ -146,7 +146,7 @@ def test_a_stopped_distillation_keeps_and_exports_its_best_weights(tmp_path, pro
             stop.set()  # stops within the next batch
 
     settings = DistillSettings(str(student_file), epochs=50, learning_rate=0.02, batch_size=8)
-    result = distill(probe_run, tmp_path / "student", settings, on_event=listen, stop_event=stop)
+    result = distill(probe_run, tmp_path / "student", settings, on_event=listen, stop=stop)
     assert result.status == "stopped"
     info = json.loads((tmp_path / "student" / files.RUN_JSON).read_text())
     assert info["status"] == "stopped" and info["best_epoch"] <= 1

@@ -72,7 +72,7 @@ def test_stop_during_a_slow_first_fine_tuning_batch_ends_the_run_at_once_with_th
     settings = TrainSettings(
         backbone=str(tiny_backbone_file), batch_size=8, augmentation=Augmentation(False, 0.0)
     )
-    result = TrainingSession(settings, colour_data, tmp_path / "run", stop_event=stop).run()
+    result = TrainingSession(settings, colour_data, tmp_path / "run", stop=stop).run()
     assert asked and result.status == "stopped", result.error
     assert time.perf_counter() - asked[0] < BUSY_S / 2  # evaluation and export included
     assert (tmp_path / "run" / "saved_model").is_dir()  # the probe's best weights, exported

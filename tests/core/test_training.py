@@ -152,7 +152,7 @@ def test_stop_ends_training_within_one_batch_and_keeps_the_best_weights(
         colour_data,
         tmp_path / "run",
         on_event=rec,
-        stop_event=stop,
+        stop=stop,
     ).run()
     assert result.status == "stopped"
     assert len(rec.of(ev.BatchEnded)) == rec.stop_at  # not one batch more
@@ -178,9 +178,7 @@ def test_stop_ends_training_within_one_batch_and_keeps_the_best_weights(
 def test_stop_before_the_first_epoch_keeps_nothing_and_says_so(colour_data, tiny_backbone_file, tmp_path):
     stop = threading.Event()
     stop.set()
-    result = TrainingSession(
-        settings_for(tiny_backbone_file), colour_data, tmp_path / "run", stop_event=stop
-    ).run()
+    result = TrainingSession(settings_for(tiny_backbone_file), colour_data, tmp_path / "run", stop=stop).run()
     assert result.status == "stopped" and "first epoch" in result.error
     assert not (tmp_path / "run" / "saved_model").exists()
 

@@ -146,7 +146,7 @@ def train(
         out,
         manifest=manifest,
         on_event=on_event,
-        stop_event=stop,
+        stop=stop,
         overwrite=overwrite,
     ).run()
     if result.status == "failed":

@@ -344,7 +344,7 @@ def run_training(
             out,
             manifest=manifest,
             on_event=ProgressPrinter(),
-            stop_event=stop,
+            stop=stop,
             overwrite=overwrite,
             resume=resume,
         )

@@ -215,7 +215,7 @@ class DataPanel(QWidget):
         # One reader thread: more of them compete with the GUI thread for the GIL (stalls of 300 ms).
         self.task = Task(
             lambda task: inspect_data(
-                folder, workers=1, on_progress=lambda d, t: task.report((d, t)), stop=task.stop_event
+                folder, workers=1, on_progress=lambda d, t: task.report((d, t)), stop=task.stop_token
             ),
             with_report=True,
         )

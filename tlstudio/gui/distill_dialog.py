@@ -40,9 +40,7 @@ def distill_job(teacher: Path, out: Path, settings: DistillSettings, unlabelled:
     """Worker job: the distillation, its events reported to the dialog."""
     from tlstudio.core.training.distill import distill
 
-    return distill(
-        teacher, out, settings, unlabelled=unlabelled, on_event=task.report, stop_event=task.stop_event
-    )
+    return distill(teacher, out, settings, unlabelled=unlabelled, on_event=task.report, stop=task.stop_token)
 
 
 class DistillDialog(QDialog):

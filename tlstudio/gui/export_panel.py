@@ -49,11 +49,11 @@ def formats_job(run_dir: Path, fmt: str, quantize: str, task: Task):
 
     if fmt == "all":
         return export_all(
-            run_dir, stop=task.stop_event, progress=lambda done, total, name: task.report((done, total, name))
+            run_dir, stop=task.stop_token, progress=lambda done, total, name: task.report((done, total, name))
         )
     try:
         task.report((0, 1, fmt if quantize == "float32" else f"{fmt}-{quantize}"))
-        return [export_format(run_dir, fmt, quantize=quantize, stop=task.stop_event)]
+        return [export_format(run_dir, fmt, quantize=quantize, stop=task.stop_token)]
     except DeployError as err:
         return [DeployResult(fmt, quantize, None, None, error=str(err))]
 

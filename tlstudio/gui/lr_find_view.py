@@ -70,7 +70,7 @@ def lr_find_job(
     multi = getattr(report, "task", "") == "multi_label"  # (a sigmoid head: binary cross-entropy)
     manifest = make_split(report.images, SplitConfig.of(settings), multi_label=multi)
     result = find_learning_rate(
-        settings, report.root, manifest=manifest, steps=steps, stop_event=stop, on_event=on_event
+        settings, report.root, manifest=manifest, steps=steps, stop=stop, on_event=on_event
     )
     on_event(ev.Working("drawing the curve"))
     return result, draw_curve(result, size, colors)

@@ -37,7 +37,7 @@ def run_session(task: Task, settings: TrainSettings, data_dir: str, run_dir: Pat
         run_dir,
         manifest=manifest,
         on_event=task.report,
-        stop_event=task.stop_event,
+        stop=task.stop_token,
         resume=resume,
     )
     return session.run()
@@ -48,7 +48,7 @@ def run_auto(task: Task, data_dir: str, run_dir: Path):
     run's result (what auto chose and gained is reported as the run's last message)."""
     from tlstudio.core.training.auto import auto
 
-    result = auto(data_dir, run_dir, on_event=task.report, stop_event=task.stop_event)
+    result = auto(data_dir, run_dir, on_event=task.report, stop=task.stop_token)
     steps = "; ".join(
         f"after {s.step} {s.val_accuracy:.3f} [{s.interval[0]:.2f}–{s.interval[1]:.2f}]" for s in result.steps
     )

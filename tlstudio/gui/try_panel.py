@@ -52,7 +52,7 @@ def try_job(task: Task, run_dir: Path, items: list, tryout):
         task.report(("loading", str(run_dir.name)))
         tryout = Tryout(run_dir)
     for item in items:
-        if task.stop_event.is_set():
+        if task.stop_token.is_set():
             break
         frame = Frame(*item) if isinstance(item, tuple) else None
         verdict = tryout.classify(item) if frame is None else tryout.classify_frame(frame)

@@ -30,7 +30,7 @@ def fetch(task: Task, weights):
     """Worker job: download with progress events; ``task.stop()`` cancels."""
     from tlstudio.core.backbone.weights import download
 
-    return download(weights, progress=lambda n, total: task.report((n, total)), stop=task.stop_event)
+    return download(weights, progress=lambda n, total: task.report((n, total)), stop=task.stop_token)
 
 
 def look_up_preset(source: str):
@@ -44,7 +44,7 @@ def fetch_preset(task: Task, source: str) -> str:
     """Worker job: download a preset's weights with progress events; ``task.stop()`` cancels."""
     from tlstudio.core.backbone.kerashub_fetch import download_preset
 
-    download_preset(source, progress=lambda n, total: task.report((n, total)), stop=task.stop_event)
+    download_preset(source, progress=lambda n, total: task.report((n, total)), stop=task.stop_token)
     return source
 
 

@@ -144,7 +144,7 @@ class Task(QObject):
         self, fn: Callable[..., object], *, with_report: bool = False, parent: QObject | None = None
     ):
         super().__init__(parent)
-        self.stop_event = threading.Event()
+        self.stop_token = threading.Event()
         self.thread = QThread()
         self.thread.setObjectName("tlstudio-task")
         self._runner = _Runner((lambda: fn(self)) if with_report else fn)
@@ -164,8 +164,8 @@ class Task(QObject):
         self.thread.start()
 
     def stop(self) -> None:
-        """Ask the work to stop (it checks ``stop_event``)."""
-        self.stop_event.set()
+        """Ask the work to stop (it checks ``stop_token``)."""
+        self.stop_token.set()
 
     def wait(self, ms: int = 60_000) -> bool:
         """Block until the thread ended."""

@@ -122,7 +122,7 @@ def auto(
     *,
     candidates: list[str] | None = None,
     on_event: Callable[[object], None] | None = None,
-    stop_event: threading.Event | None = None,
+    stop: threading.Event | None = None,
     export: bool = True,
 ) -> AutoResult:
     """Doctor, rank, train and export, with no other choice to make.
@@ -132,7 +132,7 @@ def auto(
         out: the run folder to make (it must not hold another run).
         candidates: backbones to choose from (default: ``available_candidates()``).
         on_event: told each step (``events.Working``) and the training's events.
-        stop_event: set to stop: the training keeps its best weights; the rest is skipped.
+        stop: set to stop: the training keeps its best weights; the rest is skipped.
         export: export every format after training (each verified; failures reported, not fatal).
 
     Returns:
@@ -175,10 +175,10 @@ def auto(
                 "no candidate could be ranked: " + "; ".join(f"{r.backbone}: {r.error}" for r in ranked)
             )
         chosen = usable[0].backbone
-    if stop_event is not None and stop_event.is_set():
+    if stop is not None and stop.is_set():
         raise AutoRefused("stopped before training")
     settings = TrainSettings(backbone=chosen)
-    run = TrainingSession(settings, data_dir, out, on_event=on_event, stop_event=stop_event).run()
+    run = TrainingSession(settings, data_dir, out, on_event=on_event, stop=stop).run()
     result = AutoResult(chosen, names, ranking, run)
     history = _read_json(Path(out) / files.HISTORY)
     manifest = Path(out) / files.MANIFEST
@@ -190,7 +190,7 @@ def auto(
 
         emit(ev.Working("exporting every format, each checked in its own runtime", 0, 0))
         try:
-            result.exports = export_all(out, stop=stop_event)
+            result.exports = export_all(out, stop=stop)
         except DeployError as err:
             emit(ev.RecipeChanged(f"the exports could not be put in place: {err}"))
     result.seconds = time.monotonic() - started

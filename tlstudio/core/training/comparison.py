@@ -109,7 +109,7 @@ def compare(
     out_dir: str | os.PathLike[str],
     *,
     on_event: ev.EventCallback | None = None,
-    stop_event: threading.Event | None = None,
+    stop: threading.Event | None = None,
 ) -> list[ComparisonRow]:
     """Train every candidate into ``out_dir/NN-name`` and write comparison.json / .csv / .png."""
     from tlstudio.core.training.session import TrainingSession
@@ -119,12 +119,12 @@ def compare(
     manifest.save(out_dir / files.MANIFEST)
     rows = []
     for i, candidate in enumerate(candidates, start=1):
-        if stop_event is not None and stop_event.is_set():
+        if stop is not None and stop.is_set():
             break
         run_dir = out_dir / f"{i:02d}-{_slug(candidate.name)}"
         started = time.perf_counter()
         session = TrainingSession(
-            candidate.settings, data_dir, run_dir, manifest=manifest, on_event=on_event, stop_event=stop_event
+            candidate.settings, data_dir, run_dir, manifest=manifest, on_event=on_event, stop=stop
         )
         result = session.run()
         seconds = time.perf_counter() - started

@@ -100,7 +100,7 @@ def cross_validate(
     *,
     manifest: Manifest | None = None,
     on_event=None,
-    stop_event: threading.Event | None = None,
+    stop: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Train one run per fold and summarise their test accuracies (multi-label: macro mAP).
 
@@ -110,7 +110,7 @@ def cross_validate(
         out_dir: where ``fold-N`` runs and ``cross_validation.json`` go.
         k: the number of folds.
         manifest: the images to use (default: every usable image of ``data_dir``).
-        on_event, stop_event: passed to each run.
+        on_event, stop: passed to each run.
 
     Returns:
         ``{"k", "task", "metric", "folds": [...], "mean", "sd", "pooled_accuracy", "pooled_interval",
@@ -135,7 +135,7 @@ def cross_validate(
     manifests = deal(manifest, k, settings.val_fraction, settings.seed, group_of)
     for i, fold in enumerate(manifests, start=1):
         result = TrainingSession(
-            settings, data_dir, out / f"fold-{i}", manifest=fold, on_event=on_event, stop_event=stop_event,
+            settings, data_dir, out / f"fold-{i}", manifest=fold, on_event=on_event, stop=stop,
             export=False,
         ).run()  # fmt: skip
         n = len(fold.subset("test"))
@@ -147,7 +147,7 @@ def cross_validate(
                 score: result.metrics.get(score),
             }
         )
-        if result.status == "stopped" or (stop_event is not None and stop_event.is_set()):
+        if result.status == "stopped" or (stop is not None and stop.is_set()):
             break
     if manifest.multi_label:
         summary = multi.summarise_multilabel(k, folds, out, settings.seed)

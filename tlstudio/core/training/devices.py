@@ -162,13 +162,13 @@ def precision_words(mixed: bool, why: str) -> str:
     return f"{'mixed float16' if mixed else 'float32'} ({why})"
 
 
-def make_strategy(name: str, stop_event: threading.Event | None = None):
+def make_strategy(name: str, stop: threading.Event | None = None):
     """None for one device, MirroredStrategy over the local GPUs (else the logical CPUs), or
     MultiWorkerMirroredStrategy over the cluster in ``TF_CONFIG`` (see ``multi_worker``)."""
     if name == "default":
         return None
     if name == "multiworker":
-        return distribution.make_multi_worker_strategy(stop_event)
+        return distribution.make_multi_worker_strategy(stop)
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]

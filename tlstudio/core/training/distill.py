@@ -90,14 +90,14 @@ def distill(
     *,
     unlabelled: str | os.PathLike[str] | None = None,
     on_event: ev.EventCallback | None = None,
-    stop_event: threading.Event | None = None,
+    stop: threading.Event | None = None,
     overwrite: bool = False,
 ) -> DistillResult:
     """Train ``settings.student`` on ``teacher_run``'s soft labels into the run folder ``out``.
 
     Blocks; reports through ``on_event`` like a training session (``RunStarted``, ``PhaseStarted``,
     ``BatchEnded``, ``EpochEnded``, ``Finishing``, ``RunFinished``/``RunFailed``) and stops within a
-    batch once ``stop_event`` is set, keeping the best weights so far.
+    batch once ``stop`` is set, keeping the best weights so far.
 
     Args:
         teacher_run: a finished single-label run folder (``distill_inputs.teacher_problem``).
@@ -105,7 +105,7 @@ def distill(
         settings: the student and how it learns.
         unlabelled: a folder of images without labels: they add the soft term only.
         on_event: the listener.
-        stop_event: set to stop.
+        stop: set to stop.
         overwrite: an existing ``out`` is emptied first.
 
     Returns:
@@ -128,7 +128,7 @@ def distill(
         out,
         manifest=teacher / files.MANIFEST,
         on_event=on_event,
-        stop_event=stop_event,
+        stop=stop,
     )
     lock = claim(session.run_dir, overwrite=overwrite)
     started = session.started = time.time()
@@ -253,7 +253,7 @@ def _fit(session: TrainingSession, student, streams: dict, settings: DistillSett
     )
     monitor = "val_loss" if "val" in streams else "loss"
     callbacks = [
-        EventBridge(session, PHASE, steps, settings.batch_size, session.stop_event),
+        EventBridge(session, PHASE, steps, settings.batch_size, session.stop),
         BestCheckpoint(session, session.checkpoint, monitor),
     ]
     with phases._unknown_length_ok():  # (a filtered stream has no known length)

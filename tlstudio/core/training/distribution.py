@@ -91,15 +91,15 @@ def join_timeout_s() -> float:
 
 
 def make_multi_worker_strategy(
-    stop_event: threading.Event | None = None, timeout_s: float | None = None
+    stop: threading.Event | None = None, timeout_s: float | None = None
 ) -> tf.distribute.MultiWorkerMirroredStrategy:
     """The strategy for the cluster that ``TF_CONFIG`` describes (checked first, with clear errors).
 
     First waits until every worker has started (``wait_for_peers``): up to ``timeout_s``
-    (``TLSTUDIO_CLUSTER_TIMEOUT``, default 600 s), or until ``stop_event`` is set."""
+    (``TLSTUDIO_CLUSTER_TIMEOUT``, default 600 s), or until ``stop`` is set."""
     config = read_tf_config()
     timeout_s = join_timeout_s() if timeout_s is None else timeout_s
-    wait_for_peers(config.cluster, config.task_type, config.index, stop_event, timeout_s)
+    wait_for_peers(config.cluster, config.task_type, config.index, stop, timeout_s)
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 
@@ -107,7 +107,7 @@ def wait_for_peers(
     cluster: dict[str, list[str]],
     task_type: str,
     index: int,
-    stop_event: threading.Event | None,
+    stop: threading.Event | None,
     timeout_s: float,
 ) -> None:
     """Meet every other chief/worker of ``cluster`` over plain TCP on the cluster's own ports,
@@ -118,7 +118,7 @@ def wait_for_peers(
     neither Ctrl-C, a timeout nor ``kill``. Here each machine answers on its port and calls every
     other one until it has reached all of them and all of them have reached it; only then does
     TensorFlow start, and its own wait is short. Raises ``MultiWorkerError`` after ``timeout_s`` or
-    when ``stop_event`` is set."""
+    when ``stop`` is set."""
     me = f"{task_type}:{index}"
     members = members_of(cluster)
     peers = {name: address for name, address in members.items() if name != me}
@@ -159,7 +159,7 @@ def wait_for_peers(
             for name, address in peers.items():
                 if name not in reached and _greets(address, me, name):
                     reached.add(name)
-            if stop_event is not None and stop_event.is_set():
+            if stop is not None and stop.is_set():
                 raise MultiWorkerError("stopped while waiting for the other workers to join")
             if time.monotonic() > deadline:
                 missing = sorted(n for n in peers if n not in reached or n not in heard)
@@ -277,11 +277,11 @@ def fit_distributed(
     initial_epoch: int,
     callbacks: list[keras.callbacks.Callback],
     class_weight: dict[int, float] | None,
-    stop_event: threading.Event,
+    stop: threading.Event,
     agreed_stop: threading.Event,
 ) -> None:
     """Train ``model`` (compiled under ``strategy``) like ``fit`` with sparse categorical cross-entropy
-    and accuracy. ``train``/``val`` come from ``distribute``. ``stop_event`` is this worker's request
+    and accuracy. ``train``/``val`` come from ``distribute``. ``stop`` is this worker's request
     to stop; ``agreed_stop`` is set on every worker once any of them asked, after the same step (the
     callbacks should check that one)."""
     with strategy.scope():
@@ -299,7 +299,7 @@ def fit_distributed(
         callback_list.on_epoch_begin(epoch)
         totals = np.zeros(3)
         for step, batch in enumerate(train):
-            stats = train_step(batch, tf.constant(float(stop_event.is_set())))
+            stats = train_step(batch, tf.constant(float(stop.is_set())))
             loss_sum, correct, count, stops = np.asarray(stats, dtype=np.float64)
             totals += (loss_sum, correct, count)
             if stops > 0:

@@ -68,7 +68,7 @@ def cached_features(
     extractor: keras.Model,
     batches: Callable[[], object],
     path: Path | None,
-    stop_event: threading.Event,
+    stop: threading.Event,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The features and labels of one split: read from ``path`` when there, else computed from
@@ -76,16 +76,16 @@ def cached_features(
     ``progress(images done)`` after each batch.
 
     Raises:
-        StopRequested: when ``stop_event`` is set between batches, or during the first one.
+        StopRequested: when ``stop`` is set between batches, or during the first one.
     """
     if path is not None and path.is_file():
         with np.load(path) as saved:
             return saved["features"], saved["labels"]
     features, labels, done = [], [], 0
-    at_once = FirstBatchInterrupt(stop_event)  # the first batch traces the backbone: slow
+    at_once = FirstBatchInterrupt(stop)  # the first batch traces the backbone: slow
     try:
         for x, y in batches():
-            if stop_event.is_set():
+            if stop.is_set():
                 raise StopRequested()
             if not features:
                 at_once.arm()

@@ -83,7 +83,7 @@ def find_learning_rate(
     steps: int = 100,
     start: float = 1e-7,
     end: float = 1.0,
-    stop_event: threading.Event | None = None,
+    stop: threading.Event | None = None,
     on_event: Callable[[ev.Working], None] | None = None,
 ) -> LrFindResult:
     """Run the finder for these settings on ``data_dir``.
@@ -95,7 +95,7 @@ def find_learning_rate(
             a multi-label one measures the binary cross-entropy of a sigmoid head.
         steps: learning rates tried (one training step each).
         start, end: the range of rates, tried on a log scale.
-        stop_event: set it to stop early (what was measured is returned): checked between batches.
+        stop: set it to stop early (what was measured is returned): checked between batches.
         on_event: told each step as ``Working`` events (step in words, done of total): the probe's
             features and fits, then each rate tried.
 
@@ -122,7 +122,7 @@ def find_learning_rate(
 
     if not (0 < start < end) or steps < 5:
         raise ValueError("the finder needs 0 < start < end and at least 5 steps")
-    stop_event = stop_event or threading.Event()
+    stop = stop or threading.Event()
     tell = on_event or (lambda _: None)
     s = settings
     keras.utils.set_random_seed(s.seed)
@@ -149,7 +149,7 @@ def find_learning_rate(
                 feature_extractor(model),
                 lambda: make_dataset(train, batch_size=s.batch_size, cache="none", **common),
                 None,
-                stop_event,
+                stop,
                 progress=lambda done: tell(ev.Working(step, done, len(train))),
             )
         except StopRequested:  # stopped before a rate was tried: nothing measured
@@ -166,7 +166,7 @@ def find_learning_rate(
             else fit_probe(x, y, len(classes), seed=s.seed, progress=counted)
         )
         model.get_layer("predictions").set_weights([probe.kernel, probe.bias])
-        if stop_event.is_set():
+        if stop.is_set():
             return LrFindResult()
     plan = FreezePlan("top", s.fine_tune_blocks, train_batchnorm=s.freeze.train_batchnorm)
     apply_freeze_plan(model, plan)
@@ -181,11 +181,11 @@ def find_learning_rate(
     result = LrFindResult()
     factor = (end / start) ** (1 / (steps - 1))
     average, best = 0.0, math.inf
-    at_once = FirstBatchInterrupt(stop_event)
+    at_once = FirstBatchInterrupt(stop)
     step = f"trying learning rates from {start:.0e} to {end:.0e}"
     tell(ev.Working(step, 0, steps))
     for i, (xb, yb) in enumerate(data.take(steps)):
-        if stop_event.is_set():
+        if stop.is_set():
             break
         rate = start * factor**i
         model.optimizer.learning_rate.assign(rate)

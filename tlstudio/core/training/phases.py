@@ -64,7 +64,7 @@ def split_features(session: TrainingSession, model, train, val) -> dict[str, tup
                 extractor,
                 lambda e=entries: session.features_dataset(e),
                 folder / f"{split}.npz",
-                session.stop_event,
+                session.stop,
                 progress=_working(session, step, len(entries)),
             )
     return out
@@ -295,7 +295,7 @@ def run_fit_phase(
     monitor = "val_loss" if val else "loss"
     checkpoint = BestCheckpoint(session, session.checkpoint, monitor, best)
     several = distribution.is_multi_worker(session.strategy)
-    stop = session.agreed_stop if several else session.stop_event
+    stop = session.agreed_stop if several else session.stop
     callbacks = [
         EventBridge(session, phase.name, steps, s.batch_size, stop),
         checkpoint,
@@ -335,7 +335,7 @@ def run_fit_phase(
                 initial_epoch=start,
                 callbacks=callbacks,
                 class_weight=class_weight,
-                stop_event=session.stop_event,
+                stop=session.stop,
                 agreed_stop=session.agreed_stop,
             )
         else:

@@ -2,7 +2,7 @@
 
 ``TrainingSession.run()`` blocks; call it from a worker thread to keep a GUI responsive. It reports
 through ``on_event`` (plain dataclasses from ``events``) and stops within one batch when
-``stop_event`` is set, keeping the best weights so far. Every run writes a run folder: settings,
+``stop`` is set, keeping the best weights so far. Every run writes a run folder: settings,
 manifest, history (per epoch and per batch), the best checkpoint, final metrics and the export.
 """
 
@@ -77,7 +77,7 @@ class TrainingSession:
         *,
         manifest: Manifest | str | os.PathLike[str] | None = None,
         on_event: ev.EventCallback | None = None,
-        stop_event: threading.Event | None = None,
+        stop: threading.Event | None = None,
         export: bool = True,
         score_test: bool = True,
         overwrite: bool = False,
@@ -93,7 +93,7 @@ class TrainingSession:
         self.run_dir = Path(run_dir)
         self.manifest_source = manifest
         self.on_event = on_event
-        self.stop_event = stop_event or threading.Event()
+        self.stop = stop or threading.Event()
         self.export = export
         self.score_test = score_test  # False: the test split is left unseen (a sweep's trials)
         self.history: dict[str, Any] = {"epochs": [], "batches": []}  # (and "interpolation", "soup")
@@ -141,7 +141,7 @@ class TrainingSession:
         started = time.time()
         policy = keras.config.dtype_policy()
         try:
-            self.strategy = make_strategy(self.settings.strategy, self.stop_event)
+            self.strategy = make_strategy(self.settings.strategy, self.stop)
         except Exception as err:  # e.g. a cluster that never met: nothing was written, nothing to record
             message = message_for(err)
             self.emit(ev.RunFailed(str(self.run_dir), message, hint_for(err), None))
