@@ -66,3 +66,23 @@ def test_training_shuffles_by_seed_and_augments_training_batches_only(manifest):
 
 def plain_labels(m):
     return [m.classes.index(e.label) for e in m.entries]
+
+
+def test_autograph_converts_the_decoding_without_a_warning(tmp_path):
+    """AutoGraph could not read two lambdas on one line and printed a warning (with its source) on every
+    run; a fresh process, because AutoGraph warns once per function and process."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import numpy as np, tensorflow as tf
+        from PIL import Image
+        from tlstudio.core.data.pipeline import LoadErrors, decode_images
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save({str(tmp_path / "a.png")!r})
+        ds = tf.data.Dataset.from_tensor_slices(([{str(tmp_path / "a.png")!r}], [0]))
+        print("decoded", [tuple(x.shape) for x, _ in decode_images(ds, 8, LoadErrors())])
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert "decoded [(8, 8, 3)]" in out.stdout, out.stdout + out.stderr
+    assert "AutoGraph could not" not in out.stdout + out.stderr

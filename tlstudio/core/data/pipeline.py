@@ -157,8 +157,15 @@ def decode_images(ds: tf.data.Dataset, image_size: int, errors: LoadErrors) -> t
         ok.set_shape(())
         return pixels, target, ok
 
+    def readable(pixels, target, ok):
+        return ok
+
+    def without_flag(pixels, target, ok):
+        return pixels, target
+
+    # (named functions: AutoGraph cannot read two lambdas on one line and warns on every run)
     ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.filter(lambda pixels, target, ok: ok).map(lambda pixels, target, ok: (pixels, target))
+    return ds.filter(readable).map(without_flag)
 
 
 def to_float(pixels, target):
