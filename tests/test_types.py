@@ -33,3 +33,24 @@ def test_the_checker_catches_a_wrong_type(tmp_path):
     bad.write_text("def twice(n: int) -> int:\n    return n * 2\n\n\ntwice('2')\n")
     out = mypy(str(bad), cache=tmp_path / "cache")
     assert out.returncode == 1 and 'incompatible type "str"; expected "int"' in out.stdout
+
+
+def test_the_session_keeps_the_contract_its_parts_rely_on(tmp_path):
+    """``TrainingSession`` is a ``run_state.RunState``: a part's attribute renamed, dropped or retyped on
+    the session fails here (the session's module is in the baseline, its parts take the protocol)."""
+    check = tmp_path / "contract.py"
+    check.write_text(
+        "from tlstudio.core.training.run_state import RunState\n"
+        "from tlstudio.core.training.session import TrainingSession\n\n\n"
+        "def parts_see(session: TrainingSession) -> RunState:\n    return session\n"
+    )
+    out = mypy(str(check), cache=tmp_path / "cache")
+    assert out.returncode == 0, out.stdout + out.stderr
+    broken = tmp_path / "broken.py"
+    broken.write_text(
+        "from tlstudio.core.training.run_state import RunState\n\n\n"
+        "class Half:\n    settings = None\n\n\n"
+        "def parts_see(session: Half) -> RunState:\n    return session\n"
+    )
+    out = mypy(str(broken), cache=tmp_path / "cache")
+    assert out.returncode == 1 and "RunState" in out.stdout, out.stdout

@@ -13,7 +13,7 @@ import keras
 from tlstudio.core import events as ev
 
 if TYPE_CHECKING:
-    from tlstudio.core.training.session import TrainingSession
+    from tlstudio.core.training.run_state import RunState
 
 
 class StopRequested(Exception):
@@ -23,9 +23,7 @@ class StopRequested(Exception):
 class EventBridge(keras.callbacks.Callback):
     """Turns Keras hooks into TL Studio events and checks the stop flag after every batch."""
 
-    def __init__(
-        self, session: TrainingSession, phase: str, steps: int, batch_size: int, stop: threading.Event
-    ):
+    def __init__(self, session: RunState, phase: str, steps: int, batch_size: int, stop: threading.Event):
         super().__init__()
         self.session, self.phase, self.steps, self.batch_size = session, phase, steps, batch_size
         self.stop = stop
@@ -85,7 +83,7 @@ class BestCheckpoint(keras.callbacks.Callback):
     broken file in place of the last good checkpoint.
     """
 
-    def __init__(self, session: TrainingSession, path: Path, monitor: str, best: float = math.inf):
+    def __init__(self, session: RunState, path: Path, monitor: str, best: float = math.inf):
         super().__init__()
         self.session, self.path, self.monitor, self.best = session, path, monitor, best
 
@@ -100,7 +98,7 @@ class BestCheckpoint(keras.callbacks.Callback):
 class LastCheckpoint(keras.callbacks.Callback):
     """After every epoch: the weights and the position in the recipe, for ``--resume``."""
 
-    def __init__(self, session: TrainingSession, state_at):
+    def __init__(self, session: RunState, state_at):
         super().__init__()
         self.session, self.state_at = session, state_at
 

@@ -49,6 +49,7 @@ from tlstudio.core.training.distill_inputs import (
 )
 from tlstudio.core.training.failures import TrainingError
 from tlstudio.core.training.recipe import batchnorm_momentum
+from tlstudio.core.training.run_state import RunState
 from tlstudio.core.training.session import TrainingSession
 
 PHASE = "distil"
@@ -157,7 +158,7 @@ def distill(
     return outcome
 
 
-def _train(session: TrainingSession, teacher: Path, settings: DistillSettings, unlabelled, started: float):
+def _train(session: RunState, teacher: Path, settings: DistillSettings, unlabelled, started: float):
     """Teacher probabilities, the student, its fit; returns the student with its best weights."""
     from tlstudio.core.results.evaluation import load_exported
 
@@ -224,7 +225,7 @@ def _train(session: TrainingSession, teacher: Path, settings: DistillSettings, u
     return student
 
 
-def _fit(session: TrainingSession, student, streams: dict, settings: DistillSettings, images: int) -> None:
+def _fit(session: RunState, student, streams: dict, settings: DistillSettings, images: int) -> None:
     """Adam on the distillation loss (cosine decay), the best weights on validation loss kept."""
     steps = math.ceil(images / settings.batch_size)
     # every layer trains, BatchNorm in training mode: its moving statistics must follow the weights
@@ -268,7 +269,7 @@ def _fit(session: TrainingSession, student, streams: dict, settings: DistillSett
         student.load_weights(session.checkpoint)
 
 
-def _unlabelled_paths(folder, session: TrainingSession, manifest: Manifest) -> list[Path]:
+def _unlabelled_paths(folder, session: RunState, manifest: Manifest) -> list[Path]:
     """The images of ``folder`` (sub-folders too); unusable files are named with the run's skipped files,
     and copies of a validation or test image (same content) are left out: they would leak."""
     if folder is None:

@@ -22,7 +22,7 @@ from tlstudio.core.training.failures import TrainingError
 
 if TYPE_CHECKING:
     from tlstudio.core.training.run_outcome import RunResult
-    from tlstudio.core.training.session import TrainingSession
+    from tlstudio.core.training.run_state import RunState
 
 MAX_HALVINGS = 5  # 32 → 16 → 8 → 4 → 2 → 1
 MIN_BATCH = 1
@@ -81,7 +81,7 @@ def out_of_memory_message(settings: TrainSettings, image_size: int | None, devic
     )
 
 
-def run_fitting_memory(session: TrainingSession, started: float) -> RunResult:
+def run_fitting_memory(session: RunState, started: float) -> RunResult:
     """``session.run_once`` on the run's device; after running out of memory, again at half the
     batch size while ``smaller_batch`` allows it, else a ``TrainingError`` that says what to change.
 
@@ -116,7 +116,7 @@ def run_fitting_memory(session: TrainingSession, started: float) -> RunResult:
             release_memory(session)
 
 
-def release_memory(session: TrainingSession) -> None:
+def release_memory(session: RunState) -> None:
     """Drop the failed attempt's model and graphs so the next attempt has the memory back."""
     session.model = None
     policy = keras.config.dtype_policy()

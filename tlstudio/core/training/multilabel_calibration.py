@@ -23,7 +23,7 @@ from tlstudio.core.results import run_folder as files
 from tlstudio.core.training.probe_multilabel import binary_cross_entropy, sigmoid
 
 if TYPE_CHECKING:
-    from tlstudio.core.training.session import TrainingSession
+    from tlstudio.core.training.run_state import RunState
 
 MIN_SCALE = 1e-3  # the slope stays positive: calibration must not reorder a label's images
 EPSILON = 1e-7
@@ -74,7 +74,7 @@ def fit_platt(logits: np.ndarray, truth: np.ndarray) -> tuple[float, float] | No
     return float(found.x[0]), float(found.x[1])
 
 
-def calibrate_multilabel(session: TrainingSession, model) -> dict[str, float]:
+def calibrate_multilabel(session: RunState, model) -> dict[str, float]:
     """Fit each label's Platt scaling on the validation split, bake it into the ``predictions`` layer
     (kernel·a, bias·a + b) and write ``RUN/calibration.json`` ({label: {"scale", "shift"}}).
 

@@ -15,11 +15,11 @@ from tlstudio.core.settings import MULTI_LABEL_THRESHOLD
 if TYPE_CHECKING:
     from tlstudio.core.data.split import Manifest
     from tlstudio.core.results.multilabel_evaluation import MultiLabelEvaluation
-    from tlstudio.core.training.session import TrainingSession
+    from tlstudio.core.training.run_state import RunState
 
 
 def evaluate_multilabel_entries(
-    session: TrainingSession, model, entries, thresholds: list[float], step: str
+    session: RunState, model, entries, thresholds: list[float], step: str
 ) -> MultiLabelEvaluation:
     """The model's scores on manifest entries (files that fail to load are named with the run's)."""
     from tlstudio.core.results.multilabel_evaluation import evaluate_multilabel_items
@@ -49,7 +49,7 @@ def evaluate_multilabel_entries(
     return evaluation
 
 
-def tune_on_validation(session: TrainingSession, model) -> list[float]:
+def tune_on_validation(session: RunState, model) -> list[float]:
     """Per-label thresholds of the highest F1 on the validation split (``MULTI_LABEL_THRESHOLD``
     without one), written to ``RUN/thresholds.json``.
 
@@ -70,7 +70,7 @@ def tune_on_validation(session: TrainingSession, model) -> list[float]:
     return thresholds
 
 
-def evaluate_test_multilabel(session: TrainingSession, model, test) -> dict[str, float]:
+def evaluate_test_multilabel(session: RunState, model, test) -> dict[str, float]:
     """The test split's scores at the tuned thresholds (``evaluation.json``, ``report.html``), as run
     metrics."""
     from tlstudio.core.results.multilabel_report import write_multilabel_report

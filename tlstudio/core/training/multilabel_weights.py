@@ -19,7 +19,7 @@ from tlstudio.core.data.health import IMBALANCE_WARNING_RATIO
 from tlstudio.core.settings import MULTI_LABEL_MAX_POS_WEIGHT
 
 if TYPE_CHECKING:
-    from tlstudio.core.training.session import TrainingSession
+    from tlstudio.core.training.run_state import RunState
 
 EPSILON = 1e-7  # probabilities are clipped to [ε, 1 - ε], as Keras' binary cross-entropy does
 
@@ -102,7 +102,7 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
         return {**super().get_config(), "pos_weight": self.pos_weight}
 
 
-def choose_for_run(session: TrainingSession, train) -> dict[int, float] | None:
+def choose_for_run(session: RunState, train) -> dict[int, float] | None:
     """Decide the run's class weights from ``settings.class_weights`` and its training split.
 
     Sets ``session.pos_weight`` (multi-label: the loss's per-label weights, or None) and

@@ -1,6 +1,6 @@
 """Running the recipe's phases on a session: the linear probe, an optimizer phase, WiSE-FT.
 
-Each runner takes the ``TrainingSession`` (its settings, split, datasets, history and checkpoint)
+Each runner takes the run (``run_state.RunState``) (its settings, split, datasets, history and checkpoint)
 and the best monitored value so far, and returns the new best: a phase only replaces the best
 checkpoint when it beats every earlier phase on validation loss.
 """
@@ -41,7 +41,7 @@ from tlstudio.core.training.schedules import WarmupCosine
 from tlstudio.core.training.soup import SoupCandidates, make_soup, record_skipped, soup_skipped, val_scores
 
 if TYPE_CHECKING:
-    from tlstudio.core.training.session import TrainingSession
+    from tlstudio.core.training.run_state import RunState
 
 
 # Restoring the best weights into a model whose optimizer has since made its variables: Keras warns
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer", category=UserWarning)
 
 
-def split_features(session: TrainingSession, model, train, val) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def split_features(session: RunState, model, train, val) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Cached features of the train and validation splits (computed once per content)."""
     extractor = feature_cache.feature_extractor(model)
     key = feature_cache.feature_key(extractor, session.manifest.fingerprint(), session.image_size)
@@ -70,12 +70,12 @@ def split_features(session: TrainingSession, model, train, val) -> dict[str, tup
     return out
 
 
-def _working(session: TrainingSession, step: str, total: int):
+def _working(session: RunState, step: str, total: int):
     """A progress callback that reports ``step`` as ``Working`` (images done of ``total``)."""
     return lambda done: session.emit(ev.Working(step, done, total))
 
 
-def run_recipe(session: TrainingSession, model, recipe: Recipe, train, val, class_weight) -> None:
+def run_recipe(session: RunState, model, recipe: Recipe, train, val, class_weight) -> None:
     """Run every phase (from where a resumed run stopped), then WiSE-FT; the best weights end up in
     ``model`` and in the best checkpoint."""
     folder = session.checkpoint.parent
@@ -136,7 +136,7 @@ def run_recipe(session: TrainingSession, model, recipe: Recipe, train, val, clas
         model.load_weights(session.checkpoint)
 
 
-def _escalate(session: TrainingSession, model, recipe: Recipe, train) -> Recipe:
+def _escalate(session: RunState, model, recipe: Recipe, train) -> Recipe:
     s = session.settings
     recipe = escalate_to_full_training(recipe, s, len(train))
     steps = math.ceil(len(train) / s.batch_size) * recipe.phases[1].epochs
@@ -145,7 +145,7 @@ def _escalate(session: TrainingSession, model, recipe: Recipe, train) -> Recipe:
 
 
 def run_probe(
-    session: TrainingSession,
+    session: RunState,
     model,
     phase: Phase,
     train,
@@ -216,7 +216,7 @@ def run_probe(
 
 
 def run_fit_phase(
-    session: TrainingSession,
+    session: RunState,
     model,
     phase: Phase,
     train,
@@ -360,7 +360,7 @@ def run_fit_phase(
 
 
 def interpolate(
-    session: TrainingSession, model, start: list[np.ndarray], end: list[np.ndarray], val, best: float
+    session: RunState, model, start: list[np.ndarray], end: list[np.ndarray], val, best: float
 ) -> dict[str, float]:
     """WiSE-FT: try (1 - α)·start + α·end for each α of ``WISE_ALPHAS``, keep the lowest validation
     loss, and save it as the best checkpoint when it beats ``best``. Returns the chosen α's scores."""

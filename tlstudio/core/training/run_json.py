@@ -9,11 +9,11 @@ from tlstudio.core.training import distribution
 
 if TYPE_CHECKING:
     from tlstudio.core.data.split import Manifest
-    from tlstudio.core.training.session import TrainingSession
+    from tlstudio.core.training.run_state import RunState
 
 
 def run_record(
-    session: TrainingSession,
+    session: RunState,
     status: str,
     started: float,
     manifest: Manifest | None,

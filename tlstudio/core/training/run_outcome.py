@@ -1,6 +1,6 @@
 """How a run ends: evaluated, calibrated, reported and exported — or stopped, failed, or failed to learn.
 
-Each function takes the ``TrainingSession`` whose run is ending.
+Each function takes the run (``run_state.RunState``) whose run is ending.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tlstudio.core.training.failures import hint_for, message_for, need_free_spa
 if TYPE_CHECKING:
     import keras
 
-    from tlstudio.core.training.session import TrainingSession
+    from tlstudio.core.training.run_state import RunState
 
 
 @dataclass
@@ -40,7 +40,7 @@ class RunResult:
     primary: bool = True  # False: nothing to record (another worker of a cluster, or no start)
 
 
-def complete(session: TrainingSession, model, started: float, status: str) -> RunResult:
+def complete(session: RunState, model, started: float, status: str) -> RunResult:
     manifest, size, test = session.manifest, session.image_size, session.manifest.subset("test")
     metrics: dict[str, float] = {}
     if session.best_epoch is not None:
@@ -121,7 +121,7 @@ def complete(session: TrainingSession, model, started: float, status: str) -> Ru
     return RunResult(status, session.run_dir, metrics, export_dir, model=model)
 
 
-def finish_stopped(session: TrainingSession, started: float) -> RunResult:
+def finish_stopped(session: RunState, started: float) -> RunResult:
     if not session.checkpoint.is_file():
         message = "stopped before the first epoch finished: no weights worth keeping"
         session.write_status("stopped", started, session.manifest, session.image_size, message=message)
@@ -132,7 +132,7 @@ def finish_stopped(session: TrainingSession, started: float) -> RunResult:
     return complete(session, session.model, started, "stopped")
 
 
-def refused_before_claim(session: TrainingSession) -> RunResult | None:
+def refused_before_claim(session: RunState) -> RunResult | None:
     """A failed result when the run cannot use its backbone: ImageNet weights neither cached nor
     downloadable, or a SavedModel backbone whose function reaches outside the model (files, Python).
     Checked before the run folder is claimed, so no failed run is left behind and nothing of the
@@ -154,7 +154,7 @@ def refused_before_claim(session: TrainingSession) -> RunResult | None:
     return None
 
 
-def finish_failed(session: TrainingSession, err: Exception, started: float) -> RunResult:
+def finish_failed(session: RunState, err: Exception, started: float) -> RunResult:
     message = message_for(err)
     hint = hint_for(err)
     checkpoint = str(session.checkpoint) if session.checkpoint.is_file() else None
@@ -166,7 +166,7 @@ def finish_failed(session: TrainingSession, err: Exception, started: float) -> R
     return RunResult("failed", session.run_dir, error=message, primary=session.primary)
 
 
-def evaluate_entries(session: TrainingSession, model, entries, step: str = "evaluating on the test split"):
+def evaluate_entries(session: RunState, model, entries, step: str = "evaluating on the test split"):
     from tlstudio.core.results.evaluation import evaluate_items
 
     def progress(done: int, total: int) -> None:
@@ -192,7 +192,7 @@ def evaluate_entries(session: TrainingSession, model, entries, step: str = "eval
     return evaluation
 
 
-def calibrate(session: TrainingSession, model) -> dict[str, float]:
+def calibrate(session: RunState, model) -> dict[str, float]:
     """Temperature scaling on the validation split, baked into the output layer: softmax(z / T)
     is the same as dividing the last Dense layer's kernel and bias by T."""
     from tlstudio.core.results.metrics import apply_temperature, fit_temperature, log_loss, reliability
@@ -214,7 +214,7 @@ def calibrate(session: TrainingSession, model) -> dict[str, float]:
     }
 
 
-def evaluate_test(session: TrainingSession, model, test) -> dict[str, float]:
+def evaluate_test(session: RunState, model, test) -> dict[str, float]:
     """Every metric on the test split: evaluation.json and report.html in the run folder."""
     from tlstudio.core.results.gradcam import GradCam, GradCamError
     from tlstudio.core.results.report import write_report
@@ -257,7 +257,7 @@ def evaluate_test(session: TrainingSession, model, test) -> dict[str, float]:
 
 
 def metadata(
-    session: TrainingSession, manifest: Manifest, metrics: dict[str, float], size: int
+    session: RunState, manifest: Manifest, metrics: dict[str, float], size: int
 ) -> dict[str, object]:
     return {
         "classes": manifest.classes,
@@ -272,7 +272,7 @@ def metadata(
     } | ({"thresholds": session.thresholds} if manifest.multi_label else {})
 
 
-def samples(session: TrainingSession, manifest: Manifest, size: int) -> np.ndarray:
+def samples(session: RunState, manifest: Manifest, size: int) -> np.ndarray:
     from tlstudio.core.data.pipeline import load_for_model
 
     arrays = []

@@ -13,10 +13,10 @@ from tlstudio.core.training.failures import TrainingError
 from tlstudio.core.training.small_folder import apply_small_folder_rule
 
 if TYPE_CHECKING:
-    from tlstudio.core.training.session import TrainingSession
+    from tlstudio.core.training.run_state import RunState
 
 
-def run_manifest(session: TrainingSession) -> Manifest:
+def run_manifest(session: RunState) -> Manifest:
     """The run's manifest, checked against the files and saved in the run folder.
 
     Args:

@@ -25,7 +25,7 @@ from tlstudio.core.training.fit_scores import scores
 
 if TYPE_CHECKING:
     from tlstudio.core.training.recipe import Phase
-    from tlstudio.core.training.session import TrainingSession
+    from tlstudio.core.training.run_state import RunState
 
 SKIP_SMALL_FOLDER = "no validation split to choose the ingredients on (the small-folder rule trains on it)"
 SKIP_NO_VALIDATION = "no validation split to choose the ingredients on"
@@ -174,7 +174,7 @@ def val_scores(model, dataset, pos_weight: np.ndarray | None = None) -> dict[str
     return scores(np.concatenate(probs), np.concatenate(labels), "val_", pos_weight)
 
 
-def soup_skipped(session: TrainingSession, phase: Phase, val) -> str | None:
+def soup_skipped(session: RunState, phase: Phase, val) -> str | None:
     """Why the fine-tune phase cannot make a soup (recorded and said), or None when it can."""
     if not val:
         return SKIP_SMALL_FOLDER if session.small_folder else SKIP_NO_VALIDATION
@@ -185,14 +185,14 @@ def soup_skipped(session: TrainingSession, phase: Phase, val) -> str | None:
     return None
 
 
-def record_skipped(session: TrainingSession, why: str) -> None:
+def record_skipped(session: RunState, why: str) -> None:
     """A soup that could not be made: run.json and history.json say why, and so does the run."""
     session.soup = {"used": False, "skipped": why}
     session.history["soup"] = session.soup
     session.emit(ev.Souped([], 0, math.nan, math.nan, math.nan, math.nan, why))
 
 
-def make_soup(session: TrainingSession, model, val, best: float) -> float:
+def make_soup(session: RunState, model, val, best: float) -> float:
     """The greedy soup of the fine-tune phase's kept epochs into ``model``; saved as the best
     checkpoint when it beats ``best`` (validation loss). Returns the new best."""
     kept, session.soup_candidates = session.soup_candidates, None
