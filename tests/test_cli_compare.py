@@ -95,3 +95,19 @@ def test_runs_tensorboard_says_how_to_get_it_when_missing(tmp_path, capsys, monk
     assert main(["runs", str(runs), "--tensorboard"]) == 1
     err = capsys.readouterr().err
     assert "pip install tensorboard" in err and f"--logdir '{runs}'" in err
+
+
+def test_compare_refuses_what_a_candidate_cannot_run_before_any_work(
+    colour_data, tiny_backbone_file, tmp_path, capsys
+):
+    """Each candidate's settings are checked up front, as `train` checks its own: the first candidate
+    must not train for an hour before the second is refused."""
+    out = tmp_path / "cmp"
+    last4 = ["--probe-features", "last4", "--fine-tune-epochs", "0"]  # a CNN has no class tokens
+    code = main(
+        ["compare", str(colour_data), "--backbones", str(tiny_backbone_file), "--out", str(out), *last4]
+    )
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "last4 needs a KerasHub ViT" in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()

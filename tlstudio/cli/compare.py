@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if (why := folder_only_problem(args.data_dir, "compare")) is not None:
         return fail("compare", why, 2)
     quiet_tensorflow()
+    from tlstudio.cli.train import settings_problem
     from tlstudio.core.data.health import inspect_folder
     from tlstudio.core.data.split import Manifest, SplitConfig, make_split
     from tlstudio.core.training.comparison import candidates_for, compare, format_table
@@ -50,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
     plans = [p.strip() for p in args.plans.split(",") if p.strip()] if args.plans else None
     try:
         candidates = candidates_for(settings_from_args(args, backbones[0]), backbones, plans, args.baseline)
+        for c in candidates:  # every candidate before any of them trains (hours may pass before the last)
+            if (why := settings_problem(c.settings)) is not None:
+                return fail("compare", f"{c.name}: {why}", 2)
         if args.manifest:
             manifest = Manifest.load(args.manifest)
         else:

@@ -97,17 +97,25 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:
         return fail("train", str(err), 2)
     quiet_tensorflow()
-    if (why := image_size_problem(settings) or peft_problem(settings)) is not None:  # before any folder
-        return fail("train", why, 2)
-    from tlstudio.core.backbone.block_tokens import probe_features_problem
-
-    if (why := probe_features_problem(settings)) is not None:
+    if (why := settings_problem(settings)) is not None:  # before any folder
         return fail("train", why, 2)
     if args.folds is not None:
         return run_folds(args, settings)
     return run_training(
         settings, args.data_dir, args.out, args.manifest, overwrite=args.overwrite, as_json=args.json
     )
+
+
+def settings_problem(settings) -> str | None:
+    """Why these settings cannot run on their backbone, asked before any folder is read: the image
+    size, ``--peft lora`` and ``--probe-features last4`` (``train``, ``train --project``, ``compare``).
+
+    Returns:
+        A one-line reason, or None.
+    """
+    from tlstudio.core.backbone.block_tokens import probe_features_problem
+
+    return image_size_problem(settings) or peft_problem(settings) or probe_features_problem(settings)
 
 
 def peft_problem(settings) -> str | None:
@@ -244,11 +252,7 @@ def train_project(args: argparse.Namespace) -> int:
             2,
         )
     quiet_tensorflow()
-    if (why := image_size_problem(project.settings) or peft_problem(project.settings)) is not None:
-        return fail("train", f"{args.project}: {why}", 2)
-    from tlstudio.core.backbone.block_tokens import probe_features_problem
-
-    if (why := probe_features_problem(project.settings)) is not None:
+    if (why := settings_problem(project.settings)) is not None:
         return fail("train", f"{args.project}: {why}", 2)
     settings = project.settings  # where it runs is this machine's business: --strategy and --device
     if args.strategy != "default":
