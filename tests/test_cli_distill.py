@@ -79,6 +79,10 @@ def test_distill_writes_a_run_that_names_its_teacher_and_agrees_with_it(distille
     assert cached["probabilities"].shape[1] == len(info["classes"])
     assert (cached["labels"] == -1).sum() == 6  # the new unlabelled images: not the broken one, not the copy
     assert not any(str(p).endswith("leak.png") for p in cached["paths"])
+    # its card says what it was distilled from and how it agrees (it was written before that was known)
+    text = (out / "MODEL_CARD.md").read_text()
+    assert "## Distillation" in text and "agreement with the teacher" in text
+    assert f"{c['agreement']:.3f}" in text and "unlabelled images" in text
 
 
 @pytest.mark.slow

@@ -233,3 +233,38 @@ def test_records_edited_by_hand_into_nonsense_still_give_a_card(tmp_path):
     test = text.split("## Test results")[1].split("## Calibration")[0]
     assert "No test split" in test and "a\\|b" not in test
     assert write_run_card(run) == run / RUN_CARD
+
+
+def test_a_students_cards_are_refreshed_with_its_teacher(tmp_path):
+    """``distill`` records the teacher in run.json after the cards were written; ``refresh_cards`` writes
+    the run's card and the export set's again with a Distillation section, and other runs have none."""
+    from tlstudio.core.deploy.model_card import refresh_cards
+
+    assert "## Distillation" not in model_card(tmp_path)
+    record = {
+        "status": "completed",
+        "distilled_from": "/runs/teacher",
+        "distillation": {
+            "student": "MobileNetV3Small",
+            "student_weights": "none",
+            "temperature": 4.0,
+            "soft_weight": 0.9,
+            "unlabelled": "/photos/more",
+        },
+        "teacher_comparison": {
+            "test_images": 30,
+            "agreement": 0.967,
+            "agreement_interval": [0.833, 0.994],
+            "latency_ratio": 0.18,
+            "size_ratio": 0.31,
+        },
+    }
+    (tmp_path / files.RUN_JSON).write_text(json.dumps(record))
+    (tmp_path / files.EXPORT).mkdir()
+    (tmp_path / files.EXPORT / SET_CARD).write_text("the card written with the export set")
+    refresh_cards(tmp_path)
+    for card in (tmp_path / RUN_CARD, tmp_path / files.EXPORT / SET_CARD):
+        text = card.read_text()
+        assert "## Distillation" in text and "`/runs/teacher`" in text, card
+        assert "MobileNetV3Small" in text and "0.967 (0.833–0.994)" in text and "latency × 0.180" in text
+        assert "unlabelled images in `/photos/more`" in text

@@ -18,13 +18,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
 
 from tlstudio.core import atomic
 from tlstudio.core.data.split import SPLITS, Manifest
-from tlstudio.core.deploy.model_card_text import escape, exports_section, number
+from tlstudio.core.deploy.model_card_text import distillation_section, escape, exports_section, number
 from tlstudio.core.results import run_folder as files
 from tlstudio.core.results.metrics import headline, wilson_interval
 from tlstudio.core.results.run_history import describe_weights, read_json, shown_metric
@@ -75,6 +76,7 @@ def model_card(run_dir: str | os.PathLike[str], exports: list[dict] | None = Non
         lines += ["", f"Trained {escape(info['started'])} on {escape(device)}."]
     lines += _data(info, settings, manifest)
     lines += _recipe(info, settings, metrics, history)
+    lines += distillation_section(info)
     lines += _test(metrics, evaluation)
     lines += _calibration(metrics)
     lines += exports_section(exports)
@@ -90,6 +92,16 @@ def write_run_card(run_dir: str | os.PathLike[str]) -> Path | None:
         return atomic.write_text(Path(run_dir) / RUN_CARD, model_card(run_dir))
     except (OSError, ValueError, TypeError):
         return None
+
+
+def refresh_cards(run_dir: str | os.PathLike[str]) -> None:
+    """Write the run's card again, and its export set's when there is one, after ``run.json`` gained
+    facts the first cards could not know (a student's teacher, recorded after its export)."""
+    run = Path(run_dir)
+    write_run_card(run)
+    if (run / files.EXPORT / SET_CARD).is_file():
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            atomic.write_text(run / files.EXPORT / SET_CARD, model_card(run))
 
 
 def card_path(run_dir: str | os.PathLike[str]) -> Path | None:

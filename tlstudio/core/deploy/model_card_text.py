@@ -77,3 +77,38 @@ def _size(n: object) -> str:
     if not isinstance(n, (int, float)):
         return "—"
     return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.0f} KB"
+
+
+def distillation_section(info: dict) -> list[str]:
+    """The Distillation section of a student's card (``run.json``'s ``distilled_from``,
+    ``distillation`` and ``teacher_comparison``, which ``tlstudio distill`` records); none for other runs."""
+    if not info.get("distilled_from"):
+        return []
+    how = info.get("distillation") or {}
+    out = ["", "## Distillation", "", f"Distilled from the run `{escape(info['distilled_from'])}`: "]
+    out[-1] += (
+        f"student {escape(how.get('student', '?'))} ({escape(how.get('student_weights', '?'))} weights), "
+        f"temperature {escape(how.get('temperature', '?'))}, "
+        f"soft-label weight {escape(how.get('soft_weight', '?'))}, "
+        + (
+            f"plus the unlabelled images in `{escape(how['unlabelled'])}`."
+            if how.get("unlabelled")
+            else "labelled images only."
+        )
+    )
+    c = info.get("teacher_comparison") or {}
+    if "agreement" in c:
+        low, high = c["agreement_interval"]
+        out += [
+            "",
+            f"Top-1 agreement with the teacher on {c.get('test_images', '?')} test images: "
+            f"{number(c['agreement'])} ({number(low)}–{number(high)}).",
+        ]
+    ratios = [
+        f"{what} × {number(c[key])}"
+        for what, key in (("latency", "latency_ratio"), ("size", "size_ratio"))
+        if c.get(key)
+    ]
+    if ratios:
+        out.append("Student / teacher: " + ", ".join(ratios) + ".")
+    return out

@@ -155,6 +155,10 @@ def distill(
         from tlstudio.core.training.distill_check import record
 
         record(session.run_dir, teacher, settings, unlabelled, {})
+    if result.status != "failed":  # the cards were written before the teacher was recorded
+        from tlstudio.core.deploy.model_card import refresh_cards
+
+        refresh_cards(session.run_dir)
     return outcome
 
 
